@@ -1,0 +1,47 @@
+# koemo: the two commands a researcher needs are `make demo` and `make test`.
+# Both call `make setup`, which is idempotent: it rebuilds .venv only when
+# pyproject.toml or requirements/*.txt changed since the last successful setup.
+
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.koemo-setup-stamp
+WORKDIR ?= data/demo
+CONFIG  ?= configs/demo.yaml
+
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export PYTHONUNBUFFERED = 1
+
+.PHONY: setup test test-fast demo bench clean help
+
+help:
+	@echo "make setup  - create .venv and install koemo (idempotent)"
+	@echo "make test   - set up, then run the test suite"
+	@echo "make demo   - set up, then run the whole pipeline on the bundled synthetic corpus"
+	@echo "make bench  - set up, then run the benchmarks (writes benchmarks/results/)"
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements/local.txt requirements/dev-lock.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements/local.txt
+	$(BIN)/python -m pip install --quiet -r requirements/local.txt -r requirements/dev-lock.txt -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+test: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow"
+
+demo: setup
+	$(BIN)/koemo reproduce --config $(CONFIG) --synthetic --workdir $(WORKDIR) --out paper/demo
+
+bench: setup
+	$(BIN)/python -m benchmarks --out benchmarks/results
+
+clean:
+	rm -rf $(WORKDIR) .pytest_cache

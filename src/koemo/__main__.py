@@ -1,0 +1,5 @@
+import sys
+
+from koemo.cli import main
+
+sys.exit(main())

@@ -1,0 +1,45 @@
+"""The `koemo` command line. Each sub-command lives in `koemo/commands/<name>.py` and exposes
+`register(subparsers)`; modules there are discovered automatically. Command modules import heavy
+libraries (torch, transformers) inside their run function so `koemo --help` stays fast."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from koemo import __version__, commands
+
+
+class UserError(Exception):
+    """An error caused by the user's input: printed as one clear line, no traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="koemo", description="Korean multimodal speech emotion recognition (KEMDy20).")
+    parser.add_argument("--version", action="version", version=f"koemo {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"koemo.commands.{info.name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        result = args.func(args)
+    except (UserError, FileNotFoundError, ValueError) as err:
+        # Known input problems: one readable line naming the file and the problem.
+        print(f"koemo {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

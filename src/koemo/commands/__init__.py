@@ -1,0 +1,1 @@
+"""One module per `koemo` sub-command; see koemo.cli."""

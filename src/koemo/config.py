@@ -1,0 +1,156 @@
+"""Experiment configuration: one YAML file per experiment, with `base:` inheritance.
+
+A config is a plain nested dict. `load_config` resolves `base:` chains (paths relative to the
+including file), applies `key.sub=value` overrides from the command line, and validates the
+few invariants everything else relies on. `fingerprint` hashes a sub-tree so on-disk caches
+(features, text states) are keyed by exactly the settings that shape them.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+
+
+class ConfigError(ValueError):
+    """A config file is missing, malformed or inconsistent."""
+
+
+def _deep_merge(base: dict, override: Mapping) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def resolve_config_path(name_or_path: str | Path) -> Path:
+    """Accept a path, or a bare name such as `paper` for `configs/paper.yaml`."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    for candidate in (CONFIG_DIR / path, CONFIG_DIR / f"{path}.yaml"):
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"config not found: {name_or_path} (looked in . and {CONFIG_DIR})")
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    path = path.resolve()
+    if path in seen:
+        raise ConfigError(f"{path}: circular `base:` chain")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    return _deep_merge(_read_yaml((path.parent / base), seen + (path,)), raw)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`train.audio.epochs=3` -> (['train','audio','epochs'], 3); values parse as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key.sub=value")
+    key, value = text.split("=", 1)
+    return key.strip().split("."), yaml.safe_load(value)
+
+
+def apply_overrides(cfg: dict, overrides: Iterable[str]) -> dict:
+    cfg = copy.deepcopy(cfg)
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = cfg
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {text!r}: {key} is not a mapping")
+        node[keys[-1]] = value
+    return cfg
+
+
+def validate(cfg: dict) -> dict:
+    for section in ("data", "features", "text", "models", "fixes", "train"):
+        if section not in cfg:
+            raise ConfigError(f"config {cfg.get('name', '?')}: missing section `{section}`")
+    feats, models = cfg["features"], cfg["models"]
+    if feats["n_mels"] % 4:
+        raise ConfigError("features.n_mels must be divisible by 4 (two stride-2 convolutions)")
+    audio_dim = models["audio"]["conv_channels"][-1] * feats["n_mels"] // 4
+    if audio_dim != models["d_model"]:
+        raise ConfigError(
+            f"models.d_model={models['d_model']} but the audio extractor gives "
+            f"conv_channels[-1] * n_mels / 4 = {audio_dim}")
+    for stage in ("audio", "text", "multimodal"):
+        heads = models[stage]["num_heads"]
+        if models["d_model"] % heads:
+            raise ConfigError(f"models.d_model must be divisible by models.{stage}.num_heads")
+    if cfg["data"]["protocol"] not in ("paper", "session", "cv5"):
+        raise ConfigError(f"data.protocol must be paper, session or cv5, not {cfg['data']['protocol']!r}")
+    return cfg
+
+
+def load_config(name_or_path: str | Path = "paper", overrides: Iterable[str] = ()) -> dict:
+    """Load a config by name or path, resolve `base:`, apply overrides, validate."""
+    path = resolve_config_path(name_or_path)
+    cfg = apply_overrides(_read_yaml(path), overrides)
+    cfg.setdefault("name", path.stem)
+    return validate(cfg)
+
+
+def fingerprint(obj: Any, length: int = 12) -> str:
+    """Stable short hash of any JSON-serialisable value (dict key order does not matter)."""
+    blob = json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:length]
+
+
+def feature_fingerprint(cfg: dict) -> str:
+    """Only the settings that change the stored mel+delta arrays."""
+    keys = ("backend", "sample_rate", "n_mels", "n_fft", "hop_length", "fmin", "fmax",
+            "top_db", "delta_width", "max_frames", "store_dtype")
+    return fingerprint({k: cfg["features"][k] for k in keys})
+
+
+_VERSIONED = ("koemo", "torch", "torchaudio", "transformers", "sentencepiece", "librosa",
+              "numpy", "pandas", "scikit-learn", "safetensors")
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for name in _VERSIONED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def run_record(cfg: dict, seed: int | None = None, **extra: Any) -> dict:
+    """What every run writes next to its outputs: config, seed and library versions."""
+    return {"config": cfg, "seed": cfg.get("seed") if seed is None else seed,
+            "versions": library_versions(), **extra}
+
+
+def save_run_record(directory: str | Path, cfg: dict, seed: int | None = None, **extra: Any) -> Path:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "run.json"
+    path.write_text(json.dumps(run_record(cfg, seed, **extra), indent=2, ensure_ascii=False,
+                               default=str), encoding="utf-8")
+    with open(directory / "config.yaml", "w", encoding="utf-8") as fh:
+        yaml.safe_dump(cfg, fh, allow_unicode=True, sort_keys=False)
+    return path
