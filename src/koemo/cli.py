@@ -8,11 +8,10 @@ import importlib
 import pkgutil
 import sys
 
+import os
+
 from koemo import __version__, commands
-
-
-class UserError(Exception):
-    """An error caused by the user's input: printed as one clear line, no traceback."""
+from koemo.errors import KoemoInputError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,8 +33,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         result = args.func(args)
-    except (UserError, FileNotFoundError, ValueError) as err:
+    except (KoemoInputError, FileNotFoundError) as err:
         # Known input problems: one readable line naming the file and the problem.
+        # KOEMO_DEBUG=1 shows the traceback instead.
+        if os.environ.get("KOEMO_DEBUG"):
+            raise
         print(f"koemo {args.command}: error: {err}", file=sys.stderr)
         return 1
     return int(result or 0)

@@ -1,0 +1,38 @@
+"""Shared fixtures. The synthetic corpus and its prepared workdir are built once per test
+session (tiny: a few sessions), so each test module stays fast."""
+from __future__ import annotations
+
+import os
+
+# Before transformers is imported anywhere: never wait on an unreachable model hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest  # noqa: E402
+
+TINY_SESSIONS = 3
+TINY_UTTERANCES = 40
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    from koemo.config import load_config
+    return load_config("tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory):
+    """A read-only synthetic KEMDy20-format corpus. Copy it before corrupting anything."""
+    from koemo.synth import write_corpus
+    root = tmp_path_factory.mktemp("corpus") / "KEMDy20_v1_1"
+    write_corpus(root, sessions=TINY_SESSIONS, seed=0, utterances_per_session=TINY_UTTERANCES)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_workdir(tmp_path_factory, tiny_corpus, tiny_config):
+    """`koemo prepare` run once on the tiny corpus with the tiny config."""
+    from koemo.dataset.prepare import prepare
+    workdir = tmp_path_factory.mktemp("work")
+    prepare(tiny_corpus, workdir, tiny_config)
+    return workdir
