@@ -10,8 +10,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import pytest  # noqa: E402
 
-TINY_SESSIONS = 3
-TINY_UTTERANCES = 40
+TINY_SESSIONS = 5
+TINY_UTTERANCES = 24
 
 
 @pytest.fixture(scope="session")
