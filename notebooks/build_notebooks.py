@@ -1,0 +1,203 @@
+"""Writes the numbered notebooks from the cell lists below, so they share one header and stay thin.
+
+Run `python notebooks/build_notebooks.py` after editing; `tests/test_notebooks.py` fails when a
+committed notebook differs from what this script writes. Notebooks are committed without outputs.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+
+PARAMETERS = '''\
+# Parameters (papermill overrides these; `koemo reproduce` passes absolute paths)
+CONFIG = "paper"          # a name in configs/ or a path to a YAML file
+DATA_ROOT = ""            # your KEMDy20 copy: the folder holding annotation/ and wav/
+WORKDIR = "data/work"     # prepared table, feature/text caches, training runs
+OUT = "paper"             # tables, figures and the run record
+SYNTHETIC = False         # True: use the bundled synthetic KEMDy20-format corpus instead
+OVERRIDES = []            # config overrides, e.g. ["train.audio.epochs=2"]
+PROGRESS = True           # progress bars
+# Colab only: where to install koemo from (a clone of this repo on Drive, or its git URL)
+KOEMO_SOURCE = "/content/drive/MyDrive/koemo"
+MOUNT_DRIVE = True'''
+
+SETUP = '''\
+import sys, subprocess
+if "google.colab" in sys.modules:  # Colab: mount Drive, install koemo (keeps Colab's torch)
+    if MOUNT_DRIVE:
+        from google.colab import drive
+        drive.mount("/content/drive")
+    spec = KOEMO_SOURCE if KOEMO_SOURCE.startswith("git+") else ["-e", KOEMO_SOURCE]
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    *([spec] if isinstance(spec, str) else spec)], check=True)
+
+from IPython.display import Markdown, display
+import koemo.notebook
+ctx = koemo.notebook.start(CONFIG, WORKDIR, OUT, DATA_ROOT, SYNTHETIC, OVERRIDES)
+cfg = ctx.cfg
+print(f"config {cfg['name']}: workdir {ctx.workdir}, outputs {ctx.out}")'''
+
+
+def _show(name: str) -> str:
+    return f'display(Markdown(koemo.report.markdown_table({name})))'
+
+
+NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
+    "1-1_data_aggregation": (
+        "Read KEMDy20 (annotations, transcripts, wavs), pair them by Segment ID, apply the label "
+        "policy, compute mel + delta features, and report every dropped row. Also the paper's "
+        "statistics: Welch ANOVA of arousal and valence by emotion.",
+        [
+            "from koemo.dataset.prepare import prepare\nimport koemo.report\n"
+            "result = prepare(ctx.corpus_root(), ctx.workdir, cfg, progress=PROGRESS)\n"
+            "table = result.table\nprint(result.report_text if hasattr(result, 'report_text') else '')",
+            "summary = koemo.report.data_summary(ctx.workdir, cfg)\n"
+            "koemo.report.save_tables(summary, ctx.tables, prefix='data_')\n"
+            "for name, frame in summary.items():\n    display(Markdown(f'**{name}**'))\n"
+            "    display(Markdown(koemo.report.markdown_table(frame)))",
+            "statistics = koemo.report.welch_tables(table, cfg)\n"
+            "koemo.report.save_tables(statistics, ctx.tables, prefix='statistics_')\n"
+            "for name, frame in statistics.items():\n    display(Markdown(f'**{name}**'))\n"
+            "    display(Markdown(koemo.report.markdown_table(frame)))",
+            "import koemo.plots\nkoemo.plots.duration_histogram(table, ctx.figures / 'durations.png')",
+        ],
+    ),
+    "1-2_augmentation_split": (
+        "The three protocols (the paper's random utterance split, a speaker-independent session "
+        "hold-out, and five session folds), their sizes beside the paper's, and the minority-class "
+        "augmentation of the training set (text swap/delete, frequency masking).",
+        [
+            "import koemo.report\n"
+            "splits = koemo.report.split_tables(ctx.workdir, cfg)\n"
+            "koemo.report.save_tables(splits, ctx.tables, prefix='splits_')\n"
+            "for name, frame in splits.items():\n    display(Markdown(f'**{name}**'))\n"
+            "    display(Markdown(koemo.report.markdown_table(frame)))",
+            "import koemo.plots\n"
+            "koemo.plots.augmentation_examples(ctx.workdir, cfg, ctx.figures / 'augmentation.png')",
+        ],
+    ),
+    "1-3_biosignal_analysis": (
+        "The original's bio-signal step in Python: per-utterance TEMP and EDA series, DTW k-means "
+        "(k = 5 and k = 2..10 with silhouettes), and whether clusters or levels relate to emotion. "
+        "The conclusion is computed from the data.",
+        [
+            "from koemo import biosignals\n"
+            "report = biosignals.analyse(ctx.corpus_root(), seed=cfg['seed'])\n"
+            "biosignals.write_report(report, ctx.out / 'biosignals')\n"
+            "for line in report.conclusions if hasattr(report, 'conclusions') else []:\n"
+            "    print(line)",
+        ],
+    ),
+    "2-1_audio_arousal": (
+        "Train the audio regressor (mel + delta -> arousal) for every protocol, variant "
+        "(faithful / corrected) and seed in the config, plus the n_layers ablation.",
+        [
+            "import koemo.experiments as ex, koemo.report\n"
+            "runs = ex.run_plan(ex.main_plan(cfg, stages=['audio']), ctx.workdir, progress=PROGRESS)\n"
+            "ablation = ex.run_plan(ex.layer_ablation_plan(cfg, 'audio'), ctx.workdir, progress=PROGRESS)",
+            "tables = koemo.report.regressor_tables(runs, ablation, 'audio')\n"
+            "koemo.report.save_tables(tables, ctx.tables, prefix='audio_')\n"
+            "for name, frame in tables.items():\n    display(Markdown(f'**{name}**'))\n"
+            "    display(Markdown(koemo.report.markdown_table(frame)))",
+        ],
+    ),
+    "3-1_text_valence": (
+        "Train the text regressor (frozen KoBERT states -> valence). KoBERT runs once per text: "
+        "its states are cached on disk. Same protocols, variants, seeds and ablation as 2-1.",
+        [
+            "import koemo.experiments as ex, koemo.report\n"
+            "runs = ex.run_plan(ex.main_plan(cfg, stages=['text']), ctx.workdir, progress=PROGRESS)\n"
+            "ablation = ex.run_plan(ex.layer_ablation_plan(cfg, 'text'), ctx.workdir, progress=PROGRESS)",
+            "tables = koemo.report.regressor_tables(runs, ablation, 'text')\n"
+            "koemo.report.save_tables(tables, ctx.tables, prefix='text_')\n"
+            "for name, frame in tables.items():\n    display(Markdown(f'**{name}**'))\n"
+            "    display(Markdown(koemo.report.markdown_table(frame)))",
+        ],
+    ),
+    "4-1_multimodal_classifier": (
+        "Train the multimodal classifier (attention + LSTM over both regressors' frozen attention "
+        "outputs) for every protocol, variant and seed, plus the audio/text n_layers combinations.",
+        [
+            "import koemo.experiments as ex, koemo.report\n"
+            "runs = ex.run_plan(ex.main_plan(cfg), ctx.workdir, progress=PROGRESS)\n"
+            "combos = ex.run_plan(ex.combination_plan(cfg), ctx.workdir, progress=PROGRESS)\n"
+            "runs.to_csv(ctx.tables / 'runs_main.csv', index=False)\n"
+            "combos.to_csv(ctx.tables / 'runs_combinations.csv', index=False)",
+            "tables = koemo.report.classifier_tables(runs, combos)\n"
+            "koemo.report.save_tables(tables, ctx.tables, prefix='multimodal_')\n"
+            "for name, frame in tables.items():\n    display(Markdown(f'**{name}**'))\n"
+            "    display(Markdown(koemo.report.markdown_table(frame)))",
+        ],
+    ),
+    "5-1_paper_tables": (
+        "The paper's tables with the paper's reported numbers beside ours: final test metrics "
+        "(batch-averaged the paper's way and over the whole set), per-class recall and precision, "
+        "confusion matrices, regressors, ablations, statistics and the majority-class baseline.",
+        [
+            "import koemo.report\n"
+            "page = koemo.report.write_paper_page(ctx.workdir, cfg, ctx.out)\n"
+            "display(Markdown(page.read_text(encoding='utf-8')))",
+        ],
+    ),
+    "5-2_fusion_study": (
+        "Fusion ablation on the same folds and frozen regressors: audio-only, text-only, early "
+        "fusion, late fusion, merge by sum, tensor fusion and the paper's attention + LSTM fusion.",
+        [
+            "import koemo.experiments as ex, koemo.report, koemo.plots\n"
+            "runs = ex.run_plan(ex.fusion_plan(cfg), ctx.workdir, progress=PROGRESS)\n"
+            "runs.to_csv(ctx.tables / 'runs_fusion.csv', index=False)",
+            "tables = koemo.report.fusion_tables(runs)\n"
+            "koemo.report.save_tables(tables, ctx.tables, prefix='fusion_')\n"
+            "koemo.plots.fusion_figure(tables['fusion'], ctx.figures / 'fusion.png')\n"
+            "display(Markdown(koemo.report.markdown_table(tables['fusion'])))",
+        ],
+    ),
+}
+
+
+def build(name: str, intro: str, cells: list[str]) -> nbformat.NotebookNode:
+    title = name.replace("_", " ", 1).replace("_", " ")
+    nb = new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    nb.cells.append(new_markdown_cell(
+        f"# {title}\n\n{intro}\n\nRun locally (`koemo reproduce` runs every notebook in order) "
+        "or on Colab (set `KOEMO_SOURCE` and `DATA_ROOT` below). All work happens in the "
+        "`koemo` package; this notebook only calls it."))
+    params = new_code_cell(PARAMETERS)
+    params.metadata["tags"] = ["parameters"]
+    nb.cells += [params, new_code_cell(SETUP)]
+    nb.cells += [new_code_cell(source) for source in cells]
+    for index, cell in enumerate(nb.cells):
+        cell["id"] = f"{name[:3]}-{index}"  # stable ids: rebuilding gives identical files
+    return nb
+
+
+def render(name: str) -> str:
+    intro, cells = NOTEBOOKS[name]
+    return nbformat.writes(build(name, intro, cells)) + "\n"
+
+
+def main(check: bool = False) -> int:
+    stale = []
+    for name in NOTEBOOKS:
+        path = HERE / f"{name}.ipynb"
+        text = render(name)
+        if check:
+            if not path.is_file() or path.read_text(encoding="utf-8") != text:
+                stale.append(path.name)
+        else:
+            path.write_text(text, encoding="utf-8")
+    if stale:
+        print("out of date (run python notebooks/build_notebooks.py):", ", ".join(stale))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(check="--check" in sys.argv))

@@ -1,0 +1,169 @@
+"""The experiment matrix behind `koemo reproduce`: which runs to train and how to collect them.
+
+A *plan* is a list of `RunSpec`s: one training stage, one config variant (faithful/corrected or
+an ablation), one split (paper protocol or a cv5 fold) and one seed. `run_plan` trains what is
+missing (every stage is resumable and a finished run is skipped), and `collect` reads each
+run's `test_metrics.json` back into one table. Notebooks 2-1 .. 5-2 only call these.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+REGRESSOR_STAGES = ("audio", "text")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    stage: str                 # audio | text | multimodal
+    variant: str               # faithful | corrected | an ablation name
+    split: str                 # paper | cv5_f0 .. cv5_f4
+    seed: int
+    cfg: dict = field(hash=False, compare=False, repr=False)
+    classifier_kind: str = "attention_lstm"
+
+    @property
+    def key(self) -> tuple:
+        return (self.stage, self.variant, self.split, self.seed, self.classifier_kind)
+
+
+def corrected(cfg: dict) -> dict:
+    """The same config with every known defect of the original fixed."""
+    out = copy.deepcopy(cfg)
+    out["fixes"] = {name: name != "reseed_every_call" for name in cfg["fixes"]}
+    out["name"] = f"{cfg['name']}-corrected"
+    return out
+
+
+def variant_config(cfg: dict, variant: str) -> dict:
+    if variant == "faithful":
+        return copy.deepcopy(cfg)
+    if variant == "corrected":
+        return corrected(cfg)
+    raise ValueError(f"unknown variant {variant!r}: use faithful or corrected")
+
+
+def split_config(cfg: dict, split: str) -> dict:
+    """`paper` -> protocol paper; `cv5_fK` -> protocol cv5, fold K."""
+    out = copy.deepcopy(cfg)
+    if split == "paper":
+        out["data"]["protocol"] = "paper"
+    elif split.startswith("cv5_f"):
+        out["data"]["protocol"] = "cv5"
+        out["data"]["fold"] = int(split.removeprefix("cv5_f"))
+    else:
+        raise ValueError(f"unknown split {split!r}: use paper or cv5_f0..cv5_f4")
+    return out
+
+
+def splits_for(protocols: list[str], folds: list[int] | None = None) -> list[str]:
+    names = []
+    for protocol in protocols:
+        if protocol == "paper":
+            names.append("paper")
+        elif protocol == "cv5":
+            names += [f"cv5_f{k}" for k in (folds if folds is not None else range(5))]
+        elif protocol == "session":
+            names.append("cv5_f0")   # the session hold-out is cv5 fold 0
+        else:
+            raise ValueError(f"unknown protocol {protocol!r}")
+    return list(dict.fromkeys(names))
+
+
+def main_plan(cfg: dict, stages=("audio", "text", "multimodal")) -> list[RunSpec]:
+    """Every stage x variant x split x seed of the `reproduce:` section."""
+    rep = cfg["reproduce"]
+    plan = []
+    for variant in rep["variants"]:
+        for split in splits_for(rep["protocols"], rep.get("folds")):
+            run_cfg = split_config(variant_config(cfg, variant), split)
+            for seed in rep["seeds"]:
+                plan += [RunSpec(stage, variant, split, seed, run_cfg) for stage in stages]
+    return plan
+
+
+def layer_ablation_plan(cfg: dict, stage: str) -> list[RunSpec]:
+    """n_layers ablation of one regressor (paper protocol, faithful, first seed)."""
+    layers = cfg["reproduce"]["ablation"][f"{stage}_layers"]
+    seed = cfg["reproduce"]["seeds"][0]
+    plan = []
+    for n in layers:
+        run_cfg = split_config(cfg, "paper")
+        run_cfg["models"][stage]["n_layers"] = n
+        run_cfg["name"] = f"{cfg['name']}-{stage}L{n}"
+        plan.append(RunSpec(stage, f"{stage}_layers={n}", "paper", seed, run_cfg))
+    return plan
+
+
+def combination_plan(cfg: dict) -> list[RunSpec]:
+    """Multimodal classifier over regressors of (audio layers, text layers) combinations."""
+    seed = cfg["reproduce"]["seeds"][0]
+    plan = []
+    for audio_layers, text_layers in cfg["reproduce"]["ablation"]["combos"]:
+        run_cfg = split_config(cfg, "paper")
+        run_cfg["models"]["audio"]["n_layers"] = audio_layers
+        run_cfg["models"]["text"]["n_layers"] = text_layers
+        run_cfg["name"] = f"{cfg['name']}-combo-a{audio_layers}t{text_layers}"
+        variant = f"audio{audio_layers}/text{text_layers}"
+        plan += [RunSpec(stage, variant, "paper", seed, run_cfg)
+                 for stage in ("audio", "text", "multimodal")]
+    return plan
+
+
+def fusion_plan(cfg: dict) -> list[RunSpec]:
+    """Every fusion kind on the same folds, seeds and frozen regressors."""
+    fusion = cfg["reproduce"]["fusion"]
+    plan = []
+    for split in splits_for([fusion.get("protocol", "cv5")], cfg["reproduce"].get("folds")):
+        run_cfg = split_config(variant_config(cfg, fusion.get("variant", "corrected")), split)
+        for seed in fusion.get("seeds", cfg["reproduce"]["seeds"]):
+            plan += [RunSpec(stage, fusion.get("variant", "corrected"), split, seed, run_cfg)
+                     for stage in REGRESSOR_STAGES]
+            plan += [RunSpec("multimodal", fusion.get("variant", "corrected"), split, seed, run_cfg,
+                             classifier_kind=kind) for kind in fusion["kinds"]]
+    return plan
+
+
+def run_plan(plan: list[RunSpec], workdir: str | Path, progress: bool = True) -> pd.DataFrame:
+    """Train every run of the plan (regressors before classifiers); finished runs are reused."""
+    from koemo.modeling.train import train_stage
+
+    order = {"audio": 0, "text": 1, "multimodal": 2}
+    rows, done = [], {}
+    for spec in sorted(dict.fromkeys(plan), key=lambda s: order[s.stage]):
+        run_dir = done.get(spec.key)
+        if run_dir is None:
+            run_dir = train_stage(spec.stage, workdir, spec.cfg, spec.seed,
+                                  classifier_kind=spec.classifier_kind, progress=progress)
+            done[spec.key] = run_dir
+        rows.append(_row(spec, Path(run_dir)))
+    return pd.DataFrame(rows)
+
+
+def _row(spec: RunSpec, run_dir: Path) -> dict:
+    metrics = json.loads((run_dir / "test_metrics.json").read_text(encoding="utf-8"))
+    flat = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))}
+    return {"stage": spec.stage, "variant": spec.variant, "split": spec.split, "seed": spec.seed,
+            "classifier": spec.classifier_kind if spec.stage == "multimodal" else "",
+            "run_dir": str(run_dir), **flat}
+
+
+def load_metrics(run_dir: str | Path) -> dict:
+    return json.loads((Path(run_dir) / "test_metrics.json").read_text(encoding="utf-8"))
+
+
+def mean_std(table: pd.DataFrame, by: list[str], metrics: list[str]) -> pd.DataFrame:
+    """Mean and standard deviation over seeds (and folds) as `mean ± std` plus numeric columns."""
+    grouped = table.groupby(by, sort=False)[metrics]
+    mean, std, count = grouped.mean(), grouped.std(ddof=1).fillna(0.0), grouped.size()
+    out = pd.DataFrame(index=mean.index)
+    for metric in metrics:
+        out[metric] = [f"{m:.3f} ± {s:.3f}" for m, s in zip(mean[metric], std[metric])]
+        out[f"{metric}_mean"] = mean[metric]
+        out[f"{metric}_std"] = std[metric]
+    out["n_runs"] = count
+    return out.reset_index()

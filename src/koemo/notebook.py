@@ -1,0 +1,94 @@
+"""What every numbered notebook does first: resolve paths, load the config, find the corpus.
+
+Notebooks stay thin: their parameters cell sets CONFIG, DATA_ROOT, WORKDIR, OUT, SYNTHETIC and
+OVERRIDES, then `ctx = koemo.notebook.start(...)` gives them everything else.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from koemo.config import load_config, save_run_record
+from koemo.errors import KoemoInputError
+
+
+def find_repo_root(start: Path | None = None) -> Path | None:
+    """The koemo checkout containing `start` (notebooks run from notebooks/), if any."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "src" / "koemo").is_dir():
+            return folder
+    return None
+
+
+def resolve_path(path: str | Path, root: Path | None = None) -> Path:
+    """Relative paths are taken from the repository root, so they mean the same thing whether
+    a notebook runs from notebooks/, from papermill or from the CLI."""
+    path = Path(path).expanduser()
+    if path.is_absolute():
+        return path
+    base = root or find_repo_root() or Path.cwd()
+    return (base / path).resolve()
+
+
+@dataclass
+class Context:
+    cfg: dict
+    workdir: Path
+    out: Path
+    data_root: Path | None
+    synthetic: bool
+
+    @property
+    def tables(self) -> Path:
+        return _mkdir(self.out / "tables")
+
+    @property
+    def figures(self) -> Path:
+        return _mkdir(self.out / "figures")
+
+    def corpus_root(self) -> Path:
+        """The KEMDy20 root; for SYNTHETIC runs the bundled generator writes it (idempotent)."""
+        if self.synthetic:
+            return ensure_synthetic_corpus(self.workdir, self.cfg)
+        if self.data_root is None:
+            raise KoemoInputError("DATA_ROOT is not set: point it at your KEMDy20 copy "
+                                  "(the folder holding annotation/ and wav/), or set SYNTHETIC=True")
+        if not (self.data_root / "annotation").is_dir():
+            raise KoemoInputError(f"{self.data_root}: no annotation/ folder here; DATA_ROOT must be "
+                                  "the KEMDy20 root (e.g. .../KEMDy20_v1_1)")
+        return self.data_root
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def ensure_synthetic_corpus(workdir: Path, cfg: dict) -> Path:
+    """Write the synthetic corpus once; a complete one (marked by a stamp file) is reused."""
+    from koemo.synth import write_corpus
+
+    synth = cfg.get("synthetic", {})
+    root = workdir / "corpus" / "KEMDy20_v1_1"
+    stamp = root / ".koemo-synth.json"
+    wanted = repr(sorted(synth.items()))
+    if stamp.is_file() and stamp.read_text(encoding="utf-8") == wanted:
+        return root
+    kwargs = {k: v for k, v in synth.items() if k in ("sessions", "seed", "utterances_per_session")}
+    write_corpus(root, **kwargs)
+    stamp.write_text(wanted, encoding="utf-8")
+    return root
+
+
+def start(config: str, workdir: str, out: str, data_root: str | None = None,
+          synthetic: bool = False, overrides: list[str] | tuple = ()) -> Context:
+    """Load the config, make the folders, record config + versions next to the outputs."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    cfg = load_config(resolve_path(config) if Path(config).suffix else config, overrides)
+    ctx = Context(cfg=cfg, workdir=_mkdir(resolve_path(workdir)), out=_mkdir(resolve_path(out)),
+                  data_root=resolve_path(data_root) if data_root else None, synthetic=synthetic)
+    save_run_record(ctx.out, cfg, synthetic=synthetic,
+                    data_root=str(ctx.data_root) if ctx.data_root else None)
+    return ctx

@@ -1,0 +1,66 @@
+"""`koemo reproduce`: run the numbered notebooks in order with papermill and collect paper/.
+
+Each notebook gets the same parameters (absolute paths), is executed into
+`<workdir>/notebooks/` (executed copies are outputs, never committed), and a failure stops the
+run naming the notebook. Every step is idempotent: re-running picks up finished work.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from koemo.notebook import find_repo_root, resolve_path
+
+NOTEBOOK_ORDER = (
+    "1-1_data_aggregation",
+    "1-2_augmentation_split",
+    "1-3_biosignal_analysis",
+    "2-1_audio_arousal",
+    "3-1_text_valence",
+    "4-1_multimodal_classifier",
+    "5-1_paper_tables",
+    "5-2_fusion_study",
+)
+
+
+def notebooks_dir() -> Path:
+    root = find_repo_root(Path(__file__).parent)
+    if root is None:
+        raise FileNotFoundError("notebooks/ not found: `koemo reproduce` runs from a koemo checkout")
+    return root / "notebooks"
+
+
+def reproduce(config: str, workdir: str | Path, out: str | Path, data_root: str | Path | None = None,
+              synthetic: bool = False, overrides: list[str] | tuple = (),
+              only: list[str] | None = None, progress: bool = False) -> list[dict]:
+    """Execute the notebooks (all, or those named in `only`) and return one timing row each."""
+    import papermill
+
+    workdir, out = resolve_path(workdir), resolve_path(out)
+    executed = workdir / "notebooks"
+    executed.mkdir(parents=True, exist_ok=True)
+    params = {"CONFIG": str(config), "DATA_ROOT": str(resolve_path(data_root)) if data_root else "",
+              "WORKDIR": str(workdir), "OUT": str(out), "SYNTHETIC": bool(synthetic),
+              "OVERRIDES": list(overrides), "PROGRESS": bool(progress), "MOUNT_DRIVE": False}
+    timings = []
+    for name in NOTEBOOK_ORDER:
+        if only and not any(name.startswith(prefix) for prefix in only):
+            continue
+        started = time.perf_counter()
+        print(f"[koemo reproduce] {name} ...", flush=True)
+        papermill.execute_notebook(str(notebooks_dir() / f"{name}.ipynb"),
+                                   str(executed / f"{name}.ipynb"), parameters=params,
+                                   cwd=str(notebooks_dir()), progress_bar=False, kernel_name="python3")
+        seconds = time.perf_counter() - started
+        timings.append({"notebook": name, "seconds": round(seconds, 1)})
+        print(f"[koemo reproduce] {name} done in {seconds:.0f} s", flush=True)
+    _write_timings(out, timings)
+    return timings
+
+
+def _write_timings(out: Path, timings: list[dict]) -> None:
+    lines = ["| notebook | seconds |", "|---|---:|"]
+    lines += [f"| {row['notebook']} | {row['seconds']} |" for row in timings]
+    total = sum(row["seconds"] for row in timings)
+    lines.append(f"| total | {total:.1f} |")
+    (out / "timings.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
