@@ -1,0 +1,91 @@
+"""Figures for paper/ (matplotlib, headless Agg backend)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from koemo import paper_numbers as P  # noqa: E402
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _matrix(ax, cm: np.ndarray, classes, title: str) -> None:
+    """Row-normalised colours (recall), raw counts written in the cells."""
+    rows = cm.sum(axis=1, keepdims=True)
+    norm = np.divide(cm, rows, out=np.zeros(cm.shape), where=rows > 0)
+    ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
+    for (i, j), count in np.ndenumerate(cm):
+        ax.text(j, i, f"{count:g}", ha="center", va="center",
+                color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+
+
+def confusion_matrices(runs: pd.DataFrame, classes, path: str | Path) -> Path | None:
+    """The paper's reported matrix beside ours (summed over seeds) for each protocol/variant."""
+    multimodal = runs[runs["stage"] == "multimodal"]
+    if multimodal.empty:
+        return None
+    groups = list(multimodal.assign(protocol=multimodal["split"].str.split("_").str[0])
+                  .groupby(["protocol", "variant"], sort=False))
+    fig, axes = plt.subplots(1, len(groups) + 1, figsize=(3.6 * (len(groups) + 1), 3.6))
+    _matrix(axes[0], np.array(P.CONFUSION), P.CLASSES, "paper (reported), KEMDy20")
+    for ax, ((protocol, variant), group) in zip(axes[1:], groups):
+        cm = sum(np.array(json.loads((Path(d) / "test_metrics.json").read_text())["confusion_matrix"])
+                 for d in group["run_dir"])
+        _matrix(ax, cm, classes, f"ours: {protocol}, {variant}\n(sum over {len(group)} runs)")
+    return _save(fig, path)
+
+
+def duration_histogram(table: pd.DataFrame, path: str | Path) -> Path:
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.hist(table["duration"], bins=40, color="0.4")
+    ax.set_xlabel("utterance duration (s)")
+    ax.set_ylabel("utterances")
+    return _save(fig, path)
+
+
+def fusion_figure(summary: pd.DataFrame, path: str | Path) -> Path:
+    """Macro F1 (mean ± std) of each fusion kind and the majority baseline."""
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    labels = summary["classifier"].astype(str) + " (" + summary["protocol"].astype(str) + ")"
+    ax.barh(labels, summary["macro_f1_mean"], xerr=summary.get("macro_f1_std"), color="0.5")
+    ax.set_xlabel("macro F1")
+    ax.invert_yaxis()
+    return _save(fig, path)
+
+
+def augmentation_examples(workdir: str | Path, cfg: dict, path: str | Path) -> Path:
+    """One training utterance before and after frequency masking (mel channel)."""
+    from koemo.augment import frequency_mask
+    from koemo.features import open_feature_store
+
+    store = open_feature_store(workdir, cfg)
+    index = int(np.argmax(store.n_frames))
+    feat, frames = store.get(index), int(store.n_frames[index])
+    masked = frequency_mask(feat, frames, np.random.default_rng(cfg["seed"]), cfg["augment"],
+                            spectrogram_only=cfg["fixes"]["mask_spectrogram_only"])
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3), sharey=True)
+    for ax, data, title in zip(axes, (feat, masked), ("mel (dB)", "frequency-masked")):
+        ax.imshow(data[0, :frames].T, origin="lower", aspect="auto", cmap="magma", vmin=-80, vmax=0)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("frame")
+    axes[0].set_ylabel("mel bin")
+    return _save(fig, path)

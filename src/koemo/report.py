@@ -1,0 +1,277 @@
+"""Tables for paper/: our measurements beside the paper's reported numbers.
+
+Every table is a pandas DataFrame; `save_tables` writes each as CSV (for machines) and Markdown
+(for people). Paper values come only from `koemo.paper_numbers` and their columns or rows say
+"paper (reported)"; every other number is read from a run's outputs.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from koemo import paper_numbers as P
+
+REPORTED = "paper (reported)"
+CLASSIFICATION_METRICS = ["accuracy", "weighted_f1", "weighted_f1_batch_mean", "macro_f1", "uar"]
+REGRESSION_METRICS = ["rmse", "mae", "pearson_r", "ccc"]
+
+
+# ---------------------------------------------------------------- formatting and saving
+def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
+    """A GitHub Markdown table; floats rounded to `digits`."""
+    frame = frame.reset_index(drop=True) if isinstance(frame.index, pd.RangeIndex) else frame.reset_index()
+    cells = [[_fmt(v, digits) for v in row] for row in frame.itertuples(index=False)]
+    header = [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value, digits: int) -> str:
+    if isinstance(value, (float, np.floating)):
+        return "" if np.isnan(value) else f"{value:.{digits}f}"
+    return "" if value is None else str(value)
+
+
+def save_tables(tables: dict[str, pd.DataFrame], directory: str | Path, prefix: str = "") -> None:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, frame in tables.items():
+        stem = prefix + name.replace(" ", "_")
+        frame.to_csv(directory / f"{stem}.csv", index=not isinstance(frame.index, pd.RangeIndex))
+        (directory / f"{stem}.md").write_text(markdown_table(frame), encoding="utf-8")
+
+
+# ---------------------------------------------------------------- data (1-1, 1-2)
+def load_table(workdir: str | Path) -> pd.DataFrame:
+    return pd.read_parquet(Path(workdir) / "utterances.parquet")
+
+
+def data_summary(workdir: str | Path, cfg: dict) -> dict[str, pd.DataFrame]:
+    table = load_table(workdir)
+    report = json.loads((Path(workdir) / "prepare_report.json").read_text(encoding="utf-8"))
+    classes = cfg["data"]["classes"]
+    counts = table["label"].value_counts().reindex(classes, fill_value=0)
+    class_counts = pd.DataFrame({"class": classes, "utterances": counts.to_numpy(),
+                                 "share": (counts / counts.sum()).round(4).to_numpy()})
+    frames = _frames(table["duration"].to_numpy(), cfg["features"])
+    cut = cfg["features"]["max_frames"]
+    lengths = pd.DataFrame([{
+        "utterances": len(table), "sessions": table["session"].nunique(),
+        "speakers": table["speaker"].nunique(),
+        "duration_s_min": table["duration"].min(), "duration_s_mean": table["duration"].mean(),
+        "duration_s_max": table["duration"].max(), "frames_min": int(frames.min()),
+        "frames_max": int(frames.max()), f"share_cut_at_{cut}_frames": float((frames > cut).mean()),
+    }])
+    dropped = pd.DataFrame(report.get("dropped", []))
+    reasons = (dropped.groupby("reason").size().rename("rows").reset_index()
+               if len(dropped) else pd.DataFrame({"reason": [], "rows": []}))
+    return {"class_counts": class_counts, "lengths": lengths, "dropped_by_reason": reasons}
+
+
+def _frames(durations: np.ndarray, feats: dict) -> np.ndarray:
+    """Frames per utterance with center=True: 1 + floor(samples / hop)."""
+    samples = np.round(durations * feats["sample_rate"]).astype(int)
+    return 1 + samples // feats["hop_length"]
+
+
+def welch_tables(table: pd.DataFrame, cfg: dict) -> dict[str, pd.DataFrame]:
+    """The paper's statistics: Welch ANOVA by emotion and class means, ours beside reported."""
+    from koemo.stats import emotion_statistics
+
+    order = sorted(cfg["data"]["classes"])  # the paper lists classes alphabetically
+    stats = emotion_statistics(table, order=order)
+    anova = pd.DataFrame([
+        {"value": value, "source": source, "F": s["F"], "df1": s["df1"], "df2": s["df2"],
+         "eta_squared": s.get("eta_squared", s.get("eta_sq")), "text": s.get("text", "")}
+        for value in ("arousal", "valence")
+        for source, s in (("ours", stats[value]), (REPORTED, P.WELCH[value]))])
+    means = pd.DataFrame([
+        {"value": value, "source": source, **{c: src.get(c, np.nan) for c in order}}
+        for value in ("arousal", "valence")
+        for source, src in (("ours", {n: g["mean"] for n, g in stats[value]["groups"].items()}),
+                            (REPORTED, P.CLASS_MEANS[value]))])
+    return {"welch_anova": anova, "class_means": means}
+
+
+def split_tables(workdir: str | Path, cfg: dict) -> dict[str, pd.DataFrame]:
+    from koemo.augment import plan_augmentation
+
+    table = load_table(workdir)
+    classes = cfg["data"]["classes"]
+    columns = ["split_paper"] + [f"split_cv5_{k}" for k in range(5)]
+    rows = []
+    for column in columns:
+        sizes = table[column].value_counts()
+        train = table[table[column] == "train"]
+        augmented = len(plan_augmentation(train, cfg, cfg["seed"]))
+        sessions = sorted(table.loc[table[column] == "test", "session"].unique().tolist())
+        rows.append({"protocol": column.removeprefix("split_"), "train": int(sizes.get("train", 0)),
+                     "valid": int(sizes.get("valid", 0)), "test": int(sizes.get("test", 0)),
+                     "train_augmented": augmented,
+                     "test_sessions": " ".join(str(s) for s in sessions) if column != "split_paper"
+                     else "all (random utterances)"})
+    rows.append({"protocol": f"paper {REPORTED}", **P.SPLIT_SIZES, "test_sessions": "all (random utterances)"})
+    sizes = pd.DataFrame(rows)
+    per_class = (table.groupby(["split_paper", "label"]).size().unstack(fill_value=0)
+                 .reindex(columns=classes, fill_value=0).reset_index())
+    leakage = pd.DataFrame([{
+        "protocol": column.removeprefix("split_"),
+        "test speakers also in train": len(set(table.loc[table[column] == "test", "speaker"])
+                                           & set(table.loc[table[column] == "train", "speaker"]))}
+        for column in columns])
+    return {"sizes": sizes, "paper_split_class_counts": per_class, "speaker_overlap": leakage}
+
+
+# ---------------------------------------------------------------- runs (2-1 .. 5-2)
+def protocol_of(split: str) -> str:
+    return "cv5" if split.startswith("cv5") else split
+
+
+def _summarise(runs: pd.DataFrame, by: list[str], metrics: list[str]) -> pd.DataFrame:
+    from koemo.experiments import mean_std
+
+    runs = runs.assign(protocol=runs["split"].map(protocol_of))
+    present = [m for m in metrics if m in runs.columns]
+    table = mean_std(runs, by, present)
+    return table[by + present + ["n_runs"]]
+
+
+def best_valid_loss(run_dir: str | Path) -> float:
+    """Lowest validation loss in a run's log (RMSE for the regressors, as the paper reports)."""
+    log = pd.read_csv(Path(run_dir) / "log.csv")
+    column = next(c for c in ("valid_loss", "val_loss", "valid_rmse") if c in log.columns)
+    return float(log[column].min())
+
+
+def regressor_tables(runs: pd.DataFrame, ablation: pd.DataFrame, stage: str) -> dict[str, pd.DataFrame]:
+    main = _summarise(runs, ["protocol", "variant"], REGRESSOR_METRICS)
+    reported = P.AUDIO_VALID_RMSE if stage == "audio" else P.TEXT_VALID_RMSE
+    rows = []
+    for _, run in ablation.iterrows():
+        layers = int(run["variant"].split("=")[1])
+        rows.append({"n_layers": layers, "valid_rmse (ours)": best_valid_loss(run["run_dir"]),
+                     "test_rmse (ours)": run.get("rmse", np.nan),
+                     f"valid_rmse {REPORTED}": reported.get(layers, np.nan)})
+    return {"test_metrics": main, "layer_ablation": pd.DataFrame(rows)}
+
+
+def classifier_tables(runs: pd.DataFrame, combos: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    multimodal = runs[runs["stage"] == "multimodal"]
+    main = _summarise(multimodal, ["protocol", "variant"], CLASSIFICATION_METRICS)
+    reported = {"protocol": "paper", "variant": REPORTED, "n_runs": 1,
+                **{m: P.FINAL_TEST.get(m, np.nan) for m in CLASSIFICATION_METRICS}}
+    baseline = _baseline_rows(multimodal)
+    main = pd.concat([main, pd.DataFrame([reported]), baseline], ignore_index=True)
+    combo_rows = []
+    for _, run in combos[combos["stage"] == "multimodal"].iterrows():
+        audio, text = (int(part.removeprefix("audio").removeprefix("text"))
+                       for part in run["variant"].split("/"))
+        combo_rows.append({"audio_layers": audio, "text_layers": text,
+                           "weighted_f1_batch_mean (ours)": run.get("weighted_f1_batch_mean", np.nan),
+                           "weighted_f1 (ours)": run.get("weighted_f1", np.nan),
+                           f"weighted_f1_batch_mean {REPORTED}":
+                               P.COMBINATION_WEIGHTED_F1.get((audio, text), np.nan)})
+    return {"test_metrics": main, "per_class": per_class_table(multimodal),
+            "layer_combinations": pd.DataFrame(combo_rows)}
+
+
+def _baseline_rows(runs: pd.DataFrame) -> pd.DataFrame:
+    """Majority-class baseline on each protocol's test sets (same rows as the models)."""
+    rows = []
+    for protocol, group in runs.assign(protocol=runs["split"].map(protocol_of)).groupby("protocol"):
+        first_seed = group[group["seed"] == group["seed"].min()].drop_duplicates("split")
+        scores = [json.loads((Path(d) / "test_metrics.json").read_text())["baseline"]
+                  for d in first_seed["run_dir"]]
+        rows.append({"protocol": protocol, "variant": "majority class (ours)", "n_runs": len(scores),
+                     **{m: float(np.mean([s[m] for s in scores])) for m in ("accuracy", "weighted_f1",
+                                                                              "macro_f1", "uar")}})
+    rows.append({"protocol": "paper", "variant": f"all neutral {REPORTED}", "n_runs": 1,
+                 **P.ALL_NEUTRAL})
+    return pd.DataFrame(rows)
+
+
+def per_class_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per-class recall and precision (mean over runs) beside the paper's recall."""
+    rows = []
+    for (protocol, variant), group in runs.assign(
+            protocol=runs["split"].map(protocol_of)).groupby(["protocol", "variant"], sort=False):
+        metrics = [json.loads((Path(d) / "test_metrics.json").read_text()) for d in group["run_dir"]]
+        for name in metrics[0]["classes"]:
+            rows.append({"protocol": protocol, "variant": variant, "class": name,
+                         "recall": np.mean([m["per_class"][name]["recall"] for m in metrics]),
+                         "precision": np.mean([m["per_class"][name]["precision"] for m in metrics]),
+                         f"recall {REPORTED}": P.RECALL.get(name, np.nan) if protocol == "paper" else np.nan})
+    return pd.DataFrame(rows)
+
+
+def fusion_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    classifiers = runs[runs["stage"] == "multimodal"]
+    table = _summarise(classifiers, ["protocol", "classifier"], ["macro_f1", "uar", "weighted_f1",
+                                                                 "accuracy"])
+    baseline = _baseline_rows(classifiers).query("variant == 'majority class (ours)'")
+    baseline = baseline.rename(columns={"variant": "classifier"})
+    for metric in ("macro_f1", "uar", "weighted_f1", "accuracy"):
+        baseline[metric] = baseline[metric].map(lambda v: f"{v:.3f}")
+        baseline[f"{metric}_mean"] = baseline[metric].astype(float)
+    summary = pd.concat([table, baseline[[c for c in table.columns if c in baseline.columns]]],
+                        ignore_index=True)
+    means = _summarise_numeric(classifiers, ["protocol", "classifier"], "macro_f1")
+    return {"fusion": summary, "fusion_macro_f1": means}
+
+
+def _summarise_numeric(runs: pd.DataFrame, by: list[str], metric: str) -> pd.DataFrame:
+    runs = runs.assign(protocol=runs["split"].map(protocol_of))
+    grouped = runs.groupby(by, sort=False)[metric]
+    return pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=1).fillna(0.0),
+                         "n_runs": grouped.size()}).reset_index()
+
+
+# ---------------------------------------------------------------- the results page (5-1)
+PAGE_SECTIONS = (
+    ("Final multimodal test", "multimodal_test_metrics",
+     "Mean ± std over seeds (and the five folds for cv5). `weighted_f1_batch_mean` is the paper's "
+     "way (mean of per-batch F1); every other metric is computed over the whole test set."),
+    ("Per-class recall and precision", "multimodal_per_class",
+     "The paper's slides print precision under the name of per-class accuracy; its recall comes "
+     "from its confusion matrix."),
+    ("Audio/text n_layers combinations", "multimodal_layer_combinations", ""),
+    ("Audio regressor (arousal)", "audio_test_metrics", ""),
+    ("Audio regressor n_layers ablation", "audio_layer_ablation", ""),
+    ("Text regressor (valence)", "text_test_metrics", ""),
+    ("Text regressor n_layers ablation", "text_layer_ablation", ""),
+    ("Welch ANOVA by emotion", "statistics_welch_anova", ""),
+    ("Class means", "statistics_class_means", ""),
+    ("Split sizes", "splits_sizes", ""),
+    ("Speaker overlap between train and test", "splits_speaker_overlap",
+     "The paper's random utterance split puts the same speakers in train and test."),
+    ("Data", "data_class_counts", ""),
+    ("Dropped rows", "data_dropped_by_reason", ""),
+    ("Fusion study", "fusion_fusion", ""),
+)
+
+
+def write_paper_page(workdir: str | Path, cfg: dict, out: str | Path) -> Path:
+    """Assemble out/README.md from the tables the notebooks saved, plus the confusion matrices."""
+    from koemo import plots
+
+    out = Path(out)
+    tables = out / "tables"
+    runs_csv = tables / "runs_main.csv"
+    lines = [f"# Results: config `{cfg['name']}`", "",
+             "Numbers marked *paper (reported)* are quoted from the reference paper; every other "
+             "number was measured by this run (config, seed and library versions in `run.json`).", ""]
+    if runs_csv.is_file():
+        runs = pd.read_csv(runs_csv)
+        figure = plots.confusion_matrices(runs, cfg["data"]["classes"], out / "figures" / "confusion.png")
+        lines += ["![confusion matrices](figures/confusion.png)", ""] if figure else []
+    for title, stem, note in PAGE_SECTIONS:
+        path = tables / f"{stem}.md"
+        if path.is_file():
+            lines += [f"## {title}", ""] + ([note, ""] if note else []) + [path.read_text(encoding="utf-8")]
+    page = out / "README.md"
+    page.write_text("\n".join(lines), encoding="utf-8")
+    return page
