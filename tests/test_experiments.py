@@ -1,0 +1,65 @@
+"""The experiment matrix: which runs `koemo reproduce` trains, and how configs vary."""
+import pandas as pd
+import pytest
+
+from koemo import experiments as ex
+from koemo.config import load_config
+
+
+@pytest.fixture(scope="module")
+def paper_cfg():
+    return load_config("paper")
+
+
+def test_corrected_switches_every_fix_and_renames(paper_cfg):
+    fixed = ex.corrected(paper_cfg)
+    assert fixed["name"] == "paper-corrected"
+    assert fixed["fixes"]["reseed_every_call"] is False
+    others = {k: v for k, v in fixed["fixes"].items() if k != "reseed_every_call"}
+    assert others and all(others.values())
+    assert not any(v for k, v in paper_cfg["fixes"].items() if k != "reseed_every_call")
+
+
+def test_corrected_matches_configs_corrected_yaml(paper_cfg):
+    assert ex.corrected(paper_cfg)["fixes"] == load_config("corrected")["fixes"]
+
+
+def test_split_config_sets_protocol_and_fold(paper_cfg):
+    assert ex.split_config(paper_cfg, "paper")["data"]["protocol"] == "paper"
+    fold3 = ex.split_config(paper_cfg, "cv5_f3")["data"]
+    assert (fold3["protocol"], fold3["fold"]) == ("cv5", 3)
+    with pytest.raises(ValueError, match="unknown split"):
+        ex.split_config(paper_cfg, "random")
+
+
+def test_main_plan_covers_the_full_matrix(paper_cfg):
+    plan = ex.main_plan(paper_cfg)
+    # 2 variants x (paper + 5 folds) x 3 seeds x 3 stages
+    assert len(plan) == 2 * 6 * 3 * 3
+    assert len({spec.key for spec in plan}) == len(plan)
+    corrected_runs = [s for s in plan if s.variant == "corrected"]
+    assert all(s.cfg["fixes"]["length_padding_mask"] for s in corrected_runs)
+
+
+def test_ablation_and_combination_plans_name_their_configs_apart(paper_cfg):
+    audio = ex.layer_ablation_plan(paper_cfg, "audio")
+    assert [s.cfg["models"]["audio"]["n_layers"] for s in audio] == [3, 4, 5, 6, 7]
+    assert len({s.cfg["name"] for s in audio}) == 5
+    combos = ex.combination_plan(paper_cfg)
+    multimodal = [s for s in combos if s.stage == "multimodal"]
+    assert [(s.cfg["models"]["audio"]["n_layers"], s.cfg["models"]["text"]["n_layers"])
+            for s in multimodal] == [(6, 6), (7, 6), (7, 5)]
+
+
+def test_fusion_plan_trains_each_kind_on_the_same_folds(paper_cfg):
+    plan = ex.fusion_plan(paper_cfg)
+    kinds = {s.classifier_kind for s in plan if s.stage == "multimodal"}
+    assert kinds == set(paper_cfg["reproduce"]["fusion"]["kinds"])
+    assert {s.split for s in plan} == {f"cv5_f{k}" for k in range(5)}
+
+
+def test_mean_std_formats_over_seeds():
+    runs = pd.DataFrame({"variant": ["a", "a", "b"], "macro_f1": [0.5, 0.7, 0.4]})
+    table = ex.mean_std(runs, ["variant"], ["macro_f1"])
+    assert table.loc[0, "macro_f1"] == "0.600 ± 0.141"
+    assert table.loc[1, "macro_f1_std"] == 0.0 and table.loc[1, "n_runs"] == 1
