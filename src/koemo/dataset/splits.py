@@ -1,0 +1,124 @@
+"""Evaluation protocols as split columns of the utterance table (docs/architecture.md "Protocols").
+
+- `split_paper`: the original's random utterance split (speakers leak between train and test).
+- `split_cv5_k`: session-wise 5-fold; test = the sessions of fold k, valid = 10 % of the other
+  utterances at random (early stopping only), train = the rest. Speakers never cross train/test
+  because every speaker belongs to one session.
+- `split_session`: cv5 fold 0, the single speaker-independent hold-out.
+Every column holds `train`, `valid` or `test` for every row, so one prepared workdir serves all
+protocols and `split_column(cfg)` picks the one a run uses.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from koemo.config import CONFIG_DIR
+from koemo.errors import KoemoInputError
+
+N_FOLDS = 5
+PROTOCOLS = ("paper", "session", "cv5")
+SPLIT_COLUMNS = ("split_paper", "split_session") + tuple(f"split_cv5_{k}" for k in range(N_FOLDS))
+
+
+def split_column(cfg: dict) -> str:
+    """The split column a run uses: cfg.data.protocol (+ cfg.data.fold for cv5)."""
+    protocol = cfg["data"]["protocol"]
+    if protocol == "paper":
+        return "split_paper"
+    if protocol == "session":
+        return "split_session"
+    if protocol == "cv5":
+        fold = cfg["data"].get("fold", 0)
+        if not isinstance(fold, int) or not 0 <= fold < N_FOLDS:
+            raise KoemoInputError(f"data.fold must be an integer 0..{N_FOLDS - 1}, not {fold!r}")
+        return f"split_cv5_{fold}"
+    raise KoemoInputError(f"data.protocol must be one of {PROTOCOLS}, not {protocol!r}")
+
+
+def paper_split(n_rows: int, seed: int = 1) -> np.ndarray:
+    """The original's split of rows 0..n-1: 80/20 train/test, then 90/10 train/valid, both
+    with random_state=seed and no stratification (12,724 rows -> 9,161 / 1,018 / 2,545)."""
+    rows = np.arange(n_rows)
+    rest, test = train_test_split(rows, test_size=0.2, random_state=seed)
+    _, valid = train_test_split(rest, test_size=0.1, random_state=seed)
+    split = np.full(n_rows, "train", dtype=object)
+    split[test] = "test"
+    split[valid] = "valid"
+    return split
+
+
+def resolve_folds_path(folds_file: str | Path) -> Path:
+    """A relative folds file is looked up from the working directory, then the repository."""
+    path = Path(folds_file)
+    for candidate in (path, CONFIG_DIR.parent / path, CONFIG_DIR / path):
+        if candidate.is_file():
+            return candidate
+    raise KoemoInputError(f"{folds_file}: folds file not found (data.folds_file)")
+
+
+def read_folds_file(folds_file: str | Path) -> dict[int, int]:
+    """`session,fold` CSV (lines starting with # are comments) -> {session: fold}."""
+    path = resolve_folds_path(folds_file)
+    try:
+        frame = pd.read_csv(path, comment="#", skipinitialspace=True)
+    except (ValueError, pd.errors.ParserError) as err:
+        raise KoemoInputError(f"{path}: not a valid session,fold CSV ({err})") from err
+    if list(frame.columns) != ["session", "fold"]:
+        raise KoemoInputError(f"{path}: columns must be session,fold, found {list(frame.columns)}")
+    for col in ("session", "fold"):
+        if not pd.api.types.is_integer_dtype(frame[col]):
+            raise KoemoInputError(f"{path}: column {col} must hold integers")
+    duplicated = frame["session"][frame["session"].duplicated()].tolist()
+    if duplicated:
+        raise KoemoInputError(f"{path}: sessions listed twice: {duplicated}")
+    bad = frame[(frame["fold"] < 0) | (frame["fold"] >= N_FOLDS)]
+    if len(bad):
+        raise KoemoInputError(f"{path}: folds must be 0..{N_FOLDS - 1}; session "
+                              f"{int(bad['session'].iloc[0])} has fold {int(bad['fold'].iloc[0])}")
+    return dict(zip(frame["session"].astype(int), frame["fold"].astype(int)))
+
+
+def session_folds(sessions, folds_file: str | Path | None = None) -> dict[int, int]:
+    """Fold of every session: (s - 1) % 5, or the assignment in `folds_file`."""
+    sessions = sorted({int(s) for s in sessions})
+    if folds_file is None:
+        return {s: (s - 1) % N_FOLDS for s in sessions}
+    assigned = read_folds_file(folds_file)
+    missing = [s for s in sessions if s not in assigned]
+    if missing:
+        raise KoemoInputError(f"{folds_file}: no fold for sessions {missing}")
+    return {s: assigned[s] for s in sessions}
+
+
+def cv5_split(sessions: np.ndarray, folds: dict[int, int], fold: int, seed: int = 1) -> np.ndarray:
+    """Fold `fold` as test; 10 % of the other rows (random, seed) as valid, the rest train."""
+    sessions = np.asarray(sessions)
+    is_test = np.array([folds[int(s)] == fold for s in sessions], dtype=bool)
+    split = np.where(is_test, "test", "train").astype(object)
+    rest = np.flatnonzero(~is_test)
+    if len(rest) >= 2:
+        _, valid = train_test_split(rest, test_size=0.1, random_state=seed)
+        split[valid] = "valid"
+    return split
+
+
+def add_splits(table: pd.DataFrame, cfg: dict) -> pd.DataFrame:
+    """Return a copy of `table` (rows in annotation order, a `session` column) with every
+    protocol's split column added."""
+    data = cfg["data"]
+    seed = int(data.get("split_seed", 1))
+    table = table.reset_index(drop=True).copy()
+    if len(table) < 2:
+        raise KoemoInputError(f"cannot split {len(table)} utterance(s): need at least 2")
+    folds = session_folds(table["session"], data.get("folds_file"))
+    cv5 = {f"split_cv5_{k}": cv5_split(table["session"].to_numpy(), folds, k, seed)
+           for k in range(N_FOLDS)}
+    table["split_paper"] = paper_split(len(table), seed)
+    table["split_session"] = cv5["split_cv5_0"]
+    for column, values in cv5.items():
+        table[column] = values
+    return table
