@@ -1,0 +1,130 @@
+"""Augmentation plan (minority classes x3) and the frequency mask, faithful and fixed."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from koemo.augment import frequency_mask, plan_augmentation
+from koemo.config import load_config
+
+# The paper's train split before augmentation: 9,161 rows, minority 115 + 98 + 81 = 294.
+PAPER_TRAIN_COUNTS = {"neutral": 8017, "happy": 850, "surprise": 115, "angry": 98, "sad": 81}
+
+
+@pytest.fixture(scope="module")
+def faithful_cfg():
+    return load_config("paper")
+
+
+@pytest.fixture(scope="module")
+def fixed_cfg():
+    return load_config("corrected")
+
+
+@pytest.fixture(scope="module")
+def paper_train():
+    labels = [label for label, n in PAPER_TRAIN_COUNTS.items() for _ in range(n)]
+    labels = np.random.default_rng(0).permutation(labels)
+    return pd.DataFrame({"segment_id": [f"Sess01_script01_User001F_{i:05d}" for i in range(len(labels))],
+                         "label": labels, "text": "가나다", "arousal": 3.0})
+
+
+def test_plan_counts_match_the_paper(paper_train, faithful_cfg):
+    plan = plan_augmentation(paper_train, faithful_cfg, seed=1)
+    assert len(paper_train) == 9161 and len(plan) == 10043
+    counts = plan["aug_kind"].value_counts().to_dict()
+    assert counts == {"orig": 9161, "swap_text": 294, "mask_audio": 294, "delete_text_mask_audio": 294}
+    assert set(plan.columns) == set(paper_train.columns) | {"aug_kind", "aug_seed"}
+    assert plan["aug_seed"].dtype == np.int64
+    copies = plan[plan["aug_kind"] != "orig"]
+    assert set(copies["label"]) == {"surprise", "angry", "sad"}
+    pd.testing.assert_frame_equal(plan.iloc[:9161][paper_train.columns], paper_train)
+
+
+def test_faithful_plan_reuses_seed_824_everywhere(paper_train, faithful_cfg):
+    plan = plan_augmentation(paper_train, faithful_cfg, seed=7)
+    assert (plan["aug_seed"] == 824).all()
+
+
+def test_fixed_plan_seeds_are_distinct_and_deterministic(paper_train, fixed_cfg):
+    plan = plan_augmentation(paper_train, fixed_cfg, seed=1)
+    assert plan["aug_seed"].is_unique and (plan["aug_seed"] >= 0).all()
+    again = plan_augmentation(paper_train, fixed_cfg, seed=1)
+    pd.testing.assert_series_equal(plan["aug_seed"], again["aug_seed"])
+    other = plan_augmentation(paper_train, fixed_cfg, seed=2)
+    assert not np.isin(plan["aug_seed"], other["aug_seed"]).any()
+
+
+def test_disabled_augmentation_keeps_only_originals(paper_train, faithful_cfg):
+    cfg = {**faithful_cfg, "augment": {**faithful_cfg["augment"], "enabled": False}}
+    plan = plan_augmentation(paper_train, cfg)
+    assert len(plan) == 9161 and (plan["aug_kind"] == "orig").all()
+
+
+def spectrogram(n_frames: int = 40, total: int = 64, n_mels: int = 128, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    feat = np.zeros((2, total, n_mels), dtype=np.float32)
+    feat[0, :n_frames] = rng.uniform(-80, 0, (n_frames, n_mels))
+    feat[1, :n_frames] = rng.normal(0, 2, (n_frames, n_mels))
+    return feat
+
+
+def masked_band(before: np.ndarray, after: np.ndarray, channel: int) -> np.ndarray:
+    """Mel bins where any frame changed."""
+    return np.flatnonzero((before[channel] != after[channel]).any(axis=0))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_mask_stays_inside_its_bounds(seed, faithful_cfg):
+    aug = faithful_cfg["augment"]
+    feat = spectrogram(n_frames=40)
+    out = frequency_mask(feat, 40, np.random.default_rng(seed), aug)
+    assert out is not feat and out.dtype == feat.dtype
+    bins = masked_band(feat, out, 0)
+    assert bins.size and np.array_equal(bins, np.arange(bins[0], bins[-1] + 1))   # one band
+    assert bins[0] < 128 and (bins.size == 128 - bins[0] or 10 <= bins.size < 30)
+    band = out[:, :40, bins[0]:bins[-1] + 1]
+    assert band.min() >= -80.0 and band.max() <= 0.0
+    assert not out[:, 40:].any()                                  # padding frames untouched
+    keep = np.setdiff1d(np.arange(128), bins)
+    np.testing.assert_array_equal(out[:, :, keep], feat[:, :, keep])
+    np.testing.assert_array_equal(masked_band(feat, out, 1), bins)   # faithful: delta too
+
+
+def test_max_start_limits_the_band_start(faithful_cfg):
+    aug = {**faithful_cfg["augment"], "freq_mask_max_start": 3}
+    for seed in range(10):
+        feat = spectrogram()
+        bins = masked_band(feat, frequency_mask(feat, 40, np.random.default_rng(seed), aug), 0)
+        assert bins[0] < 3
+
+
+def test_spectrogram_only_leaves_delta_alone(faithful_cfg):
+    aug, feat = faithful_cfg["augment"], spectrogram()
+    fixed = frequency_mask(feat, 40, np.random.default_rng(5), aug, spectrogram_only=True)
+    faithful = frequency_mask(feat, 40, np.random.default_rng(5), aug)
+    np.testing.assert_array_equal(fixed[1], feat[1])
+    np.testing.assert_array_equal(fixed[0], faithful[0])
+    assert not np.array_equal(faithful[1], feat[1])
+
+
+def test_faithful_seeds_give_every_sample_the_same_mask(paper_train, faithful_cfg, fixed_cfg):
+    aug = faithful_cfg["augment"]
+
+    def masks(plan):
+        rows = plan[plan["aug_kind"] == "mask_audio"].head(3)
+        out = []
+        for k, seed in enumerate(rows["aug_seed"]):
+            feat = spectrogram(seed=k)
+            masked = frequency_mask(feat, 40, np.random.default_rng(int(seed)), aug)
+            bins = masked_band(feat, masked, 0)
+            out.append((bins[0], bins.size, masked[0, :40, bins[0]].copy()))
+        return out
+
+    same = masks(plan_augmentation(paper_train, faithful_cfg))
+    assert all(m[0] == same[0][0] and m[1] == same[0][1] for m in same)
+    assert all(np.array_equal(m[2], same[0][2]) for m in same)
+    varied = masks(plan_augmentation(paper_train, fixed_cfg))
+    assert not np.array_equal(varied[0][2], varied[1][2])
+    assert not np.array_equal(varied[1][2], varied[2][2])
