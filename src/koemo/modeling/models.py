@@ -1,0 +1,301 @@
+"""The paper's three models, faithful by default, each known defect fixed behind cfg["fixes"].
+
+- AudioRegressor: conv extractor [B,2,T,F] -> [B,T,D], transformer layers, GRU -> arousal.
+- TextRegressor: cached KoBERT states [B,L,H] -> transformer layers, GRU -> valence.
+- EmoClassifier: frozen regressors' layer outputs concatenated [B,T+L,D] -> transformer
+  layers, LSTM -> class logits. It trains from cached regressor outputs (`forward`) or runs
+  the regressors itself (`forward_raw`).
+
+Module and parameter names are the authors' (see docs/architecture.md), so their state
+dicts load with strict=True (KoBERT, `kobert.*` in their text file, lives outside).
+"""
+from __future__ import annotations
+
+import copy
+import logging
+
+import torch
+from torch import nn
+
+from koemo.errors import CheckpointError
+from koemo.labels import classes_for
+from koemo.modeling.layers import (TransformerStack, attention_modules, length_mask,
+                                   pick_step)
+
+log = logging.getLogger(__name__)
+
+
+def num_classes(cfg: dict) -> int:
+    return len(classes_for(cfg["data"]["label_policy"], cfg["data"].get("classes")))
+
+
+def _stack(cfg: dict, stage: str, list_name: str, attention_impl: str,
+           num_heads: int | None = None) -> TransformerStack:
+    spec = cfg["models"][stage]
+    return TransformerStack(
+        list_name, spec["n_layers"], cfg["models"]["d_model"],
+        num_heads or spec["num_heads"], spec["inner_dim"], spec["dropout"],
+        dropout_in_eval=not cfg["fixes"]["eval_attention_dropout_off"],
+        attention_impl=attention_impl)
+
+
+def _recurrent(kind: type[nn.RNNBase], d_model: int, hidden: int, dropout: float) -> nn.RNNBase:
+    # Bias-free, 2 layers, batch first: the authors' GRU/LSTM (zero initial states).
+    return kind(input_size=d_model, hidden_size=hidden, num_layers=2, bias=False,
+                batch_first=True, dropout=dropout)
+
+
+class _HeadCount:
+    """Head count of every attention layer of a model (they are equal by construction)."""
+
+    @property
+    def num_heads(self) -> int:
+        return attention_modules(self)[0].num_heads
+
+    def set_num_heads(self, num_heads: int) -> None:
+        for mha in attention_modules(self):
+            mha.num_heads = num_heads
+
+
+class AudioExtractor(nn.Module):
+    """Four bias-free Conv2d over frequency only: F -> F/2 -> F/2 -> F/4 -> F/4;
+    [B, 2, T, F] -> [B, C, T, F/4] -> [B, T, C * F/4] (channel-major feature order)."""
+
+    def __init__(self, channels: tuple[int, int] | list[int]):
+        super().__init__()
+        c1, c2 = channels
+        self.conv1 = nn.Conv2d(2, c1, kernel_size=(1, 4), stride=(1, 2), padding=(0, 1), bias=False)
+        self.conv2 = nn.Conv2d(c1, c1, kernel_size=(1, 7), padding=(0, 3), bias=False)
+        self.conv3 = nn.Conv2d(c1, c2, kernel_size=(1, 4), stride=(1, 2), padding=(0, 1), bias=False)
+        self.conv4 = nn.Conv2d(c2, c2, kernel_size=(1, 7), padding=(0, 3), bias=False)
+        for conv in (self.conv1, self.conv2, self.conv3, self.conv4):
+            nn.init.xavier_uniform_(conv.weight)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.conv1(feats))
+        x = torch.relu(self.conv2(x))
+        x = torch.relu(self.conv3(x))
+        x = self.conv4(x)
+        batch, _, steps, _ = x.shape
+        return x.transpose(1, 2).reshape(batch, steps, -1)
+
+
+class AudioRegressor(_HeadCount, nn.Module):
+    """Mel+delta [B,2,T,F] -> arousal. forward -> dict(pred[B], hidden[B,T,D], mask[B,T]).
+
+    Masks (True = valid). Original: the layers mask frames whose extractor output is zero in
+    every feature, and the classifier masks frames whose mel bins (channel 0) are not all
+    non-zero; `mask` returns the latter because the classifier consumes it. With
+    fixes.length_padding_mask both come from `lengths` (None: every frame valid).
+    """
+
+    def __init__(self, cfg: dict, attention_impl: str = "sdpa", num_heads: int | None = None):
+        super().__init__()
+        spec = cfg["models"]["audio"]
+        self.fixes = dict(cfg["fixes"])
+        self.Extractor = AudioExtractor(spec["conv_channels"])
+        self.AEBlock1 = _stack(cfg, "audio", "AE1", attention_impl, num_heads)
+        self.gru = _recurrent(nn.GRU, cfg["models"]["d_model"], spec["rnn_hidden"], spec["dropout"])
+        self.fc = nn.Linear(spec["rnn_hidden"], 1)
+        nn.init.xavier_uniform_(self.fc.weight)
+
+    def masks(self, feats: torch.Tensor, extracted: torch.Tensor,
+              lengths: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mask for the layers, mask handed to the classifier)."""
+        if self.fixes["length_padding_mask"]:
+            mask = length_mask(lengths, extracted.size(1), extracted.size(0), extracted.device)
+            return mask, mask
+        return (extracted != 0).all(dim=-1), (feats[:, 0] != 0).all(dim=-1)
+
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor | None = None) -> dict:
+        feats = feats.to(self.fc.weight.dtype)
+        extracted = self.Extractor(feats)
+        layer_mask, out_mask = self.masks(feats, extracted, lengths)
+        hidden = self.AEBlock1(extracted, layer_mask)
+        outputs, _ = self.gru(hidden)
+        step_mask = layer_mask if lengths is None else length_mask(
+            lengths, hidden.size(1), hidden.size(0), hidden.device)
+        step = pick_step(outputs, step_mask, self.fixes["last_valid_step"])
+        return {"pred": self.fc(step).squeeze(-1), "hidden": hidden, "mask": out_mask}
+
+
+class TextRegressor(_HeadCount, nn.Module):
+    """Cached KoBERT states [B,L,H] + attention mask -> valence; same output dict.
+
+    Original: the layers' mask is "states not all zero", which never masks (KoBERT outputs
+    at pads are non-zero); fixes.text_padding_mask uses the attention mask. `mask` is the
+    attention mask either way: the original classifier used it.
+    KoBERT (`encoder`) is frozen and kept out of the state dict; `encode`/`forward_tokens`
+    run it for raw-token inference.
+    """
+
+    def __init__(self, cfg: dict, encoder: nn.Module | None = None, attention_impl: str = "sdpa",
+                 num_heads: int | None = None):
+        super().__init__()
+        spec = cfg["models"]["text"]
+        self.fixes = dict(cfg["fixes"])
+        self.d_model = cfg["models"]["d_model"]
+        self.TEBlock1 = _stack(cfg, "text", "TE1", attention_impl, num_heads)
+        self.gru = _recurrent(nn.GRU, self.d_model, spec["rnn_hidden"], spec["dropout"])
+        self.fc = nn.Linear(spec["rnn_hidden"], 1)
+        self.encoder = encoder
+
+    @property
+    def encoder(self) -> nn.Module | None:
+        return self._encoder_box[0]
+
+    @encoder.setter
+    def encoder(self, encoder: nn.Module | None) -> None:
+        # A tuple hides KoBERT from nn.Module registration: not in state_dict/parameters().
+        if encoder is not None:
+            encoder.eval().requires_grad_(False)
+        self._encoder_box = (encoder,)
+
+    @torch.no_grad()
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+               token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Token ids [B, L] -> frozen KoBERT last hidden states [B, L, H]."""
+        if self.encoder is None:
+            raise ValueError("TextRegressor has no encoder: pass encoder=load_kobert(...) to encode tokens")
+        self.encoder.to(input_ids.device).eval()
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                           token_type_ids=token_type_ids)
+        return out.last_hidden_state
+
+    def forward_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                       token_type_ids: torch.Tensor | None = None) -> dict:
+        return self(self.encode(input_ids, attention_mask, token_type_ids), attention_mask)
+
+    def forward(self, states: torch.Tensor, attention_mask: torch.Tensor) -> dict:
+        if states.size(-1) != self.d_model:
+            raise ValueError(f"text states have width {states.size(-1)} but models.d_model is "
+                             f"{self.d_model}: the encoder's hidden size must equal d_model")
+        states = states.to(self.fc.weight.dtype)
+        mask = attention_mask.bool()
+        layer_mask = mask if self.fixes["text_padding_mask"] else (states != 0).all(dim=-1)
+        hidden = self.TEBlock1(states, layer_mask)
+        outputs, _ = self.gru(hidden)
+        step = pick_step(outputs, mask, self.fixes["last_valid_step"])
+        return {"pred": self.fc(step).squeeze(-1), "hidden": hidden, "mask": mask}
+
+
+def audio_heads_for_classifier(cfg: dict) -> int:
+    """Head count the audio regressor runs with inside the classifier."""
+    if cfg["fixes"]["consistent_heads"]:
+        return cfg["models"]["audio"]["num_heads"]
+    return cfg["models"]["multimodal"]["reuse_audio_num_heads"]
+
+
+def reuse_audio_model(audio_model: AudioRegressor, cfg: dict) -> AudioRegressor:
+    """The audio regressor as the classifier will run it.
+
+    Original: the 6-head model was rebuilt with 4 heads and its weights loaded silently
+    (same matrices, split into 4 heads of D/4). Faithful mode does that explicitly, on a
+    copy, with a warning; fixes.consistent_heads refuses any head-count change.
+    """
+    target = audio_heads_for_classifier(cfg)
+    if audio_model.num_heads == target:
+        return audio_model
+    if cfg["fixes"]["consistent_heads"]:
+        raise CheckpointError(
+            f"audio regressor has {audio_model.num_heads} attention heads but the config "
+            f"(models.audio.num_heads, fixes.consistent_heads=true) asks for {target}; "
+            "use a matching config or convert explicitly")
+    log.warning("faithful head reuse: the %d-head audio regressor runs with %d heads inside "
+                "the classifier, as the original (fixes.consistent_heads=false)",
+                audio_model.num_heads, target)
+    reused = copy.deepcopy(audio_model)
+    reused.set_num_heads(target)
+    return reused
+
+
+class FrozenRegressors(nn.Module):
+    """Holds the frozen audio/text regressors (`AudioModel`, `TextModel`) of a classifier and
+    runs them on raw inputs. They follow the classifier's train/eval mode, as the original."""
+
+    has_regressors: bool = False
+
+    def attach_regressors(self, cfg: dict, audio_model: AudioRegressor | None,
+                          text_model: TextRegressor | None) -> None:
+        if (audio_model is None) != (text_model is None):
+            raise ValueError("pass both regressors or neither")
+        self.has_regressors = audio_model is not None
+        if not self.has_regressors:
+            return
+        # Frozen in place, as the original froze its loaded regressors.
+        audio_model.requires_grad_(False)
+        self.AudioModel = reuse_audio_model(audio_model, cfg)
+        self.TextModel = text_model.requires_grad_(False)
+
+    @property
+    def audio_num_heads(self) -> int | None:
+        return self.AudioModel.num_heads if self.has_regressors else None
+
+    @torch.no_grad()
+    def frozen_features(self, feats: torch.Tensor, lengths: torch.Tensor | None,
+                        states: torch.Tensor, attention_mask: torch.Tensor) -> dict:
+        """Run both regressors: the inputs of `forward` plus their predictions."""
+        if not self.has_regressors:
+            raise ValueError(f"{type(self).__name__} was built without regressors: "
+                             "it only runs on cached hidden states")
+        audio = self.AudioModel(feats, lengths)
+        text = self.TextModel(states, attention_mask)
+        return {"audio_hidden": audio["hidden"], "audio_mask": audio["mask"],
+                "text_hidden": text["hidden"], "text_mask": text["mask"],
+                "arousal": audio["pred"], "valence": text["pred"]}
+
+    def forward_raw(self, feats: torch.Tensor, lengths: torch.Tensor | None,
+                    states: torch.Tensor, attention_mask: torch.Tensor) -> dict:
+        """Frozen regressors, then the classifier: dict(logits, arousal, valence)."""
+        frozen = self.frozen_features(feats, lengths, states, attention_mask)
+        out = self(frozen["audio_hidden"], frozen["audio_mask"],
+                   frozen["text_hidden"], frozen["text_mask"])
+        return {**out, "arousal": frozen["arousal"], "valence": frozen["valence"]}
+
+
+class AttentionLSTMHead(FrozenRegressors):
+    """Transformer layers (`MBA.MB.{i}`) -> LSTM -> step -> Linear (`fc`, xavier)."""
+
+    def build_head(self, cfg: dict, attention_impl: str) -> None:
+        spec = cfg["models"]["multimodal"]
+        self.fixes = dict(cfg["fixes"])
+        self.MBA = _stack(cfg, "multimodal", "MB", attention_impl)
+        self.LSTM = _recurrent(nn.LSTM, cfg["models"]["d_model"], spec["rnn_hidden"], spec["dropout"])
+        self.fc = nn.Linear(spec["rnn_hidden"], num_classes(cfg))
+        nn.init.xavier_uniform_(self.fc.weight)
+
+    def classify(self, x: torch.Tensor, mask: torch.Tensor) -> dict:
+        hidden = self.MBA(x.to(self.fc.weight.dtype), mask)
+        outputs, _ = self.LSTM(hidden)
+        return {"logits": self.fc(pick_step(outputs, mask, self.fixes["last_valid_step"]))}
+
+
+class EmoClassifier(AttentionLSTMHead):
+    """The paper's intermediate fusion: [audio hidden; text hidden] with mask
+    [audio mask; text mask] -> 4 transformer layers -> LSTM -> logits[B, C].
+
+    The regressors are frozen (excluded from trainable parameters). `num_heads` is the
+    fusion layers' head count; `audio_num_heads` the audio regressor's as run here.
+    """
+
+    def __init__(self, cfg: dict, audio_model: AudioRegressor, text_model: TextRegressor,
+                 attention_impl: str = "sdpa"):
+        super().__init__()
+        self.attach_regressors(cfg, audio_model, text_model)
+        self.build_head(cfg, attention_impl)
+
+    @property
+    def num_heads(self) -> int:
+        return self.MBA.layers[0].MHA.num_heads
+
+    def forward(self, audio_hidden: torch.Tensor, audio_mask: torch.Tensor,
+                text_hidden: torch.Tensor, text_mask: torch.Tensor) -> dict:
+        x = torch.cat([audio_hidden, text_hidden], dim=1)
+        mask = torch.cat([audio_mask.bool(), text_mask.bool()], dim=1)
+        return self.classify(x, mask)
+
+
+def trainable_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
