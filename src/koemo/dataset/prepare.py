@@ -1,0 +1,429 @@
+"""`koemo prepare`: KEMDy20 root -> W/utterances.parquet + W/prepare_report.{json,md} + features.
+
+One pass over the annotation files (Sess01..Sess40, CSV order). Each row's wav and transcript
+are found by Segment ID (never by listing order, the original's pairing bug), checked (wav
+header only, so memory stays flat), cleaned and labelled with `koemo.labels.resolve_label`.
+A row with bad input is dropped and reported with its file and reason; `strict=True` raises
+KoemoInputError at the first one instead. Rows the label policy drops are reported too but are
+not input errors. Files nobody refers to (a wav without an annotation row) are reported.
+
+Idempotent: the report stores a fingerprint of the inputs (every annotation/wav/txt path with
+its size and mtime, the resolved corpus root, the `data` config section minus the protocol
+choice, and the folds file). A later run with the same fingerprint reuses the table and says
+so; the feature store has its own reuse rule (koemo.features.build_feature_store).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from koemo.config import fingerprint
+from koemo.dataset.kemdy20 import (CorpusFileError, check_wav, clean_transcript,
+                                   parse_segment_id, read_annotations,
+                                   read_transcript_with_encoding, session_of_annotation_file)
+from koemo.dataset.splits import SPLIT_COLUMNS, add_splits, resolve_folds_path
+from koemo.errors import KoemoInputError
+from koemo.labels import classes_for, resolve_label
+
+# Bump when the table's content rules change, so old workdirs are rebuilt, not reused.
+PREPARE_VERSION = 1
+TABLE_FILE = "utterances.parquet"
+REPORT_JSON = "prepare_report.json"
+REPORT_MD = "prepare_report.md"
+TABLE_COLUMNS = (
+    "segment_id", "session", "speaker", "gender", "script", "utt_index", "wav_path", "txt_path",
+    "text_raw", "text", "emotion_total", "label", "label_id", "valence", "arousal", "start", "end",
+    "duration") + SPLIT_COLUMNS
+# The choice of protocol/fold only picks a split column; every column is always written.
+_DATA_KEYS_NOT_SHAPING_TABLE = ("protocol", "fold")
+# A wav more than this far from the annotated end - start is worth a note (pairing check).
+DURATION_TOLERANCE_S = 0.05
+
+
+@dataclass
+class PrepareResult:
+    table: pd.DataFrame
+    report: dict
+    feature_store_path: Path | None
+    reused: bool = False
+    workdir: Path = field(default_factory=Path)
+
+
+def annotation_files(data_root: Path) -> list[tuple[int, Path]]:
+    """(session, path) of every `annotation/SessNN_eval.csv`, in session order."""
+    folder = data_root / "annotation"
+    if not folder.is_dir():
+        raise KoemoInputError(f"{folder}: no annotation folder; --data must be the KEMDy20 root "
+                              "holding annotation/ and wav/")
+    files = sorted((session_of_annotation_file(p), p) for p in folder.glob("Sess*_eval.csv"))
+    if not files:
+        raise KoemoInputError(f"{folder}: no SessNN_eval.csv annotation files")
+    return files
+
+
+def _corpus_file_stats(data_root: Path) -> list[tuple[str, int, int]]:
+    stats = []
+    for top in ("annotation", "wav"):
+        for dirpath, _, names in os.walk(data_root / top):
+            for name in names:
+                st = os.stat(os.path.join(dirpath, name))
+                rel = os.path.relpath(os.path.join(dirpath, name), data_root)
+                stats.append((rel, st.st_size, st.st_mtime_ns))
+    return sorted(stats)
+
+
+def wav_rules(cfg: dict) -> dict:
+    """What a kept wav must satisfy: the feature sample rate, and enough samples for the
+    delta features (koemo.features.min_samples), so the feature step never meets a bad file."""
+    from koemo.features import min_samples
+
+    return {"sample_rate": int(cfg["features"]["sample_rate"]), "min_samples": min_samples(cfg)}
+
+
+def input_fingerprint(data_root: Path, cfg: dict) -> str:
+    """Hash of everything the table depends on (see module docstring)."""
+    data = {k: v for k, v in cfg["data"].items() if k not in _DATA_KEYS_NOT_SHAPING_TABLE}
+    folds = data.get("folds_file")
+    folds_text = resolve_folds_path(folds).read_text(encoding="utf-8") if folds else None
+    return fingerprint({"version": PREPARE_VERSION, "root": str(data_root.resolve()),
+                        "files": _corpus_file_stats(data_root), "data": data,
+                        "wav_rules": wav_rules(cfg), "folds": folds_text}, length=20)
+
+
+def candidate_names(segment_id: str, file_session: int) -> list[str]:
+    """File stems to look for: the id itself, then the id with the file's session prefix.
+
+    Sess17_eval.csv holds ids such as `Sess42_script01_...`; the files under wav/Session17 may
+    be named either way, so both are tried (the id as written first).
+    """
+    names = [segment_id]
+    own = f"Sess{file_session:02d}{segment_id[6:]}"
+    if segment_id.startswith("Sess") and own != segment_id:
+        names.append(own)
+    return names
+
+
+def locate(folder: Path, segment_id: str, file_session: int, suffix: str) -> Path:
+    names = candidate_names(segment_id, file_session)
+    for name in names:
+        path = folder / f"{name}{suffix}"
+        if path.is_file():
+            return path
+    return folder / f"{names[0]}{suffix}"
+
+
+class _Collector:
+    """Dropped rows, problem files and notes; raises at the first input problem when strict."""
+
+    def __init__(self, strict: bool):
+        self.strict = strict
+        self.dropped: list[dict] = []
+        self.files: list[dict] = []
+        self.notes: list[dict] = []
+
+    def drop_row(self, segment_id, session, file, reason, message, input_problem=True):
+        if input_problem and self.strict:
+            raise KoemoInputError(f"{message} (--strict: stopping at the first input problem)")
+        self.dropped.append({"segment_id": segment_id, "session": session, "file": str(file),
+                             "reason": reason, "message": message, "input_problem": input_problem})
+
+    def problem_file(self, file, reason, message):
+        if self.strict:
+            raise KoemoInputError(f"{message} (--strict: stopping at the first input problem)")
+        self.files.append({"file": str(file), "reason": reason, "message": message})
+
+    def note(self, segment_id, file, reason, message):
+        self.notes.append({"segment_id": segment_id, "file": str(file), "reason": reason,
+                           "message": message})
+
+
+def _label_reason(why: str) -> str:
+    """Short code for koemo.labels.resolve_label's reason text."""
+    if why.startswith("tie"):
+        return "label_tie"
+    if why.startswith("empty"):
+        return "label_empty"
+    return "label_not_in_classes"
+
+
+def _check_row(row, csv_path: Path, session: int, seen: set, out: _Collector):
+    """Validate the annotation fields of one row; returns its SegmentId or None if dropped."""
+    sid = row.segment_id
+    where = f"{csv_path} line {row.line}"
+    try:
+        parsed = parse_segment_id(sid)
+    except KoemoInputError as err:
+        out.drop_row(sid, session, csv_path, "bad_segment_id", f"{where}: {err}")
+        return None
+    if sid in seen:
+        out.drop_row(sid, session, csv_path, "duplicate_segment_id",
+                     f"{where}: segment id {sid} appears more than once")
+        return None
+    seen.add(sid)
+    missing = [c for c in ("start", "end", "valence", "arousal") if pd.isna(getattr(row, c))]
+    if missing:
+        out.drop_row(sid, session, csv_path, "bad_value",
+                     f"{where}: {', '.join(missing)} missing or not a number")
+        return None
+    return parsed
+
+
+def _read_files(row, folder: Path, session: int, rules: dict, encoding: str,
+                claimed: set, out: _Collector):
+    """Check the wav and read the transcript of one row; None when either is unusable."""
+    sid = row.segment_id
+    wav = locate(folder, sid, session, ".wav")
+    txt = locate(folder, sid, session, ".txt")
+    claimed.update((wav, txt))
+    problems = []
+    try:
+        n_samples, duration = check_wav(wav, rules["sample_rate"])
+        if n_samples < rules["min_samples"]:
+            raise CorpusFileError(wav, "too_short_wav",
+                                  f"wav has {n_samples} samples; the features need at least "
+                                  f"{rules['min_samples']}")
+    except CorpusFileError as err:
+        problems.append(err)
+    try:
+        text_raw, used = read_transcript_with_encoding(txt, encoding)
+    except CorpusFileError as err:
+        problems.append(err)
+    if problems:
+        out.drop_row(sid, session, problems[0].path, problems[0].reason,
+                     "; ".join(str(p) for p in problems))
+        return None
+    if used != encoding:
+        out.note(sid, txt, "utf8_fallback_txt", f"{txt}: not {encoding}, read as {used}")
+    if abs(duration - (row.end - row.start)) > DURATION_TOLERANCE_S:
+        out.note(sid, wav, "duration_mismatch",
+                 f"{wav}: {duration:.3f} s long, annotation says end - start = "
+                 f"{row.end - row.start:.3f} s")
+    return wav, txt, text_raw, duration
+
+
+def _orphans(data_root: Path, claimed: set, out: _Collector) -> None:
+    """wav/txt files under wav/SessionNN that no annotation row refers to."""
+    wav_root = data_root / "wav"
+    if not wav_root.is_dir():
+        raise KoemoInputError(f"{wav_root}: no wav folder; --data must be the KEMDy20 root")
+    for path in sorted(wav_root.glob("Session*/*")):
+        if path.suffix in (".wav", ".txt") and path not in claimed:
+            kind = path.suffix[1:]
+            out.problem_file(path, f"{kind}_without_row",
+                             f"{path}: {kind} file without an annotation row")
+
+
+def scan_corpus(data_root: Path, cfg: dict, strict: bool = False, progress: bool = True):
+    """Read every annotation row and its files -> (records of kept rows, collector, counts)."""
+    from tqdm.auto import tqdm
+
+    data, rules = cfg["data"], wav_rules(cfg)
+    policy = data["label_policy"]
+    try:
+        classes = classes_for(policy, data.get("classes"))
+    except ValueError as err:
+        raise KoemoInputError(f"data.label_policy: {err}") from err
+    out = _Collector(strict)
+    frames = []
+    for session, csv_path in annotation_files(data_root):
+        try:
+            frames.append((session, csv_path, read_annotations(csv_path)))
+        except CorpusFileError as err:
+            out.problem_file(csv_path, err.reason, str(err))
+    records, seen, claimed, labels_dropped = [], set(), set(), Counter()
+    total = sum(len(frame) for _, _, frame in frames)
+    bar = tqdm(total=total, desc="prepare", unit="utt", disable=not progress)
+    for session, csv_path, frame in frames:
+        folder = data_root / "wav" / f"Session{session:02d}"
+        for row in frame.itertuples(index=False):
+            bar.update(1)
+            parsed = _check_row(row, csv_path, session, seen, out)
+            if parsed is None:
+                continue
+            found = _read_files(row, folder, session, rules,
+                                data.get("transcript_encoding", "cp949"), claimed, out)
+            if found is None:
+                continue
+            label, why = resolve_label(row.emotion_total, policy, classes)
+            if label is None:
+                labels_dropped[row.emotion_total] += 1
+                out.drop_row(row.segment_id, session, csv_path, _label_reason(why),
+                             f"{csv_path} line {row.line}: {why}", input_problem=False)
+                continue
+            wav, txt, text_raw, duration = found
+            records.append({
+                "segment_id": row.segment_id, "session": session, "speaker": parsed.speaker,
+                "gender": parsed.gender, "script": parsed.script, "utt_index": parsed.utt_index,
+                "wav_path": str(wav.resolve()), "txt_path": str(txt.resolve()),
+                "text_raw": text_raw, "text": clean_transcript(text_raw),
+                "emotion_total": row.emotion_total, "label": label,
+                "label_id": classes.index(label), "valence": float(row.valence),
+                "arousal": float(row.arousal), "start": float(row.start),
+                "end": float(row.end), "duration": float(duration)})
+    bar.close()
+    _orphans(data_root, claimed, out)
+    return records, out, {"rows_read": total, "classes": list(classes),
+                          "labels_dropped": dict(labels_dropped)}
+
+
+def build_table(records: list[dict], cfg: dict) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(records, columns=TABLE_COLUMNS[:-len(SPLIT_COLUMNS)])
+    for col in ("session", "script", "utt_index", "label_id"):
+        frame[col] = frame[col].astype("int64")
+    return add_splits(frame, cfg)[list(TABLE_COLUMNS)]
+
+
+def make_report(data_root: Path, workdir: Path, cfg: dict, fp: str, table: pd.DataFrame,
+                out: _Collector, counts: dict) -> dict:
+    reasons = Counter(d["reason"] for d in out.dropped) + Counter(f["reason"] for f in out.files)
+    return {
+        "prepare_version": PREPARE_VERSION, "data_root": str(data_root.resolve()),
+        "workdir": str(workdir.resolve()), "input_fingerprint": fp, "data_config": cfg["data"],
+        "label_policy": cfg["data"]["label_policy"], "classes": counts["classes"],
+        "rows_read": counts["rows_read"], "rows_kept": len(table),
+        "rows_dropped": len(out.dropped),
+        "input_problems": sum(d["input_problem"] for d in out.dropped) + len(out.files),
+        "counts_by_reason": dict(sorted(reasons.items())),
+        "labels_kept": {k: int(v) for k, v in table["label"].value_counts().items()}
+        if len(table) else {},
+        "labels_dropped": dict(sorted(counts["labels_dropped"].items())),
+        "splits": {col: {k: int(v) for k, v in table[col].value_counts().items()}
+                   for col in SPLIT_COLUMNS if col in table},
+        "dropped_rows": out.dropped, "problem_files": out.files,
+        "notes_by_reason": dict(Counter(n["reason"] for n in out.notes)), "notes": out.notes,
+    }
+
+
+def _md_table(header: list[str], rows) -> list[str]:
+    def cell(value) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+
+
+def report_markdown(report: dict) -> str:
+    lines = ["# koemo prepare report", "",
+             f"- corpus: `{report['data_root']}`", f"- workdir: `{report['workdir']}`",
+             f"- label policy: {report['label_policy']} (classes {', '.join(report['classes'])})",
+             f"- rows read: {report['rows_read']}, kept: {report['rows_kept']}, "
+             f"dropped: {report['rows_dropped']}; files with problems: "
+             f"{len(report['problem_files'])}", f"- input fingerprint: `{report['input_fingerprint']}`",
+             "", "## Kept rows per label", ""]
+    lines += _md_table(["label", "rows"], report["labels_kept"].items())
+    lines += ["", "## Dropped rows and problem files per reason", ""]
+    lines += _md_table(["reason", "count"], report["counts_by_reason"].items())
+    lines += ["", "## Splits", ""]
+    lines += _md_table(["column", "train", "valid", "test"],
+                       [(c, s.get("train", 0), s.get("valid", 0), s.get("test", 0))
+                        for c, s in report["splits"].items()])
+    lines += ["", "## Problem files", ""]
+    lines += _md_table(["file", "reason", "message"],
+                       [(f["file"], f["reason"], f["message"]) for f in report["problem_files"]])
+    lines += ["", "## Dropped rows", ""]
+    lines += _md_table(["segment id", "file", "reason", "message"],
+                       [(d["segment_id"], d["file"], d["reason"], d["message"])
+                        for d in report["dropped_rows"]])
+    lines += ["", "## Notes (rows kept)", ""]
+    lines += _md_table(["segment id", "reason", "message"],
+                       [(n["segment_id"], n["reason"], n["message"]) for n in report["notes"]])
+    return "\n".join(lines) + "\n"
+
+
+def summary_text(report: dict, reused: bool = False) -> str:
+    head = ("reusing prepared table (inputs unchanged, fingerprint "
+            f"{report['input_fingerprint']})\n" if reused else "")
+    reasons = ", ".join(f"{k} {v}" for k, v in report["counts_by_reason"].items()) or "none"
+    labels = ", ".join(f"{k} {v}" for k, v in report["labels_kept"].items())
+    return (f"{head}prepare: {report['rows_read']} rows read, {report['rows_kept']} kept, "
+            f"{report['rows_dropped']} dropped, {len(report['problem_files'])} problem files\n"
+            f"  kept per label: {labels}\n  dropped/problems per reason: {reasons}\n"
+            f"  details: {Path(report['workdir']) / REPORT_MD}")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_outputs(workdir: Path, table: pd.DataFrame | None, report: dict) -> None:
+    """Table, then Markdown, then JSON: the JSON (holding the fingerprint) is the completion
+    mark, so an interrupted run is never mistaken for a finished one."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / REPORT_JSON).unlink(missing_ok=True)
+    if table is None:
+        (workdir / TABLE_FILE).unlink(missing_ok=True)  # never leave a stale table behind
+    else:
+        tmp = workdir / (TABLE_FILE + ".tmp")
+        table.to_parquet(tmp, index=False)
+        os.replace(tmp, workdir / TABLE_FILE)
+    _write_atomic(workdir / REPORT_MD, report_markdown(report))
+    _write_atomic(workdir / REPORT_JSON, json.dumps(report, indent=1, ensure_ascii=False,
+                                                    default=str))
+
+
+def load_previous(workdir: Path, fp: str) -> tuple[pd.DataFrame, dict] | None:
+    """The earlier run's table and report when they were made from the same inputs."""
+    report_path, table_path = workdir / REPORT_JSON, workdir / TABLE_FILE
+    if not (report_path.is_file() and table_path.is_file()):
+        return None
+    try:
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    if report.get("input_fingerprint") != fp or not report.get("rows_kept"):
+        return None
+    return pd.read_parquet(table_path), report
+
+
+def _raise_if_strict_problems(report: dict) -> None:
+    problems = [d for d in report["dropped_rows"] if d["input_problem"]] + report["problem_files"]
+    if problems:
+        raise KoemoInputError(f"{problems[0]['message']} (--strict: {len(problems)} input "
+                              f"problem(s), see {Path(report['workdir']) / REPORT_MD})")
+
+
+def _build_features(table: pd.DataFrame, workdir: Path, cfg: dict, progress: bool) -> Path:
+    from koemo.features import build_feature_store
+
+    return Path(build_feature_store(table, workdir, cfg, progress=progress).directory)
+
+
+def prepare(data_root, workdir, cfg: dict, strict: bool = False, progress: bool = True,
+            features: bool = True) -> PrepareResult:
+    """Prepare a KEMDy20-format corpus into `workdir` (see module docstring).
+
+    features=False stops after the table and reports (the feature store is built by the
+    first command that needs it, or by a later `prepare`).
+    """
+    data_root, workdir = Path(data_root), Path(workdir)
+    if not data_root.is_dir():
+        raise KoemoInputError(f"{data_root}: corpus folder not found")
+    started = time.perf_counter()
+    fp = input_fingerprint(data_root, cfg)
+    previous = load_previous(workdir, fp)
+    reused = previous is not None
+    if reused:
+        table, report = previous
+        if strict:
+            _raise_if_strict_problems(report)
+    else:
+        records, out, counts = scan_corpus(data_root, cfg, strict, progress)
+        table = build_table(records, cfg) if len(records) >= 2 else None
+        report = make_report(data_root, workdir, cfg, fp,
+                             table if table is not None else pd.DataFrame(columns=TABLE_COLUMNS),
+                             out, counts)
+        report["elapsed_s"] = round(time.perf_counter() - started, 3)
+        write_outputs(workdir, table, report)
+        if table is None:
+            raise KoemoInputError(f"{data_root}: {len(records)} utterance(s) kept, need at "
+                                  f"least 2; see {workdir / REPORT_MD}")
+    print(summary_text(report, reused))
+    store_path = _build_features(table, workdir, cfg, progress) if features else None
+    return PrepareResult(table, report, store_path, reused, workdir)
