@@ -1,0 +1,211 @@
+"""Stand-in build, frozen encoder loading, the on-disk state cache and the two text commands,
+on a tiny stand-in (vocab ~300, hidden 32) built once for this module."""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from koemo.errors import KoemoInputError
+from koemo.text import (KoBERTTokenizer, TextStateCache, build_standin, load_kobert, random_delete,
+                        random_swap, resolve_text_source)
+from koemo.text.standin import STANDIN_DIRNAME
+from test_tokenizer import KOREAN_SENTENCES
+
+SIZES = {"vocab_size": 300, "hidden_size": 32, "num_layers": 1, "num_heads": 2,
+         "intermediate_size": 64}
+
+
+@pytest.fixture(scope="session")
+def standin(tmp_path_factory):
+    return build_standin(KOREAN_SENTENCES, tmp_path_factory.mktemp("standin") / "kobert", seed=0, **SIZES)
+
+
+@pytest.fixture(scope="session")
+def tokenizer(standin):
+    return KoBERTTokenizer.from_pretrained(standin)
+
+
+@pytest.fixture(scope="session")
+def encoder(standin):
+    return load_kobert(standin)
+
+
+def reference_states(encoder, input_ids):
+    import torch
+
+    ids = torch.as_tensor(input_ids)
+    with torch.no_grad():
+        return encoder(input_ids=ids, attention_mask=(ids != 1).long(),
+                       token_type_ids=torch.zeros_like(ids)).last_hidden_state.numpy()
+
+
+def test_standin_has_kobert_layout_and_is_frozen(standin, tokenizer, encoder):
+    from transformers import BertModel
+
+    assert {"spiece.model", "config.json", "model.safetensors", "standin.json"} <= {
+        p.name for p in standin.iterdir()}
+    assert isinstance(encoder, BertModel)
+    assert not encoder.training and not any(p.requires_grad for p in encoder.parameters())
+    assert encoder.config.pad_token_id == 1 and encoder.config.hidden_size == 32
+    assert encoder.config.vocab_size == tokenizer.vocab_size <= SIZES["vocab_size"]
+    assert tokenizer.convert_tokens_to_ids(["[UNK]", "[PAD]", "[CLS]", "[SEP]", "[MASK]"]) == [0, 1, 2, 3, 4]
+
+
+def test_standin_is_deterministic_given_seed(standin, tmp_path):
+    again = build_standin(KOREAN_SENTENCES, tmp_path / "again", seed=0, **SIZES)
+    other = build_standin(KOREAN_SENTENCES, tmp_path / "other", seed=1, **SIZES)
+    assert (again / "spiece.model").read_bytes() == (standin / "spiece.model").read_bytes()
+    first, second, third = (load_kobert(d).state_dict() for d in (standin, again, other))
+    assert all(np.array_equal(first[k].numpy(), second[k].numpy()) for k in first)
+    assert not np.array_equal(first["embeddings.word_embeddings.weight"].numpy(),
+                              third["embeddings.word_embeddings.weight"].numpy())
+
+
+def test_standin_rejects_no_text_and_bad_head_count(tmp_path):
+    with pytest.raises(KoemoInputError, match="no non-empty transcript"):
+        build_standin(["", "   "], tmp_path / "x", **SIZES)
+    with pytest.raises(KoemoInputError, match="not divisible"):
+        build_standin(KOREAN_SENTENCES, tmp_path / "y", **dict(SIZES, num_heads=5))
+
+
+def test_encoder_directory_without_weights_or_config_is_a_clear_error(standin, tmp_path):
+    no_weights = tmp_path / "no_weights"
+    no_weights.mkdir()
+    shutil.copy(standin / "config.json", no_weights)
+    with pytest.raises(KoemoInputError, match=rf"{no_weights}.*without model.safetensors"):
+        load_kobert(no_weights)
+    no_config = tmp_path / "no_config"
+    no_config.mkdir()
+    shutil.copy(standin / "model.safetensors", no_config)
+    with pytest.raises(KoemoInputError, match="without config.json"):
+        load_kobert(no_config)
+
+
+def test_hub_id_while_offline_is_a_fast_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    start = time.monotonic()
+    with pytest.raises(KoemoInputError, match="hub is not reachable.*local_dir"):
+        load_kobert("skt/kobert-base-v1")
+    assert time.monotonic() - start < 10
+
+
+def test_cache_computes_once_then_hits(standin, tokenizer, encoder, tmp_path):
+    batch = tokenizer.batch_encode(KOREAN_SENTENCES[:6] + KOREAN_SENTENCES[:2], max_length=16)
+    cache = TextStateCache(tmp_path, encoder, tokenizer, encoder_id=str(standin))
+    first = cache.ensure(batch["input_ids"], batch["attention_mask"], batch_size=4, progress=False)
+    assert first == {"hits": 0, "misses": 8, "computed": 6}     # duplicates computed once
+    states = cache.get_many(batch["input_ids"])
+    assert states.dtype == np.float16 and states.shape == (8, 16, 32)
+    np.testing.assert_allclose(states.astype(np.float32), reference_states(encoder, batch["input_ids"]),
+                               atol=2e-2, rtol=1e-2)
+    assert np.abs(states[0][batch["attention_mask"][0] == 0]).sum() > 0   # pad positions kept
+    assert np.array_equal(cache.get(batch["input_ids"][3]), states[3])
+
+    reopened = TextStateCache(tmp_path, encoder, tokenizer, encoder_id=str(standin))
+    assert reopened.directory == cache.directory and len(reopened) == 6
+    second = reopened.ensure(batch["input_ids"], progress=False)
+    assert second == {"hits": 8, "misses": 0, "computed": 0}
+    assert reopened.stats["hits"] == 8 and reopened.stats["misses"] == 0
+    assert np.array_equal(reopened.get_many(batch["input_ids"]), states)
+    meta = json.loads((cache.directory / "meta.json").read_text(encoding="utf-8"))
+    assert meta["encoder_id"] == str(standin) and meta["dtype"] == "float16"
+
+
+def test_cache_shards_grow_and_augmented_pieces_get_their_own_entries(tokenizer, encoder, tmp_path):
+    pieces = [tokenizer.tokenize(t) for t in KOREAN_SENTENCES[:5]]
+    augmented = ([random_swap(p, 0.3, np.random.default_rng(824)) for p in pieces]
+                 + [random_delete(p, 0.3, np.random.default_rng(824)) for p in pieces])
+    cache = TextStateCache(tmp_path, encoder, tokenizer, shard_rows=3)
+    original = tokenizer.batch_encode(pieces, 16)["input_ids"]
+    cache.ensure(original, progress=False)
+    more = tokenizer.batch_encode(augmented, 16)["input_ids"]
+    call = cache.ensure(np.concatenate([original, more]), progress=False)
+    assert call["hits"] == 5 and call["computed"] == len({r.tobytes() for r in more})
+    assert len(list(cache.directory.glob("states-*.npy"))) >= 4
+    both = np.concatenate([original, more])
+    reopened = TextStateCache(tmp_path, encoder, tokenizer, shard_rows=3)
+    np.testing.assert_allclose(reopened.get_many(both).astype(np.float32),
+                               reference_states(encoder, both), atol=2e-2, rtol=1e-2)
+
+
+def test_cache_refuses_unknown_rows_and_foreign_masks(tokenizer, encoder, tmp_path):
+    cache = TextStateCache(tmp_path, encoder, tokenizer)
+    batch = tokenizer.batch_encode(KOREAN_SENTENCES[:2], 16)
+    with pytest.raises(KeyError, match="call ensure"):
+        cache.get(batch["input_ids"][0])
+    with pytest.raises(ValueError, match="attention_mask"):
+        cache.ensure(batch["input_ids"], np.ones_like(batch["input_ids"]), progress=False)
+
+
+def test_encoder_in_train_mode_is_run_in_eval_and_restored(standin, tokenizer, tmp_path):
+    encoder = load_kobert(standin)
+    encoder.config.hidden_dropout_prob = 0.5
+    encoder.train()
+    batch = tokenizer.batch_encode(KOREAN_SENTENCES[:3], 16)
+    cache = TextStateCache(tmp_path, encoder, tokenizer)
+    cache.ensure(batch["input_ids"], progress=False)
+    assert encoder.training
+    encoder.eval()
+    np.testing.assert_allclose(cache.get_many(batch["input_ids"]).astype(np.float32),
+                               reference_states(encoder, batch["input_ids"]), atol=2e-2, rtol=1e-2)
+
+
+def test_other_encoder_weights_use_another_cache_directory(standin, tokenizer, encoder, tmp_path):
+    other = build_standin(KOREAN_SENTENCES, tmp_path / "other", seed=7, **SIZES)
+    a = TextStateCache(tmp_path / "w", encoder, tokenizer)
+    b = TextStateCache(tmp_path / "w", load_kobert(other), tokenizer)
+    assert a.directory != b.directory and a.directory.parent == tmp_path / "w" / "text"
+
+
+def test_resolve_text_source():
+    cfg = {"text": {"tokenizer": "standin", "encoder": "standin"}}
+    assert resolve_text_source(cfg, "/w") == f"/w/{STANDIN_DIRNAME}"
+    cfg = {"text": {"tokenizer": "skt/kobert-base-v1", "encoder": "/models/kobert"}}
+    assert resolve_text_source(cfg, "/w", part="tokenizer") == "skt/kobert-base-v1"
+    assert resolve_text_source(cfg, "/w", part="encoder") == "/models/kobert"
+    with pytest.raises(KoemoInputError, match="differ"):
+        resolve_text_source(cfg, "/w")
+
+
+def write_utterances(workdir, texts):
+    workdir.mkdir(parents=True, exist_ok=True)
+    table = pd.DataFrame({"segment_id": [f"Sess01_script01_User002M_{i:03d}" for i in range(len(texts))],
+                          "text": texts})
+    table.to_parquet(workdir / "utterances.parquet", index=False)
+    return table
+
+
+def test_commands_build_standin_and_fill_the_cache(tmp_path, capsys):
+    from koemo.cli import main
+
+    workdir = tmp_path / "w"
+    long_text = " ".join(KOREAN_SENTENCES)
+    table = write_utterances(workdir, KOREAN_SENTENCES[:20] + ["", long_text])
+    args = ["--workdir", str(workdir), "--config", "tiny"]
+    assert main(["kobert-standin", *args]) == 0
+    assert "built" in capsys.readouterr().out
+    assert main(["kobert-standin", *args]) == 0
+    assert "reused" in capsys.readouterr().out
+
+    assert main(["encode-text", *args, "--no-progress"]) == 0
+    first = capsys.readouterr().out
+    assert "22 utterances: 0 cached already" in first and "1 empty transcript" in first
+    reports = list((workdir / "text").glob("*/encode_report.json"))
+    assert len(reports) == 1
+    report = json.loads(reports[0].read_text(encoding="utf-8"))
+    assert report["empty_text"] == [table["segment_id"][20]]
+    assert [r["segment_id"] for r in report["truncated"]] == [table["segment_id"][21]]
+    assert main(["encode-text", *args, "--no-progress"]) == 0
+    assert "22 cached already, 0 sequences computed" in capsys.readouterr().out
+
+
+def test_commands_report_a_missing_utterance_table(tmp_path, capsys):
+    from koemo.cli import main
+
+    assert main(["encode-text", "--workdir", str(tmp_path), "--config", "tiny", "--no-progress"]) == 1
+    assert "utterances.parquet: not found" in capsys.readouterr().err
