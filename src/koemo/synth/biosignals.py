@@ -17,7 +17,7 @@ File format (text, LF line ends, no header besides the preamble):
 
 Quirks reproduced: IBI files of 0 bytes (every session with s % 4 == 1 has one for its second
 speaker in script 03; other files with probability 0.1); EDA gaps in sessions with s % 4 == 2
-(each EDA file there loses one 15-90 s window of rows with probability 0.6, at least one file
+(each EDA file there loses one window of 15-90 s, at most 40% of its rows, with probability 0.6, at least one file
 per such session), so some segments have no EDA rows at all.
 
 Generative rule (A = the utterance's total arousal, u in [0, 1) = position inside the segment,
@@ -73,6 +73,8 @@ def validate_effects(effects: dict | None) -> dict[str, float]:
 
 def wallclock(unix: np.ndarray) -> np.ndarray:
     """Unix seconds -> 'YYYY-MM-DD HH:MM:SS.fff' Korean wall-clock strings (vectorised)."""
+    if np.size(unix) == 0:
+        return np.array([], dtype=str)
     millis = np.round((np.asarray(unix, dtype=np.float64) + KST_OFFSET_S) * 1000).astype("int64")
     text = np.datetime_as_string(millis.astype("datetime64[ms]"), unit="ms")
     return np.char.replace(text, "T", " ")
@@ -196,8 +198,9 @@ def write_biosignals(root: Path, recordings: list[Recording], speaker_index: dic
             total_s = rec.unix_zero + rec.duration_s + float(rng.uniform(5.0, 20.0)) - start_unix
             window = None
             if gap:
-                width = float(rng.uniform(15.0, 90.0))
-                begin = float(rng.uniform(-width / 2, max(rec.duration_s - width / 2, 0.0)))
+                # At most 40% of the file goes missing, so the file keeps rows on both sides.
+                width = min(float(rng.uniform(15.0, 90.0)), 0.4 * total_s)
+                begin = float(rng.uniform(0.0, total_s - width)) + start_unix - rec.unix_zero
                 window = (begin, begin + width)
             contents = {
                 "EDA": _sampled_signal(rec, "EDA", rng, effects["EDA"], start_unix, total_s, window),
