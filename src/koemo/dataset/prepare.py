@@ -68,13 +68,18 @@ def annotation_files(data_root: Path) -> list[tuple[int, Path]]:
 
 
 def _corpus_file_stats(data_root: Path) -> list[tuple[str, int, int]]:
-    stats = []
-    for top in ("annotation", "wav"):
-        for dirpath, _, names in os.walk(data_root / top):
-            for name in names:
-                st = os.stat(os.path.join(dirpath, name))
-                rel = os.path.relpath(os.path.join(dirpath, name), data_root)
-                stats.append((rel, st.st_size, st.st_mtime_ns))
+    """(relative path, size, mtime) of every file under annotation/ and wav/."""
+    stats, pending = [], [("annotation", data_root / "annotation"), ("wav", data_root / "wav")]
+    while pending:
+        rel, folder = pending.pop()
+        if not folder.is_dir():
+            continue
+        for entry in os.scandir(folder):
+            if entry.is_dir():
+                pending.append((f"{rel}/{entry.name}", Path(entry.path)))
+            else:
+                st = entry.stat()
+                stats.append((f"{rel}/{entry.name}", st.st_size, st.st_mtime_ns))
     return sorted(stats)
 
 
@@ -109,13 +114,31 @@ def candidate_names(segment_id: str, file_session: int) -> list[str]:
     return names
 
 
-def locate(folder: Path, segment_id: str, file_session: int, suffix: str) -> Path:
-    names = candidate_names(segment_id, file_session)
-    for name in names:
-        path = folder / f"{name}{suffix}"
-        if path.is_file():
-            return path
-    return folder / f"{names[0]}{suffix}"
+class WavFolders:
+    """The names in each wav/SessionNN folder, listed once: finding a row's files costs no
+    file-system call, and whatever no row claimed is known at the end."""
+
+    def __init__(self, data_root: Path):
+        self.root = data_root / "wav"
+        if not self.root.is_dir():
+            raise KoemoInputError(f"{self.root}: no wav folder; --data must be the KEMDy20 root")
+        self.names = {entry.name: {f.name for f in os.scandir(entry.path) if f.is_file()}
+                      for entry in os.scandir(self.root)
+                      if entry.is_dir() and entry.name.startswith("Session")}
+        self.claimed: set[tuple[str, str]] = set()
+
+    def locate(self, session: int, segment_id: str, suffix: str) -> Path:
+        folder = f"Session{session:02d}"
+        present = self.names.get(folder, set())
+        names = [f"{name}{suffix}" for name in candidate_names(segment_id, session)]
+        name = next((n for n in names if n in present), names[0])
+        self.claimed.add((folder, name))
+        return self.root / folder / name
+
+    def unclaimed(self) -> list[Path]:
+        return [self.root / folder / name for folder in sorted(self.names)
+                for name in sorted(self.names[folder])
+                if name.endswith((".wav", ".txt")) and (folder, name) not in self.claimed]
 
 
 class _Collector:
@@ -174,13 +197,12 @@ def _check_row(row, csv_path: Path, session: int, seen: set, out: _Collector):
     return parsed
 
 
-def _read_files(row, folder: Path, session: int, rules: dict, encoding: str,
-                claimed: set, out: _Collector):
+def _read_files(row, folders: WavFolders, session: int, rules: dict, encoding: str,
+                out: _Collector):
     """Check the wav and read the transcript of one row; None when either is unusable."""
     sid = row.segment_id
-    wav = locate(folder, sid, session, ".wav")
-    txt = locate(folder, sid, session, ".txt")
-    claimed.update((wav, txt))
+    wav = folders.locate(session, sid, ".wav")
+    txt = folders.locate(session, sid, ".txt")
     problems = []
     try:
         n_samples, duration = check_wav(wav, rules["sample_rate"])
@@ -207,16 +229,12 @@ def _read_files(row, folder: Path, session: int, rules: dict, encoding: str,
     return wav, txt, text_raw, duration
 
 
-def _orphans(data_root: Path, claimed: set, out: _Collector) -> None:
+def _orphans(folders: WavFolders, out: _Collector) -> None:
     """wav/txt files under wav/SessionNN that no annotation row refers to."""
-    wav_root = data_root / "wav"
-    if not wav_root.is_dir():
-        raise KoemoInputError(f"{wav_root}: no wav folder; --data must be the KEMDy20 root")
-    for path in sorted(wav_root.glob("Session*/*")):
-        if path.suffix in (".wav", ".txt") and path not in claimed:
-            kind = path.suffix[1:]
-            out.problem_file(path, f"{kind}_without_row",
-                             f"{path}: {kind} file without an annotation row")
+    for path in folders.unclaimed():
+        kind = path.suffix[1:]
+        out.problem_file(path, f"{kind}_without_row",
+                         f"{path}: {kind} file without an annotation row")
 
 
 def scan_corpus(data_root: Path, cfg: dict, strict: bool = False, progress: bool = True):
@@ -236,18 +254,18 @@ def scan_corpus(data_root: Path, cfg: dict, strict: bool = False, progress: bool
             frames.append((session, csv_path, read_annotations(csv_path)))
         except CorpusFileError as err:
             out.problem_file(csv_path, err.reason, str(err))
-    records, seen, claimed, labels_dropped = [], set(), set(), Counter()
+    folders = WavFolders(data_root)
+    records, seen, labels_dropped = [], set(), Counter()
     total = sum(len(frame) for _, _, frame in frames)
     bar = tqdm(total=total, desc="prepare", unit="utt", disable=not progress)
     for session, csv_path, frame in frames:
-        folder = data_root / "wav" / f"Session{session:02d}"
         for row in frame.itertuples(index=False):
             bar.update(1)
             parsed = _check_row(row, csv_path, session, seen, out)
             if parsed is None:
                 continue
-            found = _read_files(row, folder, session, rules,
-                                data.get("transcript_encoding", "cp949"), claimed, out)
+            found = _read_files(row, folders, session, rules,
+                                data.get("transcript_encoding", "cp949"), out)
             if found is None:
                 continue
             label, why = resolve_label(row.emotion_total, policy, classes)
@@ -260,14 +278,14 @@ def scan_corpus(data_root: Path, cfg: dict, strict: bool = False, progress: bool
             records.append({
                 "segment_id": row.segment_id, "session": session, "speaker": parsed.speaker,
                 "gender": parsed.gender, "script": parsed.script, "utt_index": parsed.utt_index,
-                "wav_path": str(wav.resolve()), "txt_path": str(txt.resolve()),
+                "wav_path": str(wav), "txt_path": str(txt),
                 "text_raw": text_raw, "text": clean_transcript(text_raw),
                 "emotion_total": row.emotion_total, "label": label,
                 "label_id": classes.index(label), "valence": float(row.valence),
                 "arousal": float(row.arousal), "start": float(row.start),
                 "end": float(row.end), "duration": float(duration)})
     bar.close()
-    _orphans(data_root, claimed, out)
+    _orphans(folders, out)
     return records, out, {"rows_read": total, "classes": list(classes),
                           "labels_dropped": dict(labels_dropped)}
 
@@ -402,7 +420,8 @@ def prepare(data_root, workdir, cfg: dict, strict: bool = False, progress: bool 
     features=False stops after the table and reports (the feature store is built by the
     first command that needs it, or by a later `prepare`).
     """
-    data_root, workdir = Path(data_root), Path(workdir)
+    # Resolved once: table paths are absolute without resolving each of 13,000 files.
+    data_root, workdir = Path(data_root).resolve(), Path(workdir)
     if not data_root.is_dir():
         raise KoemoInputError(f"{data_root}: corpus folder not found")
     started = time.perf_counter()
