@@ -1,0 +1,338 @@
+"""The three models and the fusion baselines: sizes, names, shapes and each `fixes:` switch.
+Paper-size models are only built (parameter counts); every forward runs at the tiny config."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from koemo.config import load_config
+from koemo.errors import CheckpointError
+from koemo.modeling import (FUSION_KINDS, AudioRegressor, EmoClassifier, TextRegressor,
+                            build_classifier, trainable_parameters)
+from koemo.modeling.fusion import LateFusionClassifier, UnimodalClassifier
+from koemo.modeling.layers import (MultiHeadAttention, length_mask, manual_attention,
+                                   pick_step, sdpa_attention, set_attention_impl)
+
+FIX_NAMES = ("eval_attention_dropout_off", "text_padding_mask", "length_padding_mask",
+             "last_valid_step", "consistent_heads")
+BATCH, LENGTHS, TEXT_LENGTHS = 3, (64, 40, 10), (5, 20, 32)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: one thread is faster, and on a shared machine many times faster."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny(*fixes_on: str, **overrides) -> dict:
+    items = [f"fixes.{name}={'true' if name in fixes_on else 'false'}" for name in FIX_NAMES]
+    items += [f"{k.replace('__', '.')}={v}" for k, v in overrides.items()]
+    return load_config("tiny", items)
+
+
+def audio_batch(cfg: dict, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mel-like features in [-80, 0) dB, zero-padded after each length (as stored)."""
+    gen = torch.Generator().manual_seed(seed)
+    steps, bins = cfg["features"]["max_frames"], cfg["features"]["n_mels"]
+    feats = -80 * torch.rand(BATCH, 2, steps, bins, generator=gen) - 1e-3
+    lengths = torch.tensor(LENGTHS)
+    for i, n in enumerate(LENGTHS):
+        feats[i, :, n:] = 0
+    return feats, lengths
+
+
+def text_batch(cfg: dict, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    steps = cfg["text"]["max_length"]
+    states = torch.randn(BATCH, steps, cfg["models"]["d_model"], generator=gen)
+    mask = length_mask(torch.tensor(TEXT_LENGTHS), steps, BATCH).long()
+    return states, mask
+
+
+def layer_keys(prefix: str) -> set[str]:
+    keys = {f"{prefix}.MHA.{n}.weight" for n in ("Q_fc", "K_fc", "V_fc", "Out_fc")}
+    keys |= {f"{prefix}.{m}.{p}" for m in ("layerNorm1", "layerNorm2", "ffn.fc1", "ffn.fc2")
+             for p in ("weight", "bias")}
+    return keys
+
+
+def rnn_keys(prefix: str) -> set[str]:
+    return {f"{prefix}.weight_{w}_l{i}" for w in ("ih", "hh") for i in (0, 1)}
+
+
+def original_audio_keys(n_layers: int) -> set[str]:
+    keys = {f"Extractor.conv{i}.weight" for i in range(1, 5)} | rnn_keys("gru") | {"fc.weight", "fc.bias"}
+    return keys.union(*(layer_keys(f"AEBlock1.AE1.{i}") for i in range(n_layers)))
+
+
+def original_text_keys(n_layers: int) -> set[str]:
+    keys = rnn_keys("gru") | {"fc.weight", "fc.bias"}
+    return keys.union(*(layer_keys(f"TEBlock1.TE1.{i}") for i in range(n_layers)))
+
+
+def original_classifier_keys(cfg: dict) -> set[str]:
+    m = cfg["models"]
+    keys = {f"AudioModel.{k}" for k in original_audio_keys(m["audio"]["n_layers"])}
+    keys |= {f"TextModel.{k}" for k in original_text_keys(m["text"]["n_layers"])}
+    keys |= rnn_keys("LSTM") | {"fc.weight", "fc.bias"}
+    return keys.union(*(layer_keys(f"MBA.MB.{i}") for i in range(m["multimodal"]["n_layers"])))
+
+
+def test_paper_config_parameter_counts_match_the_paper():
+    cfg = load_config("paper")
+    audio, text = AudioRegressor(cfg), TextRegressor(cfg)
+    assert trainable_parameters(audio) == 27_748_865
+    assert trainable_parameters(text) == 19_869_505
+    clf = EmoClassifier(cfg, audio, text)
+    assert trainable_parameters(clf) == 28_929_669
+    assert (audio.num_heads, clf.audio_num_heads, clf.num_heads) == (6, 4, 6)
+
+
+def test_state_dict_names_are_the_original_ones():
+    cfg = load_config("paper", ["models.audio.n_layers=2", "models.text.n_layers=2",
+                                "models.multimodal.n_layers=2"])
+    audio, text = AudioRegressor(cfg), TextRegressor(cfg)
+    assert set(audio.state_dict()) == original_audio_keys(2)
+    assert set(text.state_dict()) == original_text_keys(2)
+    clf = EmoClassifier(cfg, audio, text)
+    assert set(clf.state_dict()) == original_classifier_keys(cfg)
+    # A state dict saved by the original code (same names) loads strictly into a new model.
+    EmoClassifier(cfg, AudioRegressor(cfg), TextRegressor(cfg)).load_state_dict(clf.state_dict())
+
+
+def test_forward_shapes_and_masks():
+    cfg = tiny()
+    feats, lengths = audio_batch(cfg)
+    states, text_mask = text_batch(cfg)
+    audio, text = AudioRegressor(cfg), TextRegressor(cfg)
+    a, t = audio(feats, lengths), text(states, text_mask)
+    steps, d_model = cfg["features"]["max_frames"], cfg["models"]["d_model"]
+    assert a["pred"].shape == (BATCH,) and a["hidden"].shape == (BATCH, steps, d_model)
+    assert a["mask"].dtype == torch.bool and a["mask"].sum(1).tolist() == list(LENGTHS)
+    assert t["hidden"].shape == (BATCH, cfg["text"]["max_length"], d_model)
+    assert torch.equal(t["mask"], text_mask.bool())
+    clf = EmoClassifier(cfg, audio, text)
+    logits = clf(a["hidden"], a["mask"], t["hidden"], t["mask"])["logits"]
+    assert logits.shape == (BATCH, len(cfg["data"]["classes"]))
+    raw = clf.forward_raw(feats, lengths, states, text_mask)
+    assert raw["logits"].shape == logits.shape and raw["arousal"].shape == (BATCH,)
+
+
+def test_faithful_audio_mask_is_the_nonzero_mel_rule():
+    cfg = tiny()
+    feats, lengths = audio_batch(cfg)
+    feats[0, 0, 3, 7] = 0.0  # a 0 dB bin inside a real frame: the original masks that frame
+    mask = AudioRegressor(cfg)(feats, lengths)["mask"]
+    assert not mask[0, 3] and mask[0, 2] and mask[0, 4]
+    assert mask.sum(1).tolist() == [LENGTHS[0] - 1, LENGTHS[1], LENGTHS[2]]
+
+
+def test_sdpa_and_manual_attention_agree_including_fully_masked_rows():
+    gen = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(3, 2, 7, 8, generator=gen, requires_grad=True) for _ in range(3))
+    key_mask = length_mask(torch.tensor([7, 3, 0]), 7, 3)  # last sample: no valid key
+    expected = manual_attention(q, k, v, key_mask, 0.0)
+    got = sdpa_attention(q, k, v, key_mask, 0.0)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got[2], v[2].mean(dim=1, keepdim=True).expand_as(got[2]))
+    grads = torch.autograd.grad(expected.square().sum(), (q, k, v))
+    for g_sdpa, g_manual in zip(torch.autograd.grad(got.square().sum(), (q, k, v)), grads):
+        torch.testing.assert_close(g_sdpa, g_manual, atol=1e-5, rtol=1e-4)
+
+
+def test_models_give_the_same_outputs_with_sdpa_and_manual_attention():
+    cfg = tiny("eval_attention_dropout_off")
+    feats, lengths = audio_batch(cfg)
+    states, text_mask = text_batch(cfg)
+    clf = EmoClassifier(cfg, AudioRegressor(cfg), TextRegressor(cfg)).eval()
+    with torch.no_grad():
+        fast = clf.forward_raw(feats, lengths, states, text_mask)
+        slow = set_attention_impl(clf, "manual").forward_raw(feats, lengths, states, text_mask)
+    for key in ("logits", "arousal", "valence"):
+        torch.testing.assert_close(fast[key], slow[key], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("fixed", [False, True])
+def test_eval_outputs_are_deterministic_only_with_attention_dropout_fix(fixed):
+    cfg = tiny(*(["eval_attention_dropout_off"] if fixed else []))
+    feats, lengths = audio_batch(cfg)
+    model = AudioRegressor(cfg).eval()
+    with torch.no_grad():
+        first, second = model(feats, lengths)["pred"], model(feats, lengths)["pred"]
+    assert torch.equal(first, second) == fixed
+    model.train()  # in training the attention dropout is on either way
+    assert not torch.equal(model(feats, lengths)["pred"], model(feats, lengths)["pred"])
+
+
+@pytest.mark.parametrize("fixed", [False, True])
+def test_text_padding_content_reaches_valid_tokens_only_without_the_mask_fix(fixed):
+    cfg = tiny("eval_attention_dropout_off", *(["text_padding_mask"] if fixed else []))
+    states, mask = text_batch(cfg)
+    other = states.clone()
+    other[~mask.bool()] = torch.randn(int((~mask.bool()).sum()), states.size(-1))
+    model = TextRegressor(cfg).eval()
+    with torch.no_grad():
+        a, b = model(states, mask)["hidden"], model(other, mask)["hidden"]
+    valid = mask.bool()
+    assert torch.allclose(a[valid], b[valid], atol=1e-6) == fixed
+
+
+@pytest.mark.parametrize("fixed", [False, True])
+def test_audio_padding_content_reaches_valid_frames_only_without_the_length_fix(fixed):
+    cfg = tiny("eval_attention_dropout_off", *(["length_padding_mask"] if fixed else []))
+    feats, lengths = audio_batch(cfg)
+    floored = feats.clone()
+    for i, n in enumerate(LENGTHS):
+        floored[i, 0, n:] = -80.0  # padding at the dB floor instead of 0: no longer "all zero"
+    model = AudioRegressor(cfg).eval()
+    with torch.no_grad():
+        a, b = model(feats, lengths), model(floored, lengths)
+    valid = length_mask(lengths, feats.size(2), BATCH)
+    assert torch.allclose(a["hidden"][valid], b["hidden"][valid], atol=1e-6) == fixed
+    assert torch.equal(b["mask"], valid) == fixed
+
+
+def test_pick_step_reads_the_last_or_the_last_valid_step():
+    outputs = torch.arange(2 * 4, dtype=torch.float32).reshape(2, 4, 1)
+    mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]], dtype=torch.bool)
+    assert pick_step(outputs, mask, last_valid=False).flatten().tolist() == [3.0, 7.0]
+    assert pick_step(outputs, mask, last_valid=True).flatten().tolist() == [1.0, 7.0]
+
+
+@pytest.mark.parametrize("fixed", [False, True])
+def test_predictions_ignore_trailing_padding_only_with_last_valid_step(fixed):
+    fixes = ["eval_attention_dropout_off", "text_padding_mask", "length_padding_mask"]
+    cfg = tiny(*fixes, *(["last_valid_step"] if fixed else []))
+    states, mask = text_batch(cfg)
+    other = states.clone()
+    other[~mask.bool()] += 1.0
+    text = TextRegressor(cfg).eval()
+    feats, lengths = audio_batch(cfg)
+    shifted = feats.clone()
+    for i, n in enumerate(LENGTHS):
+        shifted[i, :, n:] = -5.0
+    audio = AudioRegressor(cfg).eval()
+    with torch.no_grad():
+        same_text = torch.allclose(text(states, mask)["pred"], text(other, mask)["pred"], atol=1e-6)
+        same_audio = torch.allclose(audio(feats, lengths)["pred"], audio(shifted, lengths)["pred"],
+                                    atol=1e-6)
+    assert same_text == fixed and same_audio == fixed
+
+
+def test_faithful_classifier_reuses_the_audio_weights_with_fewer_heads():
+    cfg = tiny("eval_attention_dropout_off", models__multimodal__reuse_audio_num_heads=4)
+    audio = AudioRegressor(cfg)
+    clf = EmoClassifier(cfg, audio, TextRegressor(cfg))
+    assert (audio.num_heads, clf.audio_num_heads) == (2, 4)
+    reused = clf.AudioModel.state_dict()
+    assert all(torch.equal(v, reused[k]) for k, v in audio.state_dict().items())
+    feats, lengths = audio_batch(cfg)
+    audio.eval(), clf.eval()
+    with torch.no_grad():  # same weights, different head split: different features
+        assert not torch.allclose(audio(feats, lengths)["hidden"], clf.AudioModel(feats, lengths)["hidden"])
+
+
+def test_consistent_heads_refuses_a_head_count_change():
+    cfg = tiny("consistent_heads")
+    mismatched = AudioRegressor(cfg, num_heads=4)
+    with pytest.raises(CheckpointError, match="4 attention heads.*asks for 2"):
+        EmoClassifier(cfg, mismatched, TextRegressor(cfg))
+    assert EmoClassifier(cfg, AudioRegressor(cfg), TextRegressor(cfg)).audio_num_heads == 2
+
+
+def test_num_heads_must_divide_d_model():
+    with pytest.raises(ValueError, match="not divisible"):
+        MultiHeadAttention(64, 5)
+
+
+def cached_batch(cfg: dict, n: int = 10, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    gen = torch.Generator().manual_seed(seed)
+    d, steps, tokens = cfg["models"]["d_model"], cfg["features"]["max_frames"], cfg["text"]["max_length"]
+    audio = torch.randn(n, steps, d, generator=gen)
+    text = torch.randn(n, tokens, d, generator=gen)
+    audio_mask = length_mask(torch.randint(5, steps + 1, (n,), generator=gen), steps, n)
+    text_mask = length_mask(torch.randint(3, tokens + 1, (n,), generator=gen), tokens, n)
+    labels = torch.arange(n) % len(cfg["data"]["classes"])
+    return audio, audio_mask, text, text_mask, labels
+
+
+def test_tiny_classifier_overfits_one_batch():
+    torch.manual_seed(0)
+    cfg = tiny(*FIX_NAMES)
+    clf = EmoClassifier(cfg, AudioRegressor(cfg), TextRegressor(cfg))
+    *inputs, labels = cached_batch(cfg)
+    params = [p for p in clf.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=3e-3)
+    losses = []
+    for _ in range(40):
+        loss = torch.nn.functional.cross_entropy(clf(*inputs)["logits"], labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    clf.eval()
+    with torch.no_grad():
+        accuracy = (clf(*inputs)["logits"].argmax(1) == labels).float().mean().item()
+    assert losses[-1] < 0.2 * losses[0]
+    assert accuracy == 1.0
+
+
+@pytest.mark.parametrize("kind", FUSION_KINDS)
+def test_every_fusion_kind_trains_on_cached_states_and_leaves_regressors_frozen(kind):
+    torch.manual_seed(0)
+    cfg = tiny(*FIX_NAMES)
+    clf = build_classifier(kind, cfg, AudioRegressor(cfg), TextRegressor(cfg))
+    *inputs, labels = cached_batch(cfg, n=4)
+    logits = clf(*inputs)["logits"]
+    assert logits.shape == (4, len(cfg["data"]["classes"]))
+    torch.nn.functional.cross_entropy(logits, labels).backward()
+    trainable = [p for p in clf.parameters() if p.requires_grad]
+    assert trainable and all(p.grad is not None for p in trainable)
+    assert all(p.grad is None for p in clf.AudioModel.parameters())
+    feats, lengths = audio_batch(cfg)
+    states, text_mask = text_batch(cfg)
+    assert clf.forward_raw(feats, lengths, states, text_mask)["logits"].shape == (BATCH, 5)
+
+
+def test_unimodal_classifier_reads_only_its_modality():
+    cfg = tiny(*FIX_NAMES)
+    clf = build_classifier("audio_only", cfg).eval()
+    audio, audio_mask, text, text_mask, _ = cached_batch(cfg, n=3)
+    with torch.no_grad():
+        a = clf(audio, audio_mask, text, text_mask)["logits"]
+        b = clf(audio, audio_mask, torch.randn_like(text), text_mask)["logits"]
+    assert torch.equal(a, b)
+
+
+def test_late_fusion_averages_the_unimodal_probabilities():
+    cfg = tiny(*FIX_NAMES)
+    audio_clf = UnimodalClassifier(cfg, "audio").eval()
+    text_clf = UnimodalClassifier(cfg, "text").eval()
+    late = LateFusionClassifier.from_unimodal(cfg, audio_clf, text_clf).eval()
+    inputs = cached_batch(cfg, n=3)[:4]
+    with torch.no_grad():
+        expected = (audio_clf(*inputs)["logits"].softmax(-1) + text_clf(*inputs)["logits"].softmax(-1)) / 2
+        got = late(*inputs)["logits"].exp()
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(got.sum(-1), torch.ones(3))
+
+
+def test_unknown_fusion_kind_is_rejected():
+    with pytest.raises(ValueError, match="unknown fusion kind"):
+        build_classifier("mystery", tiny())
+
+
+def test_attention_benchmark_runs_at_tiny_size():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_attention.py"
+    spec = importlib.util.spec_from_file_location("bench_attention", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rows = bench.run("tiny")
+    assert rows and all(r["baseline_s"] > 0 and r["candidate_s"] > 0 for r in rows)
+    assert all(r["max_abs_diff"] < 1e-4 for r in rows)
