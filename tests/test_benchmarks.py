@@ -1,0 +1,72 @@
+"""Every benchmark runs once at size "tiny" (so none can rot) and the framework writes its table."""
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:          # `benchmarks` is a top-level folder, not installed
+    sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks import __main__ as bench_main  # noqa: E402
+from benchmarks.common import (REQUIRED_KEYS, check_row, discover, make_row,  # noqa: E402
+                               machine_description, run_in_subprocess, write_results)
+
+BENCHMARKS = sorted(discover())
+
+
+def test_features_benchmark_is_discovered():
+    assert "features" in BENCHMARKS
+    assert list(discover("bench_features")) == ["features"]
+    with pytest.raises(SystemExit, match="no benchmark named"):
+        discover("nonexistent")
+
+
+@pytest.mark.parametrize("name", BENCHMARKS)
+def test_benchmark_runs_at_tiny_size(name, tmp_path):
+    rows = discover(name)[name].run("tiny")
+    assert rows, f"bench_{name}.run('tiny') returned no rows"
+    for row in rows:
+        check_row(row)
+        assert all(key in row for key in REQUIRED_KEYS)
+        assert row["baseline_s"] > 0 and row["candidate_s"] > 0
+    md, csv = write_results(rows, "tiny", tmp_path, machine_description())
+    text = md.read_text()
+    assert all(row["baseline"].replace("|", "\\|") in text for row in rows)
+    assert all(row["candidate"].replace("|", "\\|") in text for row in rows)
+    assert len(csv.read_text().strip().splitlines()) == len(rows) + 1
+
+
+def test_check_row_rejects_missing_keys_and_bad_times():
+    good = make_row("b", "old", 2.0, "new", 0.5)
+    assert good["ratio"] == 4.0
+    check_row(good)
+    with pytest.raises(ValueError, match="lacks"):
+        check_row({k: v for k, v in good.items() if k != "notes"})
+    with pytest.raises(ValueError, match="not positive"):
+        check_row({**good, "candidate_s": 0.0})
+
+
+def test_main_writes_table_with_machine_and_keeps_going_after_a_failure(tmp_path, monkeypatch):
+    ok = types.SimpleNamespace(run=lambda size: [make_row("fake", "slow way", 3.0, "fast way", 1.5,
+                                                          notes=size, peak_mb=12.5)])
+
+    def broken_run(size):
+        raise RuntimeError("boom")
+    monkeypatch.setattr(bench_main, "discover", lambda only=None: {
+        "fake": ok, "broken": types.SimpleNamespace(run=broken_run)})
+    assert bench_main.main(["--size", "tiny", "--out", str(tmp_path)]) == 1
+    (md,) = tmp_path.glob("*-tiny.md")
+    text = md.read_text()
+    for expected in ("| fake | slow way | 3 | fast way | 1.5 | 2 | 12.5 | tiny |", "| cpu |",
+                     "| cores |", "| ram |", "| torch |", "| gpu |", "broken failed:** RuntimeError: boom"):
+        assert expected in text
+    assert (tmp_path / md.name.replace(".md", ".csv")).exists()
+
+
+def test_subprocess_peak_memory_is_the_childs_own():
+    big = run_in_subprocess("benchmarks.common:machine_description")
+    assert big["peak_rss_mb"] > 0 and big["seconds"] > 0 and "cpu" in big
