@@ -119,7 +119,8 @@ def offline_hub_message(hub_id: str, what: str) -> str:
     return (f"'{hub_id}' is not a local {what} directory, and the Hugging Face hub is not reachable "
             f"(offline mode HF_HUB_OFFLINE=1, or no network). Download it where the hub is reachable "
             f"(e.g. huggingface_hub.snapshot_download('{hub_id}', local_dir='kobert')), copy that "
-            f"directory here and set text.tokenizer / text.encoder to its path; for an offline "
+            f"directory here and set text.tokenizer / text.encoder to its path (--set "
+            f"text.tokenizer=DIR --set text.encoder=DIR); for an offline "
             f"stand-in set them to 'standin' and run `koemo kobert-standin --workdir W`")
 
 
@@ -129,7 +130,10 @@ def fetch_hub_files(hub_id: str, required: Sequence[str], optional: Sequence[str
     folder holding them. Unreachable hub -> KoemoInputError within seconds, unless every required
     file is already in the local cache."""
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+    try:
+        from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+    except ImportError:    # huggingface_hub < 0.23 (older Colab images)
+        from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError
 
     online = not hub_is_offline() and hub_reachable()
     paths: list[Path] = []
