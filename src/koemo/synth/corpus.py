@@ -40,6 +40,8 @@ how many sessions are written; the same arguments always give the same bytes.
 """
 from __future__ import annotations
 
+import io
+import multiprocessing
 import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor
@@ -331,6 +333,14 @@ def _recordings(plan: SessionPlan) -> list[Recording]:
     return recs
 
 
+def wav_bytes(wave: np.ndarray) -> bytes:
+    """16 kHz mono PCM16 WAV (plain 44-byte header) as bytes. Encoding in memory and writing
+    once is ~7x faster than letting libsndfile write to the file on a busy disk."""
+    buffer = io.BytesIO()
+    sf.write(buffer, speech.to_pcm16(wave), SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    return buffer.getvalue()
+
+
 def write_session(root: Path, plan: SessionPlan, seed: int, biosignal_effects: dict | None) -> None:
     """Write one session's annotation CSV, wav + txt files and bio-signal files."""
     (root / "annotation").mkdir(parents=True, exist_ok=True)
@@ -340,7 +350,7 @@ def write_session(root: Path, plan: SessionPlan, seed: int, biosignal_effects: d
     for k, utt in enumerate(plan.utterances):
         rng = np.random.default_rng([seed, plan.session, 1, k])
         wave = speech.synthesize(utt.n_samples, utt.total_arousal, plan.voices[utt.speaker], rng)
-        sf.write(wav_dir / f"{utt.segment_id}.wav", speech.to_pcm16(wave), SAMPLE_RATE, subtype="PCM_16")
+        (wav_dir / f"{utt.segment_id}.wav").write_bytes(wav_bytes(wave))
         (wav_dir / f"{utt.segment_id}.txt").write_bytes((utt.text + utt.eol).encode("cp949"))
     speaker_index = {spk: i for i, spk in enumerate(plan.speakers)}
     write_biosignals(root, _recordings(plan), speaker_index, seed, biosignal_effects)
@@ -397,6 +407,7 @@ def write_corpus(out: Path, sessions: int = 4, seed: int = 0, utterances_per_ses
         for job in jobs:
             _build_session(job)
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # spawn, not fork: a caller may already hold threads (torch, BLAS) that fork would copy.
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             list(pool.map(_build_session, jobs))
     return out

@@ -86,19 +86,31 @@ def _syllable_bounds(n: int, rate: float, rng: np.random.Generator) -> np.ndarra
 
 
 # Syllable hump shape, tabulated once: a raised sine with flattened shoulders.
-_HUMP = np.sin(np.pi * np.linspace(0.0, 1.0, 1024)) ** 0.6
+_HUMP = (np.sin(np.pi * np.linspace(0.0, 1.0, 1024)) ** 0.6).astype(np.float32)
+# Envelope and pitch change slowly: compute them once per 1 ms block (16 samples), not per sample.
+CONTROL = 16
+
+
+def _control_points(n: int) -> np.ndarray:
+    """Sample index at the centre of each 1 ms control block."""
+    return np.minimum(np.arange(0, n, CONTROL) + CONTROL // 2, n - 1)
+
+
+def _per_sample(control: np.ndarray, n: int) -> np.ndarray:
+    return np.repeat(control.astype(np.float32), CONTROL)[:n]
 
 
 def _envelope(n: int, bounds: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Per-sample amplitude (one hump per syllable, ~12% silent pauses) and syllable id."""
     lengths = np.diff(bounds)
     syll = np.repeat(np.arange(len(lengths)), lengths)
-    pos = np.arange(n) - np.repeat(bounds[:-1], lengths)
-    pos = pos * (1023.0 / np.maximum(np.repeat(lengths, lengths) - 1, 1))
+    points = _control_points(n)
+    at = syll[points]
+    pos = (points - bounds[at]) / np.maximum(lengths[at] - 1, 1)
     voiced = rng.random(len(lengths)) > 0.12
     voiced[0] = voiced[-1] = True  # speech at both ends: the segment was cut around speech
     strength = rng.uniform(0.6, 1.0, len(lengths)) * voiced
-    return _HUMP[pos.astype(np.int64)] * strength[syll], syll
+    return _per_sample(_HUMP[(pos * 1023).astype(np.int64)] * strength[at], n), syll
 
 
 def _pitch_contour(n: int, bounds: np.ndarray, voice: Voice, prosody: Prosody,
@@ -107,14 +119,14 @@ def _pitch_contour(n: int, bounds: np.ndarray, voice: Voice, prosody: Prosody,
     centres = (bounds[:-1] + bounds[1:]) / 2
     accents = rng.uniform(-0.5, 0.5, len(centres)) + 0.5 - centres / n  # accent + declination
     semitones = prosody.f0_range_semitones * accents + rng.normal(0, 0.3, len(centres))
-    curve = np.interp(np.arange(n), centres, semitones)
-    return voice.base_f0 * prosody.f0_factor * np.exp2(curve / 12.0)
+    curve = np.interp(_control_points(n), centres, semitones)
+    return _per_sample(voice.base_f0 * prosody.f0_factor * np.exp2(curve / 12.0), n)
 
 
 def _polyblep_saw(f0: np.ndarray) -> np.ndarray:
     """Band-limited sawtooth (polyBLEP-corrected) so high pitches do not alias badly."""
-    dt = f0 / SAMPLE_RATE
-    phase = np.cumsum(dt) % 1.0
+    dt = f0 / np.float32(SAMPLE_RATE)
+    phase = (np.cumsum(dt, dtype=np.float64) % 1.0).astype(np.float32)
     saw = 2.0 * phase - 1.0
     just_wrapped = phase < dt
     x = phase[just_wrapped] / dt[just_wrapped]
@@ -148,30 +160,27 @@ def synthesize(n_samples: int, arousal: float, voice: Voice, rng: np.random.Gene
     env, syll = _envelope(n_samples, bounds, rng)
     f0 = _pitch_contour(n_samples, bounds, voice, prosody, rng)
 
-    source = _polyblep_saw(f0) + voice.breathiness * rng.standard_normal(n_samples, dtype=np.float32)
-    source = signal.lfilter([1.0 - prosody.tilt], [1.0, -prosody.tilt], source)
+    noise = rng.standard_normal(2 * n_samples, dtype=np.float32)
+    source = _polyblep_saw(f0) + np.float32(voice.breathiness) * noise[:n_samples]
+    source = signal.lfilter(np.float32([1.0 - prosody.tilt]), np.float32([1.0, -prosody.tilt]), source)
 
     vowels = rng.choice(list(VOWEL_FORMANTS), size=3, replace=False)
     syllable_vowel = rng.integers(0, 3, len(bounds) - 1)[syll]
-    voiced = np.zeros(n_samples)
-    for k, vowel in enumerate(vowels):
-        mask = syllable_vowel == k
-        if mask.any():
-            voiced[mask] = signal.sosfilt(_vowel_sos(vowel, voice), source)[mask]
-    speech = voiced * env
+    filtered = [signal.sosfilt(_vowel_sos(v, voice).astype(np.float32), source) for v in vowels]
+    speech = np.choose(syllable_vowel, filtered) * env
 
-    # Consonant-like noise bursts (25 ms) at syllable onsets.
-    burst = np.zeros(n_samples)
+    # Consonant-like noise bursts (25 ms, fading) at syllable onsets.
+    level = np.sqrt(np.mean(speech ** 2)) + 1e-12
     burst_len = SAMPLE_RATE // 40
+    fade = np.linspace(0.5 * level, 0.0, burst_len, dtype=np.float32)
     for onset in bounds[:-1]:
         stop = min(onset + burst_len, n_samples)
-        burst[onset:stop] = np.linspace(1.0, 0.0, stop - onset)
-    hiss = signal.lfilter([1.0, -0.95], [1.0], rng.standard_normal(n_samples, dtype=np.float32))
-    speech += 0.15 * burst * hiss * np.sqrt(np.mean(speech ** 2) + 1e-12) / 0.3
+        hiss = rng.standard_normal(stop - onset, dtype=np.float32)
+        speech[onset:stop] += fade[: stop - onset] * (hiss - 0.95 * np.roll(hiss, 1))
 
     target_rms = 10 ** ((BASE_SPEECH_DBFS + prosody.gain_db + voice.level_db + rng.normal(0, 1.0)) / 20)
-    speech *= target_rms / (np.sqrt(np.mean(speech ** 2)) + 1e-12)
-    speech += NOISE_FLOOR_RMS * rng.standard_normal(n_samples, dtype=np.float32)
+    speech *= np.float32(target_rms / (np.sqrt(np.mean(speech ** 2)) + 1e-12))
+    speech += np.float32(NOISE_FLOOR_RMS) * noise[n_samples:]
     return np.clip(speech, -1.0, 32767 / 32768).astype(np.float32)
 
 
