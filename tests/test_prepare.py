@@ -190,9 +190,20 @@ def test_wav_without_row_is_reported(prepared, corpus_copy, tiny_config, tmp_pat
     assert result.report["problem_files"] == [{
         "file": str(stray), "reason": "wav_without_row",
         "message": f"{stray}: wav file without an annotation row"}]
+    # Strict on the same workdir: the reused report's problems still stop the run.
     with pytest.raises(KoemoInputError, match="without an annotation row"):
-        prepare(corpus_copy, tmp_path / "strict", tiny_config, strict=True, progress=False,
+        prepare(corpus_copy, tmp_path / "w", tiny_config, strict=True, progress=False,
                 features=False)
+
+
+def test_misnamed_annotation_file_is_reported(prepared, corpus_copy, tiny_config, tmp_path):
+    extra = corpus_copy / "annotation" / "Sess2_eval.csv"
+    shutil.copy(corpus_copy / "annotation" / "Sess02_eval.csv", extra)
+    result = prepare(corpus_copy, tmp_path / "w", tiny_config, progress=False, features=False)
+    assert len(result.table) == len(prepared.table)
+    assert result.report["problem_files"] == [{
+        "file": str(extra), "reason": "bad_file_name",
+        "message": f"{extra}: not named SessNN_eval.csv; skipped"}]
 
 
 def test_malformed_csv_skips_that_file_and_reports_it(prepared, corpus_copy, tiny_config,

@@ -9,7 +9,7 @@ not input errors. Files nobody refers to (a wav without an annotation row) are r
 
 Idempotent: the report stores a fingerprint of the inputs (every annotation/wav/txt path with
 its size and mtime, the resolved corpus root, the `data` config section minus the protocol
-choice, and the folds file). A later run with the same fingerprint reuses the table and says
+choice, the folds file, and the wav rules: feature sample rate and minimum length). A later run with the same fingerprint reuses the table and says
 so; the feature store has its own reuse rule (koemo.features.build_feature_store).
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ import json
 import os
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -50,21 +50,27 @@ DURATION_TOLERANCE_S = 0.05
 class PrepareResult:
     table: pd.DataFrame
     report: dict
-    feature_store_path: Path | None
-    reused: bool = False
-    workdir: Path = field(default_factory=Path)
+    feature_store_path: Path | None  # None when run with features=False
+    workdir: Path
+    reused: bool = False  # True: the inputs were unchanged and the earlier table was reused
 
 
-def annotation_files(data_root: Path) -> list[tuple[int, Path]]:
-    """(session, path) of every `annotation/SessNN_eval.csv`, in session order."""
+def annotation_files(data_root: Path) -> tuple[list[tuple[int, Path]], list[Path]]:
+    """(session, path) of every `annotation/SessNN_eval.csv` in session order, and the other
+    CSV files there (misnamed: the session must come from the file name)."""
     folder = data_root / "annotation"
     if not folder.is_dir():
         raise KoemoInputError(f"{folder}: no annotation folder; --data must be the KEMDy20 root "
                               "holding annotation/ and wav/")
-    files = sorted((session_of_annotation_file(p), p) for p in folder.glob("Sess*_eval.csv"))
+    files, misnamed = [], []
+    for path in sorted(folder.glob("*.csv")):
+        try:
+            files.append((session_of_annotation_file(path), path))
+        except KoemoInputError:
+            misnamed.append(path)
     if not files:
         raise KoemoInputError(f"{folder}: no SessNN_eval.csv annotation files")
-    return files
+    return sorted(files), misnamed
 
 
 def _corpus_file_stats(data_root: Path) -> list[tuple[str, int, int]]:
@@ -248,8 +254,11 @@ def scan_corpus(data_root: Path, cfg: dict, strict: bool = False, progress: bool
     except ValueError as err:
         raise KoemoInputError(f"data.label_policy: {err}") from err
     out = _Collector(strict)
+    files, misnamed = annotation_files(data_root)
+    for path in misnamed:
+        out.problem_file(path, "bad_file_name", f"{path}: not named SessNN_eval.csv; skipped")
     frames = []
-    for session, csv_path in annotation_files(data_root):
+    for session, csv_path in files:
         try:
             frames.append((session, csv_path, read_annotations(csv_path)))
         except CorpusFileError as err:
@@ -445,4 +454,4 @@ def prepare(data_root, workdir, cfg: dict, strict: bool = False, progress: bool 
                                   f"least 2; see {workdir / REPORT_MD}")
     print(summary_text(report, reused))
     store_path = _build_features(table, workdir, cfg, progress) if features else None
-    return PrepareResult(table, report, store_path, reused, workdir)
+    return PrepareResult(table, report, store_path, workdir, reused)
