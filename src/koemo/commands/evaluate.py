@@ -1,0 +1,48 @@
+"""`koemo evaluate --run RUN_DIR --workdir W [--split test]`: score a run or checkpoint."""
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "evaluate", help="score a training run (or a checkpoint directory) on a split",
+        description="Load a run's checkpoint (last or best, as the run's config says; or the "
+                    "checkpoint directory given) and score one split of a prepared workdir with "
+                    "whole-set metrics. Prints JSON; --out also writes it with the predictions.")
+    parser.add_argument("--run", required=True, help="run directory or checkpoint directory")
+    parser.add_argument("--workdir", required=True, help="workdir written by `koemo prepare`")
+    parser.add_argument("--split", default="test", choices=("train", "valid", "test"))
+    parser.add_argument("--config", default=None,
+                        help="config name or path (default: the run's own config.yaml)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value (only with --config)")
+    parser.add_argument("--out", default=None,
+                        help="directory for <split>_metrics.json and <split>_predictions.parquet")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from koemo.config import ConfigError, load_config
+    from koemo.errors import KoemoInputError
+    from koemo.modeling.train import evaluate
+
+    if args.overrides and not args.config:
+        raise KoemoInputError("--set needs --config (the run's config.yaml is used as saved)")
+    try:
+        cfg = load_config(args.config, args.overrides) if args.config else None
+    except ConfigError as err:
+        raise KoemoInputError(str(err)) from err
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    metrics = evaluate(args.run, args.workdir, cfg, split=args.split,
+                       predictions_out=out / f"{args.split}_predictions.parquet" if out else None)
+    text = json.dumps(metrics, indent=2, ensure_ascii=False)
+    if out is not None:
+        (out / f"{args.split}_metrics.json").write_text(text, encoding="utf-8")
+    print(text)
+    return 0

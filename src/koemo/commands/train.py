@@ -1,0 +1,52 @@
+"""`koemo train audio|text|multimodal --workdir W --config C`: train one stage for one seed."""
+from __future__ import annotations
+
+import argparse
+
+CLASSIFIER_KINDS = ("attention_lstm", "audio_only", "text_only", "early", "late", "sum", "tensor")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train", help="train one stage (audio/text regressor or the multimodal classifier)",
+        description="Train one stage on a prepared workdir and score its test split. The run "
+                    "goes to W/runs/<protocol>[_f<k>]/<config>/<stage>/seed<s>/ (the multimodal "
+                    "stage uses the classifier kind as <stage>); an interrupted run resumes from "
+                    "its last epoch. The multimodal stage needs the audio and text runs of the "
+                    "same config, split and seed.")
+    parser.add_argument("stage", choices=("audio", "text", "multimodal"))
+    parser.add_argument("--workdir", required=True, help="workdir written by `koemo prepare`")
+    parser.add_argument("--config", default="paper", help="config name or path (default: paper)")
+    parser.add_argument("--seed", type=int, default=None, help="training seed (default: config seed)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. train.audio.epochs=3 (repeatable)")
+    parser.add_argument("--classifier", default="attention_lstm", choices=CLASSIFIER_KINDS,
+                        help="multimodal classifier kind (default: the paper's attention_lstm)")
+    parser.add_argument("--out", default=None, help="run directory (default: under W/runs/)")
+    parser.add_argument("--no-resume", action="store_true", help="start over, discarding a previous run")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from koemo.config import ConfigError, load_config
+    from koemo.errors import KoemoInputError
+    from koemo.modeling.train import train_stage
+
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except ConfigError as err:  # a wrong --config/--set is user input: one line, no traceback
+        raise KoemoInputError(str(err)) from err
+    seed = args.seed if args.seed is not None else int(cfg.get("seed", 1))
+    run_dir = train_stage(args.stage, args.workdir, cfg, seed, out_dir=args.out,
+                          resume=not args.no_resume, classifier_kind=args.classifier,
+                          progress=not args.no_progress)
+    metrics = json.loads((run_dir / "test_metrics.json").read_text(encoding="utf-8"))
+    keys = ("accuracy", "weighted_f1", "macro_f1", "uar", "weighted_f1_batch_mean") \
+        if args.stage == "multimodal" else ("rmse", "mae", "pearson_r", "ccc")
+    print(f"run: {run_dir}")
+    print(f"test ({metrics['checkpoint']} checkpoint, n={metrics['n']}): "
+          + ", ".join(f"{k} {metrics[k]:.4f}" for k in keys))
+    return 0

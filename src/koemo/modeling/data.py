@@ -1,0 +1,277 @@
+"""Torch datasets for the three training stages, over W/utterances.parquet + the FeatureStore +
+the TextStateCache.
+
+Which rows: the split column of the configured protocol/fold (`koemo.dataset.splits.split_column`).
+Augmentation (paper.md step 2) only on train: `koemo.augment.plan_augmentation` adds the extra
+rows with `aug_kind`/`aug_seed`; this module APPLIES them:
+  swap_text               random-swap text pieces, original audio
+  mask_audio              original text, frequency-masked audio
+  delete_text_mask_audio  random-delete text pieces, frequency-masked audio
+each op drawing from `np.random.default_rng(aug_seed)` (faithful: the same seed 824 for every row,
+as the original reset its seed on every call).
+
+Text: every token-id sequence (augmented ones included) is built up front so the frozen encoder
+runs once per distinct sequence (`TextStateCache.ensure`), never inside the training loop.
+
+Multimodal: the classifier freezes both regressors, so their outputs (audio hidden [T,D] + mask,
+text hidden [L,D] + mask) can be computed once per row and read back from float16 npy memmaps
+(`train.multimodal.cache_frozen`). Caveat, faithful mode: the original keeps attention dropout
+on in eval (`fixes.eval_attention_dropout_off: false`), so the frozen outputs are random; the
+cache fixes ONE draw per row, where recomputing every step (cache_frozen: false) draws anew.
+
+Evaluation sets keep every row (no drop_last) in table order.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from koemo.config import fingerprint
+from koemo.errors import KoemoInputError
+
+SPLITS = ("train", "valid", "test")
+MASKED_AUDIO_KINDS = frozenset({"mask_audio", "delete_text_mask_audio"})
+
+
+# ----------------------------------------------------------------------------- rows
+
+def load_utterances(workdir: str | Path) -> pd.DataFrame:
+    path = Path(workdir) / "utterances.parquet"
+    if not path.is_file():
+        raise KoemoInputError(f"{path}: not found; run `koemo prepare` for this workdir first")
+    return pd.read_parquet(path)
+
+
+def split_rows(table: pd.DataFrame, cfg: dict, split: str) -> pd.DataFrame:
+    """Rows of one split (train/valid/test) under the configured protocol and fold."""
+    from koemo.dataset.splits import split_column
+
+    if split not in SPLITS:
+        raise KoemoInputError(f"split must be one of {SPLITS}, not {split!r}")
+    column = split_column(cfg)
+    if column not in table.columns:
+        raise KoemoInputError(f"utterances.parquet has no column {column!r}; re-run `koemo prepare`")
+    rows = table[table[column] == split].reset_index(drop=True)
+    if rows.empty:
+        raise KoemoInputError(f"utterances.parquet: no {split} rows in {column}")
+    return rows
+
+
+def stage_rows(table: pd.DataFrame, cfg: dict, split: str, seed: int) -> pd.DataFrame:
+    """The rows a stage sees: train gets the augmentation plan, valid/test the originals."""
+    rows = split_rows(table, cfg, split)
+    if split == "train" and cfg["augment"].get("enabled", False):
+        from koemo.augment import plan_augmentation
+        return plan_augmentation(rows, cfg, seed).reset_index(drop=True)
+    return rows.assign(aug_kind="orig", aug_seed=0)
+
+
+# ----------------------------------------------------------------------------- audio
+
+class AudioFeatures:
+    """Features of each row from the FeatureStore, with the dB-floor fix and frequency masking."""
+
+    def __init__(self, rows: pd.DataFrame, store, cfg: dict):
+        self.store, self.cfg = store, cfg
+        self.kinds = rows["aug_kind"].to_numpy()
+        self.seeds = rows["aug_seed"].to_numpy()
+        self.index = store_indices(store, rows["segment_id"])
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __call__(self, i: int) -> tuple[np.ndarray, int]:
+        j = int(self.index[i])
+        feats = self.store.get(j, db_floor_padding=bool(self.cfg["fixes"]["db_floor_padding"]))
+        n_frames = int(self.store.n_frames[j])
+        if self.kinds[i] in MASKED_AUDIO_KINDS:
+            from koemo.augment import frequency_mask
+            feats = frequency_mask(feats, n_frames, np.random.default_rng(int(self.seeds[i])),
+                                   self.cfg["augment"],
+                                   spectrogram_only=bool(self.cfg["fixes"]["mask_spectrogram_only"]))
+        return np.asarray(feats, dtype=np.float32), n_frames
+
+
+def store_indices(store, segment_ids) -> np.ndarray:
+    """Store row of every segment id; all missing ids are reported together."""
+    index, missing = [], []
+    for segment_id in segment_ids:
+        try:
+            index.append(int(store.index_of(segment_id)))
+        except (KeyError, ValueError, IndexError):
+            missing.append(segment_id)
+    if missing:
+        raise KoemoInputError(f"feature store has no features for {len(missing)} utterance(s), e.g. "
+                              f"{missing[:5]}; re-run `koemo prepare` (features are built there)")
+    return np.asarray(index, dtype=np.int64)
+
+
+# ----------------------------------------------------------------------------- text
+
+def encode_rows(rows: pd.DataFrame, tokenizer, cfg: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids [N, L] and attention masks [N, L] of every row, augmented text included."""
+    from koemo.text.augment import random_delete, random_swap
+
+    text_ops = {"swap_text": random_swap, "delete_text_mask_audio": random_delete}
+    max_length, ratio = cfg["text"]["max_length"], cfg["augment"]["text_ratio"]
+    ids, masks = [], []
+    for text, kind, seed in zip(rows["text"], rows["aug_kind"], rows["aug_seed"]):
+        op = text_ops.get(kind)
+        source = text if op is None else op(tokenizer.tokenize(text), ratio,
+                                            np.random.default_rng(int(seed)))
+        encoded = tokenizer.encode(source, max_length=max_length)
+        ids.append(encoded["input_ids"])
+        masks.append(encoded["attention_mask"])
+    return np.stack(ids).astype(np.int64), np.stack(masks).astype(np.int64)
+
+
+class TextStates:
+    """Cached frozen-encoder states per row: ensure() once, then cheap reads."""
+
+    def __init__(self, rows: pd.DataFrame, tokenizer, cache, cfg: dict, progress: bool = False):
+        self.input_ids, self.attention_mask = encode_rows(rows, tokenizer, cfg)
+        self.cache = cache
+        cache.ensure(self.input_ids, self.attention_mask, progress=progress)
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def __call__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        states = np.asarray(self.cache.get(self.input_ids[i]), dtype=np.float32)
+        return states, self.attention_mask[i]
+
+
+# ----------------------------------------------------------------------------- datasets
+
+class AudioDataset(Dataset):
+    """Audio stage: features + arousal target."""
+
+    def __init__(self, rows: pd.DataFrame, audio: AudioFeatures):
+        self.audio = audio
+        self.target = rows["arousal"].to_numpy(dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+    def __getitem__(self, i: int) -> dict:
+        feats, n_frames = self.audio(i)
+        return {"feats": torch.from_numpy(feats), "lengths": n_frames,
+                "target": self.target[i], "row": i}
+
+
+class TextDataset(Dataset):
+    """Text stage: cached encoder states + valence target."""
+
+    def __init__(self, rows: pd.DataFrame, text: TextStates):
+        self.text = text
+        self.target = rows["valence"].to_numpy(dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+    def __getitem__(self, i: int) -> dict:
+        states, mask = self.text(i)
+        return {"states": torch.from_numpy(states), "attention_mask": torch.from_numpy(mask),
+                "target": self.target[i], "row": i}
+
+
+class MultimodalDataset(Dataset):
+    """Multimodal stage, raw inputs: the frozen regressors run on them every step."""
+
+    def __init__(self, rows: pd.DataFrame, audio: AudioFeatures, text: TextStates):
+        self.audio, self.text = audio, text
+        self.target = rows["label_id"].to_numpy(dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+    def __getitem__(self, i: int) -> dict:
+        feats, n_frames = self.audio(i)
+        states, mask = self.text(i)
+        return {"feats": torch.from_numpy(feats), "lengths": n_frames,
+                "states": torch.from_numpy(states), "attention_mask": torch.from_numpy(mask),
+                "target": self.target[i], "row": i}
+
+
+FROZEN_ARRAYS = ("audio_hidden", "audio_mask", "text_hidden", "text_mask")
+
+
+class FrozenOutputsDataset(Dataset):
+    """Multimodal stage from cached frozen-regressor outputs (float16/bool npy memmaps)."""
+
+    def __init__(self, directory: str | Path, target: np.ndarray):
+        directory = Path(directory)
+        self.arrays = {name: np.load(directory / f"{name}.npy", mmap_mode="r") for name in FROZEN_ARRAYS}
+        self.target = np.asarray(target, dtype=np.int64)
+        if len(self.arrays["audio_hidden"]) != len(self.target):
+            raise KoemoInputError(f"{directory}: cached outputs hold {len(self.arrays['audio_hidden'])} "
+                                  f"rows, expected {len(self.target)}; delete the folder to rebuild")
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+    def __getitem__(self, i: int) -> dict:
+        item = {name: torch.from_numpy(np.array(arr[i])) for name, arr in self.arrays.items()}
+        item["audio_hidden"] = item["audio_hidden"].float()
+        item["text_hidden"] = item["text_hidden"].float()
+        item.update(target=self.target[i], row=i)
+        return item
+
+
+@torch.no_grad()
+def frozen_outputs(classifier, batch: dict, device) -> dict:
+    """The classifier's frozen regressors (as it runs them, e.g. the 4-head audio reuse) on one
+    raw multimodal batch: the four inputs of its forward."""
+    out = classifier.frozen_features(batch["feats"].to(device), batch["lengths"].to(device),
+                                     batch["states"].to(device), batch["attention_mask"].to(device))
+    return {name: out[name] for name in FROZEN_ARRAYS}
+
+
+def cache_frozen_outputs(raw: MultimodalDataset, classifier, directory: str | Path, key: dict,
+                         batch_size: int, device, progress: bool = False) -> Path:
+    """Write the frozen outputs of every row of `raw` once (classifier in eval mode); reused
+    while `key` is unchanged.
+
+    `key` names what the outputs depend on (regressor checkpoints, rows, config); `meta.json`
+    with `complete: true` is written last, so an interrupted write is redone, never half-read.
+    """
+    from tqdm.auto import tqdm
+
+    directory = Path(directory)
+    meta_path = directory / "meta.json"
+    key_fp = fingerprint(key)
+    if meta_path.is_file():
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if meta.get("complete") and meta.get("key") == key_fp and meta.get("rows") == len(raw):
+            return directory
+    directory.mkdir(parents=True, exist_ok=True)
+    meta_path.unlink(missing_ok=True)
+    loader = DataLoader(raw, batch_size=batch_size, shuffle=False)
+    was_training = classifier.training
+    classifier.eval()
+    arrays, start = {}, 0
+    for batch in tqdm(loader, desc=f"caching frozen outputs ({directory.name})", disable=not progress):
+        out = frozen_outputs(classifier, batch, device)
+        if not arrays:
+            arrays = {name: np.lib.format.open_memmap(
+                directory / f"{name}.npy", mode="w+",
+                dtype=np.float16 if name.endswith("hidden") else np.bool_,
+                shape=(len(raw),) + tuple(out[name].shape[1:])) for name in FROZEN_ARRAYS}
+        stop = start + len(batch["target"])
+        for name in FROZEN_ARRAYS:
+            arrays[name][start:stop] = out[name].float().cpu().numpy() if name.endswith("hidden") \
+                else out[name].bool().cpu().numpy()
+        start = stop
+    classifier.train(was_training)
+    for arr in arrays.values():
+        arr.flush()
+    del arrays
+    meta_path.write_text(json.dumps({"key": key_fp, "rows": len(raw), "complete": True,
+                                     "note": "one draw of the frozen regressors per row"}),
+                         encoding="utf-8")
+    return directory

@@ -1,0 +1,556 @@
+"""The training engine: `train_stage` trains one stage (audio regressor, text regressor or the
+multimodal classifier) for one config and seed; `evaluate` scores a finished run or checkpoint.
+
+Run directory: `W/runs/<protocol>[_f<k>]/<config name>/<stage>/seed<s>/`, where the multimodal
+stage uses its classifier kind (`attention_lstm`, the paper's model, or a fusion baseline) as
+<stage>. It holds `best/` and `last/` checkpoints (koemo.modeling.checkpoint), `state/` (optimizer,
+scheduler, epoch counters: what resume needs), `log.csv` + `log.json` (one row per epoch),
+`run.json` + `config.yaml`, and after training `test_metrics.json` + `test_predictions.parquet`.
+
+As the paper (paper.md "Training"): RMSE loss (sqrt of the batch MSE) for the regressors,
+cross-entropy for the classifier (class weights optional: train.multimodal.class_weights), Adam,
+ExponentialLR stepped once per epoch, early stopping on the validation loss with patience.
+The test set is scored with the last epoch's weights as the original did, or with the best
+validation checkpoint under `fixes.test_best_checkpoint`.
+
+Determinism: every epoch reseeds torch/numpy/random from (seed, epoch) and shuffles with its own
+generator, so a resumed run draws exactly what an uninterrupted one would.
+
+Devices: cfg.train.device (auto|cpu|cuda[:N]), precision fp32|bf16|fp16 (autocast, CUDA only),
+num_workers (pin_memory on CUDA), compile (torch.compile of the trained module). On CPU denormal
+flushing is on: without it the RNN backward runs several times slower.
+
+Multi-GPU: under `accelerate launch` (WORLD_SIZE > 1, the optional `accelerate` package
+installed) the model, optimizer and training loader go through `accelerate.Accelerator`; every
+process validates on the full validation set (so early-stopping decisions agree) and only the
+main process writes files. Without accelerate, or with one process, the plain loop runs.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from koemo.config import fingerprint, save_run_record
+from koemo.errors import KoemoInputError
+from koemo.metrics import batch_averaged_f1, classification_report, regression_report
+from koemo.modeling import data as D
+
+STAGES = ("audio", "text", "multimodal")
+REGRESSION_TARGETS = {"audio": "arousal", "text": "valence"}
+RUN_OUTPUTS = ("best", "last", "state", "frozen", "log.csv", "log.json", "test_metrics.json",
+               "test_predictions.parquet")
+
+
+# ----------------------------------------------------------------------------- paths
+
+def split_name(cfg: dict) -> str:
+    """`paper`, `session` or `cv5_f<k>`: the protocol (and fold) a run was trained on."""
+    protocol = cfg["data"]["protocol"]
+    return f"cv5_f{cfg['data']['fold']}" if protocol == "cv5" else protocol
+
+
+def run_dir_for(workdir: str | Path, cfg: dict, stage: str, seed: int,
+                classifier_kind: str = "attention_lstm") -> Path:
+    leaf = classifier_kind if stage == "multimodal" else stage
+    return Path(workdir) / "runs" / split_name(cfg) / cfg["name"] / leaf / f"seed{seed}"
+
+
+# ----------------------------------------------------------------------------- devices
+
+def resolve_device(spec: str = "auto") -> torch.device:
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(spec)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise KoemoInputError(f"train.device={spec!r} but no CUDA device is available")
+    return device
+
+
+def autocast_for(device: torch.device, precision: str):
+    """Mixed precision on CUDA only; fp32 (and any CPU run) gets a no-op context."""
+    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16}
+    if precision not in ("fp32", *dtypes):
+        raise KoemoInputError(f"train.precision must be fp32, bf16 or fp16, not {precision!r}")
+    if device.type != "cuda" or precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=dtypes[precision])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    return seed * 10_000 + epoch
+
+
+def maybe_accelerator(precision: str):
+    """An accelerate.Accelerator under a multi-process launch, else None."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    try:
+        from accelerate import Accelerator
+    except ImportError:
+        return None
+    return Accelerator(mixed_precision={"fp32": "no"}.get(precision, precision))
+
+
+# ----------------------------------------------------------------------------- stage assembly
+
+@dataclass
+class StageJob:
+    """Everything the loop needs for one stage: the module to train, data and how to call it."""
+    stage: str
+    model: torch.nn.Module                      # what gets checkpointed
+    datasets: dict                              # split -> Dataset
+    rows: dict                                  # split -> DataFrame (row order = dataset order)
+    forward: Callable                           # (model, batch, device) -> pred [B] | logits [B,C]
+    classes: list = field(default_factory=list)
+    majority_class: str | None = None
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.stage == "multimodal"
+
+
+def _regressor_forward(model, batch, device):
+    if "feats" in batch:
+        return model(batch["feats"].to(device), batch["lengths"].to(device))["pred"]
+    return model(batch["states"].to(device), batch["attention_mask"].to(device))["pred"]
+
+
+def _cached_forward(model, batch, device):
+    return model(batch["audio_hidden"].to(device), batch["audio_mask"].to(device),
+                 batch["text_hidden"].to(device), batch["text_mask"].to(device))["logits"]
+
+
+def _raw_forward(model, batch, device):
+    return model.forward_raw(batch["feats"].to(device), batch["lengths"].to(device),
+                             batch["states"].to(device), batch["attention_mask"].to(device))["logits"]
+
+
+def _feature_store(workdir, cfg):
+    from koemo.features import open_feature_store
+    return open_feature_store(workdir, cfg)
+
+
+def build_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, *, run_dir: Path,
+                device: torch.device, classifier_kind: str = "attention_lstm",
+                splits=D.SPLITS, model: torch.nn.Module | None = None,
+                cache_frozen: bool | None = None, progress: bool = False) -> StageJob:
+    """Datasets and model for one stage. `model` (e.g. from a checkpoint) replaces a fresh one."""
+    table = D.load_utterances(workdir)
+    rows = {split: D.stage_rows(table, cfg, split, seed) for split in splits}
+    train_rows = D.split_rows(table, cfg, "train")
+    majority = train_rows["label"].value_counts().idxmax() if "label" in train_rows else None
+    if stage == "audio":
+        from koemo.modeling.models import AudioRegressor
+        store = _feature_store(workdir, cfg)
+        datasets = {s: D.AudioDataset(r, D.AudioFeatures(r, store, cfg)) for s, r in rows.items()}
+        return StageJob(stage, model or AudioRegressor(cfg), datasets, rows, _regressor_forward,
+                        majority_class=majority)
+    from koemo.text.encoder import open_text_pipeline
+    text = open_text_pipeline(cfg, workdir)
+    texts = {s: D.TextStates(r, text.tokenizer, text.cache, cfg, progress) for s, r in rows.items()}
+    if stage == "text":
+        from koemo.modeling.models import TextRegressor
+        datasets = {s: D.TextDataset(r, texts[s]) for s, r in rows.items()}
+        return StageJob(stage, model or TextRegressor(cfg), datasets, rows, _regressor_forward,
+                        majority_class=majority)
+    if stage != "multimodal":
+        raise KoemoInputError(f"stage must be one of {STAGES}, not {stage!r}")
+    store = _feature_store(workdir, cfg)
+    if model is None:
+        model = build_classifier_from_regressors(workdir, cfg, seed, classifier_kind)
+    raw = {s: D.MultimodalDataset(r, D.AudioFeatures(r, store, cfg), texts[s]) for s, r in rows.items()}
+    if cache_frozen is None:
+        cache_frozen = bool(cfg["train"]["multimodal"].get("cache_frozen", True))
+    job = StageJob(stage, model, raw, rows, _raw_forward, classes=list(cfg["data"]["classes"]),
+                   majority_class=majority)
+    if cache_frozen:
+        model.to(device)
+        key = {"regressors": regressor_fingerprint(model), "cfg": fingerprint(cfg), "seed": seed}
+        job.datasets = {
+            s: D.FrozenOutputsDataset(
+                D.cache_frozen_outputs(ds, model, run_dir / "frozen" / s, {**key, "split": s},
+                                       cfg["train"]["multimodal"]["batch_size"], device, progress),
+                ds.target)
+            for s, ds in raw.items()}
+        job.forward = _cached_forward
+    return job
+
+
+def regressor_fingerprint(classifier) -> str:
+    """Hash of the frozen regressors' weights: cached outputs are valid only for these."""
+    digest = [[float(t.float().sum()), float(t.float().abs().sum()), list(t.shape)]
+              for prefix in ("AudioModel", "TextModel")
+              for t in getattr(classifier, prefix).state_dict().values()]
+    return fingerprint(digest)
+
+
+def build_classifier_from_regressors(workdir, cfg: dict, seed: int, classifier_kind: str):
+    """The classifier over the BEST regressor checkpoints of the same split/config/seed."""
+    from koemo.modeling.checkpoint import build_from_checkpoint
+    from koemo.modeling.fusion import build_classifier
+
+    regressors = []
+    for stage in ("audio", "text"):
+        best = run_dir_for(workdir, cfg, stage, seed) / "best"
+        if not best.is_dir():
+            raise KoemoInputError(
+                f"{best}: no trained {stage} regressor for this split/config/seed; run "
+                f"`koemo train {stage}` with the same --config/--seed/--set first")
+        regressors.append(build_from_checkpoint(best))
+    return build_classifier(classifier_kind, cfg, *regressors)
+
+
+# ----------------------------------------------------------------------------- loop pieces
+
+def make_loader(dataset, batch_size: int, device: torch.device, num_workers: int,
+                shuffle_seed: int | None = None) -> DataLoader:
+    """Training loaders shuffle with their own seeded generator; evaluation keeps every row
+    in table order (no drop_last)."""
+    generator = None
+    if shuffle_seed is not None:
+        generator = torch.Generator().manual_seed(shuffle_seed)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle_seed is not None,
+                      generator=generator, drop_last=False, num_workers=num_workers,
+                      pin_memory=device.type == "cuda")
+
+
+def loss_function(job: StageJob, cfg: dict, device: torch.device):
+    if not job.is_classifier:
+        return lambda out, target: torch.sqrt(torch.nn.functional.mse_loss(out.float(), target.float()))
+    weight = class_weights(job, cfg)
+    ce = torch.nn.CrossEntropyLoss(weight=None if weight is None else weight.to(device))
+    return lambda out, target: ce(out.float(), target.long())
+
+
+def class_weights(job: StageJob, cfg: dict) -> torch.Tensor | None:
+    """train.multimodal.class_weights: false (the paper), true/"balanced" (n / (C * n_c) over
+    the augmented train rows), or an explicit list in class order."""
+    setting = cfg["train"]["multimodal"].get("class_weights", False)
+    if setting is False or setting is None:
+        return None
+    n_classes = len(job.classes)
+    if setting is True or setting == "balanced":
+        counts = np.bincount(job.rows["train"]["label_id"].to_numpy(), minlength=n_classes)
+        weights = len(job.rows["train"]) / (n_classes * np.maximum(counts, 1))
+    else:
+        weights = np.asarray(setting, dtype=float)
+        if weights.shape != (n_classes,):
+            raise KoemoInputError(f"train.multimodal.class_weights needs {n_classes} values")
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+@torch.no_grad()
+def predict(job: StageJob, model, loader, device, precision: str) -> np.ndarray:
+    """Raw outputs over a whole loader: predictions [N] or logits [N, C] (float32)."""
+    model.eval()
+    outputs = []
+    for batch in loader:
+        with autocast_for(device, precision):
+            outputs.append(job.forward(model, batch, device).float().cpu())
+    return torch.cat(outputs).numpy()
+
+
+def score(job: StageJob, outputs: np.ndarray, split: str, cfg: dict) -> dict:
+    """Whole-set metrics plus the loss, for a split's raw outputs."""
+    rows = job.rows[split]
+    if not job.is_classifier:
+        target = rows[REGRESSION_TARGETS[job.stage]].to_numpy(dtype=float)
+        report = regression_report(target, outputs)
+        return {"loss": report["rmse"], **report}
+    target = rows["label_id"].to_numpy()
+    logits = torch.from_numpy(outputs)
+    loss = float(torch.nn.functional.cross_entropy(logits, torch.tensor(target)))
+    pred = outputs.argmax(axis=1)
+    report = classification_report(target, pred, job.classes, job.majority_class)
+    batch = cfg["train"]["multimodal"]["batch_size"]
+    # The paper's number: per-batch weighted F1 averaged, its test loader dropping the last batch.
+    report["weighted_f1_batch_mean"] = batch_averaged_f1(target, pred, batch,
+                                                         drop_last=len(target) >= batch)
+    return {"loss": loss, **report}
+
+
+def prediction_table(job: StageJob, outputs: np.ndarray, split: str) -> pd.DataFrame:
+    rows = job.rows[split]
+    table = pd.DataFrame({"segment_id": rows["segment_id"].to_numpy()})
+    if not job.is_classifier:
+        table["true"] = rows[REGRESSION_TARGETS[job.stage]].to_numpy(dtype=float)
+        table["pred"] = outputs.astype(float)
+        return table
+    probs = torch.softmax(torch.from_numpy(outputs), dim=1).numpy()
+    table["true"] = [job.classes[i] for i in rows["label_id"]]
+    table["pred"] = [job.classes[i] for i in outputs.argmax(axis=1)]
+    for k, name in enumerate(job.classes):
+        table[f"prob_{name}"] = probs[:, k]
+    return table
+
+
+# ----------------------------------------------------------------------------- files
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=float), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_log(run_dir: Path, rows: list[dict]) -> None:
+    _write_json(run_dir / "log.json", rows)
+    pd.DataFrame(rows).to_csv(run_dir / "log.csv", index=False)
+
+
+def resume_fingerprint(cfg: dict, stage: str) -> str:
+    """What must not change between an interrupted run and its resumption: everything but the
+    epoch budget and the device settings (more epochs may be asked for later)."""
+    cfg = json.loads(json.dumps(cfg, default=str))
+    train = cfg.get("train", {})
+    for key in ("device", "precision", "num_workers", "compile"):
+        train.pop(key, None)
+    train.get(stage, {}).pop("epochs", None)
+    cfg.pop("reproduce", None)
+    return fingerprint(cfg)
+
+
+def clear_run(run_dir: Path) -> None:
+    """Remove a previous run's outputs (only the files this module writes)."""
+    for name in RUN_OUTPUTS:
+        path = run_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def write_counters(run_dir: Path, optimizer, scheduler, counters: dict, run_fp: str) -> None:
+    from koemo.modeling.checkpoint import save_training_state
+    save_training_state(run_dir / "state", optimizer, scheduler, epoch=counters["epoch"],
+                        best=counters["best"],
+                        extra={"fingerprint": run_fp, "bad_epochs": counters["bad_epochs"],
+                               "stopped_early": counters["stopped_early"]})
+
+
+def read_counters(run_dir: Path) -> dict | None:
+    """Epoch counters of an interrupted/finished run (None when there is none)."""
+    from koemo.modeling.checkpoint import TRAINING_STATE_FILE, load_training_state
+    if not (run_dir / "state" / TRAINING_STATE_FILE).is_file():
+        return None
+    state = load_training_state(run_dir / "state", restore_rng=False)
+    return {"epoch": state["epoch"], "best": state["best"], **state["extra"]}
+
+
+def checkpoint_meta(job: StageJob, cfg: dict, seed: int, epoch: int, metrics: dict,
+                    classifier_kind: str) -> dict:
+    return {"stage": job.stage, "seed": seed, "epoch": epoch, "classifier_kind": classifier_kind,
+            "classes": list(cfg["data"]["classes"]), "split": split_name(cfg),
+            "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))}}
+
+
+# ----------------------------------------------------------------------------- train_stage
+
+def train_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, out_dir: str | Path | None = None,
+                resume: bool = True, classifier_kind: str = "attention_lstm",
+                progress: bool = True) -> Path:
+    """Train one stage and score its test split; returns the run directory.
+
+    A finished run (all epochs or early-stopped, test scored) with the same settings is returned
+    as it is; an interrupted one continues from its last epoch (resume=False starts over).
+    """
+    from koemo.modeling.checkpoint import load_checkpoint, load_training_state, save_checkpoint
+
+    if stage not in STAGES:
+        raise KoemoInputError(f"stage must be one of {STAGES}, not {stage!r}")
+    workdir = Path(workdir)
+    run_dir = Path(out_dir) if out_dir is not None else run_dir_for(workdir, cfg, stage, seed,
+                                                                     classifier_kind)
+    settings = cfg["train"][stage]
+    run_fp = resume_fingerprint(cfg, stage)
+    state = read_counters(run_dir) if resume else None
+    if state is not None and state.get("fingerprint") != run_fp:
+        raise KoemoInputError(f"{run_dir}: holds a run with other settings; use --no-resume to "
+                              f"start over or another --config name / out_dir")
+    if state is None:
+        clear_run(run_dir)
+    elif (state.get("stopped_early") or state["epoch"] >= settings["epochs"]) and \
+            (run_dir / "test_metrics.json").is_file():
+        return run_dir
+
+    device = resolve_device(cfg["train"].get("device", "auto"))
+    precision = cfg["train"].get("precision", "fp32")
+    accelerator = maybe_accelerator(precision)
+    if accelerator is not None:
+        device = accelerator.device
+    if device.type == "cpu":
+        torch.set_flush_denormal(True)
+    is_main = accelerator is None or accelerator.is_main_process
+    seed_everything(seed)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    job = build_stage(stage, workdir, cfg, seed, run_dir=run_dir, device=device,
+                      classifier_kind=classifier_kind, progress=progress)
+    model = job.model.to(device)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trainable, lr=settings["lr"])
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=settings["gamma"])
+    log = json.loads((run_dir / "log.json").read_text(encoding="utf-8")) if state else []
+    counters = {"epoch": 0, "best": math.inf, "bad_epochs": 0, "stopped_early": False}
+    if state is not None:
+        model.load_state_dict(load_checkpoint(run_dir / "last")[0])
+        # Every epoch reseeds itself, so the global RNG state is not restored.
+        load_training_state(run_dir / "state", optimizer, scheduler, restore_rng=False)
+        counters.update({k: state[k] for k in counters})
+        log = log[:state["epoch"]]
+    if is_main:
+        save_run_record(run_dir, cfg, seed, stage=stage, classifier_kind=classifier_kind,
+                        device=str(device), precision=precision, run_dir=str(run_dir))
+
+    train_model = torch.compile(model) if cfg["train"].get("compile") else model
+    scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" and precision == "fp16" else None
+    if accelerator is not None:
+        train_model, optimizer = accelerator.prepare(train_model, optimizer)
+    loss_fn = loss_function(job, cfg, device)
+    num_workers = int(cfg["train"].get("num_workers", 0))
+    valid_loader = make_loader(job.datasets["valid"], settings["batch_size"], device, num_workers)
+    patience = settings.get("patience", settings["epochs"])
+
+    from tqdm.auto import tqdm
+    for epoch in range(counters["epoch"], settings["epochs"]):
+        if counters["bad_epochs"] >= patience:
+            counters["stopped_early"] = True
+            break
+        seed_everything(epoch_seed(seed, epoch))
+        loader = make_loader(job.datasets["train"], settings["batch_size"], device, num_workers,
+                             shuffle_seed=epoch_seed(seed, epoch))
+        if accelerator is not None:
+            loader = accelerator.prepare(loader)
+        # Frozen regressors follow the classifier's mode, as the original (they only run
+        # here when cache_frozen is off; the cache holds eval-mode outputs).
+        model.train()
+        started, total, count = time.perf_counter(), 0.0, 0
+        bar = tqdm(loader, desc=f"{stage} epoch {epoch + 1}/{settings['epochs']}",
+                   disable=not (progress and is_main), leave=False)
+        for batch in bar:
+            target = batch["target"].to(device)
+            with autocast_for(device, precision):
+                loss = loss_fn(job.forward(train_model, batch, device), target)
+            optimizer.zero_grad(set_to_none=True)
+            if accelerator is not None:
+                accelerator.backward(loss)
+            elif scaler is not None:
+                scaler.scale(loss).backward()
+            else:
+                loss.backward()
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            total += float(loss.detach()) * len(target)
+            count += len(target)
+            bar.set_postfix(loss=f"{total / count:.4f}")
+        lr = optimizer.param_groups[0]["lr"]
+        scheduler.step()
+        valid = score(job, predict(job, model, valid_loader, device, precision), "valid", cfg)
+        improved = valid["loss"] < counters["best"]
+        counters.update(epoch=epoch + 1, bad_epochs=0 if improved else counters["bad_epochs"] + 1,
+                        best=min(valid["loss"], counters["best"]))
+        log.append({"epoch": epoch + 1, "lr": lr, "train_loss": total / max(count, 1),
+                    "valid_loss": valid["loss"],
+                    **{f"valid_{k}": v for k, v in valid.items()
+                       if k != "loss" and isinstance(v, (int, float)) and k != "n"},
+                    "seconds": time.perf_counter() - started, "best": improved})
+        if is_main:
+            meta = checkpoint_meta(job, cfg, seed, epoch + 1, valid, classifier_kind)
+            if improved:
+                save_checkpoint(run_dir / "best", model, cfg, meta)
+            save_checkpoint(run_dir / "last", model, cfg, meta)
+            write_log(run_dir, log)
+            write_counters(run_dir, optimizer, scheduler, counters, run_fp)
+    if is_main:
+        write_counters(run_dir, optimizer, scheduler, counters, run_fp)
+        use_best = bool(cfg["fixes"].get("test_best_checkpoint", False))
+        if use_best:
+            model.load_state_dict(load_checkpoint(run_dir / "best")[0])
+        test_loader = make_loader(job.datasets["test"], settings["batch_size"], device, num_workers)
+        outputs = predict(job, model, test_loader, device, precision)
+        metrics = score(job, outputs, "test", cfg)
+        metrics.update(checkpoint="best" if use_best else "last", epochs_trained=counters["epoch"],
+                       stage=stage, classifier_kind=classifier_kind if job.is_classifier else "",
+                       split=split_name(cfg), seed=seed)
+        _write_json(run_dir / "test_metrics.json", metrics)
+        prediction_table(job, outputs, "test").to_parquet(run_dir / "test_predictions.parquet",
+                                                          index=False)
+    return run_dir
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+def resolve_checkpoint(run_or_checkpoint: str | Path, cfg: dict | None) -> tuple[Path, dict]:
+    """(checkpoint dir, config) from a run dir (its config.yaml; best or last checkpoint as the
+    test-scoring rule says) or a checkpoint dir (model.safetensors + meta.json)."""
+    from koemo.config import load_config
+
+    path = Path(run_or_checkpoint)
+    if not path.is_dir():
+        raise KoemoInputError(f"{path}: not a run or checkpoint directory")
+    run_dir = path.parent if (path / "model.safetensors").is_file() else path
+    if cfg is None:
+        config_file = run_dir / "config.yaml"
+        if not config_file.is_file():
+            raise KoemoInputError(f"{config_file}: not found; pass the config explicitly")
+        cfg = load_config(config_file)
+    if (path / "model.safetensors").is_file():
+        return path, cfg
+    which = "best" if cfg["fixes"].get("test_best_checkpoint", False) else "last"
+    if not (path / which / "model.safetensors").is_file():
+        raise KoemoInputError(f"{path / which}: no checkpoint (is {path} a finished run?)")
+    return path / which, cfg
+
+
+def evaluate(run_or_checkpoint: str | Path, workdir: str | Path, cfg: dict | None = None,
+             split: str = "test", predictions_out: str | Path | None = None,
+             progress: bool = False) -> dict:
+    """Score a run's checkpoint (or a checkpoint dir) on one split of `workdir`; returns the
+    metrics dict (as in test_metrics.json) and writes per-row predictions to `predictions_out`.
+
+    The multimodal classifier runs its frozen regressors on the raw inputs here (no cache)."""
+    from koemo.modeling.checkpoint import build_from_checkpoint, load_checkpoint
+
+    checkpoint, cfg = resolve_checkpoint(run_or_checkpoint, cfg)
+    _, meta = load_checkpoint(checkpoint)
+    stage = meta.get("stage")
+    if stage not in STAGES:
+        raise KoemoInputError(f"{checkpoint}/meta.json: unknown stage {stage!r}")
+    device = resolve_device(cfg["train"].get("device", "auto"))
+    precision = cfg["train"].get("precision", "fp32")
+    if device.type == "cpu":
+        torch.set_flush_denormal(True)
+    model = build_from_checkpoint(checkpoint).to(device)
+    seed = int(meta.get("seed", cfg.get("seed", 1)))
+    job = build_stage(stage, workdir, cfg, seed, run_dir=checkpoint, device=device,
+                      classifier_kind=meta.get("classifier_kind") or "attention_lstm",
+                      splits=(split,), model=model, cache_frozen=False, progress=progress)
+    loader = make_loader(job.datasets[split], cfg["train"][stage]["batch_size"], device,
+                         int(cfg["train"].get("num_workers", 0)))
+    outputs = predict(job, model, loader, device, precision)
+    metrics = score(job, outputs, split, cfg)
+    metrics.update(checkpoint=str(checkpoint), stage=stage, split=split,
+                   protocol_split=split_name(cfg), epoch=meta.get("epoch"))
+    if predictions_out is not None:
+        prediction_table(job, outputs, split).to_parquet(predictions_out, index=False)
+    return metrics
