@@ -209,3 +209,38 @@ def test_commands_report_a_missing_utterance_table(tmp_path, capsys):
 
     assert main(["encode-text", "--workdir", str(tmp_path), "--config", "tiny", "--no-progress"]) == 1
     assert "utterances.parquet: not found" in capsys.readouterr().err
+
+
+def test_hub_id_is_fetched_file_by_file_when_the_hub_answers(standin, tokenizer, monkeypatch, tmp_path):
+    """The online path, with hf_hub_download replaced by a copy from the stand-in directory
+    (as a hub snapshot folder would hold it; there is no vocab.txt to fetch)."""
+    import huggingface_hub
+    from huggingface_hub import constants
+    from huggingface_hub.errors import EntryNotFoundError
+
+    import koemo.text.tokenizer as tok_module
+
+    snapshot = tmp_path / "snapshot"
+    snapshot.mkdir()
+    asked = []
+
+    def fake_download(repo_id, filename, local_files_only=False, **kwargs):
+        asked.append((repo_id, filename, local_files_only))
+        if not (standin / filename).is_file():
+            raise EntryNotFoundError(f"404: {filename}")
+        shutil.copy(standin / filename, snapshot / filename)
+        return str(snapshot / filename)
+
+    for flag in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.setenv(flag, "0")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(tok_module, "hub_reachable", lambda timeout=3.0: True)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+
+    fetched = KoBERTTokenizer.from_pretrained("skt/kobert-base-v1")
+    assert fetched.fingerprint == tokenizer.fingerprint and fetched.source == "skt/kobert-base-v1"
+    encoder = load_kobert("skt/kobert-base-v1")
+    assert not encoder.training and encoder.koemo_source == "skt/kobert-base-v1"
+    assert [name for _, name, _ in asked] == ["spiece.model", "vocab.txt", "config.json",
+                                              "model.safetensors"]
+    assert not any(local for _, _, local in asked)

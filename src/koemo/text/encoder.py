@@ -58,9 +58,9 @@ def load_kobert(hub_id_or_dir: str | Path, device: str = "cpu"):
     """KoBERT (or a stand-in) as a transformers BertModel, frozen (requires_grad False) and in
     eval mode. A hub id needs a reachable hub or a filled local hub cache; offline it fails at
     once with a KoemoInputError that says how to use a local directory instead."""
+    folder = encoder_directory(hub_id_or_dir)   # before importing transformers: fast errors
     from transformers import BertModel
 
-    folder = encoder_directory(hub_id_or_dir)
     try:
         model = BertModel.from_pretrained(str(folder))
     except (OSError, ValueError, RuntimeError) as err:
