@@ -6,7 +6,8 @@ size "full": paper shapes (batch 32, audio [32,2,512,128] -> [32,512,768], class
 [32,576,768]) with 1 transformer layer per model so it takes minutes on a small CPU; the
 step time grows about linearly with layers. size "tiny": the tiny config, seconds.
 Each row also reports the largest output difference between the two runs (eval mode,
-attention dropout off): the speed-up must not change the numbers.
+attention dropout off): the speed-up must not change the numbers. Where CUDA is available the
+same rows are repeated on the GPU (manual vs SDPA; denormal flushing is a CPU setting).
 """
 from __future__ import annotations
 
@@ -26,21 +27,25 @@ SIZES = {
              "overrides": ["models.audio.n_layers=1", "models.text.n_layers=1",
                            "models.multimodal.n_layers=1"]},
 }
-ALL_FIXES_OFF_EXCEPT_EVAL_DROPOUT = ["fixes.eval_attention_dropout_off=true"]
+# Faithful otherwise; eval outputs deterministic so the two runs can be compared.
+DETERMINISTIC_EVAL = ["fixes.eval_attention_dropout_off=true"]
 
 
-def _time_step(step: Callable[[], torch.Tensor], repeats: int) -> float:
+def _time_step(step: Callable[[], torch.Tensor], repeats: int, device: torch.device) -> float:
     """Median seconds of `step` (forward + backward) after one warm-up call."""
-    step()
-    times = []
-    for _ in range(repeats):
+    def timed() -> float:
         start = time.perf_counter()
         step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - start
+
+    timed()
+    return statistics.median(timed() for _ in range(repeats))
 
 
-def _compare(model: torch.nn.Module, forward: Callable[[], torch.Tensor], repeats: int) -> dict:
+def _compare(model: torch.nn.Module, forward: Callable[[], torch.Tensor], repeats: int,
+             device: torch.device) -> dict:
     """Time a training step both ways and measure the eval-mode output difference."""
     def step() -> torch.Tensor:
         model.zero_grad(set_to_none=True)
@@ -51,10 +56,10 @@ def _compare(model: torch.nn.Module, forward: Callable[[], torch.Tensor], repeat
     results = {}
     for label, impl, flush in (("baseline", "manual", False), ("candidate", "sdpa", True)):
         set_attention_impl(model, impl)
-        torch.set_flush_denormal(flush)
+        torch.set_flush_denormal(flush and device.type == "cpu")
         try:
             model.train()
-            seconds = _time_step(step, repeats)
+            seconds = _time_step(step, repeats, device)
             model.eval()
             with torch.no_grad():
                 output = forward().detach().clone()
@@ -77,45 +82,58 @@ def _audio_inputs(cfg: dict, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
     return feats, lengths
 
 
+def _rows(cfg: dict, batch: int, repeats: int, device: torch.device) -> list[dict]:
+    torch.manual_seed(0)
+    d_model = cfg["models"]["d_model"]
+    steps = cfg["features"]["max_frames"]
+    tokens = cfg["text"]["max_length"]
+    rows = []
+
+    spec = cfg["models"]["audio"]
+    layer = TransformerLayer(d_model, spec["num_heads"], spec["inner_dim"], spec["dropout"],
+                             dropout_in_eval=False).to(device)
+    x = torch.randn(batch, steps, d_model, device=device)
+    rows.append({"benchmark": f"transformer layer fwd+bwd [{batch},{steps},{d_model}]",
+                 **_compare(layer, lambda: layer(x), repeats, device)})
+
+    audio = AudioRegressor(cfg).to(device)
+    feats, lengths = (t.to(device) for t in _audio_inputs(cfg, batch))
+    rows.append({"benchmark": f"audio regressor step ({spec['n_layers']} layer) [{batch},2,{steps},"
+                              f"{cfg['features']['n_mels']}]",
+                 **_compare(audio, lambda: audio(feats, lengths)["pred"], repeats, device)})
+
+    clf = EmoClassifier(cfg, AudioRegressor(cfg), TextRegressor(cfg)).to(device)
+    gen = torch.Generator().manual_seed(1)
+    audio_hidden = torch.randn(batch, steps, d_model, generator=gen).to(device)
+    text_hidden = torch.randn(batch, tokens, d_model, generator=gen).to(device)
+    audio_mask = (feats[:, 0] != 0).all(dim=-1)
+    text_mask = (torch.arange(tokens)[None, :] < torch.randint(3, tokens + 1, (batch, 1),
+                                                               generator=gen)).to(device)
+    rows.append({"benchmark": f"classifier step from cache ({cfg['models']['multimodal']['n_layers']} "
+                              f"layer) [{batch},{steps + tokens},{d_model}]",
+                 **_compare(clf, lambda: clf(audio_hidden, audio_mask, text_hidden, text_mask)["logits"],
+                            repeats, device)})
+    if device.type == "cuda":
+        notes = f"GPU {torch.cuda.get_device_name(device)}, fp32, torch {torch.__version__}"
+        candidate = "SDPA"
+    else:
+        notes = f"CPU, {torch.get_num_threads()} threads, torch {torch.__version__}"
+        candidate = "SDPA + set_flush_denormal(True)"
+    for row in rows:
+        row.update(baseline="manual attention, denormals on (original)", candidate=candidate,
+                   notes=notes, device=device.type)
+    return rows
+
+
 def run(size: str = "tiny") -> list[dict]:
     if size not in SIZES:
         raise ValueError(f"size must be one of {sorted(SIZES)}, not {size!r}")
     spec = SIZES[size]
-    cfg = load_config(spec["config"], spec["overrides"] + ALL_FIXES_OFF_EXCEPT_EVAL_DROPOUT)
-    torch.manual_seed(0)
-    batch, repeats = spec["batch"], spec["repeats"]
-    d_model = cfg["models"]["d_model"]
-    steps = cfg["features"]["max_frames"]
-    tokens = cfg["text"]["max_length"]
-    notes = f"CPU, {torch.get_num_threads()} threads, torch {torch.__version__}"
-    rows = []
-
-    mm = cfg["models"]["audio"]
-    layer = TransformerLayer(d_model, mm["num_heads"], mm["inner_dim"], mm["dropout"],
-                             dropout_in_eval=False)
-    x = torch.randn(batch, steps, d_model)
-    rows.append({"benchmark": f"transformer layer fwd+bwd [{batch},{steps},{d_model}]",
-                 **_compare(layer, lambda: layer(x), repeats)})
-
-    audio = AudioRegressor(cfg)
-    feats, lengths = _audio_inputs(cfg, batch)
-    rows.append({"benchmark": f"audio regressor step ({mm['n_layers']} layer) [{batch},2,{steps},"
-                              f"{cfg['features']['n_mels']}]",
-                 **_compare(audio, lambda: audio(feats, lengths)["pred"], repeats)})
-
-    clf = EmoClassifier(cfg, AudioRegressor(cfg), TextRegressor(cfg))
-    gen = torch.Generator().manual_seed(1)
-    audio_hidden = torch.randn(batch, steps, d_model, generator=gen)
-    text_hidden = torch.randn(batch, tokens, d_model, generator=gen)
-    audio_mask = (feats[:, 0] != 0).all(dim=-1)
-    text_mask = torch.arange(tokens)[None, :] < torch.randint(3, tokens + 1, (batch, 1), generator=gen)
-    rows.append({"benchmark": f"classifier step from cache ({cfg['models']['multimodal']['n_layers']} "
-                              f"layer) [{batch},{steps + tokens},{d_model}]",
-                 **_compare(clf, lambda: clf(audio_hidden, audio_mask, text_hidden, text_mask)["logits"],
-                            repeats)})
+    cfg = load_config(spec["config"], spec["overrides"] + DETERMINISTIC_EVAL)
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    rows = [row for device in devices for row in _rows(cfg, spec["batch"], spec["repeats"], device)]
     for row in rows:
-        row.update(baseline="manual attention, denormals on (original)",
-                   candidate="SDPA + set_flush_denormal(True)", notes=notes, size=size)
+        row["size"] = size
     return rows
 
 
