@@ -386,8 +386,13 @@ def write_corpus(out: Path, sessions: int = 4, seed: int = 0, utterances_per_ses
                  workers: int = 1, overwrite: bool = False) -> Path:
     """Write a synthetic KEMDy20-format corpus with `sessions` sessions under `out`; returns `out`.
 
-    Deterministic: the same arguments give the same bytes (also for any `workers`).
-    `workers` > 1 writes sessions in parallel processes.
+    class_probs: class -> share of utterances (any of CLASS_TARGETS; normalised; default
+        DEFAULT_CLASS_PROBS). biosignal_effects: how strongly EDA/TEMP/IBI follow arousal
+        (default {"EDA": 1.0, "TEMP": 0.0, "IBI": 0.0}; see biosignals.py for the rule).
+    mean_duration, duration_range: utterance length in seconds (log-normal, clipped).
+    workers > 1 writes sessions in parallel processes. overwrite replaces an existing corpus;
+    otherwise a non-empty `out` is refused. Deterministic: the same arguments give the same
+    bytes, whatever `workers` is. Bad arguments raise KoemoInputError.
     """
     out = Path(out)
     _check_args(out, sessions, utterances_per_session, mean_duration, tuple(duration_range), overwrite)
