@@ -36,8 +36,6 @@ SPIECE_UNDERLINE = "\u2581"
 MODEL_FILE = "spiece.model"
 VOCAB_FILE = "vocab.txt"
 CONFIG_FILE = "koemo_tokenizer.json"
-SPECIAL_TOKENS = {"unk_token": "[UNK]", "pad_token": "[PAD]", "cls_token": "[CLS]",
-                  "sep_token": "[SEP]", "mask_token": "[MASK]"}
 KOBERT_SPECIAL_IDS = {"[UNK]": 0, "[PAD]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4}
 _SPECIAL_SPLIT = re.compile("(" + "|".join(re.escape(t) for t in KOBERT_SPECIAL_IDS) + ")")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -263,10 +261,9 @@ class KoBERTTokenizer:
     def vocab_size(self) -> int:
         return self.sp_model.GetPieceSize()
 
-    unk_token, pad_token, cls_token, sep_token, mask_token = (
-        SPECIAL_TOKENS[k] for k in ("unk_token", "pad_token", "cls_token", "sep_token", "mask_token"))
-    unk_token_id, pad_token_id, cls_token_id, sep_token_id, mask_token_id = (
-        KOBERT_SPECIAL_IDS[t] for t in ("[UNK]", "[PAD]", "[CLS]", "[SEP]", "[MASK]"))
+    # Fixed by KoBERT (checked against the model file when loading).
+    unk_token, pad_token, cls_token, sep_token, mask_token = "[UNK]", "[PAD]", "[CLS]", "[SEP]", "[MASK]"
+    unk_token_id, pad_token_id, cls_token_id, sep_token_id, mask_token_id = 0, 1, 2, 3, 4
 
     def convert_tokens_to_ids(self, tokens: str | Iterable[str]) -> int | list[int]:
         """Pieces not in the vocabulary (emoji, unseen letters) map to [UNK] = 0."""
