@@ -45,6 +45,10 @@ def test_table_round_trip_against_annotation_csvs(prepared, tiny_corpus):
     single = rows[rows["emotion"].isin(PAPER_CLASSES)]
     table = pd.read_parquet(prepared.workdir / TABLE_FILE)
     assert list(table.columns) == list(TABLE_COLUMNS)
+    for col in ("session", "script", "utt_index", "label_id"):
+        assert table[col].dtype == np.int64, col
+    for col in ("valence", "arousal", "start", "end", "duration"):
+        assert table[col].dtype == np.float64, col
     assert table["segment_id"].tolist() == single["segment_id"].tolist()  # annotation order
     assert table["label"].tolist() == single["emotion"].tolist()
     assert np.allclose(table["valence"], single["valence"].astype(float))
@@ -237,6 +241,14 @@ def test_utf8_transcript_is_kept_with_a_note(prepared, corpus_copy, tiny_config,
         prepared.table.set_index("segment_id").loc[sid, "text_raw"]
     assert result.report["notes_by_reason"] == {"utf8_fallback_txt": 1}
     assert result.report["notes"][0]["segment_id"] == sid
+
+
+def test_marker_only_transcript_is_kept_with_a_note(prepared, corpus_copy, tiny_config, tmp_path):
+    sid, _, txt = _first_kept(prepared.table, corpus_copy)
+    txt.write_bytes("n/ l/ b/\r\n".encode("cp949"))
+    result = prepare(corpus_copy, tmp_path / "w", tiny_config, progress=False, features=False)
+    assert result.table.set_index("segment_id").loc[sid, "text"] == ""
+    assert [(n["segment_id"], n["reason"]) for n in result.report["notes"]] == [(sid, "empty_text")]
 
 
 def test_foreign_session_prefix_belongs_to_the_files_session(prepared, corpus_copy, tiny_config,

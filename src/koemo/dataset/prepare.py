@@ -228,6 +228,8 @@ def _read_files(row, folders: WavFolders, session: int, rules: dict, encoding: s
         return None
     if used != encoding:
         out.note(sid, txt, "utf8_fallback_txt", f"{txt}: not {encoding}, read as {used}")
+    if not clean_transcript(text_raw):
+        out.note(sid, txt, "empty_text", f"{txt}: no words once markers are removed")
     if abs(duration - (row.end - row.start)) > DURATION_TOLERANCE_S:
         out.note(sid, wav, "duration_mismatch",
                  f"{wav}: {duration:.3f} s long, annotation says end - start = "
