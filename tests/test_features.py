@@ -149,10 +149,14 @@ def test_build_is_idempotent_and_rebuilds_on_changes(tmp_path, small_table, tiny
     stamp = mel.stat().st_mtime_ns
     again = build_feature_store(small_table, tmp_path, tiny_cfg, progress=False)
     assert mel.stat().st_mtime_ns == stamp and again.segment_ids == store.segment_ids
+    before = store.get_batch(range(3))
     fewer = small_table.iloc[:2]
     rebuilt = build_feature_store(fewer, tmp_path, tiny_cfg, progress=False)
     assert len(rebuilt) == 2 and mel.stat().st_mtime_ns != stamp
     np.testing.assert_array_equal(rebuilt.get(1), store.get(1))
+    # A reader of the old store keeps its whole file (replaced, not truncated under it).
+    np.testing.assert_array_equal(store.get_batch(range(3)), before)
+    assert sorted(p.name for p in store.directory.iterdir()) == ["index.parquet", "mel.npy", "meta.json"]
 
 
 def test_interrupted_build_never_looks_complete(tmp_path, small_table, tiny_cfg, monkeypatch):

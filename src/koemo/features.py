@@ -395,8 +395,11 @@ def build_feature_store(table, workdir: str | Path, cfg: dict, progress: bool = 
 
     directory.mkdir(parents=True, exist_ok=True)
     (directory / META_FILE).unlink(missing_ok=True)      # from now on the store is incomplete
+    # Written beside the old files and renamed at the end: a process still reading the old
+    # store keeps its (unlinked) file instead of seeing it truncated under its memmap.
+    partial = directory / (MEL_FILE + ".partial")
     shape = (len(segment_ids), 2, int(fc["max_frames"]), int(fc["n_mels"]))
-    offset = _create_mel_file(directory / MEL_FILE, shape, fc["store_dtype"])
+    offset = _create_mel_file(partial, shape, fc["store_dtype"])
     row_bytes = int(np.prod(shape[1:])) * np.dtype(fc["store_dtype"]).itemsize
     n_frames = np.zeros(len(segment_ids), dtype=np.int32)
     run_device = resolve_device(cfg, device) if backend == "torch" else "cpu"
@@ -404,7 +407,7 @@ def build_feature_store(table, workdir: str | Path, cfg: dict, progress: bool = 
     from tqdm.auto import tqdm
     bar = tqdm(total=len(segment_ids), desc=f"features ({backend}, {run_device})",
                unit="utt", disable=not progress)
-    fd = os.open(directory / MEL_FILE, os.O_WRONLY)
+    fd = os.open(partial, os.O_WRONLY)
     try:
         for rows in _length_sorted_batches(lengths, batch_size if backend == "torch" else 1):
             waves = [_read_wave(paths[r], int(fc["sample_rate"])) for r in rows]
@@ -424,8 +427,11 @@ def build_feature_store(table, workdir: str | Path, cfg: dict, progress: bool = 
         bar.close()
 
     import pandas as pd
+    index_partial = directory / (INDEX_FILE + ".partial")
     pd.DataFrame({"segment_id": segment_ids, "n_frames": n_frames}).to_parquet(
-        directory / INDEX_FILE, index=False)
+        index_partial, index=False)
+    os.replace(partial, directory / MEL_FILE)
+    os.replace(index_partial, directory / INDEX_FILE)
     _write_json_atomic(directory / META_FILE, {
         "features": dict(fc), "backend": backend, "device": run_device,
         "fingerprint": fingerprint, "shape": list(shape), "dtype": str(fc["store_dtype"]),
