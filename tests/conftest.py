@@ -34,5 +34,5 @@ def tiny_workdir(tmp_path_factory, tiny_corpus, tiny_config):
     """`koemo prepare` run once on the tiny corpus with the tiny config."""
     from koemo.dataset.prepare import prepare
     workdir = tmp_path_factory.mktemp("work")
-    prepare(tiny_corpus, workdir, tiny_config)
+    prepare(tiny_corpus, workdir, tiny_config, progress=False)
     return workdir

@@ -18,10 +18,12 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
+from koemo.errors import KoemoInputError
+
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
 
-class ConfigError(ValueError):
+class ConfigError(KoemoInputError):
     """A config file is missing, malformed or inconsistent."""
 
 
