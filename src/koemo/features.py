@@ -38,6 +38,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from koemo.augment import frequency_mask  # noqa: F401  (docs/architecture.md lists it here)
 from koemo.config import feature_fingerprint
 from koemo.errors import KoemoInputError
 
