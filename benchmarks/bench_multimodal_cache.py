@@ -99,7 +99,7 @@ def run(size: str = "tiny") -> list[dict]:
     from koemo.modeling import data as D
     from koemo.modeling.fusion import build_classifier
     from koemo.modeling.models import AudioRegressor, TextRegressor
-    from koemo.modeling.train import _cached_forward, _raw_forward
+    from koemo.modeling.train import _cached_forward, _raw_forward, make_loader
 
     spec = SIZES[size]
     cfg = load_config(spec["config"], ["fixes.eval_attention_dropout_off=true"])
@@ -114,7 +114,7 @@ def run(size: str = "tiny") -> list[dict]:
     rows = RandomRows(cfg, spec["rows"], hidden)
 
     def loader(dataset):
-        return torch.utils.data.DataLoader(dataset, batch_size=spec["batch"], shuffle=False)
+        return make_loader(dataset, spec["batch"], device, num_workers=0)
 
     def raw(model, batch):
         return _raw_forward(model, batch, device)

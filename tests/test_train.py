@@ -146,9 +146,14 @@ def test_frozen_cache_holds_the_regressor_outputs(runs, workdir, cfg):
     raw = next(iter(D.DataLoader(job.datasets["valid"], batch_size=4)))
     fresh = D.frozen_outputs(classifier.eval(), raw, "cpu")
     cached = D.FrozenOutputsDataset(dirs["multimodal"] / "frozen" / "valid", job.datasets["valid"].target)
+    stored = cached.__getitems__([0, 1, 2, 3])
     for name in D.FROZEN_ARRAYS:
-        stored = torch.stack([cached[i][name] for i in range(4)]).float()
-        assert torch.allclose(stored, fresh[name].float(), atol=2e-2, rtol=1e-2), name
+        assert torch.allclose(stored[name].float(), fresh[name].float(), atol=2e-2, rtol=1e-2), name
+    # A batch read in any order equals the rows read one by one.
+    shuffled = cached.__getitems__([3, 0, 2])
+    for k, i in enumerate([3, 0, 2]):
+        assert torch.equal(shuffled["audio_hidden"][k], cached[i]["audio_hidden"])
+        assert shuffled["target"][k] == cached.target[i] and shuffled["row"][k] == i
     assert json.loads((dirs["multimodal"] / "frozen" / "valid" / "meta.json").read_text())["complete"]
 
 
@@ -217,7 +222,8 @@ def test_classifier_overfits_one_small_batch(runs, cfg):
     frozen = D.FrozenOutputsDataset(dirs["multimodal"] / "frozen" / "train",
                                     np.zeros(len(np.load(dirs["multimodal"] / "frozen" / "train" /
                                                          "audio_mask.npy", mmap_mode="r"))))
-    batch = {name: torch.stack([frozen[i][name] for i in range(8)]) for name in D.FROZEN_ARRAYS}
+    rows = frozen.__getitems__(range(8))
+    batch = {name: rows[name].float() if name.endswith("hidden") else rows[name] for name in D.FROZEN_ARRAYS}
     target = torch.arange(8) % len(cfg["data"]["classes"])
     optimizer = torch.optim.Adam([p for p in classifier.parameters() if p.requires_grad], lr=3e-3)
     classifier.train()
@@ -250,3 +256,40 @@ def test_cli_reports_bad_input_in_one_line(workdir, tmp_path, capsys):
     assert "nope" in err and "Traceback" not in err
     assert cli_main(["train", "audio", "--workdir", str(tmp_path), "--config", "tiny"]) == 1
     assert "utterances.parquet" in capsys.readouterr().err
+
+
+def test_early_stopping_and_best_checkpoint_scoring(workdir, tmp_path):
+    """lr 0 keeps the weights, so (deterministic eval) the valid loss never improves after
+    epoch 1: patience 2 stops after epoch 3, and the fix scores the best checkpoint."""
+    cfg = load_config("tiny", DETERMINISTIC + [
+        "train.audio.batch_size=256", "train.audio.epochs=6", "train.audio.patience=2",
+        "train.audio.lr=0.0", "fixes.test_best_checkpoint=true"])
+    run_dir = train_stage("audio", workdir, cfg, seed=1, out_dir=tmp_path / "run", progress=False)
+    log = pd.read_csv(run_dir / "log.csv")
+    assert log["epoch"].tolist() == [1, 2, 3]
+    assert log["best"].tolist() == [True, False, False]
+    metrics = json.loads((run_dir / "test_metrics.json").read_text())
+    assert metrics["checkpoint"] == "best" and metrics["epochs_trained"] == 3
+    # Stopped early: asking again (even for more epochs) returns the finished run.
+    more = load_config("tiny", DETERMINISTIC + [
+        "train.audio.batch_size=256", "train.audio.epochs=9", "train.audio.patience=2",
+        "train.audio.lr=0.0", "fixes.test_best_checkpoint=true"])
+    assert pd.read_csv(train_stage("audio", workdir, more, seed=1, out_dir=tmp_path / "run",
+                                   progress=False) / "log.csv")["epoch"].tolist() == [1, 2, 3]
+
+
+def test_balanced_class_weights_follow_train_counts(cfg):
+    from koemo.modeling.train import StageJob, class_weights
+
+    rows = pd.DataFrame({"label_id": [0, 0, 0, 0, 1, 2, 2, 3, 4, 4]})
+    job = StageJob("multimodal", torch.nn.Linear(1, 1), {}, {"train": rows}, None,
+                   classes=list(cfg["data"]["classes"]))
+    assert class_weights(job, cfg) is None                       # the paper: unweighted
+    weighted = load_config("tiny", ["train.multimodal.class_weights=true"])
+    expected = 10 / (5 * np.array([4, 1, 2, 1, 2]))
+    assert np.allclose(class_weights(job, weighted).numpy(), expected)
+    explicit = load_config("tiny", ["train.multimodal.class_weights=[1, 2, 3, 4, 5]"])
+    assert class_weights(job, explicit).tolist() == [1, 2, 3, 4, 5]
+    wrong = load_config("tiny", ["train.multimodal.class_weights=[1, 2]"])
+    with pytest.raises(KoemoInputError, match="5 values"):
+        class_weights(job, wrong)

@@ -135,8 +135,11 @@ def _regressor_forward(model, batch, device):
 
 
 def _cached_forward(model, batch, device):
-    return model(batch["audio_hidden"].to(device), batch["audio_mask"].to(device),
-                 batch["text_hidden"].to(device), batch["text_mask"].to(device))["logits"]
+    # float16 from the cache: moved as is, widened on the device.
+    return model(batch["audio_hidden"].to(device, non_blocking=True).float(),
+                 batch["audio_mask"].to(device, non_blocking=True),
+                 batch["text_hidden"].to(device, non_blocking=True).float(),
+                 batch["text_mask"].to(device, non_blocking=True))["logits"]
 
 
 def _raw_forward(model, batch, device):
@@ -230,7 +233,7 @@ def make_loader(dataset, batch_size: int, device: torch.device, num_workers: int
         generator = torch.Generator().manual_seed(shuffle_seed)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle_seed is not None,
                       generator=generator, drop_last=False, num_workers=num_workers,
-                      pin_memory=device.type == "cuda")
+                      pin_memory=device.type == "cuda", collate_fn=D.collate)
 
 
 def loss_function(job: StageJob, cfg: dict, device: torch.device):
