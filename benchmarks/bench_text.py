@@ -13,8 +13,9 @@ full = 13,462 transcripts (KEMDy20's count), a random-weight encoder of KoBERT's
 (12 layers, hidden 768; the vocabulary is what sentencepiece learns from the synthetic sentences,
 ~700 pieces, which leaves the encoder's cost unchanged), max_length 64, batch 64 (seconds on a
 GPU, ~15 min on a 2-core CPU). Random weights: timing does not depend on their values.
-Measured on one H100 (2026-11-22): 12.5 s first pass vs 1.30 s second pass (9.7x; 1,075 vs
-10,389 rows/s); tiny there: 0.53 s vs 0.025 s.
+Measured on one H100 (2026-11-22, two runs): full 8.0 / 8.5 s first pass vs 1.66 / 1.74 s
+second pass (4.8x; ~1,600 vs ~8,000 rows/s; the second pass is mostly tokenising in Python);
+tiny 0.24 s vs 0.026 s.
 """
 from __future__ import annotations
 
