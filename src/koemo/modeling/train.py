@@ -306,6 +306,35 @@ def prediction_table(job: StageJob, outputs: np.ndarray, split: str) -> pd.DataF
     return table
 
 
+def train_epoch(job: StageJob, model, loader, optimizer, loss_fn, device, precision: str, *,
+                scaler=None, accelerator=None, desc: str = "", progress: bool = True) -> float:
+    """One pass over the training loader; returns the row-weighted mean training loss."""
+    from tqdm.auto import tqdm
+
+    total, count = 0.0, 0
+    bar = tqdm(loader, desc=desc, disable=not progress, leave=False)
+    for batch in bar:
+        target = batch["target"].to(device)
+        with autocast_for(device, precision):
+            loss = loss_fn(job.forward(model, batch, device), target)
+        optimizer.zero_grad(set_to_none=True)
+        if accelerator is not None:
+            accelerator.backward(loss)
+        elif scaler is not None:
+            scaler.scale(loss).backward()
+        else:
+            loss.backward()
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        total += float(loss.detach()) * len(target)
+        count += len(target)
+        bar.set_postfix(loss=f"{total / count:.4f}")
+    return total / max(count, 1)
+
+
 # ----------------------------------------------------------------------------- files
 
 def _write_json(path: Path, obj) -> None:
@@ -425,13 +454,15 @@ def train_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, out_dir: 
     train_model = torch.compile(model) if cfg["train"].get("compile") else model
     scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" and precision == "fp16" else None
     if accelerator is not None:
+        if job.forward is _raw_forward:
+            raise KoemoInputError("multi-process training of the multimodal stage needs "
+                                  "train.multimodal.cache_frozen=true (forward_raw bypasses DDP)")
         train_model, optimizer = accelerator.prepare(train_model, optimizer)
     loss_fn = loss_function(job, cfg, device)
     num_workers = int(cfg["train"].get("num_workers", 0))
     valid_loader = make_loader(job.datasets["valid"], settings["batch_size"], device, num_workers)
     patience = settings.get("patience", settings["epochs"])
 
-    from tqdm.auto import tqdm
     for epoch in range(counters["epoch"], settings["epochs"]):
         if counters["bad_epochs"] >= patience:
             counters["stopped_early"] = True
@@ -444,35 +475,18 @@ def train_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, out_dir: 
         # Frozen regressors follow the classifier's mode, as the original (they only run
         # here when cache_frozen is off; the cache holds eval-mode outputs).
         model.train()
-        started, total, count = time.perf_counter(), 0.0, 0
-        bar = tqdm(loader, desc=f"{stage} epoch {epoch + 1}/{settings['epochs']}",
-                   disable=not (progress and is_main), leave=False)
-        for batch in bar:
-            target = batch["target"].to(device)
-            with autocast_for(device, precision):
-                loss = loss_fn(job.forward(train_model, batch, device), target)
-            optimizer.zero_grad(set_to_none=True)
-            if accelerator is not None:
-                accelerator.backward(loss)
-            elif scaler is not None:
-                scaler.scale(loss).backward()
-            else:
-                loss.backward()
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            total += float(loss.detach()) * len(target)
-            count += len(target)
-            bar.set_postfix(loss=f"{total / count:.4f}")
+        started = time.perf_counter()
+        train_loss = train_epoch(job, train_model, loader, optimizer, loss_fn, device, precision,
+                                 scaler=scaler, accelerator=accelerator,
+                                 desc=f"{stage} epoch {epoch + 1}/{settings['epochs']}",
+                                 progress=progress and is_main)
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         valid = score(job, predict(job, model, valid_loader, device, precision), "valid", cfg)
         improved = valid["loss"] < counters["best"]
         counters.update(epoch=epoch + 1, bad_epochs=0 if improved else counters["bad_epochs"] + 1,
                         best=min(valid["loss"], counters["best"]))
-        log.append({"epoch": epoch + 1, "lr": lr, "train_loss": total / max(count, 1),
+        log.append({"epoch": epoch + 1, "lr": lr, "train_loss": train_loss,
                     "valid_loss": valid["loss"],
                     **{f"valid_{k}": v for k, v in valid.items()
                        if k != "loss" and isinstance(v, (int, float)) and k != "n"},
@@ -486,19 +500,30 @@ def train_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, out_dir: 
             write_counters(run_dir, optimizer, scheduler, counters, run_fp)
     if is_main:
         write_counters(run_dir, optimizer, scheduler, counters, run_fp)
-        use_best = bool(cfg["fixes"].get("test_best_checkpoint", False))
-        if use_best:
-            model.load_state_dict(load_checkpoint(run_dir / "best")[0])
-        test_loader = make_loader(job.datasets["test"], settings["batch_size"], device, num_workers)
-        outputs = predict(job, model, test_loader, device, precision)
-        metrics = score(job, outputs, "test", cfg)
-        metrics.update(checkpoint="best" if use_best else "last", epochs_trained=counters["epoch"],
-                       stage=stage, classifier_kind=classifier_kind if job.is_classifier else "",
-                       split=split_name(cfg), seed=seed)
-        _write_json(run_dir / "test_metrics.json", metrics)
-        prediction_table(job, outputs, "test").to_parquet(run_dir / "test_predictions.parquet",
-                                                          index=False)
+        score_test_split(job, model, run_dir, cfg, seed, counters["epoch"], classifier_kind,
+                         device, precision, num_workers)
     return run_dir
+
+
+def score_test_split(job: StageJob, model, run_dir: Path, cfg: dict, seed: int, epochs: int,
+                     classifier_kind: str, device, precision: str, num_workers: int) -> dict:
+    """Score the test split with the last epoch's weights (faithful) or the best checkpoint
+    (fixes.test_best_checkpoint); write test_metrics.json and test_predictions.parquet."""
+    from koemo.modeling.checkpoint import load_checkpoint
+
+    use_best = bool(cfg["fixes"].get("test_best_checkpoint", False))
+    if use_best:
+        model.load_state_dict(load_checkpoint(run_dir / "best")[0])
+    loader = make_loader(job.datasets["test"], cfg["train"][job.stage]["batch_size"], device,
+                         num_workers)
+    outputs = predict(job, model, loader, device, precision)
+    metrics = score(job, outputs, "test", cfg)
+    metrics.update(checkpoint="best" if use_best else "last", epochs_trained=epochs,
+                   stage=job.stage, classifier_kind=classifier_kind if job.is_classifier else "",
+                   split=split_name(cfg), seed=seed)
+    _write_json(run_dir / "test_metrics.json", metrics)
+    prediction_table(job, outputs, "test").to_parquet(run_dir / "test_predictions.parquet", index=False)
+    return metrics
 
 
 # ----------------------------------------------------------------------------- evaluate

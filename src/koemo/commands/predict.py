@@ -1,0 +1,219 @@
+"""`koemo predict`: emotion, arousal and valence for your own recordings.
+
+    koemo predict WAV [--text "..." | --text-file F] --checkpoint DIR [--json]
+    koemo predict --batch LIST.csv --out PREDICTIONS.csv --checkpoint DIR
+    koemo predict --export DIR --workdir W --config C [--seed S]         (from training runs)
+    koemo predict --export DIR --audio-run A --text-run T --multimodal-run M [--workdir W]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from koemo.errors import KoemoInputError
+
+BAR_WIDTH = 30
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "predict", help="predict emotion, arousal and valence from a wav and its transcript",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Predict the emotion (class probabilities and label), arousal and valence "
+                    "(1-5) of a recording from its audio and Korean transcript, with a predictor "
+                    "directory (see checkpoints/README.md; make one with --export).\n\n"
+                    "Without a transcript only arousal is predicted (the emotion classifier needs "
+                    "both). Audio longer than the model's window is scored in overlapping windows "
+                    "whose predictions are averaged (--long-audio windows) or cut to its first "
+                    "window as in training (--long-audio cut).\n\n"
+                    "--batch LIST.csv: columns `wav` and optionally `text` (empty = no transcript; "
+                    "relative wav paths are relative to the CSV's folder). Every row is written to "
+                    "--out, failed ones with their error; the exit status is 1 when any row failed.")
+    parser.add_argument("wav", nargs="?", help="audio file (wav, flac, ogg; any sample rate, mono or stereo)")
+    text = parser.add_mutually_exclusive_group()
+    text.add_argument("--text", help="the transcript (Korean)")
+    text.add_argument("--text-file", help="file holding the transcript (UTF-8 or cp949)")
+    parser.add_argument("--checkpoint", help="predictor directory (predictor.json + audio/ text/ multimodal/)")
+    parser.add_argument("--json", action="store_true", help="print the prediction as JSON")
+    parser.add_argument("--batch", metavar="LIST.csv", help="predict every row of a CSV (columns wav, text)")
+    parser.add_argument("--out", metavar="PREDICTIONS.csv", help="output CSV for --batch")
+    parser.add_argument("--long-audio", choices=("windows", "cut"), default="windows",
+                        help="audio longer than the model's window: average overlapping windows "
+                             "(default) or keep the first window only")
+    parser.add_argument("--batch-size", type=int, default=8, help="windows per model pass (default 8)")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="seed of the random draw when the checkpoint keeps attention dropout on "
+                             "in eval (faithful config); with --export: the training seed")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar of --batch")
+    export = parser.add_argument_group("assembling a predictor directory (--export DIR)")
+    export.add_argument("--export", metavar="DIR", help="write a predictor directory from trained stages")
+    export.add_argument("--workdir", help="workdir of the training runs (finds runs and the KoBERT stand-in)")
+    export.add_argument("--config", default=None, help="config of the runs (with --workdir; default paper)")
+    export.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override used for training (repeatable)")
+    export.add_argument("--classifier", default="attention_lstm", help="classifier kind of the run")
+    export.add_argument("--audio-run", help="audio regressor run or checkpoint directory")
+    export.add_argument("--text-run", help="text regressor run or checkpoint directory")
+    export.add_argument("--multimodal-run", help="classifier run or checkpoint directory")
+    export.add_argument("--text-model", help="tokenizer+encoder directory or hub id (default: from the config)")
+    export.add_argument("--force", action="store_true", help="replace a non-empty --export directory")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    _quiet_transformers()
+    if args.export:
+        return run_export(args)
+    if not args.checkpoint:
+        raise KoemoInputError("--checkpoint DIR is required (a predictor directory; see --export)")
+    if args.batch:
+        return run_batch(args)
+    if not args.wav:
+        raise KoemoInputError("give a WAV file, or --batch LIST.csv --out PREDICTIONS.csv")
+    predictor = load_predictor(args)
+    text = read_text_file(Path(args.text_file)) if args.text_file else args.text
+    result = predictor.predict(args.wav, text)
+    if args.json:
+        print(json.dumps({"wav": args.wav, **result.to_dict()}, indent=2, ensure_ascii=False))
+    else:
+        print(format_prediction(args.wav, result))
+    return 0
+
+
+def load_predictor(args: argparse.Namespace):
+    from koemo.predict import Predictor
+
+    return Predictor.from_checkpoint(args.checkpoint, device=args.device, long_audio=args.long_audio,
+                                     batch_size=args.batch_size,
+                                     seed=args.seed if args.seed is not None else 0)
+
+
+def read_text_file(path: Path) -> str:
+    """A transcript file: UTF-8 (with or without BOM), else cp949 as KEMDy20's transcripts."""
+    if not path.is_file():
+        raise KoemoInputError(f"{path}: transcript file not found")
+    data = path.read_bytes()
+    for encoding in ("utf-8-sig", "cp949"):
+        try:
+            return data.decode(encoding).strip()
+        except UnicodeDecodeError:
+            continue
+    raise KoemoInputError(f"{path}: transcript is neither UTF-8 nor cp949 text")
+
+
+def format_prediction(name: str, result) -> str:
+    w = result.windows
+    lines = [f"{name}: {w.audio_s:.2f} s, {w.n_windows} window{'s' if w.n_windows > 1 else ''} "
+             f"of {w.window_s:.2f} s ({w.mode})"]
+    if result.probabilities is None:
+        lines.append("emotion:  not predicted (no transcript)")
+    else:
+        lines.append(f"emotion:  {result.label}")
+        width = max(len(c) for c in result.probabilities)
+        for label, p in sorted(result.probabilities.items(), key=lambda kv: -kv[1]):
+            lines.append(f"  {label:<{width}}  {p:6.3f}  {'#' * round(p * BAR_WIDTH)}")
+    lines.append(f"arousal:  {result.arousal:.2f}  (1-5)")
+    lines.append("valence:  " + ("not predicted (no transcript)" if result.valence is None
+                                 else f"{result.valence:.2f}  (1-5)"))
+    if result.text is not None:
+        lines.append(f"text:     {result.text}")
+    lines += ["notes:"] + [f"  - {note}" for note in result.notes] if result.notes else []
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- batch
+
+def read_batch_list(path: Path):
+    import pandas as pd
+
+    if not path.is_file():
+        raise KoemoInputError(f"{path}: batch list not found")
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise KoemoInputError(f"{path}: not a readable UTF-8 CSV ({err})") from err
+    if "wav" not in table.columns:
+        raise KoemoInputError(f"{path}: needs a `wav` column (and optionally `text`); "
+                              f"found {list(table.columns)}")
+    if "text" not in table.columns:
+        table["text"] = ""
+    return table
+
+
+def batch_items(table, base: Path):
+    for wav, text in zip(table["wav"], table["text"]):
+        path = Path(wav)
+        yield (path if path.is_absolute() else base / path), (text if text.strip() else None)
+
+
+def prediction_row(wav: str, text: str, result, classes) -> dict:
+    row = {"wav": wav, "text": text}
+    if isinstance(result, Exception):
+        return {**row, "status": "error", "error": str(result)}
+    probs = result.probabilities or {}
+    return {**row, "status": "ok", "error": "", "label": result.label or "",
+            **{f"prob_{c}": probs.get(c) for c in classes},
+            "arousal": result.arousal, "valence": result.valence,
+            "n_windows": result.windows.n_windows, "audio_s": result.windows.audio_s,
+            "notes": " | ".join(result.notes)}
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    if not args.out:
+        raise KoemoInputError("--batch needs --out PREDICTIONS.csv")
+    path = Path(args.batch)
+    table = read_batch_list(path)
+    predictor = load_predictor(args)
+    results = predictor.predict_many(list(batch_items(table, path.parent)),
+                                     progress=not args.no_progress)
+    rows = [prediction_row(wav, text, result, predictor.classes)
+            for wav, text, result in zip(table["wav"], table["text"], results)]
+    out = pd.DataFrame(rows)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(args.out, index=False)
+    failed = [(i, row["wav"], row["error"]) for i, row in enumerate(rows) if row["status"] == "error"]
+    print(f"predicted {len(rows) - len(failed)} of {len(rows)} rows -> {args.out}")
+    for i, wav, error in failed:
+        print(f"  row {i + 2} ({wav}): {error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+# ----------------------------------------------------------------------------- export
+
+def run_export(args: argparse.Namespace) -> int:
+    from koemo.config import ConfigError, load_config
+    from koemo.predict import export_from_workdir, export_predictor
+
+    runs = (args.audio_run, args.text_run, args.multimodal_run)
+    if all(runs):
+        out = export_predictor(*runs, args.export, workdir=args.workdir, text_model=args.text_model,
+                               overwrite=args.force)
+    elif any(runs):
+        raise KoemoInputError("give all three of --audio-run, --text-run, --multimodal-run "
+                              "(or none, with --workdir and --config)")
+    elif args.workdir:
+        try:
+            cfg = load_config(args.config or "paper", args.overrides)
+        except ConfigError as err:
+            raise KoemoInputError(str(err)) from err
+        seed = args.seed if args.seed is not None else int(cfg.get("seed", 1))
+        out = export_from_workdir(args.workdir, cfg, seed, args.export, classifier_kind=args.classifier,
+                                  text_model=args.text_model, overwrite=args.force)
+    else:
+        raise KoemoInputError("--export needs --workdir W --config C, or the three --*-run directories")
+    print(f"predictor directory: {out}")
+    return 0
+
+
+def _quiet_transformers() -> None:
+    """transformers draws a progress bar for every weight load: noise in a CLI's output."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        return
+    hf_logging.disable_progress_bar()

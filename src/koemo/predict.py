@@ -1,0 +1,671 @@
+"""Emotion, arousal and valence from a raw recording plus its transcript, end to end.
+
+    from koemo import Predictor
+    predictor = Predictor.from_checkpoint("checkpoints/paper")
+    result = predictor.predict("my.wav", "오늘 정말 기분이 좋아요")
+    result.label, result.probabilities, result.arousal, result.valence, result.notes
+
+What runs, per utterance (the same steps and settings as training, read from the checkpoint):
+audio -> `koemo.audio_io.load_audio` (16 kHz mono) -> mel+delta features (`koemo.features`,
+the config's backend, rounded to the feature store's dtype as training read them) -> audio
+regressor -> arousal. Transcript -> markers removed (`clean_transcript`, as training) ->
+KoBERT tokenizer -> frozen KoBERT (states rounded to float16, as the training cache stored
+them) -> text regressor -> valence. Both -> the classifier's own frozen regressors -> fusion
+classifier -> probabilities of the classes. Arousal/valence are on the annotation scale (1-5);
+values the regressors put outside it are clipped, and a note says so.
+
+Long audio. The model sees `max_frames` frames (paper: 512 frames = 16.4 s at hop 512 / 16 kHz).
+Features are computed over the whole recording first (dB reference and delta over all frames,
+as training computed them before cutting), then:
+- "windows" (default): windows of `max_frames` frames, evenly spaced with >= 50% overlap, the
+  last one ending at the last frame; every window is scored with the whole transcript and the
+  arousal, valence-independent audio and class probabilities are averaged over windows.
+- "cut": only the first `max_frames` frames, exactly as training cut long utterances.
+Shorter audio is zero padded as in training (dB-floor padding under fixes.db_floor_padding).
+
+Without a transcript (text=None) only the audio path runs: arousal is returned, valence,
+label and probabilities are None, and the notes say the text path was skipped and the emotion
+was not predicted (the classifier needs both modalities; there is no audio-only fallback).
+An empty transcript (after marker removal) or one without any Hangul is an input error
+(KoBERT reads Korean); pieces KoBERT does not know ([UNK]) and truncation are noted.
+
+Randomness. A checkpoint trained with the faithful config keeps attention dropout on in eval
+(the original's defect, fixes.eval_attention_dropout_off=false): its outputs are a random
+draw. Each call is seeded (`seed`, default 0) inside a forked RNG, so the same inputs in the
+same batch give the same outputs and the caller's RNG state is untouched; a note says so.
+
+The checkpoint DIR for prediction (`export_predictor` assembles it):
+    DIR/predictor.json           manifest: stages, tokenizer/encoder source, classes, origin
+    DIR/audio/                   model.safetensors + meta.json (audio regressor -> arousal)
+    DIR/text/                    model.safetensors + meta.json (text regressor -> valence)
+    DIR/multimodal/              model.safetensors + meta.json (classifier with its frozen regressors)
+    DIR/kobert/                  tokenizer + encoder files when they came from a local directory
+                                 (a hub id such as skt/kobert-base-v1 is only referenced)
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import math
+import re
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from koemo.audio_io import AudioInfo, AudioSource, load_audio
+from koemo.errors import CheckpointError, KoemoInputError
+
+MANIFEST_FILE = "predictor.json"
+MANIFEST_FORMAT = "koemo-predictor/1"
+STAGE_DIRS = {"audio": "audio", "text": "text", "multimodal": "multimodal"}
+TEXT_MODEL_DIR = "kobert"
+LONG_AUDIO_MODES = ("windows", "cut")
+SCALE = (1.0, 5.0)
+# Feature settings that change the numbers the models see (the backend does not: the torch
+# and librosa backends agree within koemo.features.PARITY_TOLERANCE_DB).
+FEATURE_KEYS = ("sample_rate", "n_mels", "n_fft", "hop_length", "fmin", "fmax", "top_db",
+                "delta_width", "max_frames")
+TEXT_KEYS = ("tokenizer", "encoder", "max_length")
+HANGUL_RE = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
+UNK_NOTE_SHARE = 0.3
+
+
+@dataclass
+class WindowInfo:
+    """How the recording was fitted to the model's window."""
+    mode: str                  # "single" (fits the window), "cut" or "windows"
+    n_windows: int
+    window_s: float            # the model's window: max_frames * hop / sample_rate
+    starts_s: list[float]      # start of each window in the recording
+    audio_s: float             # duration of the recording
+    used_s: float              # seconds of the recording that reached the model
+
+
+@dataclass
+class Prediction:
+    label: str | None                        # None when the text path was skipped
+    probabilities: dict[str, float] | None   # class -> probability (averaged over windows)
+    arousal: float                           # 1-5
+    valence: float | None                    # 1-5; None without a transcript
+    notes: list[str]
+    windows: WindowInfo
+    audio: AudioInfo
+    text: str | None = None                  # the transcript as the model read it (cleaned)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class _Item:
+    """One utterance ready for the models."""
+    feats: np.ndarray          # [W, 2, T, F]
+    lengths: np.ndarray        # [W] valid frames per window
+    token_ids: np.ndarray | None
+    token_mask: np.ndarray | None
+    text: str | None
+    audio: AudioInfo
+    windows: WindowInfo
+    notes: list[str] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- windows
+
+def window_starts(n_frames: int, max_frames: int, mode: str = "windows") -> list[int]:
+    """Start frames of the windows covering `n_frames` frames (see the module docstring)."""
+    if mode not in LONG_AUDIO_MODES:
+        raise KoemoInputError(f"long_audio must be one of {LONG_AUDIO_MODES}, not {mode!r}")
+    if n_frames <= max_frames or mode == "cut":
+        return [0]
+    count = math.ceil((n_frames - max_frames) / (max_frames // 2)) + 1
+    return np.linspace(0, n_frames - max_frames, count).round().astype(int).tolist()
+
+
+def frame_windows(feats: np.ndarray, n_frames: int, max_frames: int, starts: Sequence[int]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """[2, N, F] features of a whole recording -> ([W, 2, max_frames, F] zero padded, lengths[W])."""
+    out = np.zeros((len(starts), feats.shape[0], max_frames, feats.shape[2]), dtype=np.float32)
+    lengths = np.zeros(len(starts), dtype=np.int64)
+    for row, start in enumerate(starts):
+        valid = min(max_frames, n_frames - start)
+        out[row, :, :valid] = feats[:, start:start + valid]
+        lengths[row] = valid
+    return out, lengths
+
+
+def floor_padding(feats: np.ndarray, lengths: np.ndarray, top_db: float) -> np.ndarray:
+    """fixes.db_floor_padding, as FeatureStore applies it when training reads: padding frames
+    of the mel channel at -top_db (silence) instead of 0 dB; the delta stays 0."""
+    pad = np.arange(feats.shape[2])[None, :] >= lengths[:, None]
+    feats[:, 0][pad] = -top_db
+    return feats
+
+
+# ----------------------------------------------------------------------------- the predictor
+
+class Predictor:
+    """Holds the three stages, tokenizer and frozen encoder; `predict` per utterance,
+    `predict_many` in batches. Build with `Predictor.from_checkpoint(DIR)`."""
+
+    def __init__(self, audio_model, text_model, classifier, tokenizer, encoder, cfg: dict,
+                 classes: Sequence[str], device: str = "cpu", long_audio: str = "windows",
+                 batch_size: int = 8, seed: int = 0, source: str | None = None):
+        import torch
+
+        if long_audio not in LONG_AUDIO_MODES:
+            raise KoemoInputError(f"long_audio must be one of {LONG_AUDIO_MODES}, not {long_audio!r}")
+        self.device = torch.device(device)
+        self.audio_model = audio_model.to(self.device).eval()
+        self.text_model = text_model.to(self.device).eval()
+        self.classifier = classifier.to(self.device).eval()
+        self.encoder = encoder.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.cfg = cfg
+        self.classes = list(classes)
+        self.long_audio = long_audio
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        self.source = source
+        # When the classifier runs exactly the regressors we already ran (same weights, heads
+        # and switches), their hidden states are reused instead of computed twice.
+        self.shared_audio = same_regressor(audio_model, classifier.AudioModel)
+        self.shared_text = same_regressor(text_model, classifier.TextModel)
+        self.random_in_eval = not cfg["fixes"]["eval_attention_dropout_off"]
+
+    # -- construction
+
+    @classmethod
+    def from_checkpoint(cls, directory: str | Path, device: str = "cpu", long_audio: str = "windows",
+                        batch_size: int = 8, seed: int = 0, attention_impl: str = "sdpa") -> "Predictor":
+        """Load a predictor directory (see the module docstring). Problems with it raise
+        CheckpointError naming the file."""
+        from koemo.modeling.checkpoint import build_from_checkpoint, read_meta
+        from koemo.text import KoBERTTokenizer, load_kobert
+
+        directory = Path(directory)
+        manifest = read_manifest(directory)
+        stage_dirs = {stage: directory / manifest["stages"][stage] for stage in STAGE_DIRS}
+        metas = {stage: read_meta(path) for stage, path in stage_dirs.items()}
+        check_stage_metas(metas, stage_dirs)
+        models = {stage: build_from_checkpoint(path, expect_stage=stage, attention_impl=attention_impl)
+                  for stage, path in stage_dirs.items()}
+        check_regressors_match(models, stage_dirs)
+        cfg = metas["multimodal"]["config"]
+        tokenizer_source = resolve_text_model(directory, manifest["tokenizer"])
+        encoder_source = resolve_text_model(directory, manifest["encoder"])
+        try:
+            tokenizer = KoBERTTokenizer.from_pretrained(tokenizer_source)
+            encoder = load_kobert(encoder_source, device=device)
+        except KoemoInputError as err:
+            raise CheckpointError(f"{directory / MANIFEST_FILE}: text model not usable: {err}") from err
+        check_text_model(tokenizer, encoder, cfg, directory)
+        return cls(models["audio"], models["text"], models["multimodal"], tokenizer, encoder, cfg,
+                   metas["multimodal"]["classes"], device=device, long_audio=long_audio,
+                   batch_size=batch_size, seed=seed, source=str(directory))
+
+    @property
+    def window_seconds(self) -> float:
+        fc = self.cfg["features"]
+        return fc["max_frames"] * fc["hop_length"] / fc["sample_rate"]
+
+    # -- public API
+
+    def predict(self, audio: AudioSource, text: str | None = None,
+                sample_rate: int | None = None) -> Prediction:
+        """One utterance: a file path or an array (with `sample_rate`; default 16 kHz) and its
+        transcript (None: arousal only)."""
+        return self._infer([self.prepare(audio, text, sample_rate)])[0]
+
+    def predict_many(self, items: Iterable[tuple], progress: bool = False
+                     ) -> Iterator[Prediction | KoemoInputError]:
+        """Many utterances in batches of `batch_size`: items are (audio, text) or
+        (audio, text, sample_rate). Yields, in order, a Prediction or the KoemoInputError that
+        item raised (bad inputs are reported, never dropped)."""
+        pending: list[tuple[int, _Item]] = []
+        results: dict[int, Prediction | KoemoInputError] = {}
+        next_out = 0
+        for index, item in enumerate(_progress(items, progress)):
+            try:
+                pending.append((index, self.prepare(*item)))
+            except KoemoInputError as err:
+                results[index] = err
+            if len(pending) >= self.batch_size:
+                results.update(zip([i for i, _ in pending], self._infer([p for _, p in pending])))
+                pending = []
+            while next_out in results:
+                yield results.pop(next_out)
+                next_out += 1
+        if pending:
+            results.update(zip([i for i, _ in pending], self._infer([p for _, p in pending])))
+        while next_out in results:
+            yield results.pop(next_out)
+            next_out += 1
+
+    # -- input preparation
+
+    def prepare(self, audio: AudioSource, text: str | None = None,
+                sample_rate: int | None = None) -> _Item:
+        """Load and check one utterance: audio -> windows of features, text -> token ids."""
+        wave, info = load_audio(audio, sample_rate, target_sample_rate=self.cfg["features"]["sample_rate"])
+        feats, lengths, windows = self.audio_windows(wave, info)
+        notes = list(info.notes)
+        if windows.mode == "cut":
+            notes.append(f"audio is {windows.audio_s:.1f} s, longer than the model's window "
+                         f"({windows.window_s:.1f} s): only the first {windows.used_s:.1f} s were used "
+                         "(long_audio='cut')")
+        elif windows.mode == "windows":
+            notes.append(f"audio is {windows.audio_s:.1f} s, longer than the model's window "
+                         f"({windows.window_s:.1f} s): {windows.n_windows} overlapping windows, "
+                         "predictions averaged")
+        ids = mask = None
+        cleaned = None
+        if text is None:
+            notes.append("no transcript: text path skipped; valence and emotion not predicted "
+                         "(the classifier needs audio and text)")
+        else:
+            cleaned, ids, mask, text_notes = self.encode_text(text, info.source)
+            notes += text_notes
+        if self.random_in_eval:
+            notes.append("checkpoint keeps attention dropout on in eval (faithful config, "
+                         f"fixes.eval_attention_dropout_off=false): outputs are one draw, seeded with {self.seed}")
+        return _Item(feats, lengths, ids, mask, cleaned, info, windows, notes)
+
+    def audio_windows(self, wave: np.ndarray, info: AudioInfo
+                      ) -> tuple[np.ndarray, np.ndarray, WindowInfo]:
+        from koemo.features import extract_features, frames_for, min_samples
+
+        fc = self.cfg["features"]
+        need = min_samples(fc)
+        if wave.shape[0] < need:
+            raise KoemoInputError(
+                f"{info.source}: audio too short ({info.duration_s:.3f} s); the features need at "
+                f"least {need / fc['sample_rate']:.3f} s")
+        total = frames_for(wave.shape[0], fc["hop_length"])
+        whole, n_frames = extract_features(wave, dict(fc, max_frames=total), fc["backend"])
+        max_frames = int(fc["max_frames"])
+        starts = window_starts(n_frames, max_frames, self.long_audio)
+        feats, lengths = frame_windows(whole, n_frames, max_frames, starts)
+        # Training read features back from a float16 store: round the same way.
+        feats = feats.astype(fc.get("store_dtype", "float32")).astype(np.float32)
+        if self.cfg["fixes"]["db_floor_padding"]:
+            feats = floor_padding(feats, lengths, float(fc["top_db"]))
+        hop_s = fc["hop_length"] / fc["sample_rate"]
+        mode = "single" if n_frames <= max_frames else ("cut" if len(starts) == 1 else "windows")
+        covered = min(n_frames, starts[-1] + max_frames) if mode != "cut" else max_frames
+        windows = WindowInfo(mode=mode, n_windows=len(starts), window_s=self.window_seconds,
+                             starts_s=[round(s * hop_s, 3) for s in starts], audio_s=info.duration_s,
+                             used_s=min(info.duration_s, covered * hop_s))
+        return feats, lengths, windows
+
+    def encode_text(self, text: str, source: str = "text") -> tuple[str, np.ndarray, np.ndarray, list[str]]:
+        """Transcript -> (cleaned text, input_ids[L], attention_mask[L], notes)."""
+        from koemo.dataset.kemdy20 import clean_transcript
+
+        if not isinstance(text, str):
+            raise KoemoInputError(f"transcript for {source} must be a str, not {type(text).__name__}")
+        cleaned = clean_transcript(text)
+        if not cleaned.strip():
+            raise KoemoInputError(
+                f"transcript for {source} is empty{' after removing markers' if text.strip() else ''}; "
+                "pass the Korean transcript, or no text (None) to predict arousal only")
+        if not HANGUL_RE.search(cleaned):
+            raise KoemoInputError(
+                f"transcript for {source} has no Korean (Hangul) characters ({_preview(cleaned)}): "
+                "the text model is KoBERT, trained on Korean; pass the Korean transcript, or no "
+                "text (None) to predict arousal only")
+        notes = []
+        if cleaned != " ".join(text.split()):
+            notes.append("transcript markers (b/ l/ n/ u/ c/ N/ * +) removed, as in training")
+        max_length = int(self.cfg["text"]["max_length"])
+        pieces = self.tokenizer.tokenize(cleaned)
+        ids = self.tokenizer.convert_tokens_to_ids(pieces)
+        unknown = sum(1 for i in ids if i == self.tokenizer.unk_token_id)
+        if pieces and unknown / len(pieces) >= UNK_NOTE_SHARE:
+            notes.append(f"{unknown} of {len(pieces)} transcript pieces are unknown to the "
+                         "tokenizer ([UNK]): valence and emotion are less reliable")
+        if len(pieces) > max_length - 2:
+            notes.append(f"transcript truncated to its first {max_length - 2} of {len(pieces)} pieces "
+                         f"(text.max_length={max_length})")
+        encoded = self.tokenizer.encode(pieces, max_length)
+        return cleaned, encoded["input_ids"], encoded["attention_mask"], notes
+
+    # -- model passes
+
+    def _infer(self, items: list[_Item]) -> list[Prediction]:
+        """Three passes, each seeded on its own so that (with random eval dropout) the arousal
+        of an utterance does not depend on whether a transcript came with it."""
+        import torch
+
+        owner = np.concatenate([[i] * len(item.lengths) for i, item in enumerate(items)])
+        feats = np.concatenate([item.feats for item in items])
+        lengths = np.concatenate([item.lengths for item in items])
+        with torch.inference_mode():
+            with _seeded(self.seed, self.device):
+                arousal_rows, audio_hidden = self._audio_pass(feats, lengths)
+            with _seeded(self.seed + 1, self.device):
+                text_out = self._text_pass(items)
+            fused = np.flatnonzero(np.isin(owner, list(text_out["rows"])))
+            with _seeded(self.seed + 2, self.device):
+                probs = self._fusion_pass(feats[fused], lengths[fused],
+                                          [audio_hidden[r] for r in fused] if self.shared_audio else None,
+                                          [text_out["rows"][owner[r]] for r in fused], text_out)
+        prob_rows = dict(zip(fused.tolist(), probs))
+        results = []
+        for i, item in enumerate(items):
+            rows = np.flatnonzero(owner == i)
+            item_probs = np.mean([prob_rows[r] for r in rows], axis=0) if i in text_out["rows"] else None
+            results.append(self._result(item, float(arousal_rows[rows].mean()), text_out, i, item_probs))
+        return results
+
+    def _batches(self, n: int) -> Iterator[np.ndarray]:
+        for start in range(0, n, self.batch_size):
+            yield np.arange(start, min(start + self.batch_size, n))
+
+    def _audio_pass(self, feats: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, dict]:
+        """Audio regressor over every window: arousal per window, and its (hidden, mask) per
+        window when the classifier runs the same regressor (else {}: computed there)."""
+        import torch
+
+        arousal = np.zeros(len(feats))
+        hidden = {}
+        for rows in self._batches(len(feats)):
+            out = self.audio_model(torch.as_tensor(feats[rows], device=self.device),
+                                   torch.as_tensor(lengths[rows], device=self.device))
+            arousal[rows] = out["pred"].float().cpu().numpy()
+            if self.shared_audio:
+                hidden.update({int(r): (out["hidden"][k], out["mask"][k]) for k, r in enumerate(rows)})
+        return arousal, hidden
+
+    def _text_pass(self, items: list[_Item]) -> dict:
+        """Text regressor (and the classifier's text model) for the items with a transcript:
+        `rows` maps item index -> row of valence/hidden/mask."""
+        import torch
+
+        texted = [i for i, item in enumerate(items) if item.token_ids is not None]
+        if not texted:
+            return {"rows": {}}
+        ids = torch.as_tensor(np.stack([items[i].token_ids for i in texted]), device=self.device)
+        mask = torch.as_tensor(np.stack([items[i].token_mask for i in texted]), device=self.device)
+        states = self.encoder(input_ids=ids, attention_mask=mask,
+                              token_type_ids=torch.zeros_like(ids)).last_hidden_state
+        # The training cache stored KoBERT states as float16: the regressors saw rounded states.
+        states = states.half().float()
+        out = self.text_model(states, mask)
+        inner = out if self.shared_text else self.classifier.TextModel(states, mask)
+        return {"rows": {item: row for row, item in enumerate(texted)}, "valence": out["pred"].cpu(),
+                "hidden": inner["hidden"], "mask": inner["mask"]}
+
+    def _fusion_pass(self, feats: np.ndarray, lengths: np.ndarray, audio_hidden: list | None,
+                     text_rows: list[int], text_out: dict) -> list[np.ndarray]:
+        """Classifier over the windows of the items with a transcript -> class probabilities."""
+        import torch
+
+        probs = []
+        for rows in self._batches(len(feats)):
+            if audio_hidden is not None:
+                a_hidden = torch.stack([audio_hidden[r][0] for r in rows])
+                a_mask = torch.stack([audio_hidden[r][1] for r in rows])
+            else:
+                inner = self.classifier.AudioModel(torch.as_tensor(feats[rows], device=self.device),
+                                                   torch.as_tensor(lengths[rows], device=self.device))
+                a_hidden, a_mask = inner["hidden"], inner["mask"]
+            t_rows = torch.as_tensor([text_rows[r] for r in rows], device=self.device)
+            logits = self.classifier(a_hidden, a_mask, text_out["hidden"][t_rows],
+                                     text_out["mask"][t_rows])["logits"]
+            probs += list(torch.softmax(logits.float(), dim=-1).cpu().numpy())
+        return probs
+
+    def _result(self, item: _Item, arousal: float, text_out: dict, index: int,
+                probs: np.ndarray | None) -> Prediction:
+        notes = list(item.notes)
+        arousal = _on_scale(arousal, "arousal", notes)
+        valence = label = probabilities = None
+        if probs is not None:
+            valence = _on_scale(float(text_out["valence"][text_out["rows"][index]]), "valence", notes)
+            probabilities = {c: float(p) for c, p in zip(self.classes, probs)}
+            label = self.classes[int(np.argmax(probs))]
+        return Prediction(label, probabilities, arousal, valence, notes, item.windows, item.audio,
+                          item.text)
+
+
+# ----------------------------------------------------------------------------- checks
+
+def same_weights(a, b) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(
+        sa[k].shape == sb[k].shape and bool((sa[k] == sb[k]).all()) for k in sa)
+
+
+def same_regressor(standalone, inside) -> bool:
+    """True when the classifier's frozen regressor computes exactly what the standalone one
+    does (same weights, head count and fix switches)."""
+    if standalone is inside:
+        return True
+    return type(standalone) is type(inside) and standalone.num_heads == inside.num_heads \
+        and standalone.fixes == inside.fixes and same_weights(standalone, inside)
+
+
+def _section_diffs(metas: dict, section: str, keys: Sequence[str], stages: Sequence[str]) -> list[str]:
+    first = stages[0]
+    diffs = []
+    for stage in stages[1:]:
+        for key in keys:
+            a = metas[first]["config"][section].get(key)
+            b = metas[stage]["config"][section].get(key)
+            if a != b:
+                diffs.append(f"{section}.{key}: {first} {a!r} vs {stage} {b!r}")
+    return diffs
+
+
+def check_stage_metas(metas: dict, stage_dirs: dict) -> None:
+    """The three stages must come from one setting: same features for audio and classifier,
+    same text model for text and classifier, a classifier that carries its regressors."""
+    diffs = _section_diffs(metas, "features", FEATURE_KEYS, ("multimodal", "audio"))
+    diffs += _section_diffs(metas, "text", TEXT_KEYS, ("multimodal", "text"))
+    d_models = {stage: meta["config"]["models"]["d_model"] for stage, meta in metas.items()}
+    if len(set(d_models.values())) > 1:
+        diffs.append(f"models.d_model differs: {d_models}")
+    if diffs:
+        raise CheckpointError(f"{stage_dirs['multimodal'].parent}: the stages come from different "
+                              "configs: " + "; ".join(diffs))
+    if not metas["multimodal"].get("regressors"):
+        raise CheckpointError(f"{stage_dirs['multimodal']}: this classifier checkpoint holds no "
+                              "regressors (it only runs on cached hidden states); export one "
+                              "saved by `koemo train multimodal`")
+
+
+def check_regressors_match(models: dict, stage_dirs: dict) -> None:
+    """The classifier carries frozen copies of the regressors it was trained on: they must be
+    the audio/ and text/ stages (head counts may differ: the faithful 4-head audio reuse)."""
+    for stage, inside in (("audio", models["multimodal"].AudioModel),
+                          ("text", models["multimodal"].TextModel)):
+        if not same_weights(models[stage], inside):
+            raise CheckpointError(
+                f"{stage_dirs['multimodal']}: the classifier was trained on other {stage} regressor "
+                f"weights than {stage_dirs[stage]}; use the regressors of the same training run "
+                "(same config, split and seed)")
+
+
+def check_text_model(tokenizer, encoder, cfg: dict, directory: Path) -> None:
+    hidden, vocab = int(encoder.config.hidden_size), int(encoder.config.vocab_size)
+    if hidden != cfg["models"]["d_model"]:
+        raise CheckpointError(f"{directory}: the text encoder's hidden size {hidden} differs from "
+                              f"the models' d_model {cfg['models']['d_model']}: wrong text model")
+    if tokenizer.vocab_size > vocab:
+        raise CheckpointError(f"{directory}: tokenizer has {tokenizer.vocab_size} pieces but the "
+                              f"encoder embeds only {vocab}: they do not belong together")
+
+
+# ----------------------------------------------------------------------------- the directory
+
+def read_manifest(directory: Path) -> dict:
+    path = directory / MANIFEST_FILE
+    if not directory.is_dir():
+        raise CheckpointError(f"{directory}: predictor checkpoint directory not found")
+    if not path.is_file():
+        raise CheckpointError(
+            f"{path}: missing; a predictor directory is assembled from trained stages with "
+            "`koemo predict --export DIR ...` (koemo.predict.export_predictor)")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path}: corrupt JSON ({err})") from err
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        raise CheckpointError(f"{path}: not a {MANIFEST_FORMAT} manifest")
+    return manifest
+
+
+def resolve_text_model(directory: Path, reference: str) -> str:
+    """A manifest entry is a directory relative to the predictor directory, or a hub id."""
+    local = directory / reference
+    return str(local) if local.exists() else reference
+
+
+def checkpoint_dir(path: str | Path, which: str = "best") -> Path:
+    """A checkpoint directory, or a training run directory holding `best/` and `last/`.
+    which="tested": the checkpoint the run's test metrics were computed with."""
+    path = Path(path)
+    if (path / "meta.json").is_file():
+        return path
+    if which == "tested":
+        metrics = path / "test_metrics.json"
+        which = json.loads(metrics.read_text(encoding="utf-8")).get("checkpoint", "best") \
+            if metrics.is_file() else "best"
+    if (path / which / "meta.json").is_file():
+        return path / which
+    raise CheckpointError(f"{path}: neither a checkpoint (meta.json) nor a run directory with "
+                          f"{which}/meta.json")
+
+
+def _text_model_source(cfg: dict, part: str, checkpoint: Path, workdir: str | Path | None) -> str:
+    """cfg.text.<part> as a usable reference: a stand-in resolves to W/kobert-standin, the
+    workdir given or found above the checkpoint (runs live at W/runs/...)."""
+    from koemo.text import resolve_text_source
+    from koemo.text.standin import STANDIN_KEYWORD
+
+    if cfg["text"][part] != STANDIN_KEYWORD:
+        return str(cfg["text"][part])
+    candidates = [Path(workdir)] if workdir is not None else list(checkpoint.resolve().parents)
+    for candidate in candidates:
+        source = Path(resolve_text_source(cfg, candidate, part=part))
+        if source.is_dir():
+            return str(source)
+    raise CheckpointError(f"{checkpoint}: trained with the KoBERT stand-in (text.{part}: standin) "
+                          "but no <workdir>/kobert-standin was found; pass workdir=/--workdir")
+
+
+def export_predictor(audio: str | Path, text: str | Path, multimodal: str | Path,
+                     out_dir: str | Path, workdir: str | Path | None = None,
+                     text_model: str | None = None, overwrite: bool = False) -> Path:
+    """Assemble a predictor directory from three trained stages.
+
+    `audio`, `text`: checkpoint directories, or run directories (their `best/`: the weights
+    the classifier was built on). `multimodal`: a checkpoint or run directory (the checkpoint
+    its test metrics used). `text_model`: tokenizer+encoder directory or hub id; default: the
+    classifier config's text.tokenizer/encoder (a stand-in is found under `workdir`). Local
+    text models are copied into DIR/kobert/, hub ids only referenced. The result is loaded
+    once as a check before this returns.
+    """
+    from koemo.modeling.checkpoint import read_meta
+
+    out_dir = Path(out_dir)
+    sources = {"audio": checkpoint_dir(audio), "text": checkpoint_dir(text),
+               "multimodal": checkpoint_dir(multimodal, which="tested")}
+    metas = {stage: read_meta(path) for stage, path in sources.items()}
+    for stage, meta in metas.items():
+        if meta.get("stage") != stage:
+            raise CheckpointError(f"{sources[stage]}: a {meta.get('stage')} checkpoint given as the {stage} stage")
+    check_stage_metas(metas, {s: out_dir / d for s, d in STAGE_DIRS.items()})
+    cfg = metas["multimodal"]["config"]
+    refs = {part: text_model or _text_model_source(cfg, part, sources["multimodal"], workdir)
+            for part in ("tokenizer", "encoder")}
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if not overwrite:
+            raise KoemoInputError(f"{out_dir}: exists and is not empty (use overwrite=True / --force)")
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stage, path in sources.items():
+        shutil.copytree(path, out_dir / STAGE_DIRS[stage])
+    manifest_refs = _copy_text_models(refs, out_dir)
+    manifest = {"format": MANIFEST_FORMAT, "stages": dict(STAGE_DIRS), **manifest_refs,
+                "classes": metas["multimodal"]["classes"], "config_name": cfg.get("name"),
+                "sources": {stage: str(path.resolve()) for stage, path in sources.items()},
+                "text_model_sources": refs,
+                "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    (out_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
+                                         encoding="utf-8")
+    try:
+        Predictor.from_checkpoint(out_dir)
+    except KoemoInputError:
+        shutil.rmtree(out_dir)
+        raise
+    return out_dir
+
+
+def export_from_workdir(workdir: str | Path, cfg: dict, seed: int, out_dir: str | Path,
+                        classifier_kind: str = "attention_lstm", text_model: str | None = None,
+                        overwrite: bool = False) -> Path:
+    """`export_predictor` over the runs `koemo train` wrote for this config, split and seed."""
+    from koemo.modeling.train import run_dir_for
+
+    runs = [run_dir_for(workdir, cfg, stage, seed, classifier_kind)
+            for stage in ("audio", "text", "multimodal")]
+    for run in runs:
+        if not run.is_dir():
+            raise KoemoInputError(f"{run}: no training run here; train the three stages with "
+                                  "`koemo train audio|text|multimodal` and the same --config/--seed/--set")
+    return export_predictor(*runs, out_dir, workdir=workdir, text_model=text_model, overwrite=overwrite)
+
+
+def _copy_text_models(refs: dict, out_dir: Path) -> dict:
+    """Copy local tokenizer/encoder directories into out_dir; hub ids stay references."""
+    copied: dict[str, str] = {}
+    out = {}
+    for part, ref in refs.items():
+        if not Path(ref).is_dir():
+            out[part] = ref
+            continue
+        key = str(Path(ref).resolve())
+        if key not in copied:
+            name = TEXT_MODEL_DIR if not copied else f"{TEXT_MODEL_DIR}-{part}"
+            shutil.copytree(ref, out_dir / name)
+            copied[key] = name
+        out[part] = copied[key]
+    return out
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _on_scale(value: float, name: str, notes: list[str]) -> float:
+    low, high = SCALE
+    if low <= value <= high:
+        return value
+    notes.append(f"{name} {value:.2f} outside the annotation scale {low:g}-{high:g}: clipped")
+    return float(min(max(value, low), high))
+
+
+def _preview(text: str, limit: int = 40) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def _progress(items: Iterable, enabled: bool):
+    if not enabled:
+        return items
+    from tqdm.auto import tqdm
+    total = len(items) if hasattr(items, "__len__") else None
+    return tqdm(items, total=total, desc="predict", unit="utt")
+
+
+@contextlib.contextmanager
+def _seeded(seed: int, device):
+    """Seed torch inside a forked RNG: reproducible draws, the caller's RNG state untouched."""
+    import torch
+
+    devices = [device] if getattr(device, "type", "cpu") == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
