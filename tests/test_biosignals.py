@@ -167,3 +167,161 @@ def test_missing_root_and_unknown_signal_are_input_errors(tmp_path, small_corpus
         B.load_biosignals(tmp_path / "nowhere")
     with pytest.raises(KoemoInputError, match="ECG"):
         B.load_biosignals(small_corpus, signals=["ECG"])
+
+
+# ------------------------------------------------------------------ analysis building blocks
+
+def test_stratified_sample_is_capped_proportional_and_deterministic():
+    frame = pd.DataFrame({"label": ["neutral"] * 80 + ["happy"] * 15 + ["sad"] * 5,
+                          "x": np.arange(100)})
+    sample = B.stratified_sample(frame, "label", 20, seed=3)
+    assert len(sample) == 20
+    assert sample["label"].value_counts().to_dict() == {"neutral": 16, "happy": 3, "sad": 1}
+    assert sample.index.is_monotonic_increasing
+    assert sample.equals(B.stratified_sample(frame, "label", 20, seed=3))
+    assert not sample.equals(B.stratified_sample(frame, "label", 20, seed=4))
+    assert B.stratified_sample(frame, "label", 500, seed=3) is frame
+
+
+def test_normalised_series_resamples_and_scales_each_series():
+    X = B.normalised_series([np.array([1.0, 2.0, 3.0]), np.full(7, 33.1),
+                             np.array([4.0, 0.0, 4.0, 0.0, 4.0])], length=5)
+    assert X.shape == (3, 5, 1)
+    np.testing.assert_allclose(X[0, :, 0], [0, 0.25, 0.5, 0.75, 1])
+    np.testing.assert_allclose(X[1, :, 0], 0)                # flat: no shape, all zeros
+    assert X[2, :, 0].min() == 0 and X[2, :, 0].max() == 1
+
+
+def test_dtw_kmeans_separates_rising_from_falling_series():
+    rng = np.random.default_rng(0)
+    t = np.linspace(0, 1, 16)
+    raw = [t ** 2 + rng.normal(0, 0.02, 16) for _ in range(10)] + \
+          [1 - t ** 2 + rng.normal(0, 0.02, 16) for _ in range(10)]
+    X = B.normalised_series(raw, 16)
+    table, models = B.dtw_kmeans_sweep(X, [2, 3, 25], seed=0)
+    assert table["k"].tolist() == [2, 3, 25]
+    assert "number of series" in table.loc[2, "problem"] and 25 not in models
+    clusters = models[2].labels_
+    assert len(set(clusters[:10])) == 1 and len(set(clusters[10:])) == 1
+    assert clusters[0] != clusters[10]
+    assert table.loc[0, "silhouette"] > 0.6 > table.loc[1, "silhouette"]
+
+    # Fewer distinct series than k (flat series all become zeros): reported, not a fake score.
+    flat = np.zeros((6, 16, 1))
+    flat[0, 3] = 1.0
+    table, models = B.dtw_kmeans_sweep(flat, [2, 3], seed=0)
+    assert list(models) == [2] and np.isnan(table.loc[1, "silhouette"])
+    assert "left a cluster empty" in table.loc[1, "problem"]
+
+
+def test_cluster_association_perfect_and_independent():
+    labels = np.array(["happy", "sad"] * 30)
+    perfect = B.cluster_association((labels == "happy").astype(int), labels, seed=0)
+    assert perfect["cramers_v"] == pytest.approx(1.0)
+    assert perfect["p"] < 1e-10 and perfect["p_permutation"] <= 0.002
+    assert perfect["contingency"].to_numpy().tolist() == [[0, 30], [30, 0]]
+    independent = B.cluster_association(np.repeat([0, 1], 30), labels, seed=0)
+    assert independent["chi2"] == pytest.approx(0.0) and independent["p_permutation"] > 0.5
+    lone = B.cluster_association(np.zeros(10, int), labels[:10], seed=0)
+    assert np.isnan(lone["chi2"]) and np.isnan(lone["cramers_v"])
+
+
+def test_within_speaker_level_removes_personal_baselines():
+    """Emotion shifts the level by 0.2 within each person, persons differ by 10 (a baseline
+    skin temperature): the raw test misses the effect, the within-speaker test finds it."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for person in range(12):
+        base = rng.uniform(20, 40)
+        for i in range(10):
+            label = "happy" if i % 2 else "neutral"
+            rows.append({"speaker": f"p{person}", "label": label,
+                         "level": base + 0.2 * (label == "happy") + rng.normal(0, 0.05)})
+    tests, by_label = B.level_tests(pd.DataFrame(rows), alpha=0.05)
+    tests = tests.set_index("measure")
+    assert not tests.loc["mean_level", "associated"]
+    assert tests.loc["within_speaker_level", "associated"]
+    assert tests.loc["within_speaker_level", "p"] < 1e-6
+    assert by_label.set_index("label")["n"].to_dict() == {"happy": 60, "neutral": 60}
+
+
+# ------------------------------------------------------------------ the analysis end to end
+
+@pytest.fixture(scope="module")
+def tiny_report(tiny_corpus):
+    """The synthetic corpus makes EDA follow arousal (level and shape) and TEMP pure noise
+    (biosignal_effects default). Checked stable over corpus seeds 0-2 at this size."""
+    return B.analyse(tiny_corpus, ks=(2, 3, 5), k=5, seed=0, max_series=200)
+
+
+def test_analysis_finds_eda_associated_and_temp_not(tiny_report):
+    eda, temp = tiny_report.results["EDA"], tiny_report.results["TEMP"]
+    assert eda.clusters_associated and eda.cramers_v > 0.25
+    assert eda.level_tests.set_index("measure").loc["within_speaker_level", "associated"]
+    assert not temp.clusters_associated
+    assert not temp.level_tests["associated"].any()
+    assert "EDA: DTW k-means clusters (k=5" in eda.conclusion_clusters
+    assert " are associated with emotion at alpha=0.05" in eda.conclusion_clusters
+    assert " are not associated with emotion at alpha=0.05" in temp.conclusion_clusters
+    assert f"Cramer's V = {temp.cramers_v:.3f}" in temp.conclusion_clusters
+    assert tiny_report.conclusions[0] == temp.conclusion_clusters
+
+
+def test_analysis_tables_are_consistent(tiny_report, tiny_corpus):
+    eda = tiny_report.results["EDA"]
+    assert eda.silhouette["k"].tolist() == [2, 3, 5]
+    assert eda.silhouette["silhouette"].between(-1, 1).all()
+    assert eda.centroids.shape == (5, B.DEFAULT_SERIES_LENGTH)
+    assert eda.contingency.to_numpy().sum() == eda.n_clustered == len(eda.assignments)
+    assert set(eda.assignments["label"]) <= set(B.PAPER_CLASSES)
+    # Every labelled segment is either analysed or listed as skipped with a reason, per signal.
+    labels, _ = B.read_labels(tiny_corpus)
+    series, _ = B.load_biosignals(tiny_corpus, signals=["EDA"])
+    skipped = tiny_report.skipped[tiny_report.skipped["signal"] == "EDA"]
+    assert eda.n_labelled + len(skipped) == len(series["EDA"])
+    assert skipped["reason"].str.len().gt(0).all()
+
+
+def test_write_report_writes_tables_markdown_and_figures(tiny_report, tmp_path):
+    written = B.write_report(tiny_report, tmp_path / "out")
+    names = {p.name for p in written}
+    assert {"summary.csv", "coverage.csv", "coverage_summary.csv", "skipped.csv", "report.md",
+            "EDA_silhouette.csv", "EDA_contingency.csv", "TEMP_level_tests.csv",
+            "EDA_centroids.png", "TEMP_silhouette.png"} <= names
+    assert all(p.stat().st_size > 0 for p in written)
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv").set_index("signal")
+    assert summary.loc["EDA", "cramers_v"] == pytest.approx(tiny_report.results["EDA"].cramers_v)
+    assert bool(summary.loc["TEMP", "clusters_associated"]) is False
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert tiny_report.results["EDA"].conclusion_level in text
+    assert (tmp_path / "out" / "EDA_centroids.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_writes_into_workdir_biosignals(tiny_corpus, tmp_path, capsys):
+    from koemo.cli import main
+
+    code = main(["biosignals", "--data", str(tiny_corpus), "--workdir", str(tmp_path),
+                 "--signals", "TEMP", "--ks", "2", "3", "--k", "3", "--max-series", "30"])
+    assert code == 0
+    out = tmp_path / "biosignals"
+    assert (out / "report.md").is_file() and (out / "run.json").is_file()
+    assert pd.read_csv(out / "TEMP_silhouette.csv")["k"].tolist() == [2, 3]
+    assert pd.read_csv(out / "summary.csv")["n_clustered"].tolist() == [30]
+    assert "TEMP: DTW k-means clusters (k=3, n=30)" in capsys.readouterr().out
+
+
+def test_cli_without_annotations_is_a_one_line_error(tmp_path, capsys):
+    from koemo.cli import main
+
+    (tmp_path / "TEMP").mkdir()
+    assert main(["biosignals", "--data", str(tmp_path), "--workdir", str(tmp_path / "w")]) == 1
+    assert "annotation" in capsys.readouterr().err
+
+
+def test_malformed_annotation_ids_are_reported_not_kept(small_corpus):
+    write_annotation(small_corpus, 2, [("Sess02_script01_User003F_001", "happy"),
+                                       ("Sess02-script01", "sad")])
+    labels, problems = B.read_labels(small_corpus)
+    assert labels["session"].tolist() == [1] * 5 + [2]
+    assert problems["status"].tolist() == ["bad_row"]
+    assert "Sess02_eval.csv: data row 2: segment id 'Sess02-script01'" in problems["problem"].iloc[0]

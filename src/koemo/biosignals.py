@@ -28,6 +28,7 @@ from __future__ import annotations
 import csv
 import math
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -98,14 +99,18 @@ def _parse_preamble(path: Path, signal: str, rows: list[list[str]]) -> tuple[flo
 
 
 def _timestamps_as_seconds(texts: pd.Series) -> np.ndarray:
-    """Numeric timestamps stay numbers; date-time text becomes seconds since the Unix epoch.
+    """Numeric timestamps stay numbers; date-time text (KEMDy20: Korean wall-clock time,
+    `YYYY-MM-DD HH:MM:SS.fff`, no zone) becomes seconds since 1970-01-01 00:00 of that clock,
+    so differences are exact but the values are 9 h off the unix preamble.
 
     Unparseable timestamps become NaN: the sample value is still usable, so the row is kept.
     """
     numbers = pd.to_numeric(texts, errors="coerce")
     if texts.empty or numbers.notna().any():
         return numbers.to_numpy(dtype=float)
-    stamps = pd.to_datetime(texts, errors="coerce", format="mixed")
+    stamps = pd.to_datetime(texts, errors="coerce", format="ISO8601")
+    if stamps.isna().all():          # not ISO: let pandas infer each one (slower)
+        stamps = pd.to_datetime(texts, errors="coerce", format="mixed")
     seconds = (stamps - pd.Timestamp("1970-01-01")) / pd.Timedelta(seconds=1)
     return seconds.to_numpy(dtype=float)
 
@@ -166,24 +171,25 @@ def read_labels(data_root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     The session comes from the file name (Sess17_eval.csv holds `Sess42...` ids); script and
     speaker come from the id. Rows whose id is malformed are reported, not kept.
     """
-    from koemo.dataset.kemdy20 import (CorpusFileError, SEGMENT_ID_RE as FULL_ID_RE,
-                                       read_annotations, session_of_annotation_file)
+    from koemo.dataset.kemdy20 import (SEGMENT_ID_RE as FULL_ID_RE, read_annotations,
+                                       session_of_annotation_file)
 
     frames, problems = [], []
     for csv_path in sorted(Path(data_root, "annotation").glob("Sess*_eval.csv")):
         try:
             session = session_of_annotation_file(csv_path)
             table = read_annotations(csv_path)
-        except (CorpusFileError, KoemoInputError) as err:
+        except KoemoInputError as err:       # CorpusFileError included
             problems.append(_coverage_row("annotation", "file", path=csv_path, status="broken",
                                           problem=str(err)))
             continue
         ids = table["segment_id"].astype(str).str.strip()
         parts = ids.str.extract(FULL_ID_RE)
-        for line, segment in zip(table.index[parts[0].isna()] + 3, ids[parts[0].isna()]):
+        for row_no, segment in zip(table.index[parts[0].isna()] + 1, ids[parts[0].isna()]):
             problems.append(_coverage_row("annotation", "row", path=csv_path, session=session,
-                                          line=int(line), segment_id=segment, status="bad_row",
-                                          problem=f"segment id {segment!r} is malformed"))
+                                          segment_id=segment, status="bad_row",
+                                          problem=f"{csv_path}: data row {row_no}: segment id "
+                                                  f"{segment!r} is malformed"))
         ok = parts[0].notna()
         frames.append(pd.DataFrame({
             "segment_id": ids[ok].to_numpy(), "session": session,
@@ -313,6 +319,12 @@ def load_biosignals(data_root: str | Path, signals: Iterable[str] = SIGNALS
     Annotation files that cannot be read appear with signal "annotation". A missing signal folder
     only makes its files "missing"; a missing data root raises KoemoInputError.
     """
+    series, coverage, _ = _load_with_labels(data_root, signals)
+    return series, coverage
+
+
+def _load_with_labels(data_root: str | Path, signals: Iterable[str]
+                      ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, pd.DataFrame]:
     data_root = Path(data_root)
     if not data_root.is_dir():
         raise KoemoInputError(f"{data_root}: data root is not a directory")
@@ -326,7 +338,7 @@ def load_biosignals(data_root: str | Path, signals: Iterable[str] = SIGNALS
     for signal in signals:
         series[signal], rows = _load_signal(data_root, signal, labels)
         coverage_rows.extend(rows)
-    return series, pd.DataFrame(coverage_rows, columns=COVERAGE_COLUMNS)
+    return series, pd.DataFrame(coverage_rows, columns=COVERAGE_COLUMNS), labels
 
 
 def coverage_summary(coverage: pd.DataFrame) -> pd.DataFrame:
@@ -407,9 +419,17 @@ def stratified_sample(frame: pd.DataFrame, by: str, max_rows: int, seed: int) ->
     return frame.loc[sorted(pd.concat(picked).index)]
 
 
+def _import_tslearn() -> None:
+    """tslearn warns on import that the optional h5py is missing; hdf5 is never used here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="h5py not installed")
+        import tslearn.clustering  # noqa: F401
+
+
 def normalised_series(values: Sequence[np.ndarray], length: int) -> np.ndarray:
     """Resample every series to `length` points (linear) and min-max scale each to [0, 1];
     a flat series becomes all zeros. Returns float [n, length, 1] as tslearn expects."""
+    _import_tslearn()
     from tslearn.preprocessing import TimeSeriesResampler, TimeSeriesScalerMinMax
     from tslearn.utils import to_time_series_dataset
 
@@ -423,10 +443,15 @@ def dtw_kmeans_sweep(X: np.ndarray, ks: Iterable[int], seed: int, max_iter: int 
 
     A k that cannot be fitted (k >= number of series, or only empty clusters) gets NaN and a
     `problem` text instead of failing the whole sweep. Returns (table, fitted models by k).
+    The DTW distance matrix is computed once and shared by every k's silhouette (it is the
+    O(n^2) part; tslearn would otherwise recompute it per k).
     """
+    _import_tslearn()
     from tslearn.clustering import TimeSeriesKMeans, silhouette_score
+    from tslearn.metrics import cdist_dtw
 
     rows, models = [], {}
+    distances = cdist_dtw(X) if len(X) > 2 else None
     for k in sorted(set(int(k) for k in ks)):
         row = {"k": k, "silhouette": float("nan"), "inertia": float("nan"), "n_iter": 0,
                "problem": ""}
@@ -436,10 +461,11 @@ def dtw_kmeans_sweep(X: np.ndarray, ks: Iterable[int], seed: int, max_iter: int 
             continue
         model = TimeSeriesKMeans(n_clusters=k, metric="dtw", max_iter=max_iter,
                                  max_iter_barycenter=max_iter_barycenter, random_state=seed)
-        try:
-            model.fit(X)
-        except (ValueError, TypeError) as err:   # all restarts ended with an empty cluster
-            row["problem"] = f"fit failed: {err}"
+        model.fit(X)
+        if not np.isfinite(model.inertia_):
+            # tslearn gives up silently (inertia inf) when every restart leaves a cluster
+            # empty, e.g. fewer distinct series (flat ones are all zeros) than k.
+            row["problem"] = "every restart left a cluster empty (too few distinct series?)"
             rows.append(row)
             continue
         models[k] = model
@@ -448,8 +474,8 @@ def dtw_kmeans_sweep(X: np.ndarray, ks: Iterable[int], seed: int, max_iter: int 
         if n_used < 2:
             row["problem"] = "all series fell into one cluster"
         else:
-            row["silhouette"] = float(silhouette_score(X, model.labels_, metric="dtw",
-                                                       random_state=seed))
+            row["silhouette"] = float(silhouette_score(distances, model.labels_,
+                                                       metric="precomputed"))
         rows.append(row)
     return pd.DataFrame(rows, columns=["k", "silhouette", "inertia", "n_iter", "problem"]), models
 
@@ -606,8 +632,8 @@ def analyse_signal(frame: pd.DataFrame, signal: str, ks: Iterable[int], k: int, 
     sweep, models = dtw_kmeans_sweep(X, list(ks) + [k], seed)
     model = models.get(k)
     clusters = model.labels_ if model is not None else np.full(len(sample), -1)
-    assoc = cluster_association(clusters, sample["label"].to_numpy(), seed) if model is not None \
-        else cluster_association(np.zeros(0), np.zeros(0), seed)
+    # Without a model every utterance is in "cluster -1": one row, so the statistics are NaN.
+    assoc = cluster_association(clusters, sample["label"].to_numpy(), seed)
     assignments = sample[["segment_id", "speaker", "label"]].assign(cluster=clusters)
     p, _ = _decisive_p(assoc)
     return SignalResult(
@@ -642,8 +668,7 @@ def analyse(data_root: str | Path, signals: Iterable[str] = ("TEMP", "EDA"),
     if max_series < 2 or series_length < 2:
         raise KoemoInputError("max_series and series_length must be at least 2")
     signals = tuple(signals)
-    series, coverage = load_biosignals(data_root, signals)
-    labels, _ = read_labels(data_root)
+    series, coverage, labels = _load_with_labels(data_root, signals)
     if labels.empty:
         raise KoemoInputError(f"{Path(data_root) / 'annotation'}: no readable SessNN_eval.csv; "
                               "emotion labels are needed for the analysis")
