@@ -282,13 +282,19 @@ def test_stage_from_another_config(predictor_dir, trained_cfg, tmp_path):
         Predictor.from_checkpoint(mixed)
 
 
-def test_regressor_that_is_not_the_classifiers(predictor_dir, trained_cfg, tmp_path):
+def test_regressor_that_is_not_the_classifiers(predictor_dir, trained_cfg, utterance, tmp_path):
     from koemo.modeling.models import AudioRegressor
 
     torch.manual_seed(123)
     mixed = replace_stage(predictor_dir, tmp_path, "audio", AudioRegressor(trained_cfg), trained_cfg)
     with pytest.raises(CheckpointError, match="trained on other audio regressor weights"):
         Predictor.from_checkpoint(mixed)
+    # Allowed explicitly (e.g. the authors' files from different runs): loads, and says so.
+    manifest = json.loads((mixed / MANIFEST_FILE).read_text(encoding="utf-8"))
+    manifest["allow_mismatched_regressors"] = True
+    (mixed / MANIFEST_FILE).write_text(json.dumps(manifest), encoding="utf-8")
+    result = Predictor.from_checkpoint(mixed).predict(utterance[0], utterance[1])
+    assert any("arousal comes from the audio regressor whose weights differ" in n for n in result.notes)
 
 
 def test_corrupt_stage_weights(predictor_dir, tmp_path):

@@ -153,7 +153,8 @@ class Predictor:
 
     def __init__(self, audio_model, text_model, classifier, tokenizer, encoder, cfg: dict,
                  classes: Sequence[str], device: str = "cpu", long_audio: str = "windows",
-                 batch_size: int = 8, seed: int = 0, source: str | None = None):
+                 batch_size: int = 8, seed: int = 0, source: str | None = None,
+                 mismatched: Sequence[str] = ()):
         import torch
 
         if long_audio not in LONG_AUDIO_MODES:
@@ -175,6 +176,7 @@ class Predictor:
         self.shared_audio = same_regressor(audio_model, classifier.AudioModel)
         self.shared_text = same_regressor(text_model, classifier.TextModel)
         self.random_in_eval = not cfg["fixes"]["eval_attention_dropout_off"]
+        self.mismatched = list(mismatched)  # stages whose weights differ from the classifier's copy
 
     # -- construction
 
@@ -193,7 +195,14 @@ class Predictor:
         check_stage_metas(metas, stage_dirs)
         models = {stage: build_from_checkpoint(path, expect_stage=stage, attention_impl=attention_impl)
                   for stage, path in stage_dirs.items()}
-        check_regressors_match(models, stage_dirs)
+        mismatched = mismatched_regressors(models)
+        if mismatched and not manifest.get("allow_mismatched_regressors"):
+            raise CheckpointError(
+                f"{stage_dirs['multimodal']}: the classifier was trained on other "
+                f"{' and '.join(mismatched)} regressor weights than "
+                f"{', '.join(str(stage_dirs[s]) for s in mismatched)}; use the regressors of the same "
+                "training run (same config, split and seed), or export with "
+                "allow_mismatched_regressors=True (--allow-mismatched-regressors)")
         cfg = metas["multimodal"]["config"]
         tokenizer_source = resolve_text_model(directory, manifest["tokenizer"])
         encoder_source = resolve_text_model(directory, manifest["encoder"])
@@ -205,7 +214,7 @@ class Predictor:
         check_text_model(tokenizer, encoder, cfg, directory)
         return cls(models["audio"], models["text"], models["multimodal"], tokenizer, encoder, cfg,
                    metas["multimodal"]["classes"], device=device, long_audio=long_audio,
-                   batch_size=batch_size, seed=seed, source=str(directory))
+                   batch_size=batch_size, seed=seed, source=str(directory), mismatched=mismatched)
 
     @property
     def window_seconds(self) -> float:
@@ -269,6 +278,9 @@ class Predictor:
         else:
             cleaned, ids, mask, text_notes = self.encode_text(text, info.source)
             notes += text_notes
+        for stage in self.mismatched:
+            notes.append(f"{'arousal' if stage == 'audio' else 'valence'} comes from the {stage} "
+                         "regressor whose weights differ from the one inside the classifier")
         if self.random_in_eval:
             notes.append("checkpoint keeps attention dropout on in eval (faithful config, "
                          f"fixes.eval_attention_dropout_off=false): outputs are one draw, seeded with {self.seed}")
@@ -478,16 +490,11 @@ def check_stage_metas(metas: dict, stage_dirs: dict) -> None:
                               "saved by `koemo train multimodal`")
 
 
-def check_regressors_match(models: dict, stage_dirs: dict) -> None:
-    """The classifier carries frozen copies of the regressors it was trained on: they must be
-    the audio/ and text/ stages (head counts may differ: the faithful 4-head audio reuse)."""
-    for stage, inside in (("audio", models["multimodal"].AudioModel),
-                          ("text", models["multimodal"].TextModel)):
-        if not same_weights(models[stage], inside):
-            raise CheckpointError(
-                f"{stage_dirs['multimodal']}: the classifier was trained on other {stage} regressor "
-                f"weights than {stage_dirs[stage]}; use the regressors of the same training run "
-                "(same config, split and seed)")
+def mismatched_regressors(models: dict) -> list[str]:
+    """Stages whose standalone weights differ from the frozen copy inside the classifier
+    (head counts may differ: the faithful 4-head audio reuse runs the same weights)."""
+    inside = {"audio": models["multimodal"].AudioModel, "text": models["multimodal"].TextModel}
+    return [stage for stage, model in inside.items() if not same_weights(models[stage], model)]
 
 
 def check_text_model(tokenizer, encoder, cfg: dict, directory: Path) -> None:
@@ -560,7 +567,8 @@ def _text_model_source(cfg: dict, part: str, checkpoint: Path, workdir: str | Pa
 
 def export_predictor(audio: str | Path, text: str | Path, multimodal: str | Path,
                      out_dir: str | Path, workdir: str | Path | None = None,
-                     text_model: str | None = None, overwrite: bool = False) -> Path:
+                     text_model: str | None = None, overwrite: bool = False,
+                     allow_mismatched_regressors: bool = False) -> Path:
     """Assemble a predictor directory from three trained stages.
 
     `audio`, `text`: checkpoint directories, or run directories (their `best/`: the weights
@@ -568,7 +576,9 @@ def export_predictor(audio: str | Path, text: str | Path, multimodal: str | Path
     its test metrics used). `text_model`: tokenizer+encoder directory or hub id; default: the
     classifier config's text.tokenizer/encoder (a stand-in is found under `workdir`). Local
     text models are copied into DIR/kobert/, hub ids only referenced. The result is loaded
-    once as a check before this returns.
+    once as a check before this returns: the classifier's frozen regressors must equal the
+    audio/text stages unless `allow_mismatched_regressors` (e.g. original checkpoints from
+    different runs; every prediction then says so in its notes).
     """
     from koemo.modeling.checkpoint import read_meta
 
@@ -595,6 +605,7 @@ def export_predictor(audio: str | Path, text: str | Path, multimodal: str | Path
                 "classes": metas["multimodal"]["classes"], "config_name": cfg.get("name"),
                 "sources": {stage: str(path.resolve()) for stage, path in sources.items()},
                 "text_model_sources": refs,
+                "allow_mismatched_regressors": bool(allow_mismatched_regressors),
                 "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     (out_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
                                          encoding="utf-8")

@@ -60,6 +60,9 @@ def register(subparsers) -> None:
     export.add_argument("--multimodal-run", help="classifier run or checkpoint directory")
     export.add_argument("--text-model", help="tokenizer+encoder directory or hub id (default: from the config)")
     export.add_argument("--force", action="store_true", help="replace a non-empty --export directory")
+    export.add_argument("--allow-mismatched-regressors", action="store_true",
+                        help="accept audio/text stages whose weights differ from the classifier's "
+                             "frozen copies (e.g. converted original files from different runs)")
     parser.set_defaults(func=run)
 
 
@@ -192,7 +195,8 @@ def run_export(args: argparse.Namespace) -> int:
     runs = (args.audio_run, args.text_run, args.multimodal_run)
     if all(runs):
         out = export_predictor(*runs, args.export, workdir=args.workdir, text_model=args.text_model,
-                               overwrite=args.force)
+                               overwrite=args.force,
+                               allow_mismatched_regressors=args.allow_mismatched_regressors)
     elif any(runs):
         raise KoemoInputError("give all three of --audio-run, --text-run, --multimodal-run "
                               "(or none, with --workdir and --config)")
