@@ -36,3 +36,17 @@ def tiny_workdir(tmp_path_factory, tiny_corpus, tiny_config):
     workdir = tmp_path_factory.mktemp("work")
     prepare(tiny_corpus, workdir, tiny_config, progress=False)
     return workdir
+
+
+@pytest.fixture(autouse=True)
+def single_torch_thread():
+    """Tiny models gain nothing from threads, and oversubscribed cores make them very slow."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
