@@ -22,14 +22,6 @@ from koemo.modeling.checkpoint import META_FILE, WEIGHTS_FILE, load_into
 DETERMINISTIC = ["fixes.eval_attention_dropout_off=true"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def cfg():
     return load_config("tiny", DETERMINISTIC)

@@ -22,14 +22,6 @@ OVERRIDES = ["models.multimodal.reuse_audio_num_heads=4"]
 KOBERT_KEYS = ("embeddings.word_embeddings.weight", "encoder.layer.0.attention.self.query.weight")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def cfg():
     return load_config("tiny", OVERRIDES)

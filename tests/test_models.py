@@ -21,15 +21,6 @@ FIX_NAMES = ("eval_attention_dropout_off", "text_padding_mask", "length_padding_
 BATCH, LENGTHS, TEXT_LENGTHS = 3, (64, 40, 10), (5, 20, 32)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread is faster, and on a shared machine many times faster."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(autouse=True)
 def seeded():
     """Model initialisation draws from the global RNG: same weights in every order of tests."""
