@@ -99,15 +99,17 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return seed * 10_000 + epoch
 
 
-def maybe_accelerator(precision: str):
-    """An accelerate.Accelerator under a multi-process launch, else None."""
+def maybe_accelerator(precision: str, device: torch.device):
+    """An accelerate.Accelerator under a multi-process launch (`accelerate launch`, torchrun:
+    WORLD_SIZE > 1), else None. train.device=cpu keeps the processes on the CPU (gloo)."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return None
     try:
         from accelerate import Accelerator
     except ImportError:
         return None
-    return Accelerator(mixed_precision={"fp32": "no"}.get(precision, precision))
+    return Accelerator(mixed_precision={"fp32": "no"}.get(precision, precision),
+                       cpu=device.type == "cpu")
 
 
 # ----------------------------------------------------------------------------- stage assembly
@@ -425,7 +427,7 @@ def train_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, out_dir: 
 
     device = resolve_device(cfg["train"].get("device", "auto"))
     precision = cfg["train"].get("precision", "fp32")
-    accelerator = maybe_accelerator(precision)
+    accelerator = maybe_accelerator(precision, device)
     if accelerator is not None:
         device = accelerator.device
     if device.type == "cpu":
@@ -433,8 +435,11 @@ def train_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, out_dir: 
     is_main = accelerator is None or accelerator.is_main_process
     seed_everything(seed)
     run_dir.mkdir(parents=True, exist_ok=True)
-    job = build_stage(stage, workdir, cfg, seed, run_dir=run_dir, device=device,
-                      classifier_kind=classifier_kind, progress=progress)
+    # Under accelerate the main process fills the on-disk caches (KoBERT states, frozen
+    # outputs) first; the others then find them complete instead of writing them too.
+    with accelerator.main_process_first() if accelerator is not None else contextlib.nullcontext():
+        job = build_stage(stage, workdir, cfg, seed, run_dir=run_dir, device=device,
+                          classifier_kind=classifier_kind, progress=progress and is_main)
     model = job.model.to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=settings["lr"])
@@ -502,6 +507,8 @@ def train_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, out_dir: 
         write_counters(run_dir, optimizer, scheduler, counters, run_fp)
         score_test_split(job, model, run_dir, cfg, seed, counters["epoch"], classifier_kind,
                          device, precision, num_workers)
+    if accelerator is not None:
+        accelerator.wait_for_everyone()      # the run's files are complete for every process
     return run_dir
 
 
