@@ -14,8 +14,16 @@ deterministic: the loss on one fixed batch from raw inputs vs from the cache (wh
 only by float16 storage rounding).
 
 Sizes: tiny = the tiny config (seconds); full = paper shapes ([B,512,768] audio, [B,64,768]
-text, KoBERT-sized encoder), 32 rows in batches of 16: minutes on a CPU.
+text, KoBERT-sized encoder), 32 rows in batches of 16: about a minute on a CPU.
 Random inputs and weights: timing does not depend on the values.
+
+Measured (full, 2026-11-22): H100 best of 3: recompute 0.147 s, +KoBERT 0.162 s, cached 0.112 s
+per epoch (1.32x / 1.45x); 16-core CPU: 16.7 s / 16.8 s vs 13.0 s (1.29x). The loss on the
+fixed batch agreed to 1e-5. The hoped-for 3x is out of reach at paper shapes: the classifier's
+own step (4 layers, inner 3072, over 576 positions, forward + backward) costs about 3x the
+frozen audio regressor's forward (7 layers, inner 1024, over 512 positions), so removing the
+regressors can save at most ~30% of a step; caching pays most where the regressors are large
+relative to the classifier or the encoder runs per step.
 """
 from __future__ import annotations
 
@@ -27,7 +35,7 @@ import numpy as np
 import torch
 
 SIZES = {
-    "tiny": {"config": "tiny", "rows": 48, "batch": 16, "repeats": 3, "bert": dict(hidden_size=64, num_layers=1,
+    "tiny": {"config": "tiny", "rows": 32, "batch": 16, "repeats": 2, "bert": dict(hidden_size=64, num_layers=1,
                                                                         num_heads=2, intermediate=128)},
     "full": {"config": "paper", "rows": 32, "batch": 16, "repeats": 1, "bert": dict(hidden_size=768, num_layers=12,
                                                                         num_heads=12, intermediate=3072)},
@@ -95,6 +103,7 @@ def train_epoch(model, initial: dict, loader, forward, repeats: int, device: tor
 
 
 def run(size: str = "tiny") -> list[dict]:
+    from benchmarks.common import make_row
     from koemo.config import load_config
     from koemo.modeling import data as D
     from koemo.modeling.fusion import build_classifier
@@ -153,16 +162,12 @@ def run(size: str = "tiny") -> list[dict]:
     notes = (f"config {spec['config']}, {spec['rows']} rows, batch {spec['batch']}, {where}, best of {spec['repeats']} epoch(s); one-time caching {cache_s:.2f} s; "
              f"fixed-batch loss raw {loss_raw:.6f} vs cached {loss_cached:.6f} "
              f"(|diff| {abs(loss_raw - loss_cached):.1e}, float16 storage)")
-    rows_out = []
-    for baseline, label in (("raw", "recompute frozen regressors every step"),
-                            ("raw_bert", "recompute frozen regressors + KoBERT every step (original)")):
-        rows_out.append({
-            "benchmark": "multimodal epoch", "baseline": label,
-            "candidate": "cached frozen-regressor outputs (float16 memmap)",
-            "baseline_s": timings[baseline], "candidate_s": timings["cached"],
-            "ratio": timings[baseline] / timings["cached"], "notes": notes,
-            "loss_raw": loss_raw, "loss_cached": loss_cached})
-    return rows_out
+    return [make_row(f"multimodal epoch ({size})", label, timings[baseline],
+                     "cached frozen-regressor outputs (float16 memmap)", timings["cached"],
+                     notes=notes, loss_raw=loss_raw, loss_cached=loss_cached, cache_s=cache_s)
+            for baseline, label in (
+                ("raw", "recompute frozen regressors every step"),
+                ("raw_bert", "recompute frozen regressors + KoBERT every step (original)"))]
 
 
 if __name__ == "__main__":

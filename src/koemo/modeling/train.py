@@ -20,10 +20,14 @@ Devices: cfg.train.device (auto|cpu|cuda[:N]), precision fp32|bf16|fp16 (autocas
 num_workers (pin_memory on CUDA), compile (torch.compile of the trained module). On CPU denormal
 flushing is on: without it the RNN backward runs several times slower.
 
-Multi-GPU: under `accelerate launch` (WORLD_SIZE > 1, the optional `accelerate` package
-installed) the model, optimizer and training loader go through `accelerate.Accelerator`; every
-process validates on the full validation set (so early-stopping decisions agree) and only the
-main process writes files. Without accelerate, or with one process, the plain loop runs.
+Multi-GPU: under `accelerate launch` or `torchrun` (WORLD_SIZE > 1, the optional `accelerate`
+package installed: `pip install koemo[gpu]`) the model, optimizer and training loader go through
+`accelerate.Accelerator`: each process trains on its shard of every batch. The main process
+fills the on-disk caches first; every process validates on the whole validation set (so the
+early-stopping decisions agree); only the main process writes files (its logged train loss is
+the mean over its own shard). The multimodal stage needs cache_frozen there (forward_raw would
+bypass DDP). Checked with `torchrun --nproc_per_node 2` on CPU (gloo). Without accelerate, or
+with one process, the plain loop runs.
 """
 from __future__ import annotations
 
