@@ -62,10 +62,12 @@ def split_rows(table: pd.DataFrame, cfg: dict, split: str) -> pd.DataFrame:
     return rows
 
 
-def stage_rows(table: pd.DataFrame, cfg: dict, split: str, seed: int) -> pd.DataFrame:
-    """The rows a stage sees: train gets the augmentation plan, valid/test the originals."""
+def stage_rows(table: pd.DataFrame, cfg: dict, split: str, seed: int,
+               augment: bool = True) -> pd.DataFrame:
+    """The rows a stage sees: train gets the augmentation plan (unless augment=False, e.g. to
+    score the training set), valid/test the originals."""
     rows = split_rows(table, cfg, split)
-    if split == "train" and cfg["augment"].get("enabled", False):
+    if augment and split == "train" and cfg["augment"].get("enabled", False):
         from koemo.augment import plan_augmentation
         return plan_augmentation(rows, cfg, seed).reset_index(drop=True)
     return rows.assign(aug_kind="orig", aug_seed=0)

@@ -161,10 +161,12 @@ def _feature_store(workdir, cfg):
 def build_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, *, run_dir: Path,
                 device: torch.device, classifier_kind: str = "attention_lstm",
                 splits=D.SPLITS, model: torch.nn.Module | None = None,
-                cache_frozen: bool | None = None, progress: bool = False) -> StageJob:
-    """Datasets and model for one stage. `model` (e.g. from a checkpoint) replaces a fresh one."""
+                cache_frozen: bool | None = None, augment: bool = True,
+                progress: bool = False) -> StageJob:
+    """Datasets and model for one stage. `model` (e.g. from a checkpoint) replaces a fresh one;
+    augment=False gives the training split without augmented copies."""
     table = D.load_utterances(workdir)
-    rows = {split: D.stage_rows(table, cfg, split, seed) for split in splits}
+    rows = {split: D.stage_rows(table, cfg, split, seed, augment) for split in splits}
     train_rows = D.split_rows(table, cfg, "train")
     majority = train_rows["label"].value_counts().idxmax() if "label" in train_rows else None
     if stage == "audio":
@@ -583,7 +585,8 @@ def evaluate(run_or_checkpoint: str | Path, workdir: str | Path, cfg: dict | Non
     seed = int(meta.get("seed", cfg.get("seed", 1)))
     job = build_stage(stage, workdir, cfg, seed, run_dir=checkpoint, device=device,
                       classifier_kind=meta.get("classifier_kind") or "attention_lstm",
-                      splits=(split,), model=model, cache_frozen=False, progress=progress)
+                      splits=(split,), model=model, cache_frozen=False, augment=False,
+                      progress=progress)
     loader = make_loader(job.datasets[split], cfg["train"][stage]["batch_size"], device,
                          int(cfg["train"].get("num_workers", 0)))
     outputs = predict(job, model, loader, device, precision)
