@@ -191,7 +191,7 @@ def test_training_rows_are_augmented_and_evaluation_rows_are_not(workdir, cfg):
         assert len(rows) == (table[split_column(cfg)] == split).sum()
 
 
-def test_augmented_text_rows_get_their_own_token_ids(workdir, cfg):
+def test_augmented_text_rows_get_their_own_token_ids(runs, workdir, cfg):
     from koemo.text import open_text_pipeline
 
     rows = D.stage_rows(D.load_utterances(workdir), cfg, "train", seed=1)
@@ -204,6 +204,9 @@ def test_augmented_text_rows_get_their_own_token_ids(workdir, cfg):
     assert {tuple(r) for r in by_kind["mask_audio"]} <= originals          # text untouched
     assert mask[(pick["aug_kind"] == "delete_text_mask_audio").to_numpy()].sum() < \
         mask[(pick["aug_kind"] == "mask_audio").to_numpy()].sum()          # pieces deleted
+    # Training ensured the states of the augmented sequences too: nothing left to compute.
+    assert all(row in text.cache for row in ids)
+    assert text.cache.ensure(ids, mask, progress=False)["computed"] == 0
 
 
 def test_multimodal_without_regressors_says_what_to_train_first(workdir):

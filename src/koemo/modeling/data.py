@@ -133,12 +133,11 @@ def encode_rows(rows: pd.DataFrame, tokenizer, cfg: dict) -> tuple[np.ndarray, n
 
 
 class TextStates:
-    """Cached frozen-encoder states per row: ensure() once, then cheap reads."""
+    """Frozen-encoder states per row, read from the cache (filled by `ensure_states`)."""
 
-    def __init__(self, rows: pd.DataFrame, tokenizer, cache, cfg: dict, progress: bool = False):
+    def __init__(self, rows: pd.DataFrame, tokenizer, cache, cfg: dict):
         self.input_ids, self.attention_mask = encode_rows(rows, tokenizer, cfg)
         self.cache = cache
-        cache.ensure(self.input_ids, self.attention_mask, progress=progress)
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -146,6 +145,13 @@ class TextStates:
     def __call__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         states = np.asarray(self.cache.get(self.input_ids[i]), dtype=np.float32)
         return states, self.attention_mask[i]
+
+
+def ensure_states(texts: list[TextStates], progress: bool = False) -> None:
+    """One pass of the frozen encoder over every sequence of every split not cached yet."""
+    if texts:
+        texts[0].cache.ensure(np.concatenate([t.input_ids for t in texts]),
+                              np.concatenate([t.attention_mask for t in texts]), progress=progress)
 
 
 # ----------------------------------------------------------------------------- datasets

@@ -177,7 +177,8 @@ def build_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, *, run_di
                         majority_class=majority)
     from koemo.text.encoder import open_text_pipeline
     text = open_text_pipeline(cfg, workdir)
-    texts = {s: D.TextStates(r, text.tokenizer, text.cache, cfg, progress) for s, r in rows.items()}
+    texts = {s: D.TextStates(r, text.tokenizer, text.cache, cfg) for s, r in rows.items()}
+    D.ensure_states(list(texts.values()), progress)
     if stage == "text":
         from koemo.modeling.models import TextRegressor
         datasets = {s: D.TextDataset(r, texts[s]) for s, r in rows.items()}
