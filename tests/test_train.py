@@ -250,11 +250,18 @@ def test_cli_train_and_evaluate(runs, workdir, capsys):
     assert cli_main(["evaluate", "--run", str(dirs["audio"]), "--workdir", str(workdir),
                      "--split", "valid"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["split"] == "valid" and report["rmse"] > 0
+    assert report["subset"] == "valid" and report["split"] == "paper" and report["rmse"] > 0
     # The training split is scored on its original rows, without augmented copies.
     table = pd.read_parquet(workdir / "utterances.parquet")
     train = evaluate(dirs["audio"], workdir, split="train")
     assert train["n"] == (table[split_column(load_config("tiny"))] == "train").sum()
+
+
+def test_cli_offers_every_fusion_kind():
+    from koemo.commands.train import CLASSIFIER_KINDS
+    from koemo.modeling.fusion import FUSION_KINDS
+
+    assert set(CLASSIFIER_KINDS) == set(FUSION_KINDS)
 
 
 def test_cli_reports_bad_input_in_one_line(workdir, tmp_path, capsys):

@@ -534,7 +534,7 @@ def score_test_split(job: StageJob, model, run_dir: Path, cfg: dict, seed: int, 
     metrics = score(job, outputs, "test", cfg)
     metrics.update(checkpoint="best" if use_best else "last", epochs_trained=epochs,
                    stage=job.stage, classifier_kind=classifier_kind if job.is_classifier else "",
-                   split=split_name(cfg), seed=seed)
+                   split=split_name(cfg), subset="test", seed=seed)
     _write_json(run_dir / "test_metrics.json", metrics)
     prediction_table(job, outputs, "test").to_parquet(run_dir / "test_predictions.parquet", index=False)
     return metrics
@@ -592,8 +592,9 @@ def evaluate(run_or_checkpoint: str | Path, workdir: str | Path, cfg: dict | Non
                          int(cfg["train"].get("num_workers", 0)))
     outputs = predict(job, model, loader, device, precision)
     metrics = score(job, outputs, split, cfg)
-    metrics.update(checkpoint=str(checkpoint), stage=stage, split=split,
-                   protocol_split=split_name(cfg), epoch=meta.get("epoch"))
+    # As in test_metrics.json: `split` names the protocol split, `subset` the rows scored.
+    metrics.update(checkpoint=str(checkpoint), stage=stage, split=split_name(cfg), subset=split,
+                   epoch=meta.get("epoch"))
     if predictions_out is not None:
         prediction_table(job, outputs, split).to_parquet(predictions_out, index=False)
     return metrics
