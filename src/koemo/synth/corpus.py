@@ -44,6 +44,7 @@ import io
 import multiprocessing
 import os
 import shutil
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -363,6 +364,15 @@ def _build_session(args: tuple) -> int:
     return len(plan.utterances)
 
 
+def _worker_context():
+    """fork on Linux: spawn would re-run a caller's unguarded script (`python my_script.py`
+    without `if __name__ == "__main__"`) in every worker. The workers only use numpy/scipy,
+    never threads inherited from the parent (torch, BLAS), so forking is safe here."""
+    if sys.platform.startswith("linux"):
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
+
+
 def _check_args(out: Path, sessions: int, utterances_per_session: int, mean_duration: float,
                 duration_range: tuple[float, float], overwrite: bool) -> None:
     if not 1 <= sessions <= 99:
@@ -412,7 +422,6 @@ def write_corpus(out: Path, sessions: int = 4, seed: int = 0, utterances_per_ses
         for job in jobs:
             _build_session(job)
     else:
-        # spawn, not fork: a caller may already hold threads (torch, BLAS) that fork would copy.
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=_worker_context()) as pool:
             list(pool.map(_build_session, jobs))
     return out
