@@ -108,7 +108,7 @@ def run(size: str = "tiny") -> list[dict]:
     from koemo.modeling import data as D
     from koemo.modeling.fusion import build_classifier
     from koemo.modeling.models import AudioRegressor, TextRegressor
-    from koemo.modeling.train import _cached_forward, _raw_forward, make_loader
+    from koemo.modeling.train import cached_forward, raw_forward, make_loader
 
     spec = SIZES[size]
     cfg = load_config(spec["config"], ["fixes.eval_attention_dropout_off=true"])
@@ -126,16 +126,16 @@ def run(size: str = "tiny") -> list[dict]:
         return make_loader(dataset, spec["batch"], device, num_workers=0)
 
     def raw(model, batch):
-        return _raw_forward(model, batch, device)
+        return raw_forward(model, batch, device)
 
     def raw_with_bert(model, batch):
         with torch.no_grad():
             states = bert(input_ids=batch["input_ids"].to(device),
                           attention_mask=batch["attention_mask"].to(device)).last_hidden_state
-        return _raw_forward(model, {**batch, "states": states}, device)
+        return raw_forward(model, {**batch, "states": states}, device)
 
     def cached(model, batch):
-        return _cached_forward(model, batch, device)
+        return cached_forward(model, batch, device)
 
     timings = {name: train_epoch(classifier, initial, loader(rows), forward, spec["repeats"], device)
                for name, forward in (("raw", raw), ("raw_bert", raw_with_bert))}

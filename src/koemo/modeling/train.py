@@ -134,13 +134,13 @@ class StageJob:
         return self.stage == "multimodal"
 
 
-def _regressor_forward(model, batch, device):
+def regressor_forward(model, batch, device):
     if "feats" in batch:
         return model(batch["feats"].to(device), batch["lengths"].to(device))["pred"]
     return model(batch["states"].to(device), batch["attention_mask"].to(device))["pred"]
 
 
-def _cached_forward(model, batch, device):
+def cached_forward(model, batch, device):
     # float16 from the cache: moved as is, widened on the device.
     return model(batch["audio_hidden"].to(device, non_blocking=True).float(),
                  batch["audio_mask"].to(device, non_blocking=True),
@@ -148,7 +148,7 @@ def _cached_forward(model, batch, device):
                  batch["text_mask"].to(device, non_blocking=True))["logits"]
 
 
-def _raw_forward(model, batch, device):
+def raw_forward(model, batch, device):
     return model.forward_raw(batch["feats"].to(device), batch["lengths"].to(device),
                              batch["states"].to(device), batch["attention_mask"].to(device))["logits"]
 
@@ -165,6 +165,10 @@ def build_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, *, run_di
                 progress: bool = False) -> StageJob:
     """Datasets and model for one stage. `model` (e.g. from a checkpoint) replaces a fresh one;
     augment=False gives the training split without augmented copies."""
+    if stage not in STAGES:
+        raise KoemoInputError(f"stage must be one of {STAGES}, not {stage!r}")
+    if stage == "multimodal" and model is None:     # first: missing regressors fail fast
+        model = build_classifier_from_regressors(workdir, cfg, seed, classifier_kind)
     table = D.load_utterances(workdir)
     rows = {split: D.stage_rows(table, cfg, split, seed, augment) for split in splits}
     train_rows = D.split_rows(table, cfg, "train")
@@ -173,7 +177,7 @@ def build_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, *, run_di
         from koemo.modeling.models import AudioRegressor
         store = _feature_store(workdir, cfg)
         datasets = {s: D.AudioDataset(r, D.AudioFeatures(r, store, cfg)) for s, r in rows.items()}
-        return StageJob(stage, model or AudioRegressor(cfg), datasets, rows, _regressor_forward,
+        return StageJob(stage, model or AudioRegressor(cfg), datasets, rows, regressor_forward,
                         majority_class=majority)
     from koemo.text.encoder import open_text_pipeline
     text = open_text_pipeline(cfg, workdir)
@@ -182,28 +186,25 @@ def build_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, *, run_di
     if stage == "text":
         from koemo.modeling.models import TextRegressor
         datasets = {s: D.TextDataset(r, texts[s]) for s, r in rows.items()}
-        return StageJob(stage, model or TextRegressor(cfg), datasets, rows, _regressor_forward,
+        return StageJob(stage, model or TextRegressor(cfg), datasets, rows, regressor_forward,
                         majority_class=majority)
-    if stage != "multimodal":
-        raise KoemoInputError(f"stage must be one of {STAGES}, not {stage!r}")
     store = _feature_store(workdir, cfg)
-    if model is None:
-        model = build_classifier_from_regressors(workdir, cfg, seed, classifier_kind)
     raw = {s: D.MultimodalDataset(r, D.AudioFeatures(r, store, cfg), texts[s]) for s, r in rows.items()}
     if cache_frozen is None:
         cache_frozen = bool(cfg["train"]["multimodal"].get("cache_frozen", True))
-    job = StageJob(stage, model, raw, rows, _raw_forward, classes=list(cfg["data"]["classes"]),
+    job = StageJob(stage, model, raw, rows, raw_forward, classes=list(cfg["data"]["classes"]),
                    majority_class=majority)
     if cache_frozen:
         model.to(device)
-        key = {"regressors": regressor_fingerprint(model), "cfg": fingerprint(cfg), "seed": seed}
+        key = {"regressors": regressor_fingerprint(model), "seed": seed,
+               "cfg": resume_fingerprint(cfg, "multimodal")}     # more epochs keep the cache
         job.datasets = {
             s: D.FrozenOutputsDataset(
                 D.cache_frozen_outputs(ds, model, run_dir / "frozen" / s, {**key, "split": s},
                                        cfg["train"]["multimodal"]["batch_size"], device, progress),
                 ds.target)
             for s, ds in raw.items()}
-        job.forward = _cached_forward
+        job.forward = cached_forward
     return job
 
 
@@ -466,7 +467,7 @@ def train_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, out_dir: 
     train_model = torch.compile(model) if cfg["train"].get("compile") else model
     scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" and precision == "fp16" else None
     if accelerator is not None:
-        if job.forward is _raw_forward:
+        if job.forward is raw_forward:
             raise KoemoInputError("multi-process training of the multimodal stage needs "
                                   "train.multimodal.cache_frozen=true (forward_raw bypasses DDP)")
         train_model, optimizer = accelerator.prepare(train_model, optimizer)
