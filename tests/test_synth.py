@@ -269,6 +269,23 @@ def test_eda_follows_arousal_and_temp_does_not(tiny_corpus, table):
     assert ok_temp.all() and not ok_eda.all()  # the EDA gaps leave some segments without rows
 
 
+def test_class_probs_and_biosignal_effects_are_honoured(tmp_path):
+    root = write_corpus(tmp_path / "k", sessions=2, seed=1, utterances_per_session=30,
+                        class_probs={"neutral": 1.0, "sad": 1.0}, biosignal_effects={"EDA": 0.0, "TEMP": 1.0})
+    frames = [read_eval(p) for p in sorted((root / "annotation").glob("*.csv"))]
+    table = pd.concat([pd.DataFrame({"segment_id": f.iloc[:, 3], "emotion": f.iloc[:, 4],
+                                     "arousal": f.iloc[:, 6]}) for f in frames], ignore_index=True)
+    # Generating classes follow class_probs; ties may still name a class raters confused it with.
+    assert set(table.emotion[~table.emotion.str.contains(";")]) == {"neutral", "sad"}
+    assert (table.emotion == "sad").sum() >= 20
+    arousal = table.arousal.values
+    eda = segment_levels(root, "EDA", table).values
+    temp = segment_levels(root, "TEMP", table).values
+    ok_eda, ok_temp = ~np.isnan(eda), ~np.isnan(temp)
+    assert np.corrcoef(arousal[ok_temp], temp[ok_temp])[0, 1] > 0.6
+    assert abs(np.corrcoef(arousal[ok_eda], eda[ok_eda])[0, 1]) < 0.3
+
+
 def test_speech_prosody_rises_with_arousal():
     voice = speech.make_voice("F", np.random.default_rng(0))
     calm, excited = (speech.synthesize(3 * SR, a, voice, np.random.default_rng(1)) for a in (2.0, 4.0))
