@@ -150,6 +150,7 @@ def test_load_biosignals_reports_every_problem_and_continues(small_corpus):
     summary = B.coverage_summary(coverage).set_index(["signal", "session"])
     assert summary.loc[("EDA", 1), "segments_with_samples"] == 2
     assert summary.loc[("EDA", 1), "segments_without_samples"] == 3
+    assert summary.loc[("EDA", 1), ["ok", "missing", "empty", "broken"]].tolist() == [1, 1, 0, 0]
 
 
 def test_bad_rows_are_listed_one_by_one(small_corpus):

@@ -45,6 +45,7 @@ DATA_FIELDS = {"EDA": ("value", "timestamp"), "TEMP": ("value", "timestamp"),
                "IBI": ("offset", "value", "timestamp")}
 SIGNAL_FILE_RE = re.compile(r"^Sess(\d{2})_script(0[1-6])_(User\d{3}[MF])\.csv$")
 SEGMENT_ID_RE = re.compile(r"^Sess\d{2}_script0[1-6]_User\d{3}[MF]_\d{3}$")
+FILE_STATUSES = ("ok", "missing", "empty", "broken")
 COVERAGE_COLUMNS = ["signal", "level", "session", "script", "speaker", "path", "segment_id",
                     "line", "status", "n_samples", "n_segments", "problem"]
 SERIES_COLUMNS = ["segment_id", "session", "script", "speaker", "n_samples", "values",
@@ -353,7 +354,8 @@ def _load_with_labels(data_root: str | Path, signals: Iterable[str]
 def coverage_summary(coverage: pd.DataFrame) -> pd.DataFrame:
     """Per signal and session: files by status, and annotated segments lacking samples."""
     files = coverage[coverage["level"] == "file"]
-    table = pd.crosstab([files["signal"], files["session"]], files["status"])
+    table = pd.crosstab([files["signal"], files["session"]], files["status"]).reindex(
+        columns=FILE_STATUSES, fill_value=0)
     lacking = coverage[(coverage["level"] == "segment") & (coverage["status"] == "no_samples")]
     table["segments_without_samples"] = (
         lacking.groupby(["signal", "session"]).size().reindex(table.index, fill_value=0))
