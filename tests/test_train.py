@@ -27,7 +27,8 @@ DETERMINISTIC = ["fixes.eval_attention_dropout_off=true"]
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
-    """Two shared cores: one intra-op thread avoids oversubscription (20x faster here)."""
+    """One intra-op thread already for the module-scoped training fixtures below: conftest's
+    single_torch_thread is function-scoped, so it starts only after they have run."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
