@@ -209,3 +209,15 @@ def test_store_pickles_without_its_array(tmp_path, small_table, tiny_cfg):
 def test_open_rejects_a_folder_without_a_complete_store(tmp_path):
     with pytest.raises(KoemoInputError, match="not a complete feature store"):
         FeatureStore(tmp_path)
+
+
+def test_length_sorted_batches_bound_rows_and_padded_samples():
+    from koemo.features import length_sorted_batches
+    lengths = np.array([50, 10, 400, 30, 20, 300, 60, 40])
+    batches = length_sorted_batches(lengths, batch_size=3, max_samples=600)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(8))
+    for batch in batches:
+        assert len(batch) <= 3
+        assert len(batch) == 1 or len(batch) * lengths[batch].max() <= 600
+        assert list(lengths[batch]) == sorted(lengths[batch])
+    assert [lengths[b].tolist() for b in batches] == [[10, 20, 30], [40, 50, 60], [300], [400]]

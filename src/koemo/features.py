@@ -49,6 +49,8 @@ BACKENDS = ("librosa", "torch")
 # librosa.power_to_db's floor on power before the log.
 AMIN = 1e-10
 STORE_SUBDIR = "features"
+# Padded audio per torch batch: batch_size utterances of this many seconds (KEMDy20 mean: 6 s).
+BATCH_SECONDS = 8
 META_FILE, INDEX_FILE, MEL_FILE = "meta.json", "index.parquet", "mel.npy"
 
 
@@ -340,10 +342,21 @@ def _read_wave(path: str, rate: int) -> np.ndarray:
     return wave
 
 
-def _length_sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
-    """Rows grouped by similar length, so a batch pads little."""
-    order = np.argsort(lengths, kind="stable")
-    return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+def length_sorted_batches(lengths: np.ndarray, batch_size: int, max_samples: int | None = None
+                          ) -> list[np.ndarray]:
+    """Row indices grouped by similar length (little padding), at most `batch_size` rows and,
+    when given, at most `max_samples` padded samples per batch (long utterances come in
+    smaller batches, so peak memory stays flat)."""
+    batches, current = [], []
+    for row in np.argsort(lengths, kind="stable"):
+        padded = (len(current) + 1) * int(lengths[row])        # ascending: row is the longest
+        if current and (len(current) == batch_size or (max_samples and padded > max_samples)):
+            batches.append(np.asarray(current))
+            current = []
+        current.append(row)
+    if current:
+        batches.append(np.asarray(current))
+    return batches
 
 
 def _create_mel_file(path: Path, shape: tuple, dtype: str) -> int:
@@ -410,7 +423,8 @@ def build_feature_store(table, workdir: str | Path, cfg: dict, progress: bool = 
                unit="utt", disable=not progress)
     fd = os.open(partial, os.O_WRONLY)
     try:
-        for rows in _length_sorted_batches(lengths, batch_size if backend == "torch" else 1):
+        budget = batch_size * BATCH_SECONDS * int(fc["sample_rate"])
+        for rows in length_sorted_batches(lengths, batch_size if backend == "torch" else 1, budget):
             waves = [_read_wave(paths[r], int(fc["sample_rate"])) for r in rows]
             if backend == "torch":
                 feats, frames = extract_batch(waves, fc, device=run_device)
