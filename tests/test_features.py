@@ -221,3 +221,13 @@ def test_length_sorted_batches_bound_rows_and_padded_samples():
         assert len(batch) == 1 or len(batch) * lengths[batch].max() <= 600
         assert list(lengths[batch]) == sorted(lengths[batch])
     assert [lengths[b].tolist() for b in batches] == [[10, 20, 30], [40, 50, 60], [300], [400]]
+
+
+@pytest.mark.parametrize("table, message", [
+    (pd.DataFrame({"segment_id": ["a"]}), "missing column 'wav_path'"),
+    (pd.DataFrame({"segment_id": ["a", "b", "a"], "wav_path": ["x", "y", "z"]}), "1 duplicate segment ids"),
+    (pd.DataFrame({"segment_id": [], "wav_path": []}), "no rows"),
+])
+def test_bad_tables_are_input_errors(tmp_path, tiny_cfg, table, message):
+    with pytest.raises(KoemoInputError, match=message):
+        build_feature_store(table, tmp_path, tiny_cfg, progress=False)

@@ -360,7 +360,7 @@ def length_sorted_batches(lengths: np.ndarray, batch_size: int, max_samples: int
 
 
 def _create_mel_file(path: Path, shape: tuple, dtype: str) -> int:
-    """Allocate mel.npy (sparse) with its header; return the byte offset of row 0."""
+    """Allocate the .npy file (sparse) with its header; return the byte offset of row 0."""
     mel = np.lib.format.open_memmap(path, mode="w+", dtype=np.dtype(dtype), shape=shape)
     offset = int(mel.offset)
     del mel
@@ -373,6 +373,53 @@ def _write_json_atomic(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def _table_segment_ids(table) -> list[str]:
+    """Segment ids of the utterance table; KoemoInputError for missing columns or duplicates."""
+    from collections import Counter
+    for column in ("segment_id", "wav_path"):
+        if column not in table.columns:
+            raise KoemoInputError(f"utterance table: missing column {column!r} (needs segment_id, wav_path)")
+    segment_ids = table["segment_id"].astype(str).tolist()
+    if not segment_ids:
+        raise KoemoInputError("utterance table: no rows to compute features for")
+    dupes = sorted(sid for sid, count in Counter(segment_ids).items() if count > 1)
+    if dupes:
+        raise KoemoInputError(f"utterance table: {len(dupes)} duplicate segment ids, e.g. {dupes[:10]}")
+    return segment_ids
+
+
+def _write_feature_rows(partial: Path, offset: int, row_bytes: int, paths: list[str],
+                        lengths: np.ndarray, fc: dict, device: str, batch_size: int,
+                        progress: bool) -> np.ndarray:
+    """Extract every file, batch by batch, and pwrite its row; returns n_frames per row."""
+    from tqdm.auto import tqdm
+    backend, rate = fc["backend"], int(fc["sample_rate"])
+    n_frames = np.zeros(len(paths), dtype=np.int32)
+    bar = tqdm(total=len(paths), desc=f"features ({backend}, {device})", unit="utt",
+               disable=not progress)
+    fd = os.open(partial, os.O_WRONLY)
+    try:
+        batches = length_sorted_batches(lengths, batch_size if backend == "torch" else 1,
+                                        batch_size * BATCH_SECONDS * rate)
+        for rows in batches:
+            waves = [_read_wave(paths[r], rate) for r in rows]
+            if backend == "torch":
+                feats, frames = extract_batch(waves, fc, device=device)
+            else:
+                feats, frame = _librosa_features(check_wave(waves[0], fc, paths[rows[0]]), fc)
+                feats, frames = feats[None], np.array([frame], dtype=np.int32)
+            stored = feats.astype(fc["store_dtype"])
+            for k, r in enumerate(rows):
+                os.pwrite(fd, stored[k].tobytes(), offset + int(r) * row_bytes)
+                n_frames[r] = frames[k]
+            bar.update(len(rows))
+        os.fsync(fd)                  # rows on disk before meta.json may say complete
+    finally:
+        os.close(fd)
+        bar.close()
+    return n_frames
+
+
 def build_feature_store(table, workdir: str | Path, cfg: dict, progress: bool = True,
                         device=None, batch_size: int = 32) -> FeatureStore:
     """Features of every row of `table` (columns segment_id, wav_path) into the store.
@@ -381,17 +428,10 @@ def build_feature_store(table, workdir: str | Path, cfg: dict, progress: bool = 
     is reused. Memory stays bounded: files are read one batch at a time and rows are written
     straight to the file (pwrite, not a writable memmap whose dirty pages would all stay
     resident). Every unreadable or too-short file is listed in one KoemoInputError before
-    anything is computed."""
+    anything is computed. `device` (torch backend): None = cfg.train.device ("auto": cuda
+    when available)."""
     fc = feature_section(cfg)
-    for column in ("segment_id", "wav_path"):
-        if column not in table.columns:
-            raise KoemoInputError(f"utterance table: missing column {column!r} (needs segment_id, wav_path)")
-    segment_ids = table["segment_id"].astype(str).tolist()
-    if len(set(segment_ids)) != len(segment_ids):
-        dupes = sorted({s for s in segment_ids if segment_ids.count(s) > 1})
-        raise KoemoInputError(f"utterance table: duplicate segment ids {dupes[:10]}")
-    if not segment_ids:
-        raise KoemoInputError("utterance table: no rows to compute features for")
+    segment_ids = _table_segment_ids(table)
     backend = fc["backend"]
     if backend not in BACKENDS:
         raise KoemoInputError(f"features.backend must be one of {BACKENDS}, not {backend!r}")
@@ -415,31 +455,9 @@ def build_feature_store(table, workdir: str | Path, cfg: dict, progress: bool = 
     shape = (len(segment_ids), 2, int(fc["max_frames"]), int(fc["n_mels"]))
     offset = _create_mel_file(partial, shape, fc["store_dtype"])
     row_bytes = int(np.prod(shape[1:])) * np.dtype(fc["store_dtype"]).itemsize
-    n_frames = np.zeros(len(segment_ids), dtype=np.int32)
     run_device = resolve_device(cfg, device) if backend == "torch" else "cpu"
-
-    from tqdm.auto import tqdm
-    bar = tqdm(total=len(segment_ids), desc=f"features ({backend}, {run_device})",
-               unit="utt", disable=not progress)
-    fd = os.open(partial, os.O_WRONLY)
-    try:
-        budget = batch_size * BATCH_SECONDS * int(fc["sample_rate"])
-        for rows in length_sorted_batches(lengths, batch_size if backend == "torch" else 1, budget):
-            waves = [_read_wave(paths[r], int(fc["sample_rate"])) for r in rows]
-            if backend == "torch":
-                feats, frames = extract_batch(waves, fc, device=run_device)
-            else:
-                feats, frame = _librosa_features(check_wave(waves[0], fc, paths[rows[0]]), fc)
-                feats, frames = feats[None], np.array([frame], dtype=np.int32)
-            stored = feats.astype(fc["store_dtype"])
-            for k, r in enumerate(rows):
-                os.pwrite(fd, stored[k].tobytes(), offset + int(r) * row_bytes)
-                n_frames[r] = frames[k]
-            bar.update(len(rows))
-        os.fsync(fd)                  # rows on disk before meta.json may say complete
-    finally:
-        os.close(fd)
-        bar.close()
+    n_frames = _write_feature_rows(partial, offset, row_bytes, paths, lengths, fc, run_device,
+                                   batch_size, progress)
 
     import pandas as pd
     index_partial = directory / (INDEX_FILE + ".partial")
