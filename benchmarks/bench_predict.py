@@ -18,6 +18,15 @@ Rows (CPU; the same rows on the GPU when torch sees one):
 2. batch throughput over N utterances. Baseline: the cached Predictor, `predict` one utterance
    at a time. Candidate: `predict_many` with batch_size 8 (windows and transcripts of 8
    utterances per model pass). Rows report utterances/s.
+
+Measured 2026-11-22, full size, on the lent machine (one H100, 16 CPU cores, torch 2.11, 16
+threads): CPU latency p50 2.52 s naive vs 0.50 s cached (p95 2.84 vs 0.62 s; 5.1x); CPU
+throughput 2.08 vs 2.46 utt/s (1.18x); GPU latency p50 2.19 s vs 0.026 s (p95 2.44 vs 0.032 s);
+GPU throughput 38.7 vs 117.8 utt/s (3.0x). On the shared 2-core development machine under a
+load of ~7 (about half a core free) the CPU rows were 30.5 s vs 18.6 s and 0.056 vs 0.134 utt/s:
+numbers from a busy machine, kept only as a bound. At the paper config every window is 512
+frames, so a 6 s utterance costs as much as a 16 s one, and the faithful classifier runs the
+audio regressor a second time (4 heads).
 """
 from __future__ import annotations
 

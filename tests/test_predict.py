@@ -184,6 +184,9 @@ def test_batch_cli_writes_every_row(predictor, predictor_dir, utterance, tmp_pat
     api = list(predictor.predict_many([(tmp_path / "a.wav", text), (tmp_path / "a.wav", None),
                                        (tmp_path / "missing.wav", text)]))
     assert isinstance(api[2], KoemoInputError)
+    bare = next(predictor.predict_many([tmp_path / "a.wav"]))    # a bare path: no transcript
+    assert bare.label is None
+    assert bare.arousal == pytest.approx(predictor.predict(tmp_path / "a.wav").arousal, abs=1e-6)
     assert table.loc[0, "label"] == api[0].label
     assert float(table.loc[0, "arousal"]) == pytest.approx(api[0].arousal, abs=1e-6)
     assert float(table.loc[0, f"prob_{api[0].label}"]) == pytest.approx(

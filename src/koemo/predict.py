@@ -227,19 +227,19 @@ class Predictor:
                 sample_rate: int | None = None) -> Prediction:
         """One utterance: a file path or an array (with `sample_rate`; default 16 kHz) and its
         transcript (None: arousal only)."""
-        return self._infer([self.prepare(audio, text, sample_rate)])[0]
+        return self._infer([self._prepare(audio, text, sample_rate)])[0]
 
     def predict_many(self, items: Iterable[tuple], progress: bool = False
                      ) -> Iterator[Prediction | KoemoInputError]:
-        """Many utterances in batches of `batch_size`: items are (audio, text) or
-        (audio, text, sample_rate). Yields, in order, a Prediction or the KoemoInputError that
+        """Many utterances in batches of `batch_size`: items are (audio, text),
+        (audio, text, sample_rate) or a bare audio path/array (no transcript). Yields, in order, a Prediction or the KoemoInputError that
         item raised (bad inputs are reported, never dropped)."""
         pending: list[tuple[int, _Item]] = []
         results: dict[int, Prediction | KoemoInputError] = {}
         next_out = 0
         for index, item in enumerate(_progress(items, progress)):
             try:
-                pending.append((index, self.prepare(*item)))
+                pending.append((index, self._prepare(*_as_args(item))))
             except KoemoInputError as err:
                 results[index] = err
             if len(pending) >= self.batch_size:
@@ -256,8 +256,8 @@ class Predictor:
 
     # -- input preparation
 
-    def prepare(self, audio: AudioSource, text: str | None = None,
-                sample_rate: int | None = None) -> _Item:
+    def _prepare(self, audio: AudioSource, text: str | None = None,
+                 sample_rate: int | None = None) -> _Item:
         """Load and check one utterance: audio -> windows of features, text -> token ids."""
         wave, info = load_audio(audio, sample_rate, target_sample_rate=self.cfg["features"]["sample_rate"])
         feats, lengths, windows = self.audio_windows(wave, info)
@@ -650,6 +650,13 @@ def _copy_text_models(refs: dict, out_dir: Path) -> dict:
 
 
 # ----------------------------------------------------------------------------- helpers
+
+def _as_args(item) -> tuple:
+    """A predict_many item: (audio, text[, sample_rate]), or a bare path/array (no transcript)."""
+    if isinstance(item, (str, Path, np.ndarray)):
+        return (item,)
+    return tuple(item)
+
 
 def _on_scale(value: float, name: str, notes: list[str]) -> float:
     low, high = SCALE
