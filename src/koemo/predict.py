@@ -18,8 +18,8 @@ Long audio. The model sees `max_frames` frames (paper: 512 frames = 16.4 s at ho
 Features are computed over the whole recording first (dB reference and delta over all frames,
 as training computed them before cutting), then:
 - "windows" (default): windows of `max_frames` frames, evenly spaced with >= 50% overlap, the
-  last one ending at the last frame; every window is scored with the whole transcript and the
-  arousal, valence-independent audio and class probabilities are averaged over windows.
+  last one ending at the last frame; every window is scored with the whole transcript, and
+  arousal and class probabilities are averaged over windows (valence reads the text alone).
 - "cut": only the first `max_frames` frames, exactly as training cut long utterances.
 Shorter audio is zero padded as in training (dB-floor padding under fixes.db_floor_padding).
 

@@ -15,22 +15,25 @@ from pathlib import Path
 from koemo.errors import KoemoInputError
 
 BAR_WIDTH = 30
+DESCRIPTION = """\
+Predict the emotion (class probabilities and label), arousal and valence (1-5) of a
+recording from its audio and Korean transcript, with a predictor directory (see
+checkpoints/README.md; make one with --export).
+
+Without a transcript only arousal is predicted (the emotion classifier needs both).
+Audio longer than the model's window is scored in overlapping windows whose predictions
+are averaged (--long-audio windows), or cut to its first window as in training (cut).
+
+--batch LIST.csv: columns `wav` and optionally `text` (empty = no transcript; relative wav
+paths are relative to the CSV's folder). Every row is written to --out, failed ones with
+their error; the exit status is 1 when any row failed."""
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "predict", help="predict emotion, arousal and valence from a wav and its transcript",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Predict the emotion (class probabilities and label), arousal and valence "
-                    "(1-5) of a recording from its audio and Korean transcript, with a predictor "
-                    "directory (see checkpoints/README.md; make one with --export).\n\n"
-                    "Without a transcript only arousal is predicted (the emotion classifier needs "
-                    "both). Audio longer than the model's window is scored in overlapping windows "
-                    "whose predictions are averaged (--long-audio windows) or cut to its first "
-                    "window as in training (--long-audio cut).\n\n"
-                    "--batch LIST.csv: columns `wav` and optionally `text` (empty = no transcript; "
-                    "relative wav paths are relative to the CSV's folder). Every row is written to "
-                    "--out, failed ones with their error; the exit status is 1 when any row failed.")
+        description=DESCRIPTION)
     parser.add_argument("wav", nargs="?", help="audio file (wav, flac, ogg; any sample rate, mono or stereo)")
     text = parser.add_mutually_exclusive_group()
     text.add_argument("--text", help="the transcript (Korean)")
