@@ -63,3 +63,9 @@ def test_mean_std_formats_over_seeds():
     table = ex.mean_std(runs, ["variant"], ["macro_f1"])
     assert table.loc[0, "macro_f1"] == "0.600 ± 0.141"
     assert table.loc[1, "macro_f1_std"] == 0.0 and table.loc[1, "n_runs"] == 1
+
+
+def test_overrides_read_exponent_floats_without_a_dot():
+    from koemo.config import load_config
+    cfg = load_config("tiny", ["train.text.lr=1e-3", "name=x1e"])
+    assert cfg["train"]["text"]["lr"] == 1e-3 and cfg["name"] == "x1e"
