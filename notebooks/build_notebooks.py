@@ -20,7 +20,8 @@ DATA_ROOT = ""            # your KEMDy20 copy: the folder holding annotation/ an
 WORKDIR = "data/work"     # prepared table, feature/text caches, training runs
 OUT = "paper"             # tables, figures and the run record
 SYNTHETIC = False         # True: use the bundled synthetic KEMDy20-format corpus instead
-OVERRIDES = []            # config overrides, e.g. ["train.audio.epochs=2"]
+# config overrides, one string each, such as "train.audio.epochs=2"
+OVERRIDES = []
 PROGRESS = True           # progress bars
 # Colab only: where to install koemo from (a clone of this repo on Drive, or its git URL)
 KOEMO_SOURCE = "/content/drive/MyDrive/koemo"
@@ -55,7 +56,7 @@ NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
         [
             "from koemo.dataset.prepare import prepare\nimport koemo.report\n"
             "result = prepare(ctx.corpus_root(), ctx.workdir, cfg, progress=PROGRESS)\n"
-            "table = result.table\nprint(result.report_text if hasattr(result, 'report_text') else '')",
+            "table = result.table  # every dropped row: prepare_report.md in the workdir",
             "summary = koemo.report.data_summary(ctx.workdir, cfg)\n"
             "koemo.report.save_tables(summary, ctx.tables, prefix='data_')\n"
             "for name, frame in summary.items():\n    display(Markdown(f'**{name}**'))\n"
@@ -86,11 +87,14 @@ NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
         "(k = 5 and k = 2..10 with silhouettes), and whether clusters or levels relate to emotion. "
         "The conclusion is computed from the data.",
         [
-            "from koemo import biosignals\n"
-            "report = biosignals.analyse(ctx.corpus_root(), seed=cfg['seed'])\n"
+            "from koemo import biosignals\nimport koemo.report\n"
+            "report = biosignals.analyse(ctx.corpus_root(), seed=cfg['seed'], **cfg['biosignals'])\n"
             "biosignals.write_report(report, ctx.out / 'biosignals')\n"
-            "for line in report.conclusions if hasattr(report, 'conclusions') else []:\n"
-            "    print(line)",
+            "print('\\n'.join(report.conclusions))",
+            "display(Markdown(koemo.report.markdown_table(biosignals.coverage_summary(report.coverage))))\n"
+            "for signal, result in report.results.items():\n"
+            "    display(Markdown(f'**{signal}: silhouette by k**'))\n"
+            "    display(Markdown(koemo.report.markdown_table(result.silhouette)))",
         ],
     ),
     "2-1_audio_arousal": (
@@ -153,7 +157,7 @@ NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
             "runs.to_csv(ctx.tables / 'runs_fusion.csv', index=False)",
             "tables = koemo.report.fusion_tables(runs)\n"
             "koemo.report.save_tables(tables, ctx.tables, prefix='fusion_')\n"
-            "koemo.plots.fusion_figure(tables['fusion'], ctx.figures / 'fusion.png')\n"
+            "koemo.plots.fusion_figure(tables['fusion_macro_f1'], ctx.figures / 'fusion.png')\n"
             "display(Markdown(koemo.report.markdown_table(tables['fusion'])))",
         ],
     ),

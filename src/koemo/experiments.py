@@ -81,9 +81,18 @@ def main_plan(cfg: dict, stages=("audio", "text", "multimodal")) -> list[RunSpec
     for variant in rep["variants"]:
         for split in splits_for(rep["protocols"], rep.get("folds")):
             run_cfg = split_config(variant_config(cfg, variant), split)
-            for seed in rep["seeds"]:
+            for seed in seeds_for(cfg, split):
                 plan += [RunSpec(stage, variant, split, seed, run_cfg) for stage in stages]
     return plan
+
+
+def seeds_for(cfg: dict, split: str) -> list[int]:
+    """`reproduce.seeds`, or `reproduce.cv5_seeds` for session folds when set (the CPU demo
+    runs one seed per fold and reports mean ± std over the five folds)."""
+    rep = cfg["reproduce"]
+    if split.startswith("cv5") and rep.get("cv5_seeds"):
+        return list(rep["cv5_seeds"])
+    return list(rep["seeds"])
 
 
 def layer_ablation_plan(cfg: dict, stage: str) -> list[RunSpec]:
@@ -94,7 +103,8 @@ def layer_ablation_plan(cfg: dict, stage: str) -> list[RunSpec]:
     for n in layers:
         run_cfg = split_config(cfg, "paper")
         run_cfg["models"][stage]["n_layers"] = n
-        run_cfg["name"] = f"{cfg['name']}-{stage}L{n}"
+        if n != cfg["models"][stage]["n_layers"]:  # the config's own depth reuses the main run
+            run_cfg["name"] = f"{cfg['name']}-{stage}L{n}"
         plan.append(RunSpec(stage, f"{stage}_layers={n}", "paper", seed, run_cfg))
     return plan
 
@@ -107,7 +117,9 @@ def combination_plan(cfg: dict) -> list[RunSpec]:
         run_cfg = split_config(cfg, "paper")
         run_cfg["models"]["audio"]["n_layers"] = audio_layers
         run_cfg["models"]["text"]["n_layers"] = text_layers
-        run_cfg["name"] = f"{cfg['name']}-combo-a{audio_layers}t{text_layers}"
+        if (audio_layers, text_layers) != (cfg["models"]["audio"]["n_layers"],
+                                           cfg["models"]["text"]["n_layers"]):
+            run_cfg["name"] = f"{cfg['name']}-combo-a{audio_layers}t{text_layers}"
         variant = f"audio{audio_layers}/text{text_layers}"
         plan += [RunSpec(stage, variant, "paper", seed, run_cfg)
                  for stage in ("audio", "text", "multimodal")]
@@ -120,7 +132,7 @@ def fusion_plan(cfg: dict) -> list[RunSpec]:
     plan = []
     for split in splits_for([fusion.get("protocol", "cv5")], cfg["reproduce"].get("folds")):
         run_cfg = split_config(variant_config(cfg, fusion.get("variant", "corrected")), split)
-        for seed in fusion.get("seeds", cfg["reproduce"]["seeds"]):
+        for seed in fusion.get("seeds") or seeds_for(cfg, split):
             plan += [RunSpec(stage, fusion.get("variant", "corrected"), split, seed, run_cfg)
                      for stage in REGRESSOR_STAGES]
             plan += [RunSpec("multimodal", fusion.get("variant", "corrected"), split, seed, run_cfg,

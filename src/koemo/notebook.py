@@ -76,8 +76,9 @@ def ensure_synthetic_corpus(workdir: Path, cfg: dict) -> Path:
     wanted = repr(sorted(synth.items()))
     if stamp.is_file() and stamp.read_text(encoding="utf-8") == wanted:
         return root
-    kwargs = {k: v for k, v in synth.items() if k in ("sessions", "seed", "utterances_per_session")}
-    write_corpus(root, **kwargs)
+    kwargs = {k: v for k, v in synth.items()
+              if k in ("sessions", "seed", "utterances_per_session", "mean_duration")}
+    write_corpus(root, overwrite=True, **kwargs)
     stamp.write_text(wanted, encoding="utf-8")
     return root
 

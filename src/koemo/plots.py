@@ -66,7 +66,7 @@ def fusion_figure(summary: pd.DataFrame, path: str | Path) -> Path:
     """Macro F1 (mean ± std) of each fusion kind and the majority baseline."""
     fig, ax = plt.subplots(figsize=(6, 3.2))
     labels = summary["classifier"].astype(str) + " (" + summary["protocol"].astype(str) + ")"
-    ax.barh(labels, summary["macro_f1_mean"], xerr=summary.get("macro_f1_std"), color="0.5")
+    ax.barh(labels, summary["mean"], xerr=summary["std"], color="0.5")
     ax.set_xlabel("macro F1")
     ax.invert_yaxis()
     return _save(fig, path)

@@ -148,7 +148,7 @@ def best_valid_loss(run_dir: str | Path) -> float:
 
 
 def regressor_tables(runs: pd.DataFrame, ablation: pd.DataFrame, stage: str) -> dict[str, pd.DataFrame]:
-    main = _summarise(runs, ["protocol", "variant"], REGRESSOR_METRICS)
+    main = _summarise(runs, ["protocol", "variant"], REGRESSION_METRICS)
     reported = P.AUDIO_VALID_RMSE if stage == "audio" else P.TEXT_VALID_RMSE
     rows = []
     for _, run in ablation.iterrows():
@@ -208,19 +208,24 @@ def per_class_table(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+FUSION_METRICS = ["macro_f1", "uar", "weighted_f1", "accuracy"]
+
+
 def fusion_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """One row per fusion kind (mean ± std over folds and seeds) plus the majority baseline;
+    `fusion_macro_f1` holds the numbers behind the figure."""
     classifiers = runs[runs["stage"] == "multimodal"]
-    table = _summarise(classifiers, ["protocol", "classifier"], ["macro_f1", "uar", "weighted_f1",
-                                                                 "accuracy"])
-    baseline = _baseline_rows(classifiers).query("variant == 'majority class (ours)'")
-    baseline = baseline.rename(columns={"variant": "classifier"})
-    for metric in ("macro_f1", "uar", "weighted_f1", "accuracy"):
-        baseline[metric] = baseline[metric].map(lambda v: f"{v:.3f}")
-        baseline[f"{metric}_mean"] = baseline[metric].astype(float)
-    summary = pd.concat([table, baseline[[c for c in table.columns if c in baseline.columns]]],
-                        ignore_index=True)
-    means = _summarise_numeric(classifiers, ["protocol", "classifier"], "macro_f1")
-    return {"fusion": summary, "fusion_macro_f1": means}
+    table = _summarise(classifiers, ["protocol", "classifier"], FUSION_METRICS)
+    baseline = _baseline_rows(classifiers)
+    baseline = baseline[baseline["variant"] == "majority class (ours)"].rename(
+        columns={"variant": "classifier"})
+    shown = baseline.assign(**{m: baseline[m].map(lambda v: f"{v:.3f}") for m in FUSION_METRICS})
+    summary = pd.concat([table, shown[table.columns]], ignore_index=True)
+    numbers = _summarise_numeric(classifiers, ["protocol", "classifier"], "macro_f1")
+    numbers = pd.concat([numbers, pd.DataFrame({
+        "protocol": baseline["protocol"], "classifier": baseline["classifier"],
+        "mean": baseline["macro_f1"], "std": 0.0, "n_runs": baseline["n_runs"]})], ignore_index=True)
+    return {"fusion": summary, "fusion_macro_f1": numbers}
 
 
 def _summarise_numeric(runs: pd.DataFrame, by: list[str], metric: str) -> pd.DataFrame:

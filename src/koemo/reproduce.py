@@ -9,7 +9,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from koemo.errors import KoemoInputError
 from koemo.notebook import find_repo_root, resolve_path
+
+
+class NotebookFailed(KoemoInputError):
+    """A notebook raised: printed as one line naming the notebook, the cell and the cause."""
 
 NOTEBOOK_ORDER = (
     "1-1_data_aggregation",
@@ -48,9 +53,15 @@ def reproduce(config: str, workdir: str | Path, out: str | Path, data_root: str 
             continue
         started = time.perf_counter()
         print(f"[koemo reproduce] {name} ...", flush=True)
-        papermill.execute_notebook(str(notebooks_dir() / f"{name}.ipynb"),
-                                   str(executed / f"{name}.ipynb"), parameters=params,
-                                   cwd=str(notebooks_dir()), progress_bar=False, kernel_name="python3")
+        try:
+            papermill.execute_notebook(str(notebooks_dir() / f"{name}.ipynb"),
+                                       str(executed / f"{name}.ipynb"), parameters=params,
+                                       cwd=str(notebooks_dir()), progress_bar=False,
+                                       kernel_name="python3")
+        except papermill.PapermillExecutionError as err:
+            # The executed copy holds the full traceback; the error names the cell and the cause.
+            raise NotebookFailed(f"notebook {name} failed in cell {err.exec_count}: {err.ename}: "
+                                 f"{err.evalue} (executed copy: {executed / f'{name}.ipynb'})") from err
         seconds = time.perf_counter() - started
         timings.append({"notebook": name, "seconds": round(seconds, 1)})
         print(f"[koemo reproduce] {name} done in {seconds:.0f} s", flush=True)

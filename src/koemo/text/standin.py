@@ -72,7 +72,30 @@ def random_bert(vocab_size: int, hidden_size: int, num_layers: int, num_heads: i
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = BertModel(config)
+        keep_token_identity(model)
     return model.eval()
+
+
+def keep_token_identity(model, residual_scale: float = 0.1) -> None:
+    """Make a random BertModel's states tell tokens apart, as a pretrained encoder's do.
+
+    Freshly initialised, BERT's word and position embeddings have the same small scale and its
+    random attention averages every position towards the sentence mean: the states of a
+    1-layer stand-in were 0.8 cosine-similar across sentences and a text regressor trained on
+    them could not even fit its training set. Unit-scale word embeddings, near-zero position
+    and type embeddings, and damped sub-layer outputs keep each state close to its own token
+    (plus a little context), so the demo's text path has the lexical signal KoBERT would give.
+    It still carries no linguistic knowledge."""
+    import torch
+
+    with torch.no_grad():
+        embeddings = model.embeddings
+        embeddings.word_embeddings.weight.normal_(0.0, 1.0)
+        embeddings.position_embeddings.weight.mul_(0.1)
+        embeddings.token_type_embeddings.weight.mul_(0.1)
+        for layer in model.encoder.layer:
+            layer.attention.output.dense.weight.mul_(residual_scale)
+            layer.output.dense.weight.mul_(residual_scale)
 
 
 def build_standin(texts: Iterable[str], out_dir: str | Path, vocab_size: int = 8002,
@@ -97,7 +120,7 @@ def build_standin(texts: Iterable[str], out_dir: str | Path, vocab_size: int = 8
     tokenizer.save_pretrained(out_dir)
     random_bert(tokenizer.vocab_size, hidden_size, num_layers, num_heads, intermediate_size,
                 seed).save_pretrained(out_dir)
-    meta = {"kind": "koemo KoBERT stand-in (random weights)", "seed": seed,
+    meta = {"kind": "koemo KoBERT stand-in (random weights, token identity kept)", "seed": seed,
             "vocab_size_requested": vocab_size, "vocab_size": tokenizer.vocab_size,
             "hidden_size": hidden_size, "num_layers": num_layers, "num_heads": num_heads,
             "intermediate_size": intermediate_size, "n_texts": len(texts),
