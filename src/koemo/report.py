@@ -255,7 +255,9 @@ PAGE_SECTIONS = (
      "The paper's random utterance split puts the same speakers in train and test."),
     ("Data", "data_class_counts", ""),
     ("Dropped rows", "data_dropped_by_reason", ""),
-    ("Fusion study", "fusion_fusion", ""),
+    ("Fusion study", "fusion_fusion",
+     "Every classifier reads the same frozen regressors on the same folds; mean ± std over "
+     "folds and seeds, majority-class baseline last. ![fusion](figures/fusion.png)"),
 )
 
 
