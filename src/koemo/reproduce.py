@@ -70,8 +70,14 @@ def reproduce(config: str, workdir: str | Path, out: str | Path, data_root: str 
 
 
 def _write_timings(out: Path, timings: list[dict]) -> None:
+    """timings.json/.md keep the latest time of every notebook, also across `--only` runs."""
+    import json
+
+    store = out / "timings.json"
+    merged = json.loads(store.read_text(encoding="utf-8")) if store.is_file() else {}
+    merged.update({row["notebook"]: row["seconds"] for row in timings})
+    store.write_text(json.dumps(merged, indent=2) + "\n", encoding="utf-8")
     lines = ["| notebook | seconds |", "|---|---:|"]
-    lines += [f"| {row['notebook']} | {row['seconds']} |" for row in timings]
-    total = sum(row["seconds"] for row in timings)
-    lines.append(f"| total | {total:.1f} |")
+    lines += [f"| {name} | {merged[name]} |" for name in NOTEBOOK_ORDER if name in merged]
+    lines.append(f"| total | {sum(merged.values()):.1f} |")
     (out / "timings.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
