@@ -25,15 +25,11 @@ def register(sub):
 def run(args):
     import json
 
-    from koemo.config import ConfigError, load_config
+    from koemo.config import load_config
     from koemo.convert import convert_original
-    from koemo.errors import KoemoInputError
     from koemo.modeling.checkpoint import read_meta
 
-    try:
-        cfg = load_config(args.config, args.overrides)
-    except ConfigError as err:
-        raise KoemoInputError(str(err)) from err
+    cfg = load_config(args.config, args.overrides)
     written = convert_original(args.audio, args.text, args.classifier, args.out, cfg,
                                keep_kobert=args.keep_kobert)
     for stage, directory in written.items():

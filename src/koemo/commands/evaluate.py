@@ -26,16 +26,13 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from koemo.config import ConfigError, load_config
+    from koemo.config import load_config
     from koemo.errors import KoemoInputError
     from koemo.modeling.train import evaluate
 
     if args.overrides and not args.config:
         raise KoemoInputError("--set needs --config (the run's config.yaml is used as saved)")
-    try:
-        cfg = load_config(args.config, args.overrides) if args.config else None
-    except ConfigError as err:
-        raise KoemoInputError(str(err)) from err
+    cfg = load_config(args.config, args.overrides) if args.config else None
     out = Path(args.out) if args.out else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)

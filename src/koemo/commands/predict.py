@@ -192,7 +192,7 @@ def run_batch(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- export
 
 def run_export(args: argparse.Namespace) -> int:
-    from koemo.config import ConfigError, load_config
+    from koemo.config import load_config
     from koemo.predict import export_from_workdir, export_predictor
 
     runs = (args.audio_run, args.text_run, args.multimodal_run)
@@ -204,10 +204,7 @@ def run_export(args: argparse.Namespace) -> int:
         raise KoemoInputError("give all three of --audio-run, --text-run, --multimodal-run "
                               "(or none, with --workdir and --config)")
     elif args.workdir:
-        try:
-            cfg = load_config(args.config or "paper", args.overrides)
-        except ConfigError as err:
-            raise KoemoInputError(str(err)) from err
+        cfg = load_config(args.config or "paper", args.overrides)
         seed = args.seed if args.seed is not None else int(cfg.get("seed", 1))
         out = export_from_workdir(args.workdir, cfg, seed, args.export, classifier_kind=args.classifier,
                                   text_model=args.text_model, overwrite=args.force)

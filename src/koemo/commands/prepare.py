@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from koemo.commands import add_config_arguments
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -13,9 +15,7 @@ def register(subparsers) -> None:
                     "store. A second run with unchanged inputs reuses the table.")
     parser.add_argument("--data", required=True, help="corpus root holding annotation/ and wav/")
     parser.add_argument("--workdir", required=True, help="output directory")
-    parser.add_argument("--config", default="paper", help="config name or path (default: paper)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="override a config value, e.g. data.label_policy=seven")
+    add_config_arguments(parser)
     parser.add_argument("--strict", action="store_true",
                         help="stop at the first bad input file instead of reporting and skipping it")
     parser.add_argument("--no-features", action="store_true",
@@ -25,14 +25,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from koemo.config import ConfigError, load_config
+    from koemo.config import load_config
     from koemo.dataset.prepare import prepare
-    from koemo.errors import KoemoInputError
 
-    try:
-        cfg = load_config(args.config, args.overrides)
-    except ConfigError as err:  # a wrong --config/--set is user input: one line, no traceback
-        raise KoemoInputError(str(err)) from err
+    cfg = load_config(args.config, args.overrides)
     result = prepare(args.data, args.workdir, cfg, strict=args.strict,
                      progress=not args.no_progress, features=not args.no_features)
     if result.feature_store_path is not None:

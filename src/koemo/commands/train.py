@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from koemo.commands import add_config_arguments
+
 CLASSIFIER_KINDS = ("attention_lstm", "audio_only", "text_only", "early", "late", "sum", "tensor")
 
 
@@ -16,10 +18,8 @@ def register(subparsers) -> None:
                     "same config, split and seed.")
     parser.add_argument("stage", choices=("audio", "text", "multimodal"))
     parser.add_argument("--workdir", required=True, help="workdir written by `koemo prepare`")
-    parser.add_argument("--config", default="paper", help="config name or path (default: paper)")
+    add_config_arguments(parser)
     parser.add_argument("--seed", type=int, default=None, help="training seed (default: config seed)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. train.audio.epochs=3 (repeatable)")
     parser.add_argument("--classifier", default="attention_lstm", choices=CLASSIFIER_KINDS,
                         help="multimodal classifier kind (default: the paper's attention_lstm)")
     parser.add_argument("--out", default=None, help="run directory (default: under W/runs/)")
@@ -31,14 +31,10 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from koemo.config import ConfigError, load_config
-    from koemo.errors import KoemoInputError
+    from koemo.config import load_config
     from koemo.modeling.train import train_stage
 
-    try:
-        cfg = load_config(args.config, args.overrides)
-    except ConfigError as err:  # a wrong --config/--set is user input: one line, no traceback
-        raise KoemoInputError(str(err)) from err
+    cfg = load_config(args.config, args.overrides)
     seed = args.seed if args.seed is not None else int(cfg.get("seed", 1))
     run_dir = train_stage(args.stage, args.workdir, cfg, seed, out_dir=args.out,
                           resume=not args.no_resume, classifier_kind=args.classifier,
