@@ -3,14 +3,14 @@ KoBERT (or stand-in) hidden states in the text-state cache W/text/<fingerprint>/
 sequences not cached yet are computed; empty and truncated transcripts are listed in
 encode_report.json next to the cache."""
 
+from koemo.commands import add_config_arguments
+
 
 def register(sub):
     parser = sub.add_parser("encode-text", help="fill the KoBERT hidden-state cache for all utterances",
                             description=__doc__)
     parser.add_argument("--workdir", required=True, help="prepared workdir (with utterances.parquet)")
-    parser.add_argument("--config", default="paper", help="config name or path (default: paper)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="config override (repeatable)")
+    add_config_arguments(parser, default="paper")
     parser.add_argument("--device", default="cpu", help="torch device for the encoder (default: cpu)")
     parser.add_argument("--batch-size", type=int, help="default: text.encode_batch_size")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

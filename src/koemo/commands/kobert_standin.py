@@ -2,14 +2,14 @@
 workdir's transcripts + a random-weight BertModel) in W/kobert-standin/, sized by
 cfg.text.standin. An identical existing build is reused unless --force."""
 
+from koemo.commands import add_config_arguments
+
 
 def register(sub):
     parser = sub.add_parser("kobert-standin", help="build the offline KoBERT stand-in in W/kobert-standin",
                             description=__doc__)
     parser.add_argument("--workdir", required=True, help="prepared workdir (with utterances.parquet)")
-    parser.add_argument("--config", default="demo", help="config name or path (default: demo)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="config override (repeatable)")
+    add_config_arguments(parser, default="demo")
     parser.add_argument("--force", action="store_true", help="rebuild even if an identical build exists")
     parser.set_defaults(func=run)
 

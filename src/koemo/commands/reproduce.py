@@ -1,18 +1,18 @@
 """`koemo reproduce`: run notebooks 1-1 .. 5-2 in order and write the paper/ tables."""
 
+from koemo.commands import add_config_arguments
+
 
 def register(sub):
     parser = sub.add_parser("reproduce", help="run the numbered notebooks in order, write paper/",
                             description=__doc__)
-    parser.add_argument("--config", default="paper", help="config name or path (default: paper)")
+    add_config_arguments(parser, default="paper")
     parser.add_argument("--data", help="KEMDy20 root (folder with annotation/ and wav/)")
     parser.add_argument("--synthetic", action="store_true",
                         help="use the bundled synthetic KEMDy20-format corpus instead of --data")
     parser.add_argument("--workdir", default="data/work", help="prepared data, caches and runs")
     parser.add_argument("--out", default="paper", help="where tables and figures go")
     parser.add_argument("--only", nargs="*", help="notebook prefixes to run, e.g. 1-1 2-1")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="config override (repeatable)")
     parser.set_defaults(func=run)
 
 
