@@ -40,11 +40,12 @@ def _matrix(ax, cm: np.ndarray, classes, title: str) -> None:
 
 def confusion_matrices(runs: pd.DataFrame, classes, path: str | Path) -> Path | None:
     """The paper's reported matrix beside ours (summed over seeds) for each protocol/variant."""
+    from koemo.report import with_protocol
+
     multimodal = runs[runs["stage"] == "multimodal"]
     if multimodal.empty:
         return None
-    groups = list(multimodal.assign(protocol=multimodal["split"].str.split("_").str[0])
-                  .groupby(["protocol", "variant"], sort=False))
+    groups = list(with_protocol(multimodal).groupby(["protocol", "variant"], sort=False))
     fig, axes = plt.subplots(1, len(groups) + 1, figsize=(3.6 * (len(groups) + 1), 3.6))
     _matrix(axes[0], np.array(P.CONFUSION), P.CLASSES, "paper (reported), KEMDy20")
     for ax, ((protocol, variant), group) in zip(axes[1:], groups):

@@ -510,20 +510,12 @@ def check_text_model(tokenizer, encoder, cfg: dict, directory: Path) -> None:
 # ----------------------------------------------------------------------------- the directory
 
 def read_manifest(directory: Path) -> dict:
-    path = directory / MANIFEST_FILE
-    if not directory.is_dir():
-        raise CheckpointError(f"{directory}: predictor checkpoint directory not found")
-    if not path.is_file():
-        raise CheckpointError(
-            f"{path}: missing; a predictor directory is assembled from trained stages with "
-            "`koemo predict --export DIR ...` (koemo.predict.export_predictor)")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{path}: corrupt JSON ({err})") from err
-    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
-        raise CheckpointError(f"{path}: not a {MANIFEST_FORMAT} manifest")
-    return manifest
+    from koemo.modeling.checkpoint import read_format_json
+
+    return read_format_json(
+        directory, MANIFEST_FILE, MANIFEST_FORMAT, "predictor checkpoint",
+        "a predictor directory is assembled from trained stages with "
+        "`koemo predict --export DIR ...` (koemo.predict.export_predictor)")
 
 
 def resolve_text_model(directory: Path, reference: str) -> str:

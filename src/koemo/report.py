@@ -131,10 +131,15 @@ def protocol_of(split: str) -> str:
     return "cv5" if split.startswith("cv5") else split
 
 
+def with_protocol(runs: pd.DataFrame) -> pd.DataFrame:
+    """Runs with a `protocol` column (the five cv5 folds pool into `cv5`)."""
+    return runs.assign(protocol=runs["split"].map(protocol_of))
+
+
 def _summarise(runs: pd.DataFrame, by: list[str], metrics: list[str]) -> pd.DataFrame:
     from koemo.experiments import mean_std
 
-    runs = runs.assign(protocol=runs["split"].map(protocol_of))
+    runs = with_protocol(runs)
     present = [m for m in metrics if m in runs.columns]
     table = mean_std(runs, by, present)
     return table[by + present + ["n_runs"]]
@@ -182,7 +187,7 @@ def classifier_tables(runs: pd.DataFrame, combos: pd.DataFrame) -> dict[str, pd.
 def _baseline_rows(runs: pd.DataFrame) -> pd.DataFrame:
     """Majority-class baseline on each protocol's test sets (same rows as the models)."""
     rows = []
-    for protocol, group in runs.assign(protocol=runs["split"].map(protocol_of)).groupby("protocol"):
+    for protocol, group in with_protocol(runs).groupby("protocol"):
         first_seed = group[group["seed"] == group["seed"].min()].drop_duplicates("split")
         scores = [json.loads((Path(d) / "test_metrics.json").read_text())["baseline"]
                   for d in first_seed["run_dir"]]
@@ -197,8 +202,7 @@ def _baseline_rows(runs: pd.DataFrame) -> pd.DataFrame:
 def per_class_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Per-class recall and precision (mean over runs) beside the paper's recall."""
     rows = []
-    for (protocol, variant), group in runs.assign(
-            protocol=runs["split"].map(protocol_of)).groupby(["protocol", "variant"], sort=False):
+    for (protocol, variant), group in with_protocol(runs).groupby(["protocol", "variant"], sort=False):
         metrics = [json.loads((Path(d) / "test_metrics.json").read_text()) for d in group["run_dir"]]
         for name in metrics[0]["classes"]:
             rows.append({"protocol": protocol, "variant": variant, "class": name,
@@ -221,18 +225,16 @@ def fusion_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
         columns={"variant": "classifier"})
     shown = baseline.assign(**{m: baseline[m].map(lambda v: f"{v:.3f}") for m in FUSION_METRICS})
     summary = pd.concat([table, shown[table.columns]], ignore_index=True)
-    numbers = _summarise_numeric(classifiers, ["protocol", "classifier"], "macro_f1")
+    from koemo.experiments import mean_std
+
+    by = ["protocol", "classifier"]
+    numbers = mean_std(with_protocol(classifiers), by, ["macro_f1"])
+    numbers = numbers[by + ["macro_f1_mean", "macro_f1_std", "n_runs"]].rename(
+        columns={"macro_f1_mean": "mean", "macro_f1_std": "std"})
     numbers = pd.concat([numbers, pd.DataFrame({
         "protocol": baseline["protocol"], "classifier": baseline["classifier"],
         "mean": baseline["macro_f1"], "std": 0.0, "n_runs": baseline["n_runs"]})], ignore_index=True)
     return {"fusion": summary, "fusion_macro_f1": numbers}
-
-
-def _summarise_numeric(runs: pd.DataFrame, by: list[str], metric: str) -> pd.DataFrame:
-    runs = runs.assign(protocol=runs["split"].map(protocol_of))
-    grouped = runs.groupby(by, sort=False)[metric]
-    return pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=1).fillna(0.0),
-                         "n_runs": grouped.size()}).reset_index()
 
 
 # ---------------------------------------------------------------- the results page (5-1)

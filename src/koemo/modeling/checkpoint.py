@@ -121,20 +121,28 @@ def save_checkpoint(directory: str | Path, model: nn.Module, cfg: dict,
     return directory
 
 
-def read_meta(directory: str | Path) -> dict:
+def read_format_json(directory: str | Path, filename: str, expected_format: str,
+                     what: str, missing_hint: str) -> dict:
+    """Read `directory/filename`, a JSON object whose `format` must be `expected_format`;
+    every problem is a CheckpointError naming the file."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise CheckpointError(f"{directory}: checkpoint directory not found")
-    path = directory / META_FILE
+        raise CheckpointError(f"{directory}: {what} directory not found")
+    path = directory / filename
     if not path.is_file():
-        raise CheckpointError(f"{path}: missing (not a koemo checkpoint, or its save was interrupted)")
+        raise CheckpointError(f"{path}: missing ({missing_hint})")
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{path}: corrupt JSON ({err})") from err
-    if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: not a {CHECKPOINT_FORMAT} checkpoint")
-    return meta
+    if not isinstance(data, dict) or data.get("format") != expected_format:
+        raise CheckpointError(f"{path}: not a {expected_format} file")
+    return data
+
+
+def read_meta(directory: str | Path) -> dict:
+    return read_format_json(directory, META_FILE, CHECKPOINT_FORMAT, "checkpoint",
+                            "not a koemo checkpoint, or its save was interrupted")
 
 
 def load_checkpoint(directory: str | Path,
