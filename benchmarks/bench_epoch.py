@@ -23,9 +23,9 @@ from koemo import paper_numbers as P
 TRAIN_ROWS = P.SPLIT_SIZES["train_augmented"]
 SIZES = {
     "tiny": {"config": "tiny", "steps": 2, "batch": {"audio": 4, "text": 4, "multimodal": 4},
-             "bert": {"hidden_size": 64, "num_layers": 1, "num_heads": 2, "intermediate_size": 128}},
+             "bert": {"num_layers": 1, "num_heads": 2, "intermediate_size": 128}},
     "full": {"config": "paper", "steps": 20, "batch": {"audio": 32, "text": 16, "multimodal": 16},
-             "bert": {"hidden_size": 768, "num_layers": 12, "num_heads": 12, "intermediate_size": 3072}},
+             "bert": {"num_layers": 12, "num_heads": 12, "intermediate_size": 3072}},
 }
 
 
@@ -66,7 +66,7 @@ def run(size: str = "tiny") -> list[dict]:
     from benchmarks.common import make_row
     from koemo.config import load_config
     from koemo.modeling.fusion import build_classifier
-    from koemo.modeling.models import AudioRegressor, TextRegressor
+    from koemo.modeling.models import AudioRegressor, TextRegressor, text_input_dim
     from koemo.text.standin import random_bert
 
     spec = SIZES[size]
@@ -97,10 +97,10 @@ def run(size: str = "tiny") -> list[dict]:
 
     # text: KoBERT forward every step vs cached states
     b = batch["text"]
-    bert = random_bert(8002, seed=0, **spec["bert"]).to(device).eval().requires_grad_(False)
+    bert = random_bert(8002, seed=0, hidden_size=text_input_dim(cfg), **spec["bert"]).to(device).eval().requires_grad_(False)
     ids = torch.randint(5, 8002, (b, length), device=device)
     mask = torch.ones(b, length, dtype=torch.long, device=device)
-    states = torch.randn(b, length, d_model, device=device)
+    states = torch.randn(b, length, bert.config.hidden_size, device=device)
     text = TextRegressor(cfg).to(device).train()
     target = torch.rand(b, device=device) * 4 + 1
 

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 SIZES = {
-    "tiny": {"config": "tiny", "rows": 32, "batch": 16, "repeats": 2, "bert": dict(hidden_size=64, num_layers=1,
+    "tiny": {"config": "tiny", "rows": 32, "batch": 16, "repeats": 2, "bert": dict(hidden_size=256, num_layers=1,
                                                                         num_heads=2, intermediate=128)},
     "full": {"config": "paper", "rows": 32, "batch": 16, "repeats": 1, "bert": dict(hidden_size=768, num_layers=12,
                                                                         num_heads=12, intermediate=3072)},

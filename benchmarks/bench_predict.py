@@ -41,7 +41,7 @@ from benchmarks.common import make_row
 SIZES = {
     "tiny": {"config": "tiny", "seconds": 1.5, "latency_calls": 5, "naive_calls": 2,
              "throughput_items": 8, "vocab": 300,
-             "bert": {"hidden_size": 64, "num_layers": 1, "num_heads": 2, "intermediate_size": 128}},
+             "bert": {"hidden_size": 256, "num_layers": 1, "num_heads": 2, "intermediate_size": 128}},
     "full": {"config": "paper", "seconds": 6.0, "latency_calls": 20, "naive_calls": 5,
              "throughput_items": 32, "vocab": 8002,
              "bert": {"hidden_size": 768, "num_layers": 12, "num_heads": 12, "intermediate_size": 3072}},

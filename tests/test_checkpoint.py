@@ -17,6 +17,7 @@ from koemo.modeling import (AudioRegressor, TextRegressor, build_classifier,
                             build_from_checkpoint, load_checkpoint, load_training_state,
                             save_checkpoint, save_training_state)
 from koemo.modeling.checkpoint import META_FILE, WEIGHTS_FILE, load_into
+from koemo.modeling.models import text_input_dim
 
 # Deterministic eval outputs (original attention dropout stays on in eval).
 DETERMINISTIC = ["fixes.eval_attention_dropout_off=true"]
@@ -71,7 +72,7 @@ def test_classifier_round_trip_keeps_the_faithful_head_reuse(tmp_path):
     rebuilt = build_from_checkpoint(tmp_path)
     assert rebuilt.audio_num_heads == 4
     feats, lengths = audio_inputs(cfg)
-    states = torch.randn(2, cfg["text"]["max_length"], cfg["models"]["d_model"])
+    states = torch.randn(2, cfg["text"]["max_length"], text_input_dim(cfg))
     mask = torch.ones(2, cfg["text"]["max_length"], dtype=torch.long)
     with torch.no_grad():
         a = clf.forward_raw(feats, lengths, states, mask)["logits"]
@@ -174,7 +175,7 @@ def test_training_state_resumes_optimizer_scheduler_and_rngs(cfg, tmp_path):
     model = TextRegressor(cfg)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.8)
-    states = torch.randn(2, cfg["text"]["max_length"], cfg["models"]["d_model"])
+    states = torch.randn(2, cfg["text"]["max_length"], text_input_dim(cfg))
     mask = torch.ones(2, cfg["text"]["max_length"])
     for _ in range(2):
         optimizer.zero_grad()

@@ -15,6 +15,7 @@ from koemo.convert import convert_original, read_original_state
 from koemo.errors import CheckpointError, KoemoInputError
 from koemo.modeling import AudioRegressor, EmoClassifier, TextRegressor, build_from_checkpoint
 from koemo.modeling.checkpoint import read_meta
+from koemo.modeling.models import text_input_dim
 
 # Faithful tiny config where the classifier reuses the 2-head audio model with 4 heads,
 # like the paper's 6 -> 4.
@@ -56,7 +57,7 @@ def inputs(cfg: dict) -> tuple[torch.Tensor, ...]:
     feats = -80 * torch.rand(2, 2, steps, bins, generator=gen) - 1e-3
     feats[1, :, 30:] = 0
     lengths = torch.tensor([steps, 30])
-    states = torch.randn(2, tokens, cfg["models"]["d_model"], generator=gen)
+    states = torch.randn(2, tokens, text_input_dim(cfg), generator=gen)
     mask = (torch.arange(tokens)[None] < torch.tensor([[tokens], [9]])).long()
     return feats, lengths, states, mask
 

@@ -13,6 +13,7 @@ from koemo.errors import CheckpointError
 from koemo.modeling import (FUSION_KINDS, AudioRegressor, EmoClassifier, TextRegressor,
                             build_classifier, trainable_parameters)
 from koemo.modeling.fusion import LateFusionClassifier, UnimodalClassifier
+from koemo.modeling.models import text_input_dim
 from koemo.modeling.layers import (MultiHeadAttention, length_mask, manual_attention,
                                    pick_step, sdpa_attention, set_attention_impl)
 
@@ -47,7 +48,7 @@ def audio_batch(cfg: dict, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 def text_batch(cfg: dict, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     steps = cfg["text"]["max_length"]
-    states = torch.randn(BATCH, steps, cfg["models"]["d_model"], generator=gen)
+    states = torch.randn(BATCH, steps, text_input_dim(cfg), generator=gen)
     mask = length_mask(torch.tensor(TEXT_LENGTHS), steps, BATCH).long()
     return states, mask
 
@@ -119,6 +120,26 @@ def test_forward_shapes_and_masks():
     assert logits.shape == (BATCH, len(cfg["data"]["classes"]))
     raw = clf.forward_raw(feats, lengths, states, text_mask)
     assert raw["logits"].shape == logits.shape and raw["arousal"].shape == (BATCH,)
+
+
+def test_text_states_wider_than_d_model_enter_through_a_projection():
+    cfg = tiny()                                   # stand-in states 256 wide, d_model 64
+    assert text_input_dim(cfg) == 256 != cfg["models"]["d_model"]
+    text = TextRegressor(cfg)
+    assert {"input_proj.weight", "input_proj.bias"} <= set(text.state_dict())
+    states, mask = text_batch(cfg)
+    assert text(states, mask)["hidden"].shape[-1] == cfg["models"]["d_model"]
+    with pytest.raises(ValueError, match="width 64 but the text model expects 256"):
+        text(torch.randn(BATCH, states.size(1), 64), mask)
+    same = tiny(models__text__input_dim="null", text__standin__hidden_size=64)
+    assert not any(k.startswith("input_proj") for k in TextRegressor(same).state_dict())
+
+
+def test_a_standin_width_other_than_the_text_input_is_a_config_error():
+    from koemo.config import ConfigError
+
+    with pytest.raises(ConfigError, match="text.standin.hidden_size=128"):
+        tiny(text__standin__hidden_size=128)
 
 
 def test_faithful_audio_mask_is_the_nonzero_mel_rule():

@@ -107,6 +107,14 @@ def validate(cfg: dict) -> dict:
         heads = models[stage]["num_heads"]
         if models["d_model"] % heads:
             raise ConfigError(f"models.d_model must be divisible by models.{stage}.num_heads")
+    # The stand-in's width is checked here when set; an unset one takes build_standin's
+    # default and a mismatch then surfaces in the text model.
+    text_dim = models["text"].get("input_dim") or models["d_model"]
+    standin = cfg["text"].get("standin") or {}
+    if cfg["text"].get("encoder") == "standin" and standin.get("hidden_size", text_dim) != text_dim:
+        raise ConfigError(
+            f"text.standin.hidden_size={standin['hidden_size']} but the text model takes states "
+            f"of width {text_dim} (models.text.input_dim, default models.d_model): set them equal")
     if cfg["data"]["protocol"] not in ("paper", "session", "cv5"):
         raise ConfigError(f"data.protocol must be paper, session or cv5, not {cfg['data']['protocol']!r}")
     return cfg

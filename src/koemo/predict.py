@@ -498,10 +498,13 @@ def mismatched_regressors(models: dict) -> list[str]:
 
 
 def check_text_model(tokenizer, encoder, cfg: dict, directory: Path) -> None:
+    from koemo.modeling.models import text_input_dim
+
     hidden, vocab = int(encoder.config.hidden_size), int(encoder.config.vocab_size)
-    if hidden != cfg["models"]["d_model"]:
+    if hidden != text_input_dim(cfg):
         raise CheckpointError(f"{directory}: the text encoder's hidden size {hidden} differs from "
-                              f"the models' d_model {cfg['models']['d_model']}: wrong text model")
+                              f"the text model's input width {text_input_dim(cfg)} "
+                              "(models.text.input_dim, default models.d_model): wrong text model")
     if tokenizer.vocab_size > vocab:
         raise CheckpointError(f"{directory}: tokenizer has {tokenizer.vocab_size} pieces but the "
                               f"encoder embeds only {vocab}: they do not belong together")

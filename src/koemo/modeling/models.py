@@ -39,6 +39,12 @@ def _stack(cfg: dict, stage: str, list_name: str, attention_impl: str,
         attention_impl=attention_impl)
 
 
+def text_input_dim(cfg: dict) -> int:
+    """Width of the text encoder's states: models.text.input_dim, or d_model when unset (the
+    paper: KoBERT's 768 = d_model, no projection)."""
+    return int(cfg["models"]["text"].get("input_dim") or cfg["models"]["d_model"])
+
+
 def _recurrent(kind: type[nn.RNNBase], d_model: int, hidden: int, dropout: float) -> nn.RNNBase:
     # Bias-free, 2 layers, batch first: the authors' GRU/LSTM (zero initial states).
     return kind(input_size=d_model, hidden_size=hidden, num_layers=2, bias=False,
@@ -135,6 +141,11 @@ class TextRegressor(_HeadCount, nn.Module):
         spec = cfg["models"]["text"]
         self.fixes = dict(cfg["fixes"])
         self.d_model = cfg["models"]["d_model"]
+        self.input_dim = text_input_dim(cfg)
+        if self.input_dim != self.d_model:
+            # Only when the encoder is wider than the models (the demo's stand-in): the paper's
+            # KoBERT states enter the layers as they are, and its state dict has no such key.
+            self.input_proj = nn.Linear(self.input_dim, self.d_model)
         self.TEBlock1 = _stack(cfg, "text", "TE1", attention_impl, num_heads)
         self.gru = _recurrent(nn.GRU, self.d_model, spec["rnn_hidden"], spec["dropout"])
         self.fc = nn.Linear(spec["rnn_hidden"], 1)
@@ -169,12 +180,15 @@ class TextRegressor(_HeadCount, nn.Module):
         return self(self.encode(input_ids, attention_mask, token_type_ids), attention_mask)
 
     def forward(self, states: torch.Tensor, attention_mask: torch.Tensor) -> dict:
-        if states.size(-1) != self.d_model:
-            raise ValueError(f"text states have width {states.size(-1)} but models.d_model is "
-                             f"{self.d_model}: the encoder's hidden size must equal d_model")
+        if states.size(-1) != self.input_dim:
+            raise ValueError(f"text states have width {states.size(-1)} but the text model expects "
+                             f"{self.input_dim} (models.text.input_dim, default models.d_model): "
+                             "the encoder's hidden size must match")
         states = states.to(self.fc.weight.dtype)
         mask = attention_mask.bool()
         layer_mask = mask if self.fixes["text_padding_mask"] else (states != 0).all(dim=-1)
+        if self.input_dim != self.d_model:
+            states = self.input_proj(states)
         hidden = self.TEBlock1(states, layer_mask)
         outputs, _ = self.gru(hidden)
         step = pick_step(outputs, mask, self.fixes["last_valid_step"])
