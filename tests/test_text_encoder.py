@@ -116,6 +116,21 @@ def test_cache_computes_once_then_hits(standin, tokenizer, encoder, tmp_path):
     assert meta["encoder_id"] == str(standin) and meta["dtype"] == "float16"
 
 
+def test_two_cache_handles_on_one_directory_keep_each_others_rows(standin, tokenizer, encoder, tmp_path):
+    """Parallel runs open the same cache: a writer must merge, not overwrite, the index."""
+    batch = tokenizer.batch_encode(KOREAN_SENTENCES[:6], max_length=16)
+    ids = np.asarray(batch["input_ids"])
+    first = TextStateCache(tmp_path, encoder, tokenizer, encoder_id=str(standin))
+    second = TextStateCache(tmp_path, encoder, tokenizer, encoder_id=str(standin))
+    first.ensure(ids[:3], progress=False)
+    call = second.ensure(ids, progress=False)      # opened before `first` wrote anything
+    assert call["computed"] == 3                   # the rows `first` stored are not redone
+    reopened = TextStateCache(tmp_path, encoder, tokenizer, encoder_id=str(standin))
+    assert len(reopened) == 6
+    assert len({p.name for p in reopened.directory.glob("states-*.npy")}) == 2
+    np.testing.assert_array_equal(reopened.get_many(ids), second.get_many(ids))
+
+
 def test_cache_shards_grow_and_augmented_pieces_get_their_own_entries(tokenizer, encoder, tmp_path):
     pieces = [tokenizer.tokenize(t) for t in KOREAN_SENTENCES[:5]]
     augmented = ([random_swap(p, 0.3, np.random.default_rng(824)) for p in pieces]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 
 from koemo.config import fingerprint as config_fingerprint
 from koemo.errors import KoemoInputError
@@ -28,6 +29,7 @@ CONFIG_NAME = "config.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 INDEX_FILE = "index.parquet"
 META_FILE = "meta.json"
+LOCK_FILE = "cache.lock"
 
 
 def encoder_directory(hub_id_or_dir: str | Path) -> Path:
@@ -215,17 +217,33 @@ class TextStateCache:
         """Compute and store the states of every row not cached yet (each distinct row once).
         Returns this call's counts: rows already cached (hits), rows not cached (misses) and
         distinct sequences computed."""
-        from tqdm.auto import tqdm
-
         ids = as_id_matrix(input_ids)
         mask = self._check_mask(ids, attention_mask)
         keys = [ids_key(row) for row in ids]
+        if all(key in self._index for key in keys):
+            return self._count(len(keys), 0, 0)
+        # Parallel runs (`reproduce.parallel_runs`) share this cache: one writer at a time,
+        # and each starts from the index as the others left it.
+        with FileLock(str(self.directory / LOCK_FILE)):
+            self._index.update(self._read_index())
+            return self._ensure_locked(ids, mask, keys, batch_size, progress)
+
+    def _count(self, rows: int, misses: int, computed: int) -> dict:
+        call = {"hits": rows - misses, "misses": misses, "computed": computed}
+        for name, value in call.items():
+            self.stats[name] += value
+        self.stats["stored"] = len(self._index)
+        return call
+
+    def _ensure_locked(self, ids: np.ndarray, mask: np.ndarray, keys: list[str],
+                       batch_size: int, progress: bool) -> dict:
+        from tqdm.auto import tqdm
+
         todo: dict[str, int] = {}
         for i, key in enumerate(keys):
             if key not in self._index and key not in todo:
                 todo[key] = i
         misses = sum(key not in self._index for key in keys)
-        call = {"hits": len(keys) - misses, "misses": misses, "computed": len(todo)}
         if todo:
             was_training = self.encoder.training
             self.encoder.eval()   # dropout on would store one random draw forever
@@ -237,10 +255,7 @@ class TextStateCache:
                     self._compute_shard(todo_keys[start:start + self.shard_rows], ids[part],
                                         mask[part], batch_size, bar)
             self.encoder.train(was_training)
-        for name, value in call.items():
-            self.stats[name] += value
-        self.stats["stored"] = len(self._index)
-        return call
+        return self._count(len(keys), misses, len(todo))
 
     # -- reading
 
