@@ -69,3 +69,41 @@ def test_overrides_read_exponent_floats_without_a_dot():
     from koemo.config import load_config
     cfg = load_config("tiny", ["train.text.lr=1e-3", "name=x1e"])
     assert cfg["train"]["text"]["lr"] == 1e-3 and cfg["name"] == "x1e"
+
+
+def _audio_specs(cfg: dict, seeds) -> list:
+    paper = ex.split_config(cfg, "paper")
+    return [ex.RunSpec("audio", "faithful", "paper", seed, paper) for seed in seeds]
+
+
+def test_specs_naming_one_run_directory_train_once(tiny_workdir, tiny_config, tmp_path, monkeypatch):
+    """An ablation at the config's own depth is the main run: one training, two table rows."""
+    import shutil
+
+    workdir = tmp_path / "w"
+    shutil.copytree(tiny_workdir, workdir)
+    trained = []
+    real = ex._train
+    monkeypatch.setattr(ex, "_train", lambda spec, w, progress: trained.append(spec) or real(spec, w, progress))
+    main = _audio_specs(tiny_config, [1])
+    ablation = ex.RunSpec("audio", "audio_layers=1", "paper", 1, main[0].cfg)
+    table = ex.run_plan(main + [ablation], workdir, progress=False, parallel_runs=1)
+    assert len(trained) == 1
+    assert table["variant"].tolist() == ["faithful", "audio_layers=1"]
+    assert table["run_dir"].nunique() == 1
+
+
+def test_parallel_runs_train_in_worker_processes(tiny_workdir, tiny_config, tmp_path):
+    """Two seeds in two spawned workers: both runs finish and score their test split."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    workdir = tmp_path / "w"
+    shutil.copytree(tiny_workdir, workdir)
+    table = ex.run_plan(_audio_specs(tiny_config, [1, 2]), workdir, progress=False, parallel_runs=2)
+    assert table["seed"].tolist() == [1, 2] and table["run_dir"].nunique() == 2
+    for run_dir in table["run_dir"]:
+        assert json.loads((Path(run_dir) / "test_metrics.json").read_text())["rmse"] > 0
+    again = ex.run_plan(_audio_specs(tiny_config, [1, 2]), workdir, progress=False, parallel_runs=2)
+    assert again["rmse"].tolist() == table["rmse"].tolist()     # finished runs are reused

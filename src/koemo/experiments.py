@@ -140,20 +140,92 @@ def fusion_plan(cfg: dict) -> list[RunSpec]:
     return plan
 
 
-def run_plan(plan: list[RunSpec], workdir: str | Path, progress: bool = True) -> pd.DataFrame:
-    """Train every run of the plan (regressors before classifiers); finished runs are reused."""
+def run_plan(plan: list[RunSpec], workdir: str | Path, progress: bool = True,
+             parallel_runs: int | None = None) -> pd.DataFrame:
+    """Train every run of the plan (regressors before classifiers); finished runs are reused.
+
+    parallel_runs (default: `reproduce.parallel_runs` of the plan's config, else 1) trains that
+    many runs at once in worker processes, each with an equal share of the CPU threads: small
+    CPU models are bound by per-operation overhead, so two one-thread runs finish sooner than
+    two two-thread runs in a row. Keep 1 on a GPU.
+    """
+    from koemo.modeling.train import run_dir_for, run_is_finished
+
+    if not plan:
+        return pd.DataFrame()
+    if parallel_runs is None:
+        parallel_runs = int(plan[0].cfg.get("reproduce", {}).get("parallel_runs", 1))
+    # Specs that name the same run directory (e.g. an ablation at the config's own depth) train once.
+    run_dirs = {spec: run_dir_for(workdir, spec.cfg, spec.stage, spec.seed, spec.classifier_kind)
+                for spec in dict.fromkeys(plan)}
+    unique = list(dict.fromkeys(run_dirs[spec] for spec in plan))
+    by_dir = {run_dirs[spec]: spec for spec in reversed(list(run_dirs))}
+    for group in (REGRESSOR_STAGES, ("multimodal",)):
+        todo = [by_dir[d] for d in unique if by_dir[d].stage in group
+                and not run_is_finished(d, by_dir[d].cfg, by_dir[d].stage)]
+        if parallel_runs > 1 and len(todo) > 1:
+            _train_in_workers(todo, workdir, parallel_runs)
+        else:
+            for spec in todo:
+                _train(spec, workdir, progress)
+    return pd.DataFrame([_row(spec, run_dirs[spec]) for spec in plan])
+
+
+def _train(spec: RunSpec, workdir: str | Path, progress: bool) -> Path:
     from koemo.modeling.train import train_stage
 
-    order = {"audio": 0, "text": 1, "multimodal": 2}
-    rows, done = [], {}
-    for spec in sorted(dict.fromkeys(plan), key=lambda s: order[s.stage]):
-        run_dir = done.get(spec.key)
-        if run_dir is None:
-            run_dir = train_stage(spec.stage, workdir, spec.cfg, spec.seed,
-                                  classifier_kind=spec.classifier_kind, progress=progress)
-            done[spec.key] = run_dir
-        rows.append(_row(spec, Path(run_dir)))
-    return pd.DataFrame(rows)
+    return train_stage(spec.stage, workdir, spec.cfg, spec.seed,
+                       classifier_kind=spec.classifier_kind, progress=progress)
+
+
+def _worker_init(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _train_in_workers(specs: list[RunSpec], workdir: str | Path, workers: int) -> None:
+    """Train `specs` in `workers` spawned processes; the first failure is raised with its run."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    _prepare_shared_inputs(specs, workdir)
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_worker_init, initargs=(threads,)) as pool:
+        futures = {pool.submit(_train, spec, workdir, False): spec for spec in specs}
+        for done, future in enumerate(as_completed(futures), 1):
+            spec = futures[future]
+            try:
+                future.result()
+            except BaseException as err:
+                for other in futures:
+                    other.cancel()
+                hint = ("; a script that calls run_plan with parallel_runs > 1 must guard its "
+                        "top level with `if __name__ == '__main__':` (workers re-import it)"
+                        if isinstance(err, BrokenProcessPool) else "")
+                raise RuntimeError(f"run {spec.stage}/{spec.variant}/{spec.split}/seed{spec.seed}"
+                                   f"/{spec.classifier_kind} failed: {err}{hint}") from err
+            print(f"[{done}/{len(specs)}] {spec.stage} {spec.variant} {spec.split} "
+                  f"seed {spec.seed} {spec.classifier_kind if spec.stage == 'multimodal' else ''}",
+                  flush=True)
+
+
+def _prepare_shared_inputs(specs: list[RunSpec], workdir: str | Path) -> None:
+    """Build what runs share (the KoBERT stand-in) before workers race to build it."""
+    from koemo.text.encoder import open_text_pipeline
+
+    seen = set()
+    for spec in specs:
+        if spec.stage == "audio":
+            continue
+        text = spec.cfg["text"]
+        key = (text["tokenizer"], text["encoder"], str(text.get("standin")))
+        if key not in seen:
+            seen.add(key)
+            open_text_pipeline(spec.cfg, workdir)
 
 
 def _row(spec: RunSpec, run_dir: Path) -> dict:

@@ -397,6 +397,19 @@ def read_counters(run_dir: Path) -> dict | None:
     return {"epoch": state["epoch"], "best": state["best"], **state["extra"]}
 
 
+def _finished(state: dict, settings: dict, run_dir: Path) -> bool:
+    return bool(state.get("stopped_early") or state["epoch"] >= settings["epochs"]) and \
+        (run_dir / "test_metrics.json").is_file()
+
+
+def run_is_finished(run_dir: Path, cfg: dict, stage: str) -> bool:
+    """True when `train_stage` would return this run as it is (same settings, all epochs or
+    stopped early, test scored)."""
+    state = read_counters(Path(run_dir))
+    return (state is not None and state.get("fingerprint") == resume_fingerprint(cfg, stage)
+            and _finished(state, cfg["train"][stage], Path(run_dir)))
+
+
 def checkpoint_meta(job: StageJob, cfg: dict, seed: int, epoch: int, metrics: dict,
                     classifier_kind: str) -> dict:
     return {"stage": job.stage, "seed": seed, "epoch": epoch, "classifier_kind": classifier_kind,
@@ -429,8 +442,7 @@ def train_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, out_dir: 
                               f"start over or another --config name / out_dir")
     if state is None:
         clear_run(run_dir)
-    elif (state.get("stopped_early") or state["epoch"] >= settings["epochs"]) and \
-            (run_dir / "test_metrics.json").is_file():
+    elif _finished(state, settings, run_dir):
         return run_dir
 
     device = resolve_device(cfg["train"].get("device", "auto"))
