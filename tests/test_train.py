@@ -299,7 +299,8 @@ def test_balanced_class_weights_follow_train_counts(cfg):
     rows = pd.DataFrame({"label_id": [0, 0, 0, 0, 1, 2, 2, 3, 4, 4]})
     job = StageJob("multimodal", torch.nn.Linear(1, 1), {}, {"train": rows}, None,
                    classes=list(cfg["data"]["classes"]))
-    assert class_weights(job, cfg) is None                       # the paper: unweighted
+    assert class_weights(job, load_config("paper")) is None      # the paper: unweighted
+    assert class_weights(job, load_config("tiny", ["train.multimodal.class_weights=false"])) is None
     weighted = load_config("tiny", ["train.multimodal.class_weights=true"])
     expected = 10 / (5 * np.array([4, 1, 2, 1, 2]))
     assert np.allclose(class_weights(job, weighted).numpy(), expected)
