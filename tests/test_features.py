@@ -38,7 +38,8 @@ def paper_feats():
 
 @pytest.fixture(scope="module")
 def tiny_cfg():
-    return load_config("tiny")
+    # The paper's hop: the clip lengths below were chosen to give 38, 64 (full) and 22 frames.
+    return load_config("tiny", ["features.hop_length=512"])
 
 
 def test_torch_matches_librosa_within_stated_tolerance(paper_feats):
@@ -176,7 +177,7 @@ def test_interrupted_build_never_looks_complete(tmp_path, small_table, tiny_cfg,
 
 
 def test_librosa_backend_store_agrees_with_torch_store(tmp_path, small_table, tiny_cfg):
-    librosa_cfg = load_config("tiny", ["features.backend=librosa"])
+    librosa_cfg = load_config("tiny", ["features.hop_length=512", "features.backend=librosa"])
     a = build_feature_store(small_table, tmp_path, tiny_cfg, progress=False)
     b = build_feature_store(small_table, tmp_path, librosa_cfg, progress=False)
     assert a.directory != b.directory
