@@ -14,9 +14,6 @@ others handle them at full speed. These rows measure it directly, in one run:
 """
 from __future__ import annotations
 
-import statistics
-import time
-
 import torch
 
 FLOAT32_TINY = torch.finfo(torch.float32).tiny      # smallest normal float32
@@ -27,14 +24,12 @@ SIZES = {
 }
 
 
-def _median_seconds(fn, repeats: int) -> float:
+def _seconds(fn, repeats: int) -> float:
+    """Best of `repeats` calls after one warm-up call."""
+    from benchmarks.common import timed
+
     fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return timed(fn, repeats)[1]
 
 
 def _elementwise_row(elements: int, repeats: int) -> dict:
@@ -44,8 +39,8 @@ def _elementwise_row(elements: int, repeats: int) -> dict:
     normal = torch.full((elements,), 1e-3)
     denormal = torch.full((elements,), FLOAT32_TINY / 64)      # ~1.8e-40: denormal
     torch.set_flush_denormal(False)
-    slow = _median_seconds(lambda: denormal * scale + denormal, repeats)
-    fast = _median_seconds(lambda: normal * scale + normal, repeats)
+    slow = _seconds(lambda: denormal * scale + denormal, repeats)
+    fast = _seconds(lambda: normal * scale + normal, repeats)
     return make_row(f"x * 0.5 + x on {elements:,} float32", "denormal x", slow, "normal x", fast,
                     notes="ratio ~1: this CPU has no denormal penalty for element-wise math")
 
@@ -74,8 +69,8 @@ def _gru_row(batch: int, steps: int, width: int, hidden: int, repeats: int) -> d
         return run
 
     try:
-        slow = _median_seconds(step(False), repeats)
-        fast = _median_seconds(step(True), repeats)
+        slow = _seconds(step(False), repeats)
+        fast = _seconds(step(True), repeats)
     finally:
         torch.set_flush_denormal(False)
     return make_row(f"GRU({width}->{hidden}, 2 layers) fwd+bwd [{batch},{steps},{width}], half padding",

@@ -155,14 +155,16 @@ def run_plan(plan: list[RunSpec], workdir: str | Path, progress: bool = True,
         return pd.DataFrame()
     if parallel_runs is None:
         parallel_runs = int(plan[0].cfg.get("reproduce", {}).get("parallel_runs", 1))
-    # Specs that name the same run directory (e.g. an ablation at the config's own depth) train once.
     run_dirs = {spec: run_dir_for(workdir, spec.cfg, spec.stage, spec.seed, spec.classifier_kind)
-                for spec in dict.fromkeys(plan)}
-    unique = list(dict.fromkeys(run_dirs[spec] for spec in plan))
-    by_dir = {run_dirs[spec]: spec for spec in reversed(list(run_dirs))}
+                for spec in plan}
+    # Specs that name the same run directory (e.g. an ablation at the config's own depth) train
+    # once, as the first of them.
+    by_dir: dict[Path, RunSpec] = {}
+    for spec, run_dir in run_dirs.items():
+        by_dir.setdefault(run_dir, spec)
     for group in (REGRESSOR_STAGES, ("multimodal",)):
-        todo = [by_dir[d] for d in unique if by_dir[d].stage in group
-                and not run_is_finished(d, by_dir[d].cfg, by_dir[d].stage)]
+        todo = [spec for run_dir, spec in by_dir.items() if spec.stage in group
+                and not run_is_finished(run_dir, spec.cfg, spec.stage)]
         if parallel_runs > 1 and len(todo) > 1:
             _train_in_workers(todo, workdir, parallel_runs)
         else:
