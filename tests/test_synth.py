@@ -179,7 +179,9 @@ def test_biosignal_preambles_rows_and_segment_ids(tiny_corpus, table):
         else:
             assert re.fullmatch(r"\d{10}\.\d{6}," + STAMP, lines[0]) and lines[1] == "4.000000,hz"
             body = [line.split(",") for line in lines[2:-1]]
-            assert {len(f) for f in body} == {2, 3}  # the segment id only inside segments
+            widths = {len(f) for f in body}  # the segment id only inside segments
+            # An EDA gap may swallow all of a speaker's few segments in a tiny script.
+            assert widths == {2, 3} or (signal == "EDA" and widths == {2})
             stamps = pd.to_datetime([f[1] for f in body])
             steps = np.diff(stamps.values).astype("timedelta64[ms]").astype(int)
             assert steps.min() == 250

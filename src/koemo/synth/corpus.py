@@ -295,7 +295,9 @@ def plan_session(session: int, seed: int, per_session: int, probs: dict[str, flo
             valence, arousal = rater_scores(labels, rater_bias, rng)
             utt = Utterance(session, script, speakers[who], next_index[who], cursor, int(n_units),
                             classes[slot], labels, valence, arousal)
-            utt.text = sentences.transcript(utt.total_valence, rng)
+            # Own stream: retuning the sentence generator leaves labels, timing and audio alone.
+            text_rng = np.random.default_rng([seed, session, 2, slot])
+            utt.text = sentences.transcript(utt.total_valence, text_rng)
             utt.eol = "\r\n" if rng.random() < 0.3 else "\n"
             utterances.append(utt)
             next_index[who] += 1
