@@ -343,6 +343,22 @@ def test_late_fusion_averages_the_unimodal_probabilities():
     torch.testing.assert_close(got.sum(-1), torch.ones(3))
 
 
+def test_sum_fusion_projects_each_modality_before_adding():
+    cfg = tiny(*FIX_NAMES)
+    clf = build_classifier("sum", cfg).eval()
+    audio, audio_mask, text, text_mask, _ = cached_batch(cfg, n=3)
+    pooled_audio = (audio * audio_mask[..., None]).sum(1) / audio_mask.sum(1, keepdim=True)
+    pooled_text = (text * text_mask[..., None]).sum(1) / text_mask.sum(1, keepdim=True)
+    with torch.no_grad():
+        got = clf(audio, audio_mask, text, text_mask)["logits"]
+        expected = clf.mlp(torch.relu(clf.audio_proj[0](pooled_audio))
+                           + torch.relu(clf.text_proj[0](pooled_text)))
+        # Swapping the modalities changes the result: the two projections are not shared.
+        swapped = clf(text, text_mask, audio, audio_mask)["logits"]
+    torch.testing.assert_close(got, expected)
+    assert not torch.allclose(got, swapped)
+
+
 def test_unknown_fusion_kind_is_rejected():
     with pytest.raises(ValueError, match="unknown fusion kind"):
         build_classifier("mystery", tiny())

@@ -6,7 +6,9 @@ kinds:
 - audio_only / text_only: the paper's head (transformer layers + LSTM, multimodal sizes) on
   one modality.
 - early:  [masked-mean(audio); masked-mean(text)] -> MLP.
-- sum:    masked-mean(audio) + masked-mean(text) -> MLP.
+- sum:    relu(proj(masked-mean(audio))) + relu(proj(masked-mean(text))) -> MLP. The frozen
+          regressors' coordinates mean different things, so each modality gets its own
+          learned projection into a shared space before the element-wise sum.
 - tensor: Tensor Fusion (Zadeh et al. 2017): outer product of [proj(audio);1] and
   [proj(text);1] (small ReLU projections) -> MLP.
 - late:   average of an audio-only and a text-only classifier's class probabilities; the
@@ -59,6 +61,10 @@ def _mlp(in_dim: int, cfg: dict) -> nn.Sequential:
                          nn.Dropout(spec["dropout"]), nn.Linear(spec["rnn_hidden"], num_classes(cfg)))
 
 
+def _projection(in_dim: int, out_dim: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(in_dim, out_dim), nn.ReLU())
+
+
 class PooledFusionClassifier(FrozenRegressors):
     """early / sum / tensor fusion of the two masked-mean pooled modalities."""
 
@@ -73,18 +79,18 @@ class PooledFusionClassifier(FrozenRegressors):
         if kind == "early":
             self.mlp = _mlp(2 * d_model, cfg)
         elif kind == "sum":
+            self.audio_proj, self.text_proj = _projection(d_model, d_model), _projection(d_model, d_model)
             self.mlp = _mlp(d_model, cfg)
         else:
             dim = cfg["models"].get("fusion", {}).get("tensor_dim", DEFAULT_TENSOR_DIM)
-            self.audio_proj = nn.Sequential(nn.Linear(d_model, dim), nn.ReLU())
-            self.text_proj = nn.Sequential(nn.Linear(d_model, dim), nn.ReLU())
+            self.audio_proj, self.text_proj = _projection(d_model, dim), _projection(d_model, dim)
             self.mlp = _mlp((dim + 1) ** 2, cfg)
 
     def fuse(self, audio: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         if self.kind == "early":
             return torch.cat([audio, text], dim=-1)
         if self.kind == "sum":
-            return audio + text
+            return self.audio_proj(audio) + self.text_proj(text)
         ones = audio.new_ones(audio.size(0), 1)
         a = torch.cat([self.audio_proj(audio), ones], dim=-1)
         t = torch.cat([self.text_proj(text), ones], dim=-1)
