@@ -159,6 +159,8 @@ NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
             "koemo.report.save_tables(tables, ctx.tables, prefix='fusion_')\n"
             "koemo.plots.fusion_figure(tables['fusion_macro_f1'], ctx.figures / 'fusion.png')\n"
             "display(Markdown(koemo.report.markdown_table(tables['fusion'])))",
+            "# paired by fold: does each fused classifier beat the single modalities of its own fold?\n"
+            "display(Markdown(koemo.report.markdown_table(tables['paired'])))",
             "# the results page (written by 5-1) gains the fusion table and figure\n"
             "page = koemo.report.write_paper_page(ctx.workdir, cfg, ctx.out)",
         ],

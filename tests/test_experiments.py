@@ -58,6 +58,22 @@ def test_fusion_plan_trains_each_kind_on_the_same_folds(paper_cfg):
     assert {s.split for s in plan} == {f"cv5_f{k}" for k in range(5)}
 
 
+def test_paired_fusion_gains_compare_runs_of_the_same_fold():
+    from koemo.report import BETTER_SINGLE, paired_fusion_gains
+
+    scores = {"audio_only": [0.30, 0.50], "text_only": [0.20, 0.55], "tensor": [0.35, 0.52]}
+    runs = pd.DataFrame([{"stage": "multimodal", "split": f"cv5_f{k}", "seed": 1,
+                          "classifier": kind, "macro_f1": values[k]}
+                         for kind, values in scores.items() for k in range(2)])
+    table = paired_fusion_gains(runs).set_index("versus")
+    assert list(table["classifier"].unique()) == ["tensor"]
+    # Fold 1 is easier for everyone: pairing compares tensor with 0.50/0.55 there, not 0.30.
+    assert table.loc["audio_only", "wins"] == 2 and table.loc["audio_only", "mean_gain"] == 0.035
+    assert table.loc["text_only", "wins"] == 1 and table.loc["text_only", "min_gain"] == -0.03
+    assert table.loc[BETTER_SINGLE, "wins"] == 1
+    assert table.loc[BETTER_SINGLE, "mean_gain"] == round((0.05 - 0.03) / 2, 3)
+
+
 def test_mean_std_formats_over_seeds():
     runs = pd.DataFrame({"variant": ["a", "a", "b"], "macro_f1": [0.5, 0.7, 0.4]})
     table = ex.mean_std(runs, ["variant"], ["macro_f1"])

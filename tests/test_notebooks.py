@@ -37,7 +37,7 @@ def test_reproduce_runs_every_notebook_on_the_tiny_config(tmp_path):
     assert [row["notebook"] for row in timings] == list(NOTEBOOK_ORDER)
     page = (out / "README.md").read_text(encoding="utf-8")
     for section in ("Final multimodal test", "Audio regressor (arousal)", "Text regressor (valence)",
-                    "Welch ANOVA by emotion", "Fusion study", "paper (reported)"):
+                    "Welch ANOVA by emotion", "Fusion study", "paired by fold", "paper (reported)"):
         assert section in page
     assert (out / "figures" / "confusion.png").stat().st_size > 1000
     assert (out / "figures" / "fusion.png").stat().st_size > 1000
