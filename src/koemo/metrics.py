@@ -7,6 +7,7 @@ Every function returns plain JSON-serialisable dicts (floats, ints, lists).
 """
 from __future__ import annotations
 
+import contextlib
 import warnings
 from typing import Sequence
 
@@ -26,16 +27,27 @@ def _as_ids(values, classes: Sequence[str]) -> np.ndarray:
     return arr.astype(np.int64)
 
 
+@contextlib.contextmanager
+def _quiet_absent_classes():
+    """Small sets (a validation split, one test batch) often lack a class the model predicts.
+    The averaging rules here are documented; scikit-learn's warning about it would repeat for
+    every epoch and batch of every run."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        yield
+
+
 def _summary(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
     """Accuracy, weighted/macro F1 and UAR. Macro averages run over the classes that occur in
     y_true or y_pred (scikit-learn's default), so classes absent from a small set do not count
     as zeros; UAR (balanced accuracy) runs over the classes present in y_true."""
-    return {
-        "accuracy": float(skm.accuracy_score(y_true, y_pred)),
-        "weighted_f1": float(skm.f1_score(y_true, y_pred, average="weighted", zero_division=0)),
-        "macro_f1": float(skm.f1_score(y_true, y_pred, average="macro", zero_division=0)),
-        "uar": float(skm.balanced_accuracy_score(y_true, y_pred)),
-    }
+    with _quiet_absent_classes():
+        return {
+            "accuracy": float(skm.accuracy_score(y_true, y_pred)),
+            "weighted_f1": float(skm.f1_score(y_true, y_pred, average="weighted", zero_division=0)),
+            "macro_f1": float(skm.f1_score(y_true, y_pred, average="macro", zero_division=0)),
+            "uar": float(skm.balanced_accuracy_score(y_true, y_pred)),
+        }
 
 
 def classification_report(y_true, y_pred, classes: Sequence[str],
@@ -106,10 +118,7 @@ def batch_averaged_f1(y_true, y_pred, batch_size: int, drop_last: bool = False,
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     stops = range(0, len(y_true), batch_size)
-    with warnings.catch_warnings():
-        # A batch often predicts a class it does not contain; that is the paper's scoring, and
-        # scikit-learn would otherwise warn once per batch of every run.
-        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+    with _quiet_absent_classes():
         scores = [skm.f1_score(y_true[s:s + batch_size], y_pred[s:s + batch_size],
                                average=average, zero_division=0)
                   for s in stops if not (drop_last and s + batch_size > len(y_true))]
