@@ -109,6 +109,30 @@ def test_specs_naming_one_run_directory_train_once(tiny_workdir, tiny_config, tm
     assert table["run_dir"].nunique() == 1
 
 
+def test_finished_runs_are_trained_again_after_the_corpus_is_prepared_again(
+        tiny_corpus, tiny_workdir, tiny_config, tmp_path, monkeypatch):
+    import shutil
+
+    from koemo.dataset.prepare import prepare
+    from koemo.features import open_feature_store
+    from koemo.modeling.train import run_is_finished
+
+    workdir = tmp_path / "w"
+    shutil.copytree(tiny_workdir, workdir)
+    spec = _audio_specs(tiny_config, [1])
+    run_dir = ex.run_plan(spec, workdir, progress=False, parallel_runs=1)["run_dir"][0]
+    assert run_is_finished(run_dir, spec[0].cfg, "audio", workdir)
+    # Another copy of the corpus (e.g. a corrected release): new inputs, same segment ids.
+    prepare(shutil.copytree(tiny_corpus, tmp_path / "corpus2"), workdir, tiny_config, progress=False)
+    assert open_feature_store(workdir, tiny_config).meta["source"] is not None
+    assert not run_is_finished(run_dir, spec[0].cfg, "audio", workdir)
+    trained = []
+    real = ex._train
+    monkeypatch.setattr(ex, "_train", lambda s, w, progress: trained.append(s) or real(s, w, progress))
+    ex.run_plan(spec, workdir, progress=False, parallel_runs=1)
+    assert len(trained) == 1 and run_is_finished(run_dir, spec[0].cfg, "audio", workdir)
+
+
 def test_parallel_runs_train_in_worker_processes(tiny_workdir, tiny_config, tmp_path):
     """Two seeds in two spawned workers: both runs finish and score their test split."""
     import json

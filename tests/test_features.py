@@ -160,6 +160,22 @@ def test_build_is_idempotent_and_rebuilds_on_changes(tmp_path, small_table, tiny
     assert sorted(p.name for p in store.directory.iterdir()) == ["index.parquet", "mel.npy", "meta.json"]
 
 
+def test_store_is_rebuilt_when_the_corpus_was_prepared_again(tmp_path, small_table, tiny_cfg):
+    """Same segment ids, new wav files: `prepare` records a new input fingerprint, and features
+    of the old files must not be reused."""
+    report = tmp_path / "prepare_report.json"
+    report.write_text(json.dumps({"input_fingerprint": "first"}))
+    store = build_feature_store(small_table, tmp_path, tiny_cfg, progress=False)
+    stamp = (store.directory / "mel.npy").stat().st_mtime_ns
+    assert json.loads((store.directory / "meta.json").read_text())["source"] == "first"
+    report.write_text(json.dumps({"input_fingerprint": "second"}))
+    with pytest.raises(KoemoInputError, match="earlier preparation"):
+        open_feature_store(tmp_path, tiny_cfg)
+    rebuilt = build_feature_store(small_table, tmp_path, tiny_cfg, progress=False)
+    assert (rebuilt.directory / "mel.npy").stat().st_mtime_ns != stamp
+    assert json.loads((rebuilt.directory / "meta.json").read_text())["source"] == "second"
+
+
 def test_interrupted_build_never_looks_complete(tmp_path, small_table, tiny_cfg, monkeypatch):
     import koemo.features as features
     build_feature_store(small_table, tmp_path, tiny_cfg, progress=False)

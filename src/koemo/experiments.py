@@ -164,7 +164,7 @@ def run_plan(plan: list[RunSpec], workdir: str | Path, progress: bool = True,
         by_dir.setdefault(run_dir, spec)
     for group in (REGRESSOR_STAGES, ("multimodal",)):
         todo = [spec for run_dir, spec in by_dir.items() if spec.stage in group
-                and not run_is_finished(run_dir, spec.cfg, spec.stage)]
+                and not run_is_finished(run_dir, spec.cfg, spec.stage, workdir)]
         if parallel_runs > 1 and len(todo) > 1:
             _train_in_workers(todo, workdir, parallel_runs)
         else:

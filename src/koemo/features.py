@@ -285,17 +285,27 @@ class FeatureStore:
 
 def open_feature_store(workdir: str | Path, cfg: dict) -> FeatureStore:
     """The complete store for this config's features under `workdir`."""
+    from koemo.dataset.prepare import data_fingerprint
+
     directory = store_dir(workdir, cfg)
-    if _read_meta(directory) is None:
+    meta = _read_meta(directory)
+    if meta is None:
         raise KoemoInputError(
             f"{directory}: no feature store for config {cfg.get('name', '?')!r} "
             f"(fingerprint {feature_fingerprint(cfg)}); run `koemo prepare` first")
+    source = data_fingerprint(workdir)
+    if source is not None and meta.get("source") != source:
+        raise KoemoInputError(
+            f"{directory}: built from an earlier preparation of the corpus (inputs "
+            f"{meta.get('source')}, now {source}); run `koemo prepare` again to rebuild it")
     return FeatureStore(directory)
 
 
-def _reusable(directory: Path, fingerprint: str, segment_ids: list[str]) -> bool:
+def _reusable(directory: Path, fingerprint: str, segment_ids: list[str], source: str | None) -> bool:
     meta = _read_meta(directory)
     if not meta or not meta.get("complete") or meta.get("fingerprint") != fingerprint:
+        return False
+    if meta.get("source") != source:      # the corpus was prepared again (e.g. new wav files)
         return False
     try:
         store = FeatureStore(directory)
@@ -424,8 +434,8 @@ def build_feature_store(table, workdir: str | Path, cfg: dict, progress: bool = 
                         device=None, batch_size: int = 32) -> FeatureStore:
     """Features of every row of `table` (columns segment_id, wav_path) into the store.
 
-    Idempotent: a complete store with the same fingerprint and the same segment ids (in order)
-    is reused. Memory stays bounded: files are read one batch at a time and rows are written
+    Idempotent: a complete store with the same fingerprint, the same segment ids (in order) and
+    the same prepared inputs (`data_fingerprint` of the workdir) is reused. Memory stays bounded: files are read one batch at a time and rows are written
     straight to the file (pwrite, not a writable memmap whose dirty pages would all stay
     resident). Every unreadable or too-short file is listed in one KoemoInputError before
     anything is computed. `device` (torch backend): None = cfg.train.device ("auto": cuda
@@ -435,9 +445,12 @@ def build_feature_store(table, workdir: str | Path, cfg: dict, progress: bool = 
     backend = fc["backend"]
     if backend not in BACKENDS:
         raise KoemoInputError(f"features.backend must be one of {BACKENDS}, not {backend!r}")
+    from koemo.dataset.prepare import data_fingerprint
+
     fingerprint = feature_fingerprint(cfg)
+    source = data_fingerprint(workdir)
     directory = store_dir(workdir, cfg)
-    if _reusable(directory, fingerprint, segment_ids):
+    if _reusable(directory, fingerprint, segment_ids, source):
         return FeatureStore(directory)
 
     paths = table["wav_path"].astype(str).tolist()
@@ -467,6 +480,6 @@ def build_feature_store(table, workdir: str | Path, cfg: dict, progress: bool = 
     os.replace(index_partial, directory / INDEX_FILE)
     _write_json_atomic(directory / META_FILE, {
         "features": dict(fc), "backend": backend, "device": run_device,
-        "fingerprint": fingerprint, "shape": list(shape), "dtype": str(fc["store_dtype"]),
-        "complete": True})
+        "fingerprint": fingerprint, "source": source, "shape": list(shape),
+        "dtype": str(fc["store_dtype"]), "complete": True})
     return FeatureStore(directory)

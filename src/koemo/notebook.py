@@ -67,13 +67,15 @@ def _mkdir(path: Path) -> Path:
 
 
 def ensure_synthetic_corpus(workdir: Path, cfg: dict) -> Path:
-    """Write the synthetic corpus once; a complete one (marked by a stamp file) is reused."""
+    """Write the synthetic corpus once; a complete one (marked by a stamp file naming its
+    arguments and the generator version) is reused."""
     from koemo.synth import write_corpus
+    from koemo.synth.corpus import GENERATOR_VERSION
 
     synth = cfg.get("synthetic", {})
     root = workdir / "corpus" / "KEMDy20_v1_1"
     stamp = root / ".koemo-synth.json"
-    wanted = repr(sorted(synth.items()))
+    wanted = repr(sorted(synth.items()) + [("generator_version", GENERATOR_VERSION)])
     if stamp.is_file() and stamp.read_text(encoding="utf-8") == wanted:
         return root
     kwargs = {k: v for k, v in synth.items()

@@ -418,6 +418,16 @@ def _raise_if_strict_problems(report: dict) -> None:
                               f"problem(s), see {Path(report['workdir']) / REPORT_MD})")
 
 
+def data_fingerprint(workdir: str | Path) -> str | None:
+    """The input fingerprint of the table prepared in `workdir` (None before `prepare`). Feature
+    stores and training runs record it, so outputs of an earlier corpus are rebuilt, not reused."""
+    try:
+        report = json.loads((Path(workdir) / REPORT_JSON).read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return report.get("input_fingerprint")
+
+
 def _build_features(table: pd.DataFrame, workdir: Path, cfg: dict, progress: bool) -> Path:
     from koemo.features import build_feature_store
 

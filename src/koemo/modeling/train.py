@@ -48,6 +48,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from koemo.config import fingerprint, save_run_record
+from koemo.dataset.prepare import data_fingerprint
 from koemo.errors import KoemoInputError
 from koemo.metrics import batch_averaged_f1, classification_report, regression_report
 from koemo.modeling import data as D
@@ -380,11 +381,13 @@ def clear_run(run_dir: Path) -> None:
             path.unlink()
 
 
-def write_counters(run_dir: Path, optimizer, scheduler, counters: dict, run_fp: str) -> None:
+def write_counters(run_dir: Path, optimizer, scheduler, counters: dict, run_fp: str,
+                   data_fp: str | None) -> None:
     from koemo.modeling.checkpoint import save_training_state
     save_training_state(run_dir / "state", optimizer, scheduler, epoch=counters["epoch"],
                         best=counters["best"],
-                        extra={"fingerprint": run_fp, "bad_epochs": counters["bad_epochs"],
+                        extra={"fingerprint": run_fp, "data": data_fp,
+                               "bad_epochs": counters["bad_epochs"],
                                "stopped_early": counters["stopped_early"]})
 
 
@@ -402,11 +405,12 @@ def _finished(state: dict, settings: dict, run_dir: Path) -> bool:
         (run_dir / "test_metrics.json").is_file()
 
 
-def run_is_finished(run_dir: Path, cfg: dict, stage: str) -> bool:
-    """True when `train_stage` would return this run as it is (same settings, all epochs or
-    stopped early, test scored)."""
+def run_is_finished(run_dir: Path, cfg: dict, stage: str, workdir: str | Path) -> bool:
+    """True when `train_stage` would return this run as it is (same settings, same prepared
+    data, all epochs or stopped early, test scored)."""
     state = read_counters(Path(run_dir))
     return (state is not None and state.get("fingerprint") == resume_fingerprint(cfg, stage)
+            and state.get("data") == data_fingerprint(workdir)
             and _finished(state, cfg["train"][stage], Path(run_dir)))
 
 
@@ -440,6 +444,11 @@ def train_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, out_dir: 
     if state is not None and state.get("fingerprint") != run_fp:
         raise KoemoInputError(f"{run_dir}: holds a run with other settings; use --no-resume to "
                               f"start over or another --config name / out_dir")
+    data_fp = data_fingerprint(workdir)
+    if state is not None and state.get("data") != data_fp:
+        print(f"{run_dir}: trained on an earlier preparation of the corpus "
+              f"({state.get('data')} -> {data_fp}); training it again")
+        state = None
     if state is None:
         clear_run(run_dir)
     elif _finished(state, settings, run_dir):
@@ -522,9 +531,9 @@ def train_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, out_dir: 
                 save_checkpoint(run_dir / "best", model, cfg, meta)
             save_checkpoint(run_dir / "last", model, cfg, meta)
             write_log(run_dir, log)
-            write_counters(run_dir, optimizer, scheduler, counters, run_fp)
+            write_counters(run_dir, optimizer, scheduler, counters, run_fp, data_fp)
     if is_main:
-        write_counters(run_dir, optimizer, scheduler, counters, run_fp)
+        write_counters(run_dir, optimizer, scheduler, counters, run_fp, data_fp)
         score_test_split(job, model, run_dir, cfg, seed, counters["epoch"], classifier_kind,
                          device, precision, num_workers)
     if accelerator is not None:

@@ -65,6 +65,9 @@ MIN_PER_SESSION = 2
 GUARANTEED_SHARE = 0.03
 TIE_RATE = 0.05
 QUIRK_SESSION, QUIRK_PREFIX, QUIRK_SCRIPT = 17, "Sess42", 6
+# Bump whenever the same arguments start giving other bytes: a corpus written by an older
+# generator is then rewritten instead of reused (koemo.notebook.ensure_synthetic_corpus).
+GENERATOR_VERSION = 2
 
 CLASS_TARGETS = {  # (arousal, valence)
     "neutral": (3.0, 3.0), "sad": (2.2, 2.3), "happy": (3.9, 4.0), "angry": (3.9, 2.1),
