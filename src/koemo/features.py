@@ -40,6 +40,7 @@ import numpy as np
 
 from koemo.augment import frequency_mask  # noqa: F401  (docs/architecture.md lists it here)
 from koemo.config import feature_fingerprint
+from koemo.dataset.prepare import data_fingerprint
 from koemo.errors import KoemoInputError
 
 # Max abs difference (dB) between the torch and librosa backends over valid frames, both
@@ -285,8 +286,6 @@ class FeatureStore:
 
 def open_feature_store(workdir: str | Path, cfg: dict) -> FeatureStore:
     """The complete store for this config's features under `workdir`."""
-    from koemo.dataset.prepare import data_fingerprint
-
     directory = store_dir(workdir, cfg)
     meta = _read_meta(directory)
     if meta is None:
@@ -435,7 +434,8 @@ def build_feature_store(table, workdir: str | Path, cfg: dict, progress: bool = 
     """Features of every row of `table` (columns segment_id, wav_path) into the store.
 
     Idempotent: a complete store with the same fingerprint, the same segment ids (in order) and
-    the same prepared inputs (`data_fingerprint` of the workdir) is reused. Memory stays bounded: files are read one batch at a time and rows are written
+    the same prepared inputs (`data_fingerprint` of the workdir) is reused. Memory stays
+    bounded: files are read one batch at a time and rows are written
     straight to the file (pwrite, not a writable memmap whose dirty pages would all stay
     resident). Every unreadable or too-short file is listed in one KoemoInputError before
     anything is computed. `device` (torch backend): None = cfg.train.device ("auto": cuda
@@ -445,8 +445,6 @@ def build_feature_store(table, workdir: str | Path, cfg: dict, progress: bool = 
     backend = fc["backend"]
     if backend not in BACKENDS:
         raise KoemoInputError(f"features.backend must be one of {BACKENDS}, not {backend!r}")
-    from koemo.dataset.prepare import data_fingerprint
-
     fingerprint = feature_fingerprint(cfg)
     source = data_fingerprint(workdir)
     directory = store_dir(workdir, cfg)
