@@ -91,6 +91,12 @@ def apply_overrides(cfg: dict, overrides: Iterable[str]) -> dict:
     return cfg
 
 
+def text_input_dim(cfg: dict) -> int:
+    """Width of the text encoder's states: models.text.input_dim, or d_model when unset (the
+    paper: KoBERT's 768 = d_model, no projection)."""
+    return int(cfg["models"]["text"].get("input_dim") or cfg["models"]["d_model"])
+
+
 def validate(cfg: dict) -> dict:
     for section in ("data", "features", "text", "models", "fixes", "train"):
         if section not in cfg:
@@ -109,7 +115,7 @@ def validate(cfg: dict) -> dict:
             raise ConfigError(f"models.d_model must be divisible by models.{stage}.num_heads")
     # The stand-in's width is checked here when set; an unset one takes build_standin's
     # default and a mismatch then surfaces in the text model.
-    text_dim = models["text"].get("input_dim") or models["d_model"]
+    text_dim = text_input_dim(cfg)
     standin = cfg["text"].get("standin") or {}
     if cfg["text"].get("encoder") == "standin" and standin.get("hidden_size", text_dim) != text_dim:
         raise ConfigError(

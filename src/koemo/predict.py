@@ -498,7 +498,7 @@ def mismatched_regressors(models: dict) -> list[str]:
 
 
 def check_text_model(tokenizer, encoder, cfg: dict, directory: Path) -> None:
-    from koemo.modeling.models import text_input_dim
+    from koemo.config import text_input_dim
 
     hidden, vocab = int(encoder.config.hidden_size), int(encoder.config.vocab_size)
     if hidden != text_input_dim(cfg):

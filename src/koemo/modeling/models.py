@@ -17,6 +17,7 @@ import logging
 import torch
 from torch import nn
 
+from koemo.config import text_input_dim
 from koemo.errors import CheckpointError
 from koemo.labels import classes_for
 from koemo.modeling.layers import (TransformerStack, attention_modules, length_mask,
@@ -37,12 +38,6 @@ def _stack(cfg: dict, stage: str, list_name: str, attention_impl: str,
         num_heads or spec["num_heads"], spec["inner_dim"], spec["dropout"],
         dropout_in_eval=not cfg["fixes"]["eval_attention_dropout_off"],
         attention_impl=attention_impl)
-
-
-def text_input_dim(cfg: dict) -> int:
-    """Width of the text encoder's states: models.text.input_dim, or d_model when unset (the
-    paper: KoBERT's 768 = d_model, no projection)."""
-    return int(cfg["models"]["text"].get("input_dim") or cfg["models"]["d_model"])
 
 
 def _recurrent(kind: type[nn.RNNBase], d_model: int, hidden: int, dropout: float) -> nn.RNNBase:

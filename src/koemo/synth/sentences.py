@@ -62,7 +62,7 @@ LATIN_ASIDES = ("OK", "ㅋㅋ", "TV", "CU", "1시", "10분", "2호선", "A4", "P
 # 3 (neutral): ~70% neutral clauses, the rest split evenly. Sharper than a real speaker, so that
 # a small text model on a random stand-in encoder learns valence within a CPU demo (at slope 2.2
 # and mostly one clause, the demo's text regressor reached r ~0.33 and its text-only classifier
-# barely beat the majority class; now r ~0.65).
+# barely beat the majority class; now r ~0.62).
 VALENCE_SLOPE = 4.5
 NEUTRAL_BIAS = 1.5
 
