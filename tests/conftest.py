@@ -21,11 +21,13 @@ def tiny_config():
 
 
 @pytest.fixture(scope="session")
-def tiny_corpus(tmp_path_factory):
-    """A read-only synthetic KEMDy20-format corpus. Copy it before corrupting anything."""
+def tiny_corpus(tmp_path_factory, tiny_config):
+    """A read-only synthetic KEMDy20-format corpus, with tiny.yaml's recordings without
+    signal planted. Copy it before corrupting anything."""
     from koemo.synth import write_corpus
     root = tmp_path_factory.mktemp("corpus") / "KEMDy20_v1_1"
-    write_corpus(root, sessions=TINY_SESSIONS, seed=0, utterances_per_session=TINY_UTTERANCES)
+    write_corpus(root, sessions=TINY_SESSIONS, seed=0, utterances_per_session=TINY_UTTERANCES,
+                 silent_recordings=tiny_config["synthetic"]["silent_recordings"])
     return root
 
 

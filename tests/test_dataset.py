@@ -132,13 +132,15 @@ def write_wav(path, seconds=0.5, sr=16000, channels=1, subtype="PCM_16"):
 
 def test_check_wav_good(tmp_path):
     assert check_wav(write_wav(tmp_path / "ok.wav", seconds=1.25)) == (20000, 1.25)
+    # A float re-export is read; check_wav_content then looks at its values.
+    assert check_wav(write_wav(tmp_path / "fl.wav", subtype="FLOAT")) == (8000, 0.5)
 
 
 def test_check_wav_problems(tmp_path):
     cases = {
         "wrong_sample_rate": write_wav(tmp_path / "sr.wav", sr=22050),
         "not_mono": write_wav(tmp_path / "st.wav", channels=2),
-        "not_pcm16": write_wav(tmp_path / "fl.wav", subtype="FLOAT"),
+        "unsupported_sample_format": write_wav(tmp_path / "u8.wav", subtype="PCM_U8"),
         "missing_wav": tmp_path / "none.wav",
     }
     (tmp_path / "zero.wav").write_bytes(b"")

@@ -234,8 +234,8 @@ def test_utf8_transcript_is_kept_with_a_note(prepared, corpus_copy, tiny_config,
     sid, wav, txt = _first_kept(prepared.table, corpus_copy)
     text = txt.read_bytes().decode("cp949")
     txt.write_text(text, encoding="utf-8")
-    result = prepare(corpus_copy, tmp_path / "w", tiny_config, strict=True, progress=False,
-                     features=False)
+    result = prepare(corpus_copy, tmp_path / "w", tiny_config, progress=False, features=False)
+    assert result.report["input_problems"] == 0
     assert len(result.table) == len(prepared.table)
     assert result.table.set_index("segment_id").loc[sid, "text_raw"] == \
         prepared.table.set_index("segment_id").loc[sid, "text_raw"]
@@ -262,8 +262,8 @@ def test_foreign_session_prefix_belongs_to_the_files_session(prepared, corpus_co
     folder = corpus_copy / "wav" / "Session03"
     for suffix in (".wav", ".txt"):
         (folder / f"{renamed}{suffix}").rename(folder / f"Sess42{renamed[6:]}{suffix}")
-    result = prepare(corpus_copy, tmp_path / "w", tiny_config, strict=True, progress=False,
-                     features=False)
+    result = prepare(corpus_copy, tmp_path / "w", tiny_config, progress=False, features=False)
+    assert result.report["input_problems"] == 0
     quirky = result.table[result.table["segment_id"].str.startswith("Sess42_")]
     assert len(quirky) == len(kept3) and (quirky["session"] == 3).all()
     assert quirky["wav_path"].map(os.path.exists).all()

@@ -218,6 +218,10 @@ def pitch_hz(wave: np.ndarray) -> float:
 def audio_stats(table) -> pd.DataFrame:
     single = table[table.emotion.isin(PAPER_FIVE)].copy()
     waves = [sf.read(w, dtype="float32")[0] for w in single.wav]
+    # Leave out the planted recordings without signal (tiny.yaml: one per session).
+    speech_like = [np.abs(w).max() > 2 / 32768 and np.ptp(w) > 0 for w in waves]
+    single = single[speech_like]
+    waves = [w for w, keep in zip(waves, speech_like) if keep]
     single["rms_db"] = [20 * np.log10(np.sqrt(np.mean(w ** 2))) for w in waves]
     single["pitch"] = [pitch_hz(w) for w in waves]
     single["speaker"] = single.segment_id.str[16:24]

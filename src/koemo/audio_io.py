@@ -52,11 +52,13 @@ class AudioInfo:
 
 
 def load_audio(source: AudioSource, sample_rate: int | None = None,
-               target_sample_rate: int = TARGET_SAMPLE_RATE) -> tuple[np.ndarray, AudioInfo]:
+               target_sample_rate: int = TARGET_SAMPLE_RATE, allow_silence: bool = False
+               ) -> tuple[np.ndarray, AudioInfo]:
     """Return (float32 mono wave at `target_sample_rate`, AudioInfo) for a path or an array.
 
     `sample_rate` is the rate of an array input; for a file it is optional and, when given,
-    must agree with the file header.
+    must agree with the file header. `allow_silence=True` accepts digital silence (the
+    feature store computes features for the corpus rows `prepare` kept with silent audio).
     """
     if isinstance(source, np.ndarray):
         label = "array"
@@ -69,7 +71,7 @@ def load_audio(source: AudioSource, sample_rate: int | None = None,
         raise KoemoInputError(
             f"audio input must be a file path or a numpy array, not {type(source).__name__}")
     n_samples, n_channels = channels_last.shape
-    _check_content(channels_last, label)
+    _check_content(channels_last, label, allow_silence)
     mono = channels_last.mean(axis=1, dtype=np.float64).astype(np.float32)
     wave = resample(mono, in_rate, target_sample_rate)
     if n_channels > 1:
@@ -154,13 +156,13 @@ def _as_float(data: np.ndarray) -> np.ndarray:
     raise KoemoInputError(f"array: audio samples must be integer or float, not {data.dtype}")
 
 
-def _check_content(data: np.ndarray, label: str) -> None:
+def _check_content(data: np.ndarray, label: str, allow_silence: bool = False) -> None:
     if data.shape[0] == 0:
         raise KoemoInputError(f"{label}: audio has zero length (no samples)")
     if not np.isfinite(data).all():
         raise KoemoInputError(f"{label}: audio contains NaN or infinite samples")
     peak = float(np.abs(data).max())
-    if peak < SILENCE_PEAK:
+    if peak < SILENCE_PEAK and not allow_silence:
         raise KoemoInputError(
             f"{label}: audio is silent (peak amplitude {peak:.2e} is below one 16-bit step); "
             "nothing to predict from")

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import pkgutil
-import sys
-
 import os
+import pkgutil
+import signal
+import sys
+import threading
 
 from koemo import __version__, commands
 from koemo.errors import KoemoInputError
@@ -25,7 +26,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_on_sigterm(signum, frame):
+    """SIGTERM (a scheduler's or Colab's stop) unwinds like Ctrl-C, so cleanup code runs
+    (e.g. the feature build removes its half-written files) instead of dying mid-write."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    if threading.current_thread() is threading.main_thread():   # signal() works there only
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -27,6 +27,10 @@ class ConfigError(KoemoInputError):
     """A config file is missing, malformed or inconsistent."""
 
 
+# keep: recordings without signal train and score as in the original; drop: left out.
+SILENT_AUDIO_POLICIES = ("keep", "drop")
+
+
 def _deep_merge(base: dict, override: Mapping) -> dict:
     merged = copy.deepcopy(base)
     for key, value in override.items():
@@ -121,6 +125,9 @@ def validate(cfg: dict) -> dict:
         raise ConfigError(
             f"text.standin.hidden_size={standin['hidden_size']} but the text model takes states "
             f"of width {text_dim} (models.text.input_dim, default models.d_model): set them equal")
+    if cfg["data"].get("silent_audio", "keep") not in SILENT_AUDIO_POLICIES:
+        raise ConfigError(f"data.silent_audio must be one of {', '.join(SILENT_AUDIO_POLICIES)}, "
+                          f"not {cfg['data']['silent_audio']!r}")
     if cfg["data"]["protocol"] not in ("paper", "session", "cv5"):
         raise ConfigError(f"data.protocol must be paper, session or cv5, not {cfg['data']['protocol']!r}")
     return cfg

@@ -32,8 +32,10 @@ class RunSpec:
 
 
 def corrected(cfg: dict) -> dict:
-    """The same config with every known defect of the original fixed."""
+    """The same config with every known defect of the original fixed, and (as
+    configs/corrected.yaml) recordings without signal left out of training and scoring."""
     out = copy.deepcopy(cfg)
+    out["data"]["silent_audio"] = "drop"
     out["fixes"] = {name: name != "reseed_every_call" for name in cfg["fixes"]}
     out["name"] = f"{cfg['name']}-corrected"
     return out

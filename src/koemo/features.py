@@ -40,7 +40,7 @@ import numpy as np
 
 from koemo.augment import frequency_mask  # noqa: F401  (docs/architecture.md lists it here)
 from koemo.config import feature_fingerprint
-from koemo.dataset.prepare import data_fingerprint
+from koemo.dataset.workdir import data_fingerprint
 from koemo.errors import KoemoInputError
 
 # Max abs difference (dB) between the torch and librosa backends over valid frames, both
@@ -53,6 +53,7 @@ STORE_SUBDIR = "features"
 # Padded audio per torch batch: batch_size utterances of this many seconds (KEMDy20 mean: 6 s).
 BATCH_SECONDS = 8
 META_FILE, INDEX_FILE, MEL_FILE = "meta.json", "index.parquet", "mel.npy"
+LOCK_SUFFIX, PARTIAL_SUFFIX = ".lock", ".partial"
 
 
 def feature_section(cfg: dict) -> dict:
@@ -347,7 +348,8 @@ def _probe_lengths(paths: Sequence[str], segment_ids: Sequence[str], fc: dict
 
 def _read_wave(path: str, rate: int) -> np.ndarray:
     from koemo.audio_io import load_audio
-    wave, _ = load_audio(path, target_sample_rate=rate)
+    # Silence was judged by `prepare` (data.silent_audio); its features are those of zeros.
+    wave, _ = load_audio(path, target_sample_rate=rate, allow_silence=True)
     return wave
 
 
@@ -438,7 +440,8 @@ def build_feature_store(table, workdir: str | Path, cfg: dict, progress: bool = 
     bounded: files are read one batch at a time and rows are written
     straight to the file (pwrite, not a writable memmap whose dirty pages would all stay
     resident). Every unreadable or too-short file is listed in one KoemoInputError before
-    anything is computed. `device` (torch backend): None = cfg.train.device ("auto": cuda
+    anything is computed. A build that fails or is interrupted removes its .partial files; one
+    that was killed outright leaves them for the next build, which removes them first. `device` (torch backend): None = cfg.train.device ("auto": cuda
     when available)."""
     fc = feature_section(cfg)
     segment_ids = _table_segment_ids(table)
@@ -459,25 +462,48 @@ def build_feature_store(table, workdir: str | Path, cfg: dict, progress: bool = 
             + "\n  ".join(problems))
 
     directory.mkdir(parents=True, exist_ok=True)
+    from filelock import FileLock
+    # One builder per store; the lock sits beside the store, which holds only its own files.
+    with FileLock(str(directory.with_name(directory.name + LOCK_SUFFIX))):
+        if _reusable(directory, fingerprint, segment_ids, source):   # built while we waited
+            return FeatureStore(directory)
+        _remove_partials(directory)                  # left by a build that was killed
+        try:
+            _build_store_files(directory, segment_ids, paths, lengths, fc, cfg, device,
+                               batch_size, progress, fingerprint, source)
+        except BaseException:                        # error, Ctrl-C, SIGTERM: no half files
+            _remove_partials(directory)
+            raise
+    return FeatureStore(directory)
+
+
+def _remove_partials(directory: Path) -> None:
+    for path in directory.glob("*" + PARTIAL_SUFFIX):
+        path.unlink(missing_ok=True)
+
+
+def _build_store_files(directory: Path, segment_ids: list[str], paths: list[str],
+                       lengths: np.ndarray, fc: dict, cfg: dict, device, batch_size: int,
+                       progress: bool, fingerprint: str, source: str | None) -> None:
+    """Write mel.npy and index.parquet as .partial files, rename them, then meta.json."""
     (directory / META_FILE).unlink(missing_ok=True)      # from now on the store is incomplete
     # Written beside the old files and renamed at the end: a process still reading the old
     # store keeps its (unlinked) file instead of seeing it truncated under its memmap.
-    partial = directory / (MEL_FILE + ".partial")
+    partial = directory / (MEL_FILE + PARTIAL_SUFFIX)
     shape = (len(segment_ids), 2, int(fc["max_frames"]), int(fc["n_mels"]))
     offset = _create_mel_file(partial, shape, fc["store_dtype"])
     row_bytes = int(np.prod(shape[1:])) * np.dtype(fc["store_dtype"]).itemsize
-    run_device = resolve_device(cfg, device) if backend == "torch" else "cpu"
+    run_device = resolve_device(cfg, device) if fc["backend"] == "torch" else "cpu"
     n_frames = _write_feature_rows(partial, offset, row_bytes, paths, lengths, fc, run_device,
                                    batch_size, progress)
 
     import pandas as pd
-    index_partial = directory / (INDEX_FILE + ".partial")
+    index_partial = directory / (INDEX_FILE + PARTIAL_SUFFIX)
     pd.DataFrame({"segment_id": segment_ids, "n_frames": n_frames}).to_parquet(
         index_partial, index=False)
     os.replace(partial, directory / MEL_FILE)
     os.replace(index_partial, directory / INDEX_FILE)
     _write_json_atomic(directory / META_FILE, {
-        "features": dict(fc), "backend": backend, "device": run_device,
+        "features": dict(fc), "backend": fc["backend"], "device": run_device,
         "fingerprint": fingerprint, "source": source, "shape": list(shape),
         "dtype": str(fc["store_dtype"]), "complete": True})
-    return FeatureStore(directory)

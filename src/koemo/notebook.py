@@ -79,7 +79,8 @@ def ensure_synthetic_corpus(workdir: Path, cfg: dict) -> Path:
     if stamp.is_file() and stamp.read_text(encoding="utf-8") == wanted:
         return root
     kwargs = {k: v for k, v in synth.items()
-              if k in ("sessions", "seed", "utterances_per_session", "mean_duration")}
+              if k in ("sessions", "seed", "utterances_per_session", "mean_duration",
+                       "silent_recordings")}
     write_corpus(root, overwrite=True, **kwargs)
     stamp.write_text(wanted, encoding="utf-8")
     return root

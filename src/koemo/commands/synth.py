@@ -16,6 +16,9 @@ def register(subparsers) -> None:
     parser.add_argument("--utterances-per-session", type=int, default=80,
                         help="utterances per session (default 80; KEMDy20 averages ~336)")
     parser.add_argument("--mean-duration", type=float, default=3.5, help="mean utterance length in seconds")
+    parser.add_argument("--silent-recordings", type=int, default=0,
+                        help="per session, neutral utterances whose wav holds no signal (digital "
+                             "silence, near-silence, a constant), as real KEMDy20 has (default 0)")
     parser.add_argument("--workers", type=int, default=1, help="sessions written in parallel (same bytes)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing corpus in --out")
     parser.set_defaults(func=run)
@@ -27,7 +30,8 @@ def run(args) -> int:
     began = time.perf_counter()
     root = write_corpus(args.out, sessions=args.sessions, seed=args.seed,
                         utterances_per_session=args.utterances_per_session,
-                        mean_duration=args.mean_duration, workers=args.workers, overwrite=args.overwrite)
+                        mean_duration=args.mean_duration, silent_recordings=args.silent_recordings,
+                        workers=args.workers, overwrite=args.overwrite)
     n = args.sessions * args.utterances_per_session
     print(f"koemo synth: wrote {args.sessions} sessions, {n} utterances to {root} "
           f"in {time.perf_counter() - began:.1f} s")

@@ -1,9 +1,9 @@
-"""Readers for KEMDy20's on-disk format (/work/shared/reference/kemdy20-format.md).
+"""Readers for KEMDy20's on-disk format (docs/kemdy20.md).
 
 Each reader checks one kind of file and raises `CorpusFileError` (a KoemoInputError) whose
 message names the file and the problem, plus a short `reason` code that `prepare` counts in
-its report. Nothing here loads audio samples: `check_wav` reads the header only, so a scan of
-13,000 files stays at constant memory.
+its report. `check_wav` reads the header only; `check_wav_content` reads one file's samples
+at a time, so a scan of 13,000 files stays at constant memory.
 """
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import pandas as pd
 
+from koemo.audio_io import SILENCE_PEAK
 from koemo.errors import KoemoInputError
 
 N_COLUMNS = 37
@@ -25,6 +27,11 @@ ANNOTATION_FILE_RE = re.compile(r"^Sess(\d{2})_eval\.csv$")
 MARKER_RE = re.compile(r"[cnNulb]/|[*+]")
 # libsndfile logs `data : <declared> (should be <present>)` when the data chunk is cut short.
 TRUNCATED_DATA_RE = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+
+# Sample formats read as they are; KEMDy20 itself is PCM_16.
+WAV_SUBTYPES = ("PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE")
+# What `check_wav_content` may find; the first two are "no signal" (data.silent_audio decides).
+NO_SIGNAL_REASONS = ("silent_audio", "constant_audio")
 
 TOTAL_COLUMNS = ["numb", "start", "end", "segment_id", "emotion_total", "valence", "arousal"]
 RATER_FIELDS = ("emotion", "valence", "arousal")
@@ -176,7 +183,8 @@ def check_wav(path: str | Path, sample_rate: int = 16000) -> tuple[int, float]:
     """Header check of one utterance wav -> (n_samples, duration in seconds).
 
     Raises CorpusFileError for a missing, empty, corrupt or truncated file, another sample
-    rate, more than one channel, or a sample format other than PCM 16-bit.
+    rate, more than one channel, or a sample format other than PCM or float (KEMDy20 is PCM
+    16-bit; a re-exported float copy is read too, and `check_wav_content` checks its values).
     """
     import soundfile as sf
 
@@ -200,9 +208,31 @@ def check_wav(path: str | Path, sample_rate: int = 16000) -> tuple[int, float]:
                               f"sample rate is {info.samplerate} Hz, expected {sample_rate} Hz")
     if info.channels != 1:
         raise CorpusFileError(path, "not_mono", f"wav has {info.channels} channels, expected mono")
-    if info.subtype != "PCM_16":
-        raise CorpusFileError(path, "not_pcm16",
-                              f"sample format is {info.subtype}, expected PCM_16")
+    if info.subtype not in WAV_SUBTYPES:
+        raise CorpusFileError(path, "unsupported_sample_format",
+                              f"sample format is {info.subtype}, expected one of "
+                              f"{', '.join(WAV_SUBTYPES)} (KEMDy20: PCM_16)")
     if info.frames == 0:
         raise CorpusFileError(path, "empty_wav", "wav file holds no samples")
     return int(info.frames), info.frames / info.samplerate
+
+
+def check_wav_content(path: str | Path) -> CorpusFileError | None:
+    """The problem with one wav's samples, or None: non-finite values (float files), digital
+    silence (peak below one 16-bit step) or a constant signal (DC only, no waveform). Returned,
+    not raised: prepare keeps or drops no-signal rows by `data.silent_audio`."""
+    import soundfile as sf
+
+    wave, _ = sf.read(str(path), dtype="float32", always_2d=False)
+    if not np.isfinite(wave).all():
+        bad = int((~np.isfinite(wave)).sum())
+        return CorpusFileError(path, "nonfinite_audio",
+                               f"{bad} of {wave.size} samples are NaN or infinite")
+    peak = float(np.abs(wave).max()) if wave.size else 0.0
+    if peak < SILENCE_PEAK:          # for PCM_16 files: every sample is 0
+        return CorpusFileError(path, "silent_audio",
+                               f"digital silence: peak {peak:.1e} is below one 16-bit step")
+    if float(wave.max() - wave.min()) == 0.0:
+        return CorpusFileError(path, "constant_audio",
+                               f"constant signal: every sample is {float(wave[0]):.6f} (no waveform)")
+    return None

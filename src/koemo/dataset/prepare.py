@@ -2,10 +2,17 @@
 
 One pass over the annotation files (Sess01..Sess40, CSV order). Each row's wav and transcript
 are found by Segment ID (never by listing order, the original's pairing bug), checked (wav
-header only, so memory stays flat), cleaned and labelled with `koemo.labels.resolve_label`.
-A row with bad input is dropped and reported with its file and reason; `strict=True` raises
-KoemoInputError at the first one instead. Rows the label policy drops are reported too but are
-not input errors. Files nobody refers to (a wav without an annotation row) are reported.
+header, then its samples, one file at a time so memory stays flat), cleaned and labelled with
+`koemo.labels.resolve_label`. A row with bad input is dropped and reported with its file and
+reason; `strict=True` raises KoemoInputError at the first one instead. Rows the label policy
+drops are reported too but are not input errors. Files nobody refers to (a wav without an
+annotation row) are reported.
+
+Recordings without signal (digital silence, a constant value) are real KEMDy20 content. The
+original kept them, so they stay in the table with their reason in `audio_problem` and get
+their split like every other row; `data.silent_audio` (keep | drop) decides at training and
+scoring time (`koemo.modeling.data.split_rows`), so both policies share one table and every
+other row keeps its split. The report always lists them; `strict=True` stops on them.
 
 Idempotent: the report stores a fingerprint of the inputs (every annotation/wav/txt path with
 its size and mtime, the resolved corpus root, the `data` config section minus the protocol
@@ -24,24 +31,29 @@ from pathlib import Path
 import pandas as pd
 
 from koemo.config import fingerprint
-from koemo.dataset.kemdy20 import (CorpusFileError, check_wav, clean_transcript,
-                                   parse_segment_id, read_annotations,
-                                   read_transcript_with_encoding, session_of_annotation_file)
+from koemo.dataset.kemdy20 import (NO_SIGNAL_REASONS, CorpusFileError, check_wav,
+                                   check_wav_content, clean_transcript, parse_segment_id,
+                                   read_annotations, read_transcript_with_encoding,
+                                   session_of_annotation_file)
 from koemo.dataset.splits import SPLIT_COLUMNS, add_splits, resolve_folds_path
+from koemo.dataset.workdir import REPORT_JSON, REPORT_MD, TABLE_FILE
 from koemo.errors import KoemoInputError
 from koemo.labels import classes_for, resolve_label
 
 # Bump when the table's content rules change, so old workdirs are rebuilt, not reused.
-PREPARE_VERSION = 1
-TABLE_FILE = "utterances.parquet"
-REPORT_JSON = "prepare_report.json"
-REPORT_MD = "prepare_report.md"
+PREPARE_VERSION = 2
 TABLE_COLUMNS = (
     "segment_id", "session", "speaker", "gender", "script", "utt_index", "wav_path", "txt_path",
     "text_raw", "text", "emotion_total", "label", "label_id", "valence", "arousal", "start", "end",
-    "duration") + SPLIT_COLUMNS
-# The choice of protocol/fold only picks a split column; every column is always written.
-_DATA_KEYS_NOT_SHAPING_TABLE = ("protocol", "fold")
+    "duration", "audio_problem") + SPLIT_COLUMNS
+# The choice of protocol/fold only picks a split column, and data.silent_audio only which rows
+# a run uses: the table is the same for all of them.
+_DATA_KEYS_NOT_SHAPING_TABLE = ("protocol", "fold", "silent_audio")
+NO_SIGNAL_POLICY_NOTE = (
+    "These rows keep their place in every split. `data.silent_audio: keep` (configs/paper.yaml) "
+    "trains and scores on them as the original did (digital silence gets what librosa gives for "
+    "zeros: 0 dB in every bin); `drop` (configs/corrected.yaml) leaves them out of training and "
+    "scoring.")
 # A wav more than this far from the annotated end - start is worth a note (pairing check).
 DURATION_TOLERANCE_S = 0.05
 
@@ -155,6 +167,7 @@ class _Collector:
         self.dropped: list[dict] = []
         self.files: list[dict] = []
         self.notes: list[dict] = []
+        self.no_signal: list[dict] = []
 
     def drop_row(self, segment_id, session, file, reason, message, input_problem=True):
         if input_problem and self.strict:
@@ -166,6 +179,13 @@ class _Collector:
         if self.strict:
             raise KoemoInputError(f"{message} (--strict: stopping at the first input problem)")
         self.files.append({"file": str(file), "reason": reason, "message": message})
+
+    def no_signal_row(self, segment_id, session, label, err: CorpusFileError):
+        """A kept row whose recording holds no signal (see module docstring)."""
+        if self.strict:
+            raise KoemoInputError(f"{err} (--strict: stopping at the first input problem)")
+        self.no_signal.append({"segment_id": segment_id, "session": session, "label": label,
+                               "file": str(err.path), "reason": err.reason, "message": str(err)})
 
     def note(self, segment_id, file, reason, message):
         self.notes.append({"segment_id": segment_id, "file": str(file), "reason": reason,
@@ -210,12 +230,16 @@ def _read_files(row, folders: WavFolders, session: int, rules: dict, encoding: s
     wav = folders.locate(session, sid, ".wav")
     txt = folders.locate(session, sid, ".txt")
     problems = []
+    content = None
     try:
         n_samples, duration = check_wav(wav, rules["sample_rate"])
         if n_samples < rules["min_samples"]:
             raise CorpusFileError(wav, "too_short_wav",
                                   f"wav has {n_samples} samples; the features need at least "
                                   f"{rules['min_samples']}")
+        content = check_wav_content(wav)
+        if content is not None and content.reason not in NO_SIGNAL_REASONS:
+            raise content
     except CorpusFileError as err:
         problems.append(err)
     try:
@@ -234,7 +258,7 @@ def _read_files(row, folders: WavFolders, session: int, rules: dict, encoding: s
         out.note(sid, wav, "duration_mismatch",
                  f"{wav}: {duration:.3f} s long, annotation says end - start = "
                  f"{row.end - row.start:.3f} s")
-    return wav, txt, text_raw, duration
+    return wav, txt, text_raw, duration, content
 
 
 def _orphans(folders: WavFolders, out: _Collector) -> None:
@@ -285,7 +309,9 @@ def scan_corpus(data_root: Path, cfg: dict, strict: bool = False, progress: bool
                 out.drop_row(row.segment_id, session, csv_path, _label_reason(why),
                              f"{csv_path} line {row.line}: {why}", input_problem=False)
                 continue
-            wav, txt, text_raw, duration = found
+            wav, txt, text_raw, duration, content = found
+            if content is not None:
+                out.no_signal_row(row.segment_id, session, label, content)
             records.append({
                 "segment_id": row.segment_id, "session": session, "speaker": parsed.speaker,
                 "gender": parsed.gender, "script": parsed.script, "utt_index": parsed.utt_index,
@@ -294,7 +320,8 @@ def scan_corpus(data_root: Path, cfg: dict, strict: bool = False, progress: bool
                 "emotion_total": row.emotion_total, "label": label,
                 "label_id": classes.index(label), "valence": float(row.valence),
                 "arousal": float(row.arousal), "start": float(row.start),
-                "end": float(row.end), "duration": float(duration)})
+                "end": float(row.end), "duration": float(duration),
+                "audio_problem": content.reason if content is not None else ""})
     bar.close()
     _orphans(folders, out)
     return records, out, {"rows_read": total, "classes": list(classes),
@@ -326,6 +353,8 @@ def make_report(data_root: Path, workdir: Path, cfg: dict, fp: str, table: pd.Da
                    for col in SPLIT_COLUMNS if col in table},
         "dropped_rows": out.dropped, "problem_files": out.files,
         "notes_by_reason": dict(Counter(n["reason"] for n in out.notes)), "notes": out.notes,
+        "no_signal_by_reason": dict(sorted(Counter(r["reason"] for r in out.no_signal).items())),
+        "no_signal_rows": out.no_signal,
     }
 
 
@@ -358,6 +387,11 @@ def report_markdown(report: dict) -> str:
     lines += _md_table(["segment id", "file", "reason", "message"],
                        [(d["segment_id"], d["file"], d["reason"], d["message"])
                         for d in report["dropped_rows"]])
+    lines += ["", "## Recordings without signal (kept in the table)", "",
+              NO_SIGNAL_POLICY_NOTE, ""]
+    lines += _md_table(["segment id", "label", "reason", "message"],
+                       [(r["segment_id"], r["label"], r["reason"], r["message"])
+                        for r in report["no_signal_rows"]])
     lines += ["", "## Notes (rows kept)", ""]
     lines += _md_table(["segment id", "reason", "message"],
                        [(n["segment_id"], n["reason"], n["message"]) for n in report["notes"]])
@@ -369,9 +403,14 @@ def summary_text(report: dict, reused: bool = False) -> str:
             f"{report['input_fingerprint']})\n" if reused else "")
     reasons = ", ".join(f"{k} {v}" for k, v in report["counts_by_reason"].items()) or "none"
     labels = ", ".join(f"{k} {v}" for k, v in report["labels_kept"].items())
+    no_signal = report["no_signal_by_reason"]
+    silent = (f"  kept rows without signal: {sum(no_signal.values())} ("
+              + ", ".join(f"{k} {v}" for k, v in no_signal.items())
+              + "); data.silent_audio: keep trains and scores on them (as the original), "
+              "drop leaves them out\n") if no_signal else ""
     return (f"{head}prepare: {report['rows_read']} rows read, {report['rows_kept']} kept, "
             f"{report['rows_dropped']} dropped, {len(report['problem_files'])} problem files\n"
-            f"  kept per label: {labels}\n  dropped/problems per reason: {reasons}\n"
+            f"  kept per label: {labels}\n  dropped/problems per reason: {reasons}\n{silent}"
             f"  details: {Path(report['workdir']) / REPORT_MD}")
 
 
@@ -412,20 +451,11 @@ def load_previous(workdir: Path, fp: str) -> tuple[pd.DataFrame, dict] | None:
 
 
 def _raise_if_strict_problems(report: dict) -> None:
-    problems = [d for d in report["dropped_rows"] if d["input_problem"]] + report["problem_files"]
+    problems = ([d for d in report["dropped_rows"] if d["input_problem"]] + report["problem_files"]
+                + report["no_signal_rows"])
     if problems:
         raise KoemoInputError(f"{problems[0]['message']} (--strict: {len(problems)} input "
                               f"problem(s), see {Path(report['workdir']) / REPORT_MD})")
-
-
-def data_fingerprint(workdir: str | Path) -> str | None:
-    """The input fingerprint of the table prepared in `workdir` (None before `prepare`). Feature
-    stores and training runs record it, so outputs of an earlier corpus are rebuilt, not reused."""
-    try:
-        report = json.loads((Path(workdir) / REPORT_JSON).read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-    return report.get("input_fingerprint")
 
 
 def _build_features(table: pd.DataFrame, workdir: Path, cfg: dict, progress: bool) -> Path:

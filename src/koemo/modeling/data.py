@@ -48,7 +48,9 @@ def load_utterances(workdir: str | Path) -> pd.DataFrame:
 
 
 def split_rows(table: pd.DataFrame, cfg: dict, split: str) -> pd.DataFrame:
-    """Rows of one split (train/valid/test) under the configured protocol and fold."""
+    """Rows of one split (train/valid/test) under the configured protocol and fold; with
+    `data.silent_audio: drop`, without the recordings that hold no signal (their split stays
+    assigned in the table, so every other row keeps its split under either policy)."""
     from koemo.dataset.splits import split_column
 
     if split not in SPLITS:
@@ -56,7 +58,13 @@ def split_rows(table: pd.DataFrame, cfg: dict, split: str) -> pd.DataFrame:
     column = split_column(cfg)
     if column not in table.columns:
         raise KoemoInputError(f"utterances.parquet has no column {column!r}; re-run `koemo prepare`")
-    rows = table[table[column] == split].reset_index(drop=True)
+    chosen = table[column] == split
+    if cfg["data"].get("silent_audio", "keep") == "drop":
+        if "audio_problem" not in table.columns:
+            raise KoemoInputError("utterances.parquet has no column 'audio_problem' "
+                                  "(data.silent_audio: drop needs it); re-run `koemo prepare`")
+        chosen &= table["audio_problem"] == ""
+    rows = table[chosen].reset_index(drop=True)
     if rows.empty:
         raise KoemoInputError(f"utterances.parquet: no {split} rows in {column}")
     return rows

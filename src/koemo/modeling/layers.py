@@ -30,7 +30,9 @@ def manual_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     """The authors' Self_Attention on [B, heads, T, head_dim] tensors."""
     scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(q.size(-1))
     if key_mask is not None:
-        scores = scores.masked_fill(~key_mask_4d(key_mask), MASKED_SCORE)
+        # -1e9 is -inf in float16, and a row of -inf softmaxes to NaN: clamp to the dtype.
+        fill = max(MASKED_SCORE, torch.finfo(scores.dtype).min)
+        scores = scores.masked_fill(~key_mask_4d(key_mask), fill)
     weights = F.dropout(F.softmax(scores, dim=-1), p=dropout_p, training=dropout_p > 0)
     return torch.matmul(weights, v)
 

@@ -48,7 +48,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from koemo.config import fingerprint, save_run_record
-from koemo.dataset.prepare import data_fingerprint
+from koemo.dataset.workdir import data_fingerprint
 from koemo.errors import KoemoInputError
 from koemo.metrics import batch_averaged_f1, classification_report, regression_report
 from koemo.modeling import data as D

@@ -33,6 +33,12 @@ Timing. Within a script the two speakers alternate in turns of 1-3 utterances, s
 decimals, so the wav has exactly round((end - start) * 16000) samples. Durations are log-normal
 with the given mean, clipped to `duration_range`.
 
+Recordings without signal (`silent_recordings` per session, off by default): real KEMDy20 holds
+wavs of pure digital silence, mostly under single-class labels. Each session replaces the audio
+of that many single-label neutral utterances, cycling through three kinds: digital silence
+(every sample 0), near-silence (+-1 LSB of noise: a real, very quiet signal that must stay
+usable) and a constant value (DC only). Annotations and transcripts are unchanged.
+
 Quirk: only when session 17 exists, the Segment IDs of its script06 rows in Sess17_eval.csv read
 `Sess42_...` (the wav/txt files and bio-signal rows keep `Sess17_...`); the file name gives the
 session. Everything is seeded from (seed, session, ...) so a session's bytes do not depend on
@@ -347,15 +353,41 @@ def wav_bytes(wave: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def write_session(root: Path, plan: SessionPlan, seed: int, biosignal_effects: dict | None) -> None:
+NO_SIGNAL_KINDS = ("silent", "near_silent", "constant")
+CONSTANT_LEVEL = 0.01          # the DC value of a "constant" recording (328 in 16-bit PCM)
+
+
+def no_signal_plan(plan: SessionPlan, seed: int, count: int) -> dict[int, str]:
+    """Utterance index -> kind of planted recording without signal (see module docstring)."""
+    candidates = [k for k, u in enumerate(plan.utterances) if u.total_emotion == "neutral"]
+    rng = np.random.default_rng([seed, plan.session, 3])
+    chosen = rng.choice(candidates, size=min(count, len(candidates)), replace=False)
+    return {int(k): NO_SIGNAL_KINDS[(plan.session - 1 + i) % len(NO_SIGNAL_KINDS)]
+            for i, k in enumerate(sorted(chosen))}
+
+
+def no_signal_wave(kind: str, n_samples: int, rng: np.random.Generator) -> np.ndarray:
+    if kind == "silent":
+        return np.zeros(n_samples)
+    if kind == "near_silent":
+        return rng.integers(-1, 2, n_samples) / 32768.0
+    return np.full(n_samples, CONSTANT_LEVEL)
+
+
+def write_session(root: Path, plan: SessionPlan, seed: int, biosignal_effects: dict | None,
+                  silent_recordings: int = 0) -> None:
     """Write one session's annotation CSV, wav + txt files and bio-signal files."""
     (root / "annotation").mkdir(parents=True, exist_ok=True)
     (root / "annotation" / f"Sess{plan.session:02d}_eval.csv").write_bytes(annotation_csv(plan).encode("utf-8"))
     wav_dir = root / "wav" / f"Session{plan.session:02d}"
     wav_dir.mkdir(parents=True, exist_ok=True)
+    planted = no_signal_plan(plan, seed, silent_recordings) if silent_recordings else {}
     for k, utt in enumerate(plan.utterances):
         rng = np.random.default_rng([seed, plan.session, 1, k])
-        wave = speech.synthesize(utt.n_samples, utt.total_arousal, plan.voices[utt.speaker], rng)
+        if k in planted:
+            wave = no_signal_wave(planted[k], utt.n_samples, rng)
+        else:
+            wave = speech.synthesize(utt.n_samples, utt.total_arousal, plan.voices[utt.speaker], rng)
         (wav_dir / f"{utt.segment_id}.wav").write_bytes(wav_bytes(wave))
         (wav_dir / f"{utt.segment_id}.txt").write_bytes((utt.text + utt.eol).encode("cp949"))
     speaker_index = {spk: i for i, spk in enumerate(plan.speakers)}
@@ -363,9 +395,9 @@ def write_session(root: Path, plan: SessionPlan, seed: int, biosignal_effects: d
 
 
 def _build_session(args: tuple) -> int:
-    root, session, seed, per_session, probs, mean_duration, duration_range, effects = args
+    root, session, seed, per_session, probs, mean_duration, duration_range, effects, silent = args
     plan = plan_session(session, seed, per_session, probs, mean_duration, duration_range)
-    write_session(root, plan, seed, effects)
+    write_session(root, plan, seed, effects, silent)
     return len(plan.utterances)
 
 
@@ -398,13 +430,15 @@ def _check_args(out: Path, sessions: int, utterances_per_session: int, mean_dura
 def write_corpus(out: Path, sessions: int = 4, seed: int = 0, utterances_per_session: int = 80,
                  class_probs: dict | None = None, biosignal_effects: dict | None = None, *,
                  mean_duration: float = 3.5, duration_range: tuple[float, float] = (1.0, 8.0),
-                 workers: int = 1, overwrite: bool = False) -> Path:
+                 silent_recordings: int = 0, workers: int = 1, overwrite: bool = False) -> Path:
     """Write a synthetic KEMDy20-format corpus with `sessions` sessions under `out`; returns `out`.
 
     class_probs: class -> share of utterances (any of CLASS_TARGETS; normalised; default
         DEFAULT_CLASS_PROBS). biosignal_effects: how strongly EDA/TEMP/IBI follow arousal
         (default {"EDA": 1.0, "TEMP": 0.0, "IBI": 0.0}; see biosignals.py for the rule).
     mean_duration, duration_range: utterance length in seconds (log-normal, clipped).
+    silent_recordings: per session, how many neutral utterances get a recording without signal
+        (digital silence, near-silence, a constant; see the module docstring). 0 = none.
     workers > 1 writes sessions in parallel processes. overwrite replaces an existing corpus;
     otherwise a non-empty `out` is refused. Deterministic: the same arguments give the same
     bytes, whatever `workers` is. Bad arguments raise KoemoInputError.
@@ -420,8 +454,11 @@ def write_corpus(out: Path, sessions: int = 4, seed: int = 0, utterances_per_ses
         for sub in ("annotation", "wav", "EDA", "TEMP", "IBI"):
             shutil.rmtree(out / sub, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(out, s, seed, utterances_per_session, probs, mean_duration, tuple(duration_range), effects)
-            for s in range(1, sessions + 1)]
+    if not 0 <= silent_recordings <= utterances_per_session // 4:
+        raise KoemoInputError(f"silent_recordings must be 0-{utterances_per_session // 4} per "
+                              f"session, got {silent_recordings}")
+    jobs = [(out, s, seed, utterances_per_session, probs, mean_duration, tuple(duration_range),
+             effects, int(silent_recordings)) for s in range(1, sessions + 1)]
     workers = max(1, min(int(workers), len(jobs), os.cpu_count() or 1))
     if workers == 1:
         for job in jobs:

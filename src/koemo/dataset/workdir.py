@@ -1,0 +1,24 @@
+"""What a prepared workdir records about its inputs, readable without importing `prepare`.
+
+`koemo prepare` writes `W/prepare_report.json` last; its `input_fingerprint` names the corpus
+files and data rules the table came from. Feature stores and training runs record it, so
+outputs of an earlier preparation are rebuilt, not reused. Kept apart from `prepare` so that
+the feature store (which `prepare` builds) can read it without an import circle.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+TABLE_FILE = "utterances.parquet"
+REPORT_JSON = "prepare_report.json"
+REPORT_MD = "prepare_report.md"
+
+
+def data_fingerprint(workdir: str | Path) -> str | None:
+    """The input fingerprint of the table prepared in `workdir` (None before `prepare`)."""
+    try:
+        report = json.loads((Path(workdir) / REPORT_JSON).read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return report.get("input_fingerprint")
