@@ -6,7 +6,9 @@ import pandas as pd
 import pytest
 
 from koemo import biosignals as B
+from koemo.biosignals.io import _timestamps_as_seconds
 from koemo.errors import KoemoInputError
+from koemo.labels import PAPER_CLASSES
 
 HEADER1 = ["Numb", "WAV", " ", "Segment ID", "Total Evaluation", " ", " "] + \
     [x for i in range(1, 11) for x in (f"Eval{i:02d}F", " ", " ")]
@@ -96,7 +98,7 @@ def test_broken_preamble_names_file_and_problem(tmp_path, signal, preamble, expe
 
 
 def test_dates_as_timestamps_become_epoch_seconds():
-    seconds = B._timestamps_as_seconds(pd.Series(["1970-01-01 00:00:01.5", "1970-01-01 00:00:02"]))
+    seconds = _timestamps_as_seconds(pd.Series(["1970-01-01 00:00:01.5", "1970-01-01 00:00:02"]))
     assert seconds.tolist() == [1.5, 2.0]
 
 
@@ -274,7 +276,7 @@ def test_analysis_tables_are_consistent(tiny_report, tiny_corpus):
     assert eda.silhouette["silhouette"].between(-1, 1).all()
     assert eda.centroids.shape == (5, B.DEFAULT_SERIES_LENGTH)
     assert eda.contingency.to_numpy().sum() == eda.n_clustered == len(eda.assignments)
-    assert set(eda.assignments["label"]) <= set(B.PAPER_CLASSES)
+    assert set(eda.assignments["label"]) <= set(PAPER_CLASSES)
     # Every labelled segment is either analysed or listed as skipped with a reason, per signal.
     labels, _ = B.read_labels(tiny_corpus)
     series, _ = B.load_biosignals(tiny_corpus, signals=["EDA"])
