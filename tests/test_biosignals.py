@@ -328,3 +328,44 @@ def test_malformed_annotation_ids_are_reported_not_kept(small_corpus):
     assert labels["session"].tolist() == [1] * 5 + [2]
     assert problems["status"].tolist() == ["bad_row"]
     assert "Sess02_eval.csv: data row 2: segment id 'Sess02-script01'" in problems["problem"].iloc[0]
+
+
+# ------------------------------------------------------------------ bio-signal folders absent
+
+@pytest.fixture
+def corpus_without_biosignals(tiny_corpus, tmp_path):
+    """The synthetic corpus as an audio + text download: no EDA/, TEMP/ or IBI/ folder."""
+    import shutil
+
+    root = tmp_path / "KEMDy20_v1_1"
+    shutil.copytree(tiny_corpus, root, ignore=shutil.ignore_patterns(*B.SIGNALS))
+    assert (root / "annotation").is_dir() and not any((root / s).exists() for s in B.SIGNALS)
+    return root
+
+
+def test_cli_without_biosignal_folders_names_them_in_one_line(corpus_without_biosignals,
+                                                               tmp_path, capsys):
+    from koemo.cli import main
+
+    code = main(["biosignals", "--data", str(corpus_without_biosignals),
+                 "--workdir", str(tmp_path / "w")])
+    assert code != 0
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in captured.err
+    assert "not available" in lines[0]
+    for signal in ("TEMP", "EDA"):                        # the default signals, full paths
+        assert str(corpus_without_biosignals / signal) in lines[0]
+    assert not (tmp_path / "w" / "biosignals").exists()   # nothing half-written
+
+
+def test_missing_biosignal_folder_is_its_own_error_type(corpus_without_biosignals):
+    from koemo.errors import BiosignalsNotAvailable
+
+    (corpus_without_biosignals / "TEMP").mkdir()
+    with pytest.raises(BiosignalsNotAvailable) as err:
+        B.analyse(corpus_without_biosignals, signals=["TEMP", "EDA"])
+    assert isinstance(err.value, KoemoInputError)          # the CLI's one-line error path
+    assert err.value.missing == [corpus_without_biosignals / "EDA"]
+    assert err.value.found == [corpus_without_biosignals / "TEMP"]
+    assert "present: " + str(corpus_without_biosignals / "TEMP") in str(err.value)

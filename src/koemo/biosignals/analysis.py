@@ -20,7 +20,7 @@ import pandas as pd
 
 from koemo.biosignals.clustering import (N_INIT, N_PERMUTATIONS, cluster_association,
                                          dtw_kmeans_sweep, normalised_series, stratified_sample)
-from koemo.biosignals.io import _load_with_labels
+from koemo.biosignals.io import _load_with_labels, check_request, require_signal_folders
 from koemo.biosignals.levels import level_tests
 from koemo.errors import KoemoInputError
 from koemo.labels import PAPER_CLASSES, classes_for, resolve_label
@@ -180,14 +180,21 @@ def analyse(data_root: str | Path, signals: Iterable[str] = ("TEMP", "EDA"),
     resampled to `series_length` points: silhouette for every k in `ks`, and for `k` the
     contingency table with emotion, chi-square, permutation p-value and Cramer's V.
     The conclusion strings are computed from these results at level `alpha`.
+    Raises BiosignalsNotAvailable (a KoemoInputError) when a signal's folder is absent.
     """
     if max_series < 2 or series_length < 2:
         raise KoemoInputError("max_series and series_length must be at least 2")
-    signals = tuple(signals)
-    series, coverage, labels = _load_with_labels(data_root, signals)
+    root, signals = check_request(data_root, signals)
+    no_labels = KoemoInputError(f"{root / 'annotation'}: no readable SessNN_eval.csv; "
+                                "emotion labels are needed for the analysis")
+    # Cheap checks before any file is parsed: labels first (nothing runs without them), then
+    # the signal folders, which an audio + text download of KEMDy20 lacks.
+    if not any(root.glob("annotation/Sess*_eval.csv")):
+        raise no_labels
+    require_signal_folders(root, signals)
+    series, coverage, labels = _load_with_labels(root, signals)
     if labels.empty:
-        raise KoemoInputError(f"{Path(data_root) / 'annotation'}: no readable SessNN_eval.csv; "
-                              "emotion labels are needed for the analysis")
+        raise no_labels
     classes = classes_for(label_policy, classes)
     results, skipped = {}, []
     for signal in signals:

@@ -1,6 +1,8 @@
 """Reading KEMDy20's wrist bio-signal files (EDA, TEMP, IBI) and cutting them per utterance.
 
 - `read_signal_file(path, signal)` parses one file; `read_labels(root)` the emotion labels.
+- `require_signal_folders(root, signals)` raises BiosignalsNotAvailable when the corpus was
+  downloaded without them (audio + text only).
 - `load_biosignals(root)` cuts every file into per-utterance series by the segment id that the
   corpus writes on the samples inside annotated segments, and returns a coverage table saying
   which files are missing, empty or broken, which rows were skipped and which annotated segments
@@ -22,7 +24,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from koemo.errors import KoemoInputError
+from koemo.errors import BiosignalsNotAvailable, KoemoInputError
 
 SIGNALS = ("EDA", "TEMP", "IBI")
 # Each data row: the value columns, then an optional segment id.
@@ -318,8 +320,8 @@ def load_biosignals(data_root: str | Path, signals: Iterable[str] = SIGNALS
     return series, coverage
 
 
-def _load_with_labels(data_root: str | Path, signals: Iterable[str]
-                      ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, pd.DataFrame]:
+def check_request(data_root: str | Path, signals: Iterable[str]) -> tuple[Path, tuple[str, ...]]:
+    """The data root must be a folder and every signal one of SIGNALS; returns both normalised."""
     data_root = Path(data_root)
     if not data_root.is_dir():
         raise KoemoInputError(f"{data_root}: data root is not a directory")
@@ -327,6 +329,26 @@ def _load_with_labels(data_root: str | Path, signals: Iterable[str]
     unknown = [s for s in signals if s not in SIGNALS]
     if unknown:
         raise KoemoInputError(f"unknown bio-signal(s) {unknown}; choose from {SIGNALS}")
+    return data_root, signals
+
+
+def require_signal_folders(data_root: str | Path, signals: Iterable[str]) -> list[Path]:
+    """The folders ROOT/<signal>/, or BiosignalsNotAvailable naming every absent one.
+
+    load_biosignals reports an absent folder as missing files (coverage), but an analysis of a
+    signal without any file has nothing to compute: callers say so instead of reporting NaNs.
+    """
+    folders = [Path(data_root, signal) for signal in signals]
+    missing = [folder for folder in folders if not folder.is_dir()]
+    if missing:
+        raise BiosignalsNotAvailable(data_root, missing,
+                                     [folder for folder in folders if folder.is_dir()])
+    return folders
+
+
+def _load_with_labels(data_root: str | Path, signals: Iterable[str]
+                      ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, pd.DataFrame]:
+    data_root, signals = check_request(data_root, signals)
     labels, coverage_rows = read_labels(data_root)
     coverage_rows = coverage_rows.to_dict("records")
     series = {}
