@@ -369,3 +369,46 @@ def test_missing_biosignal_folder_is_its_own_error_type(corpus_without_biosignal
     assert err.value.missing == [corpus_without_biosignals / "EDA"]
     assert err.value.found == [corpus_without_biosignals / "TEMP"]
     assert "present: " + str(corpus_without_biosignals / "TEMP") in str(err.value)
+
+
+def test_notebook_step_records_not_available_and_the_page_shows_it(corpus_without_biosignals,
+                                                                   tmp_path, tiny_config):
+    from koemo.report import write_paper_page
+
+    out = tmp_path / "paper"
+    outcome = B.analyse_and_write(corpus_without_biosignals, out, signals=["TEMP", "EDA"])
+    assert not outcome.available and outcome.report is None
+    assert outcome.missing == [corpus_without_biosignals / "TEMP", corpus_without_biosignals / "EDA"]
+    table = (out / "tables" / "biosignals.md").read_text(encoding="utf-8")
+    page = (out / "biosignals" / "report.md").read_text(encoding="utf-8")
+    for text in (table, page, outcome.summary):
+        assert "Not available" in text
+        assert all(str(folder) in text for folder in outcome.missing)
+    assert set(outcome.written) == {out / "tables" / "biosignals.md", out / "biosignals" / "report.md"}
+
+    results = write_paper_page(tmp_path / "work", tiny_config, out).read_text(encoding="utf-8")
+    section = results.split("## Bio-signals and emotion (step 1-3)", 1)[1]
+    assert "Not available" in section and str(corpus_without_biosignals / "EDA") in section
+
+
+def test_notebook_step_still_raises_other_input_errors(tmp_path):
+    (tmp_path / "TEMP").mkdir()                            # no annotation/: not "not available"
+    with pytest.raises(KoemoInputError, match="annotation") as err:
+        B.analyse_and_write(tmp_path, tmp_path / "paper")
+    assert not isinstance(err.value, B.BiosignalsNotAvailable)
+    assert not (tmp_path / "paper" / "tables" / "biosignals.md").exists()
+
+
+def test_notebook_step_with_biosignals_writes_report_and_summary(tiny_report, tmp_path,
+                                                                 monkeypatch):
+    import koemo.biosignals.report as step
+
+    # The analysis itself is tested above; reuse its report instead of clustering again.
+    monkeypatch.setattr(step, "analyse", lambda root, **settings: tiny_report)
+    out = tmp_path / "paper"
+    outcome = B.analyse_and_write("unused", out)
+    assert outcome.available and outcome.report is tiny_report and not outcome.missing
+    table = (out / "tables" / "biosignals.md").read_text(encoding="utf-8")
+    assert all(line in table for line in tiny_report.conclusions)
+    assert "Not available" not in table
+    assert (out / "biosignals" / "summary.csv").is_file() and (out / "biosignals" / "report.md").is_file()

@@ -13,8 +13,9 @@ from koemo.biosignals.io import (COVERAGE_COLUMNS, DATA_FIELDS, FILE_STATUSES, S
                                  SIGNALS, SignalFile, coverage_summary, load_biosignals,
                                  read_labels, read_signal_file)
 from koemo.biosignals.levels import level_tests, within_speaker_z
-from koemo.biosignals.report import (plot_centroids, plot_silhouette, summary_table,
-                                     write_report)
+from koemo.biosignals.report import (BiosignalOutcome, analyse_and_write, plot_centroids,
+                                     plot_silhouette, summary_table, write_report)
+from koemo.errors import BiosignalsNotAvailable
 
 __all__ = [
     "DEFAULT_MAX_SERIES", "DEFAULT_SERIES_LENGTH", "MIN_SAMPLES", "BiosignalReport",
@@ -23,5 +24,6 @@ __all__ = [
     "normalised_series", "stratified_sample", "COVERAGE_COLUMNS", "DATA_FIELDS", "FILE_STATUSES",
     "SERIES_COLUMNS", "SIGNALS", "SignalFile", "coverage_summary", "load_biosignals",
     "read_labels", "read_signal_file", "level_tests", "within_speaker_z", "plot_centroids",
-    "plot_silhouette", "summary_table", "write_report",
+    "plot_silhouette", "summary_table", "write_report", "BiosignalOutcome", "analyse_and_write",
+    "BiosignalsNotAvailable",
 ]

@@ -1,12 +1,18 @@
-"""Writing the step 1-3 results: CSV tables, a Markdown summary and PNG figures."""
+"""Writing the step 1-3 results: CSV tables, a Markdown summary and PNG figures; and the step as
+notebook 1-3 runs it inside `koemo reproduce`, where a corpus without bio-signals is recorded as
+"not available" instead of stopping the pipeline."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from koemo.biosignals.analysis import BiosignalReport, SignalResult
+from koemo.biosignals.analysis import BiosignalReport, SignalResult, analyse
 from koemo.biosignals.io import coverage_summary
+from koemo.errors import BiosignalsNotAvailable
+
+TITLE = "# Bio-signals and emotion (step 1-3 redone)"
 
 
 def plot_centroids(result: SignalResult, path: Path) -> Path:
@@ -78,7 +84,7 @@ def write_report(report: BiosignalReport, out_dir: str | Path) -> list[Path]:
             written.append(plot_centroids(r, out / f"{signal}_centroids.png"))
         written.append(plot_silhouette(r, out / f"{signal}_silhouette.png"))
 
-    lines = ["# Bio-signals and emotion (step 1-3 redone)", "",
+    lines = [TITLE, "",
              *[f"- {line}" for line in report.conclusions], "",
              "Settings: " + ", ".join(f"{k}={v}" for k, v in report.settings.items()), "",
              "## Coverage", "", markdown_table(tables["coverage_summary"]),
@@ -93,3 +99,45 @@ def write_report(report: BiosignalReport, out_dir: str | Path) -> list[Path]:
     (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
     written.append(out / "report.md")
     return written
+
+
+@dataclass
+class BiosignalOutcome:
+    """What step 1-3 produced: the report, or (report None) why bio-signals are not available."""
+    report: BiosignalReport | None
+    summary: str                            # Markdown, as written to tables/biosignals.md
+    missing: list[Path] = field(default_factory=list)   # signal folders looked for, absent
+    written: list[Path] = field(default_factory=list)
+
+    @property
+    def available(self) -> bool:
+        return self.report is not None
+
+
+def analyse_and_write(data_root: str | Path, out: str | Path, **settings) -> BiosignalOutcome:
+    """Step 1-3 as notebook 1-3 runs it: `analyse(data_root, **settings)`, the full report in
+    OUT/biosignals/ and a short summary in OUT/tables/biosignals.md (a section of the results
+    page). A corpus without the bio-signal folders is not an error here: both files say "not
+    available" and which folders were missing, so `koemo reproduce` goes on with 2-1. Every
+    other input error still raises."""
+    out = Path(out)
+    (out / "tables").mkdir(parents=True, exist_ok=True)
+    report_dir = out / "biosignals"
+    try:
+        report = analyse(data_root, **settings)
+    except BiosignalsNotAvailable as err:
+        summary = f"**Not available.** {err}\n"
+        report_dir.mkdir(parents=True, exist_ok=True)
+        # Overwrites an earlier run's report.md; its CSVs and figures, if any, stay but are
+        # no longer what report.md describes.
+        (report_dir / "report.md").write_text(f"{TITLE}\n\n{summary}", encoding="utf-8")
+        written = [report_dir / "report.md"]
+        outcome = BiosignalOutcome(None, summary, err.missing, written)
+    else:
+        written = write_report(report, report_dir)
+        summary = "\n".join([*[f"- {line}" for line in report.conclusions], "",
+                             "Tables and figures: `biosignals/` (see `biosignals/report.md`).", ""])
+        outcome = BiosignalOutcome(report, summary, [], written)
+    (out / "tables" / "biosignals.md").write_text(summary, encoding="utf-8")
+    outcome.written.append(out / "tables" / "biosignals.md")
+    return outcome
