@@ -85,16 +85,19 @@ NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
     "1-3_biosignal_analysis": (
         "The original's bio-signal step in Python: per-utterance TEMP and EDA series, DTW k-means "
         "(k = 5 and k = 2..10 with silhouettes), and whether clusters or levels relate to emotion. "
-        "The conclusion is computed from the data.",
+        "The conclusion is computed from the data. A KEMDy20 copy without the EDA/TEMP/IBI "
+        "folders (audio + text only) is recorded as \"not available\" and the pipeline goes on.",
         [
             "from koemo import biosignals\nimport koemo.report\n"
-            "report = biosignals.analyse(ctx.corpus_root(), seed=cfg['seed'], **cfg['biosignals'])\n"
-            "biosignals.write_report(report, ctx.out / 'biosignals')\n"
-            "print('\\n'.join(report.conclusions))",
-            "display(Markdown(koemo.report.markdown_table(biosignals.coverage_summary(report.coverage))))\n"
-            "for signal, result in report.results.items():\n"
-            "    display(Markdown(f'**{signal}: silhouette by k**'))\n"
-            "    display(Markdown(koemo.report.markdown_table(result.silhouette)))",
+            "outcome = biosignals.analyse_and_write(ctx.corpus_root(), ctx.out, seed=cfg['seed'],\n"
+            "                                       **cfg['biosignals'])\n"
+            "display(Markdown(outcome.summary))",
+            "if outcome.available:\n"
+            "    report = outcome.report\n"
+            "    display(Markdown(koemo.report.markdown_table(biosignals.coverage_summary(report.coverage))))\n"
+            "    for signal, result in report.results.items():\n"
+            "        display(Markdown(f'**{signal}: silhouette by k**'))\n"
+            "        display(Markdown(koemo.report.markdown_table(result.silhouette)))",
         ],
     ),
     "2-1_audio_arousal": (

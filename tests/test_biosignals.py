@@ -6,7 +6,9 @@ import pandas as pd
 import pytest
 
 from koemo import biosignals as B
+from koemo.biosignals.io import _timestamps_as_seconds
 from koemo.errors import KoemoInputError
+from koemo.labels import PAPER_CLASSES
 
 HEADER1 = ["Numb", "WAV", " ", "Segment ID", "Total Evaluation", " ", " "] + \
     [x for i in range(1, 11) for x in (f"Eval{i:02d}F", " ", " ")]
@@ -96,7 +98,7 @@ def test_broken_preamble_names_file_and_problem(tmp_path, signal, preamble, expe
 
 
 def test_dates_as_timestamps_become_epoch_seconds():
-    seconds = B._timestamps_as_seconds(pd.Series(["1970-01-01 00:00:01.5", "1970-01-01 00:00:02"]))
+    seconds = _timestamps_as_seconds(pd.Series(["1970-01-01 00:00:01.5", "1970-01-01 00:00:02"]))
     assert seconds.tolist() == [1.5, 2.0]
 
 
@@ -274,7 +276,7 @@ def test_analysis_tables_are_consistent(tiny_report, tiny_corpus):
     assert eda.silhouette["silhouette"].between(-1, 1).all()
     assert eda.centroids.shape == (5, B.DEFAULT_SERIES_LENGTH)
     assert eda.contingency.to_numpy().sum() == eda.n_clustered == len(eda.assignments)
-    assert set(eda.assignments["label"]) <= set(B.PAPER_CLASSES)
+    assert set(eda.assignments["label"]) <= set(PAPER_CLASSES)
     # Every labelled segment is either analysed or listed as skipped with a reason, per signal.
     labels, _ = B.read_labels(tiny_corpus)
     series, _ = B.load_biosignals(tiny_corpus, signals=["EDA"])
@@ -326,3 +328,87 @@ def test_malformed_annotation_ids_are_reported_not_kept(small_corpus):
     assert labels["session"].tolist() == [1] * 5 + [2]
     assert problems["status"].tolist() == ["bad_row"]
     assert "Sess02_eval.csv: data row 2: segment id 'Sess02-script01'" in problems["problem"].iloc[0]
+
+
+# ------------------------------------------------------------------ bio-signal folders absent
+
+@pytest.fixture
+def corpus_without_biosignals(tiny_corpus, tmp_path):
+    """The synthetic corpus as an audio + text download: no EDA/, TEMP/ or IBI/ folder."""
+    import shutil
+
+    root = tmp_path / "KEMDy20_v1_1"
+    shutil.copytree(tiny_corpus, root, ignore=shutil.ignore_patterns(*B.SIGNALS))
+    assert (root / "annotation").is_dir() and not any((root / s).exists() for s in B.SIGNALS)
+    return root
+
+
+def test_cli_without_biosignal_folders_names_them_in_one_line(corpus_without_biosignals,
+                                                               tmp_path, capsys):
+    from koemo.cli import main
+
+    code = main(["biosignals", "--data", str(corpus_without_biosignals),
+                 "--workdir", str(tmp_path / "w")])
+    assert code != 0
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in captured.err
+    assert "not available" in lines[0]
+    for signal in ("TEMP", "EDA"):                        # the default signals, full paths
+        assert str(corpus_without_biosignals / signal) in lines[0]
+    assert not (tmp_path / "w" / "biosignals").exists()   # nothing half-written
+
+
+def test_missing_biosignal_folder_is_its_own_error_type(corpus_without_biosignals):
+    from koemo.errors import BiosignalsNotAvailable
+
+    (corpus_without_biosignals / "TEMP").mkdir()
+    with pytest.raises(BiosignalsNotAvailable) as err:
+        B.analyse(corpus_without_biosignals, signals=["TEMP", "EDA"])
+    assert isinstance(err.value, KoemoInputError)          # the CLI's one-line error path
+    assert err.value.missing == [corpus_without_biosignals / "EDA"]
+    assert err.value.found == [corpus_without_biosignals / "TEMP"]
+    assert "present: " + str(corpus_without_biosignals / "TEMP") in str(err.value)
+
+
+def test_notebook_step_records_not_available_and_the_page_shows_it(corpus_without_biosignals,
+                                                                   tmp_path, tiny_config):
+    from koemo.report import write_paper_page
+
+    out = tmp_path / "paper"
+    outcome = B.analyse_and_write(corpus_without_biosignals, out, signals=["TEMP", "EDA"])
+    assert not outcome.available and outcome.report is None
+    assert outcome.missing == [corpus_without_biosignals / "TEMP", corpus_without_biosignals / "EDA"]
+    table = (out / "tables" / "biosignals.md").read_text(encoding="utf-8")
+    page = (out / "biosignals" / "report.md").read_text(encoding="utf-8")
+    for text in (table, page, outcome.summary):
+        assert "Not available" in text
+        assert all(str(folder) in text for folder in outcome.missing)
+    assert set(outcome.written) == {out / "tables" / "biosignals.md", out / "biosignals" / "report.md"}
+
+    results = write_paper_page(tmp_path / "work", tiny_config, out).read_text(encoding="utf-8")
+    section = results.split("## Bio-signals and emotion (step 1-3)", 1)[1]
+    assert "Not available" in section and str(corpus_without_biosignals / "EDA") in section
+
+
+def test_notebook_step_still_raises_other_input_errors(tmp_path):
+    (tmp_path / "TEMP").mkdir()                            # no annotation/: not "not available"
+    with pytest.raises(KoemoInputError, match="annotation") as err:
+        B.analyse_and_write(tmp_path, tmp_path / "paper")
+    assert not isinstance(err.value, B.BiosignalsNotAvailable)
+    assert not (tmp_path / "paper" / "tables" / "biosignals.md").exists()
+
+
+def test_notebook_step_with_biosignals_writes_report_and_summary(tiny_report, tmp_path,
+                                                                 monkeypatch):
+    import koemo.biosignals.report as step
+
+    # The analysis itself is tested above; reuse its report instead of clustering again.
+    monkeypatch.setattr(step, "analyse", lambda root, **settings: tiny_report)
+    out = tmp_path / "paper"
+    outcome = B.analyse_and_write("unused", out)
+    assert outcome.available and outcome.report is tiny_report and not outcome.missing
+    table = (out / "tables" / "biosignals.md").read_text(encoding="utf-8")
+    assert all(line in table for line in tiny_report.conclusions)
+    assert "Not available" not in table
+    assert (out / "biosignals" / "summary.csv").is_file() and (out / "biosignals" / "report.md").is_file()

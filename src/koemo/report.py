@@ -284,6 +284,9 @@ PAGE_SECTIONS = (
      "The paper's random utterance split puts the same speakers in train and test."),
     ("Data", "data_class_counts", ""),
     ("Dropped rows", "data_dropped_by_reason", ""),
+    ("Bio-signals and emotion (step 1-3)", "biosignals",
+     "Do wrist TEMP/EDA relate to emotion? Computed by notebook 1-3 from the corpus's bio-signal "
+     "files; \"not available\" when the corpus has none."),
     ("Fusion study", "fusion_fusion",
      "Every classifier reads the same frozen regressors on the same folds; mean ± std over "
      "folds and seeds, majority-class baseline last. ![fusion](figures/fusion.png)"),

@@ -1,5 +1,6 @@
 """`koemo biosignals`: do wrist TEMP/EDA carry emotion? The original's step 1-3 (DTW k-means of
-per-utterance series vs emotion labels, plus a direct level test), written to WORKDIR/biosignals/."""
+per-utterance series vs emotion labels, plus a direct level test), written to WORKDIR/biosignals/.
+A KEMDy20 copy without the EDA/TEMP/IBI folders (audio + text only) is an error naming them."""
 
 
 def register(sub):

@@ -1,0 +1,134 @@
+"""Shape check of step 1-3: DTW k-means of min-max normalised series (tslearn), silhouette
+per k, and the association of clusters with emotion labels (chi-square, permutation, Cramer's V).
+Min-max normalisation keeps only the shape of each series, so this cannot see level differences
+(levels.py does)."""
+from __future__ import annotations
+
+import warnings
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+N_PERMUTATIONS = 999
+# Best of 3 k-means starts (lowest inertia): with one start the clusters, and so the chi-square
+# verdict, hinged on the random initialisation (seen on the synthetic corpus: TEMP p .04-.6).
+N_INIT = 3
+
+
+def stratified_sample(frame: pd.DataFrame, by: str, max_rows: int, seed: int) -> pd.DataFrame:
+    """At most `max_rows` rows, each label's share kept (largest-remainder quotas), chosen
+    deterministically by `seed`; original row order kept. sklearn's stratified splitters refuse
+    labels with a single member, which KEMDy20's rare classes can have after filtering."""
+    if len(frame) <= max_rows:
+        return frame
+    counts = frame[by].value_counts().sort_index()
+    quota = counts * max_rows / len(frame)
+    take = np.floor(quota).astype(int)
+    by_remainder = (quota - take).sort_values(ascending=False, kind="stable").index
+    take[by_remainder[: max_rows - int(take.sum())]] += 1
+    picked = [group.sample(n=int(take[label]), random_state=seed)
+              for label, group in frame.groupby(by) if take[label]]
+    return frame.loc[sorted(pd.concat(picked).index)]
+
+
+def _import_tslearn() -> None:
+    """tslearn warns on import that the optional h5py is missing; hdf5 is never used here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="h5py not installed")
+        import tslearn.clustering  # noqa: F401
+
+
+def normalised_series(values: Sequence[np.ndarray], length: int) -> np.ndarray:
+    """Resample every series to `length` points (linear) and min-max scale each to [0, 1];
+    a flat series becomes all zeros. Returns float [n, length, 1] as tslearn expects."""
+    _import_tslearn()
+    from tslearn.preprocessing import TimeSeriesResampler, TimeSeriesScalerMinMax
+    from tslearn.utils import to_time_series_dataset
+
+    dataset = to_time_series_dataset([np.asarray(v, dtype=float) for v in values])
+    return TimeSeriesScalerMinMax().fit_transform(TimeSeriesResampler(sz=length).fit_transform(dataset))
+
+
+def dtw_kmeans_sweep(X: np.ndarray, ks: Iterable[int], seed: int, max_iter: int = 20,
+                     max_iter_barycenter: int = 20) -> tuple[pd.DataFrame, dict]:
+    """DTW k-means (tslearn, DBA barycentres) for each k, with its DTW silhouette score.
+
+    A k that cannot be fitted (k >= number of series, or only empty clusters) gets NaN and a
+    `problem` text instead of failing the whole sweep. Returns (table, fitted models by k).
+    The DTW distance matrix is computed once and shared by every k's silhouette (it is the
+    O(n^2) part; tslearn would otherwise recompute it per k).
+    """
+    _import_tslearn()
+    from tslearn.clustering import TimeSeriesKMeans, silhouette_score
+    from tslearn.metrics import cdist_dtw
+
+    rows, models = [], {}
+    distances = cdist_dtw(X) if len(X) > 2 else None
+    for k in sorted(set(int(k) for k in ks)):
+        row = {"k": k, "silhouette": float("nan"), "inertia": float("nan"), "n_iter": 0,
+               "problem": ""}
+        if not 2 <= k < len(X):
+            row["problem"] = f"needs 2 <= k < number of series ({len(X)})"
+            rows.append(row)
+            continue
+        model = TimeSeriesKMeans(n_clusters=k, metric="dtw", max_iter=max_iter, n_init=N_INIT,
+                                 max_iter_barycenter=max_iter_barycenter, random_state=seed)
+        model.fit(X)
+        if not np.isfinite(model.inertia_):
+            # tslearn gives up silently (inertia inf) when every restart leaves a cluster
+            # empty, e.g. fewer distinct series (flat ones are all zeros) than k.
+            row["problem"] = "every restart left a cluster empty (too few distinct series?)"
+            rows.append(row)
+            continue
+        models[k] = model
+        row.update(inertia=float(model.inertia_), n_iter=int(model.n_iter_))
+        n_used = len(np.unique(model.labels_))
+        if n_used < 2:
+            row["problem"] = "all series fell into one cluster"
+        else:
+            row["silhouette"] = float(silhouette_score(distances, model.labels_,
+                                                       metric="precomputed"))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["k", "silhouette", "inertia", "n_iter", "problem"]), models
+
+
+def _chi2(table: np.ndarray) -> float:
+    from scipy.stats import chi2_contingency
+    return float(chi2_contingency(table, correction=False).statistic)
+
+
+def cluster_association(clusters: np.ndarray, labels: np.ndarray, seed: int = 0,
+                        n_permutations: int = N_PERMUTATIONS) -> dict:
+    """Clusters vs labels: contingency table, chi-square test (no continuity correction),
+    Cramer's V, and a permutation p-value (labels shuffled against fixed clusters) because
+    KEMDy20's rare emotions leave many expected counts below 5, where the chi-square
+    approximation is unreliable. Fewer than two clusters or labels: statistics are NaN."""
+    from scipy.stats import chi2_contingency, permutation_test
+    from scipy.stats.contingency import association
+
+    table = pd.crosstab(pd.Series(clusters, name="cluster"), pd.Series(labels, name="label"))
+    out = {"contingency": table, "chi2": float("nan"), "dof": 0, "p": float("nan"),
+           "p_permutation": float("nan"), "cramers_v": float("nan"),
+           "low_expected_share": float("nan")}
+    if min(table.shape) < 2:
+        return out
+    test = chi2_contingency(table.to_numpy(), correction=False)
+    cluster_codes = pd.factorize(np.asarray(clusters))[0]
+    label_codes, label_names = pd.factorize(np.asarray(labels))
+    shape = (cluster_codes.max() + 1, len(label_names))
+
+    def statistic(shuffled: np.ndarray) -> float:
+        counts = np.zeros(shape)
+        np.add.at(counts, (cluster_codes, shuffled), 1)
+        return _chi2(counts)
+
+    permuted = permutation_test((label_codes,), statistic, permutation_type="pairings",
+                                n_resamples=n_permutations, alternative="greater",
+                                random_state=seed)
+    out.update(chi2=float(test.statistic), dof=int(test.dof), p=float(test.pvalue),
+               p_permutation=float(permuted.pvalue),
+               cramers_v=float(association(table.to_numpy(), method="cramer", correction=False)),
+               low_expected_share=float((test.expected_freq < 5).mean()))
+    return out
+
