@@ -1,4 +1,4 @@
-"""Training-set augmentation of the minority classes (paper.md step 2).
+"""Training-set augmentation of the minority classes (docs/paper.md, step 1).
 
 The original augmented the train split only: every row of a minority class (surprise, angry,
 sad) gets three extra copies,

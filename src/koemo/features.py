@@ -1,6 +1,6 @@
 """Audio features as the paper computes them, and the on-disk store every model reads them from.
 
-Per utterance (paper.md step 4, every size from `cfg["features"]`): 16 kHz mono wave ->
+Per utterance (docs/paper.md, audio features; every size from `cfg["features"]`): 16 kHz mono wave ->
 mel power spectrogram (hann window, center=True with zero padding, power 2, slaney mel scale and
 slaney norm: librosa's defaults) -> dB with `ref = max of this utterance` and `top_db` (values
 in [-top_db, 0]) -> first-order delta (width `delta_width`, librosa's savgol "interp" edges) ->

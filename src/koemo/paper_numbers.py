@@ -1,4 +1,4 @@
-"""Numbers the reference paper reports (../shared/reference/paper.md), for "paper vs ours" tables.
+"""Numbers the reference paper reports (docs/paper.md), for "paper vs ours" tables.
 
 Everything here is quoted from the paper and its slides, never measured by koemo. Tables mark
 these values as "paper (reported)".

@@ -8,7 +8,7 @@
   which files are missing, empty or broken, which rows were skipped and which annotated segments
   have no samples (nothing is dropped silently).
 
-File format (kemdy20-format.md): EDA/TEMP start with `<unix start>,<timestamp>` and
+File format (docs/kemdy20.md): EDA/TEMP start with `<unix start>,<timestamp>` and
 `<rate>,hz`; data rows are `value,timestamp[,segment_id]`. IBI starts with `<unix>,IBI,<ts>`;
 data rows are `offset_s,ibi_s,timestamp[,segment_id]`. Rows have a varying number of fields.
 """

@@ -2,7 +2,7 @@
 the TextStateCache.
 
 Which rows: the split column of the configured protocol/fold (`koemo.dataset.splits.split_column`).
-Augmentation (paper.md step 2) only on train: `koemo.augment.plan_augmentation` adds the extra
+Augmentation (docs/paper.md, data) only on train: `koemo.augment.plan_augmentation` adds the extra
 rows with `aug_kind`/`aug_seed`; this module APPLIES them:
   swap_text               random-swap text pieces, original audio
   mask_audio              original text, frequency-masked audio

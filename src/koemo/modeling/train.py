@@ -7,7 +7,7 @@ stage uses its classifier kind (`attention_lstm`, the paper's model, or a fusion
 scheduler, epoch counters: what resume needs), `log.csv` + `log.json` (one row per epoch),
 `run.json` + `config.yaml`, and after training `test_metrics.json` + `test_predictions.parquet`.
 
-As the paper (paper.md "Training"): RMSE loss (sqrt of the batch MSE) for the regressors,
+As the paper (docs/paper.md, training): RMSE loss (sqrt of the batch MSE) for the regressors,
 cross-entropy for the classifier (class weights optional: train.multimodal.class_weights), Adam,
 ExponentialLR stepped once per epoch, early stopping on the validation loss with patience.
 The test set is scored with the last epoch's weights as the original did, or with the best

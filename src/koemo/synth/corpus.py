@@ -1,4 +1,4 @@
-"""A synthetic corpus in KEMDy20's exact on-disk format (see shared/reference/kemdy20-format.md).
+"""A synthetic corpus in KEMDy20's exact on-disk format (see docs/kemdy20.md).
 
     ROOT/annotation/SessNN_eval.csv
     ROOT/wav/SessionNN/SessNN_scriptMM_UserNNNG_KKK.wav + .txt

@@ -1,4 +1,4 @@
-"""Text augmentation on KoBERT sentencepiece pieces (paper.md step 2), as the original did it.
+"""Text augmentation on KoBERT sentencepiece pieces (docs/paper.md, data), as the original did it.
 
 Both operations take the pieces of `KoBERTTokenizer.tokenize` (no [CLS]/[SEP]) and a numpy
 Generator seeded by the caller (koemo.augment.plan_augmentation decides the seed: faithfully the
