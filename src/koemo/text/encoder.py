@@ -75,6 +75,12 @@ def load_kobert(hub_id_or_dir: str | Path, device: str = "cpu"):
     return model
 
 
+def last_hidden_states(output):
+    """Last hidden states of a BertModel call: a ModelOutput, or the tuple that a model built
+    with return_dict=False returns (as SKT's KoBERT loader builds it), states first."""
+    return output[0] if isinstance(output, tuple) else output.last_hidden_state
+
+
 def encoder_fingerprint(encoder) -> str:
     """The fingerprint `load_kobert` recorded, else a hash of every parameter and buffer."""
     recorded = getattr(encoder, "koemo_fingerprint", None)
@@ -189,7 +195,7 @@ class TextStateCache:
                                attention_mask=torch.as_tensor(mask, device=device),
                                token_type_ids=torch.zeros(ids.shape, dtype=torch.long, device=device))
         # Cast on the device: half the bytes to move, same round-to-nearest as numpy's cast.
-        half = out.last_hidden_state.to(torch.float16).cpu().numpy()
+        half = last_hidden_states(out).to(torch.float16).cpu().numpy()
         if not np.isfinite(half).all():
             raise ValueError("encoder states overflow float16 (values beyond +-65504)")
         return half
