@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from koemo.augment import frequency_mask, plan_augmentation
-from koemo.config import load_config
+from koemo.config import CONFIG_DIR, load_config
 
 # The paper's train split before augmentation: 9,161 rows, minority 115 + 98 + 81 = 294.
 PAPER_TRAIN_COUNTS = {"neutral": 8017, "happy": 850, "surprise": 115, "angry": 98, "sad": 81}
@@ -54,6 +54,25 @@ def test_fixed_plan_seeds_are_distinct_and_deterministic(paper_train, fixed_cfg)
     pd.testing.assert_series_equal(plan["aug_seed"], again["aug_seed"])
     other = plan_augmentation(paper_train, fixed_cfg, seed=2)
     assert not np.isin(plan["aug_seed"], other["aug_seed"]).any()
+
+
+def test_seed_per_sample_switch_reads_false_as_the_original(paper_train, faithful_cfg, fixed_cfg):
+    assert faithful_cfg["fixes"]["seed_per_sample"] is False
+    assert fixed_cfg["fixes"]["seed_per_sample"] is True
+    flipped = load_config("paper", ["fixes.seed_per_sample=true"])
+    pd.testing.assert_series_equal(plan_augmentation(paper_train, flipped, seed=1)["aug_seed"],
+                                   plan_augmentation(paper_train, fixed_cfg, seed=1)["aug_seed"])
+
+
+def test_the_old_reseed_switch_name_is_a_clear_error(tmp_path):
+    from koemo.config import ConfigError
+
+    old = tmp_path / "old.yaml"
+    old.write_text("base: " + str(CONFIG_DIR / "paper.yaml") + "\nfixes:\n  reseed_every_call: true\n",
+                   encoding="utf-8")
+    for name, overrides in ((old, []), ("paper", ["fixes.reseed_every_call=false"])):
+        with pytest.raises(ConfigError, match="renamed fixes.seed_per_sample.*opposite meaning"):
+            load_config(name, overrides)
 
 
 def test_disabled_augmentation_keeps_only_originals(paper_train, faithful_cfg):

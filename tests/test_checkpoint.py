@@ -80,6 +80,37 @@ def test_classifier_round_trip_keeps_the_faithful_head_reuse(tmp_path):
     assert torch.equal(a, b)
 
 
+def tiny_bert(hidden_size: int):
+    from transformers import BertConfig, BertModel
+
+    return BertModel(BertConfig(vocab_size=40, hidden_size=hidden_size, num_hidden_layers=1,
+                                num_attention_heads=2, intermediate_size=32, pad_token_id=1))
+
+
+def test_a_frozen_encoder_never_enters_checkpoints_and_rebuilds_attach_it(cfg, tmp_path):
+    torch.manual_seed(0)
+    bert = tiny_bert(text_input_dim(cfg))
+    text = TextRegressor(cfg, encoder=bert).eval()
+    clf = build_classifier("attention_lstm", cfg, AudioRegressor(cfg), text)
+    save_checkpoint(tmp_path / "text", text, cfg)
+    save_checkpoint(tmp_path / "multimodal", clf, cfg)
+    for stage, plain in (("text", TextRegressor(cfg)),
+                         ("multimodal", build_classifier("attention_lstm", cfg, AudioRegressor(cfg),
+                                                         TextRegressor(cfg)))):
+        state, _ = load_checkpoint(tmp_path / stage, expect_stage=stage)
+        assert set(state) == set(plain.state_dict())
+        load_into(plain, tmp_path / stage)   # strict, into a model without an encoder
+        rebuilt = build_from_checkpoint(tmp_path / stage, encoder=bert)
+        text_model = rebuilt if stage == "text" else rebuilt.TextModel
+        assert text_model.encoder is bert and set(rebuilt.state_dict()) == set(state)
+    ids = torch.tensor([[2, 7, 8, 3] + [1] * (cfg["text"]["max_length"] - 4)])
+    # Frozen like `text` (the classifier froze it): CPU kernels differ by ~1e-8 otherwise.
+    rebuilt = build_from_checkpoint(tmp_path / "text", encoder=bert).requires_grad_(False)
+    with torch.no_grad():
+        assert torch.equal(rebuilt.forward_tokens(ids, (ids != 1).long())["pred"],
+                           text.forward_tokens(ids, (ids != 1).long())["pred"])
+
+
 def test_baseline_without_regressors_round_trips(cfg, tmp_path):
     model = build_classifier("tensor", cfg)
     save_checkpoint(tmp_path, model, cfg)

@@ -91,6 +91,13 @@ def test_converted_checkpoints_reproduce_the_original_models(cfg, originals, tmp
     assert meta["audio_weights_match_audio_file"] is True
     assert meta["source_file"].endswith("Multi_Modal_Classifier_ye.pt") and len(meta["source_sha256"]) == 64
     assert read_meta(written["text"])["kobert_file"] is None
+    # KoBERT runs beside the converted text model, not inside its weights.
+    from transformers import BertConfig, BertModel
+    bert = BertModel(BertConfig(vocab_size=40, hidden_size=text_input_dim(cfg), num_hidden_layers=1,
+                                num_attention_heads=2, intermediate_size=32))
+    with_encoder = build_from_checkpoint(written["text"], encoder=bert)
+    assert with_encoder.encoder is bert and same_outputs(
+        models["text"], with_encoder, lambda m: m(states, mask)["pred"])
 
 
 def test_consistent_heads_config_keeps_six_of_six_and_says_so(originals, tmp_path):

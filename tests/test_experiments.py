@@ -14,10 +14,10 @@ def paper_cfg():
 def test_corrected_switches_every_fix_and_renames(paper_cfg):
     fixed = ex.corrected(paper_cfg)
     assert fixed["name"] == "paper-corrected"
-    assert fixed["fixes"]["reseed_every_call"] is False
-    others = {k: v for k, v in fixed["fixes"].items() if k != "reseed_every_call"}
-    assert others and all(others.values())
-    assert not any(v for k, v in paper_cfg["fixes"].items() if k != "reseed_every_call")
+    # Every switch reads the same way: false = as the original, true = fixed.
+    assert fixed["fixes"].keys() == paper_cfg["fixes"].keys() and "seed_per_sample" in fixed["fixes"]
+    assert all(v is True for v in fixed["fixes"].values())
+    assert not any(paper_cfg["fixes"].values())
 
 
 def test_corrected_matches_configs_corrected_yaml(paper_cfg):

@@ -372,3 +372,72 @@ def test_attention_benchmark_runs_at_tiny_size():
     rows = bench.run("tiny")
     assert rows and all(r["baseline_s"] > 0 and r["candidate_s"] > 0 for r in rows)
     assert all(r["max_abs_diff"] < 1e-4 for r in rows)
+
+
+def tiny_bert(hidden_size: int, return_dict: bool = True):
+    """A random transformers BertModel small enough to build in milliseconds (offline)."""
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(1)
+    return BertModel(BertConfig(vocab_size=40, hidden_size=hidden_size, num_hidden_layers=1,
+                                num_attention_heads=2, intermediate_size=32, pad_token_id=1,
+                                return_dict=return_dict))
+
+
+def token_batch(cfg: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    steps = cfg["text"]["max_length"]
+    ids = torch.ones(BATCH, steps, dtype=torch.long)
+    for i, n in enumerate(TEXT_LENGTHS):
+        ids[i, :n] = torch.arange(n) % 30 + 5
+        ids[i, 0], ids[i, n - 1] = 2, 3
+    return ids, (ids != 1).long()
+
+
+def test_a_passed_encoder_is_frozen_and_outside_parameters_and_state_dict():
+    cfg = tiny()
+    bert = tiny_bert(text_input_dim(cfg)).train()
+    plain, with_encoder = TextRegressor(cfg), TextRegressor(cfg, encoder=bert)
+    assert with_encoder.encoder is bert
+    assert set(with_encoder.state_dict()) == set(plain.state_dict())
+    assert ([n for n, _ in with_encoder.named_parameters()]
+            == [n for n, _ in plain.named_parameters()])
+    assert not bert.training and not any(p.requires_grad for p in bert.parameters())
+    # A state dict without KoBERT's keys (the authors' file once `kobert.*` is set aside) loads strictly.
+    with_encoder.load_state_dict(plain.state_dict(), strict=True)
+    # Training the text model leaves KoBERT untouched: no gradient, still in eval mode.
+    with_encoder.train()
+    ids, mask = token_batch(cfg)
+    with_encoder.forward_tokens(ids, mask)["pred"].sum().backward()
+    assert all(p.grad is None for p in bert.parameters())
+    assert all(p.grad is not None for p in with_encoder.parameters())
+    assert not bert.training
+    # Assigning an encoder later follows the same rule.
+    plain.encoder = tiny_bert(text_input_dim(cfg))
+    assert set(plain.state_dict()) == set(with_encoder.state_dict())
+
+
+def test_classifier_over_a_text_model_with_encoder_has_the_original_keys():
+    cfg = tiny()
+    text = TextRegressor(cfg, encoder=tiny_bert(text_input_dim(cfg)))
+    clf = EmoClassifier(cfg, AudioRegressor(cfg), text)
+    plain = EmoClassifier(cfg, AudioRegressor(cfg), TextRegressor(cfg))
+    assert set(clf.state_dict()) == set(plain.state_dict())
+    assert trainable_parameters(clf) == trainable_parameters(plain)
+    clf.load_state_dict(plain.state_dict(), strict=True)
+
+
+@pytest.mark.parametrize("return_dict", [True, False])
+def test_encode_reads_the_states_of_a_model_output_or_a_tuple(return_dict):
+    """SKT's loader builds KoBERT with return_dict=False: the model then returns a tuple."""
+    cfg = tiny("eval_attention_dropout_off")   # deterministic eval, to compare two runs
+    bert = tiny_bert(text_input_dim(cfg), return_dict=return_dict)
+    text = TextRegressor(cfg, encoder=bert).eval()   # also puts KoBERT in eval mode
+    ids, mask = token_batch(cfg)
+    with torch.no_grad():
+        out = bert(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids))
+    assert isinstance(out, tuple) != return_dict
+    expected = out[0] if isinstance(out, tuple) else out.last_hidden_state
+    states = text.encode(ids, mask)
+    assert states.shape == (BATCH, cfg["text"]["max_length"], text_input_dim(cfg))
+    assert torch.equal(states, expected)
+    assert torch.equal(text.forward_tokens(ids, mask)["pred"], text(expected, mask)["pred"])

@@ -35,12 +35,13 @@ def encoder(standin):
     return load_kobert(standin)
 
 
-def reference_states(encoder, input_ids):
+def reference_states(encoder, input_ids, attention_mask=None):
     import torch
 
     ids = torch.as_tensor(input_ids)
+    mask = (ids != 1).long() if attention_mask is None else torch.as_tensor(attention_mask)
     with torch.no_grad():
-        return encoder(input_ids=ids, attention_mask=(ids != 1).long(),
+        return encoder(input_ids=ids, attention_mask=mask,
                        token_type_ids=torch.zeros_like(ids)).last_hidden_state.numpy()
 
 
@@ -155,6 +156,27 @@ def test_cache_refuses_unknown_rows_and_foreign_masks(tokenizer, encoder, tmp_pa
         cache.get(batch["input_ids"][0])
     with pytest.raises(ValueError, match="attention_mask"):
         cache.ensure(batch["input_ids"], np.ones_like(batch["input_ids"]), progress=False)
+
+
+def test_cache_attends_typed_pad_tokens_and_reads_tuple_outputs(standin, tokenizer, tmp_path):
+    """A "[PAD]" in the text is attended (as transformers' tokenizer masks it); an encoder built
+    with return_dict=False (as SKT's loader builds KoBERT) returns a tuple."""
+    encoder = load_kobert(standin)
+    encoder.config.return_dict = False
+    batch = tokenizer.batch_encode(["[PAD] [PAD]", "오늘 [PAD] 좋네요", KOREAN_SENTENCES[0]], 16)
+    assert batch["attention_mask"][0, :4].tolist() == [1, 1, 1, 1]
+    cache = TextStateCache(tmp_path, encoder, tokenizer)
+    cache.ensure(batch["input_ids"], batch["attention_mask"], progress=False)
+    encoder.config.return_dict = True
+    expected = reference_states(encoder, batch["input_ids"], batch["attention_mask"])
+    # Same batch, same CPU kernels: the stored float16 states are exactly the rounded reference.
+    np.testing.assert_array_equal(cache.get_many(batch["input_ids"]), expected.astype(np.float16))
+    # Masked by id instead, the typed [PAD] states come out differently (an ordinary text's do not).
+    by_id = reference_states(encoder, batch["input_ids"])
+    assert np.abs(by_id[0, :4] - expected[0, :4]).max() > 1e-4
+    assert np.array_equal(by_id[2], expected[2])
+    with pytest.raises(ValueError, match="attention_mask"):
+        cache.ensure(batch["input_ids"], (batch["input_ids"] != 1).astype(np.int64), progress=False)
 
 
 def test_encoder_in_train_mode_is_run_in_eval_and_restored(standin, tokenizer, tmp_path):

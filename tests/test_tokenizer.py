@@ -106,6 +106,22 @@ def test_special_tokens_in_text_stay_whole(tokenizer):
     assert tokenizer.encode("오늘 [MASK]", 16)["input_ids"].tolist().count(4) == 1
 
 
+def test_typed_pad_tokens_are_attended_like_any_token(tokenizer):
+    """transformers' KoBERT tokenizer masks only the padding it adds, not a "[PAD]" in the text."""
+    out = tokenizer.encode("[PAD] [PAD]", max_length=6)
+    assert out["input_ids"].tolist() == [2, 1, 1, 3, 1, 1]
+    assert out["attention_mask"].tolist() == [1, 1, 1, 1, 0, 0]
+    cut = tokenizer.encode("오늘 [PAD] 날씨가 정말 좋네요", max_length=4)
+    assert cut["input_ids"].tolist()[-1] == 3 and cut["attention_mask"].tolist() == [1] * 4
+
+
+def test_attention_mask_for_ids_is_the_mask_encode_gives(tokenizer):
+    texts = ["[PAD] [PAD]", "오늘 [PAD]", "[PAD]", "", "오늘 날씨가 정말 좋네요", KOREAN_SENTENCES[0]]
+    batch = tokenizer.batch_encode(texts, 12)
+    assert np.array_equal(tokenizer.attention_mask_for(batch["input_ids"]), batch["attention_mask"])
+    assert np.array_equal(tokenizer.attention_mask_for(batch["input_ids"][0]), batch["attention_mask"][0])
+
+
 @pytest.mark.parametrize("text", ["", "   ", "\n\t  \n"])
 def test_empty_or_whitespace_text_encodes_as_cls_sep(tokenizer, text):
     assert tokenizer.tokenize(text) == []

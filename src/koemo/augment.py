@@ -12,10 +12,10 @@ Nothing is materialised here: `plan_augmentation` returns one row per training s
 sample from `np.random.default_rng(aug_seed)`: the text ops (`koemo.text.augment.random_swap`
 / `random_delete` on KoBERT pieces, written by the text engineer) and `frequency_mask` below.
 
-Faithful (`fixes.reseed_every_call: true`, paper.yaml): the original reset the seed to 824 on
+Faithful (`fixes.seed_per_sample: false`, paper.yaml): the original reset the seed to 824 on
 every call, so every augmented sample drew the same random numbers (same swap positions, same
-mask band, same noise); here every row gets `aug_seed = augment.seed`. Fixed: a distinct,
-deterministic seed per (seed, segment_id, kind).
+mask band, same noise); here every row gets `aug_seed = augment.seed`. Fixed (true): a
+distinct, deterministic seed per (seed, segment_id, kind).
 """
 from __future__ import annotations
 
@@ -76,23 +76,23 @@ def plan_augmentation(train_table, cfg: dict, seed: int | None = None):
     mask_audio | delete_text_mask_audio) + `aug_seed` (int64). Originals first in their order,
     then the copies grouped by kind (swap_text for all minority rows, then mask_audio, then
     delete_text_mask_audio); training shuffles, so the order only keeps the plan reproducible.
-    `seed` (default augment.seed) only matters with the fix (reseed_every_call false); the
+    `seed` (default augment.seed) only matters with the fix (fixes.seed_per_sample); the
     faithful mode uses augment.seed for every row. augment.enabled false -> originals only."""
     import pandas as pd
     aug = cfg["augment"]
     if "label" not in train_table.columns or "segment_id" not in train_table.columns:
         raise KoemoInputError("plan_augmentation: the train table needs columns label and segment_id")
     base_seed = int(aug["seed"] if seed is None else seed)
-    faithful = bool(cfg["fixes"].get("reseed_every_call", True))
+    per_sample = bool(cfg["fixes"].get("seed_per_sample", False))
     originals = train_table.assign(aug_kind=ORIG)
     parts = [originals]
     if aug.get("enabled", True):
         minority = train_table[train_table["label"].isin(aug["minority_classes"])]
         parts += [minority.assign(aug_kind=kind) for kind in AUG_KINDS]
     plan = pd.concat(parts, ignore_index=True)
-    if faithful:
-        seeds = np.full(len(plan), int(aug["seed"]), dtype=np.int64)
-    else:
+    if per_sample:
         seeds = np.array([derived_seed(base_seed, sid, kind) for sid, kind
                           in zip(plan["segment_id"].astype(str), plan["aug_kind"])], dtype=np.int64)
+    else:
+        seeds = np.full(len(plan), int(aug["seed"]), dtype=np.int64)
     return plan.assign(aug_seed=seeds)

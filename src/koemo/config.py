@@ -101,10 +101,21 @@ def text_input_dim(cfg: dict) -> int:
     return int(cfg["models"]["text"].get("input_dim") or cfg["models"]["d_model"])
 
 
+# fixes: switches renamed so that every one reads false = as the original: old name -> message.
+_RENAMED_FIXES = {
+    "reseed_every_call": "fixes.reseed_every_call was renamed fixes.seed_per_sample, with the "
+                         "opposite meaning: reseed_every_call true (the original) is "
+                         "seed_per_sample false, reseed_every_call false is seed_per_sample true",
+}
+
+
 def validate(cfg: dict) -> dict:
     for section in ("data", "features", "text", "models", "fixes", "train"):
         if section not in cfg:
             raise ConfigError(f"config {cfg.get('name', '?')}: missing section `{section}`")
+    for old, message in _RENAMED_FIXES.items():
+        if old in cfg["fixes"]:
+            raise ConfigError(f"config {cfg.get('name', '?')}: {message}")
     feats, models = cfg["features"], cfg["models"]
     if feats["n_mels"] % 4:
         raise ConfigError("features.n_mels must be divisible by 4 (two stride-2 convolutions)")

@@ -36,7 +36,7 @@ def corrected(cfg: dict) -> dict:
     configs/corrected.yaml) recordings without signal left out of training and scoring."""
     out = copy.deepcopy(cfg)
     out["data"]["silent_audio"] = "drop"
-    out["fixes"] = {name: name != "reseed_every_call" for name in cfg["fixes"]}
+    out["fixes"] = {name: True for name in cfg["fixes"]}
     out["name"] = f"{cfg['name']}-corrected"
     return out
 

@@ -397,13 +397,15 @@ class Predictor:
         `rows` maps item index -> row of valence/hidden/mask."""
         import torch
 
+        from koemo.text.encoder import last_hidden_states
+
         texted = [i for i, item in enumerate(items) if item.token_ids is not None]
         if not texted:
             return {"rows": {}}
         ids = torch.as_tensor(np.stack([items[i].token_ids for i in texted]), device=self.device)
         mask = torch.as_tensor(np.stack([items[i].token_mask for i in texted]), device=self.device)
-        states = self.encoder(input_ids=ids, attention_mask=mask,
-                              token_type_ids=torch.zeros_like(ids)).last_hidden_state
+        states = last_hidden_states(self.encoder(input_ids=ids, attention_mask=mask,
+                                                 token_type_ids=torch.zeros_like(ids)))
         # The training cache stored KoBERT states as float16: the regressors saw rounded states.
         states = states.half().float()
         out = self.text_model(states, mask)

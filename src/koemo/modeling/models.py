@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from koemo.config import text_input_dim
+from koemo.text.encoder import last_hidden_states
 from koemo.errors import CheckpointError
 from koemo.labels import classes_for
 from koemo.modeling.layers import (TransformerStack, attention_modules, length_mask,
@@ -146,13 +147,22 @@ class TextRegressor(_HeadCount, nn.Module):
         self.fc = nn.Linear(spec["rnn_hidden"], 1)
         self.encoder = encoder
 
+    def __setattr__(self, name: str, value) -> None:
+        # nn.Module.__setattr__ registers any Module value as a submodule before a property
+        # setter could run; `encoder` must go through the setter below instead.
+        if name == "encoder":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
     @property
     def encoder(self) -> nn.Module | None:
         return self._encoder_box[0]
 
     @encoder.setter
     def encoder(self, encoder: nn.Module | None) -> None:
-        # A tuple hides KoBERT from nn.Module registration: not in state_dict/parameters().
+        # A tuple hides KoBERT from nn.Module registration: not in state_dict/parameters(),
+        # so the authors' text checkpoints (KoBERT set aside) load strictly with or without it.
         if encoder is not None:
             encoder.eval().requires_grad_(False)
         self._encoder_box = (encoder,)
@@ -168,7 +178,7 @@ class TextRegressor(_HeadCount, nn.Module):
             token_type_ids = torch.zeros_like(input_ids)
         out = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
                            token_type_ids=token_type_ids)
-        return out.last_hidden_state
+        return last_hidden_states(out)
 
     def forward_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                        token_type_ids: torch.Tensor | None = None) -> dict:

@@ -30,6 +30,7 @@ WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 INDEX_FILE = "index.parquet"
 META_FILE = "meta.json"
 LOCK_FILE = "cache.lock"
+MASK_RULE = "positions"   # attention mask 1 up to [SEP] (KoBERTTokenizer.attention_mask_for)
 
 
 def encoder_directory(hub_id_or_dir: str | Path) -> Path:
@@ -75,6 +76,12 @@ def load_kobert(hub_id_or_dir: str | Path, device: str = "cpu"):
     return model
 
 
+def last_hidden_states(output):
+    """Last hidden states of a BertModel call: a ModelOutput, or the tuple that a model built
+    with return_dict=False returns (as SKT's KoBERT loader builds it), states first."""
+    return output[0] if isinstance(output, tuple) else output.last_hidden_state
+
+
 def encoder_fingerprint(encoder) -> str:
     """The fingerprint `load_kobert` recorded, else a hash of every parameter and buffer."""
     recorded = getattr(encoder, "koemo_fingerprint", None)
@@ -113,8 +120,11 @@ class TextStateCache:
         self.encoder, self.tokenizer = encoder, tokenizer
         self.encoder_id = encoder_id or getattr(encoder, "koemo_source", None)
         self.encoder_fingerprint = encoder_fingerprint(encoder)
+        # "mask": caches filled while a typed [PAD] was masked out hold other states for the
+        # same ids; a new directory keeps them from being reused.
         self.fingerprint = config_fingerprint(
-            {"encoder": self.encoder_fingerprint, "tokenizer": tokenizer.fingerprint})
+            {"encoder": self.encoder_fingerprint, "tokenizer": tokenizer.fingerprint,
+             "mask": MASK_RULE})
         self.hidden_size = int(encoder.config.hidden_size)
         self.shard_rows = shard_rows
         self.directory = Path(workdir) / "text" / self.fingerprint
@@ -133,7 +143,7 @@ class TextStateCache:
         meta = {"encoder_fingerprint": self.encoder_fingerprint, "encoder_id": self.encoder_id,
                 "tokenizer_fingerprint": self.tokenizer.fingerprint,
                 "tokenizer_source": getattr(self.tokenizer, "source", None),
-                "hidden_size": self.hidden_size, "dtype": "float16",
+                "hidden_size": self.hidden_size, "dtype": "float16", "mask_rule": MASK_RULE,
                 "key": "sha1 of the int32 token ids"}
         path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
@@ -174,10 +184,11 @@ class TextStateCache:
     # -- computing
 
     def _check_mask(self, ids: np.ndarray, attention_mask) -> np.ndarray:
-        expected = (ids != self.tokenizer.pad_token_id).astype(np.int64)
+        expected = self.tokenizer.attention_mask_for(ids)
         if attention_mask is not None and not np.array_equal(np.asarray(attention_mask), expected):
             # States are keyed by ids alone, which is only sound if the mask follows from them.
-            raise ValueError("attention_mask must be input_ids != pad id (1), as the tokenizer builds it")
+            raise ValueError("attention_mask must be 1 up to [SEP] and 0 on the trailing [PAD] "
+                             "run, as the tokenizer builds it")
         return expected
 
     def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -189,7 +200,7 @@ class TextStateCache:
                                attention_mask=torch.as_tensor(mask, device=device),
                                token_type_ids=torch.zeros(ids.shape, dtype=torch.long, device=device))
         # Cast on the device: half the bytes to move, same round-to-nearest as numpy's cast.
-        half = out.last_hidden_state.to(torch.float16).cpu().numpy()
+        half = last_hidden_states(out).to(torch.float16).cpu().numpy()
         if not np.isfinite(half).all():
             raise ValueError("encoder states overflow float16 (values beyond +-65504)")
         return half

@@ -12,7 +12,9 @@ so this module re-implements that layer and depends on no transformers tokenizer
 - special tokens written literally in the text ("[MASK]") kept whole, as transformers does;
 - ids from the sentencepiece model: [UNK]=0 [PAD]=1 [CLS]=2 [SEP]=3 [MASK]=4 (8002 in KoBERT);
 - single sequence `[CLS] x [SEP]`, truncated to max_length, right-padded with [PAD] (id 1), token
-  type ids all 0 (SKT's fix of XLNet's segment id 2), attention mask = ids != pad id.
+  type ids all 0 (SKT's fix of XLNet's segment id 2), attention mask 1 on every position up to
+  [SEP] and 0 on the padding added after it (a [PAD] typed in the text is a token: mask 1, as
+  transformers gives it).
 """
 from __future__ import annotations
 
@@ -316,9 +318,19 @@ class KoBERTTokenizer:
         body = self.convert_tokens_to_ids(pieces)[: max_length - 2]
         ids = np.full(max_length, self.pad_token_id, dtype=np.int64)
         ids[: len(body) + 2] = [self.cls_token_id, *body, self.sep_token_id]
-        return {"input_ids": ids,
-                "attention_mask": (ids != self.pad_token_id).astype(np.int64),
+        # From positions, not ids: "[PAD]" typed in the text is a real token.
+        mask = np.zeros(max_length, dtype=np.int64)
+        mask[: len(body) + 2] = 1
+        return {"input_ids": ids, "attention_mask": mask,
                 "token_type_ids": np.zeros(max_length, dtype=np.int64)}
+
+    def attention_mask_for(self, input_ids) -> np.ndarray:
+        """The mask `encode` gives with `input_ids` [..., L]: 1 up to the last non-[PAD] id
+        (encode's closing [SEP]), 0 on the trailing [PAD] run after it."""
+        ids = np.asarray(input_ids)
+        real = ids != self.pad_token_id
+        # A position is padding iff no real token follows it (reverse cumulative "any").
+        return np.flip(np.maximum.accumulate(np.flip(real, -1), axis=-1), -1).astype(np.int64)
 
     def batch_encode(self, items: Sequence[str | Sequence[str]], max_length: int = 64) -> dict[str, np.ndarray]:
         """`encode` for many texts (or piece lists): dict of int64 [N, max_length] arrays."""
