@@ -21,12 +21,15 @@ REGRESSION_METRICS = ["rmse", "mae", "pearson_r", "ccc"]
 
 # ---------------------------------------------------------------- formatting and saving
 def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
-    """A GitHub Markdown table; floats rounded to `digits`."""
+    """A GitHub Markdown table; floats rounded to `digits`. Notes in `frame.attrs["notes"]`
+    (why a number is missing, what a mean covers) follow the table as paragraphs."""
+    notes = list(frame.attrs.get("notes", []))
     frame = frame.reset_index(drop=True) if isinstance(frame.index, pd.RangeIndex) else frame.reset_index()
     cells = [[_fmt(v, digits) for v in row] for row in frame.itertuples(index=False)]
     header = [str(c) for c in frame.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in cells]
+    lines += [line for note in notes for line in ("", f"Note: {note}")]
     return "\n".join(lines) + "\n"
 
 
@@ -79,14 +82,18 @@ def _frames(durations: np.ndarray, feats: dict) -> np.ndarray:
 
 
 def welch_tables(table: pd.DataFrame, cfg: dict) -> dict[str, pd.DataFrame]:
-    """The paper's statistics: Welch ANOVA by emotion and class means, ours beside reported."""
+    """The paper's statistics: Welch ANOVA by emotion and class means, ours beside reported.
+
+    Groups too small for Welch's test are left out of it (the `note` column names them); the
+    class means still show every class with at least one row."""
     from koemo.stats import emotion_statistics
 
     order = sorted(cfg["data"]["classes"])  # the paper lists classes alphabetically
     stats = emotion_statistics(table, order=order)
     anova = pd.DataFrame([
         {"value": value, "source": source, "F": s["F"], "df1": s["df1"], "df2": s["df2"],
-         "eta_squared": s.get("eta_squared", s.get("eta_sq")), "text": s.get("text", "")}
+         "eta_squared": s.get("eta_squared", s.get("eta_sq")), "text": s.get("text", ""),
+         "note": s.get("note", "")}
         for value in ("arousal", "valence")
         for source, s in (("ours", stats[value]), (REPORTED, P.WELCH[value]))])
     means = pd.DataFrame([
@@ -94,7 +101,20 @@ def welch_tables(table: pd.DataFrame, cfg: dict) -> dict[str, pd.DataFrame]:
         for value in ("arousal", "valence")
         for source, src in (("ours", {n: g["mean"] for n, g in stats[value]["groups"].items()}),
                             (REPORTED, P.CLASS_MEANS[value]))])
+    if any(s["left_out"] for s in stats.values()):
+        anova.attrs["notes"] = [WELCH_RULE]
+    sizes = {n: g["n"] for n, g in stats["arousal"]["groups"].items()}
+    single = [f"{n} ({k} row{'' if k == 1 else 's'})" for n, k in sizes.items() if k < 2]
+    if single:
+        means.attrs["notes"] = ["Classes with fewer than two rows: " + ", ".join(single) +
+                                "; an empty class has no mean, a single row is its own mean."]
     return {"welch_anova": anova, "class_means": means}
+
+
+WELCH_RULE = ("A group with fewer than two rows (or no spread) has no variance estimate, so it "
+              "cannot enter Welch's test: it is left out (named in `note`) and the test compares "
+              "the remaining groups (df1 = groups tested - 1, not the paper's 4). With fewer than "
+              "two groups left the test is not computed.")
 
 
 def split_tables(workdir: str | Path, cfg: dict) -> dict[str, pd.DataFrame]:
