@@ -27,7 +27,8 @@ MIN_ROWS = 2   # a group needs a variance estimate to enter Welch's test
 def _unusable(name: str, sample: np.ndarray) -> str | None:
     """Why a group cannot enter Welch's test (its weight is n / variance), or None."""
     if len(sample) < MIN_ROWS:
-        return f"group {name!r} has {len(sample)} row{'' if len(sample) == 1 else 's'} (needs >= {MIN_ROWS})"
+        rows = f"{len(sample)} row{'' if len(sample) == 1 else 's'}"
+        return f"group {name!r} has {rows} (needs >= {MIN_ROWS})"
     if np.ptp(sample) == 0:
         return f"group {name!r} has no spread (all {len(sample)} rows equal {sample[0]:g})"
     return None

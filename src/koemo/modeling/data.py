@@ -58,7 +58,9 @@ def split_rows(table: pd.DataFrame, cfg: dict, split: str) -> pd.DataFrame:
         raise KoemoInputError(f"utterances.parquet has no column {column!r}; re-run `koemo prepare`")
     rows = table[table[column] == split].reset_index(drop=True)
     if rows.empty:
-        raise KoemoInputError(f"utterances.parquet: no {split} rows in {column}")
+        hint = (": no session of this corpus falls in that fold (the reproduce plans skip it)"
+                if column.startswith("split_cv5") and split == "test" else "")
+        raise KoemoInputError(f"utterances.parquet: no {split} rows in {column}{hint}")
     return rows
 
 
