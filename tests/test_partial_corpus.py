@@ -91,8 +91,8 @@ def test_cv5_plans_skip_the_folds_without_a_test_session(partial, cfg, capsys):
     runs = ex.run_plan(unchecked, workdir, progress=False, parallel_runs=1)
     assert runs.empty and runs.attrs["skipped"] == ex.unusable_splits(workdir)
     sizes = report.split_tables(workdir, cfg)["sizes"].set_index("protocol")
-    assert sizes.loc["cv5_3", "runs"] == "skipped: no test session"
-    assert sizes.loc["cv5_0", "runs"] == "trained"
+    assert sizes.loc["cv5_3", "status"] == "skipped: no test session"
+    assert sizes.loc["cv5_0", "status"] == "ok"
 
 
 @pytest.fixture(scope="module")
@@ -168,3 +168,19 @@ def test_the_results_page_carries_the_notes(partial, trained, cfg, tmp_path):
     assert "left out: group 'sad' has 1 row (needs >= 2)" in page
     assert report.LABEL_RULE in page
     assert (out / "figures" / "confusion.png").is_file()
+
+
+@pytest.mark.slow
+def test_reproduce_runs_every_notebook_on_the_partial_corpus(partial, tmp_path):
+    """`koemo reproduce` end to end on the three sessions (1.5-4.5 min on two shared cores)."""
+    from koemo.reproduce import NOTEBOOK_ORDER, reproduce
+
+    out = tmp_path / "paper"
+    timings = reproduce("tiny", tmp_path / "work", out, data_root=partial[0])
+    assert [row["notebook"] for row in timings] == list(NOTEBOOK_ORDER)
+    page = (out / "README.md").read_text(encoding="utf-8")
+    assert "left out: group 'sad' has 1 row (needs >= 2)" in page
+    assert page.count("folds 3, 4 skipped: no test session") >= 4   # audio, text, classifier, fusion
+    assert report.LABEL_RULE in page
+    runs = pd.read_csv(out / "tables" / "runs_main.csv")
+    assert set(runs["split"]) == {"paper", "cv5_f0", "cv5_f1", "cv5_f2"}

@@ -138,11 +138,11 @@ def split_tables(workdir: str | Path, cfg: dict) -> dict[str, pd.DataFrame]:
                      "train_augmented": augmented,
                      "test_sessions": " ".join(str(s) for s in sessions) if column != "split_paper"
                      else "all (random utterances)",
-                     "runs": f"skipped: {problem}" if problem else "trained"})
+                     "status": f"skipped: {problem}" if problem else "ok"})
     rows.append({"protocol": f"paper {REPORTED}", **P.SPLIT_SIZES,
-                 "test_sessions": "all (random utterances)", "runs": ""})
+                 "test_sessions": "all (random utterances)", "status": ""})
     sizes = pd.DataFrame(rows)
-    if (sizes["runs"].str.startswith("skipped")).any():
+    if sizes["status"].str.startswith("skipped").any():
         sizes.attrs["notes"] = ["A fold without a test session (or without training or "
                                 "validation rows) is not trained; tables over the cv5 folds "
                                 "say how many folds they average."]
