@@ -105,7 +105,7 @@ NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
         "(faithful / corrected) and seed in the config, plus the n_layers ablation.",
         [
             "import koemo.experiments as ex, koemo.report\n"
-            "runs = ex.run_plan(ex.main_plan(cfg, stages=['audio']), ctx.workdir, progress=PROGRESS)\n"
+            "runs = ex.run_plan(ex.main_plan(cfg, ['audio'], ctx.workdir), ctx.workdir, progress=PROGRESS)\n"
             "ablation = ex.run_plan(ex.layer_ablation_plan(cfg, 'audio'), ctx.workdir, progress=PROGRESS)",
             "tables = koemo.report.regressor_tables(runs, ablation, 'audio')\n"
             "koemo.report.save_tables(tables, ctx.tables, prefix='audio_')\n"
@@ -118,7 +118,7 @@ NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
         "its states are cached on disk. Same protocols, variants, seeds and ablation as 2-1.",
         [
             "import koemo.experiments as ex, koemo.report\n"
-            "runs = ex.run_plan(ex.main_plan(cfg, stages=['text']), ctx.workdir, progress=PROGRESS)\n"
+            "runs = ex.run_plan(ex.main_plan(cfg, ['text'], ctx.workdir), ctx.workdir, progress=PROGRESS)\n"
             "ablation = ex.run_plan(ex.layer_ablation_plan(cfg, 'text'), ctx.workdir, progress=PROGRESS)",
             "tables = koemo.report.regressor_tables(runs, ablation, 'text')\n"
             "koemo.report.save_tables(tables, ctx.tables, prefix='text_')\n"
@@ -131,7 +131,7 @@ NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
         "outputs) for every protocol, variant and seed, plus the audio/text n_layers combinations.",
         [
             "import koemo.experiments as ex, koemo.report\n"
-            "runs = ex.run_plan(ex.main_plan(cfg), ctx.workdir, progress=PROGRESS)\n"
+            "runs = ex.run_plan(ex.main_plan(cfg, workdir=ctx.workdir), ctx.workdir, progress=PROGRESS)\n"
             "combos = ex.run_plan(ex.combination_plan(cfg), ctx.workdir, progress=PROGRESS)\n"
             "runs.to_csv(ctx.tables / 'runs_main.csv', index=False)\n"
             "combos.to_csv(ctx.tables / 'runs_combinations.csv', index=False)",
@@ -156,7 +156,7 @@ NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
         "fusion, late fusion, merge by sum, tensor fusion and the paper's attention + LSTM fusion.",
         [
             "import koemo.experiments as ex, koemo.report, koemo.plots\n"
-            "runs = ex.run_plan(ex.fusion_plan(cfg), ctx.workdir, progress=PROGRESS)\n"
+            "runs = ex.run_plan(ex.fusion_plan(cfg, ctx.workdir), ctx.workdir, progress=PROGRESS)\n"
             "runs.to_csv(ctx.tables / 'runs_fusion.csv', index=False)",
             "tables = koemo.report.fusion_tables(runs)\n"
             "koemo.report.save_tables(tables, ctx.tables, prefix='fusion_')\n"

@@ -62,6 +62,42 @@ def test_class_absent_from_the_set_has_zero_support_and_normalised_row():
     assert report["macro_f1"] == pytest.approx((2 / 3 + 2 / 3) / 2)
 
 
+def test_every_average_runs_over_the_classes_present_in_y_true():
+    """A model predicting classes absent from the set and the majority baseline average over
+    the same classes (those of y_true), so their macro F1 can be compared row by row."""
+    classes = PAPER_CLASSES                       # neutral, sad, happy, surprise, angry
+    y_true = [0, 0, 0, 0, 2, 2, 4, 4]             # three classes present
+    y_pred = [0, 0, 1, 3, 2, 0, 4, 3]             # predicts sad and surprise, absent from y_true
+    report = classification_report(y_true, y_pred, classes, majority_class="neutral")
+    assert report["label_set"] == ["neutral", "happy", "angry"]
+    # f1: neutral p 2/3 r 1/2 -> 4/7; happy p 1 r 1/2 -> 2/3; angry p 1 r 1/2 -> 2/3
+    assert report["macro_f1"] == pytest.approx((4 / 7 + 2 / 3 + 2 / 3) / 3)
+    assert report["uar"] == pytest.approx(0.5)
+    assert report["weighted_f1"] == pytest.approx((4 * 4 / 7 + 2 * 2 / 3 + 2 * 2 / 3) / 8)
+    base = report["baseline"]                     # all neutral: f1 neutral 2/3, others 0
+    assert base["macro_f1"] == pytest.approx((2 / 3) / 3)
+    assert base["uar"] == pytest.approx(1 / 3)
+    # The confusion matrix and the per-class table keep all five classes.
+    assert len(report["confusion_matrix"]) == 5 and report["per_class"]["sad"]["support"] == 0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_with_every_class_present_the_numbers_are_the_scikit_learn_defaults(seed):
+    from sklearn import metrics as skm
+
+    rng = np.random.default_rng(seed)
+    y_true = np.concatenate([np.arange(5), rng.integers(0, 5, 200)])
+    y_pred = np.where(rng.random(205) < 0.6, y_true, rng.integers(0, 5, 205))
+    report = classification_report(y_true, y_pred, PAPER_CLASSES, majority_class=0)
+    assert report["macro_f1"] == skm.f1_score(y_true, y_pred, average="macro")
+    assert report["weighted_f1"] == skm.f1_score(y_true, y_pred, average="weighted")
+    assert report["uar"] == pytest.approx(skm.balanced_accuracy_score(y_true, y_pred), abs=1e-15)
+    assert report["label_set"] == PAPER_CLASSES
+    base = np.zeros_like(y_true)
+    assert report["baseline"]["macro_f1"] == skm.f1_score(y_true, base, average="macro",
+                                                          zero_division=0)
+
+
 def test_paper_confusion_matrix_reproduces_the_reported_numbers():
     report = report_from_confusion(PAPER_CM, PAPER_CLASSES, majority_class="neutral")
     assert report["n"] == 2544

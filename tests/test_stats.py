@@ -71,9 +71,29 @@ def test_emotion_statistics_covers_both_values_in_the_given_order():
     assert stats["arousal"]["text"].startswith("F(3, ")
 
 
-def test_too_small_group_is_rejected_with_its_name():
+def test_too_small_group_is_left_out_by_name_and_the_rest_still_tested():
     small = pd.concat([table(), pd.DataFrame({"label": ["fear"], "arousal": [3.0], "valence": [3.0]})])
-    with pytest.raises(ValueError, match="fear"):
-        welch_anova(small, "arousal")
+    result = welch_anova(small, "arousal")
+    reference = welch_anova(table(), "arousal")         # the same test without the fear row
+    assert result["computed"] and result["tested"] == ["angry", "happy", "neutral", "sad"]
+    assert result["F"] == pytest.approx(reference["F"]) and result["df1"] == 3
+    assert result["eta_squared"] == pytest.approx(reference["eta_squared"])
+    assert result["left_out"] == {"fear": "group 'fear' has 1 row (needs >= 2)"}
+    assert result["note"] == "left out: group 'fear' has 1 row (needs >= 2)"
+    assert result["groups"]["fear"] == pytest.approx({"n": 1, "mean": 3.0, "std": np.nan},
+                                                     nan_ok=True)
     with pytest.raises(ValueError, match="no column"):
         welch_anova(table(), "dominance")
+
+
+def test_no_test_with_fewer_than_two_usable_groups_says_why():
+    flat = pd.DataFrame({"label": ["neutral"] * 4 + ["sad", "happy", "happy"],
+                         "arousal": [3.0, 3.2, 2.9, 3.1, 2.0, 4.0, 4.0]})
+    result = welch_anova(flat, "arousal")
+    assert not result["computed"] and np.isnan(result["F"]) and result["tested"] == ["neutral"]
+    assert result["note"] == ("not computed: needs >= 2 groups with >= 2 rows each; group 'happy' "
+                              "has no spread (all 2 rows equal 4); group 'sad' has 1 row (needs >= 2)")
+    assert format_anova(result) == result["note"]
+    # A class of the order with no rows at all is named too.
+    absent = welch_anova(flat, "arousal", order=["neutral", "surprise"])
+    assert absent["left_out"] == {"surprise": "group 'surprise' has 0 rows (needs >= 2)"}

@@ -4,6 +4,10 @@ A *plan* is a list of `RunSpec`s: one training stage, one config variant (faithf
 an ablation), one split (paper protocol or a cv5 fold) and one seed. `run_plan` trains what is
 missing (every stage is resumable and a finished run is skipped), and `collect` reads each
 run's `test_metrics.json` back into one table. Notebooks 2-1 .. 5-2 only call these.
+
+A partial corpus leaves some splits without rows (three sessions fill cv5 folds 0-2 only):
+given the workdir, the plans leave those splits out with a printed note, `run_plan` drops any
+that remain, and the table it returns names them in `attrs["skipped"]` for the reports.
 """
 from __future__ import annotations
 
@@ -76,12 +80,39 @@ def splits_for(protocols: list[str], folds: list[int] | None = None) -> list[str
     return list(dict.fromkeys(names))
 
 
-def main_plan(cfg: dict, stages=("audio", "text", "multimodal")) -> list[RunSpec]:
-    """Every stage x variant x split x seed of the `reproduce:` section."""
+def unusable_splits(workdir: str | Path) -> dict[str, str]:
+    """Splits (`paper`, `cv5_f0` ..) whose prepared rows cannot train and score a run, with the
+    reason; {} when the workdir is not prepared yet (training then says so itself)."""
+    from koemo.dataset.splits import N_FOLDS, split_problem
+
+    path = Path(workdir) / "utterances.parquet"
+    if not path.is_file():
+        return {}
+    table = pd.read_parquet(path)
+    columns = {"paper": "split_paper", **{f"cv5_f{k}": f"split_cv5_{k}" for k in range(N_FOLDS)}}
+    problems = {name: split_problem(table, column) for name, column in columns.items()}
+    return {name: why for name, why in problems.items() if why}
+
+
+def usable(splits: list[str], workdir: str | Path | None) -> list[str]:
+    """`splits` less those without rows in `workdir` (each named, with why); all without one."""
+    if workdir is None:
+        return list(splits)
+    skipped = unusable_splits(workdir)
+    for split in splits:
+        if split in skipped:
+            print(f"[koemo] {split} skipped: {skipped[split]}", flush=True)
+    return [split for split in splits if split not in skipped]
+
+
+def main_plan(cfg: dict, stages=("audio", "text", "multimodal"),
+              workdir: str | Path | None = None) -> list[RunSpec]:
+    """Every stage x variant x split x seed of the `reproduce:` section; given the workdir,
+    splits without train, valid or test rows are left out."""
     rep = cfg["reproduce"]
     plan = []
     for variant in rep["variants"]:
-        for split in splits_for(rep["protocols"], rep.get("folds")):
+        for split in usable(splits_for(rep["protocols"], rep.get("folds")), workdir):
             run_cfg = split_config(variant_config(cfg, variant), split)
             for seed in seeds_for(cfg, split):
                 plan += [RunSpec(stage, variant, split, seed, run_cfg) for stage in stages]
@@ -128,11 +159,13 @@ def combination_plan(cfg: dict) -> list[RunSpec]:
     return plan
 
 
-def fusion_plan(cfg: dict) -> list[RunSpec]:
-    """Every fusion kind on the same folds, seeds and frozen regressors."""
+def fusion_plan(cfg: dict, workdir: str | Path | None = None) -> list[RunSpec]:
+    """Every fusion kind on the same folds, seeds and frozen regressors (usable folds only,
+    given the workdir)."""
     fusion = cfg["reproduce"]["fusion"]
     plan = []
-    for split in splits_for([fusion.get("protocol", "cv5")], cfg["reproduce"].get("folds")):
+    splits = splits_for([fusion.get("protocol", "cv5")], cfg["reproduce"].get("folds"))
+    for split in usable(splits, workdir):
         run_cfg = split_config(variant_config(cfg, fusion.get("variant", "corrected")), split)
         for seed in fusion.get("seeds") or seeds_for(cfg, split):
             plan += [RunSpec(stage, fusion.get("variant", "corrected"), split, seed, run_cfg)
@@ -153,8 +186,12 @@ def run_plan(plan: list[RunSpec], workdir: str | Path, progress: bool = True,
     """
     from koemo.modeling.train import run_dir_for, run_is_finished
 
+    skipped = unusable_splits(workdir)
+    protocols = {spec.split.split("_")[0] for spec in plan}
+    kept = usable(list(dict.fromkeys(spec.split for spec in plan)), workdir)
+    plan = [spec for spec in plan if spec.split in kept]
     if not plan:
-        return pd.DataFrame()
+        return _with_skipped(pd.DataFrame(columns=RUN_COLUMNS), skipped, protocols)
     if parallel_runs is None:
         parallel_runs = int(plan[0].cfg.get("reproduce", {}).get("parallel_runs", 1))
     run_dirs = {spec: run_dir_for(workdir, spec.cfg, spec.stage, spec.seed, spec.classifier_kind)
@@ -172,7 +209,19 @@ def run_plan(plan: list[RunSpec], workdir: str | Path, progress: bool = True,
         else:
             for spec in todo:
                 _train(spec, workdir, progress)
-    return pd.DataFrame([_row(spec, run_dirs[spec]) for spec in plan])
+    table = pd.DataFrame([_row(spec, run_dirs[spec]) for spec in plan])
+    return _with_skipped(table, skipped, protocols)
+
+
+RUN_COLUMNS = ["stage", "variant", "split", "seed", "classifier", "run_dir"]
+
+
+def _with_skipped(table: pd.DataFrame, skipped: dict[str, str],
+                  protocols: set[str]) -> pd.DataFrame:
+    """The runs table, naming the skipped splits of its protocols (the reports' fold notes)."""
+    table.attrs["skipped"] = {split: why for split, why in skipped.items()
+                              if split.split("_")[0] in protocols}
+    return table
 
 
 def _train(spec: RunSpec, workdir: str | Path, progress: bool) -> Path:
@@ -234,10 +283,32 @@ def _prepare_shared_inputs(specs: list[RunSpec], workdir: str | Path) -> None:
 
 def _row(spec: RunSpec, run_dir: Path) -> dict:
     metrics = json.loads((run_dir / "test_metrics.json").read_text(encoding="utf-8"))
+    if spec.stage == "multimodal" and "label_set" not in metrics:
+        metrics = rescore_classifier(run_dir, metrics)
     flat = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))}
     return {"stage": spec.stage, "variant": spec.variant, "split": spec.split, "seed": spec.seed,
             "classifier": spec.classifier_kind if spec.stage == "multimodal" else "",
             "run_dir": str(run_dir), **flat}
+
+
+def rescore_classifier(run_dir: Path, metrics: dict) -> dict:
+    """Re-score a classifier run finished before the averages used one label set (its metrics
+    have no `label_set`) from its saved predictions, and save the result, so a reused run and
+    a new one are scored by the same rule."""
+    import os
+
+    from koemo.metrics import classification_report
+
+    predictions = pd.read_parquet(run_dir / "test_predictions.parquet")
+    baseline = metrics.get("baseline", {})
+    majority = baseline.get("majority_class") if baseline.get("majority_source") == "train" else None
+    metrics = {**metrics, **classification_report(predictions["true"].to_numpy(),
+                                                  predictions["pred"].to_numpy(),
+                                                  metrics["classes"], majority)}
+    tmp = run_dir / "test_metrics.json.tmp"
+    tmp.write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, run_dir / "test_metrics.json")
+    return metrics
 
 
 def load_metrics(run_dir: str | Path) -> dict:

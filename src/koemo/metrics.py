@@ -38,21 +38,32 @@ def _quiet_absent_classes():
 
 
 def _summary(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
-    """Accuracy, weighted/macro F1 and UAR. Macro averages run over the classes that occur in
-    y_true or y_pred (scikit-learn's default), so classes absent from a small set do not count
-    as zeros; UAR (balanced accuracy) runs over the classes present in y_true."""
+    """Accuracy, weighted/macro F1 and UAR over ONE label set: the classes present in y_true.
+
+    scikit-learn's default for F1 is the classes in y_true OR y_pred, so a model that predicts a
+    class absent from the set averaged over more classes (with a zero for each absent one) than
+    the majority baseline scored on the same rows. Fixing the set to y_true's classes gives every
+    row of a table the same denominator; with every class present nothing changes. Weighted F1
+    and UAR are the same under either rule (absent classes weigh zero / have no recall)."""
+    labels = np.unique(y_true)
     with _quiet_absent_classes():
         return {
             "accuracy": float(skm.accuracy_score(y_true, y_pred)),
-            "weighted_f1": float(skm.f1_score(y_true, y_pred, average="weighted", zero_division=0)),
-            "macro_f1": float(skm.f1_score(y_true, y_pred, average="macro", zero_division=0)),
-            "uar": float(skm.balanced_accuracy_score(y_true, y_pred)),
+            "weighted_f1": float(skm.f1_score(y_true, y_pred, labels=labels, average="weighted",
+                                              zero_division=0)),
+            "macro_f1": float(skm.f1_score(y_true, y_pred, labels=labels, average="macro",
+                                           zero_division=0)),
+            "uar": float(skm.recall_score(y_true, y_pred, labels=labels, average="macro",
+                                          zero_division=0)),
         }
 
 
 def classification_report(y_true, y_pred, classes: Sequence[str],
                           majority_class: int | str | None = None) -> dict:
     """Whole-set classification metrics, per-class table, confusion matrix and the baseline.
+
+    Averages run over the classes present in y_true (`label_set`); the per-class table and the
+    confusion matrix keep every class.
 
     `majority_class` is the most frequent TRAIN class (id or name); the baseline predicts it for
     every row of this set. None falls back to the most frequent class of this set, which the
@@ -82,6 +93,7 @@ def classification_report(y_true, y_pred, classes: Sequence[str],
         "n": int(len(y_true)),
         **_summary(y_true, y_pred),
         "classes": classes,
+        "label_set": [classes[i] for i in np.unique(y_true)],
         "per_class": {
             name: {"precision": float(precision[i]), "recall": float(recall[i]),
                    "f1": float(f1[i]), "support": int(support[i])}
@@ -110,7 +122,8 @@ def batch_averaged_f1(y_true, y_pred, batch_size: int, drop_last: bool = False,
                       average: str = "weighted") -> float:
     """The paper's number: the mean over consecutive batches of each batch's F1.
 
-    Each batch is scored alone (scikit-learn labels = classes seen in that batch), then the batch
+    Each batch is scored alone over the classes of its y_true (for weighted F1 the same as the
+    original's scikit-learn default: classes only predicted weigh zero), then the batch
     scores are averaged with equal weight, as the original test loop did. drop_last=True drops
     the final short batch, as a DataLoader(drop_last=True) would.
     """
@@ -120,7 +133,8 @@ def batch_averaged_f1(y_true, y_pred, batch_size: int, drop_last: bool = False,
     stops = range(0, len(y_true), batch_size)
     with _quiet_absent_classes():
         scores = [skm.f1_score(y_true[s:s + batch_size], y_pred[s:s + batch_size],
-                               average=average, zero_division=0)
+                               labels=np.unique(y_true[s:s + batch_size]), average=average,
+                               zero_division=0)
                   for s in stops if not (drop_last and s + batch_size > len(y_true))]
     if not scores:
         raise ValueError(f"no complete batch of {batch_size} in {len(y_true)} rows")

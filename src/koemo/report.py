@@ -21,12 +21,17 @@ REGRESSION_METRICS = ["rmse", "mae", "pearson_r", "ccc"]
 
 # ---------------------------------------------------------------- formatting and saving
 def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
-    """A GitHub Markdown table; floats rounded to `digits`."""
+    """A GitHub Markdown table; floats rounded to `digits`. Notes in `frame.attrs["notes"]`
+    (why a number is missing, what a mean covers) follow the table as paragraphs."""
+    notes = list(frame.attrs.get("notes", []))
+    if frame.empty and not len(frame.columns):
+        return "".join(["*(no rows)*\n"] + [f"\nNote: {note}\n" for note in notes])
     frame = frame.reset_index(drop=True) if isinstance(frame.index, pd.RangeIndex) else frame.reset_index()
     cells = [[_fmt(v, digits) for v in row] for row in frame.itertuples(index=False)]
     header = [str(c) for c in frame.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in cells]
+    lines += [line for note in notes for line in ("", f"Note: {note}")]
     return "\n".join(lines) + "\n"
 
 
@@ -79,14 +84,18 @@ def _frames(durations: np.ndarray, feats: dict) -> np.ndarray:
 
 
 def welch_tables(table: pd.DataFrame, cfg: dict) -> dict[str, pd.DataFrame]:
-    """The paper's statistics: Welch ANOVA by emotion and class means, ours beside reported."""
+    """The paper's statistics: Welch ANOVA by emotion and class means, ours beside reported.
+
+    Groups too small for Welch's test are left out of it (the `note` column names them); the
+    class means still show every class with at least one row."""
     from koemo.stats import emotion_statistics
 
     order = sorted(cfg["data"]["classes"])  # the paper lists classes alphabetically
     stats = emotion_statistics(table, order=order)
     anova = pd.DataFrame([
         {"value": value, "source": source, "F": s["F"], "df1": s["df1"], "df2": s["df2"],
-         "eta_squared": s.get("eta_squared", s.get("eta_sq")), "text": s.get("text", "")}
+         "eta_squared": s.get("eta_squared", s.get("eta_sq")), "text": s.get("text", ""),
+         "note": s.get("note", "")}
         for value in ("arousal", "valence")
         for source, s in (("ours", stats[value]), (REPORTED, P.WELCH[value]))])
     means = pd.DataFrame([
@@ -94,11 +103,25 @@ def welch_tables(table: pd.DataFrame, cfg: dict) -> dict[str, pd.DataFrame]:
         for value in ("arousal", "valence")
         for source, src in (("ours", {n: g["mean"] for n, g in stats[value]["groups"].items()}),
                             (REPORTED, P.CLASS_MEANS[value]))])
+    if any(s["left_out"] for s in stats.values()):
+        anova.attrs["notes"] = [WELCH_RULE]
+    sizes = {n: g["n"] for n, g in stats["arousal"]["groups"].items()}
+    single = [f"{n} ({k} row{'' if k == 1 else 's'})" for n, k in sizes.items() if k < 2]
+    if single:
+        means.attrs["notes"] = ["Classes with fewer than two rows: " + ", ".join(single) +
+                                "; an empty class has no mean, a single row is its own mean."]
     return {"welch_anova": anova, "class_means": means}
+
+
+WELCH_RULE = ("A group with fewer than two rows (or no spread) has no variance estimate, so it "
+              "cannot enter Welch's test: it is left out (named in `note`) and the test compares "
+              "the remaining groups (df1 = groups tested - 1, not the paper's 4). With fewer than "
+              "two groups left the test is not computed.")
 
 
 def split_tables(workdir: str | Path, cfg: dict) -> dict[str, pd.DataFrame]:
     from koemo.augment import plan_augmentation
+    from koemo.dataset.splits import split_problem
 
     table = load_table(workdir)
     classes = cfg["data"]["classes"]
@@ -109,13 +132,20 @@ def split_tables(workdir: str | Path, cfg: dict) -> dict[str, pd.DataFrame]:
         train = table[table[column] == "train"]
         augmented = len(plan_augmentation(train, cfg, cfg["seed"]))
         sessions = sorted(table.loc[table[column] == "test", "session"].unique().tolist())
+        problem = split_problem(table, column)
         rows.append({"protocol": column.removeprefix("split_"), "train": int(sizes.get("train", 0)),
                      "valid": int(sizes.get("valid", 0)), "test": int(sizes.get("test", 0)),
                      "train_augmented": augmented,
                      "test_sessions": " ".join(str(s) for s in sessions) if column != "split_paper"
-                     else "all (random utterances)"})
-    rows.append({"protocol": f"paper {REPORTED}", **P.SPLIT_SIZES, "test_sessions": "all (random utterances)"})
+                     else "all (random utterances)",
+                     "status": f"skipped: {problem}" if problem else "ok"})
+    rows.append({"protocol": f"paper {REPORTED}", **P.SPLIT_SIZES,
+                 "test_sessions": "all (random utterances)", "status": ""})
     sizes = pd.DataFrame(rows)
+    if sizes["status"].str.startswith("skipped").any():
+        sizes.attrs["notes"] = ["A fold without a test session (or without training or "
+                                "validation rows) is not trained; tables over the cv5 folds "
+                                "say how many folds they average."]
     per_class = (table.groupby(["split_paper", "label"]).size().unstack(fill_value=0)
                  .reindex(columns=classes, fill_value=0).reset_index())
     leakage = pd.DataFrame([{
@@ -137,12 +167,64 @@ def with_protocol(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _summarise(runs: pd.DataFrame, by: list[str], metrics: list[str]) -> pd.DataFrame:
+    """Mean ± std of `metrics` per group, with how many folds (splits) and runs it covers."""
     from koemo.experiments import mean_std
 
     runs = with_protocol(runs)
     present = [m for m in metrics if m in runs.columns]
     table = mean_std(runs, by, present)
-    return table[by + present + ["n_runs"]]
+    folds = runs.groupby(by, sort=False)["split"].nunique().rename("n_folds").reset_index()
+    table = table.merge(folds, on=by, how="left")
+    return table[by + present + ["n_folds", "n_runs"]]
+
+
+def fold_notes(runs: pd.DataFrame) -> list[str]:
+    """Which cv5 folds the cv5 rows average over, and why the others are missing (from the
+    runs table's attrs["skipped"], set by run_plan); [] when all five folds ran."""
+    from koemo.dataset.splits import N_FOLDS
+
+    fold_of = {f"cv5_f{k}": k for k in range(N_FOLDS)}
+    ran = sorted({fold_of[s] for s in runs.get("split", []) if s in fold_of})
+    skipped = {fold_of[s]: why for s, why in runs.attrs.get("skipped", {}).items() if s in fold_of}
+    if len(ran) == N_FOLDS or not (ran or skipped):
+        return []
+    parts = [f"cv5 rows: mean over {len(ran)} of {N_FOLDS} folds"
+             + (f" (folds {_join(ran)})" if ran else "")]
+    for why in dict.fromkeys(skipped.values()):
+        parts.append(f"folds {_join([k for k, w in skipped.items() if w == why])} skipped: {why}")
+    others = sorted(set(range(N_FOLDS)) - set(ran) - set(skipped))
+    if others:
+        parts.append(f"folds {_join(others)} not in this run's plan")
+    return ["; ".join(parts) + "."]
+
+
+def _join(numbers) -> str:
+    return ", ".join(str(n) for n in numbers)
+
+
+LABEL_RULE = ("Macro F1, UAR and weighted F1 of every row, the majority-class baseline "
+              "included, average over one label set: the classes present in the true labels of "
+              "the test set scored (a class absent from it counts in no row, predicted or not). "
+              "Per-class tables and confusion matrices keep all five classes.")
+
+
+def label_set_notes(runs: pd.DataFrame) -> list[str]:
+    """LABEL_RULE plus, where a test set lacks classes, which ones each protocol averages over;
+    [] without classifier runs."""
+    if runs.empty:
+        return []
+    details = []
+    for protocol, group in with_protocol(runs).groupby("protocol", sort=False):
+        metrics = [json.loads((Path(d) / "test_metrics.json").read_text()) for d in group["run_dir"]]
+        sets = {tuple(m.get("label_set", m["classes"])) for m in metrics}
+        if all(len(found) == len(metrics[0]["classes"]) for found in sets):
+            continue
+        if len(sets) == 1:
+            details.append(f"{protocol}: {', '.join(next(iter(sets)))}")
+        else:
+            sizes = sorted(len(found) for found in sets)
+            details.append(f"{protocol}: each test set its own ({sizes[0]} to {sizes[-1]} classes)")
+    return [LABEL_RULE + (" Here " + "; ".join(details) + "." if details else "")]
 
 
 def best_valid_loss(run_dir: str | Path) -> float:
@@ -154,6 +236,7 @@ def best_valid_loss(run_dir: str | Path) -> float:
 
 def regressor_tables(runs: pd.DataFrame, ablation: pd.DataFrame, stage: str) -> dict[str, pd.DataFrame]:
     main = _summarise(runs, ["protocol", "variant"], REGRESSION_METRICS)
+    main.attrs["notes"] = fold_notes(runs)
     reported = P.AUDIO_VALID_RMSE if stage == "audio" else P.TEXT_VALID_RMSE
     rows = []
     for _, run in ablation.iterrows():
@@ -167,10 +250,11 @@ def regressor_tables(runs: pd.DataFrame, ablation: pd.DataFrame, stage: str) -> 
 def classifier_tables(runs: pd.DataFrame, combos: pd.DataFrame) -> dict[str, pd.DataFrame]:
     multimodal = runs[runs["stage"] == "multimodal"]
     main = _summarise(multimodal, ["protocol", "variant"], CLASSIFICATION_METRICS)
-    reported = {"protocol": "paper", "variant": REPORTED, "n_runs": 1,
+    reported = {"protocol": "paper", "variant": REPORTED, "n_folds": 1, "n_runs": 1,
                 **{m: P.FINAL_TEST.get(m, np.nan) for m in CLASSIFICATION_METRICS}}
     baseline = _baseline_rows(multimodal)
     main = pd.concat([main, pd.DataFrame([reported]), baseline], ignore_index=True)
+    main.attrs["notes"] = fold_notes(runs) + label_set_notes(multimodal)
     combo_rows = []
     for _, run in combos[combos["stage"] == "multimodal"].iterrows():
         audio, text = (int(part.removeprefix("audio").removeprefix("text"))
@@ -191,22 +275,27 @@ def _baseline_rows(runs: pd.DataFrame) -> pd.DataFrame:
         first_seed = group[group["seed"] == group["seed"].min()].drop_duplicates("split")
         scores = [json.loads((Path(d) / "test_metrics.json").read_text())["baseline"]
                   for d in first_seed["run_dir"]]
-        rows.append({"protocol": protocol, "variant": "majority class (ours)", "n_runs": len(scores),
+        rows.append({"protocol": protocol, "variant": "majority class (ours)",
+                     "n_folds": len(scores), "n_runs": len(scores),
                      **{m: float(np.mean([s[m] for s in scores])) for m in ("accuracy", "weighted_f1",
                                                                               "macro_f1", "uar")}})
-    rows.append({"protocol": "paper", "variant": f"all neutral {REPORTED}", "n_runs": 1,
+    rows.append({"protocol": "paper", "variant": f"all neutral {REPORTED}", "n_folds": 1, "n_runs": 1,
                  **P.ALL_NEUTRAL})
     return pd.DataFrame(rows)
 
 
 def per_class_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per-class recall and precision (mean over runs) beside the paper's recall."""
+    """Per-class recall and precision (mean over runs) beside the paper's recall. A class
+    absent from a run's test set has no recall there: it is averaged over the runs that hold
+    it (blank when none does); `support` counts its test rows over all runs."""
     rows = []
     for (protocol, variant), group in with_protocol(runs).groupby(["protocol", "variant"], sort=False):
         metrics = [json.loads((Path(d) / "test_metrics.json").read_text()) for d in group["run_dir"]]
         for name in metrics[0]["classes"]:
+            held = [m["per_class"][name] for m in metrics if m["per_class"][name]["support"] > 0]
             rows.append({"protocol": protocol, "variant": variant, "class": name,
-                         "recall": np.mean([m["per_class"][name]["recall"] for m in metrics]),
+                         "support": sum(m["per_class"][name]["support"] for m in metrics),
+                         "recall": np.mean([c["recall"] for c in held]) if held else np.nan,
                          "precision": np.mean([m["per_class"][name]["precision"] for m in metrics]),
                          f"recall {REPORTED}": P.RECALL.get(name, np.nan) if protocol == "paper" else np.nan})
     return pd.DataFrame(rows)
@@ -234,7 +323,10 @@ def fusion_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     numbers = pd.concat([numbers, pd.DataFrame({
         "protocol": baseline["protocol"], "classifier": baseline["classifier"],
         "mean": baseline["macro_f1"], "std": 0.0, "n_runs": baseline["n_runs"]})], ignore_index=True)
-    return {"fusion": summary, "fusion_macro_f1": numbers, "paired": paired_fusion_gains(classifiers)}
+    paired = paired_fusion_gains(classifiers)
+    summary.attrs["notes"] = fold_notes(runs) + label_set_notes(classifiers)
+    paired.attrs["notes"] = fold_notes(runs)
+    return {"fusion": summary, "fusion_macro_f1": numbers, "paired": paired}
 
 
 UNIMODAL = ("audio_only", "text_only")
@@ -267,7 +359,8 @@ def paired_fusion_gains(classifiers: pd.DataFrame, metric: str = "macro_f1") -> 
 # ---------------------------------------------------------------- the results page (5-1)
 PAGE_SECTIONS = (
     ("Final multimodal test", "multimodal_test_metrics",
-     "Mean ± std over seeds (and the five folds for cv5). `weighted_f1_batch_mean` is the paper's "
+     "Mean ± std over seeds (and the cv5 folds; `n_folds` says how many). "
+     "`weighted_f1_batch_mean` is the paper's "
      "way (mean of per-batch F1); every other metric is computed over the whole test set."),
     ("Per-class recall and precision", "multimodal_per_class",
      "The paper's slides print precision under the name of per-class accuracy; its recall comes "
@@ -306,7 +399,10 @@ def write_paper_page(workdir: str | Path, cfg: dict, out: str | Path) -> Path:
     runs_csv = tables / "runs_main.csv"
     lines = [f"# Results: config `{cfg['name']}`", "",
              "Numbers marked *paper (reported)* are quoted from the reference paper; every other "
-             "number was measured by this run (config, seed and library versions in `run.json`).", ""]
+             "number was measured by this run (config, seed and library versions in `run.json`). "
+             "Averages over classes (macro F1, UAR, weighted F1) run over the classes present in "
+             "each test set, the same set for every row of a table; notes under a table say when "
+             "a statistic or a fold could not be computed.", ""]
     if runs_csv.is_file():
         runs = pd.read_csv(runs_csv)
         figure = plots.confusion_matrices(runs, cfg["data"]["classes"], out / "figures" / "confusion.png")

@@ -21,36 +21,62 @@ def eta_squared(values: np.ndarray, groups: np.ndarray) -> float:
     return float(ss_between / ss_total) if ss_total > 0 else float("nan")
 
 
+MIN_ROWS = 2   # a group needs a variance estimate to enter Welch's test
+
+
+def _unusable(name: str, sample: np.ndarray) -> str | None:
+    """Why a group cannot enter Welch's test (its weight is n / variance), or None."""
+    if len(sample) < MIN_ROWS:
+        rows = f"{len(sample)} row{'' if len(sample) == 1 else 's'}"
+        return f"group {name!r} has {rows} (needs >= {MIN_ROWS})"
+    if np.ptp(sample) == 0:
+        return f"group {name!r} has no spread (all {len(sample)} rows equal {sample[0]:g})"
+    return None
+
+
 def welch_anova(table: pd.DataFrame, value: str, group: str = "label",
                 order: Sequence[str] | None = None) -> dict:
     """Welch ANOVA of `table[value]` by `table[group]` (statsmodels anova_oneway, unequal var).
 
     Returns F, df1, df2, p, eta_squared and per-group n / mean / std (std with ddof=1), groups in
-    `order` (default: sorted names, the paper's alphabetical order). Groups with fewer than two
-    rows have no variance and cannot enter Welch's test: they raise ValueError.
+    `order` (default: sorted names, the paper's alphabetical order). A group with fewer than two
+    rows or no spread has no usable variance: it is left out (`left_out` says why) and the test
+    compares the other groups (`tested`). With fewer than two groups left nothing is computed:
+    `computed` is False, the numbers are NaN and `note` says why. A partial corpus (a few
+    sessions, one sad utterance) thus still gets a test, clearly labelled, instead of an error.
     """
-    from statsmodels.stats.oneway import anova_oneway
-
     missing = [c for c in (value, group) if c not in table.columns]
     if missing:
         raise ValueError(f"table has no column(s) {missing}")
     data = table[[value, group]].dropna()
     names = list(order) if order is not None else sorted(data[group].unique())
     data = data[data[group].isin(names)]
-    samples = [data.loc[data[group] == name, value].to_numpy(dtype=float) for name in names]
-    too_small = [name for name, s in zip(names, samples) if len(s) < 2]
-    if too_small or len(names) < 2:
-        raise ValueError(f"Welch ANOVA of {value!r} needs >= 2 groups with >= 2 rows each; "
-                         f"too small: {too_small or names}")
-    result = anova_oneway(samples, use_var="unequal", welch_correction=True)
-    df1, df2 = (float(d) for d in result.df)
-    return {
-        "value": value, "group": group,
-        "F": float(result.statistic), "df1": df1, "df2": df2, "p": float(result.pvalue),
-        "eta_squared": eta_squared(data[value].to_numpy(), data[group].to_numpy()),
-        "groups": {name: {"n": int(len(s)), "mean": float(s.mean()), "std": float(s.std(ddof=1))}
-                   for name, s in zip(names, samples)},
-    }
+    samples = {name: data.loc[data[group] == name, value].to_numpy(dtype=float) for name in names}
+    left_out = {name: why for name, s in samples.items() if (why := _unusable(name, s))}
+    tested = [name for name in names if name not in left_out]
+    result = {"value": value, "group": group, "tested": tested, "left_out": left_out,
+              "groups": {name: _describe(s) for name, s in samples.items()}}
+    reasons = "; ".join(left_out.values())
+    if len(tested) < 2:
+        why = reasons or f"{len(names)} group(s) given"
+        return {**result, "computed": False, "F": np.nan, "df1": np.nan, "df2": np.nan,
+                "p": np.nan, "eta_squared": np.nan,
+                "note": f"not computed: needs >= 2 groups with >= {MIN_ROWS} rows each; {why}"}
+    from statsmodels.stats.oneway import anova_oneway
+
+    test = anova_oneway([samples[n] for n in tested], use_var="unequal", welch_correction=True)
+    used = data[data[group].isin(tested)]
+    df1, df2 = (float(d) for d in test.df)
+    return {**result, "computed": True, "F": float(test.statistic), "df1": df1, "df2": df2,
+            "p": float(test.pvalue),
+            "eta_squared": eta_squared(used[value].to_numpy(), used[group].to_numpy()),
+            "note": f"left out: {reasons}" if reasons else ""}
+
+
+def _describe(sample: np.ndarray) -> dict:
+    """n, mean and std (ddof=1) of a group; NaN where there are too few rows."""
+    return {"n": int(len(sample)), "mean": float(sample.mean()) if len(sample) else np.nan,
+            "std": float(sample.std(ddof=1)) if len(sample) > 1 else np.nan}
 
 
 def format_p(p: float) -> str:
@@ -58,7 +84,9 @@ def format_p(p: float) -> str:
 
 
 def format_anova(result: dict) -> str:
-    """APA-like one-liner: `F(4, 246.83) = 63.12, p < .001, eta^2 = .379`."""
+    """APA-like one-liner: `F(4, 246.83) = 63.12, p < .001, eta^2 = .379` (or why not)."""
+    if result.get("computed", True) is False:
+        return result["note"]
     eta = f"{result['eta_squared']:.3f}".replace("0.", ".", 1)
     return (f"F({result['df1']:.0f}, {result['df2']:.2f}) = {result['F']:.2f}, "
             f"{format_p(result['p'])}, eta^2 = {eta}")

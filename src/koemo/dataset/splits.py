@@ -6,7 +6,9 @@
   because every speaker belongs to one session.
 - `split_session`: cv5 fold 0, the single speaker-independent hold-out.
 Every column holds `train`, `valid` or `test` for every row, so one prepared workdir serves all
-protocols and `split_column(cfg)` picks the one a run uses.
+protocols and `split_column(cfg)` picks the one a run uses. A partial corpus (a few sessions)
+leaves some cv5 folds without a test session: `split_problem` says so, and the experiment plans
+skip those folds instead of failing.
 """
 from __future__ import annotations
 
@@ -122,3 +124,15 @@ def add_splits(table: pd.DataFrame, cfg: dict) -> pd.DataFrame:
     for column, values in cv5.items():
         table[column] = values
     return table
+
+
+def split_problem(table: pd.DataFrame, column: str) -> str | None:
+    """Why the rows of split `column` cannot train and score a run, or None when they can:
+    every run needs train, valid and test rows."""
+    counts = table[column].value_counts() if column in table.columns else pd.Series(dtype=int)
+    empty = [part for part in ("train", "valid", "test") if counts.get(part, 0) == 0]
+    if not empty:
+        return None
+    if column.startswith("split_cv5") and "test" in empty:
+        return "no test session"      # no session of this corpus falls in the fold
+    return "no " + " and no ".join(f"{part} rows" for part in empty)

@@ -66,7 +66,9 @@ def split_rows(table: pd.DataFrame, cfg: dict, split: str) -> pd.DataFrame:
         chosen &= table["audio_problem"] == ""
     rows = table[chosen].reset_index(drop=True)
     if rows.empty:
-        raise KoemoInputError(f"utterances.parquet: no {split} rows in {column}")
+        hint = (": no session of this corpus falls in that fold (the reproduce plans skip it)"
+                if column.startswith("split_cv5") and split == "test" else "")
+        raise KoemoInputError(f"utterances.parquet: no {split} rows in {column}{hint}")
     return rows
 
 
