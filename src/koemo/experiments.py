@@ -66,6 +66,15 @@ def split_config(cfg: dict, split: str) -> dict:
     return out
 
 
+def protocol_of(split: str) -> str:
+    return "cv5" if split.startswith("cv5") else split
+
+
+def with_protocol(runs: pd.DataFrame) -> pd.DataFrame:
+    """Runs with a `protocol` column (the five cv5 folds pool into `cv5`)."""
+    return runs.assign(protocol=runs["split"].map(protocol_of))
+
+
 def splits_for(protocols: list[str], folds: list[int] | None = None) -> list[str]:
     names = []
     for protocol in protocols:

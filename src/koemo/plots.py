@@ -40,7 +40,7 @@ def _matrix(ax, cm: np.ndarray, classes, title: str) -> None:
 
 def confusion_matrices(runs: pd.DataFrame, classes, path: str | Path) -> Path | None:
     """The paper's reported matrix beside ours (summed over seeds) for each protocol/variant."""
-    from koemo.report import with_protocol
+    from koemo.experiments import with_protocol
 
     multimodal = runs[runs["stage"] == "multimodal"]
     if multimodal.empty:

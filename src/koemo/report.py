@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from koemo import paper_numbers as P
+from koemo.experiments import mean_std, with_protocol
 
 REPORTED = "paper (reported)"
 CLASSIFICATION_METRICS = ["accuracy", "weighted_f1", "weighted_f1_batch_mean", "macro_f1", "uar"]
@@ -157,19 +158,8 @@ def split_tables(workdir: str | Path, cfg: dict) -> dict[str, pd.DataFrame]:
 
 
 # ---------------------------------------------------------------- runs (2-1 .. 5-2)
-def protocol_of(split: str) -> str:
-    return "cv5" if split.startswith("cv5") else split
-
-
-def with_protocol(runs: pd.DataFrame) -> pd.DataFrame:
-    """Runs with a `protocol` column (the five cv5 folds pool into `cv5`)."""
-    return runs.assign(protocol=runs["split"].map(protocol_of))
-
-
 def _summarise(runs: pd.DataFrame, by: list[str], metrics: list[str]) -> pd.DataFrame:
     """Mean ± std of `metrics` per group, with how many folds (splits) and runs it covers."""
-    from koemo.experiments import mean_std
-
     runs = with_protocol(runs)
     present = [m for m in metrics if m in runs.columns]
     table = mean_std(runs, by, present)
@@ -314,8 +304,6 @@ def fusion_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
         columns={"variant": "classifier"})
     shown = baseline.assign(**{m: baseline[m].map(lambda v: f"{v:.3f}") for m in FUSION_METRICS})
     summary = pd.concat([table, shown[table.columns]], ignore_index=True)
-    from koemo.experiments import mean_std
-
     by = ["protocol", "classifier"]
     numbers = mean_std(with_protocol(classifiers), by, ["macro_f1"])
     numbers = numbers[by + ["macro_f1_mean", "macro_f1_std", "n_runs"]].rename(
