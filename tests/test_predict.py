@@ -17,8 +17,8 @@ import torch
 
 from koemo.cli import main
 from koemo.errors import CheckpointError, KoemoInputError
-from koemo.predict import (MANIFEST_FILE, Predictor, export_from_workdir, export_predictor,
-                           frame_windows, window_starts)
+from koemo.predict import MANIFEST_FILE, Predictor, frame_windows, window_starts
+from koemo.predict_export import export_from_workdir, export_predictor
 
 SEED = 1
 

@@ -193,7 +193,7 @@ def run_batch(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     from koemo.config import load_config
-    from koemo.predict import export_from_workdir, export_predictor
+    from koemo.predict_export import export_from_workdir, export_predictor
 
     runs = (args.audio_run, args.text_run, args.multimodal_run)
     if all(runs):
