@@ -10,8 +10,8 @@ import shutil
 from pathlib import Path
 
 from koemo.errors import CheckpointError, KoemoInputError
-from koemo.predict import (MANIFEST_FILE, MANIFEST_FORMAT, STAGE_DIRS, TEXT_MODEL_DIR, Predictor,
-                           check_stage_metas)
+from koemo.predict import MANIFEST_FILE, MANIFEST_FORMAT, STAGE_DIRS, TEXT_MODEL_DIR, Predictor
+from koemo.predict_checks import check_stage_metas
 
 def checkpoint_dir(path: str | Path, which: str = "best") -> Path:
     """A checkpoint directory, or a training run directory holding `best/` and `last/`.
