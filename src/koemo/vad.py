@@ -119,7 +119,7 @@ class SileroVAD:
         frames = np.lib.stride_tricks.sliding_window_view(with_context, CONTEXT + CHUNK)[::CHUNK]
         self._context = wave[n * CHUNK - CONTEXT:n * CHUNK].copy()
         with torch.inference_mode():
-            x = torch.as_tensor(np.ascontiguousarray(frames), device=self.device)
+            x = torch.as_tensor(np.array(frames), device=self.device)
             probs, self._state = self.net.decode(self.net.encode(x), self._state)
         return probs.float().cpu().numpy()
 
