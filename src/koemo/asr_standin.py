@@ -66,9 +66,16 @@ def _vocab_and_merges() -> tuple[dict[str, int], list[str], list[str]]:
     return vocab, merges, [h for h in helpers if h in vocab]
 
 
-def build_standin_whisper(directory: str | Path, seed: int = 0) -> Path:
+WHISPER_SMALL_DIMS = {**DIMS, "d_model": 768, "encoder_layers": 12, "decoder_layers": 12,
+                      "encoder_attention_heads": 12, "decoder_attention_heads": 12,
+                      "encoder_ffn_dim": 3072, "decoder_ffn_dim": 3072, "max_target_positions": 448}
+
+
+def build_standin_whisper(directory: str | Path, seed: int = 0, dims: dict | None = None) -> Path:
     """Write a tiny random Whisper (config, safetensors weights, tokenizer, feature extractor,
-    generation config) to `directory`; returns it."""
+    generation config) to `directory`; returns it. `dims` overrides the sizes (e.g.
+    WHISPER_SMALL_DIMS: whisper-small's shape, for timing; the vocabulary stays small)."""
+    dims = {**DIMS, **(dims or {})}
     import torch
     from transformers import (GenerationConfig, WhisperConfig, WhisperFeatureExtractor,
                               WhisperForConditionalGeneration, WhisperProcessor, WhisperTokenizer)
@@ -76,7 +83,6 @@ def build_standin_whisper(directory: str | Path, seed: int = 0) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     vocab, merges, helpers = _vocab_and_merges()
-    n_text = len(vocab)
     for token in SPECIALS:
         vocab[token] = len(vocab)
     (directory / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
@@ -86,17 +92,16 @@ def build_standin_whisper(directory: str | Path, seed: int = 0) -> Path:
                                  eos_token="<|endoftext|>", pad_token="<|endoftext|>")
     tokenizer.add_special_tokens({"additional_special_tokens": SPECIALS[1:]})
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIALS}
-    config = WhisperConfig(vocab_size=len(vocab), **DIMS, decoder_start_token_id=ids["<|startoftranscript|>"],
+    config = WhisperConfig(vocab_size=len(vocab), **dims, decoder_start_token_id=ids["<|startoftranscript|>"],
                            eos_token_id=ids["<|endoftext|>"], pad_token_id=ids["<|endoftext|>"],
-                           bos_token_id=ids["<|endoftext|>"], suppress_tokens=[],
-                           begin_suppress_tokens=[])
+                           bos_token_id=ids["<|endoftext|>"])
     torch.manual_seed(seed)
     model = WhisperForConditionalGeneration(config)
     # Helper pieces decode to broken UTF-8: never generate them, only whole syllables and spaces.
     generation = GenerationConfig(
         decoder_start_token_id=ids["<|startoftranscript|>"], eos_token_id=ids["<|endoftext|>"],
         pad_token_id=ids["<|endoftext|>"], bos_token_id=ids["<|endoftext|>"],
-        max_length=DIMS["max_target_positions"], is_multilingual=True,
+        is_multilingual=True,
         lang_to_id={"<|en|>": ids["<|en|>"], "<|ko|>": ids["<|ko|>"]},
         task_to_id={"translate": ids["<|translate|>"], "transcribe": ids["<|transcribe|>"]},
         no_timestamps_token_id=ids["<|notimestamps|>"],
@@ -104,7 +109,6 @@ def build_standin_whisper(directory: str | Path, seed: int = 0) -> Path:
         begin_suppress_tokens=[ids["<|endoftext|>"]], return_timestamps=False)
     model.generation_config = generation
     model.save_pretrained(str(directory), safe_serialization=True)
-    processor = WhisperProcessor(WhisperFeatureExtractor(feature_size=DIMS["num_mel_bins"]), tokenizer)
+    processor = WhisperProcessor(WhisperFeatureExtractor(feature_size=dims["num_mel_bins"]), tokenizer)
     processor.save_pretrained(str(directory))
-    del n_text
     return directory
