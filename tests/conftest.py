@@ -52,3 +52,27 @@ def single_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def asr_predictor_dir(tiny_workdir, tiny_config, tmp_path_factory):
+    """A predictor exported from one-epoch tiny runs of its own (name tiny-asr), shared by the
+    speech recognition and long-recording tests."""
+    import copy
+
+    from koemo.modeling.train import train_stage
+    from koemo.predict_export import export_from_workdir
+
+    cfg = copy.deepcopy(tiny_config)
+    cfg["name"] = "tiny-asr"
+    for stage in ("audio", "text", "multimodal"):
+        cfg["train"][stage]["epochs"] = 1
+        train_stage(stage, tiny_workdir, cfg, 1, progress=False)
+    return export_from_workdir(tiny_workdir, cfg, 1, tmp_path_factory.mktemp("asr-predictor") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def standin_whisper(tmp_path_factory):
+    """A tiny random-weight Whisper directory (koemo.asr_standin), loaded by path."""
+    from koemo.asr_standin import build_standin_whisper
+    return build_standin_whisper(tmp_path_factory.mktemp("whisper") / "standin")

@@ -17,8 +17,8 @@ import torch
 
 from koemo.cli import main
 from koemo.errors import CheckpointError, KoemoInputError
-from koemo.predict import (MANIFEST_FILE, Predictor, export_from_workdir, export_predictor,
-                           frame_windows, window_starts)
+from koemo.predict import MANIFEST_FILE, Predictor, frame_windows, window_starts
+from koemo.predict_export import export_from_workdir, export_predictor
 
 SEED = 1
 
@@ -44,7 +44,8 @@ def predictor_dir(tiny_workdir, trained_cfg, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def predictor(predictor_dir):
-    return Predictor.from_checkpoint(predictor_dir)
+    # No speech recognition here (asr none): tests/test_asr.py covers it with a tiny Whisper.
+    return Predictor.from_checkpoint(predictor_dir, asr="none")
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +173,7 @@ def test_batch_cli_writes_every_row(predictor, predictor_dir, utterance, tmp_pat
                   "text": [text, "", text, text]}).to_csv(listing, index=False)
     out = tmp_path / "pred.csv"
     status = main(["predict", "--batch", str(listing), "--out", str(out), "--checkpoint",
-                   str(predictor_dir), "--no-progress"])
+                   str(predictor_dir), "--no-progress", "--asr", "none"])
     assert status == 1                                       # some rows failed ...
     table = pd.read_csv(out, keep_default_na=False)
     assert len(table) == 4                                   # ... and every row is in the output

@@ -23,9 +23,12 @@ as training computed them before cutting), then:
 - "cut": only the first `max_frames` frames, exactly as training cut long utterances.
 Shorter audio is zero padded as in training (dB-floor padding under fixes.db_floor_padding).
 
-Without a transcript (text=None) only the audio path runs: arousal is returned, valence,
-label and probabilities are None, and the notes say the text path was skipped and the emotion
-was not predicted (the classifier needs both modalities; there is no audio-only fallback).
+Without a transcript (text=None) a Whisper model transcribes the audio (`koemo.asr`; the
+config's `asr:` section, or `asr=` of `from_checkpoint`), and the full path runs on its text:
+`text_source` says "asr" (a given transcript: "given"). With asr="none", or when recognition
+heard no Korean, only the audio path runs: arousal is returned, valence, label and
+probabilities are None, and the notes say the text path was skipped and the emotion was not
+predicted (the classifier needs both modalities; there is no audio-only fallback).
 An empty transcript (after marker removal) or one without any Hangul is an input error
 (KoBERT reads Korean); pieces KoBERT does not know ([UNK]) and truncation are noted.
 
@@ -34,7 +37,7 @@ Randomness. A checkpoint trained with the faithful config keeps attention dropou
 draw. Each call is seeded (`seed`, default 0) inside a forked RNG, so the same inputs in the
 same batch give the same outputs and the caller's RNG state is untouched; a note says so.
 
-The checkpoint DIR for prediction (`export_predictor` assembles it):
+The checkpoint DIR for prediction (`koemo.predict_export.export_predictor` assembles it):
     DIR/predictor.json           manifest: stages, tokenizer/encoder source, classes, origin
     DIR/audio/                   model.safetensors + meta.json (audio regressor -> arousal)
     DIR/text/                    model.safetensors + meta.json (text regressor -> valence)
@@ -45,11 +48,8 @@ The checkpoint DIR for prediction (`export_predictor` assembles it):
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import json
 import math
 import re
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -58,6 +58,8 @@ import numpy as np
 
 from koemo.audio_io import AudioInfo, AudioSource, load_audio
 from koemo.errors import CheckpointError, KoemoInputError
+from koemo.predict_checks import (FEATURE_KEYS, TEXT_KEYS, check_stage_metas, check_text_model,  # noqa: F401
+                                  mismatched_regressors, same_regressor, same_weights)
 
 MANIFEST_FILE = "predictor.json"
 MANIFEST_FORMAT = "koemo-predictor/1"
@@ -65,11 +67,6 @@ STAGE_DIRS = {"audio": "audio", "text": "text", "multimodal": "multimodal"}
 TEXT_MODEL_DIR = "kobert"
 LONG_AUDIO_MODES = ("windows", "cut")
 SCALE = (1.0, 5.0)
-# Feature settings that change the numbers the models see (the backend does not: the torch
-# and librosa backends agree within koemo.features.PARITY_TOLERANCE_DB).
-FEATURE_KEYS = ("sample_rate", "n_mels", "n_fft", "hop_length", "fmin", "fmax", "top_db",
-                "delta_width", "max_frames")
-TEXT_KEYS = ("tokenizer", "encoder", "max_length")
 HANGUL_RE = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
 UNK_NOTE_SHARE = 0.3
 
@@ -95,6 +92,7 @@ class Prediction:
     windows: WindowInfo
     audio: AudioInfo
     text: str | None = None                  # the transcript as the model read it (cleaned)
+    text_source: str | None = None           # "given", "asr" (speech recognition) or None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -111,6 +109,8 @@ class _Item:
     audio: AudioInfo
     windows: WindowInfo
     notes: list[str] = field(default_factory=list)
+    wave: np.ndarray | None = None   # kept until speech recognition fills in the transcript
+    text_source: str | None = None
 
 
 # ----------------------------------------------------------------------------- windows
@@ -154,7 +154,7 @@ class Predictor:
     def __init__(self, audio_model, text_model, classifier, tokenizer, encoder, cfg: dict,
                  classes: Sequence[str], device: str = "cpu", long_audio: str = "windows",
                  batch_size: int = 8, seed: int = 0, source: str | None = None,
-                 mismatched: Sequence[str] = ()):
+                 mismatched: Sequence[str] = (), asr: dict | None = None):
         import torch
 
         if long_audio not in LONG_AUDIO_MODES:
@@ -177,14 +177,22 @@ class Predictor:
         self.shared_text = same_regressor(text_model, classifier.TextModel)
         self.random_in_eval = not cfg["fixes"]["eval_attention_dropout_off"]
         self.mismatched = list(mismatched)  # stages whose weights differ from the classifier's copy
+        self.asr = asr                      # speech recognition settings (koemo.asr); None: off
+        self._transcriber = None            # loaded on first use
 
     # -- construction
 
     @classmethod
     def from_checkpoint(cls, directory: str | Path, device: str = "cpu", long_audio: str = "windows",
-                        batch_size: int = 8, seed: int = 0, attention_impl: str = "sdpa") -> "Predictor":
+                        batch_size: int = 8, seed: int = 0, attention_impl: str = "sdpa",
+                        asr: str | dict | None = "config") -> "Predictor":
         """Load a predictor directory (see the module docstring). Problems with it raise
-        CheckpointError naming the file."""
+        CheckpointError naming the file. `asr`: speech recognition for utterances without a
+        transcript: "config" (the checkpoint config's `asr:` section, else koemo.asr.DEFAULTS),
+        a Whisper hub id or directory, a settings dict, or None/"none" (arousal only). The
+        Whisper model is loaded when first needed."""
+        from koemo.asr import asr_settings
+
         from koemo.modeling.checkpoint import build_from_checkpoint, read_meta
         from koemo.text import KoBERTTokenizer, load_kobert
 
@@ -212,9 +220,14 @@ class Predictor:
         except KoemoInputError as err:
             raise CheckpointError(f"{directory / MANIFEST_FILE}: text model not usable: {err}") from err
         check_text_model(tokenizer, encoder, cfg, directory)
+        if isinstance(asr, dict):
+            asr = asr_settings({"asr": asr})
+        else:
+            asr = asr_settings(cfg, model=None if asr == "config" else (asr or "none"))
         return cls(models["audio"], models["text"], models["multimodal"], tokenizer, encoder, cfg,
                    metas["multimodal"]["classes"], device=device, long_audio=long_audio,
-                   batch_size=batch_size, seed=seed, source=str(directory), mismatched=mismatched)
+                   batch_size=batch_size, seed=seed, source=str(directory), mismatched=mismatched,
+                   asr=asr)
 
     @property
     def window_seconds(self) -> float:
@@ -226,8 +239,18 @@ class Predictor:
     def predict(self, audio: AudioSource, text: str | None = None,
                 sample_rate: int | None = None) -> Prediction:
         """One utterance: a file path or an array (with `sample_rate`; default 16 kHz) and its
-        transcript (None: arousal only)."""
-        return self._infer([self._prepare(audio, text, sample_rate)])[0]
+        transcript (None: speech recognition, or arousal only when asr is off)."""
+        return self.predict_prepared([self._prepare(audio, text, sample_rate)])[0]
+
+    def prepare(self, audio: AudioSource, text: str | None = None,
+                sample_rate: int | None = None) -> _Item:
+        """Load and check one utterance for `predict_prepared` (raises KoemoInputError)."""
+        return self._prepare(audio, text, sample_rate)
+
+    def predict_prepared(self, items: list[_Item]) -> list[Prediction]:
+        """Transcribe the items that need it (one batched recognition pass), then one model pass."""
+        self._transcribe(items)
+        return self._infer(items)
 
     def predict_many(self, items: Iterable[tuple], progress: bool = False
                      ) -> Iterator[Prediction | KoemoInputError]:
@@ -243,13 +266,13 @@ class Predictor:
             except KoemoInputError as err:
                 results[index] = err
             if len(pending) >= self.batch_size:
-                results.update(zip([i for i, _ in pending], self._infer([p for _, p in pending])))
+                results.update(zip([i for i, _ in pending], self.predict_prepared([p for _, p in pending])))
                 pending = []
             while next_out in results:
                 yield results.pop(next_out)
                 next_out += 1
         if pending:
-            results.update(zip([i for i, _ in pending], self._infer([p for _, p in pending])))
+            results.update(zip([i for i, _ in pending], self.predict_prepared([p for _, p in pending])))
         while next_out in results:
             yield results.pop(next_out)
             next_out += 1
@@ -272,10 +295,10 @@ class Predictor:
                          "predictions averaged")
         ids = mask = None
         cleaned = None
-        if text is None:
+        if text is None and self.asr is None:
             notes.append("no transcript: text path skipped; valence and emotion not predicted "
                          "(the classifier needs audio and text)")
-        else:
+        elif text is not None:
             cleaned, ids, mask, text_notes = self.encode_text(text, info.source)
             notes += text_notes
         for stage in self.mismatched:
@@ -284,7 +307,44 @@ class Predictor:
         if self.random_in_eval:
             notes.append("checkpoint keeps attention dropout on in eval (faithful config, "
                          f"fixes.eval_attention_dropout_off=false): outputs are one draw, seeded with {self.seed}")
-        return _Item(feats, lengths, ids, mask, cleaned, info, windows, notes)
+        item = _Item(feats, lengths, ids, mask, cleaned, info, windows, notes,
+                     text_source=None if text is None else "given")
+        if text is None and self.asr is not None:
+            item.wave = wave
+        return item
+
+    @property
+    def transcriber(self):
+        """The Whisper transcriber (koemo.asr.Transcriber), loaded on first use."""
+        if self._transcriber is None:
+            from koemo.asr import Transcriber
+
+            if self.asr is None:
+                raise KoemoInputError("speech recognition is off (asr none): pass a transcript")
+            self._transcriber = Transcriber.load(self.asr, device=str(self.device))
+        return self._transcriber
+
+    def _transcribe(self, items: list[_Item]) -> None:
+        """Fill in the transcript of items without one by speech recognition (batched)."""
+        from koemo.asr import truncation_note
+
+        todo = [item for item in items if item.wave is not None]
+        if not todo:
+            return
+        texts = self.transcriber.transcribe([item.wave for item in todo])
+        for item, heard in zip(todo, texts):
+            item.wave = None
+            note = truncation_note(item.audio.duration_s)
+            item.notes += [note] if note else []
+            try:
+                item.text, item.token_ids, item.token_mask, text_notes = \
+                    self.encode_text(heard, item.audio.source)
+            except KoemoInputError:
+                item.notes.append(f"speech recognition heard no Korean text ({_preview(heard)}): "
+                                  "text path skipped; valence and emotion not predicted")
+                continue
+            item.text_source = "asr"
+            item.notes += [f"transcript from speech recognition ({self.transcriber.source})"] + text_notes
 
     def audio_windows(self, wave: np.ndarray, info: AudioInfo
                       ) -> tuple[np.ndarray, np.ndarray, WindowInfo]:
@@ -443,73 +503,7 @@ class Predictor:
             probabilities = {c: float(p) for c, p in zip(self.classes, probs)}
             label = self.classes[int(np.argmax(probs))]
         return Prediction(label, probabilities, arousal, valence, notes, item.windows, item.audio,
-                          item.text)
-
-
-# ----------------------------------------------------------------------------- checks
-
-def same_weights(a, b) -> bool:
-    sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(
-        sa[k].shape == sb[k].shape and bool((sa[k] == sb[k]).all()) for k in sa)
-
-
-def same_regressor(standalone, inside) -> bool:
-    """True when the classifier's frozen regressor computes exactly what the standalone one
-    does (same weights, head count and fix switches)."""
-    if standalone is inside:
-        return True
-    return type(standalone) is type(inside) and standalone.num_heads == inside.num_heads \
-        and standalone.fixes == inside.fixes and same_weights(standalone, inside)
-
-
-def _section_diffs(metas: dict, section: str, keys: Sequence[str], stages: Sequence[str]) -> list[str]:
-    first = stages[0]
-    diffs = []
-    for stage in stages[1:]:
-        for key in keys:
-            a = metas[first]["config"][section].get(key)
-            b = metas[stage]["config"][section].get(key)
-            if a != b:
-                diffs.append(f"{section}.{key}: {first} {a!r} vs {stage} {b!r}")
-    return diffs
-
-
-def check_stage_metas(metas: dict, stage_dirs: dict) -> None:
-    """The three stages must come from one setting: same features for audio and classifier,
-    same text model for text and classifier, a classifier that carries its regressors."""
-    diffs = _section_diffs(metas, "features", FEATURE_KEYS, ("multimodal", "audio"))
-    diffs += _section_diffs(metas, "text", TEXT_KEYS, ("multimodal", "text"))
-    d_models = {stage: meta["config"]["models"]["d_model"] for stage, meta in metas.items()}
-    if len(set(d_models.values())) > 1:
-        diffs.append(f"models.d_model differs: {d_models}")
-    if diffs:
-        raise CheckpointError(f"{stage_dirs['multimodal'].parent}: the stages come from different "
-                              "configs: " + "; ".join(diffs))
-    if not metas["multimodal"].get("regressors"):
-        raise CheckpointError(f"{stage_dirs['multimodal']}: this classifier checkpoint holds no "
-                              "regressors (it only runs on cached hidden states); export one "
-                              "saved by `koemo train multimodal`")
-
-
-def mismatched_regressors(models: dict) -> list[str]:
-    """Stages whose standalone weights differ from the frozen copy inside the classifier
-    (head counts may differ: the faithful 4-head audio reuse runs the same weights)."""
-    inside = {"audio": models["multimodal"].AudioModel, "text": models["multimodal"].TextModel}
-    return [stage for stage, model in inside.items() if not same_weights(models[stage], model)]
-
-
-def check_text_model(tokenizer, encoder, cfg: dict, directory: Path) -> None:
-    from koemo.config import text_input_dim
-
-    hidden, vocab = int(encoder.config.hidden_size), int(encoder.config.vocab_size)
-    if hidden != text_input_dim(cfg):
-        raise CheckpointError(f"{directory}: the text encoder's hidden size {hidden} differs from "
-                              f"the text model's input width {text_input_dim(cfg)} "
-                              "(models.text.input_dim, default models.d_model): wrong text model")
-    if tokenizer.vocab_size > vocab:
-        raise CheckpointError(f"{directory}: tokenizer has {tokenizer.vocab_size} pieces but the "
-                              f"encoder embeds only {vocab}: they do not belong together")
+                          item.text, item.text_source)
 
 
 # ----------------------------------------------------------------------------- the directory
@@ -520,130 +514,13 @@ def read_manifest(directory: Path) -> dict:
     return read_format_json(
         directory, MANIFEST_FILE, MANIFEST_FORMAT, "predictor checkpoint",
         "a predictor directory is assembled from trained stages with "
-        "`koemo predict --export DIR ...` (koemo.predict.export_predictor)")
+        "`koemo predict --export DIR ...` (koemo.predict_export.export_predictor)")
 
 
 def resolve_text_model(directory: Path, reference: str) -> str:
     """A manifest entry is a directory relative to the predictor directory, or a hub id."""
     local = directory / reference
     return str(local) if local.exists() else reference
-
-
-def checkpoint_dir(path: str | Path, which: str = "best") -> Path:
-    """A checkpoint directory, or a training run directory holding `best/` and `last/`.
-    which="tested": the checkpoint the run's test metrics were computed with."""
-    path = Path(path)
-    if (path / "meta.json").is_file():
-        return path
-    if which == "tested":
-        metrics = path / "test_metrics.json"
-        which = json.loads(metrics.read_text(encoding="utf-8")).get("checkpoint", "best") \
-            if metrics.is_file() else "best"
-    if (path / which / "meta.json").is_file():
-        return path / which
-    raise CheckpointError(f"{path}: neither a checkpoint (meta.json) nor a run directory with "
-                          f"{which}/meta.json")
-
-
-def _text_model_source(cfg: dict, part: str, checkpoint: Path, workdir: str | Path | None) -> str:
-    """cfg.text.<part> as a usable reference: a stand-in resolves to W/kobert-standin, the
-    workdir given or found above the checkpoint (runs live at W/runs/...)."""
-    from koemo.text import resolve_text_source
-    from koemo.text.standin import STANDIN_KEYWORD
-
-    if cfg["text"][part] != STANDIN_KEYWORD:
-        return str(cfg["text"][part])
-    candidates = [Path(workdir)] if workdir is not None else list(checkpoint.resolve().parents)
-    for candidate in candidates:
-        source = Path(resolve_text_source(cfg, candidate, part=part))
-        if source.is_dir():
-            return str(source)
-    raise CheckpointError(f"{checkpoint}: trained with the KoBERT stand-in (text.{part}: standin) "
-                          "but no <workdir>/kobert-standin was found; pass workdir=/--workdir")
-
-
-def export_predictor(audio: str | Path, text: str | Path, multimodal: str | Path,
-                     out_dir: str | Path, workdir: str | Path | None = None,
-                     text_model: str | None = None, overwrite: bool = False,
-                     allow_mismatched_regressors: bool = False) -> Path:
-    """Assemble a predictor directory from three trained stages.
-
-    `audio`, `text`: checkpoint directories, or run directories (their `best/`: the weights
-    the classifier was built on). `multimodal`: a checkpoint or run directory (the checkpoint
-    its test metrics used). `text_model`: tokenizer+encoder directory or hub id; default: the
-    classifier config's text.tokenizer/encoder (a stand-in is found under `workdir`). Local
-    text models are copied into DIR/kobert/, hub ids only referenced. The result is loaded
-    once as a check before this returns: the classifier's frozen regressors must equal the
-    audio/text stages unless `allow_mismatched_regressors` (e.g. original checkpoints from
-    different runs; every prediction then says so in its notes).
-    """
-    from koemo.modeling.checkpoint import read_meta
-
-    out_dir = Path(out_dir)
-    sources = {"audio": checkpoint_dir(audio), "text": checkpoint_dir(text),
-               "multimodal": checkpoint_dir(multimodal, which="tested")}
-    metas = {stage: read_meta(path) for stage, path in sources.items()}
-    for stage, meta in metas.items():
-        if meta.get("stage") != stage:
-            raise CheckpointError(f"{sources[stage]}: a {meta.get('stage')} checkpoint given as the {stage} stage")
-    check_stage_metas(metas, {s: out_dir / d for s, d in STAGE_DIRS.items()})
-    cfg = metas["multimodal"]["config"]
-    refs = {part: text_model or _text_model_source(cfg, part, sources["multimodal"], workdir)
-            for part in ("tokenizer", "encoder")}
-    if out_dir.exists() and any(out_dir.iterdir()):
-        if not overwrite:
-            raise KoemoInputError(f"{out_dir}: exists and is not empty (use overwrite=True / --force)")
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for stage, path in sources.items():
-        shutil.copytree(path, out_dir / STAGE_DIRS[stage])
-    manifest_refs = _copy_text_models(refs, out_dir)
-    manifest = {"format": MANIFEST_FORMAT, "stages": dict(STAGE_DIRS), **manifest_refs,
-                "classes": metas["multimodal"]["classes"], "config_name": cfg.get("name"),
-                "sources": {stage: str(path.resolve()) for stage, path in sources.items()},
-                "text_model_sources": refs,
-                "allow_mismatched_regressors": bool(allow_mismatched_regressors),
-                "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
-    (out_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
-                                         encoding="utf-8")
-    try:
-        Predictor.from_checkpoint(out_dir)
-    except KoemoInputError:
-        shutil.rmtree(out_dir)
-        raise
-    return out_dir
-
-
-def export_from_workdir(workdir: str | Path, cfg: dict, seed: int, out_dir: str | Path,
-                        classifier_kind: str = "attention_lstm", text_model: str | None = None,
-                        overwrite: bool = False) -> Path:
-    """`export_predictor` over the runs `koemo train` wrote for this config, split and seed."""
-    from koemo.modeling.train import run_dir_for
-
-    runs = [run_dir_for(workdir, cfg, stage, seed, classifier_kind)
-            for stage in ("audio", "text", "multimodal")]
-    for run in runs:
-        if not run.is_dir():
-            raise KoemoInputError(f"{run}: no training run here; train the three stages with "
-                                  "`koemo train audio|text|multimodal` and the same --config/--seed/--set")
-    return export_predictor(*runs, out_dir, workdir=workdir, text_model=text_model, overwrite=overwrite)
-
-
-def _copy_text_models(refs: dict, out_dir: Path) -> dict:
-    """Copy local tokenizer/encoder directories into out_dir; hub ids stay references."""
-    copied: dict[str, str] = {}
-    out = {}
-    for part, ref in refs.items():
-        if not Path(ref).is_dir():
-            out[part] = ref
-            continue
-        key = str(Path(ref).resolve())
-        if key not in copied:
-            name = TEXT_MODEL_DIR if not copied else f"{TEXT_MODEL_DIR}-{part}"
-            shutil.copytree(ref, out_dir / name)
-            copied[key] = name
-        out[part] = copied[key]
-    return out
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -2,6 +2,7 @@
 
     koemo predict WAV [--text "..." | --text-file F] --checkpoint DIR [--json]
     koemo predict --batch LIST.csv --out PREDICTIONS.csv --checkpoint DIR
+    koemo predict LONG.wav --segments --out TIMELINE.csv [--plot TIMELINE.png] --checkpoint DIR
     koemo predict --export DIR --workdir W --config C [--seed S]         (from training runs)
     koemo predict --export DIR --audio-run A --text-run T --multimodal-run M [--workdir W]
 """
@@ -20,7 +21,13 @@ Predict the emotion (class probabilities and label), arousal and valence (1-5) o
 recording from its audio and Korean transcript, with a predictor directory (see
 checkpoints/README.md; make one with --export).
 
-Without a transcript only arousal is predicted (the emotion classifier needs both).
+Without a transcript, speech recognition (Whisper; the config's `asr:` section, or --asr
+MODEL) supplies one and the result says text_source "asr"; with --asr none only arousal is
+predicted (the emotion classifier needs both).
+
+--segments: a long recording is cut into utterances by voice activity (Silero VAD), each
+transcribed and scored; --out writes the timeline CSV (start, end, label, prob_<class>...,
+arousal, valence, text, text_source), --plot a PNG of it.
 Audio longer than the model's window is scored in overlapping windows whose predictions
 are averaged (--long-audio windows), or cut to its first window as in training (cut).
 
@@ -50,7 +57,14 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=None,
                         help="seed of the random draw when the checkpoint keeps attention dropout on "
                              "in eval (faithful config); with --export: the training seed")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar of --batch")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    parser.add_argument("--asr", metavar="MODEL|none", default=None,
+                        help="speech recognition for recordings without --text: Whisper hub id or "
+                             "directory (default: the checkpoint config's asr.model, else "
+                             "openai/whisper-small); none = arousal only")
+    parser.add_argument("--segments", action="store_true",
+                        help="cut a long recording into utterances (voice activity) and predict each")
+    parser.add_argument("--plot", metavar="TIMELINE.png", help="with --segments: draw the timeline")
     export = parser.add_argument_group("assembling a predictor directory (--export DIR)")
     export.add_argument("--export", metavar="DIR", help="write a predictor directory from trained stages")
     export.add_argument("--workdir", help="workdir of the training runs (finds runs and the KoBERT stand-in)")
@@ -79,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
         return run_batch(args)
     if not args.wav:
         raise KoemoInputError("give a WAV file, or --batch LIST.csv --out PREDICTIONS.csv")
+    if args.segments:
+        return run_segments(args)
     predictor = load_predictor(args)
     text = read_text_file(Path(args.text_file)) if args.text_file else args.text
     result = predictor.predict(args.wav, text)
@@ -94,7 +110,8 @@ def load_predictor(args: argparse.Namespace):
 
     return Predictor.from_checkpoint(args.checkpoint, device=args.device, long_audio=args.long_audio,
                                      batch_size=args.batch_size,
-                                     seed=args.seed if args.seed is not None else 0)
+                                     seed=args.seed if args.seed is not None else 0,
+                                     asr="config" if args.asr is None else args.asr)
 
 
 def read_text_file(path: Path) -> str:
@@ -125,7 +142,8 @@ def format_prediction(name: str, result) -> str:
     lines.append("valence:  " + ("not predicted (no transcript)" if result.valence is None
                                  else f"{result.valence:.2f}  (1-5)"))
     if result.text is not None:
-        lines.append(f"text:     {result.text}")
+        source = " (speech recognition)" if result.text_source == "asr" else ""
+        lines.append(f"text:     {result.text}{source}")
     lines += ["notes:"] + [f"  - {note}" for note in result.notes] if result.notes else []
     return "\n".join(lines)
 
@@ -163,6 +181,7 @@ def prediction_row(wav: str, text: str, result, classes) -> dict:
     return {**row, "status": "ok", "error": "", "label": result.label or "",
             **{f"prob_{c}": probs.get(c) for c in classes},
             "arousal": result.arousal, "valence": result.valence,
+            "transcript": result.text or "", "text_source": result.text_source or "",
             "n_windows": result.windows.n_windows, "audio_s": result.windows.audio_s,
             "notes": " | ".join(result.notes)}
 
@@ -189,11 +208,31 @@ def run_batch(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+# ----------------------------------------------------------------------------- long recordings
+
+def run_segments(args: argparse.Namespace) -> int:
+    from koemo.segments import plot_timeline, predict_timeline
+
+    if args.text or args.text_file:
+        raise KoemoInputError("--segments transcribes each utterance itself: leave out --text")
+    predictor = load_predictor(args)
+    frame = predict_timeline(predictor, args.wav, progress=not args.no_progress)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(args.out, index=False)
+        print(f"{len(frame)} utterances -> {args.out}")
+    else:
+        print(frame.to_string(index=False))
+    if args.plot:
+        print(f"timeline figure -> {plot_timeline(frame, args.plot, title=Path(args.wav).name)}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- export
 
 def run_export(args: argparse.Namespace) -> int:
     from koemo.config import load_config
-    from koemo.predict import export_from_workdir, export_predictor
+    from koemo.predict_export import export_from_workdir, export_predictor
 
     runs = (args.audio_run, args.text_run, args.multimodal_run)
     if all(runs):

@@ -1,0 +1,230 @@
+"""Long recordings: cut into utterances by voice activity, then emotion per utterance.
+
+    from koemo import Predictor
+    from koemo.segments import predict_timeline, plot_timeline
+    frame = predict_timeline(Predictor.from_checkpoint("checkpoints/paper"), "meeting.wav")
+    plot_timeline(frame, "timeline.png")
+
+`predict_timeline` returns one row per utterance with the columns
+`start, end, label, prob_<class>..., arousal, valence, text, text_source` (seconds; 1-5 scales;
+text_source "asr" when the transcript came from speech recognition, empty when the text path
+was skipped). How it runs, in bounded memory (an hour of audio is never held at once):
+1. The file is read in blocks (`segments.block_s`, default 30 s) with soundfile, averaged to
+   mono, resampled to 16 kHz as a stream (soxr), and Silero VAD (`koemo.vad`) scores every
+   32 ms; only these probabilities (4 bytes per 32 ms) are kept.
+2. The probabilities become utterances (`segments.vad` settings; at most `max_speech_s` each).
+3. Utterances are read back from the file one batch at a time (`segments.batch_utterances`),
+   transcribed together when no transcript is known (Whisper, `koemo.asr`), and scored by the
+   predictor in batches.
+Utterances the predictor rejects (e.g. too short for the features) keep their row with empty
+label and NaN values.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from koemo.audio_io import AudioSource, load_audio
+from koemo.errors import KoemoInputError
+from koemo.vad import SAMPLE_RATE, SileroVAD, VadSettings, speech_segments
+
+DEFAULTS = {"block_s": 30.0, "batch_utterances": 16, "vad": {}}
+
+
+def timeline_columns(classes) -> list[str]:
+    return (["start", "end", "label"] + [f"prob_{c}" for c in classes]
+            + ["arousal", "valence", "text", "text_source"])
+
+
+def segment_settings(cfg: dict | None = None, **overrides) -> dict:
+    section = dict((cfg or {}).get("segments") or {})
+    unknown = set(section) - set(DEFAULTS)
+    if unknown:
+        raise KoemoInputError(f"segments: unknown settings {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    settings = {**DEFAULTS, **section, **{k: v for k, v in overrides.items() if v is not None}}
+    settings["vad"] = VadSettings.from_config(settings["vad"]) \
+        if not isinstance(settings["vad"], VadSettings) else settings["vad"]
+    return settings
+
+
+class _Recording:
+    """A file read in blocks (or an array already in memory), as 16 kHz mono pieces."""
+
+    def __init__(self, audio: AudioSource, sample_rate: int | None = None):
+        self.path = None
+        if isinstance(audio, (str, Path)):
+            import soundfile as sf
+
+            self.path = Path(audio)
+            if not self.path.is_file():
+                raise KoemoInputError(f"{self.path}: audio file not found")
+            try:
+                info = sf.info(str(self.path))
+            except (sf.LibsndfileError, RuntimeError) as err:
+                raise KoemoInputError(f"{self.path}: not a readable audio file (soundfile/libsndfile: "
+                                      f"{err}); use wav, flac or ogg") from err
+            if info.frames <= 0:
+                raise KoemoInputError(f"{self.path}: audio has zero length (no samples)")
+            self.rate, self.frames, self.label = int(info.samplerate), int(info.frames), str(self.path)
+            self.wave = None
+        else:
+            self.wave, _ = load_audio(audio, sample_rate)
+            self.rate, self.frames, self.label = SAMPLE_RATE, len(self.wave), "array"
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.rate
+
+    def blocks(self, block_s: float) -> Iterator[np.ndarray]:
+        """16 kHz mono float32 blocks covering the recording."""
+        if self.wave is not None:
+            step = int(block_s * SAMPLE_RATE)
+            for start in range(0, len(self.wave), step):
+                yield self.wave[start:start + step]
+            return
+        import soundfile as sf
+        import soxr
+
+        stream = soxr.ResampleStream(self.rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ") \
+            if self.rate != SAMPLE_RATE else None
+        blocksize = max(1, int(block_s * self.rate))
+        for block in sf.blocks(str(self.path), blocksize=blocksize, dtype="float32", always_2d=True):
+            mono = block.mean(axis=1, dtype=np.float64).astype(np.float32)
+            if not np.isfinite(mono).all():
+                raise KoemoInputError(f"{self.path}: audio contains NaN or infinite samples")
+            yield mono if stream is None else stream.resample_chunk(mono)
+        if stream is not None:
+            yield stream.resample_chunk(np.zeros(0, np.float32), last=True)
+
+    def piece(self, start_s: float, end_s: float) -> tuple[np.ndarray, int]:
+        """(samples, their rate) of [start_s, end_s): read from the file, or sliced."""
+        if self.wave is not None:
+            return self.wave[int(start_s * SAMPLE_RATE):int(math.ceil(end_s * SAMPLE_RATE))], SAMPLE_RATE
+        import soundfile as sf
+
+        data, rate = sf.read(str(self.path), start=int(start_s * self.rate),
+                             stop=min(self.frames, int(math.ceil(end_s * self.rate))),
+                             dtype="float32", always_2d=True)
+        return data, rate
+
+
+def find_utterances(recording: _Recording, settings: dict, vad: SileroVAD | None = None,
+                    progress: bool = False) -> list[tuple[float, float]]:
+    """Pass 1: speech probabilities block by block -> [(start_s, end_s)]."""
+    vad = vad or SileroVAD()
+    vad.reset()
+    probs = []
+    bar = _bar(progress, total=round(recording.duration_s, 1), unit="s", desc="voice activity")
+    for block in recording.blocks(float(settings["block_s"])):
+        probs.append(vad.probabilities(block))
+        if bar is not None:
+            bar.update(round(len(block) / SAMPLE_RATE, 1))
+    probs.append(vad.probabilities(np.zeros(0, np.float32), final=True))
+    if bar is not None:
+        bar.close()
+    return speech_segments(np.concatenate(probs), settings["vad"], recording.duration_s)
+
+
+def predict_timeline(predictor, audio: AudioSource, sample_rate: int | None = None,
+                     settings: dict | None = None, progress: bool = False,
+                     vad: SileroVAD | None = None):
+    """Emotion, arousal, valence and transcript per utterance of a long recording (a file path,
+    or an array with `sample_rate`) -> pandas.DataFrame (columns: `timeline_columns`).
+    `settings`: the `segments:` config section (default: the predictor's config)."""
+    import pandas as pd
+
+    settings = segment_settings(predictor.cfg if settings is None else {"segments": settings})
+    recording = _Recording(audio, sample_rate)
+    spans = find_utterances(recording, settings, vad, progress)
+    rows = []
+    bar = _bar(progress, total=len(spans), unit="utt", desc="utterances")
+    size = max(1, int(settings["batch_utterances"]))
+    for first in range(0, len(spans), size):
+        batch = spans[first:first + size]
+        prepared, results = [], {}
+        for k, (start, end) in enumerate(batch):
+            data, rate = recording.piece(start, end)
+            try:
+                prepared.append((k, predictor.prepare(data, None, rate)))
+            except KoemoInputError as err:
+                results[k] = err
+        if prepared:
+            results.update(zip([k for k, _ in prepared],
+                               predictor.predict_prepared([item for _, item in prepared])))
+        rows += [_row(span, results[k], predictor.classes) for k, span in enumerate(batch)]
+        if bar is not None:
+            bar.update(len(batch))
+    if bar is not None:
+        bar.close()
+    return pd.DataFrame(rows, columns=timeline_columns(predictor.classes))
+
+
+def _row(span: tuple[float, float], result, classes) -> dict:
+    row = {"start": span[0], "end": span[1]}
+    if isinstance(result, Exception):
+        return {**row, "label": "", **{f"prob_{c}": math.nan for c in classes},
+                "arousal": math.nan, "valence": math.nan, "text": "", "text_source": ""}
+    probs = result.probabilities or {}
+    return {**row, "label": result.label or "",
+            **{f"prob_{c}": probs.get(c, math.nan) for c in classes},
+            "arousal": result.arousal,
+            "valence": math.nan if result.valence is None else result.valence,
+            "text": result.text or "", "text_source": result.text_source or ""}
+
+
+def plot_timeline(frame, path: str | Path, title: str | None = None) -> Path:
+    """A PNG of a timeline frame: one coloured band per utterance (its emotion), its class
+    probabilities stacked, and arousal/valence (1-5) per utterance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    prob_cols = [c for c in frame.columns if c.startswith("prob_")]
+    classes = [c[len("prob_"):] for c in prob_cols]
+    colours = dict(zip(classes, plt.get_cmap("tab10").colors))
+    end = float(frame["end"].max()) if len(frame) else 1.0
+    fig, (ax_label, ax_prob, ax_av) = plt.subplots(3, 1, figsize=(12, 6), sharex=True,
+                                                   gridspec_kw={"height_ratios": [1, 2, 2]})
+    for _, row in frame.iterrows():
+        colour = colours.get(row["label"], (0.8, 0.8, 0.8))
+        ax_label.axvspan(row["start"], row["end"], color=colour, alpha=0.9)
+        bottom = 0.0
+        for cls, col in zip(classes, prob_cols):
+            p = 0.0 if np.isnan(row[col]) else float(row[col])
+            ax_prob.bar(row["start"], p, width=row["end"] - row["start"], bottom=bottom,
+                        align="edge", color=colours[cls])
+            bottom += p
+    ax_label.set_yticks([])
+    ax_label.set_ylabel("emotion")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[c]) for c in classes]
+    ax_label.legend(handles, classes, ncol=len(classes), loc="lower left",
+                    bbox_to_anchor=(0, 1.02), frameon=False, fontsize=8)
+    ax_prob.set_ylim(0, 1)
+    ax_prob.set_ylabel("probability")
+    mids = (frame["start"] + frame["end"]) / 2
+    ax_av.plot(mids, frame["arousal"], "o-", label="arousal")
+    ax_av.plot(mids, frame["valence"], "s-", label="valence")
+    ax_av.set_ylim(0.8, 5.2)
+    ax_av.set_ylabel("1-5")
+    ax_av.set_xlabel("time (s)")
+    ax_av.set_xlim(0, end)
+    ax_av.legend(loc="upper right", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _bar(enabled: bool, **kwargs):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(**kwargs)
