@@ -104,11 +104,12 @@ NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
         "Train the audio regressor (mel + delta -> arousal) for every protocol, variant "
         "(faithful / corrected) and seed in the config, plus the n_layers ablation.",
         [
-            "import koemo.experiments as ex, koemo.report\n"
+            "import koemo.experiments as ex, koemo.report, koemo.plots\n"
             "runs = ex.run_plan(ex.main_plan(cfg, ['audio'], ctx.workdir), ctx.workdir, progress=PROGRESS)\n"
             "ablation = ex.run_plan(ex.layer_ablation_plan(cfg, 'audio'), ctx.workdir, progress=PROGRESS)",
             "tables = koemo.report.regressor_tables(runs, ablation, 'audio')\n"
             "koemo.report.save_tables(tables, ctx.tables, prefix='audio_')\n"
+            "koemo.plots.learning_curves(runs, ctx.figures / 'curves_audio.png', stage='audio')\n"
             "for name, frame in tables.items():\n    display(Markdown(f'**{name}**'))\n"
             "    display(Markdown(koemo.report.markdown_table(frame)))",
         ],
@@ -117,11 +118,12 @@ NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
         "Train the text regressor (frozen KoBERT states -> valence). KoBERT runs once per text: "
         "its states are cached on disk. Same protocols, variants, seeds and ablation as 2-1.",
         [
-            "import koemo.experiments as ex, koemo.report\n"
+            "import koemo.experiments as ex, koemo.report, koemo.plots\n"
             "runs = ex.run_plan(ex.main_plan(cfg, ['text'], ctx.workdir), ctx.workdir, progress=PROGRESS)\n"
             "ablation = ex.run_plan(ex.layer_ablation_plan(cfg, 'text'), ctx.workdir, progress=PROGRESS)",
             "tables = koemo.report.regressor_tables(runs, ablation, 'text')\n"
             "koemo.report.save_tables(tables, ctx.tables, prefix='text_')\n"
+            "koemo.plots.learning_curves(runs, ctx.figures / 'curves_text.png', stage='text')\n"
             "for name, frame in tables.items():\n    display(Markdown(f'**{name}**'))\n"
             "    display(Markdown(koemo.report.markdown_table(frame)))",
         ],
@@ -130,13 +132,14 @@ NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
         "Train the multimodal classifier (attention + LSTM over both regressors' frozen attention "
         "outputs) for every protocol, variant and seed, plus the audio/text n_layers combinations.",
         [
-            "import koemo.experiments as ex, koemo.report\n"
+            "import koemo.experiments as ex, koemo.report, koemo.plots\n"
             "runs = ex.run_plan(ex.main_plan(cfg, workdir=ctx.workdir), ctx.workdir, progress=PROGRESS)\n"
             "combos = ex.run_plan(ex.combination_plan(cfg), ctx.workdir, progress=PROGRESS)\n"
             "runs.to_csv(ctx.tables / 'runs_main.csv', index=False)\n"
             "combos.to_csv(ctx.tables / 'runs_combinations.csv', index=False)",
             "tables = koemo.report.classifier_tables(runs, combos)\n"
             "koemo.report.save_tables(tables, ctx.tables, prefix='multimodal_')\n"
+            "koemo.plots.learning_curves(runs, ctx.figures / 'curves_multimodal.png', stage='multimodal')\n"
             "for name, frame in tables.items():\n    display(Markdown(f'**{name}**'))\n"
             "    display(Markdown(koemo.report.markdown_table(frame)))",
         ],
@@ -161,6 +164,7 @@ NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
             "tables = koemo.report.fusion_tables(runs)\n"
             "koemo.report.save_tables(tables, ctx.tables, prefix='fusion_')\n"
             "koemo.plots.fusion_figure(tables['fusion_macro_f1'], ctx.figures / 'fusion.png')\n"
+            "koemo.plots.learning_curves(runs, ctx.figures / 'curves_fusion.png', stage='multimodal')\n"
             "display(Markdown(koemo.report.markdown_table(tables['fusion'])))",
             "# paired by fold: does each fused classifier beat the single modalities of its own fold?\n"
             "display(Markdown(koemo.report.markdown_table(tables['paired'])))",

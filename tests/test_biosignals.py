@@ -412,3 +412,18 @@ def test_notebook_step_with_biosignals_writes_report_and_summary(tiny_report, tm
     assert all(line in table for line in tiny_report.conclusions)
     assert "Not available" not in table
     assert (out / "biosignals" / "summary.csv").is_file() and (out / "biosignals" / "report.md").is_file()
+
+
+def test_parallel_k_sweep_gives_the_serial_results():
+    """n_jobs only spreads the ks over processes: every table value and label is the same."""
+    from koemo.biosignals.clustering import dtw_kmeans_sweep, normalised_series
+
+    rng = np.random.default_rng(3)
+    X = normalised_series([np.cumsum(rng.normal(size=rng.integers(6, 30))) for _ in range(24)], 10)
+    serial, serial_models = dtw_kmeans_sweep(X, [2, 3, 30], seed=0, n_jobs=1)
+    parallel, parallel_models = dtw_kmeans_sweep(X, [2, 3, 30], seed=0, n_jobs=2)
+    pd.testing.assert_frame_equal(serial, parallel, check_exact=True)
+    assert serial["problem"].iloc[-1].startswith("needs 2 <= k")
+    for k in (2, 3):
+        assert np.array_equal(serial_models[k].labels_, parallel_models[k].labels_)
+        assert np.array_equal(serial_models[k].cluster_centers_, parallel_models[k].cluster_centers_)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from koemo.progress import emit as emit_progress
+
 REGRESSOR_STAGES = ("audio", "text")
 
 
@@ -213,6 +215,8 @@ def run_plan(plan: list[RunSpec], workdir: str | Path, progress: bool = True,
     for group in (REGRESSOR_STAGES, ("multimodal",)):
         todo = [spec for run_dir, spec in by_dir.items() if spec.stage in group
                 and not run_is_finished(run_dir, spec.cfg, spec.stage, workdir)]
+        if todo:    # `koemo reproduce` numbers the runs it shows from these (koemo.progress)
+            emit_progress(workdir, "plan", runs=len(todo), stages=list(group))
         if parallel_runs > 1 and len(todo) > 1:
             _train_in_workers(todo, workdir, parallel_runs)
         else:

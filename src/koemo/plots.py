@@ -90,3 +90,51 @@ def augmentation_examples(workdir: str | Path, cfg: dict, path: str | Path) -> P
         ax.set_xlabel("frame")
     axes[0].set_ylabel("mel bin")
     return _save(fig, path)
+
+
+CURVE_METRICS = {"audio": ("valid_ccc", "validation CCC"), "text": ("valid_ccc", "validation CCC"),
+                 "multimodal": ("valid_macro_f1", "validation macro F1")}
+
+
+def learning_curves(runs: pd.DataFrame, path: str | Path, stage: str | None = None,
+                    by: tuple[str, ...] = ("variant", "protocol")) -> Path | None:
+    """Per-epoch curves of a notebook's runs (each run's log.csv): train loss, validation loss
+    and the validation metric (CCC for the regressors, macro F1 for the classifier). Runs are
+    pooled by `by` (plus the classifier for multimodal runs): the line is the mean over the
+    runs (seeds, folds) still training at that epoch, the band their min-max range.
+    None when no run has a log."""
+    from koemo.report import with_protocol
+
+    if stage is not None:
+        runs = runs[runs["stage"] == stage]
+    if runs.empty:
+        return None
+    runs = with_protocol(runs)
+    stage = stage or str(runs["stage"].iloc[0])
+    keys = list(by) + (["classifier"] if stage == "multimodal" and "classifier" in runs else [])
+    metric, metric_label = CURVE_METRICS.get(stage, ("valid_loss", "validation loss"))
+    columns = [("train_loss", "train loss"), ("valid_loss", "validation loss"), (metric, metric_label)]
+    groups = []
+    for key, group in runs.groupby(keys, sort=False):
+        logs = [pd.read_csv(Path(d) / "log.csv") for d in dict.fromkeys(group["run_dir"])
+                if (Path(d) / "log.csv").is_file()]
+        if logs:
+            label = " / ".join(str(k) for k in (key if isinstance(key, tuple) else (key,)))
+            groups.append((f"{label} ({len(logs)} run{'s' * (len(logs) > 1)})", pd.concat(logs)))
+    if not groups:
+        return None
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    for label, logs in groups:
+        for ax, (column, _) in zip(axes, columns):
+            if column not in logs:
+                continue
+            stats = logs.groupby("epoch")[column].agg(["mean", "min", "max"])
+            line, = ax.plot(stats.index, stats["mean"], marker=".", label=label)
+            ax.fill_between(stats.index, stats["min"], stats["max"], alpha=0.15,
+                            color=line.get_color())
+    for ax, (_, title) in zip(axes, columns):
+        ax.set_xlabel("epoch")
+        ax.set_title(title, fontsize=9)
+    axes[0].set_ylabel(stage)
+    axes[-1].legend(fontsize=7)
+    return _save(fig, path)

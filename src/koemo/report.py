@@ -378,6 +378,11 @@ PAGE_SECTIONS = (
 )
 
 
+# figures/curves_<name>.png written by notebooks 2-1, 3-1, 4-1 and 5-2 (koemo.plots.learning_curves)
+CURVE_FIGURES = {"audio": "audio regressor", "text": "text regressor",
+                 "multimodal": "multimodal classifier", "fusion": "fusion study classifiers"}
+
+
 def write_paper_page(workdir: str | Path, cfg: dict, out: str | Path) -> Path:
     """Assemble out/README.md from the tables the notebooks saved, plus the confusion matrices."""
     from koemo import plots
@@ -399,6 +404,14 @@ def write_paper_page(workdir: str | Path, cfg: dict, out: str | Path) -> Path:
         path = tables / f"{stem}.md"
         if path.is_file():
             lines += [f"## {title}", ""] + ([note, ""] if note else []) + [path.read_text(encoding="utf-8")]
+    curves = [(name, out / "figures" / f"curves_{name}.png") for name in CURVE_FIGURES]
+    curves = [(name, path) for name, path in curves if path.is_file()]
+    if curves:
+        lines += ["## Learning curves", "",
+                  "Per epoch, from each run's log.csv: mean over the seeds and folds of each "
+                  "variant and protocol, band = min-max over them (written by the notebook that "
+                  "trains the stage).", ""]
+        lines += [f"![{CURVE_FIGURES[name]}](figures/{path.name})" for name, path in curves] + [""]
     page = out / "README.md"
     page.write_text("\n".join(lines), encoding="utf-8")
     return page

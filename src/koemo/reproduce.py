@@ -3,6 +3,12 @@
 Each notebook gets the same parameters (absolute paths), is executed into
 `<workdir>/notebooks/` (executed copies are outputs, never committed), and a failure stops the
 run naming the notebook. Every step is idempotent: re-running picks up finished work.
+
+The log stays readable: while a notebook runs, the training progress it writes to
+`<workdir>/progress.jsonl` is shown as one live line per run (koemo.progress; papermill hides
+the notebooks' own bars), and each kernel starts with its log level at ERROR, which drops
+ipykernel's per-kernel "Kernel is running over TCP without encryption" warning (the kernel
+listens on localhost only, started by this process).
 """
 from __future__ import annotations
 
@@ -11,6 +17,10 @@ from pathlib import Path
 
 from koemo.errors import KoemoInputError
 from koemo.notebook import find_repo_root, resolve_path
+from koemo.progress import ProgressWatcher, progress_path
+
+# Passed to every kernel papermill starts: its own log (not the notebook's outputs) at ERROR.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 
 
 class NotebookFailed(KoemoInputError):
@@ -54,10 +64,9 @@ def reproduce(config: str, workdir: str | Path, out: str | Path, data_root: str 
         started = time.perf_counter()
         print(f"[koemo reproduce] {name} ...", flush=True)
         try:
-            papermill.execute_notebook(str(notebooks_dir() / f"{name}.ipynb"),
-                                       str(executed / f"{name}.ipynb"), parameters=params,
-                                       cwd=str(notebooks_dir()), progress_bar=False,
-                                       kernel_name="python3")
+            with ProgressWatcher(progress_path(workdir), prefix=f"[koemo reproduce] {name}"):
+                run_notebook(notebooks_dir() / f"{name}.ipynb", executed / f"{name}.ipynb",
+                             params, notebooks_dir())
         except papermill.PapermillExecutionError as err:
             # The executed copy holds the full traceback; the error names the cell and the cause.
             raise NotebookFailed(f"notebook {name} failed in cell {err.exec_count}: {err.ename}: "
@@ -67,6 +76,15 @@ def reproduce(config: str, workdir: str | Path, out: str | Path, data_root: str 
         print(f"[koemo reproduce] {name} done in {seconds:.0f} s", flush=True)
     _write_timings(out, timings)
     return timings
+
+
+def run_notebook(source: Path, executed: Path, params: dict, cwd: Path) -> None:
+    """One notebook through papermill: no papermill bar, the kernel's own log quiet."""
+    import papermill
+
+    papermill.execute_notebook(str(source), str(executed), parameters=params, cwd=str(cwd),
+                               progress_bar=False, kernel_name="python3",
+                               extra_arguments=list(KERNEL_ARGUMENTS))
 
 
 def _write_timings(out: Path, timings: list[dict]) -> None:

@@ -135,7 +135,8 @@ def labelled_series(series: pd.DataFrame, labels: pd.DataFrame, label_policy: st
 
 
 def analyse_signal(frame: pd.DataFrame, signal: str, ks: Iterable[int], k: int, seed: int,
-                   max_series: int, series_length: int, alpha: float) -> SignalResult:
+                   max_series: int, series_length: int, alpha: float,
+                   n_jobs: int = 1) -> SignalResult:
     """Both checks for one signal on its labelled utterances (see the module docstring).
 
     The level test uses every labelled utterance (cheap); clustering uses the stratified
@@ -145,7 +146,7 @@ def analyse_signal(frame: pd.DataFrame, signal: str, ks: Iterable[int], k: int, 
     sample = stratified_sample(frame, "label", max_series, seed).reset_index(drop=True)
     X = normalised_series(sample["values"], series_length) if len(sample) else \
         np.zeros((0, series_length, 1))
-    sweep, models = dtw_kmeans_sweep(X, list(ks) + [k], seed)
+    sweep, models = dtw_kmeans_sweep(X, list(ks) + [k], seed, n_jobs=n_jobs)
     model = models.get(k)
     clusters = model.labels_ if model is not None else np.full(len(sample), -1)
     # Without a model every utterance is in "cluster -1": one row, so the statistics are NaN.
@@ -171,7 +172,7 @@ def analyse(data_root: str | Path, signals: Iterable[str] = ("TEMP", "EDA"),
             ks: Iterable[int] = range(2, 11), k: int = 5, seed: int = 0,
             max_series: int = DEFAULT_MAX_SERIES, series_length: int = DEFAULT_SERIES_LENGTH,
             alpha: float = 0.05, label_policy: str = "paper5",
-            classes: Sequence[str] = PAPER_CLASSES) -> BiosignalReport:
+            classes: Sequence[str] = PAPER_CLASSES, n_jobs: int = 1) -> BiosignalReport:
     """The original's step 1-3, redone: do TEMP/EDA carry emotion? (module docstring).
 
     Per signal: labelled utterances (label policy as the models use; ties and other classes
@@ -180,6 +181,7 @@ def analyse(data_root: str | Path, signals: Iterable[str] = ("TEMP", "EDA"),
     resampled to `series_length` points: silhouette for every k in `ks`, and for `k` the
     contingency table with emotion, chi-square, permutation p-value and Cramer's V.
     The conclusion strings are computed from these results at level `alpha`.
+    n_jobs (-1: every core) fits the ks in parallel processes; results do not depend on it.
     Raises BiosignalsNotAvailable (a KoemoInputError) when a signal's folder is absent.
     """
     if max_series < 2 or series_length < 2:
@@ -201,7 +203,7 @@ def analyse(data_root: str | Path, signals: Iterable[str] = ("TEMP", "EDA"),
         frame, dropped = labelled_series(series[signal], labels, label_policy, classes, signal)
         skipped.extend(dropped)
         results[signal] = analyse_signal(frame, signal, ks, k, seed, max_series, series_length,
-                                         alpha)
+                                         alpha, n_jobs)
     settings = {"data_root": str(data_root), "signals": list(signals), "ks": list(ks), "k": k,
                 "seed": seed, "max_series": max_series, "series_length": series_length,
                 "alpha": alpha, "label_policy": label_policy, "classes": list(classes),

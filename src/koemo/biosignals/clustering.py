@@ -33,10 +33,37 @@ def stratified_sample(frame: pd.DataFrame, by: str, max_rows: int, seed: int) ->
 
 
 def _import_tslearn() -> None:
-    """tslearn warns on import that the optional h5py is missing; hdf5 is never used here."""
+    """tslearn warns on import that the optional h5py is missing; hdf5 is never used here.
+    Its numba kernels are then switched to numba's on-disk cache (see `_cache_numba_kernels`)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="h5py not installed")
+        import tslearn.barycenters  # noqa: F401
         import tslearn.clustering  # noqa: F401
+        import tslearn.metrics  # noqa: F401
+    _cache_numba_kernels()
+
+
+def _cache_numba_kernels() -> None:
+    """tslearn compiles its DTW kernels with numba (`@njit`, no cache) in every new process:
+    15-40 s per notebook kernel and per worker process, most of notebook 1-3's time on the tiny
+    config. With numba's on-disk cache switched on (before the first call) they are compiled
+    once per machine and loaded in well under a second afterwards; the machine code, and so
+    every result, is the same. The cache lives in tslearn's __pycache__, or in NUMBA_CACHE_DIR
+    / the user cache folder where that is read-only (numba's own rules)."""
+    import sys
+
+    from numba.core.caching import NullCache
+    from numba.core.dispatcher import Dispatcher
+
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("tslearn") or module is None:
+            continue
+        for obj in list(vars(module).values()):
+            if isinstance(obj, Dispatcher) and isinstance(obj._cache, NullCache):
+                try:
+                    obj.enable_caching()
+                except Exception:       # e.g. a kernel numba cannot cache: it compiles as before
+                    pass
 
 
 def normalised_series(values: Sequence[np.ndarray], length: int) -> np.ndarray:
@@ -50,31 +77,47 @@ def normalised_series(values: Sequence[np.ndarray], length: int) -> np.ndarray:
     return TimeSeriesScalerMinMax().fit_transform(TimeSeriesResampler(sz=length).fit_transform(dataset))
 
 
+def _fit_k(X: np.ndarray, k: int, seed: int, max_iter: int, max_iter_barycenter: int):
+    """One k of the sweep (a joblib task: runs in a worker process when n_jobs > 1)."""
+    _import_tslearn()
+    from tslearn.clustering import TimeSeriesKMeans
+
+    model = TimeSeriesKMeans(n_clusters=k, metric="dtw", max_iter=max_iter, n_init=N_INIT,
+                             max_iter_barycenter=max_iter_barycenter, random_state=seed)
+    return model.fit(X)
+
+
 def dtw_kmeans_sweep(X: np.ndarray, ks: Iterable[int], seed: int, max_iter: int = 20,
-                     max_iter_barycenter: int = 20) -> tuple[pd.DataFrame, dict]:
+                     max_iter_barycenter: int = 20, n_jobs: int = 1) -> tuple[pd.DataFrame, dict]:
     """DTW k-means (tslearn, DBA barycentres) for each k, with its DTW silhouette score.
 
     A k that cannot be fitted (k >= number of series, or only empty clusters) gets NaN and a
     `problem` text instead of failing the whole sweep. Returns (table, fitted models by k).
     The DTW distance matrix is computed once and shared by every k's silhouette (it is the
     O(n^2) part; tslearn would otherwise recompute it per k).
+    n_jobs > 1 (-1: every core) fits the ks in that many joblib worker processes: each k is
+    fitted with the same seed either way, so the results are identical.
     """
     _import_tslearn()
-    from tslearn.clustering import TimeSeriesKMeans, silhouette_score
+    from joblib import Parallel, delayed
+    from tslearn.clustering import silhouette_score
     from tslearn.metrics import cdist_dtw
 
     rows, models = [], {}
     distances = cdist_dtw(X) if len(X) > 2 else None
-    for k in sorted(set(int(k) for k in ks)):
+    ks = sorted(set(int(k) for k in ks))
+    fittable = [k for k in ks if 2 <= k < len(X)]
+    jobs = max(1, min(n_jobs, len(fittable))) if n_jobs > 0 else n_jobs
+    fitted = dict(zip(fittable, Parallel(n_jobs=jobs)(
+        delayed(_fit_k)(X, k, seed, max_iter, max_iter_barycenter) for k in fittable)))
+    for k in ks:
         row = {"k": k, "silhouette": float("nan"), "inertia": float("nan"), "n_iter": 0,
                "problem": ""}
         if not 2 <= k < len(X):
             row["problem"] = f"needs 2 <= k < number of series ({len(X)})"
             rows.append(row)
             continue
-        model = TimeSeriesKMeans(n_clusters=k, metric="dtw", max_iter=max_iter, n_init=N_INIT,
-                                 max_iter_barycenter=max_iter_barycenter, random_state=seed)
-        model.fit(X)
+        model = fitted[k]
         if not np.isfinite(model.inertia_):
             # tslearn gives up silently (inertia inf) when every restart leaves a cluster
             # empty, e.g. fewer distinct series (flat ones are all zeros) than k.

@@ -5,7 +5,9 @@ Run directory: `W/runs/<protocol>[_f<k>]/<config name>/<stage>/seed<s>/`, where 
 stage uses its classifier kind (`attention_lstm`, the paper's model, or a fusion baseline) as
 <stage>. It holds `best/` and `last/` checkpoints (koemo.modeling.checkpoint), `state/` (optimizer,
 scheduler, epoch counters: what resume needs), `log.csv` + `log.json` (one row per epoch),
-`run.json` + `config.yaml`, and after training `test_metrics.json` + `test_predictions.parquet`.
+`run.json` + `config.yaml`, and after training `test_metrics.json` + `test_predictions.parquet`;
+with train.tensorboard, `tensorboard/` event files. Every epoch is also reported to
+`W/progress.jsonl` (koemo.modeling.monitor, koemo.progress) for `koemo reproduce` to show.
 
 As the paper (docs/paper.md, training): RMSE loss (sqrt of the batch MSE) for the regressors,
 cross-entropy for the classifier (class weights optional: train.multimodal.class_weights), Adam,
@@ -16,9 +18,11 @@ validation checkpoint under `fixes.test_best_checkpoint`.
 Determinism: every epoch reseeds torch/numpy/random from (seed, epoch) and shuffles with its own
 generator, so a resumed run draws exactly what an uninterrupted one would.
 
-Devices: cfg.train.device (auto|cpu|cuda[:N]), precision fp32|bf16|fp16 (autocast, CUDA only),
-num_workers (pin_memory on CUDA), compile (torch.compile of the trained module). On CPU denormal
-flushing is on: without it the RNN backward runs several times slower.
+Devices: cfg.train.device (auto|cpu|cuda[:N]), precision fp32|bf16|fp16|auto (autocast, CUDA
+only; fp16 with a gradient scaler; auto = bf16 where supported, else fp16; see
+koemo.modeling.precision; the resolved precision goes into run.json, test_metrics.json and
+the progress events), num_workers (pin_memory on CUDA), compile (torch.compile of the trained
+module). On CPU denormal flushing is on: without it the RNN backward runs several times slower.
 
 Multi-GPU: under `accelerate launch` or `torchrun` (WORLD_SIZE > 1, the optional `accelerate`
 package installed: `pip install koemo[gpu]`) the model, optimizer and training loader go through
@@ -52,11 +56,14 @@ from koemo.dataset.workdir import data_fingerprint
 from koemo.errors import KoemoInputError
 from koemo.metrics import batch_averaged_f1, classification_report, regression_report
 from koemo.modeling import data as D
+from koemo.modeling.monitor import TENSORBOARD_DIR, RunMonitor
+from koemo.modeling.precision import (autocast_for, grad_scaler_for,  # noqa: F401 (re-exported)
+                                      maybe_accelerator, resolve_device, resolve_precision)
 
 STAGES = ("audio", "text", "multimodal")
 REGRESSION_TARGETS = {"audio": "arousal", "text": "valence"}
 RUN_OUTPUTS = ("best", "last", "state", "frozen", "log.csv", "log.json", "test_metrics.json",
-               "test_predictions.parquet")
+               "test_predictions.parquet", TENSORBOARD_DIR)
 
 
 # ----------------------------------------------------------------------------- paths
@@ -74,25 +81,8 @@ def run_dir_for(workdir: str | Path, cfg: dict, stage: str, seed: int,
 
 
 # ----------------------------------------------------------------------------- devices
-
-def resolve_device(spec: str = "auto") -> torch.device:
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(spec)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise KoemoInputError(f"train.device={spec!r} but no CUDA device is available")
-    return device
-
-
-def autocast_for(device: torch.device, precision: str):
-    """Mixed precision on CUDA only; fp32 (and any CPU run) gets a no-op context."""
-    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16}
-    if precision not in ("fp32", *dtypes):
-        raise KoemoInputError(f"train.precision must be fp32, bf16 or fp16, not {precision!r}")
-    if device.type != "cuda" or precision == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast("cuda", dtype=dtypes[precision])
-
+# (resolve_device, resolve_precision, autocast_for, grad_scaler_for, maybe_accelerator live in
+# koemo.modeling.precision and are re-exported here.)
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
@@ -102,19 +92,6 @@ def seed_everything(seed: int) -> None:
 
 def epoch_seed(seed: int, epoch: int) -> int:
     return seed * 10_000 + epoch
-
-
-def maybe_accelerator(precision: str, device: torch.device):
-    """An accelerate.Accelerator under a multi-process launch (`accelerate launch`, torchrun:
-    WORLD_SIZE > 1), else None. train.device=cpu keeps the processes on the CPU (gloo)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return None
-    try:
-        from accelerate import Accelerator
-    except ImportError:
-        return None
-    return Accelerator(mixed_precision={"fp32": "no"}.get(precision, precision),
-                       cpu=device.type == "cpu")
 
 
 # ----------------------------------------------------------------------------- stage assembly
@@ -364,7 +341,7 @@ def resume_fingerprint(cfg: dict, stage: str) -> str:
     epoch budget and the device settings (more epochs may be asked for later)."""
     cfg = json.loads(json.dumps(cfg, default=str))
     train = cfg.get("train", {})
-    for key in ("device", "precision", "num_workers", "compile"):
+    for key in ("device", "precision", "num_workers", "compile", "tensorboard"):
         train.pop(key, None)
     train.get(stage, {}).pop("epochs", None)
     cfg.pop("reproduce", None)
@@ -455,10 +432,12 @@ def train_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, out_dir: 
         return run_dir
 
     device = resolve_device(cfg["train"].get("device", "auto"))
-    precision = cfg["train"].get("precision", "fp32")
+    # What the run really computes in (`auto` and any mixed setting on a CPU resolve here).
+    precision = resolve_precision(cfg["train"].get("precision", "fp32"), device)
     accelerator = maybe_accelerator(precision, device)
     if accelerator is not None:
         device = accelerator.device
+        precision = resolve_precision(precision, device)
     if device.type == "cpu":
         torch.set_flush_denormal(True)
     is_main = accelerator is None or accelerator.is_main_process
@@ -486,7 +465,8 @@ def train_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, out_dir: 
                         device=str(device), precision=precision, run_dir=str(run_dir))
 
     train_model = torch.compile(model) if cfg["train"].get("compile") else model
-    scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" and precision == "fp16" else None
+    # fp16 scales the loss (accelerate does that itself under a multi-process launch).
+    scaler = grad_scaler_for(device, precision) if accelerator is None else None
     if accelerator is not None:
         if job.forward is raw_forward:
             raise KoemoInputError("multi-process training of the multimodal stage needs "
@@ -496,6 +476,9 @@ def train_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, out_dir: 
     num_workers = int(cfg["train"].get("num_workers", 0))
     valid_loader = make_loader(job.datasets["valid"], settings["batch_size"], device, num_workers)
     patience = settings.get("patience", settings["epochs"])
+    monitor = RunMonitor(workdir, run_dir, cfg, stage, seed, split_name(cfg), classifier_kind,
+                         precision, enabled=is_main)
+    monitor.start(counters["epoch"])
 
     for epoch in range(counters["epoch"], settings["epochs"]):
         if counters["bad_epochs"] >= patience:
@@ -532,6 +515,8 @@ def train_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, out_dir: 
             save_checkpoint(run_dir / "last", model, cfg, meta)
             write_log(run_dir, log)
             write_counters(run_dir, optimizer, scheduler, counters, run_fp, data_fp)
+        monitor.epoch(log[-1], log)
+    monitor.done(counters)
     if is_main:
         write_counters(run_dir, optimizer, scheduler, counters, run_fp, data_fp)
         score_test_split(job, model, run_dir, cfg, seed, counters["epoch"], classifier_kind,
@@ -556,7 +541,7 @@ def score_test_split(job: StageJob, model, run_dir: Path, cfg: dict, seed: int, 
     metrics = score(job, outputs, "test", cfg)
     metrics.update(checkpoint="best" if use_best else "last", epochs_trained=epochs,
                    stage=job.stage, classifier_kind=classifier_kind if job.is_classifier else "",
-                   split=split_name(cfg), subset="test", seed=seed)
+                   split=split_name(cfg), subset="test", seed=seed, precision=precision)
     _write_json(run_dir / "test_metrics.json", metrics)
     prediction_table(job, outputs, "test").to_parquet(run_dir / "test_predictions.parquet", index=False)
     return metrics
@@ -601,7 +586,7 @@ def evaluate(run_or_checkpoint: str | Path, workdir: str | Path, cfg: dict | Non
     if stage not in STAGES:
         raise KoemoInputError(f"{checkpoint}/meta.json: unknown stage {stage!r}")
     device = resolve_device(cfg["train"].get("device", "auto"))
-    precision = cfg["train"].get("precision", "fp32")
+    precision = resolve_precision(cfg["train"].get("precision", "fp32"), device)
     if device.type == "cpu":
         torch.set_flush_denormal(True)
     model = build_from_checkpoint(checkpoint).to(device)

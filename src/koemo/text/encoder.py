@@ -9,6 +9,7 @@ entries. States at padding positions are stored too: the faithful text model rea
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -57,6 +58,21 @@ def weights_fingerprint(folder: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+@contextlib.contextmanager
+def quiet_weight_loading():
+    """No transformers "Loading weights" bar for the frozen encoder: it is loaded once per run,
+    in worker processes too, whose bars would land in the `koemo reproduce` log."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def load_kobert(hub_id_or_dir: str | Path, device: str = "cpu"):
     """KoBERT (or a stand-in) as a transformers BertModel, frozen (requires_grad False) and in
     eval mode. A hub id needs a reachable hub or a filled local hub cache; offline it fails at
@@ -65,7 +81,8 @@ def load_kobert(hub_id_or_dir: str | Path, device: str = "cpu"):
     from transformers import BertModel
 
     try:
-        model = BertModel.from_pretrained(str(folder))
+        with quiet_weight_loading():
+            model = BertModel.from_pretrained(str(folder))
     except (OSError, ValueError, RuntimeError) as err:
         raise KoemoInputError(f"{folder}: could not load a BertModel ({err})") from err
     model.requires_grad_(False)
