@@ -222,7 +222,7 @@ def test_terminated_build_leaves_no_partial_files(tiny_corpus, tmp_path):
     proc = _start_and_catch_midway(tiny_corpus, work)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 128 + signal.SIGTERM
-    store = next((work / "features").iterdir())
+    store = next(p for p in (work / "features").iterdir() if p.is_dir())
     assert not list(store.glob("*.partial")) and not (store / "meta.json").exists()
 
 
@@ -232,7 +232,7 @@ def test_killed_build_is_cleaned_up_by_the_next_build(tiny_corpus, tiny_config, 
     proc = _start_and_catch_midway(tiny_corpus, work)
     proc.send_signal(signal.SIGKILL)                  # no chance to clean up
     proc.wait(timeout=60)
-    store = next((work / "features").iterdir())
+    store = next(p for p in (work / "features").iterdir() if p.is_dir())
     assert list(store.glob("*.partial"))
     result = prepare(tiny_corpus, work, tiny_config, progress=False)
     assert result.feature_store_path == store and not list(store.glob("*.partial"))
