@@ -52,3 +52,30 @@ def single_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def exported_predictor_dir(tmp_path_factory, tiny_workdir, tiny_config):
+    """A predictor directory from one-epoch tiny runs, exported as a user would. The runs are
+    the ones tests/test_predict.py trains (same config name, epochs and seed), so whichever
+    module asks second reuses them (train_stage skips finished runs)."""
+    import copy
+
+    from koemo.modeling.train import train_stage
+    from koemo.predict import export_from_workdir
+
+    cfg = copy.deepcopy(tiny_config)
+    cfg["name"] = "tiny-predict"
+    for stage in ("audio", "text", "multimodal"):
+        cfg["train"][stage]["epochs"] = 1
+        train_stage(stage, tiny_workdir, cfg, 1, progress=False)
+    return export_from_workdir(tiny_workdir, cfg, 1, tmp_path_factory.mktemp("exported") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_transcript(tiny_workdir):
+    """A Korean transcript of the tiny corpus (the KoBERT stand-in knows its words)."""
+    import pandas as pd
+
+    table = pd.read_parquet(tiny_workdir / "utterances.parquet")
+    return str(table.sort_values("segment_id").iloc[0]["text_raw"])
