@@ -176,7 +176,7 @@ def probability_figure(probabilities: dict[str, float] | None, classes):
     """Horizontal bars of the class probabilities (empty axes with a note when None)."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(5, 2.8), dpi=100, layout="constrained")
+    fig = Figure(figsize=(3.8, 3.4), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     names = list(classes)
     values = [probabilities.get(c, 0.0) if probabilities else 0.0 for c in names]
@@ -185,6 +185,7 @@ def probability_figure(probabilities: dict[str, float] | None, classes):
         ax.text(min(value + 0.02, 0.9), y, f"{value:.2f}", va="center", fontsize=9)
     ax.set_xlim(0, 1)
     ax.set_xlabel("probability")
+    ax.set_title("Class probabilities", fontsize=10)
     if probabilities is None:
         ax.text(0.5, 0.5, "not predicted (no transcript)", ha="center", va="center",
                 transform=ax.transAxes)
@@ -196,7 +197,7 @@ def va_figure(arousal: float | None, valence: float | None, label: str | None = 
     from matplotlib.figure import Figure
 
     low, high = SCALE
-    fig = Figure(figsize=(3.6, 3.4), dpi=100, layout="constrained")
+    fig = Figure(figsize=(3.8, 3.4), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     mid = (low + high) / 2
     ax.axhline(mid, color="#cccccc", lw=0.8)
@@ -213,6 +214,7 @@ def va_figure(arousal: float | None, valence: float | None, label: str | None = 
     ax.set_xlabel("valence (1 negative - 5 positive)")
     ax.set_ylabel("arousal (1 calm - 5 excited)")
     ax.set_aspect("equal")
+    ax.set_title("Valence-arousal plane", fontsize=10)
     return fig
 
 
@@ -259,9 +261,10 @@ def build_app(predictor, settings: AppSettings = AppSettings()):
                 error = gr.Markdown(visible=False, elem_id="koemo-error")
                 summary = gr.Markdown(visible=False, elem_id="koemo-result")
                 with gr.Row():
-                    bars = gr.Plot(label="Class probabilities", visible=False,
+                    bars = gr.Plot(label="Class probabilities", show_label=False, visible=False,
                                    elem_id="koemo-probabilities")
-                    plane = gr.Plot(label="Valence-arousal plane", visible=False, elem_id="koemo-va")
+                    plane = gr.Plot(label="Valence-arousal plane", show_label=False, visible=False,
+                                    elem_id="koemo-va")
                 notes = gr.Markdown(visible=False, elem_id="koemo-notes")
         timeline_image = gr.Image(label="Timeline", type="filepath", visible=False,
                                   elem_id="koemo-timeline")
