@@ -106,6 +106,7 @@ def test_push_uploads_the_predictor_with_card_and_metrics(fake_hub, predictor, e
     assert f"| accuracy | {clf['accuracy']:.3f} | {clf['baseline']['accuracy']:.3f} |" in card
     assert f"| macro F1 | {clf['macro_f1']:.3f} | {clf['baseline']['macro_f1']:.3f} |" in card
     assert f"majority class (`{clf['baseline']['majority_class']}`)" in card
+    assert "tokenizer `kobert` (a folder of this repository)" in card and "stand-in" in card
     assert "split: `paper`" in card and "config: `tiny-predict`" in card
     # tiny is faithful: attention dropout stays on at inference, so the card warns.
     assert "## Inference is a random draw" in card and "eval_attention_dropout_off: false" in card

@@ -209,14 +209,24 @@ def model_card(repo_id: str, manifest: dict, metas: dict, metrics: dict,
         "## Protocol", "",
         f"- split: `{split}` — {protocol}",
         f"- config: `{cfg.get('name')}`, training seed {metas['multimodal'].get('seed', cfg.get('seed'))}",
-        f"- text model: tokenizer `{manifest.get('tokenizer')}`, encoder `{manifest.get('encoder')}` "
-        "(frozen)", "",
+        f"- text model (frozen): {text_model_line(manifest, cfg)}", "",
         "## Test metrics", "", *metrics_lines(metrics), "",
         "## Inference is " + ("a random draw" if random_in_eval else "deterministic"), "",
         randomness_note(random_in_eval), "",
         "## Config", "", *config_lines(cfg), "",
     ]
     return "\n".join(lines)
+
+
+def text_model_line(manifest: dict, cfg: dict) -> str:
+    from koemo.text.standin import STANDIN_KEYWORD
+
+    parts = [f"{part} `{ref}`" + ("" if "/" in ref else " (a folder of this repository)")
+             for part, ref in (("tokenizer", manifest.get("tokenizer", "?")),
+                               ("encoder", manifest.get("encoder", "?")))]
+    if cfg["text"]["encoder"] == STANDIN_KEYWORD:
+        parts.append("a small KoBERT stand-in trained on the corpus transcripts, not KoBERT")
+    return ", ".join(parts)
 
 
 def metrics_lines(metrics: dict) -> list[str]:
