@@ -13,11 +13,11 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export PYTHONUNBUFFERED = 1
 
-.PHONY: setup test test-fast demo bench clean help
+.PHONY: setup setup-browser test test-fast demo bench clean help
 
 help:
 	@echo "make setup  - create .venv and install koemo (idempotent)"
-	@echo "make test   - set up, then run the test suite"
+	@echo "make test   - set up (and the browser for the web app's test), then run the test suite"
 	@echo "make demo   - set up, then run the whole pipeline on the bundled synthetic corpus"
 	@echo "make bench  - set up, then run the benchmarks (writes benchmarks/results/)"
 
@@ -31,7 +31,19 @@ $(STAMP): pyproject.toml requirements/local.txt requirements/dev-lock.txt
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
-test: setup
+# The web app's test drives Debian's chromium through chromedriver (never a downloaded browser
+# build); a Korean font makes the page's Hangul readable. Installed with apt only when missing.
+BROWSER_PACKAGES := chromium chromium-driver fonts-nanum
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+setup-browser:
+	@if test -x /usr/bin/chromium && test -x /usr/bin/chromedriver && test -d /usr/share/fonts/truetype/nanum; \
+	then :; else \
+	  echo "installing $(BROWSER_PACKAGES) (apt) for the web app's browser test"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PACKAGES); \
+	fi
+
+test: setup setup-browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 test-fast: setup

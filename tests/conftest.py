@@ -55,20 +55,36 @@ def single_torch_thread():
 
 
 @pytest.fixture(scope="session")
-def asr_predictor_dir(tiny_workdir, tiny_config, tmp_path_factory):
-    """A predictor exported from one-epoch tiny runs of its own (name tiny-asr), shared by the
-    speech recognition and long-recording tests."""
+def exported_predictor_dir(tmp_path_factory, tiny_workdir, tiny_config):
+    """A predictor directory from one-epoch tiny runs, exported as a user would. The runs are
+    the ones tests/test_predict.py trains (same config name, epochs and seed), so whichever
+    module asks second reuses them (train_stage skips finished runs)."""
     import copy
 
     from koemo.modeling.train import train_stage
     from koemo.predict_export import export_from_workdir
 
     cfg = copy.deepcopy(tiny_config)
-    cfg["name"] = "tiny-asr"
+    cfg["name"] = "tiny-predict"
     for stage in ("audio", "text", "multimodal"):
         cfg["train"][stage]["epochs"] = 1
         train_stage(stage, tiny_workdir, cfg, 1, progress=False)
-    return export_from_workdir(tiny_workdir, cfg, 1, tmp_path_factory.mktemp("asr-predictor") / "tiny")
+    return export_from_workdir(tiny_workdir, cfg, 1, tmp_path_factory.mktemp("exported") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_transcript(tiny_workdir):
+    """A Korean transcript of the tiny corpus (the KoBERT stand-in knows its words)."""
+    import pandas as pd
+
+    table = pd.read_parquet(tiny_workdir / "utterances.parquet")
+    return str(table.sort_values("segment_id").iloc[0]["text_raw"])
+
+
+@pytest.fixture(scope="session")
+def asr_predictor_dir(exported_predictor_dir):
+    """The speech recognition and long-recording tests use the same exported tiny predictor."""
+    return exported_predictor_dir
 
 
 @pytest.fixture(scope="session")

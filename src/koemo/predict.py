@@ -229,6 +229,22 @@ class Predictor:
                    batch_size=batch_size, seed=seed, source=str(directory), mismatched=mismatched,
                    asr=asr)
 
+    @classmethod
+    def from_pretrained(cls, name_or_dir: str | Path, **kwargs) -> "Predictor":
+        """A predictor directory or a hub id "org/name" (see koemo.hub); keyword arguments go
+        to koemo.hub.from_pretrained (revision, cache_dir, token) and from_checkpoint."""
+        from koemo.hub import from_pretrained
+
+        return from_pretrained(name_or_dir, predictor_cls=cls, **kwargs)
+
+    def push_to_hub(self, repo_id: str, **kwargs) -> str:
+        """Upload this predictor's directory with a generated model card (koemo.hub.push_to_hub)."""
+        from koemo.hub import push_to_hub
+
+        if self.source is None:
+            raise KoemoInputError("this predictor was not loaded from a directory: nothing to push")
+        return push_to_hub(self.source, repo_id, **kwargs)
+
     @property
     def window_seconds(self) -> float:
         fc = self.cfg["features"]

@@ -1,0 +1,154 @@
+"""koemo.app / `koemo app`: the page's logic without a browser, its figures and command line.
+The page in a real browser is tests/test_app_browser.py."""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from koemo import app
+from koemo.app import AppSettings, analyse, probability_figure, va_figure
+from koemo.cli import build_parser, main
+from koemo.errors import KoemoInputError
+from koemo.predict import Predictor
+from koemo.synth.speech import SAMPLE_RATE, make_voice, synthesize
+
+
+def sine(path, seconds: float, hz: float = 220.0):
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    sf.write(path, 0.3 * np.sin(2 * np.pi * hz * t), SAMPLE_RATE)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def predictor(exported_predictor_dir):
+    return Predictor.from_checkpoint(exported_predictor_dir)
+
+
+def speech(path, seconds: float, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    sf.write(path, synthesize(int(seconds * SAMPLE_RATE), 3.5, make_voice("M", rng), rng), SAMPLE_RATE)
+    return str(path)
+
+
+def test_prediction_shows_label_probabilities_and_plane(predictor, tmp_path, tiny_transcript):
+    wav = speech(tmp_path / "a.wav", 1.5)
+    out = analyse(predictor, wav, None, tiny_transcript)
+    direct = predictor.predict(wav, tiny_transcript)
+    assert out.error is None
+    assert out.label == direct.label and out.probabilities == direct.probabilities
+    assert (out.arousal, out.valence) == (direct.arousal, direct.valence)
+    assert f"**Emotion: {direct.label}**" in out.summary
+    assert f"**Arousal:** {direct.arousal:.2f}" in out.summary and direct.text in out.summary
+    assert out.timeline is None                           # fits the model's window
+    # The upload wins over a microphone recording.
+    other = speech(tmp_path / "b.wav", 1.5, seed=9)
+    assert analyse(predictor, wav, other, tiny_transcript).probabilities == out.probabilities
+
+
+def test_without_transcript_arousal_only(predictor, tmp_path):
+    out = analyse(predictor, None, speech(tmp_path / "rec.wav", 1.5), "   ")
+    assert out.error is None and out.label is None and out.valence is None
+    assert "not predicted (no transcript" in out.summary and "**Arousal:**" in out.summary
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: None, "no recording: upload an audio file"),
+    (lambda p: (p.write_text("안녕하세요, this is not audio\n"), p)[1], "not an audio file koemo can read"),
+    (lambda p: (p.write_bytes(b""), p)[1], "the file is empty"),
+    (lambda p: sf.write(p, np.zeros(SAMPLE_RATE, dtype=np.float32), SAMPLE_RATE) or p, "audio is silent"),
+    (lambda p: sf.write(p, np.zeros(0, dtype=np.float32), SAMPLE_RATE) or p, "the recording is empty"),
+    (lambda p: sine(p, 0.02), "audio too short"),
+])
+def test_bad_recordings_give_one_message(predictor, tmp_path, tiny_transcript, make, message):
+    upload = make(tmp_path / "upload.wav")
+    out = analyse(predictor, upload and str(upload), None, tiny_transcript)
+    assert out.error is not None and message in out.error
+    assert "Traceback" not in out.error and out.summary == "" and out.label is None
+
+
+def test_limits_refuse_before_predicting(predictor, tmp_path, tiny_transcript, monkeypatch):
+    wav = speech(tmp_path / "long.wav", 3.0)
+    monkeypatch.setattr(predictor, "predict", lambda *a, **k: pytest.fail("predicted past a limit"))
+    out = analyse(predictor, wav, None, tiny_transcript, AppSettings(max_seconds=2.5))
+    assert "3.0 s is longer than this page accepts (2.5 s)" in out.error
+    out = analyse(predictor, wav, None, tiny_transcript, AppSettings(max_upload_mb=0.05))
+    assert "over the upload limit of 0.05 MB" in out.error
+    with pytest.raises(KoemoInputError, match="must be positive"):
+        AppSettings(max_seconds=0)
+
+
+def test_bad_transcript_and_unexpected_failures(predictor, tmp_path, monkeypatch, caplog):
+    wav = speech(tmp_path / "a.wav", 1.5)
+    assert "no Korean (Hangul) characters" in analyse(predictor, wav, None, "hello there").error
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("CUDA fell over")
+
+    monkeypatch.setattr(predictor, "predict", broken)
+    out = analyse(predictor, wav, None, None)
+    assert out.error.startswith("the prediction failed on the server")
+    assert "CUDA" not in out.error                         # details go to the log, not the page
+    assert "CUDA fell over" in caplog.text
+
+
+def test_long_recording_uses_the_timeline_when_segments_exists(predictor, tmp_path, tiny_transcript,
+                                                               monkeypatch):
+    wav = speech(tmp_path / "long.wav", 3 * predictor.window_seconds)
+    frame = pd.DataFrame({"start": [0.0, 2.0], "end": [2.0, 4.0], "label": ["sad", "happy"]})
+    seen = {}
+
+    def predict_timeline(pred, audio):
+        seen["args"] = (pred, audio)
+        return frame
+
+    def plot_timeline(table, path):
+        seen["plotted"] = table
+        path.write_bytes(b"\x89PNG fake")
+
+    monkeypatch.setattr(app, "load_timeline_tools", lambda: (predict_timeline, plot_timeline))
+    out = analyse(predictor, wav, None, tiny_transcript)
+    assert out.error is None and seen["args"] == (predictor, wav) and seen["plotted"] is frame
+    assert out.timeline is frame and open(out.timeline_image, "rb").read() == b"\x89PNG fake"
+    # Short recordings never ask for a timeline.
+    seen.clear()
+    analyse(predictor, speech(tmp_path / "short.wav", 1.0), None, tiny_transcript)
+    assert not seen
+    # Without koemo.segments: windows averaged, and a note says the timeline is missing.
+    monkeypatch.setattr(app, "load_timeline_tools", lambda: None)
+    out = analyse(predictor, wav, None, tiny_transcript)
+    assert out.timeline is None and out.label is not None
+    assert "timeline not shown: koemo.segments is not installed" in out.notes[-1]
+
+
+def test_timeline_tools_absent_module(monkeypatch):
+    monkeypatch.setitem(sys.modules, "koemo.segments", None)     # as if not installed
+    assert app.load_timeline_tools() is None
+
+
+def test_probability_bars_and_plane():
+    classes = ["neutral", "sad", "happy", "surprise", "angry"]
+    probs = dict(zip(classes, [0.1, 0.2, 0.4, 0.05, 0.25]))
+    ax = probability_figure(probs, classes).axes[0]
+    widths = {t.get_text(): bar.get_width() for t, bar in zip(ax.get_yticklabels(), ax.patches)}
+    assert widths == pytest.approx(probs)
+    ax = va_figure(4.2, 1.7, "happy").axes[0]
+    assert ax.get_xlim() == (1.0, 5.0) and ax.get_ylim() == (1.0, 5.0)
+    assert ax.collections[0].get_offsets().tolist() == [[1.7, 4.2]]      # (valence, arousal)
+    assert "valence" in ax.get_xlabel() and "arousal" in ax.get_ylabel()
+    empty = probability_figure(None, classes).axes[0]
+    assert "not predicted" in empty.texts[-1].get_text()
+    line = va_figure(2.5, None).axes[0]
+    assert not line.collections and line.get_legend().get_title().get_text() == "valence not predicted"
+
+
+def test_command_line_defaults_and_errors(capsys, tmp_path):
+    args = build_parser().parse_args(["app", "--checkpoint", "x"])
+    assert (args.host, args.port, args.max_upload_mb, args.max_seconds) == ("127.0.0.1", 7860, 50.0, 600.0)
+    assert main(["app", "--checkpoint", "x", "--port", "0"]) == 1
+    assert "--port must be 1-65535" in capsys.readouterr().err
+    assert main(["app", "--checkpoint", str(tmp_path / "missing")]) == 1
+    assert "neither a predictor directory nor a hub id" in capsys.readouterr().err
