@@ -36,6 +36,8 @@ if "google.colab" in sys.modules:  # Colab: mount Drive, install koemo (keeps Co
     spec = KOEMO_SOURCE if KOEMO_SOURCE.startswith("git+") else ["-e", KOEMO_SOURCE]
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
                     *([spec] if isinstance(spec, str) else spec)], check=True)
+    if isinstance(spec, list):  # the checkout on Drive: relative WORKDIR/OUT land there too
+        sys.path.insert(0, f"{KOEMO_SOURCE}/src")
 
 from IPython.display import Markdown, display
 import koemo.notebook

@@ -18,9 +18,11 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
+from koemo.assets import configs_dir
 from koemo.errors import KoemoInputError
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+# The checkout's configs/, or the copy a wheel carries (koemo.assets).
+CONFIG_DIR = configs_dir()
 
 
 class ConfigError(KoemoInputError):

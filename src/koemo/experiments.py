@@ -139,18 +139,34 @@ def seeds_for(cfg: dict, split: str) -> list[int]:
     return list(rep["seeds"])
 
 
+def run_config(cfg: dict, variant: str, split: str) -> dict:
+    """The config of one run of a plan, from the base config, the run's variant and split:
+    `faithful`, `corrected`, `<stage>_layers=<n>` (layer ablation) or `audio<a>/text<t>`
+    (regressor-depth combination). What `koemo train --variant V --split S` trains."""
+    import re
+
+    layers = re.fullmatch(r"(audio|text)_layers=(\d+)", variant)
+    combo = re.fullmatch(r"audio(\d+)/text(\d+)", variant)
+    if layers is None and combo is None:
+        return split_config(variant_config(cfg, variant), split)
+    run_cfg = split_config(cfg, split)
+    depths = {layers[1]: int(layers[2])} if layers else {"audio": int(combo[1]),
+                                                          "text": int(combo[2])}
+    for stage, n in depths.items():
+        run_cfg["models"][stage]["n_layers"] = n
+    if any(n != cfg["models"][stage]["n_layers"] for stage, n in depths.items()):
+        # the config's own depth reuses the main run; other depths are runs of their own
+        suffix = f"{layers[1]}L{layers[2]}" if layers else f"combo-a{combo[1]}t{combo[2]}"
+        run_cfg["name"] = f"{cfg['name']}-{suffix}"
+    return run_cfg
+
+
 def layer_ablation_plan(cfg: dict, stage: str) -> list[RunSpec]:
     """n_layers ablation of one regressor (paper protocol, faithful, first seed)."""
-    layers = cfg["reproduce"]["ablation"][f"{stage}_layers"]
     seed = cfg["reproduce"]["seeds"][0]
-    plan = []
-    for n in layers:
-        run_cfg = split_config(cfg, "paper")
-        run_cfg["models"][stage]["n_layers"] = n
-        if n != cfg["models"][stage]["n_layers"]:  # the config's own depth reuses the main run
-            run_cfg["name"] = f"{cfg['name']}-{stage}L{n}"
-        plan.append(RunSpec(stage, f"{stage}_layers={n}", "paper", seed, run_cfg))
-    return plan
+    return [RunSpec(stage, variant, "paper", seed, run_config(cfg, variant, "paper"))
+            for variant in (f"{stage}_layers={n}"
+                            for n in cfg["reproduce"]["ablation"][f"{stage}_layers"])]
 
 
 def combination_plan(cfg: dict) -> list[RunSpec]:
@@ -158,13 +174,8 @@ def combination_plan(cfg: dict) -> list[RunSpec]:
     seed = cfg["reproduce"]["seeds"][0]
     plan = []
     for audio_layers, text_layers in cfg["reproduce"]["ablation"]["combos"]:
-        run_cfg = split_config(cfg, "paper")
-        run_cfg["models"]["audio"]["n_layers"] = audio_layers
-        run_cfg["models"]["text"]["n_layers"] = text_layers
-        if (audio_layers, text_layers) != (cfg["models"]["audio"]["n_layers"],
-                                           cfg["models"]["text"]["n_layers"]):
-            run_cfg["name"] = f"{cfg['name']}-combo-a{audio_layers}t{text_layers}"
         variant = f"audio{audio_layers}/text{text_layers}"
+        run_cfg = run_config(cfg, variant, "paper")
         plan += [RunSpec(stage, variant, "paper", seed, run_cfg)
                  for stage in ("audio", "text", "multimodal")]
     return plan
@@ -190,12 +201,18 @@ def run_plan(plan: list[RunSpec], workdir: str | Path, progress: bool = True,
              parallel_runs: int | None = None) -> pd.DataFrame:
     """Train every run of the plan (regressors before classifiers); finished runs are reused.
 
-    parallel_runs (default: `reproduce.parallel_runs` of the plan's config, else 1) trains that
-    many runs at once in worker processes, each with an equal share of the CPU threads: small
-    CPU models are bound by per-operation overhead, so two one-thread runs finish sooner than
-    two two-thread runs in a row. Keep 1 on a GPU.
+    parallel_runs trains that many runs at once in worker processes (koemo.workers). Default:
+    with N >= 2 CUDA GPUs visible, N (one run per GPU, each worker pinned to its GPU); else
+    `reproduce.parallel_runs` of the plan's config, else 1. On CPU each worker gets an equal
+    share of the threads: small CPU models are bound by per-operation overhead, so two
+    one-thread runs finish sooner than two two-thread runs in a row.
+
+    Other workers may train the same workdir at the same time (another `koemo reproduce`, the
+    lines of `koemo plan`): each run trains under its run directory's lock (koemo.runlock), so
+    no run trains twice. A run another worker holds is left for later, then waited for.
     """
     from koemo.modeling.train import run_dir_for, run_is_finished
+    from koemo.workers import plan_workers
 
     skipped = unusable_splits(workdir)
     protocols = {spec.split.split("_")[0] for spec in plan}
@@ -203,8 +220,7 @@ def run_plan(plan: list[RunSpec], workdir: str | Path, progress: bool = True,
     plan = [spec for spec in plan if spec.split in kept]
     if not plan:
         return _with_skipped(pd.DataFrame(columns=RUN_COLUMNS), skipped, protocols)
-    if parallel_runs is None:
-        parallel_runs = int(plan[0].cfg.get("reproduce", {}).get("parallel_runs", 1))
+    workers, gpus = plan_workers(plan[0].cfg, parallel_runs)
     run_dirs = {spec: run_dir_for(workdir, spec.cfg, spec.stage, spec.seed, spec.classifier_kind)
                 for spec in plan}
     # Specs that name the same run directory (e.g. an ablation at the config's own depth) train
@@ -217,11 +233,13 @@ def run_plan(plan: list[RunSpec], workdir: str | Path, progress: bool = True,
                 and not run_is_finished(run_dir, spec.cfg, spec.stage, workdir)]
         if todo:    # `koemo reproduce` numbers the runs it shows from these (koemo.progress)
             emit_progress(workdir, "plan", runs=len(todo), stages=list(group))
-        if parallel_runs > 1 and len(todo) > 1:
-            _train_in_workers(todo, workdir, parallel_runs)
+        if workers > 1 and len(todo) > 1:
+            _train_in_workers(todo, workdir, workers, gpus)
         else:
-            for spec in todo:
-                _train(spec, workdir, progress)
+            # First pass skips runs another worker holds; the second waits for them.
+            held = [spec for spec in todo if _train_locked(spec, workdir, progress, False) == "busy"]
+            for spec in held:
+                _train_locked(spec, workdir, progress, True)
     table = pd.DataFrame([_row(spec, run_dirs[spec]) for spec in plan])
     return _with_skipped(table, skipped, protocols)
 
@@ -244,24 +262,31 @@ def _train(spec: RunSpec, workdir: str | Path, progress: bool) -> Path:
                        classifier_kind=spec.classifier_kind, progress=progress)
 
 
-def _worker_init(threads: int) -> None:
-    import torch
+def _train_locked(spec: RunSpec, workdir: str | Path, progress: bool, blocking: bool = True) -> str:
+    """`_train` under the run directory's lock: `trained`, `finished` or `busy`."""
+    from koemo.runlock import train_once
 
-    torch.set_num_threads(threads)
+    status, _ = train_once(spec.stage, workdir, spec.cfg, spec.seed,
+                           classifier_kind=spec.classifier_kind, progress=progress,
+                           blocking=blocking, train=lambda *a, **k: _train(spec, workdir, progress))
+    return status
 
 
-def _train_in_workers(specs: list[RunSpec], workdir: str | Path, workers: int) -> None:
-    """Train `specs` in `workers` spawned processes; the first failure is raised with its run."""
-    import multiprocessing
-    import os
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+def _train_in_workers(specs: list[RunSpec], workdir: str | Path, workers: int,
+                      gpus: list[str] | None = None) -> None:
+    """Train `specs` in `workers` spawned processes (pinned one per GPU when `gpus` is given);
+    the first failure is raised with its run."""
+    from concurrent.futures import as_completed
     from concurrent.futures.process import BrokenProcessPool
 
+    from koemo.workers import worker_pool
+
     _prepare_shared_inputs(specs, workdir)
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_worker_init, initargs=(threads,)) as pool:
-        futures = {pool.submit(_train, spec, workdir, False): spec for spec in specs}
+    if gpus:
+        print(f"[koemo] {workers} workers, one run per GPU (CUDA_VISIBLE_DEVICES "
+              f"{', '.join(gpus)})", flush=True)
+    with worker_pool(workers, gpus) as pool:
+        futures = {pool.submit(_train_locked, spec, workdir, False): spec for spec in specs}
         for done, future in enumerate(as_completed(futures), 1):
             spec = futures[future]
             try:

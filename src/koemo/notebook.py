@@ -6,30 +6,58 @@ OVERRIDES, then `ctx = koemo.notebook.start(...)` gives them everything else.
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from koemo import assets
 from koemo.config import load_config, save_run_record
 from koemo.errors import KoemoInputError
 
 
 def find_repo_root(start: Path | None = None) -> Path | None:
     """The koemo checkout containing `start` (notebooks run from notebooks/), if any."""
-    here = (start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / "pyproject.toml").is_file() and (folder / "src" / "koemo").is_dir():
-            return folder
-    return None
+    return assets.find_repo_root(start)
+
+
+_WARNED: set[Path] = set()
+
+
+def path_base() -> tuple[Path, str]:
+    """What relative paths are taken from, and why: the checkout holding the current folder;
+    else the checkout koemo is installed from (on Colab: KOEMO_SOURCE on Drive, installed
+    editable, so WORKDIR/OUT land on Drive and survive a disconnect); else the current folder."""
+    root = find_repo_root()
+    if root is not None:
+        return root, "checkout"
+    root = assets.source_checkout()
+    if root is not None:
+        return root, "installed checkout"
+    return Path.cwd().resolve(), "current folder"
 
 
 def resolve_path(path: str | Path, root: Path | None = None) -> Path:
     """Relative paths are taken from the repository root, so they mean the same thing whether
-    a notebook runs from notebooks/, from papermill or from the CLI."""
+    a notebook runs from notebooks/, from papermill or from the CLI. Without any checkout (a
+    wheel install) they are taken from the current folder, and a warning says where they went
+    (on Colab that folder, /content, is wiped when the runtime disconnects)."""
     path = Path(path).expanduser()
     if path.is_absolute():
         return path
-    base = root or find_repo_root() or Path.cwd()
-    return (base / path).resolve()
+    if root is not None:
+        return (root / path).resolve()
+    base, why = path_base()
+    resolved = (base / path).resolve()
+    if why == "current folder" and resolved not in _WARNED:
+        _WARNED.add(resolved)
+        volatile = str(resolved).startswith("/content/") and \
+            not str(resolved).startswith("/content/drive/")
+        print(f"koemo: WARNING: relative path {str(path)!r} -> {resolved} (no koemo checkout "
+              "here or installed: taken from the current folder)"
+              + ("; /content is wiped when the Colab runtime disconnects: give an absolute "
+                 "path on Drive, e.g. /content/drive/MyDrive/koemo-work" if volatile else ""),
+              file=sys.stderr, flush=True)
+    return resolved
 
 
 @dataclass

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from koemo.errors import KoemoInputError
-from koemo.notebook import find_repo_root, resolve_path
+from koemo.notebook import resolve_path
 from koemo.progress import ProgressWatcher, progress_path
 
 # Passed to every kernel papermill starts: its own log (not the notebook's outputs) at ERROR.
@@ -39,10 +39,10 @@ NOTEBOOK_ORDER = (
 
 
 def notebooks_dir() -> Path:
-    root = find_repo_root(Path(__file__).parent)
-    if root is None:
-        raise FileNotFoundError("notebooks/ not found: `koemo reproduce` runs from a koemo checkout")
-    return root / "notebooks"
+    """The checkout's notebooks/, or the copy a wheel carries (koemo.assets)."""
+    from koemo.assets import notebooks_dir as located
+
+    return located()
 
 
 def reproduce(config: str, workdir: str | Path, out: str | Path, data_root: str | Path | None = None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from koemo.commands import add_config_arguments
+from koemo.errors import KoemoInputError
 
 CLASSIFIER_KINDS = ("attention_lstm", "audio_only", "text_only", "early", "late", "sum", "tensor")
 
@@ -22,6 +23,15 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=None, help="training seed (default: config seed)")
     parser.add_argument("--classifier", default="attention_lstm", choices=CLASSIFIER_KINDS,
                         help="multimodal classifier kind (default: the paper's attention_lstm)")
+    parser.add_argument("--variant", default=None,
+                        help="run of an experiment plan (as `koemo plan` writes): faithful, "
+                             "corrected, <stage>_layers=<n> or audio<a>/text<t> "
+                             "(default: the config as it is)")
+    parser.add_argument("--split", default=None,
+                        help="paper or cv5_f0..cv5_f4 (default: the config's data.protocol/fold)")
+    parser.add_argument("--skip-busy", action="store_true",
+                        help="when another worker is training this run, leave it to that worker "
+                             "and exit 0 (default: wait for it, then report the finished run)")
     parser.add_argument("--out", default=None, help="run directory (default: under W/runs/)")
     parser.add_argument("--no-resume", action="store_true", help="start over, discarding a previous run")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -32,13 +42,24 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from koemo.config import load_config
-    from koemo.modeling.train import train_stage
+    from koemo.experiments import run_config
+    from koemo.runlock import train_once
 
     cfg = load_config(args.config, args.overrides)
+    if args.variant is not None or args.split is not None:
+        try:
+            cfg = run_config(cfg, args.variant or "faithful",
+                             args.split or _split_of(cfg))
+        except ValueError as err:
+            raise KoemoInputError(str(err)) from err
     seed = args.seed if args.seed is not None else int(cfg.get("seed", 1))
-    run_dir = train_stage(args.stage, args.workdir, cfg, seed, out_dir=args.out,
-                          resume=not args.no_resume, classifier_kind=args.classifier,
-                          progress=not args.no_progress)
+    # One trainer per run directory: a run another worker holds is left to it (or waited for).
+    status, run_dir = train_once(args.stage, args.workdir, cfg, seed, out_dir=args.out,
+                                 resume=not args.no_resume, classifier_kind=args.classifier,
+                                 progress=not args.no_progress, blocking=not args.skip_busy)
+    if status == "busy":
+        print(f"run: {run_dir} is being trained by another worker; left to it")
+        return 0
     metrics = json.loads((run_dir / "test_metrics.json").read_text(encoding="utf-8"))
     keys = ("accuracy", "weighted_f1", "macro_f1", "uar", "weighted_f1_batch_mean") \
         if args.stage == "multimodal" else ("rmse", "mae", "pearson_r", "ccc")
@@ -46,3 +67,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"test ({metrics['checkpoint']} checkpoint, n={metrics['n']}): "
           + ", ".join(f"{k} {metrics[k]:.4f}" for k in keys))
     return 0
+
+
+def _split_of(cfg: dict) -> str:
+    data = cfg["data"]
+    if data["protocol"] == "cv5":
+        return f"cv5_f{data.get('fold', 0)}"
+    return "cv5_f0" if data["protocol"] == "session" else "paper"
