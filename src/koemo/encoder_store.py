@@ -122,7 +122,7 @@ def _write_rows(partial: Path, offset: int, row_shape: tuple, paths: list[str], 
     rate, max_frames = encoder.sample_rate, row_shape[1]
     row_bytes = int(np.prod(row_shape)) * 2
     n_frames = np.zeros(len(paths), dtype=np.int32)
-    size = batch_size if encoder.uses_mask else 1
+    size = batch_size if encoder.batched else 1
     batches = F.length_sorted_batches(lengths, size, size * BATCH_SECONDS * rate)
     fd = os.open(partial, os.O_WRONLY)
     try:
@@ -213,7 +213,7 @@ def _build_files(directory: Path, segment_ids: list[str], paths: list[str], leng
     os.replace(index_partial, directory / F.INDEX_FILE)
     F._write_json_atomic(directory / F.META_FILE, {
         "encoder_source": encoder.source, **key, "hidden_states_indices": encoder.layers,
-        "batched_with_mask": encoder.uses_mask, "source": source, "shape": list(shape),
+        "batched_with_mask": encoder.batched, "source": source, "shape": list(shape),
         "bytes": int(np.prod(shape)) * 2, "complete": True})
 
 

@@ -23,11 +23,13 @@ training costs what the paper's mel path costs. An utterance is encoded whole an
 `max_frames` frames are kept (as the mel path computes the whole spectrogram, then cuts);
 prediction encodes a whole recording and cuts it into the same windows as the mel path.
 
-Batching: encoders whose feature extractor asks for an attention mask (`return_attention_mask`,
-e.g. wav2vec2-large-lv60, WavLM) are run on length-sorted padded batches with that mask; the
-others (wav2vec2-base, HuBERT-base: group-norm feature encoders trained without one) change
-their states when zero padding is added, so they encode one utterance at a time and the cache
-holds exactly what prediction computes.
+Batching: encoders with a layer-norm feature encoder whose feature extractor asks for an
+attention mask (`feat_extract_norm: layer` + `return_attention_mask`: wav2vec2-large-lv60,
+XLS-R, HuBERT-large, WavLM-large) run on length-sorted padded batches with that mask (states
+equal the unpadded ones up to float rounding). Group-norm feature encoders (wav2vec2-base,
+HuBERT-base, WavLM-base/base+) normalise over the whole padded input, so zero padding changes
+their states: they encode one utterance at a time, and the cache holds exactly what prediction
+computes.
 """
 from __future__ import annotations
 
@@ -130,7 +132,8 @@ class SpeechEncoder:
     layers: list[int]             # resolved hidden_states indices
     hidden_size: int
     sample_rate: int
-    uses_mask: bool
+    uses_mask: bool               # the feature extractor returns an attention mask
+    batched: bool                 # padded batches give the unpadded states (see the docstring)
 
     @property
     def hop_seconds(self) -> float:
@@ -147,7 +150,7 @@ class SpeechEncoder:
     def states(self, waves: Sequence[np.ndarray]) -> list[np.ndarray]:
         """float16 [K, n_i, H] states of the chosen layers per wave (a padded batch with the
         attention mask when the encoder takes one, else one wave at a time)."""
-        if not self.uses_mask and len(waves) > 1:
+        if not self.batched and len(waves) > 1:
             return [s for wave in waves for s in self.states([wave])]
         import torch
 
@@ -156,7 +159,7 @@ class SpeechEncoder:
                                 sampling_rate=self.sample_rate, padding=True, return_tensors="pt",
                                 return_attention_mask=self.uses_mask)
         kwargs = {"output_hidden_states": True}
-        if self.uses_mask:
+        if self.uses_mask and len(waves) > 1:
             kwargs["attention_mask"] = inputs["attention_mask"].to(device)
         with torch.inference_mode():
             out = self.model(inputs["input_values"].to(device), **kwargs)
@@ -185,10 +188,11 @@ def load_speech_encoder(name: str, layers: Sequence[int], device: str = "cpu") -
     model.eval()
     model.to(device)
     config = model.config
+    uses_mask = bool(getattr(extractor, "return_attention_mask", False))
     return SpeechEncoder(model, extractor, str(name), folder_fingerprint(folder),
                          resolve_layers(layers, int(config.num_hidden_layers)),
-                         int(config.hidden_size), int(extractor.sampling_rate),
-                         bool(getattr(extractor, "return_attention_mask", False)))
+                         int(config.hidden_size), int(extractor.sampling_rate), uses_mask,
+                         uses_mask and getattr(config, "feat_extract_norm", "group") == "layer")
 
 
 def whole_states(encoder: SpeechEncoder, wave: np.ndarray, label: str = "audio") -> np.ndarray:
