@@ -76,6 +76,22 @@ def test_state_cache_holds_the_chosen_layers_of_each_utterance(family, encoders,
     assert out["mask"].sum(1).tolist() == store.n_frames[:2].tolist()
 
 
+@pytest.mark.parametrize("family", ["wav2vec2", "wavlm"])
+def test_layers_past_the_deepest_chosen_one_are_not_run(family, encoders):
+    from transformers import AutoModel
+
+    from koemo.speech_encoder import load_speech_encoder
+
+    encoder = load_speech_encoder(str(encoders[family]), [0])
+    assert len(encoder.model.encoder.layers) == 1
+    full = AutoModel.from_pretrained(str(encoders[family])).eval()
+    wave = np.random.default_rng(0).standard_normal(8000).astype(np.float32) * 0.1
+    inputs = encoder.extractor(wave, sampling_rate=16000, return_tensors="pt")
+    with torch.no_grad():
+        expected = full(inputs["input_values"], output_hidden_states=True).hidden_states[0]
+    np.testing.assert_array_equal(encoder.states([wave])[0][0], expected[0].half().numpy())
+
+
 def test_other_layers_or_frames_get_another_cache(encoders, tiny_workdir):
     from koemo.encoder_store import build_encoder_store
     from koemo.modeling.data import load_utterances

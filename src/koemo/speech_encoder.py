@@ -188,9 +188,14 @@ def load_speech_encoder(name: str, layers: Sequence[int], device: str = "cpu") -
     model.eval()
     model.to(device)
     config = model.config
+    resolved = resolve_layers(layers, int(config.num_hidden_layers))
+    # Layers past the deepest chosen hidden state are never needed: drop them (one more is kept,
+    # so a stable-layer-norm model's final norm never lands on a chosen state).
+    keep = min(int(config.num_hidden_layers), max(resolved) + 1)
+    if keep < len(model.encoder.layers):
+        model.encoder.layers = model.encoder.layers[:keep]
     uses_mask = bool(getattr(extractor, "return_attention_mask", False))
-    return SpeechEncoder(model, extractor, str(name), folder_fingerprint(folder),
-                         resolve_layers(layers, int(config.num_hidden_layers)),
+    return SpeechEncoder(model, extractor, str(name), folder_fingerprint(folder), resolved,
                          int(config.hidden_size), int(extractor.sampling_rate), uses_mask,
                          uses_mask and getattr(config, "feat_extract_norm", "group") == "layer")
 
