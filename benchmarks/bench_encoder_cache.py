@@ -11,6 +11,11 @@ synthetic speech-like waves of 6 s (KEMDy20's mean), group-norm base model = one
 forward (exactly what prediction computes). Size tiny = the tiny random wav2vec2 (32 wide,
 2 layers), 12 utterances of 1 s. Random weights: the cost does not depend on their values.
 Utterances/s are in the notes; on a GPU the first pass is bound by the encoder.
+Measured on the shared 2-core CPU of the development container (2 torch threads, other jobs
+running: load average 6-10), full size: 179 s for 48 utterances = 0.27 utt/s encoding with the
+encoder run only up to layer 7 (335 s = 0.14 utt/s before that change, all 12 layers); second
+pass 0.24 s. At 0.27 utt/s all of KEMDy20 would take ~14 h on such a CPU: the real encoders
+belong on a GPU (not measured here: no GPU was available to this change).
 """
 from __future__ import annotations
 
