@@ -122,7 +122,14 @@ def validate(cfg: dict) -> dict:
     if feats["n_mels"] % 4:
         raise ConfigError("features.n_mels must be divisible by 4 (two stride-2 convolutions)")
     audio_dim = models["audio"]["conv_channels"][-1] * feats["n_mels"] // 4
-    if audio_dim != models["d_model"]:
+    frontend = models["audio"].get("frontend", "mel") or "mel"
+    if frontend not in ("mel", "encoder"):
+        raise ConfigError(f"models.audio.frontend must be mel or encoder, not {frontend!r}")
+    if frontend == "encoder":
+        if not (models["audio"].get("encoder") or {}).get("name"):
+            raise ConfigError("models.audio.frontend: encoder needs models.audio.encoder.name "
+                              "(hub id or local directory of a wav2vec2/HuBERT/WavLM model)")
+    elif audio_dim != models["d_model"]:
         raise ConfigError(
             f"models.d_model={models['d_model']} but the audio extractor gives "
             f"conv_channels[-1] * n_mels / 4 = {audio_dim}")

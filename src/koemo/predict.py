@@ -151,6 +151,8 @@ class Predictor:
     """Holds the three stages, tokenizer and frozen encoder; `predict` per utterance,
     `predict_many` in batches. Build with `Predictor.from_checkpoint(DIR)`."""
 
+    speech_encoder = None     # koemo.speech_encoder.SpeechEncoder with models.audio.frontend: encoder
+
     def __init__(self, audio_model, text_model, classifier, tokenizer, encoder, cfg: dict,
                  classes: Sequence[str], device: str = "cpu", long_audio: str = "windows",
                  batch_size: int = 8, seed: int = 0, source: str | None = None,
@@ -194,7 +196,7 @@ class Predictor:
         from koemo.asr import asr_settings
 
         from koemo.modeling.checkpoint import build_from_checkpoint, read_meta
-        from koemo.text import KoBERTTokenizer, load_kobert
+        from koemo.text.encoder import load_text_encoder, load_text_tokenizer
 
         directory = Path(directory)
         manifest = read_manifest(directory)
@@ -215,8 +217,8 @@ class Predictor:
         tokenizer_source = resolve_text_model(directory, manifest["tokenizer"])
         encoder_source = resolve_text_model(directory, manifest["encoder"])
         try:
-            tokenizer = KoBERTTokenizer.from_pretrained(tokenizer_source)
-            encoder = load_kobert(encoder_source, device=device)
+            tokenizer = load_text_tokenizer(tokenizer_source, cfg["text"].get("tokenizer_kind"))
+            encoder = load_text_encoder(encoder_source, cfg["text"].get("tokenizer_kind"), device=device)
         except KoemoInputError as err:
             raise CheckpointError(f"{directory / MANIFEST_FILE}: text model not usable: {err}") from err
         check_text_model(tokenizer, encoder, cfg, directory)
@@ -224,10 +226,12 @@ class Predictor:
             asr = asr_settings({"asr": asr})
         else:
             asr = asr_settings(cfg, model=None if asr == "config" else (asr or "none"))
-        return cls(models["audio"], models["text"], models["multimodal"], tokenizer, encoder, cfg,
-                   metas["multimodal"]["classes"], device=device, long_audio=long_audio,
-                   batch_size=batch_size, seed=seed, source=str(directory), mismatched=mismatched,
-                   asr=asr)
+        predictor = cls(models["audio"], models["text"], models["multimodal"], tokenizer, encoder,
+                        cfg, metas["multimodal"]["classes"], device=device, long_audio=long_audio,
+                        batch_size=batch_size, seed=seed, source=str(directory),
+                        mismatched=mismatched, asr=asr)
+        from koemo.predict_frontend import attach_speech_encoder
+        return attach_speech_encoder(predictor, directory, manifest, device)
 
     @classmethod
     def from_pretrained(cls, name_or_dir: str | Path, **kwargs) -> "Predictor":
@@ -248,6 +252,9 @@ class Predictor:
     @property
     def window_seconds(self) -> float:
         fc = self.cfg["features"]
+        if self.speech_encoder is not None:
+            from koemo.speech_encoder import encoder_settings
+            return encoder_settings(self.cfg)["max_frames"] * self.speech_encoder.hop_seconds
         return fc["max_frames"] * fc["hop_length"] / fc["sample_rate"]
 
     # -- public API
@@ -367,21 +374,28 @@ class Predictor:
         from koemo.features import extract_features, frames_for, min_samples
 
         fc = self.cfg["features"]
-        need = min_samples(fc)
-        if wave.shape[0] < need:
-            raise KoemoInputError(
-                f"{info.source}: audio too short ({info.duration_s:.3f} s); the features need at "
-                f"least {need / fc['sample_rate']:.3f} s")
-        total = frames_for(wave.shape[0], fc["hop_length"])
-        whole, n_frames = extract_features(wave, dict(fc, max_frames=total), fc["backend"])
-        max_frames = int(fc["max_frames"])
+        if self.speech_encoder is not None:        # models.audio.frontend: encoder
+            from koemo.speech_encoder import encoder_settings, whole_states
+            whole = whole_states(self.speech_encoder, wave, info.source)   # float16-rounded
+            n_frames, max_frames = whole.shape[1], encoder_settings(self.cfg)["max_frames"]
+            hop_s = self.speech_encoder.hop_seconds
+        else:
+            need = min_samples(fc)
+            if wave.shape[0] < need:
+                raise KoemoInputError(
+                    f"{info.source}: audio too short ({info.duration_s:.3f} s); the features need at "
+                    f"least {need / fc['sample_rate']:.3f} s")
+            total = frames_for(wave.shape[0], fc["hop_length"])
+            whole, n_frames = extract_features(wave, dict(fc, max_frames=total), fc["backend"])
+            max_frames = int(fc["max_frames"])
+            hop_s = fc["hop_length"] / fc["sample_rate"]
         starts = window_starts(n_frames, max_frames, self.long_audio)
         feats, lengths = frame_windows(whole, n_frames, max_frames, starts)
-        # Training read features back from a float16 store: round the same way.
-        feats = feats.astype(fc.get("store_dtype", "float32")).astype(np.float32)
-        if self.cfg["fixes"]["db_floor_padding"]:
-            feats = floor_padding(feats, lengths, float(fc["top_db"]))
-        hop_s = fc["hop_length"] / fc["sample_rate"]
+        if self.speech_encoder is None:
+            # Training read features back from a float16 store: round the same way.
+            feats = feats.astype(fc.get("store_dtype", "float32")).astype(np.float32)
+            if self.cfg["fixes"]["db_floor_padding"]:
+                feats = floor_padding(feats, lengths, float(fc["top_db"]))
         mode = "single" if n_frames <= max_frames else ("cut" if len(starts) == 1 else "windows")
         covered = min(n_frames, starts[-1] + max_frames) if mode != "cut" else max_frames
         windows = WindowInfo(mode=mode, n_windows=len(starts), window_s=self.window_seconds,

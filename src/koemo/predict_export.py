@@ -82,6 +82,8 @@ def export_predictor(audio: str | Path, text: str | Path, multimodal: str | Path
     for stage, path in sources.items():
         shutil.copytree(path, out_dir / STAGE_DIRS[stage])
     manifest_refs = _copy_text_models(refs, out_dir)
+    from koemo.predict_frontend import copy_speech_encoder
+    manifest_refs.update(copy_speech_encoder(cfg, out_dir))
     manifest = {"format": MANIFEST_FORMAT, "stages": dict(STAGE_DIRS), **manifest_refs,
                 "classes": metas["multimodal"]["classes"], "config_name": cfg.get("name"),
                 "sources": {stage: str(path.resolve()) for stage, path in sources.items()},

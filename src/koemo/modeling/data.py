@@ -101,7 +101,8 @@ class AudioFeatures:
         j = int(self.index[i])
         feats = self.store.get(j, db_floor_padding=bool(self.cfg["fixes"]["db_floor_padding"]))
         n_frames = int(self.store.n_frames[j])
-        if self.kinds[i] in MASKED_AUDIO_KINDS:
+        # Speech-encoder states (`maskable` False) are not spectrograms: no frequency mask.
+        if self.kinds[i] in MASKED_AUDIO_KINDS and getattr(self.store, "maskable", True):
             from koemo.augment import frequency_mask
             feats = frequency_mask(feats, n_frames, np.random.default_rng(int(self.seeds[i])),
                                    self.cfg["augment"],

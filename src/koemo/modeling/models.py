@@ -95,7 +95,16 @@ class AudioRegressor(_HeadCount, nn.Module):
         super().__init__()
         spec = cfg["models"]["audio"]
         self.fixes = dict(cfg["fixes"])
-        self.Extractor = AudioExtractor(spec["conv_channels"])
+        # frontend: encoder reads cached speech-encoder states; padding follows the lengths.
+        self.frontend = spec.get("frontend", "mel") or "mel"
+        if self.frontend == "mel":
+            self.Extractor = AudioExtractor(spec["conv_channels"])
+        else:
+            from koemo.modeling.frontend import EncoderStatesExtractor
+            from koemo.speech_encoder import encoder_settings
+            enc = encoder_settings(cfg)
+            self.Extractor = EncoderStatesExtractor(len(enc["layers"]), enc["input_dim"],
+                                                    cfg["models"]["d_model"], enc["pooling"])
         self.AEBlock1 = _stack(cfg, "audio", "AE1", attention_impl, num_heads)
         self.gru = _recurrent(nn.GRU, cfg["models"]["d_model"], spec["rnn_hidden"], spec["dropout"])
         self.fc = nn.Linear(spec["rnn_hidden"], 1)
@@ -104,7 +113,7 @@ class AudioRegressor(_HeadCount, nn.Module):
     def masks(self, feats: torch.Tensor, extracted: torch.Tensor,
               lengths: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(mask for the layers, mask handed to the classifier)."""
-        if self.fixes["length_padding_mask"]:
+        if self.fixes["length_padding_mask"] or (self.frontend != "mel" and lengths is not None):
             mask = length_mask(lengths, extracted.size(1), extracted.size(0), extracted.device)
             return mask, mask
         return (extracted != 0).all(dim=-1), (feats[:, 0] != 0).all(dim=-1)

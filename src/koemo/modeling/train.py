@@ -131,9 +131,10 @@ def raw_forward(model, batch, device):
                              batch["states"].to(device), batch["attention_mask"].to(device))["logits"]
 
 
-def _feature_store(workdir, cfg):
-    from koemo.features import open_feature_store
-    return open_feature_store(workdir, cfg)
+def _feature_store(workdir, cfg, progress: bool = False):
+    # mel+delta FeatureStore, or the speech-encoder state cache (models.audio.frontend).
+    from koemo.encoder_store import open_audio_store
+    return open_audio_store(workdir, cfg, progress=progress)
 
 
 def build_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, *, run_dir: Path,

@@ -21,6 +21,7 @@ from filelock import FileLock
 
 from koemo.config import fingerprint as config_fingerprint
 from koemo.errors import KoemoInputError
+from koemo.text.auto import AutoTextTokenizer, text_model_kind
 from koemo.text.standin import (STANDIN_KEYWORD, ensure_standin, read_utterance_texts,
                                  resolve_text_source)
 from koemo.text.tokenizer import (KoBERTTokenizer, fetch_hub_files, file_sha1, looks_like_hub_id,
@@ -34,11 +35,10 @@ LOCK_FILE = "cache.lock"
 MASK_RULE = "positions"   # attention mask 1 up to [SEP] (KoBERTTokenizer.attention_mask_for)
 
 
-def encoder_directory(hub_id_or_dir: str | Path) -> Path:
+def encoder_directory(hub_id_or_dir: str | Path, what: str = "KoBERT encoder") -> Path:
     """A local directory holding config.json + weights, or a hub id fetched into the hub cache
     (safetensors preferred; KoBERT's hub repository may only have pytorch_model.bin)."""
     path = Path(hub_id_or_dir).expanduser()
-    what = "KoBERT encoder"
     if path.exists() or not looks_like_hub_id(str(hub_id_or_dir)):
         folder = resolve_pretrained(path, [CONFIG_NAME], what=what)
     else:
@@ -85,6 +85,34 @@ def load_kobert(hub_id_or_dir: str | Path, device: str = "cpu"):
             model = BertModel.from_pretrained(str(folder))
     except (OSError, ValueError, RuntimeError) as err:
         raise KoemoInputError(f"{folder}: could not load a BertModel ({err})") from err
+    model.requires_grad_(False)
+    model.eval()
+    model.to(device)
+    model.koemo_fingerprint = weights_fingerprint(folder)
+    model.koemo_source = str(hub_id_or_dir)
+    return model
+
+
+def load_text_tokenizer(hub_id_or_dir: str | Path, kind: str | None = None):
+    """KoBERTTokenizer for KoBERT (hub id, stand-in, spiece.model directory), else an
+    AutoTextTokenizer (koemo.text.auto); `kind` (text.tokenizer_kind) overrides the guess."""
+    if text_model_kind(hub_id_or_dir, kind) == "kobert":
+        return KoBERTTokenizer.from_pretrained(hub_id_or_dir)
+    return AutoTextTokenizer.from_pretrained(hub_id_or_dir)
+
+
+def load_text_encoder(hub_id_or_dir: str | Path, kind: str | None = None, device: str = "cpu"):
+    """`load_kobert` for KoBERT, else any transformers AutoModel encoder, frozen in eval mode,
+    with the same fingerprint/source attributes."""
+    if text_model_kind(hub_id_or_dir, kind) == "kobert":
+        return load_kobert(hub_id_or_dir, device=device)
+    folder = encoder_directory(hub_id_or_dir, what="text encoder")
+    from transformers import AutoModel
+
+    try:
+        model = AutoModel.from_pretrained(str(folder))
+    except (OSError, ValueError, KeyError) as err:
+        raise KoemoInputError(f"{folder}: could not load a text encoder ({err})") from err
     model.requires_grad_(False)
     model.eval()
     model.to(device)
@@ -322,7 +350,7 @@ class TextStateCache:
 @dataclass
 class TextPipeline:
     """Tokenizer, frozen encoder and state cache of one config + workdir."""
-    tokenizer: KoBERTTokenizer
+    tokenizer: KoBERTTokenizer | AutoTextTokenizer
     encoder: object
     cache: TextStateCache
     tokenizer_source: str
@@ -340,8 +368,9 @@ def open_text_pipeline(cfg: dict, workdir: str | Path, device: str = "cpu",
     uses_standin = STANDIN_KEYWORD in (cfg["text"]["tokenizer"], cfg["text"]["encoder"])
     if uses_standin and build_missing_standin:
         ensure_standin(workdir, cfg)
-    tokenizer = KoBERTTokenizer.from_pretrained(tokenizer_source)
-    encoder = load_kobert(encoder_source, device=device)
+    kind = cfg["text"].get("tokenizer_kind")
+    tokenizer = load_text_tokenizer(tokenizer_source, kind)
+    encoder = load_text_encoder(encoder_source, kind, device=device)
     vocab = int(encoder.config.vocab_size)
     if tokenizer.vocab_size > vocab:
         raise KoemoInputError(f"tokenizer {tokenizer_source} has {tokenizer.vocab_size} pieces but "

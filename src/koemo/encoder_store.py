@@ -1,0 +1,228 @@
+"""The on-disk cache of speech-encoder states, read like the mel FeatureStore.
+
+`W/audio_states/<fingerprint>/` (the fingerprint covers the encoder's config, weights and
+feature-extractor settings, the chosen layers, max_frames and the sample rate):
+  states.npy     float16 [N, K, T, H]: K chosen layers, T = max_frames (zero padded), H width
+  index.parquet  segment_id, n_frames (row i of states.npy)
+  meta.json      encoder source and fingerprint, layers, shape; `complete: true` written last
+Rows are written with pwrite one batch at a time (bounded memory, no dirty memmap pages), under
+a file lock beside the directory; an interrupted build leaves no complete meta.json and is
+redone. Size: N x T x K x H x 2 bytes (README, "Pretrained front-ends").
+
+`open_audio_store(workdir, cfg)` is what training reads audio from: the mel FeatureStore for
+`models.audio.frontend: mel`, this cache (built on first use) for `frontend: encoder`. Both
+give `get(i) -> float32 [C, T, W]`, `n_frames`, `index_of`, `segment_ids`.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from koemo.config import fingerprint as config_fingerprint
+from koemo.errors import KoemoInputError
+from koemo.speech_encoder import (MIN_SAMPLES, SpeechEncoder, encoder_folder, encoder_settings,
+                                  folder_fingerprint, load_speech_encoder, uses_speech_encoder)
+
+STORE_SUBDIR = "audio_states"
+STATES_FILE = "states.npy"
+# Padded audio per batch: batch_size utterances of this many seconds (KEMDy20 mean: 6 s).
+BATCH_SECONDS = 8
+
+
+def _features():
+    import koemo.features as F
+    return F
+
+
+class EncoderStateStore:
+    """Read side of a built cache: encoder states by position or segment id. Augmentation's
+    frequency masking does not apply to these states (`maskable = False`)."""
+
+    maskable = False
+
+    def __init__(self, directory: str | Path):
+        F = _features()
+        self.directory = Path(directory)
+        meta = F._read_meta(self.directory)
+        if not meta or not meta.get("complete"):
+            raise KoemoInputError(f"{self.directory}: not a complete speech-encoder state cache")
+        import pandas as pd
+
+        self.meta = meta
+        index = pd.read_parquet(self.directory / F.INDEX_FILE)
+        self.segment_ids: list[str] = index["segment_id"].astype(str).tolist()
+        self.n_frames: np.ndarray = index["n_frames"].to_numpy(dtype=np.int32)
+        self._positions = {sid: i for i, sid in enumerate(self.segment_ids)}
+        self._states = None
+        if tuple(self.states.shape) != tuple(meta["shape"]):
+            raise KoemoInputError(f"{self.directory / STATES_FILE}: shape {self.states.shape} does not "
+                                  f"match meta.json {meta['shape']}; delete the folder to rebuild")
+
+    @property
+    def states(self) -> np.ndarray:
+        if self._states is None:
+            self._states = np.lib.format.open_memmap(self.directory / STATES_FILE, mode="r")
+        return self._states
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_states"] = None          # DataLoader workers re-open the memmap
+        return state
+
+    def __len__(self) -> int:
+        return len(self.segment_ids)
+
+    def index_of(self, segment_id: str) -> int:
+        try:
+            return self._positions[segment_id]
+        except KeyError:
+            raise KoemoInputError(f"{self.directory}: segment {segment_id!r} is not in this "
+                                  "speech-encoder state cache") from None
+
+    def get_batch(self, indices: Iterable[int], db_floor_padding: bool = False) -> np.ndarray:
+        """float32 [B, K, T, H]; db_floor_padding is a mel-only fix and ignored here."""
+        indices = np.asarray(list(indices), dtype=np.int64)
+        return np.asarray(self.states[indices], dtype=np.float32)
+
+    def get(self, i: int, db_floor_padding: bool = False) -> np.ndarray:
+        return self.get_batch([i])[0]
+
+
+def store_key(cfg: dict, encoder_fp: str) -> dict:
+    spec = encoder_settings(cfg)
+    return {"encoder": encoder_fp, "layers": spec["layers"], "max_frames": spec["max_frames"],
+            "sample_rate": int(cfg["features"]["sample_rate"]), "dtype": "float16"}
+
+
+def _probe(paths: Sequence[str], segment_ids: Sequence[str], rate: int) -> tuple[np.ndarray, list[str]]:
+    import soundfile as sf
+
+    lengths, problems = np.zeros(len(paths), dtype=np.int64), []
+    for row, (sid, path) in enumerate(zip(segment_ids, paths)):
+        try:
+            info = sf.info(str(path))
+        except (RuntimeError, OSError, TypeError) as err:
+            problems.append(f"{sid} {path}: unreadable audio ({err})")
+            continue
+        lengths[row] = int(np.ceil(info.frames * rate / info.samplerate))
+        if lengths[row] < MIN_SAMPLES:
+            problems.append(f"{sid} {path}: too short for the speech encoder "
+                            f"({lengths[row]} < {MIN_SAMPLES} samples)")
+    return lengths, problems
+
+
+def _write_rows(partial: Path, offset: int, row_shape: tuple, paths: list[str], lengths: np.ndarray,
+                encoder: SpeechEncoder, batch_size: int, progress: bool) -> np.ndarray:
+    from tqdm.auto import tqdm
+
+    F = _features()
+    rate, max_frames = encoder.sample_rate, row_shape[1]
+    row_bytes = int(np.prod(row_shape)) * 2
+    n_frames = np.zeros(len(paths), dtype=np.int32)
+    size = batch_size if encoder.batched else 1
+    batches = F.length_sorted_batches(lengths, size, size * BATCH_SECONDS * rate)
+    fd = os.open(partial, os.O_WRONLY)
+    try:
+        with tqdm(total=len(paths), desc="speech-encoder states", unit="utt",
+                  disable=not progress) as bar:
+            for rows in batches:
+                states = encoder.states([F._read_wave(paths[r], rate) for r in rows])
+                for r, state in zip(rows, states):
+                    row = np.zeros(row_shape, dtype=np.float16)
+                    n = min(state.shape[1], max_frames)
+                    row[:, :n] = state[:, :n]
+                    os.pwrite(fd, row.tobytes(), offset + int(r) * row_bytes)
+                    n_frames[r] = n
+                bar.update(len(rows))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return n_frames
+
+
+def build_encoder_store(table, workdir: str | Path, cfg: dict, progress: bool = True,
+                        device: str | None = None, encoder: SpeechEncoder | None = None
+                        ) -> EncoderStateStore:
+    """States of every row of `table` (segment_id, wav_path); a complete cache with the same key,
+    segment ids and prepared inputs is reused without loading the encoder."""
+    F = _features()
+    from filelock import FileLock
+
+    from koemo.dataset.workdir import data_fingerprint
+
+    spec = encoder_settings(cfg)
+    segment_ids = F._table_segment_ids(table)
+    folder_fp = encoder.fingerprint if encoder is not None else folder_fingerprint(
+        encoder_folder(spec["name"]))
+    key = store_key(cfg, folder_fp)
+    digest, source = config_fingerprint(key), data_fingerprint(workdir)
+    directory = Path(workdir) / STORE_SUBDIR / digest
+
+    def reusable() -> bool:
+        meta = F._read_meta(directory)
+        if not meta or not meta.get("complete") or meta.get("source") != source:
+            return False
+        try:
+            return EncoderStateStore(directory).segment_ids == segment_ids
+        except (KoemoInputError, OSError, ValueError, KeyError):
+            return False
+
+    if reusable():
+        return EncoderStateStore(directory)
+    paths = table["wav_path"].astype(str).tolist()
+    lengths, problems = _probe(paths, segment_ids, int(cfg["features"]["sample_rate"]))
+    if problems:
+        raise KoemoInputError(f"{len(problems)} of {len(paths)} audio files cannot be encoded:\n  "
+                              + "\n  ".join(problems))
+    directory.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(directory.with_name(directory.name + F.LOCK_SUFFIX))):
+        if reusable():
+            return EncoderStateStore(directory)
+        if encoder is None:
+            from koemo.features import resolve_device
+            encoder = load_speech_encoder(spec["name"], spec["layers"], resolve_device(cfg, device))
+        F._remove_partials(directory)
+        try:
+            _build_files(directory, segment_ids, paths, lengths, encoder, spec, key, source, progress)
+        except BaseException:
+            F._remove_partials(directory)
+            raise
+    return EncoderStateStore(directory)
+
+
+def _build_files(directory: Path, segment_ids: list[str], paths: list[str], lengths: np.ndarray,
+                 encoder: SpeechEncoder, spec: dict, key: dict, source, progress: bool) -> None:
+    F = _features()
+    import pandas as pd
+
+    (directory / F.META_FILE).unlink(missing_ok=True)
+    if encoder.hidden_size != spec["input_dim"]:
+        raise KoemoInputError(f"speech encoder {spec['name']} has width {encoder.hidden_size} but "
+                              f"models.audio.encoder.input_dim is {spec['input_dim']}: set them equal")
+    shape = (len(segment_ids), len(encoder.layers), spec["max_frames"], encoder.hidden_size)
+    partial = directory / (STATES_FILE + F.PARTIAL_SUFFIX)
+    offset = F._create_mel_file(partial, shape, "float16")
+    n_frames = _write_rows(partial, offset, shape[1:], paths, lengths, encoder,
+                           spec["batch_size"], progress)
+    index_partial = directory / (F.INDEX_FILE + F.PARTIAL_SUFFIX)
+    pd.DataFrame({"segment_id": segment_ids, "n_frames": n_frames}).to_parquet(index_partial, index=False)
+    os.replace(partial, directory / STATES_FILE)
+    os.replace(index_partial, directory / F.INDEX_FILE)
+    F._write_json_atomic(directory / F.META_FILE, {
+        "encoder_source": encoder.source, **key, "hidden_states_indices": encoder.layers,
+        "batched_with_mask": encoder.batched, "source": source, "shape": list(shape),
+        "bytes": int(np.prod(shape)) * 2, "complete": True})
+
+
+def open_audio_store(workdir: str | Path, cfg: dict, progress: bool = False, device=None):
+    """What the audio model reads: the mel FeatureStore, or the speech-encoder state cache
+    (filled here for every prepared utterance the first time)."""
+    if not uses_speech_encoder(cfg):
+        from koemo.features import open_feature_store
+        return open_feature_store(workdir, cfg)
+    from koemo.modeling.data import load_utterances
+
+    return build_encoder_store(load_utterances(workdir), workdir, cfg, progress=progress, device=device)

@@ -1,0 +1,214 @@
+"""Pretrained speech encoders as the audio front-end (`models.audio.frontend: encoder`).
+
+The paper's audio model reads mel+delta features (`models.audio.frontend: mel`, the default).
+With `frontend: encoder` it reads the hidden states of a frozen self-supervised speech encoder
+instead (wav2vec2, HuBERT, WavLM: anything `transformers.AutoModel` loads with an
+`AutoFeatureExtractor`), from a hub id or a local directory:
+
+    models:
+      audio:
+        frontend: encoder
+        encoder:
+          name: facebook/wav2vec2-base   # hub id or local directory (config.json + weights +
+                                         # preprocessor_config.json)
+          layers: [6]                    # hidden_states index: 0 = CNN features, i = layer i
+          pooling: weighted              # several layers: learned softmax-weighted sum
+                                         # (SUPERB); `mean`: fixed average
+          input_dim: 768                 # the encoder's width (null = models.d_model)
+          max_frames: 400                # encoder frames kept (50/s: 8 s); null = features.max_frames
+          batch_size: 8                  # utterances per forward while caching
+
+Only the chosen layers are computed into the state cache (`koemo.encoder_store`), once, so
+training costs what the paper's mel path costs. An utterance is encoded whole and its first
+`max_frames` frames are kept (as the mel path computes the whole spectrogram, then cuts);
+prediction encodes a whole recording and cuts it into the same windows as the mel path.
+
+Batching: encoders with a layer-norm feature encoder whose feature extractor asks for an
+attention mask (`feat_extract_norm: layer` + `return_attention_mask`: wav2vec2-large-lv60,
+XLS-R, HuBERT-large, WavLM-large) run on length-sorted padded batches with that mask (states
+equal the unpadded ones up to float rounding). Group-norm feature encoders (wav2vec2-base,
+HuBERT-base, WavLM-base/base+) normalise over the whole padded input, so zero padding changes
+their states: they encode one utterance at a time, and the cache holds exactly what prediction
+computes.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from koemo.errors import KoemoInputError
+
+FRONTENDS = ("mel", "encoder")
+POOLINGS = ("weighted", "mean")
+PREPROCESSOR_FILE = "preprocessor_config.json"
+# Shortest input every wav2vec2-style encoder turns into one frame (25 ms receptive field).
+MIN_SAMPLES = 400
+ENCODER_DEFAULTS = {"layers": [-1], "pooling": "weighted", "input_dim": None, "max_frames": None,
+                    "batch_size": 8}
+
+
+def audio_frontend(cfg: dict) -> str:
+    """`mel` (the paper) or `encoder`; KoemoInputError for anything else."""
+    frontend = cfg["models"]["audio"].get("frontend", "mel") or "mel"
+    if frontend not in FRONTENDS:
+        raise KoemoInputError(f"models.audio.frontend must be one of {FRONTENDS}, not {frontend!r}")
+    return frontend
+
+
+def uses_speech_encoder(cfg: dict) -> bool:
+    return audio_frontend(cfg) == "encoder"
+
+
+def encoder_settings(cfg: dict) -> dict:
+    """models.audio.encoder with defaults filled in and checked (layers as given, in order)."""
+    raw = cfg["models"]["audio"].get("encoder") or {}
+    spec = {**ENCODER_DEFAULTS, **raw}
+    if not spec.get("name"):
+        raise KoemoInputError("models.audio.frontend: encoder needs models.audio.encoder.name "
+                              "(a hub id such as facebook/wav2vec2-base, or a local directory)")
+    layers = spec["layers"] if isinstance(spec["layers"], (list, tuple)) else [spec["layers"]]
+    if not layers or not all(isinstance(x, int) for x in layers) or len(set(layers)) != len(layers):
+        raise KoemoInputError(f"models.audio.encoder.layers must be distinct integers, not {layers!r}")
+    if spec["pooling"] not in POOLINGS:
+        raise KoemoInputError(f"models.audio.encoder.pooling must be one of {POOLINGS}, "
+                              f"not {spec['pooling']!r}")
+    max_frames = spec["max_frames"] or cfg["features"]["max_frames"]
+    return {**spec, "name": str(spec["name"]), "layers": [int(x) for x in layers],
+            "max_frames": int(max_frames), "batch_size": int(spec["batch_size"]),
+            "input_dim": int(spec["input_dim"] or cfg["models"]["d_model"])}
+
+
+def resolve_layers(layers: Sequence[int], num_layers: int) -> list[int]:
+    """hidden_states indices (0 .. num_layers; negative counts from the last layer)."""
+    resolved = [x + num_layers + 1 if x < 0 else x for x in layers]
+    bad = [x for x, r in zip(layers, resolved) if not 0 <= r <= num_layers]
+    if bad:
+        raise KoemoInputError(f"models.audio.encoder.layers {bad}: the encoder has hidden states "
+                              f"0..{num_layers} (0 = its CNN features, {num_layers} = last layer)")
+    return resolved
+
+
+def encoder_folder(name: str) -> Path:
+    """Local directory of the encoder (a hub id is fetched into the hub cache); offline and not
+    cached -> KoemoInputError within seconds, saying how to use a local directory."""
+    from koemo.text.encoder import encoder_directory
+    from koemo.text.tokenizer import fetch_hub_files
+
+    try:
+        folder = encoder_directory(name, what="speech encoder")
+        if not (folder / PREPROCESSOR_FILE).is_file() and not Path(name).expanduser().exists():
+            folder = fetch_hub_files(name, [PREPROCESSOR_FILE], what="speech encoder")
+    except KoemoInputError as err:
+        raise KoemoInputError(
+            f"audio encoder {name!r}: {err}\nFor the audio front-end, download it where the hub is "
+            f"reachable (huggingface_hub.snapshot_download({name!r}, local_dir=DIR)) and set "
+            f"models.audio.encoder.name=DIR (--set models.audio.encoder.name=DIR)") from err
+    if not (folder / PREPROCESSOR_FILE).is_file():
+        raise KoemoInputError(f"{folder}: speech encoder directory without {PREPROCESSOR_FILE} "
+                              "(save the feature extractor there too: extractor.save_pretrained(DIR))")
+    return folder
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """sha1 over config.json, the weights and the feature extractor settings."""
+    from koemo.text.encoder import weights_fingerprint
+
+    digest = hashlib.sha1(weights_fingerprint(folder).encode())
+    digest.update((folder / PREPROCESSOR_FILE).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class SpeechEncoder:
+    """A frozen speech encoder, its feature extractor and what the cache key needs."""
+    model: object
+    extractor: object
+    source: str
+    fingerprint: str
+    layers: list[int]             # resolved hidden_states indices
+    hidden_size: int
+    sample_rate: int
+    uses_mask: bool               # the feature extractor returns an attention mask
+    batched: bool                 # padded batches give the unpadded states (see the docstring)
+
+    @property
+    def hop_seconds(self) -> float:
+        """Seconds between encoder frames (the conv strides' product: 320 samples = 20 ms)."""
+        return float(np.prod(self.model.config.conv_stride)) / self.sample_rate
+
+    def frames(self, n_samples) -> np.ndarray:
+        """Encoder frames of waves of `n_samples` samples (the conv stack's output lengths)."""
+        import torch
+
+        lengths = torch.as_tensor(np.atleast_1d(n_samples), dtype=torch.long)
+        return self.model._get_feat_extract_output_lengths(lengths).cpu().numpy().astype(np.int64)
+
+    def states(self, waves: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """float16 [K, n_i, H] states of the chosen layers per wave (a padded batch with the
+        attention mask when the encoder takes one, else one wave at a time)."""
+        if not self.batched and len(waves) > 1:
+            return [s for wave in waves for s in self.states([wave])]
+        import torch
+
+        device = next(self.model.parameters()).device
+        inputs = self.extractor([np.asarray(w, dtype=np.float32) for w in waves],
+                                sampling_rate=self.sample_rate, padding=True, return_tensors="pt",
+                                return_attention_mask=self.uses_mask)
+        kwargs = {"output_hidden_states": True}
+        if self.uses_mask and len(waves) > 1:
+            kwargs["attention_mask"] = inputs["attention_mask"].to(device)
+        with torch.inference_mode():
+            out = self.model(inputs["input_values"].to(device), **kwargs)
+            stack = torch.stack([out.hidden_states[i] for i in self.layers], dim=1)  # [B,K,T,H]
+            half = stack.to(torch.float16).cpu().numpy()
+        if not np.isfinite(half).all():
+            raise ValueError("speech encoder states overflow float16 (values beyond +-65504)")
+        frames = self.frames([len(w) for w in waves])
+        return [half[b, :, :int(frames[b])] for b in range(len(waves))]
+
+
+def load_speech_encoder(name: str, layers: Sequence[int], device: str = "cpu") -> SpeechEncoder:
+    """AutoModel + AutoFeatureExtractor from a hub id or local directory, frozen, eval mode."""
+    folder = encoder_folder(name)
+    from transformers import AutoFeatureExtractor, AutoModel
+
+    try:
+        model = AutoModel.from_pretrained(str(folder))
+        extractor = AutoFeatureExtractor.from_pretrained(str(folder))
+    except (OSError, ValueError, KeyError) as err:
+        raise KoemoInputError(f"{folder}: could not load a speech encoder ({err})") from err
+    if not hasattr(model, "_get_feat_extract_output_lengths"):
+        raise KoemoInputError(f"{folder}: {type(model).__name__} is not a wav2vec2-style speech "
+                              "encoder (wav2vec2, HuBERT, WavLM)")
+    model.requires_grad_(False)
+    model.eval()
+    model.to(device)
+    config = model.config
+    resolved = resolve_layers(layers, int(config.num_hidden_layers))
+    # Layers past the deepest chosen hidden state are never needed: drop them (one more is kept,
+    # so a stable-layer-norm model's final norm never lands on a chosen state).
+    keep = min(int(config.num_hidden_layers), max(resolved) + 1)
+    if keep < len(model.encoder.layers):
+        model.encoder.layers = model.encoder.layers[:keep]
+    uses_mask = bool(getattr(extractor, "return_attention_mask", False))
+    return SpeechEncoder(model, extractor, str(name), folder_fingerprint(folder), resolved,
+                         int(config.hidden_size), int(extractor.sampling_rate), uses_mask,
+                         uses_mask and getattr(config, "feat_extract_norm", "group") == "layer")
+
+
+def whole_states(encoder: SpeechEncoder, wave: np.ndarray, label: str = "audio") -> np.ndarray:
+    """float32 [K, N, H] states of one whole recording, rounded through float16 as the cache
+    stored them for training."""
+    if wave.shape[0] < MIN_SAMPLES:
+        raise KoemoInputError(f"{label}: audio too short ({wave.shape[0]} samples); the speech "
+                              f"encoder needs at least {MIN_SAMPLES} samples")
+    return encoder.states([wave])[0].astype(np.float32)
+
+
+def cache_size_bytes(utterances: int, frames: int, layers: int, width: int) -> int:
+    """Bytes of a float16 state cache: utterances x frames x layers x width x 2."""
+    return int(utterances) * int(frames) * int(layers) * int(width) * 2
