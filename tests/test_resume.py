@@ -81,3 +81,39 @@ def test_relative_paths_without_a_checkout_warn_where_they_went(monkeypatch, cap
     notebook.resolve_path("data/work")                    # once per path
     assert capsys.readouterr().err == ""
     assert notebook.resolve_path("/abs/out") == Path("/abs/out")
+
+
+def test_kill_between_weights_and_state_trains_the_run_again(tiny_workdir, tmp_path, monkeypatch):
+    """Killed after `last/` holds epoch 2 but before the state says so: resuming would train
+    epoch 2 twice; the run starts over instead and ends as the uninterrupted one."""
+    import json
+    import shutil
+
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    from koemo.config import load_config
+    from koemo.modeling import train as T
+
+    work = tmp_path / "work"
+    shutil.copytree(tiny_workdir, work, ignore=shutil.ignore_patterns("runs"))
+    cfg = load_config("tiny", ["train.audio.epochs=2", "fixes.eval_attention_dropout_off=true"])
+    whole = T.train_stage("audio", work, cfg, seed=1, out_dir=tmp_path / "whole", progress=False)
+
+    real = T.write_counters
+
+    def killed_at_epoch_two(run_dir, optimizer, scheduler, counters, *args):
+        if counters["epoch"] == 2:
+            raise KeyboardInterrupt            # as a kill right after last/ was saved
+        real(run_dir, optimizer, scheduler, counters, *args)
+
+    monkeypatch.setattr(T, "write_counters", killed_at_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        T.train_stage("audio", work, cfg, seed=1, out_dir=tmp_path / "again", progress=False)
+    monkeypatch.setattr(T, "write_counters", real)
+    again = T.train_stage("audio", work, cfg, seed=1, out_dir=tmp_path / "again", progress=False)
+
+    metrics = [json.loads((d / "test_metrics.json").read_text()) for d in (whole, again)]
+    assert metrics[0]["rmse"] == metrics[1]["rmse"]
+    weights = [load_file(str(next((d / "last").glob("*.safetensors")))) for d in (whole, again)]
+    assert all(np.array_equal(weights[0][k], weights[1][k]) for k in weights[0])

@@ -378,6 +378,15 @@ def read_counters(run_dir: Path) -> dict | None:
     return {"epoch": state["epoch"], "best": state["best"], **state["extra"]}
 
 
+def _weights_match_state(run_dir: Path, state: dict) -> bool:
+    """The `last/` checkpoint holds the epoch the training state counts (written just before)."""
+    from koemo.modeling.checkpoint import read_meta
+    try:
+        return int(read_meta(run_dir / "last").get("epoch", -1)) == int(state["epoch"])
+    except (KoemoInputError, OSError, ValueError):
+        return False
+
+
 def _finished(state: dict, settings: dict, run_dir: Path) -> bool:
     return bool(state.get("stopped_early") or state["epoch"] >= settings["epochs"]) and \
         (run_dir / "test_metrics.json").is_file()
@@ -426,6 +435,12 @@ def train_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, out_dir: 
     if state is not None and state.get("data") != data_fp:
         print(f"{run_dir}: trained on an earlier preparation of the corpus "
               f"({state.get('data')} -> {data_fp}); training it again")
+        state = None
+    if state is not None and not _weights_match_state(run_dir, state):
+        # Killed after saving an epoch's weights but before its optimizer state: the two no
+        # longer describe the same epoch, so continuing would not give the uninterrupted run.
+        print(f"{run_dir}: interrupted between saving epoch {state['epoch'] + 1} and its "
+              "training state; training it again from the start")
         state = None
     if state is None:
         clear_run(run_dir)
