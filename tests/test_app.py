@@ -152,3 +152,23 @@ def test_command_line_defaults_and_errors(capsys, tmp_path):
     assert "--port must be 1-65535" in capsys.readouterr().err
     assert main(["app", "--checkpoint", str(tmp_path / "missing")]) == 1
     assert "neither a predictor directory nor a hub id" in capsys.readouterr().err
+
+
+def test_long_recording_shows_the_real_timeline(asr_predictor_dir, standin_whisper, tmp_path):
+    """koemo.segments wired in: a five-utterance recording longer than the model's window gets
+    one timeline row per utterance Silero finds, and its figure."""
+    from koemo.segments import timeline_columns
+    from koemo.synth.recording import long_recording
+
+    predictor = Predictor.from_checkpoint(asr_predictor_dir,
+                                          asr={"model": str(standin_whisper), "max_new_tokens": 6})
+    wave, spans = long_recording(n_utterances=5, seed=1)
+    path = tmp_path / "long.wav"
+    sf.write(path, wave, SAMPLE_RATE)
+    assert len(wave) / SAMPLE_RATE > predictor.window_seconds
+    out = analyse(predictor, str(path), None, None)
+    assert out.error is None and out.timeline is not None
+    assert list(out.timeline.columns) == timeline_columns(predictor.classes)
+    assert len(out.timeline) == len(spans)
+    assert np.isfinite(out.timeline["arousal"]).all()
+    assert open(out.timeline_image, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
