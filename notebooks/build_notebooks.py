@@ -170,6 +170,15 @@ NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
             "display(Markdown(koemo.report.markdown_table(tables['fusion'])))",
             "# paired by fold: does each fused classifier beat the single modalities of its own fold?\n"
             "display(Markdown(koemo.report.markdown_table(tables['paired'])))",
+            "# front-ends side by side (reproduce.frontends: other configs, e.g. ssl_wavlm_koelectra)\n"
+            "if cfg['reproduce'].get('frontends'):\n"
+            "    import koemo.frontends as fe\n"
+            "    study = fe.run_frontend_study(fe.frontend_configs(cfg, OVERRIDES), ctx.workdir,\n"
+            "                                  progress=PROGRESS)\n"
+            "    study.to_csv(ctx.tables / 'runs_frontends.csv', index=False)\n"
+            "    frontends = {'frontends': fe.frontend_fusion_table(study)}\n"
+            "    koemo.report.save_tables(frontends, ctx.tables, prefix='fusion_')\n"
+            "    display(Markdown(koemo.report.markdown_table(frontends['frontends'])))",
             "# the results page (written by 5-1) gains the fusion table and figure\n"
             "page = koemo.report.write_paper_page(ctx.workdir, cfg, ctx.out)",
         ],

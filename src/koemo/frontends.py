@@ -61,7 +61,8 @@ def run_frontend_study(configs: Iterable, workdir: str | Path, progress: bool = 
         if label in labels:
             raise ValueError(f"two configs of the study have the same front-ends ({label})")
         labels.add(label)
-        runs = run_plan(fusion_plan(cfg), workdir, progress=progress, parallel_runs=parallel_runs)
+        runs = run_plan(fusion_plan(cfg, workdir), workdir, progress=progress,
+                        parallel_runs=parallel_runs)
         tables.append(runs.assign(frontend=label, config=cfg["name"]))
     return pd.concat(tables, ignore_index=True)
 
