@@ -79,7 +79,8 @@ def _librosa_loop(waves: list[np.ndarray], fc: dict) -> None:
 
 
 def _torch_batches(waves: list[np.ndarray], fc: dict, device: str) -> None:
-    from koemo.features import extract_batch, length_sorted_batches
+    from koemo.feature_store import length_sorted_batches
+    from koemo.features import extract_batch
     for rows in length_sorted_batches(np.array([w.size for w in waves]), BATCH_SIZE):
         extract_batch([waves[i] for i in rows], fc, device=device)
 
@@ -128,12 +129,12 @@ def build_store_job(corpus: str, workdir: str, backend: str, threads: int | None
     """Subprocess body: build the store from the corpus; report the build time alone."""
     import time
     from koemo.config import load_config
-    from koemo.features import build_feature_store
+    from koemo.feature_store import build_feature_store
     cfg = load_config("paper", [f"features.backend={backend}"])
     device = "cpu"
     if backend == "torch":
         import torch
-        from koemo.features import resolve_device
+        from koemo.feature_store import resolve_device
         device = resolve_device(cfg)
         if threads:
             torch.set_num_threads(threads)

@@ -47,7 +47,7 @@ def test_state_cache_holds_the_chosen_layers_of_each_utterance(family, encoders,
     from koemo.modeling.models import AudioRegressor
     from koemo.speech_encoder import load_speech_encoder, whole_states
     import koemo.encoder_store as store_module
-    import koemo.features as F
+    import koemo.feature_store as F
 
     cfg = ssl_config(encoders, family, **{"models.audio.encoder.layers": "[0, 2]",
                                           "models.audio.encoder.max_frames": 40})

@@ -16,11 +16,6 @@ from koemo.dataset.prepare import REPORT_JSON, REPORT_MD, TABLE_COLUMNS, TABLE_F
 from koemo.errors import KoemoInputError
 from koemo.labels import PAPER_CLASSES
 
-try:  # until the features module has its builder, tests stop after the table
-    import koemo.features as _features
-    FEATURES_READY = hasattr(_features, "build_feature_store")
-except ImportError:
-    FEATURES_READY = False
 
 
 def csv_rows(corpus) -> pd.DataFrame:
@@ -37,7 +32,7 @@ def csv_rows(corpus) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def prepared(tiny_corpus, tiny_config, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("prepared")
-    return prepare(tiny_corpus, workdir, tiny_config, progress=False, features=FEATURES_READY)
+    return prepare(tiny_corpus, workdir, tiny_config, progress=False)
 
 
 def test_table_round_trip_against_annotation_csvs(prepared, tiny_corpus):
@@ -101,8 +96,7 @@ def test_splits_speaker_independent_on_corpus(prepared):
 
 
 def test_second_run_reuses_and_says_so(prepared, tiny_corpus, tiny_config, capsys):
-    again = prepare(tiny_corpus, prepared.workdir, tiny_config, progress=False,
-                    features=FEATURES_READY)
+    again = prepare(tiny_corpus, prepared.workdir, tiny_config, progress=False)
     assert again.reused and not prepared.reused
     assert "reusing prepared table" in capsys.readouterr().out
     pd.testing.assert_frame_equal(again.table, prepared.table)

@@ -18,7 +18,8 @@ from koemo.dataset.kemdy20 import check_wav_content
 from koemo.dataset.prepare import REPORT_JSON, prepare
 from koemo.dataset.splits import SPLIT_COLUMNS
 from koemo.errors import KoemoInputError
-from koemo.features import _librosa_features, open_feature_store
+from koemo.feature_store import open_feature_store
+from koemo.features import librosa_features
 from koemo.modeling import AudioRegressor
 from koemo.modeling import data as D
 from koemo.modeling.layers import manual_attention, sdpa_attention
@@ -91,7 +92,7 @@ def test_report_lists_every_recording_without_signal(report, table):
 
 def test_silent_features_are_librosas_features_of_zeros(tiny_workdir, tiny_config, table):
     store = open_feature_store(tiny_workdir, tiny_config)
-    expected, _ = _librosa_features(np.zeros(SR, np.float32), tiny_config["features"])
+    expected, _ = librosa_features(np.zeros(SR, np.float32), tiny_config["features"])
     for sid in table.loc[table["audio_problem"] == "silent_audio", "segment_id"]:
         feats = store.get(store.index_of(sid))
         assert np.array_equal(feats[:, :store.n_frames[store.index_of(sid)]],
@@ -191,7 +192,7 @@ def test_training_and_scoring_under_each_policy(tiny_workdir, table, tmp_path, p
 # ------------------------------------------------------------------ interrupted feature builds
 SLOW_PREPARE = """
 import sys, time
-import koemo.features as F
+import koemo.feature_store as F
 read = F._read_wave
 def slow(path, rate):          # slow enough to be caught mid-build
     time.sleep(0.05)

@@ -33,7 +33,7 @@ BATCH_SECONDS = 8
 
 
 def _features():
-    import koemo.features as F
+    import koemo.feature_store as F
     return F
 
 
@@ -182,7 +182,7 @@ def build_encoder_store(table, workdir: str | Path, cfg: dict, progress: bool = 
         if reusable():
             return EncoderStateStore(directory)
         if encoder is None:
-            from koemo.features import resolve_device
+            from koemo.feature_store import resolve_device
             encoder = load_speech_encoder(spec["name"], spec["layers"], resolve_device(cfg, device))
         F._remove_partials(directory)
         try:
@@ -221,7 +221,7 @@ def open_audio_store(workdir: str | Path, cfg: dict, progress: bool = False, dev
     """What the audio model reads: the mel FeatureStore, or the speech-encoder state cache
     (filled here for every prepared utterance the first time)."""
     if not uses_speech_encoder(cfg):
-        from koemo.features import open_feature_store
+        from koemo.feature_store import open_feature_store
         return open_feature_store(workdir, cfg)
     from koemo.modeling.data import load_utterances
 

@@ -76,7 +76,7 @@ def fusion_figure(summary: pd.DataFrame, path: str | Path) -> Path:
 def augmentation_examples(workdir: str | Path, cfg: dict, path: str | Path) -> Path:
     """One training utterance before and after frequency masking (mel channel)."""
     from koemo.augment import frequency_mask
-    from koemo.features import open_feature_store
+    from koemo.feature_store import open_feature_store
 
     store = open_feature_store(workdir, cfg)
     index = int(np.argmax(store.n_frames))

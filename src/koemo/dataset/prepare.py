@@ -17,7 +17,7 @@ other row keeps its split. The report always lists them; `strict=True` stops on 
 Idempotent: the report stores a fingerprint of the inputs (every annotation/wav/txt path with
 its size and mtime, the resolved corpus root, the `data` config section minus the protocol
 choice, the folds file, and the wav rules: feature sample rate and minimum length). A later run with the same fingerprint reuses the table and says
-so; the feature store has its own reuse rule (koemo.features.build_feature_store).
+so; the feature store has its own reuse rule (koemo.feature_store.build_feature_store).
 """
 from __future__ import annotations
 
@@ -459,7 +459,7 @@ def _raise_if_strict_problems(report: dict) -> None:
 
 
 def _build_features(table: pd.DataFrame, workdir: Path, cfg: dict, progress: bool) -> Path:
-    from koemo.features import build_feature_store
+    from koemo.feature_store import build_feature_store
 
     return Path(build_feature_store(table, workdir, cfg, progress=progress).directory)
 
