@@ -68,6 +68,7 @@ def exported_predictor_dir(tmp_path_factory, tiny_workdir, tiny_config):
     cfg["name"] = "tiny-predict"
     for stage in ("audio", "text", "multimodal"):
         cfg["train"][stage]["epochs"] = 1
+    for stage in ("audio", "text", "multimodal"):
         train_stage(stage, tiny_workdir, cfg, 1, progress=False)
     return export_from_workdir(tiny_workdir, cfg, 1, tmp_path_factory.mktemp("exported") / "tiny")
 

@@ -25,7 +25,9 @@ def sine(path, seconds: float, hz: float = 220.0):
 
 @pytest.fixture(scope="module")
 def predictor(exported_predictor_dir):
-    return Predictor.from_checkpoint(exported_predictor_dir)
+    # No speech recognition here: without a transcript the page shows arousal only
+    # (the page with speech recognition: test_long_recording_shows_the_real_timeline).
+    return Predictor.from_checkpoint(exported_predictor_dir, asr="none")
 
 
 def speech(path, seconds: float, seed: int = 0):

@@ -230,8 +230,9 @@ def test_frontend_table_has_every_fusion_kind_and_the_baseline(trained_ssl):
 def test_exported_predictor_runs_the_speech_encoder(trained_ssl, tiny_workdir, tmp_path):
     import soundfile as sf
 
-    from koemo.predict import Predictor, export_from_workdir
-    from koemo.modeling.train import run_dir_for
+    from koemo.predict import Predictor
+    from koemo.predict_export import export_from_workdir
+    from koemo.modeling.runs import run_dir_for
 
     cfg, runs = trained_ssl
     run_cfg = runs[runs["classifier"] == "attention_lstm"].iloc[0]

@@ -117,3 +117,18 @@ def test_kill_between_weights_and_state_trains_the_run_again(tiny_workdir, tmp_p
     assert metrics[0]["rmse"] == metrics[1]["rmse"]
     weights = [load_file(str(next((d / "last").glob("*.safetensors")))) for d in (whole, again)]
     assert all(np.array_equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_epoch_budgets_are_not_part_of_a_runs_identity(tiny_config):
+    """More epochs for any stage later (or fewer for another stage) resume the same runs."""
+    import copy
+
+    from koemo.modeling.runs import resume_fingerprint
+
+    other = copy.deepcopy(tiny_config)
+    for stage in ("audio", "text", "multimodal"):
+        other["train"][stage]["epochs"] += 5
+    assert all(resume_fingerprint(other, s) == resume_fingerprint(tiny_config, s)
+               for s in ("audio", "text", "multimodal"))
+    other["train"]["audio"]["lr"] = 0.5
+    assert resume_fingerprint(other, "audio") != resume_fingerprint(tiny_config, "audio")

@@ -211,7 +211,7 @@ def run_plan(plan: list[RunSpec], workdir: str | Path, progress: bool = True,
     lines of `koemo plan`): each run trains under its run directory's lock (koemo.runlock), so
     no run trains twice. A run another worker holds is left for later, then waited for.
     """
-    from koemo.modeling.train import run_dir_for, run_is_finished
+    from koemo.modeling.runs import run_dir_for, run_is_finished
     from koemo.workers import plan_workers
 
     skipped = unusable_splits(workdir)

@@ -104,7 +104,7 @@ def export_from_workdir(workdir: str | Path, cfg: dict, seed: int, out_dir: str 
                         classifier_kind: str = "attention_lstm", text_model: str | None = None,
                         overwrite: bool = False) -> Path:
     """`export_predictor` over the runs `koemo train` wrote for this config, split and seed."""
-    from koemo.modeling.train import run_dir_for
+    from koemo.modeling.runs import run_dir_for
 
     runs = [run_dir_for(workdir, cfg, stage, seed, classifier_kind)
             for stage in ("audio", "text", "multimodal")]

@@ -60,7 +60,8 @@ def train_once(stage: str, workdir: str | Path, cfg: dict, seed: int, *,
     someone else trained it) or `busy` (held by another worker; only when blocking=False).
     `train` (default: koemo.modeling.train.train_stage) is called as
     train(stage, workdir, cfg, seed, out_dir=, resume=, classifier_kind=, progress=)."""
-    from koemo.modeling.train import run_dir_for, run_is_finished, train_stage
+    from koemo.modeling.runs import run_dir_for, run_is_finished
+    from koemo.modeling.train import train_stage
 
     run_dir = Path(out_dir) if out_dir is not None else run_dir_for(workdir, cfg, stage, seed,
                                                                      classifier_kind)

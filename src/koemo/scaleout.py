@@ -27,7 +27,7 @@ PHASES = ("regressors", "classifiers")
 
 def full_plan(cfg: dict) -> list[ex.RunSpec]:
     """Every run of notebooks 2-1 .. 5-2, once per run directory, regressors first."""
-    from koemo.modeling.train import run_dir_for
+    from koemo.modeling.runs import run_dir_for
 
     plan = (ex.main_plan(cfg) + ex.layer_ablation_plan(cfg, "audio")
             + ex.layer_ablation_plan(cfg, "text") + ex.combination_plan(cfg) + ex.fusion_plan(cfg))
@@ -64,7 +64,7 @@ def planned_runs(config: str, workdir: str | Path, overrides: list[str] | tuple 
     """The plan of `config` (+ overrides) as `koemo train` argument lists over `workdir`.
     A config given as a path and the workdir become absolute, so lines run from anywhere."""
     from koemo.config import load_config
-    from koemo.modeling.train import run_dir_for
+    from koemo.modeling.runs import run_dir_for
 
     cfg = load_config(config, overrides)
     if Path(config).suffix or Path(config).is_file():

@@ -1,6 +1,7 @@
 """`koemo app`: the web demo (a Gradio page) over a predictor directory or hub id.
 
     koemo app --checkpoint DIR [--host 127.0.0.1] [--port 7860] [--max-upload-mb 50] [--max-seconds 600]
+              [--asr config|DIR|none]
 """
 from __future__ import annotations
 
@@ -34,6 +35,10 @@ def register(subparsers) -> None:
     parser.add_argument("--long-audio", choices=("windows", "cut"), default="windows",
                         help="recordings longer than the model's window: average overlapping "
                              "windows (default) or keep the first window")
+    parser.add_argument("--asr", default="config",
+                        help="speech recognition when no transcript is typed: `config` (the "
+                             "predictor config's asr.model, default), a Whisper directory or hub "
+                             "id, or `none` (arousal only)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the random draw of faithful-config checkpoints (default 0)")
@@ -52,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     settings = AppSettings(max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds)
     _quiet_transformers()
     predictor = Predictor.from_pretrained(args.checkpoint, device=args.device,
-                                          long_audio=args.long_audio, seed=args.seed)
+                                          long_audio=args.long_audio, seed=args.seed,
+                                          asr=args.asr)
     print(f"koemo app: serving {args.checkpoint} on http://{args.host}:{args.port} (Ctrl-C stops)")
     serve(predictor, settings, host=args.host, port=args.port, block=True)
     return 0

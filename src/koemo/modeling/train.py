@@ -38,9 +38,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import random
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,29 +54,15 @@ from koemo.dataset.workdir import data_fingerprint
 from koemo.errors import KoemoInputError
 from koemo.metrics import batch_averaged_f1, classification_report, regression_report
 from koemo.modeling import data as D
-from koemo.modeling.monitor import TENSORBOARD_DIR, RunMonitor
+from koemo.modeling.monitor import RunMonitor
 from koemo.modeling.precision import (autocast_for, grad_scaler_for,  # noqa: F401 (re-exported)
                                       maybe_accelerator, resolve_device, resolve_precision)
+from koemo.modeling.runs import (clear_run, read_counters, resume_fingerprint, run_dir_for,
+                                 split_name, state_finished, weights_match_state,
+                                 write_counters, write_json, write_log)
 
 STAGES = ("audio", "text", "multimodal")
 REGRESSION_TARGETS = {"audio": "arousal", "text": "valence"}
-RUN_OUTPUTS = ("best", "last", "state", "frozen", "log.csv", "log.json", "test_metrics.json",
-               "test_predictions.parquet", TENSORBOARD_DIR)
-
-
-# ----------------------------------------------------------------------------- paths
-
-def split_name(cfg: dict) -> str:
-    """`paper`, `session` or `cv5_f<k>`: the protocol (and fold) a run was trained on."""
-    protocol = cfg["data"]["protocol"]
-    return f"cv5_f{cfg['data']['fold']}" if protocol == "cv5" else protocol
-
-
-def run_dir_for(workdir: str | Path, cfg: dict, stage: str, seed: int,
-                classifier_kind: str = "attention_lstm") -> Path:
-    leaf = classifier_kind if stage == "multimodal" else stage
-    return Path(workdir) / "runs" / split_name(cfg) / cfg["name"] / leaf / f"seed{seed}"
-
 
 # ----------------------------------------------------------------------------- devices
 # (resolve_device, resolve_precision, autocast_for, grad_scaler_for, maybe_accelerator live in
@@ -324,83 +308,6 @@ def train_epoch(job: StageJob, model, loader, optimizer, loss_fn, device, precis
     return total / max(count, 1)
 
 
-# ----------------------------------------------------------------------------- files
-
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=float), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def write_log(run_dir: Path, rows: list[dict]) -> None:
-    _write_json(run_dir / "log.json", rows)
-    pd.DataFrame(rows).to_csv(run_dir / "log.csv", index=False)
-
-
-def resume_fingerprint(cfg: dict, stage: str) -> str:
-    """What must not change between an interrupted run and its resumption: everything but the
-    epoch budget and the device settings (more epochs may be asked for later)."""
-    cfg = json.loads(json.dumps(cfg, default=str))
-    train = cfg.get("train", {})
-    for key in ("device", "precision", "num_workers", "compile", "tensorboard"):
-        train.pop(key, None)
-    train.get(stage, {}).pop("epochs", None)
-    cfg.pop("reproduce", None)
-    return fingerprint(cfg)
-
-
-def clear_run(run_dir: Path) -> None:
-    """Remove a previous run's outputs (only the files this module writes)."""
-    for name in RUN_OUTPUTS:
-        path = run_dir / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
-
-
-def write_counters(run_dir: Path, optimizer, scheduler, counters: dict, run_fp: str,
-                   data_fp: str | None) -> None:
-    from koemo.modeling.checkpoint import save_training_state
-    save_training_state(run_dir / "state", optimizer, scheduler, epoch=counters["epoch"],
-                        best=counters["best"],
-                        extra={"fingerprint": run_fp, "data": data_fp,
-                               "bad_epochs": counters["bad_epochs"],
-                               "stopped_early": counters["stopped_early"]})
-
-
-def read_counters(run_dir: Path) -> dict | None:
-    """Epoch counters of an interrupted/finished run (None when there is none)."""
-    from koemo.modeling.checkpoint import TRAINING_STATE_FILE, load_training_state
-    if not (run_dir / "state" / TRAINING_STATE_FILE).is_file():
-        return None
-    state = load_training_state(run_dir / "state", restore_rng=False)
-    return {"epoch": state["epoch"], "best": state["best"], **state["extra"]}
-
-
-def _weights_match_state(run_dir: Path, state: dict) -> bool:
-    """The `last/` checkpoint holds the epoch the training state counts (written just before)."""
-    from koemo.modeling.checkpoint import read_meta
-    try:
-        return int(read_meta(run_dir / "last").get("epoch", -1)) == int(state["epoch"])
-    except (KoemoInputError, OSError, ValueError):
-        return False
-
-
-def _finished(state: dict, settings: dict, run_dir: Path) -> bool:
-    return bool(state.get("stopped_early") or state["epoch"] >= settings["epochs"]) and \
-        (run_dir / "test_metrics.json").is_file()
-
-
-def run_is_finished(run_dir: Path, cfg: dict, stage: str, workdir: str | Path) -> bool:
-    """True when `train_stage` would return this run as it is (same settings, same prepared
-    data, all epochs or stopped early, test scored)."""
-    state = read_counters(Path(run_dir))
-    return (state is not None and state.get("fingerprint") == resume_fingerprint(cfg, stage)
-            and state.get("data") == data_fingerprint(workdir)
-            and _finished(state, cfg["train"][stage], Path(run_dir)))
-
-
 def checkpoint_meta(job: StageJob, cfg: dict, seed: int, epoch: int, metrics: dict,
                     classifier_kind: str) -> dict:
     return {"stage": job.stage, "seed": seed, "epoch": epoch, "classifier_kind": classifier_kind,
@@ -436,7 +343,7 @@ def train_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, out_dir: 
         print(f"{run_dir}: trained on an earlier preparation of the corpus "
               f"({state.get('data')} -> {data_fp}); training it again")
         state = None
-    if state is not None and not _weights_match_state(run_dir, state):
+    if state is not None and not weights_match_state(run_dir, state):
         # Killed after saving an epoch's weights but before its optimizer state: the two no
         # longer describe the same epoch, so continuing would not give the uninterrupted run.
         print(f"{run_dir}: interrupted between saving epoch {state['epoch'] + 1} and its "
@@ -444,7 +351,7 @@ def train_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, out_dir: 
         state = None
     if state is None:
         clear_run(run_dir)
-    elif _finished(state, settings, run_dir):
+    elif state_finished(state, settings, run_dir):
         return run_dir
 
     device = resolve_device(cfg["train"].get("device", "auto"))
@@ -558,7 +465,7 @@ def score_test_split(job: StageJob, model, run_dir: Path, cfg: dict, seed: int, 
     metrics.update(checkpoint="best" if use_best else "last", epochs_trained=epochs,
                    stage=job.stage, classifier_kind=classifier_kind if job.is_classifier else "",
                    split=split_name(cfg), subset="test", seed=seed, precision=precision)
-    _write_json(run_dir / "test_metrics.json", metrics)
+    write_json(run_dir / "test_metrics.json", metrics)
     prediction_table(job, outputs, "test").to_parquet(run_dir / "test_predictions.parquet", index=False)
     return metrics
 

@@ -1,0 +1,116 @@
+"""A run directory's files and what they say: where a run lives, its log, its training state
+and whether it can be resumed or is finished. `koemo.modeling.train` writes them; plans,
+locks and exports only read them (through `run_dir_for` / `run_is_finished`).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from koemo.config import fingerprint
+from koemo.dataset.workdir import data_fingerprint
+from koemo.errors import KoemoInputError
+from koemo.modeling.monitor import TENSORBOARD_DIR
+
+RUN_OUTPUTS = ("best", "last", "state", "frozen", "log.csv", "log.json", "test_metrics.json",
+               "test_predictions.parquet", TENSORBOARD_DIR)
+
+
+# ----------------------------------------------------------------------------- paths
+
+def split_name(cfg: dict) -> str:
+    """`paper`, `session` or `cv5_f<k>`: the protocol (and fold) a run was trained on."""
+    protocol = cfg["data"]["protocol"]
+    return f"cv5_f{cfg['data']['fold']}" if protocol == "cv5" else protocol
+
+
+def run_dir_for(workdir: str | Path, cfg: dict, stage: str, seed: int,
+                classifier_kind: str = "attention_lstm") -> Path:
+    leaf = classifier_kind if stage == "multimodal" else stage
+    return Path(workdir) / "runs" / split_name(cfg) / cfg["name"] / leaf / f"seed{seed}"
+
+
+# ----------------------------------------------------------------------------- files
+
+def write_json(path: Path, obj) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=float), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_log(run_dir: Path, rows: list[dict]) -> None:
+    write_json(run_dir / "log.json", rows)
+    pd.DataFrame(rows).to_csv(run_dir / "log.csv", index=False)
+
+
+def resume_fingerprint(cfg: dict, stage: str) -> str:
+    """What must not change between an interrupted run and its resumption: everything but the
+    epoch budgets and the device settings (more epochs may be asked for later; another stage's
+    budget never changes this one's run)."""
+    cfg = json.loads(json.dumps(cfg, default=str))
+    train = cfg.get("train", {})
+    for key in ("device", "precision", "num_workers", "compile", "tensorboard"):
+        train.pop(key, None)
+    for settings in train.values():       # epoch budgets, this stage's and the others'
+        if isinstance(settings, dict):
+            settings.pop("epochs", None)
+    cfg.pop("reproduce", None)
+    return fingerprint(cfg)
+
+
+def clear_run(run_dir: Path) -> None:
+    """Remove a previous run's outputs (only the files this module writes)."""
+    for name in RUN_OUTPUTS:
+        path = run_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def write_counters(run_dir: Path, optimizer, scheduler, counters: dict, run_fp: str,
+                   data_fp: str | None) -> None:
+    from koemo.modeling.checkpoint import save_training_state
+    save_training_state(run_dir / "state", optimizer, scheduler, epoch=counters["epoch"],
+                        best=counters["best"],
+                        extra={"fingerprint": run_fp, "data": data_fp,
+                               "bad_epochs": counters["bad_epochs"],
+                               "stopped_early": counters["stopped_early"]})
+
+
+def read_counters(run_dir: Path) -> dict | None:
+    """Epoch counters of an interrupted/finished run (None when there is none)."""
+    from koemo.modeling.checkpoint import TRAINING_STATE_FILE, load_training_state
+    if not (run_dir / "state" / TRAINING_STATE_FILE).is_file():
+        return None
+    state = load_training_state(run_dir / "state", restore_rng=False)
+    return {"epoch": state["epoch"], "best": state["best"], **state["extra"]}
+
+
+def weights_match_state(run_dir: Path, state: dict) -> bool:
+    """The `last/` checkpoint holds the epoch the training state counts (written just before)."""
+    from koemo.modeling.checkpoint import read_meta
+    try:
+        return int(read_meta(run_dir / "last").get("epoch", -1)) == int(state["epoch"])
+    except (KoemoInputError, OSError, ValueError):
+        return False
+
+
+def state_finished(state: dict, settings: dict, run_dir: Path) -> bool:
+    return bool(state.get("stopped_early") or state["epoch"] >= settings["epochs"]) and \
+        (run_dir / "test_metrics.json").is_file()
+
+
+def run_is_finished(run_dir: Path, cfg: dict, stage: str, workdir: str | Path) -> bool:
+    """True when `train_stage` would return this run as it is (same settings, same prepared
+    data, all epochs or stopped early, test scored)."""
+    state = read_counters(Path(run_dir))
+    return (state is not None and state.get("fingerprint") == resume_fingerprint(cfg, stage)
+            and state.get("data") == data_fingerprint(workdir)
+            and state_finished(state, cfg["train"][stage], Path(run_dir)))
+
+
