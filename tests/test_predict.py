@@ -17,7 +17,9 @@ import torch
 
 from koemo.cli import main
 from koemo.errors import CheckpointError, KoemoInputError
-from koemo.predict import MANIFEST_FILE, Predictor, frame_windows, window_starts
+from koemo.predict import Predictor
+from koemo.predict_windows import frame_windows, window_starts
+from koemo.predictor_dir import MANIFEST_FILE
 from koemo.predict_export import export_from_workdir, export_predictor
 
 SEED = 1

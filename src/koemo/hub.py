@@ -28,11 +28,11 @@ import tempfile
 from pathlib import Path
 
 from koemo.errors import CheckpointError, KoemoInputError
+from koemo.predictor_dir import MANIFEST_FILE
 
 HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 CARD_FILE = "README.md"
 METRICS_FILE = "metrics.json"
-MANIFEST_FILE = "predictor.json"    # koemo.predict.MANIFEST_FILE (not imported: no cycle)
 STAGES = ("audio", "text", "multimodal")
 CLASS_METRICS = (("accuracy", "accuracy"), ("weighted_f1", "weighted F1"),
                  ("macro_f1", "macro F1"), ("uar", "UAR (balanced accuracy)"))
@@ -147,7 +147,7 @@ def push_to_hub(directory: str | Path, repo_id: str, private: bool = False,
 def read_predictor(directory: Path) -> tuple[dict, dict]:
     """(manifest, {stage: meta}) of a predictor directory, checked as loading checks them."""
     from koemo.modeling.checkpoint import read_meta
-    from koemo.predict import read_manifest
+    from koemo.predictor_dir import read_manifest
 
     manifest = read_manifest(directory)
     metas = {stage: read_meta(directory / manifest["stages"][stage]) for stage in STAGES}

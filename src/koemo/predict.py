@@ -48,7 +48,6 @@ The checkpoint DIR for prediction (`koemo.predict_export.export_predictor` assem
 from __future__ import annotations
 
 import contextlib
-import math
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -58,28 +57,16 @@ import numpy as np
 
 from koemo.audio_io import AudioInfo, AudioSource, load_audio
 from koemo.errors import CheckpointError, KoemoInputError
-from koemo.predict_checks import (FEATURE_KEYS, TEXT_KEYS, check_stage_metas, check_text_model,  # noqa: F401
-                                  mismatched_regressors, same_regressor, same_weights)
+from koemo.predict_windows import (LONG_AUDIO_MODES, WindowInfo, floor_padding, frame_windows,
+                                   window_starts)
+from koemo.predictor_dir import (MANIFEST_FILE, STAGE_DIRS, read_manifest,  # noqa: F401
+                                 resolve_text_model)
+from koemo.predict_checks import (check_stage_metas, check_text_model, mismatched_regressors,
+                                  same_regressor)
 
-MANIFEST_FILE = "predictor.json"
-MANIFEST_FORMAT = "koemo-predictor/1"
-STAGE_DIRS = {"audio": "audio", "text": "text", "multimodal": "multimodal"}
-TEXT_MODEL_DIR = "kobert"
-LONG_AUDIO_MODES = ("windows", "cut")
 SCALE = (1.0, 5.0)
 HANGUL_RE = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
 UNK_NOTE_SHARE = 0.3
-
-
-@dataclass
-class WindowInfo:
-    """How the recording was fitted to the model's window."""
-    mode: str                  # "single" (fits the window), "cut" or "windows"
-    n_windows: int
-    window_s: float            # the model's window: max_frames * hop / sample_rate
-    starts_s: list[float]      # start of each window in the recording
-    audio_s: float             # duration of the recording
-    used_s: float              # seconds of the recording that reached the model
 
 
 @dataclass
@@ -111,38 +98,6 @@ class _Item:
     notes: list[str] = field(default_factory=list)
     wave: np.ndarray | None = None   # kept until speech recognition fills in the transcript
     text_source: str | None = None
-
-
-# ----------------------------------------------------------------------------- windows
-
-def window_starts(n_frames: int, max_frames: int, mode: str = "windows") -> list[int]:
-    """Start frames of the windows covering `n_frames` frames (see the module docstring)."""
-    if mode not in LONG_AUDIO_MODES:
-        raise KoemoInputError(f"long_audio must be one of {LONG_AUDIO_MODES}, not {mode!r}")
-    if n_frames <= max_frames or mode == "cut":
-        return [0]
-    count = math.ceil((n_frames - max_frames) / (max_frames // 2)) + 1
-    return np.linspace(0, n_frames - max_frames, count).round().astype(int).tolist()
-
-
-def frame_windows(feats: np.ndarray, n_frames: int, max_frames: int, starts: Sequence[int]
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """[2, N, F] features of a whole recording -> ([W, 2, max_frames, F] zero padded, lengths[W])."""
-    out = np.zeros((len(starts), feats.shape[0], max_frames, feats.shape[2]), dtype=np.float32)
-    lengths = np.zeros(len(starts), dtype=np.int64)
-    for row, start in enumerate(starts):
-        valid = min(max_frames, n_frames - start)
-        out[row, :, :valid] = feats[:, start:start + valid]
-        lengths[row] = valid
-    return out, lengths
-
-
-def floor_padding(feats: np.ndarray, lengths: np.ndarray, top_db: float) -> np.ndarray:
-    """fixes.db_floor_padding, as FeatureStore applies it when training reads: padding frames
-    of the mel channel at -top_db (silence) instead of 0 dB; the delta stays 0."""
-    pad = np.arange(feats.shape[2])[None, :] >= lengths[:, None]
-    feats[:, 0][pad] = -top_db
-    return feats
 
 
 # ----------------------------------------------------------------------------- the predictor
@@ -534,23 +489,6 @@ class Predictor:
             label = self.classes[int(np.argmax(probs))]
         return Prediction(label, probabilities, arousal, valence, notes, item.windows, item.audio,
                           item.text, item.text_source)
-
-
-# ----------------------------------------------------------------------------- the directory
-
-def read_manifest(directory: Path) -> dict:
-    from koemo.modeling.checkpoint import read_format_json
-
-    return read_format_json(
-        directory, MANIFEST_FILE, MANIFEST_FORMAT, "predictor checkpoint",
-        "a predictor directory is assembled from trained stages with "
-        "`koemo predict --export DIR ...` (koemo.predict_export.export_predictor)")
-
-
-def resolve_text_model(directory: Path, reference: str) -> str:
-    """A manifest entry is a directory relative to the predictor directory, or a hub id."""
-    local = directory / reference
-    return str(local) if local.exists() else reference
 
 
 # ----------------------------------------------------------------------------- helpers

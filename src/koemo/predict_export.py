@@ -10,7 +10,8 @@ import shutil
 from pathlib import Path
 
 from koemo.errors import CheckpointError, KoemoInputError
-from koemo.predict import MANIFEST_FILE, MANIFEST_FORMAT, STAGE_DIRS, TEXT_MODEL_DIR, Predictor
+from koemo.predict import Predictor
+from koemo.predictor_dir import MANIFEST_FILE, MANIFEST_FORMAT, STAGE_DIRS, TEXT_MODEL_DIR
 from koemo.predict_checks import check_stage_metas
 
 def checkpoint_dir(path: str | Path, which: str = "best") -> Path:
