@@ -238,3 +238,15 @@ def test_killed_build_is_cleaned_up_by_the_next_build(tiny_corpus, tiny_config, 
     result = prepare(tiny_corpus, work, tiny_config, progress=False)
     assert result.feature_store_path == store and not list(store.glob("*.partial"))
     assert len(open_feature_store(work, tiny_config)) == len(result.table)
+
+
+def test_results_page_counts_every_dropped_row_and_the_recordings_without_signal(
+        tiny_workdir, tiny_config, report):
+    from koemo.report import data_summary, markdown_table
+
+    summary = data_summary(tiny_workdir, tiny_config)
+    dropped = summary["dropped_by_reason"]
+    assert dropped["rows"].sum() == report["rows_dropped"] + len(report["problem_files"]) > 0
+    no_signal = dict(zip(summary["no_signal"]["reason"], summary["no_signal"]["rows"]))
+    assert no_signal == {"constant_audio": 1, "silent_audio": 2}
+    assert "data.silent_audio: keep" in markdown_table(summary["no_signal"])

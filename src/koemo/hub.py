@@ -1,6 +1,6 @@
 """Share predictors on the Hugging Face Hub: `push_to_hub(dir, "org/name")` and
-`from_pretrained("org/name" or dir)`; `Predictor.push_to_hub` / `Predictor.from_pretrained`
-are thin wrappers.
+`predictor_dir("org/name" or dir)` (the local copy to load); `Predictor.push_to_hub` /
+`Predictor.from_pretrained` are thin wrappers. This module never imports the predictor.
 
 What is uploaded: the predictor directory as `koemo predict --export` wrote it (predictor.json,
 audio/, text/, multimodal/, kobert/ when the text model is local; safetensors only, no pickles),
@@ -86,15 +86,12 @@ def download(repo_id: str, revision: str | None = None, cache_dir: str | Path | 
     return Path(path)
 
 
-def from_pretrained(name_or_dir: str | Path, revision: str | None = None,
-                    cache_dir: str | Path | None = None, token: str | bool | None = None,
-                    predictor_cls=None, **predictor_kwargs):
-    """A Predictor from a predictor directory or a hub id "org/name" (downloaded once, then
-    read from the hub cache). `predictor_kwargs` go to `Predictor.from_checkpoint`."""
-    if predictor_cls is None:
-        from koemo.predict import Predictor as predictor_cls
+def predictor_dir(name_or_dir: str | Path, revision: str | None = None,
+                  cache_dir: str | Path | None = None, token: str | bool | None = None) -> Path:
+    """The local predictor directory for a directory or a hub id "org/name" (downloaded once,
+    then read from the hub cache); `Predictor.from_pretrained` loads it."""
     if Path(name_or_dir).is_dir():
-        return predictor_cls.from_checkpoint(name_or_dir, **predictor_kwargs)
+        return Path(name_or_dir)
     if not is_hub_id(str(name_or_dir)):
         raise CheckpointError(f"{name_or_dir}: neither a predictor directory nor a hub id "
                               "(org/name)")
@@ -102,7 +99,7 @@ def from_pretrained(name_or_dir: str | Path, revision: str | None = None,
     if not (local / MANIFEST_FILE).is_file():
         raise CheckpointError(f"{name_or_dir}: this hub repository holds no {MANIFEST_FILE}; "
                               "it is not a koemo predictor")
-    return predictor_cls.from_checkpoint(local, **predictor_kwargs)
+    return local
 
 
 # ----------------------------------------------------------------------------- upload

@@ -103,7 +103,7 @@ def learning_curves(runs: pd.DataFrame, path: str | Path, stage: str | None = No
     pooled by `by` (plus the classifier for multimodal runs): the line is the mean over the
     runs (seeds, folds) still training at that epoch, the band their min-max range.
     None when no run has a log."""
-    from koemo.report import with_protocol
+    from koemo.experiments import with_protocol
 
     if stage is not None:
         runs = runs[runs["stage"] == stage]

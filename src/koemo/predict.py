@@ -189,12 +189,15 @@ class Predictor:
         return attach_speech_encoder(predictor, directory, manifest, device)
 
     @classmethod
-    def from_pretrained(cls, name_or_dir: str | Path, **kwargs) -> "Predictor":
-        """A predictor directory or a hub id "org/name" (see koemo.hub); keyword arguments go
-        to koemo.hub.from_pretrained (revision, cache_dir, token) and from_checkpoint."""
-        from koemo.hub import from_pretrained
+    def from_pretrained(cls, name_or_dir: str | Path, revision: str | None = None,
+                        cache_dir: str | Path | None = None, token: str | bool | None = None,
+                        **kwargs) -> "Predictor":
+        """A predictor directory or a hub id "org/name" (downloaded once through koemo.hub,
+        then read from the hub cache); other keyword arguments go to `from_checkpoint`."""
+        from koemo.hub import predictor_dir
 
-        return from_pretrained(name_or_dir, predictor_cls=cls, **kwargs)
+        return cls.from_checkpoint(predictor_dir(name_or_dir, revision=revision,
+                                                 cache_dir=cache_dir, token=token), **kwargs)
 
     def push_to_hub(self, repo_id: str, **kwargs) -> str:
         """Upload this predictor's directory with a generated model card (koemo.hub.push_to_hub)."""

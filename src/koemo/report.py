@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from koemo import paper_numbers as P
+from koemo.dataset.prepare import NO_SIGNAL_POLICY_NOTE
 from koemo.experiments import mean_std, with_protocol
 
 REPORTED = "paper (reported)"
@@ -72,10 +73,13 @@ def data_summary(workdir: str | Path, cfg: dict) -> dict[str, pd.DataFrame]:
         "duration_s_max": table["duration"].max(), "frames_min": int(frames.min()),
         "frames_max": int(frames.max()), f"share_cut_at_{cut}_frames": float((frames > cut).mean()),
     }])
-    dropped = pd.DataFrame(report.get("dropped", []))
-    reasons = (dropped.groupby("reason").size().rename("rows").reset_index()
-               if len(dropped) else pd.DataFrame({"reason": [], "rows": []}))
-    return {"class_counts": class_counts, "lengths": lengths, "dropped_by_reason": reasons}
+    # Dropped rows and problem files per reason, as prepare counted them (nothing left out).
+    reasons = pd.DataFrame(sorted(report["counts_by_reason"].items()), columns=["reason", "rows"])
+    no_signal = pd.DataFrame(sorted(report["no_signal_by_reason"].items()),
+                             columns=["reason", "rows"])
+    no_signal.attrs["notes"] = [NO_SIGNAL_POLICY_NOTE]
+    return {"class_counts": class_counts, "lengths": lengths, "dropped_by_reason": reasons,
+            "no_signal": no_signal}
 
 
 def _frames(durations: np.ndarray, feats: dict) -> np.ndarray:
@@ -364,7 +368,10 @@ PAGE_SECTIONS = (
     ("Speaker overlap between train and test", "splits_speaker_overlap",
      "The paper's random utterance split puts the same speakers in train and test."),
     ("Data", "data_class_counts", ""),
-    ("Dropped rows", "data_dropped_by_reason", ""),
+    ("Dropped rows", "data_dropped_by_reason",
+     "Rows `koemo prepare` left out, and files it could not use, per reason "
+     "(every row: `prepare_report.md` in the workdir)."),
+    ("Recordings without signal (kept in the table)", "data_no_signal", ""),
     ("Bio-signals and emotion (step 1-3)", "biosignals",
      "Do wrist TEMP/EDA relate to emotion? Computed by notebook 1-3 from the corpus's bio-signal "
      "files; \"not available\" when the corpus has none."),
