@@ -1,0 +1,150 @@
+"""Training loop overhead: one epoch of `koemo train`'s loop against the model alone.
+
+For each stage (audio, text, multimodal) on a prepared synthetic workdir, with koemo's own
+pieces (`build_stage`, `make_loader`, `loss_function`, `train_epoch`):
+
+- baseline ("model alone"): the same optimizer steps on the same batches, collated once from
+  the same shuffled training loader and already on the device; only forward, loss, backward and
+  step are timed (no host sync per step).
+- candidate ("koemo train loop"): the training DataLoader koemo builds for an epoch plus
+  `train_epoch` over it, as `train_stage` runs them (tqdm off).
+
+ratio = model / loop (1 = no overhead); `loop_over_model` is its inverse, the number issue #14
+bounds: at most 1.25 for every stage. Sides are interleaved and each is the best of `repeats`
+epochs, after warm-up steps. Sizes: tiny (tiny.yaml, a throwaway workdir: seconds) and full
+(demo.yaml's corpus and models, the workdir cached under data/bench/loop-demo/).
+"""
+from __future__ import annotations
+
+import copy
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from benchmarks.common import REPO_ROOT, make_row
+
+SIZES = {"tiny": {"config": "tiny", "repeats": 1, "warmup": 1},
+         "full": {"config": "demo", "repeats": 3, "warmup": 3}}
+CACHE_DIR = REPO_ROOT / "data" / "bench"
+SEED = 1
+
+
+def _sync(device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def prepared_workdir(cfg: dict, root: Path) -> Path:
+    """Synthetic corpus of cfg.synthetic's size, prepared with cfg into root/work (`.complete`
+    marks a finished one, so the full size is written once)."""
+    from koemo.dataset.prepare import prepare
+    from koemo.synth import write_corpus
+
+    workdir, marker = root / "work", root / ".complete"
+    if not marker.exists():
+        shutil.rmtree(root, ignore_errors=True)
+        syn = cfg["synthetic"]
+        corpus = write_corpus(root / "corpus" / "KEMDy20_v1_1", sessions=syn["sessions"],
+                              seed=syn.get("seed", 0),
+                              utterances_per_session=syn["utterances_per_session"],
+                              silent_recordings=syn.get("silent_recordings", 0),
+                              **({"mean_duration": syn["mean_duration"]}
+                                 if "mean_duration" in syn else {}))
+        prepare(corpus, workdir, cfg, progress=False)
+        marker.touch()
+    return workdir
+
+
+def _job(stage: str, workdir: Path, cfg: dict, run_dir: Path, device):
+    from koemo.modeling.train import build_stage
+
+    model = None
+    if stage == "multimodal":   # fresh regressors: their speed, not their training, matters here
+        from koemo.modeling.fusion import build_classifier
+        from koemo.modeling.models import AudioRegressor, TextRegressor
+        model = build_classifier("attention_lstm", cfg, AudioRegressor(cfg), TextRegressor(cfg))
+    return build_stage(stage, workdir, cfg, SEED, run_dir=run_dir, device=device, model=model,
+                       splits=("train",), progress=False)
+
+
+def _to_device(batch: dict, device) -> dict:
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def stage_row(stage: str, workdir: Path, cfg: dict, run_dir: Path, device, repeats: int,
+              warmup: int) -> dict:
+    from koemo.modeling.precision import autocast_for, resolve_precision
+    from koemo.modeling.train import epoch_seed, loss_function, make_loader, train_epoch
+
+    precision = resolve_precision(cfg["train"].get("precision", "fp32"), device)
+    settings, num_workers = cfg["train"][stage], int(cfg["train"].get("num_workers", 0))
+    job = _job(stage, workdir, cfg, run_dir, device)
+    model = job.model.to(device).train()
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=settings["lr"])
+    loss_fn = loss_function(job, cfg, device)
+
+    def loader():
+        return make_loader(job.datasets["train"], settings["batch_size"], device, num_workers,
+                           shuffle_seed=epoch_seed(SEED, 0))
+
+    batches = [_to_device(b, device) for b in loader()]     # collated once, resident
+
+    def model_step(batch):
+        # train_epoch's step without its bookkeeping (loss.item per step, tqdm).
+        with autocast_for(device, precision):
+            loss = loss_fn(job.forward(model, batch, device), batch["target"])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def model_alone() -> float:
+        _sync(device)
+        started = time.perf_counter()
+        for batch in batches:
+            model_step(batch)
+        _sync(device)
+        return time.perf_counter() - started
+
+    def loop() -> float:
+        _sync(device)
+        started = time.perf_counter()
+        train_epoch(job, model, loader(), optimizer, loss_fn, device, precision, progress=False)
+        _sync(device)
+        return time.perf_counter() - started
+
+    for batch in batches[:warmup]:          # kernels, allocator, Adam state
+        model_step(batch)
+    alone, looped = [], []
+    for _ in range(repeats):                # interleaved: drift on a shared machine hits both
+        looped.append(loop())
+        alone.append(model_alone())
+    alone_s, loop_s = min(alone), min(looped)
+    rows = len(job.datasets["train"])
+    return make_row(f"loop: {stage}", "model alone (batches in memory)", alone_s,
+                    "koemo train loop (DataLoader + train_epoch)", loop_s,
+                    notes=f"{device.type}, {precision}; one epoch: {len(batches)} steps x batch "
+                          f"{settings['batch_size']} ({rows} rows), num_workers={num_workers}, "
+                          f"best of {repeats}",
+                    loop_over_model=loop_s / alone_s)
+
+
+def run(size: str = "tiny") -> list[dict]:
+    from koemo.config import load_config
+    from koemo.modeling.precision import resolve_device
+
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {sorted(SIZES)}, not {size!r}")
+    spec = SIZES[size]
+    cfg = copy.deepcopy(load_config(spec["config"]))
+    device = resolve_device(cfg["train"].get("device", "auto"))
+    if device.type == "cpu":
+        torch.set_flush_denormal(True)      # as train_stage does
+    with tempfile.TemporaryDirectory(prefix="bench_loop_") as tmp:
+        root = CACHE_DIR / "loop-demo" if size == "full" else Path(tmp) / "data"
+        workdir = prepared_workdir(cfg, root)
+        return [stage_row(stage, workdir, cfg, Path(tmp) / "runs" / stage, device,
+                          spec["repeats"], spec["warmup"])
+                for stage in ("audio", "text", "multimodal")]
