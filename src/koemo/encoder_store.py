@@ -21,6 +21,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+import koemo.feature_store as F
 from koemo.config import fingerprint as config_fingerprint
 from koemo.errors import KoemoInputError
 from koemo.speech_encoder import (MIN_SAMPLES, SpeechEncoder, encoder_folder, encoder_settings,
@@ -32,55 +33,17 @@ STATES_FILE = "states.npy"
 BATCH_SECONDS = 8
 
 
-def _features():
-    import koemo.feature_store as F
-    return F
-
-
-class EncoderStateStore:
+class EncoderStateStore(F.RowStore):
     """Read side of a built cache: encoder states by position or segment id. Augmentation's
     frequency masking does not apply to these states (`maskable = False`)."""
 
     maskable = False
-
-    def __init__(self, directory: str | Path):
-        F = _features()
-        self.directory = Path(directory)
-        meta = F._read_meta(self.directory)
-        if not meta or not meta.get("complete"):
-            raise KoemoInputError(f"{self.directory}: not a complete speech-encoder state cache")
-        import pandas as pd
-
-        self.meta = meta
-        index = pd.read_parquet(self.directory / F.INDEX_FILE)
-        self.segment_ids: list[str] = index["segment_id"].astype(str).tolist()
-        self.n_frames: np.ndarray = index["n_frames"].to_numpy(dtype=np.int32)
-        self._positions = {sid: i for i, sid in enumerate(self.segment_ids)}
-        self._states = None
-        if tuple(self.states.shape) != tuple(meta["shape"]):
-            raise KoemoInputError(f"{self.directory / STATES_FILE}: shape {self.states.shape} does not "
-                                  f"match meta.json {meta['shape']}; delete the folder to rebuild")
+    ARRAY_FILE = STATES_FILE
+    WHAT = "speech-encoder state cache"
 
     @property
     def states(self) -> np.ndarray:
-        if self._states is None:
-            self._states = np.lib.format.open_memmap(self.directory / STATES_FILE, mode="r")
-        return self._states
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_states"] = None          # DataLoader workers re-open the memmap
-        return state
-
-    def __len__(self) -> int:
-        return len(self.segment_ids)
-
-    def index_of(self, segment_id: str) -> int:
-        try:
-            return self._positions[segment_id]
-        except KeyError:
-            raise KoemoInputError(f"{self.directory}: segment {segment_id!r} is not in this "
-                                  "speech-encoder state cache") from None
+        return self.array
 
     def get_batch(self, indices: Iterable[int], db_floor_padding: bool = False) -> np.ndarray:
         """float32 [B, K, T, H]; db_floor_padding is a mel-only fix and ignored here."""
@@ -118,7 +81,6 @@ def _write_rows(partial: Path, offset: int, row_shape: tuple, paths: list[str], 
                 encoder: SpeechEncoder, batch_size: int, progress: bool) -> np.ndarray:
     from tqdm.auto import tqdm
 
-    F = _features()
     rate, max_frames = encoder.sample_rate, row_shape[1]
     row_bytes = int(np.prod(row_shape)) * 2
     n_frames = np.zeros(len(paths), dtype=np.int32)
@@ -148,7 +110,6 @@ def build_encoder_store(table, workdir: str | Path, cfg: dict, progress: bool = 
                         ) -> EncoderStateStore:
     """States of every row of `table` (segment_id, wav_path); a complete cache with the same key,
     segment ids and prepared inputs is reused without loading the encoder."""
-    F = _features()
     from filelock import FileLock
 
     from koemo.dataset.workdir import data_fingerprint
@@ -195,7 +156,6 @@ def build_encoder_store(table, workdir: str | Path, cfg: dict, progress: bool = 
 
 def _build_files(directory: Path, segment_ids: list[str], paths: list[str], lengths: np.ndarray,
                  encoder: SpeechEncoder, spec: dict, key: dict, source, progress: bool) -> None:
-    F = _features()
     import pandas as pd
 
     (directory / F.META_FILE).unlink(missing_ok=True)

@@ -40,41 +40,44 @@ def _read_meta(directory: Path) -> dict | None:
         return None
 
 
-class FeatureStore:
-    """Read side of a built store: mel+delta rows by position or segment id.
+class RowStore:
+    """A complete on-disk store of one row per utterance: meta.json (written last), index.parquet
+    (segment_id, n_frames) and a .npy array opened lazily as a read-only memmap. The memmap is
+    dropped when pickled (DataLoader workers), so a worker re-opens the file instead of
+    receiving a copy of the whole array. Subclasses name the array file and what they are."""
 
-    The memmap is opened lazily and dropped when pickled (DataLoader workers), so a worker
-    re-opens the file instead of receiving a copy of the whole array."""
+    ARRAY_FILE = ""
+    WHAT = "store"
+    INCOMPLETE_HINT = ""
 
     def __init__(self, directory: str | Path):
+        import pandas as pd
+
         self.directory = Path(directory)
         meta = _read_meta(self.directory)
         if not meta or not meta.get("complete"):
-            raise KoemoInputError(
-                f"{self.directory}: not a complete feature store (missing or unfinished "
-                f"{META_FILE}); build it with build_feature_store / `koemo prepare`")
-        import pandas as pd
+            raise KoemoInputError(f"{self.directory}: not a complete {self.WHAT}{self.INCOMPLETE_HINT}")
         self.meta = meta
         index = pd.read_parquet(self.directory / INDEX_FILE)
         self.segment_ids: list[str] = index["segment_id"].astype(str).tolist()
         self.n_frames: np.ndarray = index["n_frames"].to_numpy(dtype=np.int32)
         self._positions = {sid: i for i, sid in enumerate(self.segment_ids)}
-        self.top_db = float(meta["features"]["top_db"])
-        self._mel = None
-        if tuple(self.mel.shape) != tuple(meta["shape"]) or len(self.segment_ids) != meta["shape"][0]:
+        self._array = None
+        if tuple(self.array.shape) != tuple(meta["shape"]) or len(self.segment_ids) != meta["shape"][0]:
             raise KoemoInputError(
-                f"{self.directory / MEL_FILE}: shape {self.mel.shape} does not match {META_FILE} "
-                f"{meta['shape']} and {len(self.segment_ids)} index rows; delete the folder and rebuild")
+                f"{self.directory / self.ARRAY_FILE}: shape {self.array.shape} does not match "
+                f"{META_FILE} {meta['shape']} and {len(self.segment_ids)} index rows; delete the "
+                "folder and rebuild")
 
     @property
-    def mel(self) -> np.ndarray:
-        if self._mel is None:
-            self._mel = np.lib.format.open_memmap(self.directory / MEL_FILE, mode="r")
-        return self._mel
+    def array(self) -> np.ndarray:
+        if self._array is None:
+            self._array = np.lib.format.open_memmap(self.directory / self.ARRAY_FILE, mode="r")
+        return self._array
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_mel"] = None
+        state["_array"] = None
         return state
 
     def __len__(self) -> int:
@@ -85,8 +88,25 @@ class FeatureStore:
             return self._positions[segment_id]
         except KeyError:
             raise KoemoInputError(
-                f"{self.directory}: segment {segment_id!r} is not in this feature store "
+                f"{self.directory}: segment {segment_id!r} is not in this {self.WHAT} "
                 f"({len(self)} segments); rebuild it for the current utterance table") from None
+
+
+class FeatureStore(RowStore):
+    """Read side of a built store: mel+delta rows by position or segment id."""
+
+    ARRAY_FILE = MEL_FILE
+    WHAT = "feature store"
+    INCOMPLETE_HINT = (f" (missing or unfinished {META_FILE}); build it with build_feature_store "
+                       "/ `koemo prepare`")
+
+    def __init__(self, directory: str | Path):
+        super().__init__(directory)
+        self.top_db = float(self.meta["features"]["top_db"])
+
+    @property
+    def mel(self) -> np.ndarray:
+        return self.array
 
     def _floor_padding(self, feats: np.ndarray, n_frames: np.ndarray) -> np.ndarray:
         """fixes.db_floor_padding: padding frames of the mel channel at -top_db (silence)

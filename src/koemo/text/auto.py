@@ -25,7 +25,8 @@ import numpy as np
 from koemo.errors import KoemoInputError
 from koemo.text.tokenizer import (CONFIG_FILE as KOBERT_CONFIG_FILE, MODEL_FILE as KOBERT_MODEL_FILE,
                                   hub_is_offline, hub_reachable, looks_like_hub_id,
-                                  offline_hub_message)
+                                  offline_hub_message, mask_before_trailing_pad,
+                                  single_sequence)
 
 KINDS = ("kobert", "auto")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
@@ -134,17 +135,12 @@ class AutoTextTokenizer:
             raise KoemoInputError(f"max_length must be at least 2 (cls and sep), got {max_length}")
         pieces = self.tokenize(text_or_pieces) if isinstance(text_or_pieces, str) else list(text_or_pieces)
         body = self.convert_tokens_to_ids(pieces)[: max_length - 2] if pieces else []
-        ids = np.full(max_length, self.pad_token_id, dtype=np.int64)
-        ids[: len(body) + 2] = [self.cls_token_id, *body, self.sep_token_id]
-        mask = np.zeros(max_length, dtype=np.int64)
-        mask[: len(body) + 2] = 1
-        return {"input_ids": ids, "attention_mask": mask,
-                "token_type_ids": np.zeros(max_length, dtype=np.int64)}
+        return single_sequence(body, self.cls_token_id, self.sep_token_id, self.pad_token_id,
+                               max_length)
 
     def attention_mask_for(self, input_ids) -> np.ndarray:
         """1 up to the last non-pad id (encode's closing sep), 0 on the trailing pad run."""
-        real = np.asarray(input_ids) != self.pad_token_id
-        return np.flip(np.maximum.accumulate(np.flip(real, -1), axis=-1), -1).astype(np.int64)
+        return mask_before_trailing_pad(input_ids, self.pad_token_id)
 
     def batch_encode(self, items: Sequence[str | Sequence[str]], max_length: int = 64) -> dict[str, np.ndarray]:
         keys = ("input_ids", "attention_mask", "token_type_ids")

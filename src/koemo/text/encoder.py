@@ -85,11 +85,17 @@ def load_kobert(hub_id_or_dir: str | Path, device: str = "cpu"):
             model = BertModel.from_pretrained(str(folder))
     except (OSError, ValueError, RuntimeError) as err:
         raise KoemoInputError(f"{folder}: could not load a BertModel ({err})") from err
+    return _frozen(model, folder, hub_id_or_dir, device)
+
+
+def _frozen(model, folder: Path, source, device: str):
+    """Frozen, in eval mode, on `device`, tagged with its weights' fingerprint (cache keys) and
+    where it came from."""
     model.requires_grad_(False)
     model.eval()
     model.to(device)
     model.koemo_fingerprint = weights_fingerprint(folder)
-    model.koemo_source = str(hub_id_or_dir)
+    model.koemo_source = str(source)
     return model
 
 
@@ -110,15 +116,11 @@ def load_text_encoder(hub_id_or_dir: str | Path, kind: str | None = None, device
     from transformers import AutoModel
 
     try:
-        model = AutoModel.from_pretrained(str(folder))
+        with quiet_weight_loading():
+            model = AutoModel.from_pretrained(str(folder))
     except (OSError, ValueError, KeyError) as err:
         raise KoemoInputError(f"{folder}: could not load a text encoder ({err})") from err
-    model.requires_grad_(False)
-    model.eval()
-    model.to(device)
-    model.koemo_fingerprint = weights_fingerprint(folder)
-    model.koemo_source = str(hub_id_or_dir)
-    return model
+    return _frozen(model, folder, hub_id_or_dir, device)
 
 
 def last_hidden_states(output):

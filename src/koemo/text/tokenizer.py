@@ -316,21 +316,13 @@ class KoBERTTokenizer:
             raise KoemoInputError(f"max_length must be at least 2 ([CLS] and [SEP]), got {max_length}")
         pieces = self.tokenize(text_or_pieces) if isinstance(text_or_pieces, str) else list(text_or_pieces)
         body = self.convert_tokens_to_ids(pieces)[: max_length - 2]
-        ids = np.full(max_length, self.pad_token_id, dtype=np.int64)
-        ids[: len(body) + 2] = [self.cls_token_id, *body, self.sep_token_id]
-        # From positions, not ids: "[PAD]" typed in the text is a real token.
-        mask = np.zeros(max_length, dtype=np.int64)
-        mask[: len(body) + 2] = 1
-        return {"input_ids": ids, "attention_mask": mask,
-                "token_type_ids": np.zeros(max_length, dtype=np.int64)}
+        return single_sequence(body, self.cls_token_id, self.sep_token_id, self.pad_token_id,
+                               max_length)
 
     def attention_mask_for(self, input_ids) -> np.ndarray:
         """The mask `encode` gives with `input_ids` [..., L]: 1 up to the last non-[PAD] id
         (encode's closing [SEP]), 0 on the trailing [PAD] run after it."""
-        ids = np.asarray(input_ids)
-        real = ids != self.pad_token_id
-        # A position is padding iff no real token follows it (reverse cumulative "any").
-        return np.flip(np.maximum.accumulate(np.flip(real, -1), axis=-1), -1).astype(np.int64)
+        return mask_before_trailing_pad(input_ids, self.pad_token_id)
 
     def batch_encode(self, items: Sequence[str | Sequence[str]], max_length: int = 64) -> dict[str, np.ndarray]:
         """`encode` for many texts (or piece lists): dict of int64 [N, max_length] arrays."""
@@ -346,3 +338,22 @@ class KoBERTTokenizer:
     def __repr__(self) -> str:
         return (f"KoBERTTokenizer(source={self.source!r}, vocab_size={self.vocab_size}, "
                 f"fingerprint={self.fingerprint!r})")
+
+
+def single_sequence(body: Sequence[int], cls_id: int, sep_id: int, pad_id: int,
+                    max_length: int) -> dict[str, np.ndarray]:
+    """`cls body sep` right-padded to max_length (body already cut to max_length - 2)."""
+    ids = np.full(max_length, pad_id, dtype=np.int64)
+    ids[: len(body) + 2] = [cls_id, *body, sep_id]
+    # From positions, not ids: a pad token typed in the text is a real token.
+    mask = np.zeros(max_length, dtype=np.int64)
+    mask[: len(body) + 2] = 1
+    return {"input_ids": ids, "attention_mask": mask,
+            "token_type_ids": np.zeros(max_length, dtype=np.int64)}
+
+
+def mask_before_trailing_pad(input_ids, pad_id: int) -> np.ndarray:
+    """1 up to the last non-pad id, 0 on the trailing pad run ([..., L] ids)."""
+    real = np.asarray(input_ids) != pad_id
+    # A position is padding iff no real token follows it (reverse cumulative "any").
+    return np.flip(np.maximum.accumulate(np.flip(real, -1), axis=-1), -1).astype(np.int64)
