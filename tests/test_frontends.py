@@ -58,7 +58,7 @@ def test_state_cache_holds_the_chosen_layers_of_each_utterance(family, encoders,
     encoder = load_speech_encoder(str(encoders[family]), [0, 2])
     assert encoder.batched == (family == "wavlm")     # the tiny WavLM is built large-style
     for row in (0, 5):
-        wave = F._read_wave(table["wav_path"].iloc[row], 16000)
+        wave = F.read_wave(table["wav_path"].iloc[row], 16000)
         whole = whole_states(encoder, wave)
         n = min(whole.shape[1], 40)
         assert store.n_frames[row] == n == min(int(encoder.frames(len(wave))[0]), 40)

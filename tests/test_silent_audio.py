@@ -193,11 +193,11 @@ def test_training_and_scoring_under_each_policy(tiny_workdir, table, tmp_path, p
 SLOW_PREPARE = """
 import sys, time
 import koemo.feature_store as F
-read = F._read_wave
+read = F.read_wave
 def slow(path, rate):          # slow enough to be caught mid-build
     time.sleep(0.05)
     return read(path, rate)
-F._read_wave = slow
+F.read_wave = slow
 from koemo.cli import main
 sys.exit(main(["prepare", "--data", sys.argv[1], "--workdir", sys.argv[2], "--config", "tiny"]))
 """

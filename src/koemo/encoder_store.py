@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
 
@@ -29,8 +29,6 @@ from koemo.speech_encoder import (MIN_SAMPLES, SpeechEncoder, encoder_folder, en
 
 STORE_SUBDIR = "audio_states"
 STATES_FILE = "states.npy"
-# Padded audio per batch: batch_size utterances of this many seconds (KEMDy20 mean: 6 s).
-BATCH_SECONDS = 8
 
 
 class EncoderStateStore(F.RowStore):
@@ -60,23 +58,6 @@ def store_key(cfg: dict, encoder_fp: str) -> dict:
             "sample_rate": int(cfg["features"]["sample_rate"]), "dtype": "float16"}
 
 
-def _probe(paths: Sequence[str], segment_ids: Sequence[str], rate: int) -> tuple[np.ndarray, list[str]]:
-    import soundfile as sf
-
-    lengths, problems = np.zeros(len(paths), dtype=np.int64), []
-    for row, (sid, path) in enumerate(zip(segment_ids, paths)):
-        try:
-            info = sf.info(str(path))
-        except (RuntimeError, OSError, TypeError) as err:
-            problems.append(f"{sid} {path}: unreadable audio ({err})")
-            continue
-        lengths[row] = int(np.ceil(info.frames * rate / info.samplerate))
-        if lengths[row] < MIN_SAMPLES:
-            problems.append(f"{sid} {path}: too short for the speech encoder "
-                            f"({lengths[row]} < {MIN_SAMPLES} samples)")
-    return lengths, problems
-
-
 def _write_rows(partial: Path, offset: int, row_shape: tuple, paths: list[str], lengths: np.ndarray,
                 encoder: SpeechEncoder, batch_size: int, progress: bool) -> np.ndarray:
     from tqdm.auto import tqdm
@@ -85,13 +66,13 @@ def _write_rows(partial: Path, offset: int, row_shape: tuple, paths: list[str], 
     row_bytes = int(np.prod(row_shape)) * 2
     n_frames = np.zeros(len(paths), dtype=np.int32)
     size = batch_size if encoder.batched else 1
-    batches = F.length_sorted_batches(lengths, size, size * BATCH_SECONDS * rate)
+    batches = F.length_sorted_batches(lengths, size, size * F.BATCH_SECONDS * rate)
     fd = os.open(partial, os.O_WRONLY)
     try:
         with tqdm(total=len(paths), desc="speech-encoder states", unit="utt",
                   disable=not progress) as bar:
             for rows in batches:
-                states = encoder.states([F._read_wave(paths[r], rate) for r in rows])
+                states = encoder.states([F.read_wave(paths[r], rate) for r in rows])
                 for r, state in zip(rows, states):
                     row = np.zeros(row_shape, dtype=np.float16)
                     n = min(state.shape[1], max_frames)
@@ -110,12 +91,10 @@ def build_encoder_store(table, workdir: str | Path, cfg: dict, progress: bool = 
                         ) -> EncoderStateStore:
     """States of every row of `table` (segment_id, wav_path); a complete cache with the same key,
     segment ids and prepared inputs is reused without loading the encoder."""
-    from filelock import FileLock
-
     from koemo.dataset.workdir import data_fingerprint
 
     spec = encoder_settings(cfg)
-    segment_ids = F._table_segment_ids(table)
+    segment_ids = F.table_segment_ids(table)
     folder_fp = encoder.fingerprint if encoder is not None else folder_fingerprint(
         encoder_folder(spec["name"]))
     key = store_key(cfg, folder_fp)
@@ -123,7 +102,7 @@ def build_encoder_store(table, workdir: str | Path, cfg: dict, progress: bool = 
     directory = Path(workdir) / STORE_SUBDIR / digest
 
     def reusable() -> bool:
-        meta = F._read_meta(directory)
+        meta = F.read_meta(directory)
         if not meta or not meta.get("complete") or meta.get("source") != source:
             return False
         try:
@@ -134,23 +113,19 @@ def build_encoder_store(table, workdir: str | Path, cfg: dict, progress: bool = 
     if reusable():
         return EncoderStateStore(directory)
     paths = table["wav_path"].astype(str).tolist()
-    lengths, problems = _probe(paths, segment_ids, int(cfg["features"]["sample_rate"]))
+    lengths, problems = F.probe_lengths(paths, segment_ids, int(cfg["features"]["sample_rate"]),
+                                        MIN_SAMPLES, "the speech encoder")
     if problems:
         raise KoemoInputError(f"{len(problems)} of {len(paths)} audio files cannot be encoded:\n  "
                               + "\n  ".join(problems))
-    directory.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(directory.with_name(directory.name + F.LOCK_SUFFIX))):
-        if reusable():
-            return EncoderStateStore(directory)
-        if encoder is None:
-            from koemo.feature_store import resolve_device
-            encoder = load_speech_encoder(spec["name"], spec["layers"], resolve_device(cfg, device))
-        F._remove_partials(directory)
-        try:
-            _build_files(directory, segment_ids, paths, lengths, encoder, spec, key, source, progress)
-        except BaseException:
-            F._remove_partials(directory)
-            raise
+
+    def build() -> None:
+        chosen = encoder
+        if chosen is None:
+            chosen = load_speech_encoder(spec["name"], spec["layers"], F.resolve_device(cfg, device))
+        _build_files(directory, segment_ids, paths, lengths, chosen, spec, key, source, progress)
+
+    F.build_locked(directory, reusable, build)
     return EncoderStateStore(directory)
 
 
@@ -164,14 +139,14 @@ def _build_files(directory: Path, segment_ids: list[str], paths: list[str], leng
                               f"models.audio.encoder.input_dim is {spec['input_dim']}: set them equal")
     shape = (len(segment_ids), len(encoder.layers), spec["max_frames"], encoder.hidden_size)
     partial = directory / (STATES_FILE + F.PARTIAL_SUFFIX)
-    offset = F._create_mel_file(partial, shape, "float16")
+    offset = F.create_npy_file(partial, shape, "float16")
     n_frames = _write_rows(partial, offset, shape[1:], paths, lengths, encoder,
                            spec["batch_size"], progress)
     index_partial = directory / (F.INDEX_FILE + F.PARTIAL_SUFFIX)
     pd.DataFrame({"segment_id": segment_ids, "n_frames": n_frames}).to_parquet(index_partial, index=False)
     os.replace(partial, directory / STATES_FILE)
     os.replace(index_partial, directory / F.INDEX_FILE)
-    F._write_json_atomic(directory / F.META_FILE, {
+    F.write_json_atomic(directory / F.META_FILE, {
         "encoder_source": encoder.source, **key, "hidden_states_indices": encoder.layers,
         "batched_with_mask": encoder.batched, "source": source, "shape": list(shape),
         "bytes": int(np.prod(shape)) * 2, "complete": True})

@@ -33,7 +33,7 @@ def store_dir(workdir: str | Path, cfg: dict) -> Path:
     return Path(workdir) / STORE_SUBDIR / feature_fingerprint(cfg)
 
 
-def _read_meta(directory: Path) -> dict | None:
+def read_meta(directory: Path) -> dict | None:
     try:
         return json.loads((directory / META_FILE).read_text(encoding="utf-8"))
     except (FileNotFoundError, json.JSONDecodeError):
@@ -54,7 +54,7 @@ class RowStore:
         import pandas as pd
 
         self.directory = Path(directory)
-        meta = _read_meta(self.directory)
+        meta = read_meta(self.directory)
         if not meta or not meta.get("complete"):
             raise KoemoInputError(f"{self.directory}: not a complete {self.WHAT}{self.INCOMPLETE_HINT}")
         self.meta = meta
@@ -131,7 +131,7 @@ class FeatureStore(RowStore):
 def open_feature_store(workdir: str | Path, cfg: dict) -> FeatureStore:
     """The complete store for this config's features under `workdir`."""
     directory = store_dir(workdir, cfg)
-    meta = _read_meta(directory)
+    meta = read_meta(directory)
     if meta is None:
         raise KoemoInputError(
             f"{directory}: no feature store for config {cfg.get('name', '?')!r} "
@@ -145,7 +145,7 @@ def open_feature_store(workdir: str | Path, cfg: dict) -> FeatureStore:
 
 
 def _reusable(directory: Path, fingerprint: str, segment_ids: list[str], source: str | None) -> bool:
-    meta = _read_meta(directory)
+    meta = read_meta(directory)
     if not meta or not meta.get("complete") or meta.get("fingerprint") != fingerprint:
         return False
     if meta.get("source") != source:      # the corpus was prepared again (e.g. new wav files)
@@ -166,14 +166,13 @@ def resolve_device(cfg: dict, device=None) -> str:
     return str(wanted)
 
 
-def _probe_lengths(paths: Sequence[str], segment_ids: Sequence[str], fc: dict
-                   ) -> tuple[np.ndarray, list[str]]:
-    """Samples per file after resampling to the feature rate (header only), and every
-    problem as '<segment id> <path>: <reason>'."""
+def probe_lengths(paths: Sequence[str], segment_ids: Sequence[str], rate: int, need: int,
+                  too_short: str) -> tuple[np.ndarray, list[str]]:
+    """Samples per file after resampling to `rate` (header only), and every problem as
+    '<segment id> <path>: <reason>'; a file under `need` samples is `too_short` for its user."""
     import soundfile as sf
     lengths = np.zeros(len(paths), dtype=np.int64)
     problems = []
-    rate, need = int(fc["sample_rate"]), min_samples(fc)
     for row, (sid, path) in enumerate(zip(segment_ids, paths)):
         try:
             info = sf.info(str(path))
@@ -183,13 +182,12 @@ def _probe_lengths(paths: Sequence[str], segment_ids: Sequence[str], fc: dict
             continue
         lengths[row] = int(np.ceil(info.frames * rate / info.samplerate))
         if lengths[row] < need:
-            problems.append(
-                f"{sid} {path}: too short ({info.frames / info.samplerate:.3f} s); the delta of "
-                f"width {fc['delta_width']} needs >= {need / rate:.3f} s")
+            problems.append(f"{sid} {path}: too short ({info.frames / info.samplerate:.3f} s); "
+                            f"{too_short} needs >= {need / rate:.3f} s")
     return lengths, problems
 
 
-def _read_wave(path: str, rate: int) -> np.ndarray:
+def read_wave(path: str, rate: int) -> np.ndarray:
     from koemo.audio_io import load_audio
     # Silence was judged by `prepare` (data.silent_audio); its features are those of zeros.
     wave, _ = load_audio(path, target_sample_rate=rate, allow_silence=True)
@@ -213,7 +211,7 @@ def length_sorted_batches(lengths: np.ndarray, batch_size: int, max_samples: int
     return batches
 
 
-def _create_mel_file(path: Path, shape: tuple, dtype: str) -> int:
+def create_npy_file(path: Path, shape: tuple, dtype: str) -> int:
     """Allocate the .npy file (sparse) with its header; return the byte offset of row 0."""
     mel = np.lib.format.open_memmap(path, mode="w+", dtype=np.dtype(dtype), shape=shape)
     offset = int(mel.offset)
@@ -221,13 +219,13 @@ def _create_mel_file(path: Path, shape: tuple, dtype: str) -> int:
     return offset
 
 
-def _write_json_atomic(path: Path, data: dict) -> None:
+def write_json_atomic(path: Path, data: dict) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
     os.replace(tmp, path)
 
 
-def _table_segment_ids(table) -> list[str]:
+def table_segment_ids(table) -> list[str]:
     """Segment ids of the utterance table; KoemoInputError for missing columns or duplicates."""
     from collections import Counter
     for column in ("segment_id", "wav_path"):
@@ -256,7 +254,7 @@ def _write_feature_rows(partial: Path, offset: int, row_bytes: int, paths: list[
         batches = length_sorted_batches(lengths, batch_size if backend == "torch" else 1,
                                         batch_size * BATCH_SECONDS * rate)
         for rows in batches:
-            waves = [_read_wave(paths[r], rate) for r in rows]
+            waves = [read_wave(paths[r], rate) for r in rows]
             if backend == "torch":
                 feats, frames = extract_batch(waves, fc, device=device)
             else:
@@ -287,7 +285,7 @@ def build_feature_store(table, workdir: str | Path, cfg: dict, progress: bool = 
     that was killed outright leaves them for the next build, which removes them first. `device` (torch backend): None = cfg.train.device ("auto": cuda
     when available)."""
     fc = feature_section(cfg)
-    segment_ids = _table_segment_ids(table)
+    segment_ids = table_segment_ids(table)
     backend = fc["backend"]
     if backend not in BACKENDS:
         raise KoemoInputError(f"features.backend must be one of {BACKENDS}, not {backend!r}")
@@ -298,29 +296,39 @@ def build_feature_store(table, workdir: str | Path, cfg: dict, progress: bool = 
         return FeatureStore(directory)
 
     paths = table["wav_path"].astype(str).tolist()
-    lengths, problems = _probe_lengths(paths, segment_ids, fc)
+    lengths, problems = probe_lengths(paths, segment_ids, int(fc["sample_rate"]), min_samples(fc),
+                                      f"the delta of width {fc['delta_width']}")
     if problems:
         raise KoemoInputError(
             f"{len(problems)} of {len(paths)} audio files cannot be turned into features:\n  "
             + "\n  ".join(problems))
 
-    directory.mkdir(parents=True, exist_ok=True)
-    from filelock import FileLock
-    # One builder per store; the lock sits beside the store, which holds only its own files.
-    with FileLock(str(directory.with_name(directory.name + LOCK_SUFFIX))):
-        if _reusable(directory, fingerprint, segment_ids, source):   # built while we waited
-            return FeatureStore(directory)
-        _remove_partials(directory)                  # left by a build that was killed
-        try:
-            _build_store_files(directory, segment_ids, paths, lengths, fc, cfg, device,
-                               batch_size, progress, fingerprint, source)
-        except BaseException:                        # error, Ctrl-C, SIGTERM: no half files
-            _remove_partials(directory)
-            raise
+    build_locked(directory, lambda: _reusable(directory, fingerprint, segment_ids, source),
+                 lambda: _build_store_files(directory, segment_ids, paths, lengths, fc, cfg,
+                                            device, batch_size, progress, fingerprint, source))
     return FeatureStore(directory)
 
 
-def _remove_partials(directory: Path) -> None:
+def build_locked(directory: Path, reusable, build) -> None:
+    """Run `build` (which writes .partial files and renames them, meta.json last) under the
+    store's lock, unless `reusable()` says another process built it while we waited. Partial
+    files of a killed build are removed first; an error, Ctrl-C or SIGTERM removes its own."""
+    from filelock import FileLock
+
+    directory.mkdir(parents=True, exist_ok=True)
+    # One builder per store; the lock sits beside the store, which holds only its own files.
+    with FileLock(str(directory.with_name(directory.name + LOCK_SUFFIX))):
+        if reusable():
+            return
+        remove_partials(directory)
+        try:
+            build()
+        except BaseException:
+            remove_partials(directory)
+            raise
+
+
+def remove_partials(directory: Path) -> None:
     for path in directory.glob("*" + PARTIAL_SUFFIX):
         path.unlink(missing_ok=True)
 
@@ -334,7 +342,7 @@ def _build_store_files(directory: Path, segment_ids: list[str], paths: list[str]
     # store keeps its (unlinked) file instead of seeing it truncated under its memmap.
     partial = directory / (MEL_FILE + PARTIAL_SUFFIX)
     shape = (len(segment_ids), 2, int(fc["max_frames"]), int(fc["n_mels"]))
-    offset = _create_mel_file(partial, shape, fc["store_dtype"])
+    offset = create_npy_file(partial, shape, fc["store_dtype"])
     row_bytes = int(np.prod(shape[1:])) * np.dtype(fc["store_dtype"]).itemsize
     run_device = resolve_device(cfg, device) if fc["backend"] == "torch" else "cpu"
     n_frames = _write_feature_rows(partial, offset, row_bytes, paths, lengths, fc, run_device,
@@ -346,7 +354,7 @@ def _build_store_files(directory: Path, segment_ids: list[str], paths: list[str]
         index_partial, index=False)
     os.replace(partial, directory / MEL_FILE)
     os.replace(index_partial, directory / INDEX_FILE)
-    _write_json_atomic(directory / META_FILE, {
+    write_json_atomic(directory / META_FILE, {
         "features": dict(fc), "backend": fc["backend"], "device": run_device,
         "fingerprint": fingerprint, "source": source, "shape": list(shape),
         "dtype": str(fc["store_dtype"]), "complete": True})
