@@ -6,8 +6,10 @@ pieces (`build_stage`, `make_loader`, `loss_function`, `train_epoch`):
 - baseline ("model alone"): the same optimizer steps on the same batches, collated once from
   the same shuffled training loader and already on the device; only forward, loss, backward and
   step are timed (no host sync per step).
-- candidate ("koemo train loop"): the training DataLoader koemo builds for an epoch plus
-  `train_epoch` over it, as `train_stage` runs them (tqdm off).
+- candidates ("koemo train loop"): the batches koemo builds for an epoch plus `train_epoch`
+  over them, as `train_stage` runs them (tqdm off), once with the stage's data resident on the
+  device (`train.resident: true`, koemo.modeling.resident) and once through the DataLoader
+  (`false`); the one-time copy onto the device is in the notes, not in the epoch.
 
 ratio = model / loop (1 = no overhead); `loop_over_model` is its inverse, the number issue #14
 bounds: at most 1.25 for every stage. Sides are interleaved and each is the best of `repeats`
@@ -17,6 +19,7 @@ epochs, after warm-up steps. Sizes: tiny (tiny.yaml, a throwaway workdir: second
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 import tempfile
 import time
@@ -51,6 +54,7 @@ def prepared_workdir(cfg: dict, root: Path) -> Path:
                               seed=syn.get("seed", 0),
                               utterances_per_session=syn["utterances_per_session"],
                               silent_recordings=syn.get("silent_recordings", 0),
+                              workers=os.cpu_count() or 1,      # same bytes for any count
                               **({"mean_duration": syn["mean_duration"]}
                                  if "mean_duration" in syn else {}))
         prepare(corpus, workdir, cfg, progress=False)
@@ -74,26 +78,32 @@ def _to_device(batch: dict, device) -> dict:
     return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
-def stage_row(stage: str, workdir: Path, cfg: dict, run_dir: Path, device, repeats: int,
-              warmup: int) -> dict:
+def stage_rows(stage: str, workdir: Path, cfg: dict, run_dir: Path, device, repeats: int,
+               warmup: int) -> list[dict]:
     from koemo.modeling.precision import autocast_for, resolve_precision
+    from koemo.modeling.resident import make_resident
     from koemo.modeling.train import epoch_seed, loss_function, make_loader, train_epoch
 
     precision = resolve_precision(cfg["train"].get("precision", "fp32"), device)
     settings, num_workers = cfg["train"][stage], int(cfg["train"].get("num_workers", 0))
     job = _job(stage, workdir, cfg, run_dir, device)
+    started = time.perf_counter()
+    on_device = make_resident(job.datasets, device)["train"]
+    _sync(device)
+    copy_s = time.perf_counter() - started
     model = job.model.to(device).train()
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=settings["lr"])
     loss_fn = loss_function(job, cfg, device)
+    paths = {"resident": on_device, "DataLoader": job.datasets["train"]}
 
-    def loader():
-        return make_loader(job.datasets["train"], settings["batch_size"], device, num_workers,
+    def loader(path):
+        return make_loader(paths[path], settings["batch_size"], device, num_workers,
                            shuffle_seed=epoch_seed(SEED, 0))
 
-    batches = [_to_device(b, device) for b in loader()]     # collated once, resident
+    batches = [_to_device(b, device) for b in loader("DataLoader")]     # collated once, resident
 
     def model_step(batch):
-        # train_epoch's step without its bookkeeping (loss.item per step, tqdm).
+        # train_epoch's step without its bookkeeping (loss sum, tqdm).
         with autocast_for(device, precision):
             loss = loss_fn(job.forward(model, batch, device), batch["target"])
         optimizer.zero_grad(set_to_none=True)
@@ -108,27 +118,34 @@ def stage_row(stage: str, workdir: Path, cfg: dict, run_dir: Path, device, repea
         _sync(device)
         return time.perf_counter() - started
 
-    def loop() -> float:
+    def loop(path) -> float:
         _sync(device)
         started = time.perf_counter()
-        train_epoch(job, model, loader(), optimizer, loss_fn, device, precision, progress=False)
+        train_epoch(job, model, loader(path), optimizer, loss_fn, device, precision, progress=False)
         _sync(device)
         return time.perf_counter() - started
 
     for batch in batches[:warmup]:          # kernels, allocator, Adam state
         model_step(batch)
-    alone, looped = [], []
-    for _ in range(repeats):                # interleaved: drift on a shared machine hits both
-        looped.append(loop())
-        alone.append(model_alone())
-    alone_s, loop_s = min(alone), min(looped)
+    times = {"model": [], **{path: [] for path in paths}}
+    for _ in range(repeats):                # interleaved: drift on a shared machine hits all
+        for path in paths:
+            times[path].append(loop(path))
+        times["model"].append(model_alone())
+    alone_s = min(times["model"])
     rows = len(job.datasets["train"])
-    return make_row(f"loop: {stage}", "model alone (batches in memory)", alone_s,
-                    "koemo train loop (DataLoader + train_epoch)", loop_s,
-                    notes=f"{device.type}, {precision}; one epoch: {len(batches)} steps x batch "
-                          f"{settings['batch_size']} ({rows} rows), num_workers={num_workers}, "
-                          f"best of {repeats}",
-                    loop_over_model=loop_s / alone_s)
+    out = []
+    for path in paths:
+        loop_s = min(times[path])
+        extra = f", copy onto the device once: {copy_s:.2f} s" if path == "resident" else ""
+        out.append(make_row(
+            f"loop: {stage} ({path})", "model alone (batches in memory)", alone_s,
+            f"koemo train loop ({path} + train_epoch)", loop_s,
+            notes=f"{device.type}, {precision}; one epoch: {len(batches)} steps x batch "
+                  f"{settings['batch_size']} ({rows} rows), num_workers={num_workers}, "
+                  f"best of {repeats}{extra}",
+            loop_over_model=loop_s / alone_s))
+    return out
 
 
 def run(size: str = "tiny") -> list[dict]:
@@ -145,6 +162,6 @@ def run(size: str = "tiny") -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="bench_loop_") as tmp:
         root = CACHE_DIR / "loop-demo" if size == "full" else Path(tmp) / "data"
         workdir = prepared_workdir(cfg, root)
-        return [stage_row(stage, workdir, cfg, Path(tmp) / "runs" / stage, device,
-                          spec["repeats"], spec["warmup"])
-                for stage in ("audio", "text", "multimodal")]
+        return [row for stage in ("audio", "text", "multimodal")
+                for row in stage_rows(stage, workdir, cfg, Path(tmp) / "runs" / stage, device,
+                                      spec["repeats"], spec["warmup"])]

@@ -1,6 +1,7 @@
 """Every benchmark runs once at size "tiny" (so none can rot) and the framework writes its table."""
 from __future__ import annotations
 
+import json
 import sys
 import types
 from pathlib import Path
@@ -70,3 +71,31 @@ def test_main_writes_table_with_machine_and_keeps_going_after_a_failure(tmp_path
 def test_subprocess_peak_memory_is_the_childs_own():
     big = run_in_subprocess("benchmarks.common:machine_description")
     assert big["peak_rss_mb"] > 0 and big["seconds"] > 0 and "cpu" in big
+
+
+@pytest.mark.slow
+def test_paper_scale_script_runs_every_step_at_tiny_size(tmp_path):
+    """The prepared GPU script (benchmarks/device_paper_scale.sh runs it at paper size) goes
+    through every step on the tiny config, and its projection adds up its own measurements."""
+    from benchmarks import paper_scale
+
+    data = paper_scale.run("tiny", tmp_path / "out", tmp_path / "work")
+    steps = data["steps"]
+    assert list(steps) == ["corpus", "loop_audio", "loop_text", "loop_multimodal", "train",
+                           "projection"]
+    for stage in ("audio", "text", "multimodal"):
+        paths = [row["benchmark"] for row in steps[f"loop_{stage}"]["rows"]]
+        assert paths == [f"loop: {stage} (resident)", f"loop: {stage} (DataLoader)"]
+        figures = steps["train"]["stages"][stage]
+        assert figures["epochs_run"] == 1 and figures["seconds_per_epoch"] > 0
+    from koemo.config import load_config
+    cfg = load_config("tiny")
+    expected = sum(steps["train"]["stages"][s]["fixed_seconds"]
+                   + cfg["train"][s]["epochs"] * steps["train"]["stages"][s]["seconds_per_epoch"]
+                   for s in ("audio", "text", "multimodal")) / 60
+    assert steps["projection"]["one_paper_run_minutes"] == pytest.approx(expected, abs=0.051)
+    plan = steps["projection"]["plans"]["tiny"]
+    assert plan["runs"] == sum(plan["runs_per_stage"].values()) > 3
+    saved = json.loads((tmp_path / "out" / "paper_scale.json").read_text())
+    assert saved["steps"].keys() == steps.keys()
+    assert "## projection" in (tmp_path / "out" / "paper_scale.md").read_text()

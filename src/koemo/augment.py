@@ -33,20 +33,14 @@ TEXT_KINDS = {SWAP_TEXT: "swap", DELETE_TEXT_MASK_AUDIO: "delete"}
 AUDIO_MASK_KINDS = frozenset({MASK_AUDIO, DELETE_TEXT_MASK_AUDIO})
 
 
-def frequency_mask(feat: np.ndarray, n_frames: int, rng: np.random.Generator, aug_cfg: dict,
-                   spectrogram_only: bool = False) -> np.ndarray:
-    """A masked copy of `feat` [2, T, F] (mel dB, delta).
-
-    Draws, in this order: start bin f in [0, max_start) (max_start = freq_mask_max_start or F),
-    width in [w0, w1), a dB range (lo, hi) inside freq_mask_db_range, then uniform noise in
-    [lo, hi) for bins [f, f + width) (cut at F) over the first `n_frames` frames, both channels.
-    Faithful: the noise is also written into the delta channel (a dB value where a slope
-    belongs). `spectrogram_only=True` (fixes.mask_spectrogram_only) writes channel 0 only; the
-    same draws are made, so the mel channel is identical in both modes for the same rng."""
+def draw_frequency_mask(n_bins: int, n_frames: int, rng: np.random.Generator, aug_cfg: dict
+                        ) -> tuple[int, int, np.ndarray]:
+    """The random part of `frequency_mask`: (start, stop, noise [2, n_frames, stop - start],
+    float64), drawn in this order: start bin f in [0, max_start) (max_start =
+    freq_mask_max_start or n_bins), width in [w0, w1), a dB range (lo, hi) inside
+    freq_mask_db_range, then uniform noise in [lo, hi). The device-resident training data
+    (koemo.modeling.resident) applies the same draws to batches on the GPU."""
     aug_cfg = aug_cfg.get("augment", aug_cfg)
-    if feat.ndim != 3 or feat.shape[0] != 2:
-        raise KoemoInputError(f"frequency_mask: expected features [2, T, F], got shape {feat.shape}")
-    n_bins = feat.shape[2]
     max_start = aug_cfg.get("freq_mask_max_start") or n_bins
     low_width, high_width = aug_cfg["freq_mask_width"]
     db_low, db_high = aug_cfg["freq_mask_db_range"]
@@ -54,11 +48,23 @@ def frequency_mask(feat: np.ndarray, n_frames: int, rng: np.random.Generator, au
     width = int(rng.integers(low_width, high_width))
     lo, hi = np.sort(rng.uniform(db_low, db_high, size=2))
     stop = min(start + width, n_bins)
+    return start, stop, rng.uniform(lo, hi, size=(2, n_frames, stop - start))
+
+
+def frequency_mask(feat: np.ndarray, n_frames: int, rng: np.random.Generator, aug_cfg: dict,
+                   spectrogram_only: bool = False) -> np.ndarray:
+    """A masked copy of `feat` [2, T, F] (mel dB, delta): noise from `draw_frequency_mask` in
+    bins [f, f + width) (cut at F) over the first `n_frames` frames, both channels.
+    Faithful: the noise is also written into the delta channel (a dB value where a slope
+    belongs). `spectrogram_only=True` (fixes.mask_spectrogram_only) writes channel 0 only; the
+    same draws are made, so the mel channel is identical in both modes for the same rng."""
+    if feat.ndim != 3 or feat.shape[0] != 2:
+        raise KoemoInputError(f"frequency_mask: expected features [2, T, F], got shape {feat.shape}")
     n_frames = int(min(n_frames, feat.shape[1]))
-    noise = rng.uniform(lo, hi, size=(2, n_frames, stop - start)).astype(feat.dtype)
+    start, stop, noise = draw_frequency_mask(feat.shape[2], n_frames, rng, aug_cfg)
     masked = feat.copy()
     channels = 1 if spectrogram_only else 2
-    masked[:channels, :n_frames, start:stop] = noise[:channels]
+    masked[:channels, :n_frames, start:stop] = noise[:channels].astype(feat.dtype)
     return masked
 
 

@@ -289,7 +289,8 @@ def cache_frozen_outputs(raw: MultimodalDataset, classifier, directory: str | Pa
     was_training = classifier.training
     classifier.eval()
     arrays, start = {}, 0
-    for batch in tqdm(loader, desc=f"caching frozen outputs ({directory.name})", disable=not progress):
+    for batch in tqdm(iter(loader), total=len(loader), disable=not progress,   # one iterator
+                      desc=f"caching frozen outputs ({directory.name})"):
         out = frozen_outputs(classifier, batch, device)
         if not arrays:
             arrays = {name: np.lib.format.open_memmap(

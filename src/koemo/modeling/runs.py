@@ -53,7 +53,7 @@ def resume_fingerprint(cfg: dict, stage: str) -> str:
     budget never changes this one's run)."""
     cfg = json.loads(json.dumps(cfg, default=str))
     train = cfg.get("train", {})
-    for key in ("device", "precision", "num_workers", "compile", "tensorboard"):
+    for key in ("device", "precision", "num_workers", "compile", "tensorboard", "resident"):
         train.pop(key, None)
     for settings in train.values():       # epoch budgets, this stage's and the others'
         if isinstance(settings, dict):

@@ -62,6 +62,7 @@ from koemo.modeling.runs import (clear_run, read_counters, resume_fingerprint, r
                                  write_counters, write_json, write_log)
 
 STAGES = ("audio", "text", "multimodal")
+BAR_EVERY = 20          # training steps between loss read-backs for the progress bar
 REGRESSION_TARGETS = {"audio": "arousal", "text": "valence"}
 
 # ----------------------------------------------------------------------------- devices
@@ -143,7 +144,9 @@ def build_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, *, run_di
         return StageJob(stage, model or AudioRegressor(cfg), datasets, rows, regressor_forward,
                         majority_class=majority)
     from koemo.text.encoder import open_text_pipeline
-    text = open_text_pipeline(cfg, workdir)
+    # The frozen encoder fills the state cache on the training device (a GPU encodes KoBERT's
+    # ~17,000 paper-scale sequences in seconds, a CPU in minutes); cached states are reused.
+    text = open_text_pipeline(cfg, workdir, device=str(device))
     texts = {s: D.TextStates(r, text.tokenizer, text.cache, cfg) for s, r in rows.items()}
     D.ensure_states(list(texts.values()), progress)
     if stage == "text":
@@ -169,6 +172,17 @@ def build_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, *, run_di
             for s, ds in raw.items()}
         job.forward = cached_forward
     return job
+
+
+def resident_datasets(job: StageJob, cfg: dict, device: torch.device) -> dict:
+    """The job's datasets on the device when train.resident (auto: when they fit) says so."""
+    from koemo.modeling.resident import make_resident, wants_resident
+
+    if int(cfg["train"].get("num_workers", 0)) > 0 and cfg["train"].get("resident", "auto") == "auto":
+        return job.datasets             # workers asked for: the DataLoader path
+    if not wants_resident(cfg["train"].get("resident", "auto"), job.datasets, device):
+        return job.datasets
+    return make_resident(job.datasets, device)
 
 
 def regressor_fingerprint(classifier) -> str:
@@ -198,9 +212,14 @@ def build_classifier_from_regressors(workdir, cfg: dict, seed: int, classifier_k
 # ----------------------------------------------------------------------------- loop pieces
 
 def make_loader(dataset, batch_size: int, device: torch.device, num_workers: int,
-                shuffle_seed: int | None = None) -> DataLoader:
+                shuffle_seed: int | None = None):
     """Training loaders shuffle with their own seeded generator; evaluation keeps every row
-    in table order (no drop_last)."""
+    in table order (no drop_last). A device-resident dataset gives its batches in the order
+    the DataLoader would (koemo.modeling.resident)."""
+    from koemo.modeling.resident import ResidentBatches, ResidentDataset
+
+    if isinstance(dataset, ResidentDataset):
+        return ResidentBatches(dataset, batch_size, shuffle_seed)
     generator = None
     if shuffle_seed is not None:
         generator = torch.Generator().manual_seed(shuffle_seed)
@@ -241,8 +260,8 @@ def predict(job: StageJob, model, loader, device, precision: str) -> np.ndarray:
     outputs = []
     for batch in loader:
         with autocast_for(device, precision):
-            outputs.append(job.forward(model, batch, device).float().cpu())
-    return torch.cat(outputs).numpy()
+            outputs.append(job.forward(model, batch, device).float())
+    return torch.cat(outputs).cpu().numpy()      # one copy back: no host sync per batch
 
 
 def score(job: StageJob, outputs: np.ndarray, split: str, cfg: dict) -> dict:
@@ -281,12 +300,17 @@ def prediction_table(job: StageJob, outputs: np.ndarray, split: str) -> pd.DataF
 
 def train_epoch(job: StageJob, model, loader, optimizer, loss_fn, device, precision: str, *,
                 scaler=None, accelerator=None, desc: str = "", progress: bool = True) -> float:
-    """One pass over the training loader; returns the row-weighted mean training loss."""
+    """One pass over the training loader; returns the row-weighted mean training loss.
+
+    The loss is summed on the device (float64, the same sums as Python floats), read back once
+    per epoch and every BAR_EVERY steps for the bar: a host sync per step stalls a GPU."""
     from tqdm.auto import tqdm
 
-    total, count = 0.0, 0
-    bar = tqdm(loader, desc=desc, disable=not progress, leave=False)
-    for batch in bar:
+    total, count = torch.zeros((), dtype=torch.float64, device=device), 0
+    # tqdm.auto calls iter() on a plain iterable itself and then again when looped over: given
+    # the iterator, it starts the DataLoader (its workers, its seed draw) once, not twice.
+    bar = tqdm(iter(loader), total=len(loader), desc=desc, disable=not progress, leave=False)
+    for step, batch in enumerate(bar, 1):
         target = batch["target"].to(device)
         with autocast_for(device, precision):
             loss = loss_fn(job.forward(model, batch, device), target)
@@ -302,10 +326,11 @@ def train_epoch(job: StageJob, model, loader, optimizer, loss_fn, device, precis
             scaler.update()
         else:
             optimizer.step()
-        total += float(loss.detach()) * len(target)
+        total += loss.detach().double() * len(target)
         count += len(target)
-        bar.set_postfix(loss=f"{total / count:.4f}")
-    return total / max(count, 1)
+        if progress and step % BAR_EVERY == 0:
+            bar.set_postfix(loss=f"{float(total) / count:.4f}")
+    return float(total) / max(count, 1)
 
 
 def checkpoint_meta(job: StageJob, cfg: dict, seed: int, epoch: int, metrics: dict,
@@ -371,6 +396,8 @@ def train_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, out_dir: 
     with accelerator.main_process_first() if accelerator is not None else contextlib.nullcontext():
         job = build_stage(stage, workdir, cfg, seed, run_dir=run_dir, device=device,
                           classifier_kind=classifier_kind, progress=progress and is_main)
+    if accelerator is None:         # accelerate shards a DataLoader; resident data is not one
+        job.datasets = resident_datasets(job, cfg, device)
     model = job.model.to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=settings["lr"])
@@ -518,6 +545,7 @@ def evaluate(run_or_checkpoint: str | Path, workdir: str | Path, cfg: dict | Non
                       classifier_kind=meta.get("classifier_kind") or "attention_lstm",
                       splits=(split,), model=model, cache_frozen=False, augment=False,
                       progress=progress)
+    job.datasets = resident_datasets(job, cfg, device)
     loader = make_loader(job.datasets[split], cfg["train"][stage]["batch_size"], device,
                          int(cfg["train"].get("num_workers", 0)))
     outputs = predict(job, model, loader, device, precision)

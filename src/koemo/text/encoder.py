@@ -9,7 +9,6 @@ entries. States at padding positions are stored too: the faithful text model rea
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -22,6 +21,7 @@ from filelock import FileLock
 from koemo.config import fingerprint as config_fingerprint
 from koemo.errors import KoemoInputError
 from koemo.text.auto import AutoTextTokenizer, text_model_kind
+from koemo.text.quiet import quiet_weight_loading  # noqa: F401 (re-exported)
 from koemo.text.standin import (STANDIN_KEYWORD, ensure_standin, read_utterance_texts,
                                  resolve_text_source)
 from koemo.text.tokenizer import (KoBERTTokenizer, fetch_hub_files, file_sha1, looks_like_hub_id,
@@ -56,21 +56,6 @@ def weights_fingerprint(folder: Path) -> str:
     weights = next(folder / name for name in WEIGHT_FILES if (folder / name).is_file())
     digest.update(file_sha1(weights).encode())
     return digest.hexdigest()[:16]
-
-
-@contextlib.contextmanager
-def quiet_weight_loading():
-    """No transformers "Loading weights" bar for the frozen encoder: it is loaded once per run,
-    in worker processes too, whose bars would land in the `koemo reproduce` log."""
-    from transformers.utils import logging as hf_logging
-
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            hf_logging.enable_progress_bar()
 
 
 def load_kobert(hub_id_or_dir: str | Path, device: str = "cpu"):

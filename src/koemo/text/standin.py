@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterable
 
 from koemo.errors import KoemoInputError
+from koemo.text.quiet import quiet_weight_loading
 from koemo.text.tokenizer import KoBERTTokenizer, MODEL_FILE, preprocess_text
 
 STANDIN_DIRNAME = "kobert-standin"
@@ -118,8 +119,9 @@ def build_standin(texts: Iterable[str], out_dir: str | Path, vocab_size: int = 8
     (out_dir / MODEL_FILE).write_bytes(train_kobert_spm(texts, vocab_size, seed))
     tokenizer = KoBERTTokenizer(out_dir / MODEL_FILE, source=str(out_dir))
     tokenizer.save_pretrained(out_dir)
-    random_bert(tokenizer.vocab_size, hidden_size, num_layers, num_heads, intermediate_size,
-                seed).save_pretrained(out_dir)
+    with quiet_weight_loading():
+        random_bert(tokenizer.vocab_size, hidden_size, num_layers, num_heads, intermediate_size,
+                    seed).save_pretrained(out_dir)
     meta = {"kind": "koemo KoBERT stand-in (random weights, token identity kept)", "seed": seed,
             "vocab_size_requested": vocab_size, "vocab_size": tokenizer.vocab_size,
             "hidden_size": hidden_size, "num_layers": num_layers, "num_heads": num_heads,

@@ -1,0 +1,190 @@
+"""Paper scale on one GPU, in one short run: what issue #14's targets 1, 2 and 4 need measured.
+
+    python -m benchmarks.paper_scale --size paper --out DIR     # on a GPU (~6 min on an H100)
+    python -m benchmarks.paper_scale --size tiny --out DIR      # the same steps in seconds (tests)
+
+Steps, each timed and written to DIR/paper_scale.json + .md as soon as it ends (a run cut
+short still leaves what it measured):
+1. corpus: a KEMDy20-sized synthetic corpus (40 sessions x 336 utterances, KEMDy20's format),
+   prepared with configs/paper.yaml. The text side uses the KoBERT stand-in at KoBERT's width
+   (768): the hub is unreachable on the device, and the text regressor sees only the states'
+   shape, so its speed is KoBERT's; encoding the states once is the one step a real KoBERT makes
+   slower (12 layers instead of the stand-in's 2).
+2. loop: `bench_loop.stage_rows` per stage at paper shapes: one epoch of the model alone against
+   `koemo train`'s loop, with the data resident on the device and through the DataLoader.
+3. train: `train_stage` per stage for a few epochs (train.precision auto) and `evaluate`-free
+   scoring as koemo runs it: seconds per epoch (log.json) and the fixed cost of a run (building
+   the data, caches, test scoring: wall time less the epochs).
+4. projection: one paper run (audio 20 + text 30 + multimodal 30 epochs) and every plan of
+   configs/ (koemo.scaleout.full_plan) from those figures: fixed cost + epochs x seconds per
+   epoch, for every run of the plan. An upper bound: early stopping can only shorten a run, and
+   ablation runs with fewer layers are costed as the 7-layer model. Labelled as a projection.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from benchmarks.bench_loop import prepared_workdir, stage_rows
+from benchmarks.common import REPO_ROOT
+
+STAGES = ("audio", "text", "multimodal")
+KEMDY20 = {"sessions": 40, "utterances_per_session": 336, "seed": 0, "silent_recordings": 2}
+SIZES = {
+    "paper": {"config": "paper", "corpus": KEMDY20, "train_epochs": 2, "loop_repeats": 1,
+              "plans": ["paper", "paper_budget", "corrected"]},
+    "tiny": {"config": "tiny", "corpus": None, "train_epochs": 1, "loop_repeats": 1,
+             "plans": ["tiny"]},
+}
+# The stand-in instead of the unreachable hub KoBERT; the GPU's own precision.
+PAPER_OVERRIDES = ["text.tokenizer=standin", "text.encoder=standin", "train.precision=auto"]
+
+
+def machine() -> dict:
+    info = {"python": platform.python_version(), "torch": torch.__version__,
+            "cpu_cores": __import__("os").cpu_count()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["gpu_memory_gib"] = round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1)
+    else:
+        info["gpu"] = "none (CPU)"
+    return info
+
+
+class Record:
+    """The results so far, rewritten after every step."""
+
+    def __init__(self, out: Path, size: str):
+        self.out, self.data = out, {"size": size, "machine": machine(), "steps": {}}
+        out.mkdir(parents=True, exist_ok=True)
+
+    def step(self, name: str, **values) -> None:
+        self.data["steps"][name] = values
+        (self.out / "paper_scale.json").write_text(json.dumps(self.data, indent=2, default=str))
+        (self.out / "paper_scale.md").write_text(render(self.data))
+        print(f"[paper_scale] {name}: {json.dumps(values, default=str)[:400]}", flush=True)
+
+
+def load_cfg(size: str) -> dict:
+    from koemo.config import load_config
+
+    spec = SIZES[size]
+    cfg = load_config(spec["config"], PAPER_OVERRIDES if size == "paper" else [])
+    if spec["corpus"]:
+        cfg["synthetic"] = dict(spec["corpus"])
+    return cfg
+
+
+def train_figures(workdir: Path, cfg: dict, epochs: int) -> dict:
+    """Seconds per epoch and fixed seconds per run of each stage, from real `train_stage` runs
+    (the workdir's own run folders: the classifier finds the regressors there)."""
+    from koemo.modeling.train import train_stage
+
+    run_cfg = copy.deepcopy(cfg)
+    for stage in STAGES:
+        run_cfg["train"][stage]["epochs"] = epochs
+    figures = {}
+    for stage in STAGES:
+        started = time.perf_counter()
+        run_dir = train_stage(stage, workdir, run_cfg, seed=1, resume=False, progress=False)
+        wall = time.perf_counter() - started
+        log = json.loads((run_dir / "log.json").read_text())
+        per_epoch = sum(row["seconds"] for row in log) / len(log)
+        metrics = json.loads((run_dir / "test_metrics.json").read_text())
+        figures[stage] = {"epochs_run": len(log), "seconds_per_epoch": round(per_epoch, 3),
+                          "fixed_seconds": round(wall - per_epoch * len(log), 3),
+                          "wall_seconds": round(wall, 3), "precision": metrics.get("precision")}
+    return figures
+
+
+def projection(figures: dict, cfg: dict) -> dict:
+    """Seconds of one run of each stage at the config's epoch budgets (no early stopping)."""
+    return {stage: figures[stage]["fixed_seconds"]
+            + cfg["train"][stage]["epochs"] * figures[stage]["seconds_per_epoch"]
+            for stage in STAGES}
+
+
+def plan_projections(figures: dict, plans: list[str]) -> dict:
+    from koemo.config import load_config
+    from koemo.scaleout import full_plan
+
+    out = {}
+    for name in plans:
+        try:
+            cfg = load_config(name)
+        except Exception as err:            # a plan config this checkout does not have
+            out[name] = {"error": str(err)}
+            continue
+        runs = full_plan(cfg)
+        per_run = projection(figures, cfg)
+        counts = {stage: sum(spec.stage == stage for spec in runs) for stage in STAGES}
+        seconds = sum(per_run[spec.stage] for spec in runs)
+        out[name] = {"runs": len(runs), "runs_per_stage": counts,
+                     "projected_gpu_minutes": round(seconds / 60, 1)}
+    return out
+
+
+def run(size: str, out: Path, workdir_root: Path | None = None) -> dict:
+    from koemo.modeling.precision import resolve_device
+
+    spec = SIZES[size]
+    record = Record(out, size)
+    cfg = load_cfg(size)
+    device = resolve_device(cfg["train"].get("device", "auto"))
+    root = workdir_root or REPO_ROOT / "data" / "bench" / f"paper-scale-{size}"
+    started = time.perf_counter()
+    workdir = prepared_workdir(cfg, root)
+    from koemo.modeling.data import load_utterances
+    record.step("corpus", seconds=round(time.perf_counter() - started, 1),
+                utterances=len(load_utterances(workdir)), workdir=str(workdir))
+
+    rows = []
+    for stage in STAGES:
+        stage_started = time.perf_counter()
+        rows += stage_rows(stage, workdir, cfg, root / "bench-runs" / stage, device,
+                           spec["loop_repeats"], warmup=3)
+        record.step(f"loop_{stage}", seconds=round(time.perf_counter() - stage_started, 1),
+                    rows=[{k: r[k] for k in ("benchmark", "baseline_s", "candidate_s",
+                                             "loop_over_model", "notes")}
+                          for r in rows if r["benchmark"].startswith(f"loop: {stage}")])
+
+    figures = train_figures(workdir, cfg, spec["train_epochs"])
+    record.step("train", stages=figures)
+    per_run = projection(figures, cfg)
+    record.step("projection",
+                one_paper_run_minutes=round(sum(per_run.values()) / 60, 1),
+                per_stage_minutes={k: round(v / 60, 2) for k, v in per_run.items()},
+                plans=plan_projections(figures, spec["plans"]),
+                note="projection from the measured epochs: fixed cost + epochs x seconds per "
+                     "epoch per run, without early stopping (an upper bound)")
+    return record.data
+
+
+def render(data: dict) -> str:
+    lines = [f"# Paper scale ({data['size']})", "", "| machine | |", "| --- | --- |"]
+    lines += [f"| {k} | {v} |" for k, v in data["machine"].items()]
+    for name, values in data["steps"].items():
+        lines += ["", f"## {name}", "", "```json", json.dumps(values, indent=2, default=str), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.paper_scale", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", choices=sorted(SIZES), default="paper")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--workdir-root", type=Path, default=None)
+    args = parser.parse_args(argv)
+    run(args.size, args.out, args.workdir_root)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
