@@ -12,6 +12,7 @@ import torch
 
 from koemo.augment import draw_frequency_mask
 from koemo.config import load_config
+from koemo.modeling import data as D
 from koemo.modeling import resident as R
 from koemo.modeling.train import build_stage, make_loader, train_stage
 
@@ -170,3 +171,20 @@ def test_train_epoch_starts_the_loader_once(progress):
     loss = train_epoch(job, model, loader, optimizer, lambda out, t: ((out - t) ** 2).mean(), CPU,
                        "fp32", progress=progress)
     assert loader.starts == 1 and loss > 0
+
+
+def test_frozen_output_cache_is_the_same_from_resident_rows(workdir, tmp_path):
+    """The multimodal stage writes its frozen-output cache from the resident raw rows when the
+    cache is missing; the arrays equal those written through the DataLoader."""
+    arrays = {}
+    for setting in ("false", "true"):
+        cfg = load_config("tiny", [f"train.resident={setting}", "fixes.eval_attention_dropout_off=true"])
+        torch.manual_seed(0)
+        job = build_stage("multimodal", workdir, cfg, 1, run_dir=tmp_path / setting, device=CPU,
+                          model=_fresh_classifier(cfg))
+        assert all(isinstance(d, D.FrozenOutputsDataset) for d in job.datasets.values())
+        arrays[setting] = {(split, name): np.load(tmp_path / setting / "frozen" / split / f"{name}.npy")
+                           for split in D.SPLITS for name in D.FROZEN_ARRAYS}
+    assert arrays["false"].keys() == arrays["true"].keys()
+    for key, value in arrays["false"].items():
+        assert np.array_equal(value, arrays["true"][key]), key

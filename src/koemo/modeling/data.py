@@ -266,10 +266,26 @@ def frozen_outputs(classifier, batch: dict, device) -> dict:
     return {name: out[name] for name in FROZEN_ARRAYS}
 
 
+def frozen_cache_is_current(directory: str | Path, key: dict, rows: int) -> bool:
+    """Whether `directory` holds a complete cache of `rows` rows for `key`."""
+    meta_path = Path(directory) / "meta.json"
+    if not meta_path.is_file():
+        return False
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    return bool(meta.get("complete")) and meta.get("key") == fingerprint(key) and meta.get("rows") == rows
+
+
+def frozen_cache_missing(root: str | Path, key: dict, raw: dict) -> bool:
+    """Whether any split's cache under `root` (root/<split>) must be (re)written."""
+    return not all(frozen_cache_is_current(Path(root) / split, {**key, "split": split}, len(ds))
+                   for split, ds in raw.items())
+
+
 def cache_frozen_outputs(raw: MultimodalDataset, classifier, directory: str | Path, key: dict,
-                         batch_size: int, device, progress: bool = False) -> Path:
+                         batch_size: int, device, progress: bool = False, loader=None) -> Path:
     """Write the frozen outputs of every row of `raw` once (classifier in eval mode); reused
-    while `key` is unchanged.
+    while `key` is unchanged. `loader` (default: a DataLoader over `raw` in row order) may give
+    the same batches from elsewhere, e.g. from the rows resident on the device.
 
     `key` names what the outputs depend on (regressor checkpoints, rows, config); `meta.json`
     with `complete: true` is written last, so an interrupted write is redone, never half-read.
@@ -279,13 +295,12 @@ def cache_frozen_outputs(raw: MultimodalDataset, classifier, directory: str | Pa
     directory = Path(directory)
     meta_path = directory / "meta.json"
     key_fp = fingerprint(key)
-    if meta_path.is_file():
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("complete") and meta.get("key") == key_fp and meta.get("rows") == len(raw):
-            return directory
+    if frozen_cache_is_current(directory, key, len(raw)):
+        return directory
     directory.mkdir(parents=True, exist_ok=True)
     meta_path.unlink(missing_ok=True)
-    loader = DataLoader(raw, batch_size=batch_size, shuffle=False)
+    if loader is None:
+        loader = DataLoader(raw, batch_size=batch_size, shuffle=False)
     was_training = classifier.training
     classifier.eval()
     arrays, start = {}, 0

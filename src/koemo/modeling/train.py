@@ -164,25 +164,30 @@ def build_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, *, run_di
         model.to(device)
         key = {"regressors": regressor_fingerprint(model), "seed": seed,
                "cfg": resume_fingerprint(cfg, "multimodal")}     # more epochs keep the cache
+        batch_size = cfg["train"]["multimodal"]["batch_size"]
+        source = resident_datasets(raw, cfg, device) if D.frozen_cache_missing(
+            run_dir / "frozen", key, raw) else raw
         job.datasets = {
             s: D.FrozenOutputsDataset(
                 D.cache_frozen_outputs(ds, model, run_dir / "frozen" / s, {**key, "split": s},
-                                       cfg["train"]["multimodal"]["batch_size"], device, progress),
+                                       batch_size, device, progress,
+                                       loader=make_loader(source[s], batch_size, device, 0)),
                 ds.target)
             for s, ds in raw.items()}
         job.forward = cached_forward
     return job
 
 
-def resident_datasets(job: StageJob, cfg: dict, device: torch.device) -> dict:
-    """The job's datasets on the device when train.resident (auto: when they fit) says so."""
+def resident_datasets(datasets: dict, cfg: dict, device: torch.device) -> dict:
+    """The datasets (split -> dataset) on the device when train.resident (auto: when they fit)
+    says so, else as they are."""
     from koemo.modeling.resident import make_resident, wants_resident
 
     if int(cfg["train"].get("num_workers", 0)) > 0 and cfg["train"].get("resident", "auto") == "auto":
-        return job.datasets             # workers asked for: the DataLoader path
-    if not wants_resident(cfg["train"].get("resident", "auto"), job.datasets, device):
-        return job.datasets
-    return make_resident(job.datasets, device)
+        return datasets                 # workers asked for: the DataLoader path
+    if not wants_resident(cfg["train"].get("resident", "auto"), datasets, device):
+        return datasets
+    return make_resident(datasets, device)
 
 
 def regressor_fingerprint(classifier) -> str:
@@ -397,7 +402,7 @@ def train_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, out_dir: 
         job = build_stage(stage, workdir, cfg, seed, run_dir=run_dir, device=device,
                           classifier_kind=classifier_kind, progress=progress and is_main)
     if accelerator is None:         # accelerate shards a DataLoader; resident data is not one
-        job.datasets = resident_datasets(job, cfg, device)
+        job.datasets = resident_datasets(job.datasets, cfg, device)
     model = job.model.to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=settings["lr"])
@@ -545,7 +550,7 @@ def evaluate(run_or_checkpoint: str | Path, workdir: str | Path, cfg: dict | Non
                       classifier_kind=meta.get("classifier_kind") or "attention_lstm",
                       splits=(split,), model=model, cache_frozen=False, augment=False,
                       progress=progress)
-    job.datasets = resident_datasets(job, cfg, device)
+    job.datasets = resident_datasets(job.datasets, cfg, device)
     loader = make_loader(job.datasets[split], cfg["train"][stage]["batch_size"], device,
                          int(cfg["train"].get("num_workers", 0)))
     outputs = predict(job, model, loader, device, precision)
