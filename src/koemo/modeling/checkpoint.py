@@ -76,25 +76,29 @@ def model_num_heads(model: nn.Module) -> dict[str, int | None]:
     return heads
 
 
-def _weights_bytes(model: nn.Module, stage: str) -> bytes:
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+def _weights_bytes(state: dict, stage: str) -> bytes:
     return safetensors_save(state, metadata={"format": "pt", "koemo_stage": stage})
 
 
-def save_checkpoint(directory: str | Path, model: nn.Module, cfg: dict,
-                    meta: dict | None = None) -> Path:
-    """Write `directory/model.safetensors` and `directory/meta.json`; return the directory.
+def cpu_copy(value):
+    """A CPU copy of every tensor in a nested dict/list (what is saved must not change while a
+    background writer saves it and training goes on)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True).contiguous()
+    if isinstance(value, dict):
+        return {k: cpu_copy(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(cpu_copy(v) for v in value)
+    return value
 
-    `meta` adds or overrides entries (epoch, metrics, data_fingerprint, source, ...); its
-    `stage`, if given, must match the model.
-    """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+
+def checkpoint_snapshot(model: nn.Module, cfg: dict, meta: dict | None = None) -> dict:
+    """What `save_checkpoint` writes, taken now: CPU copies of the weights and the meta record
+    (without the weights' hash, computed when written)."""
     meta = dict(meta or {})
     stage = model_stage(model)
     if meta.setdefault("stage", stage) != stage:
         raise ValueError(f"meta says stage {meta['stage']!r} but the model is a {stage} model")
-    weights = _weights_bytes(model, stage)
     record = {
         "format": CHECKPOINT_FORMAT,
         "stage": stage,
@@ -110,14 +114,54 @@ def save_checkpoint(directory: str | Path, model: nn.Module, cfg: dict,
         "metrics": {},
         "versions": library_versions(),
         "saved_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "weights_sha256": hashlib.sha256(weights).hexdigest(),
         "config": cfg,
         **meta,
     }
+    return {"state": cpu_copy(model.state_dict()), "record": record}
+
+
+def write_checkpoint(directory: str | Path, snapshot: dict) -> Path:
+    """Write a `checkpoint_snapshot` as `directory/model.safetensors` + `directory/meta.json`."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    weights = _weights_bytes(snapshot["state"], snapshot["record"]["stage"])
+    record = {**snapshot["record"], "weights_sha256": hashlib.sha256(weights).hexdigest()}
     # Weights first, meta last: meta.json names the exact weights it belongs to (sha256).
     atomic_write_bytes(directory / WEIGHTS_FILE, weights)
     text = json.dumps(record, indent=2, ensure_ascii=False, default=str)
     atomic_write_bytes(directory / META_FILE, text.encode("utf-8"))
+    return directory
+
+
+def save_checkpoint(directory: str | Path, model: nn.Module, cfg: dict,
+                    meta: dict | None = None) -> Path:
+    """Write `directory/model.safetensors` and `directory/meta.json`; return the directory.
+
+    `meta` adds or overrides entries (epoch, metrics, data_fingerprint, source, ...); its
+    `stage`, if given, must match the model.
+    """
+    return write_checkpoint(directory, checkpoint_snapshot(model, cfg, meta))
+
+
+def copy_checkpoint(source: str | Path, directory: str | Path) -> Path:
+    """`directory` made the same checkpoint as `source` (files hard-linked where the filesystem
+    allows, else copied; each replaced atomically, weights before meta), without serialising
+    the weights again."""
+    import shutil
+
+    source, directory = Path(source), Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in (WEIGHTS_FILE, META_FILE):
+        tmp = directory / f".{name}.tmp-{os.getpid()}"
+        tmp.unlink(missing_ok=True)
+        try:
+            try:
+                os.link(source / name, tmp)
+            except OSError:         # no hard links here (e.g. a FUSE-mounted Drive)
+                shutil.copyfile(source / name, tmp)
+            os.replace(tmp, directory / name)
+        finally:
+            tmp.unlink(missing_ok=True)
     return directory
 
 
@@ -287,23 +331,27 @@ def restore_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_training_state(directory: str | Path, optimizer: torch.optim.Optimizer,
-                        scheduler: Any = None, epoch: int = 0, best: float | None = None,
-                        rng_state: dict | None = None, extra: dict | None = None) -> Path:
-    """Everything needed to resume after `epoch`: `directory/training_state.pt`.
-    `rng_state` defaults to the current global RNG states; `extra` holds small primitives
-    (early-stopping counter, history, ...)."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    payload = {
+def training_state_snapshot(optimizer: torch.optim.Optimizer, scheduler: Any = None,
+                            epoch: int = 0, best: float | None = None,
+                            rng_state: dict | None = None, extra: dict | None = None) -> dict:
+    """What `save_training_state` writes, taken now (CPU copies of the optimizer's tensors)."""
+    import copy
+
+    return {
         "format": CHECKPOINT_FORMAT,
         "epoch": int(epoch),
         "best": best,
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "optimizer": cpu_copy(optimizer.state_dict()),
+        "scheduler": copy.deepcopy(scheduler.state_dict()) if scheduler is not None else None,
         "rng": rng_state if rng_state is not None else capture_rng_state(),
-        "extra": extra or {},
+        "extra": copy.deepcopy(extra or {}),
     }
+
+
+def write_training_state(directory: str | Path, payload: dict) -> Path:
+    """Write a `training_state_snapshot` as `directory/training_state.pt` (atomically)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
     path = directory / TRAINING_STATE_FILE
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
@@ -312,6 +360,16 @@ def save_training_state(directory: str | Path, optimizer: torch.optim.Optimizer,
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def save_training_state(directory: str | Path, optimizer: torch.optim.Optimizer,
+                        scheduler: Any = None, epoch: int = 0, best: float | None = None,
+                        rng_state: dict | None = None, extra: dict | None = None) -> Path:
+    """Everything needed to resume after `epoch`: `directory/training_state.pt`.
+    `rng_state` defaults to the current global RNG states; `extra` holds small primitives
+    (early-stopping counter, history, ...)."""
+    return write_training_state(directory, training_state_snapshot(
+        optimizer, scheduler, epoch, best, rng_state, extra))
 
 
 def load_training_state(directory: str | Path, optimizer: torch.optim.Optimizer | None = None,

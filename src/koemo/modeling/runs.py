@@ -53,7 +53,8 @@ def resume_fingerprint(cfg: dict, stage: str) -> str:
     budget never changes this one's run)."""
     cfg = json.loads(json.dumps(cfg, default=str))
     train = cfg.get("train", {})
-    for key in ("device", "precision", "num_workers", "compile", "tensorboard", "resident"):
+    for key in ("device", "precision", "num_workers", "compile", "tensorboard", "resident",
+                "background_writes"):
         train.pop(key, None)
     for settings in train.values():       # epoch budgets, this stage's and the others'
         if isinstance(settings, dict):
@@ -72,14 +73,22 @@ def clear_run(run_dir: Path) -> None:
             path.unlink()
 
 
+def counters_snapshot(optimizer, scheduler, counters: dict, run_fp: str,
+                      data_fp: str | None) -> dict:
+    """The run's training state (optimizer, scheduler, epoch counters), taken now."""
+    from koemo.modeling.checkpoint import training_state_snapshot
+    return training_state_snapshot(optimizer, scheduler, epoch=counters["epoch"],
+                                   best=counters["best"],
+                                   extra={"fingerprint": run_fp, "data": data_fp,
+                                          "bad_epochs": counters["bad_epochs"],
+                                          "stopped_early": counters["stopped_early"]})
+
+
 def write_counters(run_dir: Path, optimizer, scheduler, counters: dict, run_fp: str,
                    data_fp: str | None) -> None:
-    from koemo.modeling.checkpoint import save_training_state
-    save_training_state(run_dir / "state", optimizer, scheduler, epoch=counters["epoch"],
-                        best=counters["best"],
-                        extra={"fingerprint": run_fp, "data": data_fp,
-                               "bad_epochs": counters["bad_epochs"],
-                               "stopped_early": counters["stopped_early"]})
+    from koemo.modeling.checkpoint import write_training_state
+    write_training_state(run_dir / "state",
+                         counters_snapshot(optimizer, scheduler, counters, run_fp, data_fp))
 
 
 def read_counters(run_dir: Path) -> dict | None:

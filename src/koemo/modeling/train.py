@@ -57,9 +57,9 @@ from koemo.modeling import data as D
 from koemo.modeling.monitor import RunMonitor
 from koemo.modeling.precision import (autocast_for, grad_scaler_for,  # noqa: F401 (re-exported)
                                       maybe_accelerator, resolve_device, resolve_precision)
-from koemo.modeling.runs import (clear_run, read_counters, resume_fingerprint, run_dir_for,
-                                 split_name, state_finished, weights_match_state,
-                                 write_counters, write_json, write_log)
+from koemo.modeling.runs import (clear_run, counters_snapshot, read_counters,
+                                 resume_fingerprint, run_dir_for, split_name, state_finished,
+                                 weights_match_state, write_counters, write_json)
 
 STAGES = ("audio", "text", "multimodal")
 BAR_EVERY = 20          # training steps between loss read-backs for the progress bar
@@ -355,7 +355,8 @@ def train_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, out_dir: 
     A finished run (all epochs or early-stopped, test scored) with the same settings is returned
     as it is; an interrupted one continues from its last epoch (resume=False starts over).
     """
-    from koemo.modeling.checkpoint import load_checkpoint, load_training_state, save_checkpoint
+    from koemo.modeling.checkpoint import checkpoint_snapshot, load_checkpoint, load_training_state
+    from koemo.modeling.epoch_writer import EpochWriter, write_epoch_files
 
     if stage not in STAGES:
         raise KoemoInputError(f"stage must be one of {STAGES}, not {stage!r}")
@@ -435,42 +436,42 @@ def train_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, out_dir: 
                          precision, enabled=is_main)
     monitor.start(counters["epoch"])
 
-    for epoch in range(counters["epoch"], settings["epochs"]):
-        if counters["bad_epochs"] >= patience:
-            counters["stopped_early"] = True
-            break
-        seed_everything(epoch_seed(seed, epoch))
-        loader = make_loader(job.datasets["train"], settings["batch_size"], device, num_workers,
-                             shuffle_seed=epoch_seed(seed, epoch))
-        if accelerator is not None:
-            loader = accelerator.prepare(loader)
-        # Frozen regressors follow the classifier's mode, as the original (they only run
-        # here when cache_frozen is off; the cache holds eval-mode outputs).
-        model.train()
-        started = time.perf_counter()
-        train_loss = train_epoch(job, train_model, loader, optimizer, loss_fn, device, precision,
-                                 scaler=scaler, accelerator=accelerator,
-                                 desc=f"{stage} epoch {epoch + 1}/{settings['epochs']}",
-                                 progress=progress and is_main)
-        lr = optimizer.param_groups[0]["lr"]
-        scheduler.step()
-        valid = score(job, predict(job, model, valid_loader, device, precision), "valid", cfg)
-        improved = valid["loss"] < counters["best"]
-        counters.update(epoch=epoch + 1, bad_epochs=0 if improved else counters["bad_epochs"] + 1,
-                        best=min(valid["loss"], counters["best"]))
-        log.append({"epoch": epoch + 1, "lr": lr, "train_loss": train_loss,
-                    "valid_loss": valid["loss"],
-                    **{f"valid_{k}": v for k, v in valid.items()
-                       if k != "loss" and isinstance(v, (int, float)) and k != "n"},
-                    "seconds": time.perf_counter() - started, "best": improved})
-        if is_main:
-            meta = checkpoint_meta(job, cfg, seed, epoch + 1, valid, classifier_kind)
-            if improved:
-                save_checkpoint(run_dir / "best", model, cfg, meta)
-            save_checkpoint(run_dir / "last", model, cfg, meta)
-            write_log(run_dir, log)
-            write_counters(run_dir, optimizer, scheduler, counters, run_fp, data_fp)
-        monitor.epoch(log[-1], log)
+    with EpochWriter(background=bool(cfg["train"].get("background_writes", True))) as writer:
+        for epoch in range(counters["epoch"], settings["epochs"]):
+            if counters["bad_epochs"] >= patience:
+                counters["stopped_early"] = True
+                break
+            seed_everything(epoch_seed(seed, epoch))
+            loader = make_loader(job.datasets["train"], settings["batch_size"], device,
+                                 num_workers, shuffle_seed=epoch_seed(seed, epoch))
+            if accelerator is not None:
+                loader = accelerator.prepare(loader)
+            # Frozen regressors follow the classifier's mode, as the original (they only run
+            # here when cache_frozen is off; the cache holds eval-mode outputs).
+            model.train()
+            started = time.perf_counter()
+            train_loss = train_epoch(job, train_model, loader, optimizer, loss_fn, device,
+                                     precision, scaler=scaler, accelerator=accelerator,
+                                     desc=f"{stage} epoch {epoch + 1}/{settings['epochs']}",
+                                     progress=progress and is_main)
+            lr = optimizer.param_groups[0]["lr"]
+            scheduler.step()
+            valid = score(job, predict(job, model, valid_loader, device, precision), "valid", cfg)
+            improved = valid["loss"] < counters["best"]
+            counters.update(epoch=epoch + 1,
+                            bad_epochs=0 if improved else counters["bad_epochs"] + 1,
+                            best=min(valid["loss"], counters["best"]))
+            log.append({"epoch": epoch + 1, "lr": lr, "train_loss": train_loss,
+                        "valid_loss": valid["loss"],
+                        **{f"valid_{k}": v for k, v in valid.items()
+                           if k != "loss" and isinstance(v, (int, float)) and k != "n"},
+                        "seconds": time.perf_counter() - started, "best": improved})
+            if is_main:     # copies taken now, written while the next epoch trains
+                meta = checkpoint_meta(job, cfg, seed, epoch + 1, valid, classifier_kind)
+                writer.submit(write_epoch_files, run_dir, checkpoint_snapshot(model, cfg, meta),
+                              improved, list(log),
+                              counters_snapshot(optimizer, scheduler, counters, run_fp, data_fp))
+            monitor.epoch(log[-1], log)
     monitor.done(counters)
     if is_main:
         write_counters(run_dir, optimizer, scheduler, counters, run_fp, data_fp)
