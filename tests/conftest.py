@@ -40,6 +40,16 @@ def tiny_workdir(tmp_path_factory, tiny_corpus, tiny_config):
     return workdir
 
 
+@pytest.fixture(scope="module")
+def module_workdir(tiny_workdir, tmp_path_factory):
+    """A private copy of the prepared tiny workdir (without runs) for one test module, so its
+    runs never meet other modules' runs."""
+    import shutil
+    copy = tmp_path_factory.mktemp("module") / "work"
+    shutil.copytree(tiny_workdir, copy, ignore=shutil.ignore_patterns("runs"))
+    return copy
+
+
 @pytest.fixture(autouse=True)
 def single_torch_thread():
     """Tiny models gain nothing from threads, and oversubscribed cores make them very slow."""

@@ -4,7 +4,6 @@ and a write error that reaches the training thread."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 import torch
@@ -18,10 +17,8 @@ from koemo.modeling.train import train_stage
 
 
 @pytest.fixture(scope="module")
-def workdir(tiny_workdir, tmp_path_factory):
-    copy = tmp_path_factory.mktemp("epoch_writer") / "work"
-    shutil.copytree(tiny_workdir, copy, ignore=shutil.ignore_patterns("runs"))
-    return copy
+def workdir(module_workdir):
+    return module_workdir
 
 
 def test_background_writes_give_the_same_run_files(workdir, tmp_path):

@@ -3,7 +3,6 @@ gradient scaler, and on a CPU `auto` is exactly fp32."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import pandas as pd
 import pytest
@@ -103,10 +102,8 @@ def test_train_epoch_steps_through_the_scaler():
 
 
 @pytest.fixture(scope="module")
-def workdir(tiny_workdir, tmp_path_factory):
-    copy = tmp_path_factory.mktemp("precision") / "work"
-    shutil.copytree(tiny_workdir, copy, ignore=shutil.ignore_patterns("runs"))
-    return copy
+def workdir(module_workdir):
+    return module_workdir
 
 
 def test_auto_on_cpu_is_bit_identical_to_fp32(workdir, tmp_path):

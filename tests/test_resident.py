@@ -4,7 +4,6 @@ training gives the same run, and `auto` falls back to the DataLoader when the da
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -23,10 +22,8 @@ CORRECTED = FAITHFUL + ["fixes.db_floor_padding=true", "fixes.mask_spectrogram_o
 
 
 @pytest.fixture(scope="module")
-def workdir(tiny_workdir, tmp_path_factory):
-    copy = tmp_path_factory.mktemp("resident") / "work"
-    shutil.copytree(tiny_workdir, copy, ignore=shutil.ignore_patterns("runs"))
-    return copy
+def workdir(module_workdir):
+    return module_workdir
 
 
 def both_paths(stage, workdir, cfg, run_dir, shuffle_seed):

@@ -3,7 +3,6 @@ skip of finished runs, evaluation, the frozen-output cache, the CLI, and overfit
 from __future__ import annotations
 
 import json
-import shutil
 import time
 
 import numpy as np
@@ -36,11 +35,8 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def workdir(tiny_workdir, tmp_path_factory):
-    """A private copy of the prepared tiny workdir, so runs here never meet other modules' runs."""
-    copy = tmp_path_factory.mktemp("train") / "work"
-    shutil.copytree(tiny_workdir, copy, ignore=shutil.ignore_patterns("runs"))
-    return copy
+def workdir(module_workdir):
+    return module_workdir
 
 
 @pytest.fixture(scope="module")
