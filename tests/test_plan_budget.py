@@ -135,3 +135,4 @@ def test_a_plan_without_fusion_study_says_so_instead_of_an_empty_table(tmp_path)
     report.save_tables(tables, tmp_path / "tables", prefix="fusion_")
     page = report.write_paper_page(tmp_path, cfg, tmp_path).read_text()
     assert "## Fusion study" in page and "figures/fusion.png" not in page
+    assert "same frozen regressors" not in page     # no description of a table not drawn

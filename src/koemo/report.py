@@ -434,8 +434,10 @@ def write_paper_page(workdir: str | Path, cfg: dict, out: str | Path) -> Path:
     for title, stem, note in PAGE_SECTIONS:
         path = tables / f"{stem}.md"
         if path.is_file():
-            note = _drop_missing_figures(note, out)
-            lines += [f"## {title}", ""] + ([note, ""] if note else []) + [path.read_text(encoding="utf-8")]
+            text = path.read_text(encoding="utf-8")
+            # a table that could not be computed is its note alone: no description above it
+            note = "" if text.startswith("Note: ") else _drop_missing_figures(note, out)
+            lines += [f"## {title}", ""] + ([note, ""] if note else []) + [text]
     curves = [(name, out / "figures" / f"curves_{name}.png") for name in CURVE_FIGURES]
     curves = [(name, path) for name, path in curves if path.is_file()]
     if curves:
