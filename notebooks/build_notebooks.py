@@ -163,7 +163,7 @@ NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
             "import koemo.experiments as ex, koemo.report, koemo.plots\n"
             "runs = ex.run_plan(ex.fusion_plan(cfg, ctx.workdir), ctx.workdir, progress=PROGRESS)\n"
             "runs.to_csv(ctx.tables / 'runs_fusion.csv', index=False)",
-            "tables = koemo.report.fusion_tables(runs)\n"
+            "tables = koemo.report.fusion_tables(runs, cfg)  # notes only when the plan has no fusion study\n"
             "koemo.report.save_tables(tables, ctx.tables, prefix='fusion_')\n"
             "koemo.plots.fusion_figure(tables['fusion_macro_f1'], ctx.figures / 'fusion.png')\n"
             "koemo.plots.learning_curves(runs, ctx.figures / 'curves_fusion.png', stage='multimodal')\n"

@@ -20,7 +20,7 @@ SMALL = ["reproduce.protocols=[paper]", "reproduce.ablation.audio_layers=[1,2]",
 def test_run_config_rebuilds_every_run_of_every_plan():
     cfg = load_config("paper")
     for spec in scaleout.full_plan(cfg):
-        assert ex.run_config(cfg, spec.variant, spec.split) == spec.cfg, spec.key
+        assert ex.run_config(cfg, spec.variant, spec.split, spec.stage) == spec.cfg, spec.key
 
 
 def test_full_plan_lists_each_run_directory_once_regressors_first():

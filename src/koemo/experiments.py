@@ -139,25 +139,38 @@ def seeds_for(cfg: dict, split: str) -> list[int]:
     return list(rep["seeds"])
 
 
-def run_config(cfg: dict, variant: str, split: str) -> dict:
-    """The config of one run of a plan, from the base config, the run's variant and split:
-    `faithful`, `corrected`, `<stage>_layers=<n>` (layer ablation) or `audio<a>/text<t>`
-    (regressor-depth combination). What `koemo train --variant V --split S` trains."""
+def run_config(cfg: dict, variant: str, split: str, stage: str | None = None) -> dict:
+    """The config of one run of a plan, from the base config, the run's variant, split and
+    stage: `faithful`, `corrected`, `<stage>_layers=<n>` (layer ablation) or `audio<a>/text<t>`
+    (regressor-depth combination). What `koemo train STAGE --variant V --split S` trains.
+
+    A regressor reads only its own model and training settings, so a combination's audio (text)
+    regressor is the layer-ablation run of that depth, or the main run at the config's own
+    depth: given `stage`, a combination's regressor gets that run's config (one run dir, trained
+    once). The combination's classifier config names those runs in `regressor_runs`
+    (koemo.modeling.runs.run_dir_for reads it)."""
     import re
 
     layers = re.fullmatch(r"(audio|text)_layers=(\d+)", variant)
     combo = re.fullmatch(r"audio(\d+)/text(\d+)", variant)
     if layers is None and combo is None:
         return split_config(variant_config(cfg, variant), split)
+    if combo is not None and stage in REGRESSOR_STAGES:
+        depth = combo[1] if stage == "audio" else combo[2]
+        return run_config(cfg, f"{stage}_layers={depth}", split)
     run_cfg = split_config(cfg, split)
     depths = {layers[1]: int(layers[2])} if layers else {"audio": int(combo[1]),
                                                           "text": int(combo[2])}
-    for stage, n in depths.items():
-        run_cfg["models"][stage]["n_layers"] = n
-    if any(n != cfg["models"][stage]["n_layers"] for stage, n in depths.items()):
+    for name, n in depths.items():
+        run_cfg["models"][name]["n_layers"] = n
+    if any(n != cfg["models"][name]["n_layers"] for name, n in depths.items()):
         # the config's own depth reuses the main run; other depths are runs of their own
         suffix = f"{layers[1]}L{layers[2]}" if layers else f"combo-a{combo[1]}t{combo[2]}"
         run_cfg["name"] = f"{cfg['name']}-{suffix}"
+        if combo is not None:
+            run_cfg["regressor_runs"] = {
+                name: run_config(cfg, f"{name}_layers={n}", split)["name"]
+                for name, n in depths.items()}
     return run_cfg
 
 
@@ -170,21 +183,24 @@ def layer_ablation_plan(cfg: dict, stage: str) -> list[RunSpec]:
 
 
 def combination_plan(cfg: dict) -> list[RunSpec]:
-    """Multimodal classifier over regressors of (audio layers, text layers) combinations."""
+    """Multimodal classifier over regressors of (audio layers, text layers) combinations. Its
+    regressors are the layer-ablation (or main) runs of their depth (see run_config)."""
     seed = cfg["reproduce"]["seeds"][0]
     plan = []
     for audio_layers, text_layers in cfg["reproduce"]["ablation"]["combos"]:
         variant = f"audio{audio_layers}/text{text_layers}"
-        run_cfg = run_config(cfg, variant, "paper")
-        plan += [RunSpec(stage, variant, "paper", seed, run_cfg)
+        plan += [RunSpec(stage, variant, "paper", seed, run_config(cfg, variant, "paper", stage))
                  for stage in ("audio", "text", "multimodal")]
     return plan
 
 
 def fusion_plan(cfg: dict, workdir: str | Path | None = None) -> list[RunSpec]:
     """Every fusion kind on the same folds, seeds and frozen regressors (usable folds only,
-    given the workdir)."""
-    fusion = cfg["reproduce"]["fusion"]
+    given the workdir); none when `reproduce.fusion` is null or has no kinds (the study is
+    not one of the paper's tables: configs/paper_budget.yaml leaves it out)."""
+    fusion = cfg["reproduce"].get("fusion") or {}
+    if not fusion.get("kinds"):
+        return []
     plan = []
     splits = splits_for([fusion.get("protocol", "cv5")], cfg["reproduce"].get("folds"))
     for split in usable(splits, workdir):
@@ -195,6 +211,38 @@ def fusion_plan(cfg: dict, workdir: str | Path | None = None) -> list[RunSpec]:
             plan += [RunSpec("multimodal", fusion.get("variant", "corrected"), split, seed, run_cfg,
                              classifier_kind=kind) for kind in fusion["kinds"]]
     return plan
+
+
+PLAN_PARTS = ("main", "layer ablation", "combinations", "fusion")
+
+
+def plan_parts(cfg: dict, workdir: str | Path | None = None) -> dict[str, list[RunSpec]]:
+    """The plan of notebooks 2-1 .. 5-2 by part, in the order the notebooks train them (a run
+    two parts share is trained by the first)."""
+    return {"main": main_plan(cfg, workdir=workdir),
+            "layer ablation": layer_ablation_plan(cfg, "audio") + layer_ablation_plan(cfg, "text"),
+            "combinations": combination_plan(cfg),
+            "fusion": fusion_plan(cfg, workdir)}
+
+
+# Config sections no training stage reads: they never make two runs different.
+_NOT_TRAINING = ("name", "regressor_runs", "reproduce", "asr", "segments", "biosignals",
+                 "synthetic")
+
+
+def run_identity(spec: RunSpec) -> tuple:
+    """What decides a run's result: stage, split, seed, classifier kind and the config as that
+    stage reads it (a regressor never reads the other regressor's or the classifier's model and
+    training settings). Two specs of one identity should name one run directory."""
+    from koemo.config import fingerprint
+
+    cfg = {k: v for k, v in spec.cfg.items() if k not in _NOT_TRAINING}
+    if spec.stage in REGRESSOR_STAGES:
+        others = [s for s in (*REGRESSOR_STAGES, "multimodal") if s != spec.stage]
+        cfg["models"] = {k: v for k, v in cfg["models"].items() if k not in others}
+        cfg["train"] = {k: v for k, v in cfg["train"].items() if k not in others}
+    kind = spec.classifier_kind if spec.stage == "multimodal" else ""
+    return (spec.stage, spec.split, spec.seed, kind, fingerprint(cfg))
 
 
 def run_plan(plan: list[RunSpec], workdir: str | Path, progress: bool = True,

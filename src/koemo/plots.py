@@ -63,8 +63,11 @@ def duration_histogram(table: pd.DataFrame, path: str | Path) -> Path:
     return _save(fig, path)
 
 
-def fusion_figure(summary: pd.DataFrame, path: str | Path) -> Path:
-    """Macro F1 (mean ± std) of each fusion kind and the majority baseline."""
+def fusion_figure(summary: pd.DataFrame, path: str | Path) -> Path | None:
+    """Macro F1 (mean ± std) of each fusion kind and the majority baseline; None (no file)
+    without fusion runs."""
+    if summary.empty:
+        return None
     fig, ax = plt.subplots(figsize=(6, 3.2))
     labels = summary["classifier"].astype(str) + " (" + summary["protocol"].astype(str) + ")"
     ax.barh(labels, summary["mean"], xerr=summary["std"], color="0.5")

@@ -27,7 +27,8 @@ def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
     (why a number is missing, what a mean covers) follow the table as paragraphs."""
     notes = list(frame.attrs.get("notes", []))
     if frame.empty and not len(frame.columns):
-        return "".join(["*(no rows)*\n"] + [f"\nNote: {note}\n" for note in notes])
+        # a table that could not be computed says why, rather than showing nothing
+        return "".join([f"Note: {note}\n\n" for note in notes]) if notes else "*(no rows)*\n"
     frame = frame.reset_index(drop=True) if isinstance(frame.index, pd.RangeIndex) else frame.reset_index()
     cells = [[_fmt(v, digits) for v in row] for row in frame.itertuples(index=False)]
     header = [str(c) for c in frame.columns]
@@ -298,10 +299,13 @@ def per_class_table(runs: pd.DataFrame) -> pd.DataFrame:
 FUSION_METRICS = ["macro_f1", "uar", "weighted_f1", "accuracy"]
 
 
-def fusion_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
+def fusion_tables(runs: pd.DataFrame, cfg: dict | None = None) -> dict[str, pd.DataFrame]:
     """One row per fusion kind (mean ± std over folds and seeds) plus the majority baseline;
-    `fusion_macro_f1` holds the numbers behind the figure."""
+    `fusion_macro_f1` holds the numbers behind the figure. Without fusion runs, notes that say
+    why (`cfg`: the study is off in this config's plan)."""
     classifiers = runs[runs["stage"] == "multimodal"]
+    if classifiers.empty:
+        return not_in_plan(cfg)
     table = _summarise(classifiers, ["protocol", "classifier"], FUSION_METRICS)
     baseline = _baseline_rows(classifiers)
     baseline = baseline[baseline["variant"] == "majority class (ours)"].rename(
@@ -319,6 +323,26 @@ def fusion_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     summary.attrs["notes"] = fold_notes(runs) + label_set_notes(classifiers)
     paired.attrs["notes"] = fold_notes(runs)
     return {"fusion": summary, "fusion_macro_f1": numbers, "paired": paired}
+
+
+FUSION_OFF = ("The fusion study is not in this config's plan (`reproduce.fusion` is null or has "
+              "no kinds, as in configs/paper_budget.yaml, which trains only what the paper's "
+              "tables need); configs/paper.yaml runs it.")
+
+
+NO_FUSION_SPLIT = ("No fusion run: no split of the study has train, valid and test rows in this "
+                   "corpus (split sizes: notebook 1-2).")
+
+
+def not_in_plan(cfg: dict | None) -> dict[str, pd.DataFrame]:
+    """The fusion tables of a plan without fusion runs: a note saying why, no empty tables."""
+    fusion = (cfg or {}).get("reproduce", {}).get("fusion") or {}
+    note = FUSION_OFF if cfg is not None and not fusion.get("kinds") else NO_FUSION_SPLIT
+    tables = {name: pd.DataFrame() for name in ("fusion", "paired")}
+    for frame in tables.values():
+        frame.attrs["notes"] = [note]
+    numbers = pd.DataFrame(columns=["protocol", "classifier", "mean", "std", "n_runs"])
+    return {"fusion": tables["fusion"], "fusion_macro_f1": numbers, "paired": tables["paired"]}
 
 
 UNIMODAL = ("audio_only", "text_only")
@@ -410,7 +434,10 @@ def write_paper_page(workdir: str | Path, cfg: dict, out: str | Path) -> Path:
     for title, stem, note in PAGE_SECTIONS:
         path = tables / f"{stem}.md"
         if path.is_file():
-            lines += [f"## {title}", ""] + ([note, ""] if note else []) + [path.read_text(encoding="utf-8")]
+            text = path.read_text(encoding="utf-8")
+            # a table that could not be computed is its note alone: no description above it
+            note = "" if text.startswith("Note: ") else _drop_missing_figures(note, out)
+            lines += [f"## {title}", ""] + ([note, ""] if note else []) + [text]
     curves = [(name, out / "figures" / f"curves_{name}.png") for name in CURVE_FIGURES]
     curves = [(name, path) for name, path in curves if path.is_file()]
     if curves:
@@ -422,3 +449,11 @@ def write_paper_page(workdir: str | Path, cfg: dict, out: str | Path) -> Path:
     page = out / "README.md"
     page.write_text("\n".join(lines), encoding="utf-8")
     return page
+
+
+def _drop_missing_figures(note: str, out: Path) -> str:
+    """A section note without links to figures this run did not draw (e.g. no fusion study)."""
+    import re
+
+    return re.sub(r"\s*!\[[^\]]*\]\((figures/[^)]+)\)",
+                  lambda m: m[0] if (out / m[1]).is_file() else "", note).strip()

@@ -25,12 +25,12 @@ FORMATS = ("txt", "sh", "json")
 PHASES = ("regressors", "classifiers")
 
 
-def full_plan(cfg: dict) -> list[ex.RunSpec]:
-    """Every run of notebooks 2-1 .. 5-2, once per run directory, regressors first."""
+def full_plan(cfg: dict, workdir: str | Path | None = None) -> list[ex.RunSpec]:
+    """Every run of notebooks 2-1 .. 5-2, once per run directory, regressors first (given the
+    workdir, without the splits it has no rows for)."""
     from koemo.modeling.runs import run_dir_for
 
-    plan = (ex.main_plan(cfg) + ex.layer_ablation_plan(cfg, "audio")
-            + ex.layer_ablation_plan(cfg, "text") + ex.combination_plan(cfg) + ex.fusion_plan(cfg))
+    plan = [spec for part in ex.plan_parts(cfg, workdir).values() for spec in part]
     unique: dict[Path, ex.RunSpec] = {}
     for spec in plan:
         unique.setdefault(run_dir_for("", spec.cfg, spec.stage, spec.seed, spec.classifier_kind),

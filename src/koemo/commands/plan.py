@@ -16,11 +16,17 @@ def register(subparsers) -> None:
                     "Workers sharing the workdir never train one run twice (a lock per run "
                     "directory). Prepare the workdir first (`koemo prepare`); afterwards "
                     "`koemo reproduce` finds every run finished and writes the tables.")
-    parser.add_argument("--workdir", required=True, help="workdir written by `koemo prepare`")
+    parser.add_argument("--workdir", default=None,
+                        help="workdir written by `koemo prepare` (required but with --summary)")
     add_config_arguments(parser)
     parser.add_argument("--format", choices=("txt", "sh", "json"), default=None,
                         help="txt: one command a line; sh: a script, phase by phase; json: one "
                              "object per run (default: from --export's suffix, else txt)")
+    parser.add_argument("--summary", action="store_true",
+                        help="print the plan's size instead: runs per stage and row-epochs "
+                             "(training rows x max epochs) per part (main, layer ablation, "
+                             "combinations, fusion), from --workdir's rows when given, else "
+                             "the expected KEMDy20 size; an H100 estimate at the paper's shapes")
     parser.add_argument("--export", default=None, metavar="FILE",
                         help="write the plan to FILE instead of printing it")
     parser.add_argument("--submit", choices=("slurm",), default=None,
@@ -39,8 +45,14 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from koemo.config import parse_override
+    from koemo.errors import KoemoInputError
     from koemo.scaleout import planned_runs, render, submit_slurm
 
+    if args.summary:
+        return _summary(args)
+    if args.workdir is None:
+        raise KoemoInputError("koemo plan needs --workdir (a workdir written by `koemo "
+                              "prepare`), except with --summary")
     runs = planned_runs(args.config, args.workdir, args.overrides)
     if args.submit:
         params = {}
@@ -59,6 +71,30 @@ def run(args: argparse.Namespace) -> int:
     if args.export:
         Path(args.export).write_text(text, encoding="utf-8")
         print(f"{len(runs)} runs -> {args.export}")
+    else:
+        print(text, end="")
+    return 0
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from koemo.config import load_config
+    from koemo.errors import KoemoInputError
+    from koemo.plan_summary import render, summarize
+
+    if args.submit:
+        raise KoemoInputError("--summary submits nothing: leave out --submit")
+    fmt = args.format or ("json" if args.export and args.export.endswith(".json") else "txt")
+    if fmt == "sh":
+        raise KoemoInputError("--summary prints txt (a Markdown table) or json, not sh")
+    summary = summarize(load_config(args.config, args.overrides), args.workdir)
+    # the config as asked for (paper_budget's runs carry paper.yaml's name), with its --set
+    summary["config"] = " ".join([args.config, *(f"--set {o}" for o in args.overrides)])
+    text = render(summary, fmt)
+    if args.export:
+        Path(args.export).write_text(text, encoding="utf-8")
+        print(f"plan summary -> {args.export}")
     else:
         print(text, end="")
     return 0

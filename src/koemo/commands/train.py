@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if args.variant is not None or args.split is not None:
         try:
             cfg = run_config(cfg, args.variant or "faithful",
-                             args.split or _split_of(cfg))
+                             args.split or _split_of(cfg), args.stage)
         except ValueError as err:
             raise KoemoInputError(str(err)) from err
     seed = args.seed if args.seed is not None else int(cfg.get("seed", 1))

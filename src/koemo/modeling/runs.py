@@ -30,8 +30,15 @@ def split_name(cfg: dict) -> str:
 
 def run_dir_for(workdir: str | Path, cfg: dict, stage: str, seed: int,
                 classifier_kind: str = "attention_lstm") -> Path:
+    """W/runs/<split>/<config name>/<stage or classifier kind>/seed<s>. A config may name the
+    runs of its regressors apart (`regressor_runs: {audio: NAME, text: NAME}`, set for a
+    depth combination by koemo.experiments.run_config): its classifier then reads regressors
+    trained once under those names instead of training copies of them."""
     leaf = classifier_kind if stage == "multimodal" else stage
-    return Path(workdir) / "runs" / split_name(cfg) / cfg["name"] / leaf / f"seed{seed}"
+    name = cfg["name"]
+    if stage != "multimodal":
+        name = (cfg.get("regressor_runs") or {}).get(stage, name)
+    return Path(workdir) / "runs" / split_name(cfg) / name / leaf / f"seed{seed}"
 
 
 # ----------------------------------------------------------------------------- files
@@ -60,6 +67,9 @@ def resume_fingerprint(cfg: dict, stage: str) -> str:
         if isinstance(settings, dict):
             settings.pop("epochs", None)
     cfg.pop("reproduce", None)
+    # Where the regressors live is not a setting: a combination classifier trained before its
+    # regressors were shared (same regressor configs) stays finished.
+    cfg.pop("regressor_runs", None)
     return fingerprint(cfg)
 
 
