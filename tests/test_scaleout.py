@@ -130,17 +130,17 @@ WORKER = textwrap.dedent("""
     from pathlib import Path
     import torch
     torch.set_num_threads(1)
-    import koemo.modeling.train as T
+    import koemo.modeling.runs as R
     from koemo import experiments as ex
     from koemo.config import load_config
 
     workdir, log, go = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
-    real = T.write_log
+    real = R.write_log
     def counted(run_dir, rows):   # every epoch any worker writes, with who wrote it
         with open(log, "a") as fh:
             fh.write(json.dumps([str(run_dir), len(rows), os.getpid()]) + "\\n")
         return real(run_dir, rows)
-    T.write_log = counted
+    R.write_log = counted         # the epoch writer looks it up at each epoch
     cfg = load_config("tiny", ["reproduce.protocols=[paper]"])
     plan = ex.main_plan(cfg, stages=["audio", "text", "multimodal"])
     while not go.exists():
