@@ -73,17 +73,26 @@ def normalised_series(values: Sequence[np.ndarray], length: int) -> np.ndarray:
     from tslearn.preprocessing import TimeSeriesResampler, TimeSeriesScalerMinMax
     from tslearn.utils import to_time_series_dataset
 
-    dataset = to_time_series_dataset([np.asarray(v, dtype=float) for v in values])
+    series = [np.asarray(v, dtype=float) for v in values]
+    if length >= 2 and series and all(v.ndim == 1 and len(v) and not np.isnan(v).any()
+                                      for v in series):
+        # TimeSeriesResampler's own numpy.interp call per series, without its NaN-padded
+        # dataset (its size checks loop in Python over every padded row: seconds at 600).
+        grid = np.linspace(0, 1, length)
+        resampled = np.stack([np.interp(grid, np.linspace(0, 1, len(v)), v) for v in series])
+        return TimeSeriesScalerMinMax().fit_transform(resampled[:, :, None])
+    dataset = to_time_series_dataset(series)
     return TimeSeriesScalerMinMax().fit_transform(TimeSeriesResampler(sz=length).fit_transform(dataset))
 
 
 def _fit_k(X: np.ndarray, k: int, seed: int, max_iter: int, max_iter_barycenter: int):
-    """One k of the sweep (a joblib task: runs in a worker process when n_jobs > 1)."""
+    """One k of the sweep (a joblib task: runs in a worker process when n_jobs > 1).
+    tslearn's TimeSeriesKMeans(metric="dtw"), through dtw.py's exact fast path where it applies."""
     _import_tslearn()
-    from tslearn.clustering import TimeSeriesKMeans
+    from koemo.biosignals.dtw import make_dtw_kmeans
 
-    model = TimeSeriesKMeans(n_clusters=k, metric="dtw", max_iter=max_iter, n_init=N_INIT,
-                             max_iter_barycenter=max_iter_barycenter, random_state=seed)
+    model = make_dtw_kmeans(X, n_clusters=k, max_iter=max_iter, n_init=N_INIT,
+                            max_iter_barycenter=max_iter_barycenter, random_state=seed)
     return model.fit(X)
 
 
@@ -103,8 +112,12 @@ def dtw_kmeans_sweep(X: np.ndarray, ks: Iterable[int], seed: int, max_iter: int 
     from tslearn.clustering import silhouette_score
     from tslearn.metrics import cdist_dtw
 
+    from koemo.biosignals import dtw
+
     rows, models = [], {}
-    distances = cdist_dtw(X) if len(X) > 2 else None
+    distances = None
+    if len(X) > 2:
+        distances = dtw.cdist_dtw(X) if dtw.exact_path_applies(X) else cdist_dtw(X)
     ks = sorted(set(int(k) for k in ks))
     fittable = [k for k in ks if 2 <= k < len(X)]
     jobs = max(1, min(n_jobs, len(fittable))) if n_jobs > 0 else n_jobs
