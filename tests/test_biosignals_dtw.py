@@ -95,3 +95,92 @@ def test_normalised_series_equals_tslearns_resampler():
     reference = TimeSeriesScalerMinMax().fit_transform(
         TimeSeriesResampler(sz=12).fit_transform(to_time_series_dataset(values)))
     np.testing.assert_array_equal(normalised_series(values, 12), reference)
+
+
+# ------------------------------------------------------------------ the file reader's fast path
+
+def _old_cut(parsed, key):
+    """The per-segment groupby that _cut_segments replaced (the reference)."""
+    import pandas as pd
+    from koemo.biosignals.io import SERIES_COLUMNS
+
+    inside = parsed.samples[parsed.samples["segment_id"] != ""]
+    rows = []
+    for segment_id, group in inside.groupby("segment_id", sort=False):
+        row = {"segment_id": segment_id, "session": key[0], "script": key[1], "speaker": key[2],
+               "n_samples": len(group), "values": group["value"].to_numpy(dtype=float),
+               "timestamps": group["timestamp"].to_numpy(dtype=float)}
+        if parsed.signal == "IBI":
+            row["offsets"] = group["offset"].to_numpy(dtype=float)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=SERIES_COLUMNS + (["offsets"] if parsed.signal == "IBI"
+                                                        else []))
+
+
+def _assert_same_series(a, b):
+    import pandas as pd
+
+    assert list(a.columns) == list(b.columns)
+    for column in a.columns:
+        if column in ("values", "timestamps", "offsets"):
+            assert all(np.array_equal(x, y, equal_nan=True) for x, y in zip(a[column], b[column]))
+            assert len(a) == len(b)
+        else:
+            pd.testing.assert_series_equal(a[column], b[column], check_dtype=False)
+
+
+def test_plain_reader_equals_row_by_row_reader_on_synthetic_files(tmp_path):
+    """Every file koemo synth writes (EDA, TEMP with date-time stamps; IBI) takes the fast
+    path and gives the row-by-row reader's samples and per-segment series exactly."""
+    import pandas as pd
+    from koemo.biosignals import io as bio
+    from koemo.synth.biosignals import Recording, write_biosignals
+
+    recordings = [Recording(1, script, "User001F", 1593561600.0 + 900 * script, 80.0,
+                            [(f"Sess01_script{script:02d}_User001F_{i:03d}", 5.0 + 12 * i,
+                              9.5 + 12 * i, 3.0) for i in range(1, 6)])
+                  for script in (1, 2)]
+    paths = write_biosignals(tmp_path, recordings, {"User001F": 0}, seed=0)
+    checked = 0
+    for path in paths:
+        signal = path.parent.parent.name
+        if path.stat().st_size == 0:
+            continue
+        fast, slow = bio._read_plain_file(path, signal), bio._read_row_by_row(path, signal)
+        assert fast is not None, path
+        pd.testing.assert_frame_equal(fast.samples, slow.samples, check_exact=True)
+        assert (fast.start_unix, fast.rate_hz, fast.bad_rows) == (slow.start_unix, slow.rate_hz, [])
+        key = (1, int(path.stem.split("_")[1][-2:]), "User001F")
+        _assert_same_series(bio._cut_segments(fast, key), _old_cut(slow, key))
+        checked += 1
+    assert checked >= 4
+
+
+@pytest.mark.parametrize("change", [
+    lambda body: body.replace(b"\n", b"\r\n"),                        # Windows line ends: fast
+    lambda body: body.replace(b"0.500000,2020", b"0.500000, 2020", 1),  # space next to a comma
+    lambda body: body.replace(b".250\n", b".250\n\n", 2),              # blank lines
+    lambda body: body.replace(b"0.500000", b'"0.500000"', 1),          # quoted cell
+    lambda body: body.replace(b"0.500000,", b"oops,", 1),             # not a number
+    lambda body: body.replace(b"_001\n", b"_001,extra\n", 1),         # a field too many
+    lambda body: body.replace(b"_002\n", b"_2\n", 1),                 # malformed segment id
+    lambda body: body.replace(b"0.500000,", b"\xef\xbb\xbf0.5,", 1),  # non-ASCII bytes
+])
+def test_irregular_files_read_as_before(tmp_path, change):
+    """Whatever a file holds, read_signal_file returns what the row-by-row reader returns
+    (irregular files are handed to it; bad rows are still listed one by one)."""
+    import pandas as pd
+    from koemo.biosignals import io as bio
+
+    path = tmp_path / "Sess01_script01_User001F.csv"
+    lines = ["1591000000.000000,2020-06-01 17:26:40", "4.000000,hz"]
+    for i, segment in enumerate(["", "Sess01_script01_User001F_001", "Sess01_script01_User001F_001",
+                                 "", "Sess01_script01_User001F_002", ""] * 3):
+        lines.append(f"{0.5 if not segment else 1.0 + i:.6f},2020-06-01 17:26:{41 + i:02d}.250"
+                     + (f",{segment}" if segment else ""))
+    path.write_bytes(change(("\n".join(lines) + "\n").encode()))
+    ours, reference = bio.read_signal_file(path, "EDA"), bio._read_row_by_row(path, "EDA")
+    pd.testing.assert_frame_equal(ours.samples, reference.samples, check_exact=True)
+    assert ours.bad_rows == reference.bad_rows
+    # Only the CRLF file is plain; every other one went to the row-by-row reader.
+    assert (bio._read_plain_file(path, "EDA") is not None) == (b"\r\n" in path.read_bytes())
