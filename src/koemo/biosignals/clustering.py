@@ -74,6 +74,13 @@ def _cache_numba_kernels() -> None:
                     pass
 
 
+def _plain_series(series: list[np.ndarray], length: int) -> bool:
+    """1-D, non-empty, NaN-free series (what the loader gives): every series is its whole
+    length to tslearn, so resampling each one directly is exactly what it computes."""
+    return length >= 2 and bool(series) and all(v.ndim == 1 and len(v) and not np.isnan(v).any()
+                                                for v in series)
+
+
 def normalised_series(values: Sequence[np.ndarray], length: int) -> np.ndarray:
     """Resample every series to `length` points (linear) and min-max scale each to [0, 1];
     a flat series becomes all zeros. Returns float [n, length, 1] as tslearn expects."""
@@ -82,8 +89,7 @@ def normalised_series(values: Sequence[np.ndarray], length: int) -> np.ndarray:
     from tslearn.utils import to_time_series_dataset
 
     series = [np.asarray(v, dtype=float) for v in values]
-    if length >= 2 and series and all(v.ndim == 1 and len(v) and not np.isnan(v).any()
-                                      for v in series):
+    if _plain_series(series, length):
         # TimeSeriesResampler's own numpy.interp call per series, without its NaN-padded
         # dataset (its size checks loop in Python over every padded row: seconds at 600).
         grid = np.linspace(0, 1, length)
