@@ -415,7 +415,7 @@ def test_notebook_step_with_biosignals_writes_report_and_summary(tiny_report, tm
 
 
 def test_parallel_k_sweep_gives_the_serial_results():
-    """n_jobs only spreads the ks over processes: every table value and label is the same."""
+    """n_jobs only spreads the ks over threads: every table value and label is the same."""
     from koemo.biosignals.clustering import dtw_kmeans_sweep, normalised_series
 
     rng = np.random.default_rng(3)

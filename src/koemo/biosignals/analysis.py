@@ -181,7 +181,7 @@ def analyse(data_root: str | Path, signals: Iterable[str] = ("TEMP", "EDA"),
     resampled to `series_length` points: silhouette for every k in `ks`, and for `k` the
     contingency table with emotion, chi-square, permutation p-value and Cramer's V.
     The conclusion strings are computed from these results at level `alpha`.
-    n_jobs (-1: every core) fits the ks in parallel processes; results do not depend on it.
+    n_jobs (-1: every core) fits the ks in parallel threads; results do not depend on it.
     Raises BiosignalsNotAvailable (a KoemoInputError) when a signal's folder is absent.
     """
     if max_series < 2 or series_length < 2:

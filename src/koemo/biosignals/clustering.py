@@ -34,18 +34,26 @@ def stratified_sample(frame: pd.DataFrame, by: str, max_rows: int, seed: int) ->
 
 def _import_tslearn() -> None:
     """tslearn warns on import that the optional h5py is missing; hdf5 is never used here.
-    Its numba kernels are then switched to numba's on-disk cache (see `_cache_numba_kernels`)."""
+    Its numba kernels are then switched to numba's on-disk cache (see `_cache_numba_kernels`).
+    Once per process: the sweep's threads call it too, and catch_warnings is not thread-safe."""
+    global _TSLEARN_READY
+    if _TSLEARN_READY:
+        return
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="h5py not installed")
         import tslearn.barycenters  # noqa: F401
         import tslearn.clustering  # noqa: F401
         import tslearn.metrics  # noqa: F401
     _cache_numba_kernels()
+    _TSLEARN_READY = True
+
+
+_TSLEARN_READY = False
 
 
 def _cache_numba_kernels() -> None:
     """tslearn compiles its DTW kernels with numba (`@njit`, no cache) in every new process:
-    15-40 s per notebook kernel and per worker process, most of notebook 1-3's time on the tiny
+    15-40 s per notebook kernel, most of notebook 1-3's time on the tiny
     config. With numba's on-disk cache switched on (before the first call) they are compiled
     once per machine and loaded in well under a second afterwards; the machine code, and so
     every result, is the same. The cache lives in tslearn's __pycache__, or in NUMBA_CACHE_DIR
@@ -66,6 +74,13 @@ def _cache_numba_kernels() -> None:
                     pass
 
 
+def _plain_series(series: list[np.ndarray], length: int) -> bool:
+    """1-D, non-empty, NaN-free series (what the loader gives): every series is its whole
+    length to tslearn, so resampling each one directly is exactly what it computes."""
+    return length >= 2 and bool(series) and all(v.ndim == 1 and len(v) and not np.isnan(v).any()
+                                                for v in series)
+
+
 def normalised_series(values: Sequence[np.ndarray], length: int) -> np.ndarray:
     """Resample every series to `length` points (linear) and min-max scale each to [0, 1];
     a flat series becomes all zeros. Returns float [n, length, 1] as tslearn expects."""
@@ -73,17 +88,25 @@ def normalised_series(values: Sequence[np.ndarray], length: int) -> np.ndarray:
     from tslearn.preprocessing import TimeSeriesResampler, TimeSeriesScalerMinMax
     from tslearn.utils import to_time_series_dataset
 
-    dataset = to_time_series_dataset([np.asarray(v, dtype=float) for v in values])
+    series = [np.asarray(v, dtype=float) for v in values]
+    if _plain_series(series, length):
+        # TimeSeriesResampler's own numpy.interp call per series, without its NaN-padded
+        # dataset (its size checks loop in Python over every padded row: seconds at 600).
+        grid = np.linspace(0, 1, length)
+        resampled = np.stack([np.interp(grid, np.linspace(0, 1, len(v)), v) for v in series])
+        return TimeSeriesScalerMinMax().fit_transform(resampled[:, :, None])
+    dataset = to_time_series_dataset(series)
     return TimeSeriesScalerMinMax().fit_transform(TimeSeriesResampler(sz=length).fit_transform(dataset))
 
 
 def _fit_k(X: np.ndarray, k: int, seed: int, max_iter: int, max_iter_barycenter: int):
-    """One k of the sweep (a joblib task: runs in a worker process when n_jobs > 1)."""
+    """One k of the sweep (a joblib task: runs in a worker thread when n_jobs > 1).
+    tslearn's TimeSeriesKMeans(metric="dtw"), through dtw.py's exact fast path where it applies."""
     _import_tslearn()
-    from tslearn.clustering import TimeSeriesKMeans
+    from koemo.biosignals.dtw import make_dtw_kmeans
 
-    model = TimeSeriesKMeans(n_clusters=k, metric="dtw", max_iter=max_iter, n_init=N_INIT,
-                             max_iter_barycenter=max_iter_barycenter, random_state=seed)
+    model = make_dtw_kmeans(X, n_clusters=k, max_iter=max_iter, n_init=N_INIT,
+                            max_iter_barycenter=max_iter_barycenter, random_state=seed)
     return model.fit(X)
 
 
@@ -95,20 +118,26 @@ def dtw_kmeans_sweep(X: np.ndarray, ks: Iterable[int], seed: int, max_iter: int 
     `problem` text instead of failing the whole sweep. Returns (table, fitted models by k).
     The DTW distance matrix is computed once and shared by every k's silhouette (it is the
     O(n^2) part; tslearn would otherwise recompute it per k).
-    n_jobs > 1 (-1: every core) fits the ks in that many joblib worker processes: each k is
-    fitted with the same seed either way, so the results are identical.
+    n_jobs > 1 (-1: every core) fits the ks in that many threads: each k is fitted with the
+    same seed either way, so the results are identical. Threads, not processes: the DTW loops
+    release the GIL (dtw.py), and a worker process would first spend seconds importing
+    tslearn (slower on 2 busy cores than fitting serially; measured 15 s vs 10 s for TEMP).
     """
     _import_tslearn()
     from joblib import Parallel, delayed
     from tslearn.clustering import silhouette_score
     from tslearn.metrics import cdist_dtw
 
+    from koemo.biosignals import dtw
+
     rows, models = [], {}
-    distances = cdist_dtw(X) if len(X) > 2 else None
+    distances = None
+    if len(X) > 2:
+        distances = dtw.cdist_dtw(X) if dtw.exact_path_applies(X) else cdist_dtw(X)
     ks = sorted(set(int(k) for k in ks))
     fittable = [k for k in ks if 2 <= k < len(X)]
     jobs = max(1, min(n_jobs, len(fittable))) if n_jobs > 0 else n_jobs
-    fitted = dict(zip(fittable, Parallel(n_jobs=jobs)(
+    fitted = dict(zip(fittable, Parallel(n_jobs=jobs, prefer="threads")(
         delayed(_fit_k)(X, k, seed, max_iter, max_iter_barycenter) for k in fittable)))
     for k in ks:
         row = {"k": k, "silhouette": float("nan"), "inertia": float("nan"), "n_iter": 0,

