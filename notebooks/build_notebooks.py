@@ -15,12 +15,14 @@ HERE = Path(__file__).resolve().parent
 
 PARAMETERS = '''\
 # Parameters (papermill overrides these; `koemo reproduce` passes absolute paths)
-CONFIG = "paper"          # a name in configs/ or a path to a YAML file
+CONFIG = "paper"          # a name in configs/ or a path to a YAML file; on one GPU session:
+                          # "paper_budget" (every paper table, paper protocol, one seed)
 DATA_ROOT = ""            # your KEMDy20 copy: the folder holding annotation/ and wav/
 WORKDIR = "data/work"     # prepared table, feature/text caches, training runs
 OUT = "paper"             # tables, figures and the run record
 SYNTHETIC = False         # True: use the bundled synthetic KEMDy20-format corpus instead
-# config overrides, one string each, such as "train.audio.epochs=2"
+# config overrides, one string each, such as "train.audio.epochs=2"; on a GPU:
+# "train.precision=auto" (bf16, or fp16 with a gradient scaler on a T4)
 OVERRIDES = []
 PROGRESS = True           # progress bars
 # Colab only: where to install koemo from (a clone of this repo on Drive, or its git URL)

@@ -116,6 +116,36 @@ def test_finished_run_is_returned_without_training_again(runs, workdir, cfg):
     assert (dirs["audio"] / "log.json").stat().st_mtime_ns == before
 
 
+def test_settings_training_does_not_read_keep_a_run_finished(runs, workdir, cfg):
+    """Bio-signal, ASR, segmentation, corpus-recipe and speed settings are not a run's identity;
+    a run whose state holds the fingerprint of earlier koemo versions (which counted the unread
+    sections) is still recognised as finished."""
+    import copy
+
+    from koemo.modeling.checkpoint import load_training_state, write_training_state
+    from koemo.modeling.runs import resume_fingerprint, run_is_finished
+
+    dirs, _ = runs
+    other = copy.deepcopy(cfg)
+    other["biosignals"]["n_jobs"] = 7
+    other["asr"]["batch_size"] = 3
+    other["train"]["resident"] = "false"
+    assert run_is_finished(dirs["audio"], other, "audio", workdir)
+    before = (dirs["audio"] / "log.json").stat().st_mtime_ns
+    assert train_stage("audio", workdir, other, seed=1, progress=False) == dirs["audio"]
+    assert (dirs["audio"] / "log.json").stat().st_mtime_ns == before
+
+    state_file = dirs["text"] / "state"
+    payload = __import__("torch").load(state_file / "training_state.pt", weights_only=True)
+    payload["extra"]["fingerprint"] = resume_fingerprint(cfg, "text", legacy=True)
+    write_training_state(state_file, payload)
+    assert run_is_finished(dirs["text"], cfg, "text", workdir)
+    other["seed"] = 99 if cfg["seed"] != 99 else 98       # a setting training reads
+    assert not run_is_finished(dirs["text"], other, "text", workdir)
+    assert load_training_state(state_file, restore_rng=False)["extra"]["fingerprint"] == \
+        resume_fingerprint(cfg, "text", legacy=True)
+
+
 def test_evaluate_reproduces_the_test_scoring(runs, workdir):
     dirs, _ = runs
     saved = json.loads((dirs["audio"] / "test_metrics.json").read_text())

@@ -54,23 +54,39 @@ def write_log(run_dir: Path, rows: list[dict]) -> None:
     pd.DataFrame(rows).to_csv(run_dir / "log.csv", index=False)
 
 
-def resume_fingerprint(cfg: dict, stage: str) -> str:
+# Settings that never change what a run computes: devices and speed knobs, and the config
+# sections training does not read (the bio-signal analysis, ASR and segmentation of raw
+# recordings, the synthetic corpus' recipe: its data is covered by the data fingerprint).
+SPEED_SETTINGS = ("device", "precision", "num_workers", "compile", "tensorboard", "resident",
+                  "background_writes")
+UNREAD_SECTIONS = ("reproduce", "biosignals", "asr", "segments", "synthetic")
+
+
+def resume_fingerprint(cfg: dict, stage: str, legacy: bool = False) -> str:
     """What must not change between an interrupted run and its resumption: everything but the
-    epoch budgets and the device settings (more epochs may be asked for later; another stage's
-    budget never changes this one's run)."""
+    epoch budgets, the device settings and the sections training does not read (more epochs
+    may be asked for later; another stage's budget never changes this one's run). `legacy`:
+    the fingerprint koemo wrote before the unread sections were left out, so that runs
+    finished then are still recognised."""
     cfg = json.loads(json.dumps(cfg, default=str))
     train = cfg.get("train", {})
-    for key in ("device", "precision", "num_workers", "compile", "tensorboard", "resident",
-                "background_writes"):
+    for key in SPEED_SETTINGS:
         train.pop(key, None)
     for settings in train.values():       # epoch budgets, this stage's and the others'
         if isinstance(settings, dict):
             settings.pop("epochs", None)
-    cfg.pop("reproduce", None)
+    for section in (("reproduce",) if legacy else UNREAD_SECTIONS):
+        cfg.pop(section, None)
     # Where the regressors live is not a setting: a combination classifier trained before its
     # regressors were shared (same regressor configs) stays finished.
     cfg.pop("regressor_runs", None)
     return fingerprint(cfg)
+
+
+def same_settings(state: dict, cfg: dict, stage: str) -> bool:
+    """Whether a run's saved state was trained with these settings (current or legacy key)."""
+    return state.get("fingerprint") in (resume_fingerprint(cfg, stage),
+                                        resume_fingerprint(cfg, stage, legacy=True))
 
 
 def clear_run(run_dir: Path) -> None:
@@ -128,7 +144,7 @@ def run_is_finished(run_dir: Path, cfg: dict, stage: str, workdir: str | Path) -
     """True when `train_stage` would return this run as it is (same settings, same prepared
     data, all epochs or stopped early, test scored)."""
     state = read_counters(Path(run_dir))
-    return (state is not None and state.get("fingerprint") == resume_fingerprint(cfg, stage)
+    return (state is not None and same_settings(state, cfg, stage)
             and state.get("data") == data_fingerprint(workdir)
             and state_finished(state, cfg["train"][stage], Path(run_dir)))
 

@@ -58,8 +58,8 @@ from koemo.modeling.monitor import RunMonitor
 from koemo.modeling.precision import (autocast_for, grad_scaler_for,  # noqa: F401 (re-exported)
                                       maybe_accelerator, resolve_device, resolve_precision)
 from koemo.modeling.runs import (clear_run, counters_snapshot, read_counters,
-                                 resume_fingerprint, run_dir_for, split_name, state_finished,
-                                 weights_match_state, write_counters, write_json)
+                                 resume_fingerprint, run_dir_for, same_settings, split_name,
+                                 state_finished, weights_match_state, write_counters, write_json)
 
 STAGES = ("audio", "text", "multimodal")
 BAR_EVERY = 20          # training steps between loss read-backs for the progress bar
@@ -366,7 +366,7 @@ def train_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, out_dir: 
     settings = cfg["train"][stage]
     run_fp = resume_fingerprint(cfg, stage)
     state = read_counters(run_dir) if resume else None
-    if state is not None and state.get("fingerprint") != run_fp:
+    if state is not None and not same_settings(state, cfg, stage):
         raise KoemoInputError(f"{run_dir}: holds a run with other settings; use --no-resume to "
                               f"start over or another --config name / out_dir")
     data_fp = data_fingerprint(workdir)
