@@ -52,9 +52,10 @@ class ResidentAudio:
         masked = [i for i, kind in enumerate(audio.kinds) if kind in D.MASKED_AUDIO_KINDS]
         if not getattr(store, "maskable", True):
             masked = []
+        # Kept on the host: which rows of a batch are masked is known before the batch is on
+        # the device, so selecting them never waits for the GPU (nonzero() there would).
         self.mask_of = torch.full((len(audio.kinds),), -1, dtype=torch.long)
         self.mask_of[masked] = torch.arange(len(masked))
-        self.mask_of = self.mask_of.to(device)
         self.spectrogram_only = bool(audio.cfg["fixes"]["mask_spectrogram_only"])
         if not masked:
             self.noise = None
@@ -77,24 +78,26 @@ class ResidentAudio:
         self.noise = torch.from_numpy(noise).to(device)
         self.valid = torch.from_numpy(valid).to(device)
 
-    def batch(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """float32 features [B, ...] and frame counts [B] of dataset rows `rows`."""
+    def batch(self, rows: torch.Tensor, host_rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """float32 features [B, ...] and frame counts [B] of dataset rows `rows` (on the
+        device; `host_rows`: the same on the host)."""
         feats = self.base[self.row_base[rows]].float()
         lengths = self.n_frames[rows]
         if self.floor_db is not None:       # fixes.db_floor_padding, as FeatureStore.get_batch
             padding = torch.arange(feats.shape[2], device=feats.device)[None, :] >= lengths[:, None]
-            feats[:, 0][padding] = self.floor_db
+            feats[:, 0].masked_fill_(padding[..., None], self.floor_db)   # no boolean indexing: no sync
         if self.noise is not None:
-            self._mask(feats, self.mask_of[rows])
+            self._mask(feats, self.mask_of[host_rows])
         return feats, lengths
 
     def _mask(self, feats: torch.Tensor, mask_ids: torch.Tensor) -> None:
         """Writes each masked row's noise into its band: a scatter into the features widened by
-        the band width, so no index is ever clipped onto another."""
+        the band width, so no index is ever clipped onto another. `mask_ids` on the host."""
         which = (mask_ids >= 0).nonzero().squeeze(1)
         if which.numel() == 0:
             return
-        ids = mask_ids[which]
+        ids = mask_ids[which].to(feats.device, non_blocking=True)
+        which = which.to(feats.device, non_blocking=True)
         width = self.noise.shape[-1]
         rows = torch.nn.functional.pad(feats[which], (0, width))
         bins = (self.start[ids][:, None, None, None]
@@ -130,10 +133,11 @@ class ResidentDataset:
         return len(self.target)
 
     def batch(self, rows: torch.Tensor) -> dict:
-        rows = rows.to(self.device)
+        host_rows = rows.cpu()
+        rows = host_rows.to(self.device, non_blocking=True)
         out = {}
         if self.audio is not None:
-            out["feats"], out["lengths"] = self.audio.batch(rows)
+            out["feats"], out["lengths"] = self.audio.batch(rows, host_rows)
         if self.text is not None:
             out["states"], out["attention_mask"] = self.text.batch(rows)
         if self.frozen is not None:
