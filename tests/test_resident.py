@@ -185,3 +185,15 @@ def test_frozen_output_cache_is_the_same_from_resident_rows(workdir, tmp_path):
     assert arrays["false"].keys() == arrays["true"].keys()
     for key, value in arrays["false"].items():
         assert np.array_equal(value, arrays["true"][key]), key
+
+
+def test_copy_onto_a_device_goes_in_chunks_of_the_right_rows():
+    """The GPU path of the copy (chunked, never a second full host copy), run on PyTorch's
+    `meta` device here: shapes and dtypes of every chunk, without a GPU."""
+    array = np.arange(7 * 2 * 3, dtype=np.float16).reshape(7, 2, 3)
+    rows = np.array([0, 2, 3, 6])
+    on_meta = R._to_device(array, rows, torch.device("meta"), chunk_bytes=array[0].nbytes)
+    assert on_meta.device.type == "meta" and on_meta.shape == (4, 2, 3)
+    assert on_meta.dtype == torch.float16
+    on_cpu = R._to_device(array, rows, CPU)
+    assert torch.equal(on_cpu, torch.from_numpy(array[rows]))
