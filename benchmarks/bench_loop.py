@@ -19,6 +19,7 @@ epochs, after warm-up steps. Sizes: tiny (tiny.yaml, a throwaway workdir: second
 from __future__ import annotations
 
 import copy
+import itertools
 import os
 import shutil
 import tempfile
@@ -78,8 +79,25 @@ def _to_device(batch: dict, device) -> dict:
     return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
+class FirstSteps:
+    """The first `steps` batches of a loader (all when None), with the length train_epoch's
+    bar asks for."""
+
+    def __init__(self, loader, steps: int | None):
+        self.loader = loader
+        self.steps = len(loader) if steps is None else min(steps, len(loader))
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self):
+        return itertools.islice(iter(self.loader), self.steps)
+
+
 def stage_rows(stage: str, workdir: Path, cfg: dict, run_dir: Path, device, repeats: int,
-               warmup: int) -> list[dict]:
+               warmup: int, max_steps: int | None = None) -> list[dict]:
+    """Rows for one stage: model alone vs the loop, resident and through the DataLoader, over
+    one epoch or its first `max_steps` steps (the same steps on every side)."""
     from koemo.modeling.precision import autocast_for, resolve_precision
     from koemo.modeling.resident import make_resident
     from koemo.modeling.train import epoch_seed, loss_function, make_loader, train_epoch
@@ -97,8 +115,8 @@ def stage_rows(stage: str, workdir: Path, cfg: dict, run_dir: Path, device, repe
     paths = {"resident": on_device, "DataLoader": job.datasets["train"]}
 
     def loader(path):
-        return make_loader(paths[path], settings["batch_size"], device, num_workers,
-                           shuffle_seed=epoch_seed(SEED, 0))
+        return FirstSteps(make_loader(paths[path], settings["batch_size"], device, num_workers,
+                                      shuffle_seed=epoch_seed(SEED, 0)), max_steps)
 
     batches = [_to_device(b, device) for b in loader("DataLoader")]     # collated once, resident
 
@@ -134,6 +152,8 @@ def stage_rows(stage: str, workdir: Path, cfg: dict, run_dir: Path, device, repe
         times["model"].append(model_alone())
     alone_s = min(times["model"])
     rows = len(job.datasets["train"])
+    span = "one epoch" if max_steps is None or max_steps >= len(loader("DataLoader").loader) \
+        else "first steps of an epoch"
     out = []
     for path in paths:
         loop_s = min(times[path])
@@ -141,8 +161,8 @@ def stage_rows(stage: str, workdir: Path, cfg: dict, run_dir: Path, device, repe
         out.append(make_row(
             f"loop: {stage} ({path})", "model alone (batches in memory)", alone_s,
             f"koemo train loop ({path} + train_epoch)", loop_s,
-            notes=f"{device.type}, {precision}; one epoch: {len(batches)} steps x batch "
-                  f"{settings['batch_size']} ({rows} rows), num_workers={num_workers}, "
+            notes=f"{device.type}, {precision}; {span}: {len(batches)} steps x batch "
+                  f"{settings['batch_size']} (epoch of {rows} rows), num_workers={num_workers}, "
                   f"best of {repeats}{extra}",
             loop_over_model=loop_s / alone_s))
     return out

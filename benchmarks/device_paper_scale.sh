@@ -10,8 +10,8 @@
 # import (soundfile and its cffi, soxr), for CPython 3.12 on x86-64 Linux, into .whl/ (ignored
 # by git). `run` installs them beside the image's own packages (its torch untouched), prints
 # the card, and runs `python -m benchmarks.paper_scale --size paper` (benchmarks/paper_scale.py:
-# a KEMDy20-sized synthetic corpus, loop vs model per stage, a few epochs of each stage, and
-# the projected paper-run and plan minutes) under a 9-minute limit; results land in OUT_DIR as
+# a KEMDy20-sized synthetic corpus, two epochs of each stage, the projected paper-run and
+# plan minutes, then loop vs model per stage over 150 steps) under a 9-minute limit; results land in OUT_DIR as
 # paper_scale.json and paper_scale.md after every step, so a cut-short run keeps its figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."

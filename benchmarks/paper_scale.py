@@ -1,6 +1,6 @@
 """Paper scale on one GPU, in one short run: what issue #14's targets 1, 2 and 4 need measured.
 
-    python -m benchmarks.paper_scale --size paper --out DIR     # on a GPU (~6 min on an H100)
+    python -m benchmarks.paper_scale --size paper --out DIR     # on a GPU (sized for < 9 min)
     python -m benchmarks.paper_scale --size tiny --out DIR      # the same steps in seconds (tests)
 
 Steps, each timed and written to DIR/paper_scale.json + .md as soon as it ends (a run cut
@@ -10,15 +10,16 @@ short still leaves what it measured):
    (768): the hub is unreachable on the device, and the text regressor sees only the states'
    shape, so its speed is KoBERT's; encoding the states once is the one step a real KoBERT makes
    slower (12 layers instead of the stand-in's 2).
-2. loop: `bench_loop.stage_rows` per stage at paper shapes: one epoch of the model alone against
-   `koemo train`'s loop, with the data resident on the device and through the DataLoader.
-3. train: `train_stage` per stage for a few epochs (train.precision auto) and `evaluate`-free
-   scoring as koemo runs it: seconds per epoch (log.json) and the fixed cost of a run (building
-   the data, caches, test scoring: wall time less the epochs).
-4. projection: one paper run (audio 20 + text 30 + multimodal 30 epochs) and every plan of
+2. train: `train_stage` per stage for two epochs (train.precision auto), as koemo runs it:
+   seconds per epoch (log.json) and the fixed cost of a run (building the data, caches, test
+   scoring: wall time less the epochs).
+3. projection: one paper run (audio 20 + text 30 + multimodal 30 epochs) and every plan of
    configs/ (koemo.scaleout.full_plan) from those figures: fixed cost + epochs x seconds per
    epoch, for every run of the plan. An upper bound: early stopping can only shorten a run, and
    ablation runs with fewer layers are costed as the 7-layer model. Labelled as a projection.
+4. loop: `bench_loop.stage_rows` per stage at paper shapes: the first 150 steps of an epoch,
+   the model alone against `koemo train`'s loop with the data resident on the device and
+   through the DataLoader.
 """
 from __future__ import annotations
 
@@ -38,10 +39,11 @@ from benchmarks.common import REPO_ROOT
 STAGES = ("audio", "text", "multimodal")
 KEMDY20 = {"sessions": 40, "utterances_per_session": 336, "seed": 0, "silent_recordings": 2}
 SIZES = {
+    # 150 loop steps: ratios over ~40% of an audio epoch, so the whole check fits one call.
     "paper": {"config": "paper", "corpus": KEMDY20, "train_epochs": 2, "loop_repeats": 1,
-              "plans": ["paper", "paper_budget", "corrected"]},
+              "loop_steps": 150, "plans": ["paper", "paper_budget", "corrected"]},
     "tiny": {"config": "tiny", "corpus": None, "train_epochs": 1, "loop_repeats": 1,
-             "plans": ["tiny"]},
+             "loop_steps": None, "plans": ["tiny"]},
 }
 # The stand-in instead of the unreachable hub KoBERT; the GPU's own precision.
 PAPER_OVERRIDES = ["text.tokenizer=standin", "text.encoder=standin", "train.precision=auto"]
@@ -145,16 +147,7 @@ def run(size: str, out: Path, workdir_root: Path | None = None) -> dict:
     record.step("corpus", seconds=round(time.perf_counter() - started, 1),
                 utterances=len(load_utterances(workdir)), workdir=str(workdir))
 
-    rows = []
-    for stage in STAGES:
-        stage_started = time.perf_counter()
-        rows += stage_rows(stage, workdir, cfg, root / "bench-runs" / stage, device,
-                           spec["loop_repeats"], warmup=3)
-        record.step(f"loop_{stage}", seconds=round(time.perf_counter() - stage_started, 1),
-                    rows=[{k: r[k] for k in ("benchmark", "baseline_s", "candidate_s",
-                                             "loop_over_model", "notes")}
-                          for r in rows if r["benchmark"].startswith(f"loop: {stage}")])
-
+    # Training first: the paper-run time and the plan projections matter most if time runs out.
     figures = train_figures(workdir, cfg, spec["train_epochs"])
     record.step("train", stages=figures)
     per_run = projection(figures, cfg)
@@ -164,6 +157,16 @@ def run(size: str, out: Path, workdir_root: Path | None = None) -> dict:
                 plans=plan_projections(figures, spec["plans"]),
                 note="projection from the measured epochs: fixed cost + epochs x seconds per "
                      "epoch per run, without early stopping (an upper bound)")
+
+    rows = []
+    for stage in STAGES:
+        stage_started = time.perf_counter()
+        rows += stage_rows(stage, workdir, cfg, root / "bench-runs" / stage, device,
+                           spec["loop_repeats"], warmup=3, max_steps=spec["loop_steps"])
+        record.step(f"loop_{stage}", seconds=round(time.perf_counter() - stage_started, 1),
+                    rows=[{k: r[k] for k in ("benchmark", "baseline_s", "candidate_s",
+                                             "loop_over_model", "notes")}
+                          for r in rows if r["benchmark"].startswith(f"loop: {stage}")])
     return record.data
 
 

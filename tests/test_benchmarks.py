@@ -81,8 +81,8 @@ def test_paper_scale_script_runs_every_step_at_tiny_size(tmp_path):
 
     data = paper_scale.run("tiny", tmp_path / "out", tmp_path / "work")
     steps = data["steps"]
-    assert list(steps) == ["corpus", "loop_audio", "loop_text", "loop_multimodal", "train",
-                           "projection"]
+    assert list(steps) == ["corpus", "train", "projection", "loop_audio", "loop_text",
+                           "loop_multimodal"]
     for stage in ("audio", "text", "multimodal"):
         paths = [row["benchmark"] for row in steps[f"loop_{stage}"]["rows"]]
         assert paths == [f"loop: {stage} (resident)", f"loop: {stage} (DataLoader)"]
@@ -99,3 +99,16 @@ def test_paper_scale_script_runs_every_step_at_tiny_size(tmp_path):
     saved = json.loads((tmp_path / "out" / "paper_scale.json").read_text())
     assert saved["steps"].keys() == steps.keys()
     assert "## projection" in (tmp_path / "out" / "paper_scale.md").read_text()
+
+
+def test_loop_benchmark_can_time_the_first_steps_of_an_epoch(module_workdir, tmp_path):
+    """The paper-size check times 150 steps, not whole epochs: every side gets the same steps."""
+    import torch
+
+    from benchmarks.bench_loop import stage_rows
+    from koemo.config import load_config
+
+    rows = stage_rows("audio", module_workdir, load_config("tiny"), tmp_path, torch.device("cpu"),
+                      repeats=1, warmup=1, max_steps=2)
+    assert [row["benchmark"] for row in rows] == ["loop: audio (resident)", "loop: audio (DataLoader)"]
+    assert all("first steps of an epoch: 2 steps" in row["notes"] for row in rows)
