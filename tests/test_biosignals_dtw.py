@@ -98,23 +98,8 @@ def test_normalised_series_equals_tslearns_resampler():
 
 
 # ------------------------------------------------------------------ the file reader's fast path
-
-def _old_cut(parsed, key):
-    """The per-segment groupby that _cut_segments replaced (the reference)."""
-    import pandas as pd
-    from koemo.biosignals.io import SERIES_COLUMNS
-
-    inside = parsed.samples[parsed.samples["segment_id"] != ""]
-    rows = []
-    for segment_id, group in inside.groupby("segment_id", sort=False):
-        row = {"segment_id": segment_id, "session": key[0], "script": key[1], "speaker": key[2],
-               "n_samples": len(group), "values": group["value"].to_numpy(dtype=float),
-               "timestamps": group["timestamp"].to_numpy(dtype=float)}
-        if parsed.signal == "IBI":
-            row["offsets"] = group["offset"].to_numpy(dtype=float)
-        rows.append(row)
-    return pd.DataFrame(rows, columns=SERIES_COLUMNS + (["offsets"] if parsed.signal == "IBI"
-                                                        else []))
+# The reference: _cut_segments as it was (benchmarks/bench_biosignals.py times it too).
+from benchmarks.bench_biosignals import _groupby_cut as groupby_cut  # noqa: E402
 
 
 def _assert_same_series(a, b):
@@ -151,7 +136,7 @@ def test_plain_reader_equals_row_by_row_reader_on_synthetic_files(tmp_path):
         pd.testing.assert_frame_equal(fast.samples, slow.samples, check_exact=True)
         assert (fast.start_unix, fast.rate_hz, fast.bad_rows) == (slow.start_unix, slow.rate_hz, [])
         key = (1, int(path.stem.split("_")[1][-2:]), "User001F")
-        _assert_same_series(bio._cut_segments(fast, key), _old_cut(slow, key))
+        _assert_same_series(bio._cut_segments(fast, key), groupby_cut(slow, key))
         checked += 1
     assert checked >= 4
 
