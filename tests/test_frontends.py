@@ -203,7 +203,7 @@ def trained_ssl(encoders, tiny_workdir):
 
 
 def test_training_and_evaluation_run_on_encoder_states(trained_ssl, tiny_workdir):
-    from koemo.modeling.train import evaluate
+    from koemo.modeling.evaluate import evaluate
 
     cfg, runs = trained_ssl
     assert set(runs["classifier"]) == {"", "text_only", "early", "attention_lstm"}

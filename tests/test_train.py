@@ -15,7 +15,8 @@ from koemo.config import load_config
 from koemo.dataset.splits import split_column
 from koemo.errors import KoemoInputError
 from koemo.modeling import data as D
-from koemo.modeling.train import evaluate, train_stage
+from koemo.modeling.evaluate import evaluate
+from koemo.modeling.train import train_stage
 
 # One batch per split and epoch: the whole tiny split fits in a batch of 256.
 ONE_BATCH = [f"train.{stage}.{key}={value}" for stage in ("audio", "text", "multimodal")

@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
     from koemo.config import load_config
     from koemo.errors import KoemoInputError
-    from koemo.modeling.train import evaluate
+    from koemo.modeling.evaluate import evaluate
 
     if args.overrides and not args.config:
         raise KoemoInputError("--set needs --config (the run's config.yaml is used as saved)")

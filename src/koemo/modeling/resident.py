@@ -36,12 +36,11 @@ class ResidentAudio:
     def __init__(self, audio: D.AudioFeatures, shared: "SharedRows", device: torch.device):
         store = audio.store
         self.base = shared.tensor
-        self.row_base = np.searchsorted(shared.keys, audio.index)
+        self.row_base = torch.as_tensor(np.searchsorted(shared.keys, audio.index), device=device)
         self.n_frames = torch.as_tensor(store.n_frames[audio.index].astype(np.int64), device=device)
         self.floor_db = (-float(store.top_db)
                          if audio.cfg["fixes"]["db_floor_padding"] and hasattr(store, "top_db")
                          else None)
-        self.row_base = torch.as_tensor(self.row_base, device=device)
         self._draw_masks(audio, store, device)
 
     def _draw_masks(self, audio: D.AudioFeatures, store, device) -> None:
@@ -56,7 +55,6 @@ class ResidentAudio:
         # the device, so selecting them never waits for the GPU (nonzero() there would).
         self.mask_of = torch.full((len(audio.kinds),), -1, dtype=torch.long)
         self.mask_of[masked] = torch.arange(len(masked))
-        self.spectrogram_only = bool(audio.cfg["fixes"]["mask_spectrogram_only"])
         if not masked:
             self.noise = None
             return
@@ -72,7 +70,7 @@ class ResidentAudio:
         for k, (_, _, values) in enumerate(draws):
             noise[k, :, :values.shape[1], :values.shape[2]] = values
             valid[k, :, :values.shape[1], :values.shape[2]] = True
-        if self.spectrogram_only:
+        if audio.cfg["fixes"]["mask_spectrogram_only"]:      # the delta channel keeps its values
             valid[:, 1] = False
         self.start = torch.as_tensor([start for start, _, _ in draws], device=device)
         self.noise = torch.from_numpy(noise).to(device)
