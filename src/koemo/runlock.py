@@ -9,6 +9,11 @@ disconnect, never leaves a stale lock behind). A second worker either skips the 
 
 File systems without `flock` support (some FUSE mounts) raise NotImplementedError in filelock;
 there the lock is skipped with a warning, which is safe for one worker at a time (Colab).
+
+A multi-process launch (`torchrun`, `accelerate launch`: WORLD_SIZE > 1) is one worker training
+one run together: its main process holds the lock and decides (train, finished, busy), and the
+other processes follow that decision (broadcast through accelerate). Were every process to take
+the lock, the first would train and wait for the others, which wait for the lock: a deadlock.
 """
 from __future__ import annotations
 
@@ -65,11 +70,49 @@ def train_once(stage: str, workdir: str | Path, cfg: dict, seed: int, *,
 
     run_dir = Path(out_dir) if out_dir is not None else run_dir_for(workdir, cfg, stage, seed,
                                                                      classifier_kind)
-    with hold_run(run_dir, blocking=blocking) as held:
-        if not held:
-            return "busy", run_dir
-        if resume and run_is_finished(run_dir, cfg, stage, workdir):
-            return "finished", run_dir
+    launch = launch_state(cfg)
+    is_main = launch is None or launch.is_main_process
+    with hold_run(run_dir, blocking=blocking) if is_main else contextlib.nullcontext(True) as held:
+        status = None
+        if is_main and not held:
+            status = "busy"
+        elif is_main and resume and run_is_finished(run_dir, cfg, stage, workdir):
+            status = "finished"
+        if launch is not None:
+            from accelerate.utils import broadcast_object_list
+            status = broadcast_object_list([status], from_process=0)[0]
+        if status is not None:
+            return status, run_dir
         (train or train_stage)(stage, workdir, cfg, seed, out_dir=out_dir, resume=resume,
                                classifier_kind=classifier_kind, progress=progress)
         return "trained", run_dir
+
+
+def launch_state(cfg: dict):
+    """accelerate's PartialState under a multi-process launch (WORLD_SIZE > 1), else None.
+    Such a launch needs accelerate: without it every process would train the whole run."""
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return None
+    try:
+        from accelerate import PartialState
+    except ImportError:
+        from koemo.errors import KoemoInputError
+        raise KoemoInputError(f"a launch of {world} processes (WORLD_SIZE={world}) trains one run "
+                              "together through accelerate, which is not installed: "
+                              "pip install 'koemo[gpu]'") from None
+    from koemo.modeling.precision import resolve_device
+    return PartialState(cpu=resolve_device(cfg["train"].get("device", "auto")).type == "cpu")
+
+
+def end_launch(wait_for_others: bool = True) -> None:
+    """The end of a multi-process launch: every process waits for the others, then leaves the
+    process group (a process exiting with the group still up can abort in gloo's threads)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        if wait_for_others:
+            dist.barrier()
+        dist.destroy_process_group()

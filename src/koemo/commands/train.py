@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
 
     from koemo.config import load_config
     from koemo.experiments import run_config
-    from koemo.runlock import train_once
+    from koemo.runlock import end_launch, train_once
 
     cfg = load_config(args.config, args.overrides)
     if args.variant is not None or args.split is not None:
@@ -54,9 +54,14 @@ def run(args: argparse.Namespace) -> int:
             raise KoemoInputError(str(err)) from err
     seed = args.seed if args.seed is not None else int(cfg.get("seed", 1))
     # One trainer per run directory: a run another worker holds is left to it (or waited for).
-    status, run_dir = train_once(args.stage, args.workdir, cfg, seed, out_dir=args.out,
-                                 resume=not args.no_resume, classifier_kind=args.classifier,
-                                 progress=not args.no_progress, blocking=not args.skip_busy)
+    try:
+        status, run_dir = train_once(args.stage, args.workdir, cfg, seed, out_dir=args.out,
+                                     resume=not args.no_resume, classifier_kind=args.classifier,
+                                     progress=not args.no_progress, blocking=not args.skip_busy)
+    except BaseException:
+        end_launch(wait_for_others=False)       # the others may never get this far
+        raise
+    end_launch()
     if status == "busy":
         print(f"run: {run_dir} is being trained by another worker; left to it")
         return 0

@@ -31,8 +31,9 @@ package installed: `pip install koemo[gpu]`) the model, optimizer and training l
 fills the on-disk caches first; every process validates on the whole validation set (so the
 early-stopping decisions agree); only the main process writes files (its logged train loss is
 the mean over its own shard). The multimodal stage needs cache_frozen there (forward_raw would
-bypass DDP). Checked with `torchrun --nproc_per_node 2` on CPU (gloo). Without accelerate, or
-with one process, the plain loop runs.
+bypass DDP). Tested with `torchrun --nproc_per_node 2` on CPU (gloo; tests/test_launch.py).
+With one process the plain loop runs; `koemo train` refuses a multi-process launch without
+accelerate (koemo.runlock.launch_state), which would train the whole run in every process.
 """
 from __future__ import annotations
 
