@@ -67,18 +67,10 @@ def run(args: argparse.Namespace) -> int:
     if fmt is None:
         suffix = Path(args.export).suffix.lstrip(".") if args.export else ""
         fmt = suffix if suffix in ("sh", "json") else "txt"
-    text = render(runs, fmt)
-    if args.export:
-        Path(args.export).write_text(text, encoding="utf-8")
-        print(f"{len(runs)} runs -> {args.export}")
-    else:
-        print(text, end="")
-    return 0
+    return _write_or_print(render(runs, fmt), args.export, f"{len(runs)} runs")
 
 
 def _summary(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from koemo.config import load_config
     from koemo.errors import KoemoInputError
     from koemo.plan_summary import render, summarize
@@ -91,10 +83,16 @@ def _summary(args: argparse.Namespace) -> int:
     summary = summarize(load_config(args.config, args.overrides), args.workdir)
     # the config as asked for (paper_budget's runs carry paper.yaml's name), with its --set
     summary["config"] = " ".join([args.config, *(f"--set {o}" for o in args.overrides)])
-    text = render(summary, fmt)
-    if args.export:
-        Path(args.export).write_text(text, encoding="utf-8")
-        print(f"plan summary -> {args.export}")
+    return _write_or_print(render(summary, fmt), args.export, "plan summary")
+
+
+def _write_or_print(text: str, export: str | None, what: str) -> int:
+    """`text` into the --export file (saying so) or onto stdout."""
+    from pathlib import Path
+
+    if export:
+        Path(export).write_text(text, encoding="utf-8")
+        print(f"{what} -> {export}")
     else:
         print(text, end="")
     return 0
