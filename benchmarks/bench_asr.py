@@ -4,7 +4,7 @@ utterances at once, then the models score the batch) against `Predictor.predict`
 at a time, both measured in the same run on the same utterances.
 
 Setup: the predictor directory of bench_predict (random weights, offline) and a random-weight
-Whisper from `koemo.asr_standin` (its vocabulary is ~100 Hangul pieces, so the output
+Whisper from `koemo.inference.asr_standin` (its vocabulary is ~100 Hangul pieces, so the output
 projection is far cheaper than whisper-small's 51,865 entries; everything else has the size
 given). Random weights rarely emit end-of-text, so every utterance decodes `max_new_tokens`
 tokens in both modes: the comparison is fair, the absolute speed a lower bound for real
@@ -39,9 +39,9 @@ BATCH_SIZE = 8
 def run(size: str) -> list[dict]:
     import torch
 
-    from koemo.asr_standin import WHISPER_SMALL_DIMS, build_standin_whisper
-    from koemo.config import load_config
-    from koemo.predict import Predictor
+    from koemo.inference.asr_standin import WHISPER_SMALL_DIMS, build_standin_whisper
+    from koemo.config.load import load_config
+    from koemo.inference.predictor import Predictor
 
     spec = SIZES[size]
     cfg = copy.deepcopy(load_config(spec["config"]))

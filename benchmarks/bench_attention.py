@@ -17,7 +17,7 @@ from typing import Callable
 
 import torch
 
-from koemo.config import load_config
+from koemo.config.load import load_config
 from koemo.modeling.layers import TransformerLayer, set_attention_impl
 from koemo.modeling.models import AudioRegressor, EmoClassifier, TextRegressor
 

@@ -134,7 +134,7 @@ def run(size: str) -> list[dict]:
     if size not in CORPUS_SIZES:
         raise ValueError(f"size must be one of {sorted(CORPUS_SIZES)}, not {size!r}")
     from koemo.biosignals import analyse
-    from koemo.config import load_config
+    from koemo.config.load import load_config
 
     root = corpus_root(size)
     for path in root.rglob("*.csv"):        # the same warm page cache for both sides

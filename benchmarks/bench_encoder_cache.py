@@ -1,5 +1,5 @@
 """Speech-encoder state caching (`models.audio.frontend: encoder`): utterances per second of
-`koemo.encoder_store.build_encoder_store` for a base-size architecture, first pass (read wave,
+`koemo.audio.encoder_store.build_encoder_store` for a base-size architecture, first pass (read wave,
 feature extractor, frozen encoder, write float16 rows) vs second pass (the complete cache is
 found and opened; the encoder is not even loaded). The first pass includes loading the encoder
 from its directory (hashing its weights for the cache key), as `koemo train` pays it once.
@@ -50,8 +50,8 @@ def _corpus(root: Path, rows: int, seconds: float):
 def run(size: str) -> list[dict]:
     import torch
 
-    from koemo.config import load_config
-    from koemo.encoder_store import build_encoder_store
+    from koemo.config.load import load_config
+    from koemo.audio.encoder_store import build_encoder_store
     from koemo.synth.encoders import build_speech_encoder
 
     import transformers  # noqa: F401  (imported before timing: a one-off per process)

@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from koemo import paper_numbers as P
+from koemo.reporting import paper_numbers as P
 
 TRAIN_ROWS = P.SPLIT_SIZES["train_augmented"]
 SIZES = {
@@ -64,7 +64,7 @@ def _trainer(model, params, loss_of, precision: str, device):
 
 def run(size: str = "tiny") -> list[dict]:
     from benchmarks.common import make_row
-    from koemo.config import load_config
+    from koemo.config.load import load_config
     from koemo.modeling.fusion import build_classifier
     from koemo.modeling.models import AudioRegressor, TextRegressor, text_input_dim
     from koemo.text.standin import random_bert

@@ -85,7 +85,7 @@ def stage_row(stage: str, model, cfg: dict, root: Path, repeats: int) -> dict:
 
 
 def run(size: str = "tiny") -> list[dict]:
-    from koemo.config import load_config
+    from koemo.config.load import load_config
 
     if size not in SIZES:
         raise ValueError(f"size must be one of {sorted(SIZES)}, not {size!r}")

@@ -57,14 +57,14 @@ def utterance_table(root: str | Path):
 
 
 def paper_features() -> dict:
-    from koemo.config import load_config
+    from koemo.config.load import load_config
     return load_config("paper")
 
 
 def _warm_up(fc: dict, backends: tuple[str, ...], device: str = "cpu") -> None:
     """First calls pay one-off costs (librosa's numba compilation, torch's allocator/FFT plans,
     CUDA context) that a 13,000-file run amortises; keep them out of the timings."""
-    from koemo.features import extract_batch, extract_features
+    from koemo.audio.features import extract_batch, extract_features
     wave = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
     if "librosa" in backends:
         extract_features(wave, fc, backend="librosa")
@@ -73,14 +73,14 @@ def _warm_up(fc: dict, backends: tuple[str, ...], device: str = "cpu") -> None:
 
 
 def _librosa_loop(waves: list[np.ndarray], fc: dict) -> None:
-    from koemo.features import extract_features
+    from koemo.audio.features import extract_features
     for wave in waves:
         extract_features(wave, fc, backend="librosa")
 
 
 def _torch_batches(waves: list[np.ndarray], fc: dict, device: str) -> None:
-    from koemo.feature_store import length_sorted_batches
-    from koemo.features import extract_batch
+    from koemo.audio.feature_store import length_sorted_batches
+    from koemo.audio.features import extract_batch
     for rows in length_sorted_batches(np.array([w.size for w in waves]), BATCH_SIZE):
         extract_batch([waves[i] for i in rows], fc, device=device)
 
@@ -128,13 +128,13 @@ def in_memory_rows(size: str, table) -> list[dict]:
 def build_store_job(corpus: str, workdir: str, backend: str, threads: int | None = None) -> dict:
     """Subprocess body: build the store from the corpus; report the build time alone."""
     import time
-    from koemo.config import load_config
-    from koemo.feature_store import build_feature_store
+    from koemo.config.load import load_config
+    from koemo.audio.feature_store import build_feature_store
     cfg = load_config("paper", [f"features.backend={backend}"])
     device = "cpu"
     if backend == "torch":
         import torch
-        from koemo.feature_store import resolve_device
+        from koemo.audio.feature_store import resolve_device
         device = resolve_device(cfg)
         if threads:
             torch.set_num_threads(threads)

@@ -169,7 +169,7 @@ def stage_rows(stage: str, workdir: Path, cfg: dict, run_dir: Path, device, repe
 
 
 def run(size: str = "tiny") -> list[dict]:
-    from koemo.config import load_config
+    from koemo.config.load import load_config
     from koemo.modeling.precision import resolve_device
 
     if size not in SIZES:

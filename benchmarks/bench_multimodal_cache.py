@@ -104,7 +104,7 @@ def train_epoch(model, initial: dict, loader, forward, repeats: int, device: tor
 
 def run(size: str = "tiny") -> list[dict]:
     from benchmarks.common import make_row
-    from koemo.config import load_config
+    from koemo.config.load import load_config
     from koemo.modeling import data as D
     from koemo.modeling.fusion import build_classifier
     from koemo.modeling.models import AudioRegressor, TextRegressor

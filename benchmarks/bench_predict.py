@@ -1,6 +1,6 @@
 """Prediction latency and throughput of `koemo.Predictor` (a 6 s wav + its transcript).
 
-Setup (both sizes): a predictor directory exported with `koemo.predict_export.export_predictor` from
+Setup (both sizes): a predictor directory exported with `koemo.inference.export.export_predictor` from
 random-weight models (timing does not depend on the weights' values) and a random-weight
 encoder with a sentencepiece tokenizer trained on synthetic transcripts, all built offline.
 - full: configs/paper.yaml (faithful: the classifier runs the audio regressor with 4 heads, so
@@ -84,7 +84,7 @@ def build_predictor_dir(root: Path, cfg: dict, text_model: Path) -> Path:
 
     from koemo.modeling.checkpoint import save_checkpoint
     from koemo.modeling.models import AudioRegressor, EmoClassifier, TextRegressor
-    from koemo.predict_export import export_predictor
+    from koemo.inference.export import export_predictor
 
     torch.manual_seed(0)
     audio, text = AudioRegressor(cfg), TextRegressor(cfg)
@@ -110,7 +110,7 @@ def device_rows(directory: Path, wav: Path, text: str, items: list, spec: dict, 
                 shape: str) -> list[dict]:
     import torch
 
-    from koemo.predict import Predictor
+    from koemo.inference.predictor import Predictor
 
     def sync():
         if device.startswith("cuda"):
@@ -165,7 +165,7 @@ def run(size: str) -> list[dict]:
     import soundfile as sf
     import torch
 
-    from koemo.config import load_config
+    from koemo.config.load import load_config
 
     spec = SIZES[size]
     cfg = copy.deepcopy(load_config(spec["config"]))

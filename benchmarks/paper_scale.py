@@ -14,7 +14,7 @@ short still leaves what it measured):
    seconds per epoch (log.json) and the fixed cost of a run (building the data, caches, test
    scoring: wall time less the epochs).
 3. projection: one paper run (audio 20 + text 30 + multimodal 30 epochs) and every plan of
-   configs/ (koemo.scaleout.full_plan) from those figures: fixed cost + epochs x seconds per
+   configs/ (koemo.experiments.scaleout.full_plan) from those figures: fixed cost + epochs x seconds per
    epoch, for every run of the plan. An upper bound: early stopping can only shorten a run, and
    ablation runs with fewer layers are costed as the 7-layer model. Labelled as a projection.
 4. loop: `bench_loop.stage_rows` per stage at paper shapes: the first 150 steps of an epoch,
@@ -75,7 +75,7 @@ class Record:
 
 
 def load_cfg(size: str) -> dict:
-    from koemo.config import load_config
+    from koemo.config.load import load_config
 
     spec = SIZES[size]
     cfg = load_config(spec["config"], PAPER_OVERRIDES if size == "paper" else [])
@@ -114,8 +114,8 @@ def projection(figures: dict, cfg: dict) -> dict:
 
 
 def plan_projections(figures: dict, plans: list[str]) -> dict:
-    from koemo.config import load_config
-    from koemo.scaleout import full_plan
+    from koemo.config.load import load_config
+    from koemo.experiments.scaleout import full_plan
 
     out = {}
     for name in plans:
@@ -143,7 +143,7 @@ def run(size: str, out: Path, workdir_root: Path | None = None) -> dict:
     root = workdir_root or REPO_ROOT / "data" / "bench" / f"paper-scale-{size}"
     started = time.perf_counter()
     workdir = prepared_workdir(cfg, root)
-    from koemo.modeling.data import load_utterances
+    from koemo.config.workdir import load_utterances
     record.step("corpus", seconds=round(time.perf_counter() - started, 1),
                 utterances=len(load_utterances(workdir)), workdir=str(workdir))
 

@@ -5,7 +5,7 @@
 
 A 12-utterance synthetic recording (koemo.synth.recording, known boundaries) is cut by
 Silero VAD and scored by the predictor; `--asr standin` builds a tiny random Whisper
-(koemo.asr_standin: Korean gibberish transcripts) so it runs offline. Writes the PNG and the
+(koemo.inference.asr_standin: Korean gibberish transcripts) so it runs offline. Writes the PNG and the
 timeline CSV beside it, and prints the boundary errors against the truth.
 """
 from __future__ import annotations
@@ -25,9 +25,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
-    from koemo.asr_standin import build_standin_whisper
-    from koemo.predict import Predictor
-    from koemo.segments import plot_timeline, predict_timeline
+    from koemo.inference.asr_standin import build_standin_whisper
+    from koemo.inference.predictor import Predictor
+    from koemo.inference.segments import plot_timeline, predict_timeline
     from koemo.synth.recording import long_recording
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -42,14 +42,14 @@ if "google.colab" in sys.modules:  # Colab: mount Drive, install koemo (keeps Co
         sys.path.insert(0, f"{KOEMO_SOURCE}/src")
 
 from IPython.display import Markdown, display
-import koemo.notebook
-ctx = koemo.notebook.start(CONFIG, WORKDIR, OUT, DATA_ROOT, SYNTHETIC, OVERRIDES)
+import koemo.reporting.notebook
+ctx = koemo.reporting.notebook.start(CONFIG, WORKDIR, OUT, DATA_ROOT, SYNTHETIC, OVERRIDES)
 cfg = ctx.cfg
 print(f"config {cfg['name']}: workdir {ctx.workdir}, outputs {ctx.out}")'''
 
 
 def _show(name: str) -> str:
-    return f'display(Markdown(koemo.report.markdown_table({name})))'
+    return f'display(Markdown(koemo.reporting.report.markdown_table({name})))'
 
 
 NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
@@ -58,18 +58,18 @@ NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
         "policy, compute mel + delta features, and report every dropped row. Also the paper's "
         "statistics: Welch ANOVA of arousal and valence by emotion.",
         [
-            "from koemo.dataset.prepare import prepare\nimport koemo.report\n"
+            "from koemo.dataset.prepare import prepare\nimport koemo.reporting.report\n"
             "result = prepare(ctx.corpus_root(), ctx.workdir, cfg, progress=PROGRESS)\n"
             "table = result.table  # every dropped row: prepare_report.md in the workdir",
-            "summary = koemo.report.data_summary(ctx.workdir, cfg)\n"
-            "koemo.report.save_tables(summary, ctx.tables, prefix='data_')\n"
+            "summary = koemo.reporting.report.data_summary(ctx.workdir, cfg)\n"
+            "koemo.reporting.report.save_tables(summary, ctx.tables, prefix='data_')\n"
             "for name, frame in summary.items():\n    display(Markdown(f'**{name}**'))\n"
-            "    display(Markdown(koemo.report.markdown_table(frame)))",
-            "statistics = koemo.report.welch_tables(table, cfg)\n"
-            "koemo.report.save_tables(statistics, ctx.tables, prefix='statistics_')\n"
+            "    display(Markdown(koemo.reporting.report.markdown_table(frame)))",
+            "statistics = koemo.reporting.report.welch_tables(table, cfg)\n"
+            "koemo.reporting.report.save_tables(statistics, ctx.tables, prefix='statistics_')\n"
             "for name, frame in statistics.items():\n    display(Markdown(f'**{name}**'))\n"
-            "    display(Markdown(koemo.report.markdown_table(frame)))",
-            "import koemo.plots\nkoemo.plots.duration_histogram(table, ctx.figures / 'durations.png')",
+            "    display(Markdown(koemo.reporting.report.markdown_table(frame)))",
+            "import koemo.reporting.plots\nkoemo.reporting.plots.duration_histogram(table, ctx.figures / 'durations.png')",
         ],
     ),
     "1-2_augmentation_split": (
@@ -77,13 +77,13 @@ NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
         "hold-out, and five session folds), their sizes beside the paper's, and the minority-class "
         "augmentation of the training set (text swap/delete, frequency masking).",
         [
-            "import koemo.report\n"
-            "splits = koemo.report.split_tables(ctx.workdir, cfg)\n"
-            "koemo.report.save_tables(splits, ctx.tables, prefix='splits_')\n"
+            "import koemo.reporting.report\n"
+            "splits = koemo.reporting.report.split_tables(ctx.workdir, cfg)\n"
+            "koemo.reporting.report.save_tables(splits, ctx.tables, prefix='splits_')\n"
             "for name, frame in splits.items():\n    display(Markdown(f'**{name}**'))\n"
-            "    display(Markdown(koemo.report.markdown_table(frame)))",
-            "import koemo.plots\n"
-            "koemo.plots.augmentation_examples(ctx.workdir, cfg, ctx.figures / 'augmentation.png')",
+            "    display(Markdown(koemo.reporting.report.markdown_table(frame)))",
+            "import koemo.reporting.plots\n"
+            "koemo.reporting.plots.augmentation_examples(ctx.workdir, cfg, ctx.figures / 'augmentation.png')",
         ],
     ),
     "1-3_biosignal_analysis": (
@@ -92,60 +92,60 @@ NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
         "The conclusion is computed from the data. A KEMDy20 copy without the EDA/TEMP/IBI "
         "folders (audio + text only) is recorded as \"not available\" and the pipeline goes on.",
         [
-            "from koemo import biosignals\nimport koemo.report\n"
+            "from koemo import biosignals\nimport koemo.reporting.report\n"
             "outcome = biosignals.analyse_and_write(ctx.corpus_root(), ctx.out, seed=cfg['seed'],\n"
             "                                       **cfg['biosignals'])\n"
             "display(Markdown(outcome.summary))",
             "if outcome.available:\n"
             "    report = outcome.report\n"
-            "    display(Markdown(koemo.report.markdown_table(biosignals.coverage_summary(report.coverage))))\n"
+            "    display(Markdown(koemo.reporting.report.markdown_table(biosignals.coverage_summary(report.coverage))))\n"
             "    for signal, result in report.results.items():\n"
             "        display(Markdown(f'**{signal}: silhouette by k**'))\n"
-            "        display(Markdown(koemo.report.markdown_table(result.silhouette)))",
+            "        display(Markdown(koemo.reporting.report.markdown_table(result.silhouette)))",
         ],
     ),
     "2-1_audio_arousal": (
         "Train the audio regressor (mel + delta -> arousal) for every protocol, variant "
         "(faithful / corrected) and seed in the config, plus the n_layers ablation.",
         [
-            "import koemo.experiments as ex, koemo.report, koemo.plots\n"
+            "import koemo.experiments.plan as ex, koemo.reporting.report, koemo.reporting.plots\n"
             "runs = ex.run_plan(ex.main_plan(cfg, ['audio'], ctx.workdir), ctx.workdir, progress=PROGRESS)\n"
             "ablation = ex.run_plan(ex.layer_ablation_plan(cfg, 'audio'), ctx.workdir, progress=PROGRESS)",
-            "tables = koemo.report.regressor_tables(runs, ablation, 'audio')\n"
-            "koemo.report.save_tables(tables, ctx.tables, prefix='audio_')\n"
-            "koemo.plots.learning_curves(runs, ctx.figures / 'curves_audio.png', stage='audio')\n"
+            "tables = koemo.reporting.report.regressor_tables(runs, ablation, 'audio')\n"
+            "koemo.reporting.report.save_tables(tables, ctx.tables, prefix='audio_')\n"
+            "koemo.reporting.plots.learning_curves(runs, ctx.figures / 'curves_audio.png', stage='audio')\n"
             "for name, frame in tables.items():\n    display(Markdown(f'**{name}**'))\n"
-            "    display(Markdown(koemo.report.markdown_table(frame)))",
+            "    display(Markdown(koemo.reporting.report.markdown_table(frame)))",
         ],
     ),
     "3-1_text_valence": (
         "Train the text regressor (frozen KoBERT states -> valence). KoBERT runs once per text: "
         "its states are cached on disk. Same protocols, variants, seeds and ablation as 2-1.",
         [
-            "import koemo.experiments as ex, koemo.report, koemo.plots\n"
+            "import koemo.experiments.plan as ex, koemo.reporting.report, koemo.reporting.plots\n"
             "runs = ex.run_plan(ex.main_plan(cfg, ['text'], ctx.workdir), ctx.workdir, progress=PROGRESS)\n"
             "ablation = ex.run_plan(ex.layer_ablation_plan(cfg, 'text'), ctx.workdir, progress=PROGRESS)",
-            "tables = koemo.report.regressor_tables(runs, ablation, 'text')\n"
-            "koemo.report.save_tables(tables, ctx.tables, prefix='text_')\n"
-            "koemo.plots.learning_curves(runs, ctx.figures / 'curves_text.png', stage='text')\n"
+            "tables = koemo.reporting.report.regressor_tables(runs, ablation, 'text')\n"
+            "koemo.reporting.report.save_tables(tables, ctx.tables, prefix='text_')\n"
+            "koemo.reporting.plots.learning_curves(runs, ctx.figures / 'curves_text.png', stage='text')\n"
             "for name, frame in tables.items():\n    display(Markdown(f'**{name}**'))\n"
-            "    display(Markdown(koemo.report.markdown_table(frame)))",
+            "    display(Markdown(koemo.reporting.report.markdown_table(frame)))",
         ],
     ),
     "4-1_multimodal_classifier": (
         "Train the multimodal classifier (attention + LSTM over both regressors' frozen attention "
         "outputs) for every protocol, variant and seed, plus the audio/text n_layers combinations.",
         [
-            "import koemo.experiments as ex, koemo.report, koemo.plots\n"
+            "import koemo.experiments.plan as ex, koemo.reporting.report, koemo.reporting.plots\n"
             "runs = ex.run_plan(ex.main_plan(cfg, workdir=ctx.workdir), ctx.workdir, progress=PROGRESS)\n"
             "combos = ex.run_plan(ex.combination_plan(cfg), ctx.workdir, progress=PROGRESS)\n"
             "runs.to_csv(ctx.tables / 'runs_main.csv', index=False)\n"
             "combos.to_csv(ctx.tables / 'runs_combinations.csv', index=False)",
-            "tables = koemo.report.classifier_tables(runs, combos)\n"
-            "koemo.report.save_tables(tables, ctx.tables, prefix='multimodal_')\n"
-            "koemo.plots.learning_curves(runs, ctx.figures / 'curves_multimodal.png', stage='multimodal')\n"
+            "tables = koemo.reporting.report.classifier_tables(runs, combos)\n"
+            "koemo.reporting.report.save_tables(tables, ctx.tables, prefix='multimodal_')\n"
+            "koemo.reporting.plots.learning_curves(runs, ctx.figures / 'curves_multimodal.png', stage='multimodal')\n"
             "for name, frame in tables.items():\n    display(Markdown(f'**{name}**'))\n"
-            "    display(Markdown(koemo.report.markdown_table(frame)))",
+            "    display(Markdown(koemo.reporting.report.markdown_table(frame)))",
         ],
     ),
     "5-1_paper_tables": (
@@ -153,8 +153,8 @@ NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
         "(batch-averaged the paper's way and over the whole set), per-class recall and precision, "
         "confusion matrices, regressors, ablations, statistics and the majority-class baseline.",
         [
-            "import koemo.report\n"
-            "page = koemo.report.write_paper_page(ctx.workdir, cfg, ctx.out)\n"
+            "import koemo.reporting.report\n"
+            "page = koemo.reporting.report.write_paper_page(ctx.workdir, cfg, ctx.out)\n"
             "display(Markdown(page.read_text(encoding='utf-8')))",
         ],
     ),
@@ -162,27 +162,27 @@ NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
         "Fusion ablation on the same folds and frozen regressors: audio-only, text-only, early "
         "fusion, late fusion, merge by sum, tensor fusion and the paper's attention + LSTM fusion.",
         [
-            "import koemo.experiments as ex, koemo.report, koemo.plots\n"
+            "import koemo.experiments.plan as ex, koemo.reporting.report, koemo.reporting.plots\n"
             "runs = ex.run_plan(ex.fusion_plan(cfg, ctx.workdir), ctx.workdir, progress=PROGRESS)\n"
             "runs.to_csv(ctx.tables / 'runs_fusion.csv', index=False)",
-            "tables = koemo.report.fusion_tables(runs, cfg)  # notes only when the plan has no fusion study\n"
-            "koemo.report.save_tables(tables, ctx.tables, prefix='fusion_')\n"
-            "koemo.plots.fusion_figure(tables['fusion_macro_f1'], ctx.figures / 'fusion.png')\n"
-            "koemo.plots.learning_curves(runs, ctx.figures / 'curves_fusion.png', stage='multimodal')\n"
-            "display(Markdown(koemo.report.markdown_table(tables['fusion'])))",
+            "tables = koemo.reporting.report.fusion_tables(runs, cfg)  # notes only when the plan has no fusion study\n"
+            "koemo.reporting.report.save_tables(tables, ctx.tables, prefix='fusion_')\n"
+            "koemo.reporting.plots.fusion_figure(tables['fusion_macro_f1'], ctx.figures / 'fusion.png')\n"
+            "koemo.reporting.plots.learning_curves(runs, ctx.figures / 'curves_fusion.png', stage='multimodal')\n"
+            "display(Markdown(koemo.reporting.report.markdown_table(tables['fusion'])))",
             "# paired by fold: does each fused classifier beat the single modalities of its own fold?\n"
-            "display(Markdown(koemo.report.markdown_table(tables['paired'])))",
+            "display(Markdown(koemo.reporting.report.markdown_table(tables['paired'])))",
             "# front-ends side by side (reproduce.frontends: other configs, e.g. ssl_wavlm_koelectra)\n"
             "if cfg['reproduce'].get('frontends'):\n"
-            "    import koemo.frontends as fe\n"
+            "    import koemo.experiments.frontends as fe\n"
             "    study = fe.run_frontend_study(fe.frontend_configs(cfg, OVERRIDES), ctx.workdir,\n"
             "                                  progress=PROGRESS)\n"
             "    study.to_csv(ctx.tables / 'runs_frontends.csv', index=False)\n"
             "    frontends = {'frontends': fe.frontend_fusion_table(study)}\n"
-            "    koemo.report.save_tables(frontends, ctx.tables, prefix='fusion_')\n"
-            "    display(Markdown(koemo.report.markdown_table(frontends['frontends'])))",
+            "    koemo.reporting.report.save_tables(frontends, ctx.tables, prefix='fusion_')\n"
+            "    display(Markdown(koemo.reporting.report.markdown_table(frontends['frontends'])))",
             "# the results page (written by 5-1) gains the fusion table and figure\n"
-            "page = koemo.report.write_paper_page(ctx.workdir, cfg, ctx.out)",
+            "page = koemo.reporting.report.write_paper_page(ctx.workdir, cfg, ctx.out)",
         ],
     ),
 }

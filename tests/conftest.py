@@ -16,7 +16,7 @@ TINY_UTTERANCES = 24
 
 @pytest.fixture(scope="session")
 def tiny_config():
-    from koemo.config import load_config
+    from koemo.config.load import load_config
     return load_config("tiny")
 
 
@@ -72,7 +72,7 @@ def exported_predictor_dir(tmp_path_factory, tiny_workdir, tiny_config):
     import copy
 
     from koemo.modeling.train import train_stage
-    from koemo.predict_export import export_from_workdir
+    from koemo.inference.export import export_from_workdir
 
     cfg = copy.deepcopy(tiny_config)
     cfg["name"] = "tiny-predict"
@@ -100,6 +100,6 @@ def asr_predictor_dir(exported_predictor_dir):
 
 @pytest.fixture(scope="session")
 def standin_whisper(tmp_path_factory):
-    """A tiny random-weight Whisper directory (koemo.asr_standin), loaded by path."""
-    from koemo.asr_standin import build_standin_whisper
+    """A tiny random-weight Whisper directory (koemo.inference.asr_standin), loaded by path."""
+    from koemo.inference.asr_standin import build_standin_whisper
     return build_standin_whisper(tmp_path_factory.mktemp("whisper") / "standin")

@@ -18,15 +18,16 @@ ABSENT_ROOT = Path("/nonexistent/koemo-golden-corpus")
 
 
 def shipped_configs() -> list[str]:
-    from koemo.assets import configs_dir
+    from koemo.config.assets import configs_dir
     return sorted(p.stem for p in configs_dir().glob("*.yaml"))
 
 
 def config_keys(name: str) -> dict:
-    from koemo.encoder_store import store_key
-    from koemo.config import feature_fingerprint, fingerprint, load_config
+    from koemo.audio.encoder_store import store_key
+    from koemo.config.load import load_config
+    from koemo.config.fingerprints import feature_fingerprint, fingerprint
     from koemo.dataset.prepare import input_fingerprint
-    from koemo import experiments as ex
+    from koemo.experiments import plan as ex
     from koemo.modeling.runs import resume_fingerprint, run_dir_for
 
     cfg = load_config(name)

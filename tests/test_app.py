@@ -1,4 +1,4 @@
-"""koemo.app / `koemo app`: the page's logic without a browser, its figures and command line.
+"""koemo.inference.app / `koemo app`: the page's logic without a browser, its figures and command line.
 The page in a real browser is tests/test_app_browser.py."""
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from koemo import app
-from koemo.app import AppSettings, analyse, probability_figure, va_figure
+from koemo.inference import app
+from koemo.inference.app import AppSettings, analyse, probability_figure, va_figure
 from koemo.cli import build_parser, main
 from koemo.errors import KoemoInputError
-from koemo.predict import Predictor
+from koemo.inference.predictor import Predictor
 from koemo.synth.speech import SAMPLE_RATE, make_voice, synthesize
 
 
@@ -119,15 +119,15 @@ def test_long_recording_uses_the_timeline_when_segments_exists(predictor, tmp_pa
     seen.clear()
     analyse(predictor, speech(tmp_path / "short.wav", 1.0), None, tiny_transcript)
     assert not seen
-    # Without koemo.segments: windows averaged, and a note says the timeline is missing.
+    # Without koemo.inference.segments: windows averaged, and a note says the timeline is missing.
     monkeypatch.setattr(app, "load_timeline_tools", lambda: None)
     out = analyse(predictor, wav, None, tiny_transcript)
     assert out.timeline is None and out.label is not None
-    assert "timeline not shown: koemo.segments is not installed" in out.notes[-1]
+    assert "timeline not shown: koemo.inference.segments is not installed" in out.notes[-1]
 
 
 def test_timeline_tools_absent_module(monkeypatch):
-    monkeypatch.setitem(sys.modules, "koemo.segments", None)     # as if not installed
+    monkeypatch.setitem(sys.modules, "koemo.inference.segments", None)     # as if not installed
     assert app.load_timeline_tools() is None
 
 
@@ -157,9 +157,9 @@ def test_command_line_defaults_and_errors(capsys, tmp_path):
 
 
 def test_long_recording_shows_the_real_timeline(asr_predictor_dir, standin_whisper, tmp_path):
-    """koemo.segments wired in: a five-utterance recording longer than the model's window gets
+    """koemo.inference.segments wired in: a five-utterance recording longer than the model's window gets
     one timeline row per utterance Silero finds, and its figure."""
-    from koemo.segments import timeline_columns
+    from koemo.inference.segments import timeline_columns
     from koemo.synth.recording import long_recording
 
     predictor = Predictor.from_checkpoint(asr_predictor_dir,

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from koemo.app import AppSettings, serve
-from koemo.predict import Predictor
+from koemo.inference.app import AppSettings, serve
+from koemo.inference.predictor import Predictor
 from koemo.synth.speech import SAMPLE_RATE, make_voice, synthesize
 
 pytestmark = pytest.mark.slow

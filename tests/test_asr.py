@@ -1,6 +1,6 @@
-"""Speech recognition for the text path (koemo.asr): without a transcript, `koemo predict`
+"""Speech recognition for the text path (koemo.inference.asr): without a transcript, `koemo predict`
 transcribes with Whisper and runs the full multimodal path. Offline, a tiny random Whisper
-(koemo.asr_standin) goes through the same transformers classes; its text is gibberish, but
+(koemo.inference.asr_standin) goes through the same transformers classes; its text is gibberish, but
 deterministic and Korean."""
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from koemo.asr import Transcriber, asr_settings
+from koemo.inference.asr import Transcriber, asr_settings
 from koemo.cli import main
 from koemo.dataset.kemdy20 import clean_transcript
 from koemo.errors import KoemoInputError
-from koemo.predict import Predictor
+from koemo.inference.predictor import Predictor
 
 MAX_TOKENS = 8
 
@@ -66,7 +66,7 @@ def test_without_text_the_transcript_comes_from_asr(predictor, utterance, asr):
     wav, text = utterance
     result = predictor.predict(wav)
     heard = Transcriber.load(asr_settings(None, **asr)).transcribe(
-        [__import__("koemo.audio_io", fromlist=["load_audio"]).load_audio(wav)[0]])[0]
+        [__import__("koemo.audio.io", fromlist=["load_audio"]).load_audio(wav)[0]])[0]
     assert heard and result.text == clean_transcript(heard)       # what the model generated
     assert result.text_source == "asr"
     assert result.label in predictor.classes and result.valence is not None

@@ -1,4 +1,4 @@
-"""koemo.audio_io: any readable file or array -> 16 kHz mono float32, with clear errors."""
+"""koemo.audio.io: any readable file or array -> 16 kHz mono float32, with clear errors."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import soundfile as sf
 import soxr
 
-from koemo.audio_io import TARGET_SAMPLE_RATE, load_audio, resample
+from koemo.audio.io import TARGET_SAMPLE_RATE, load_audio, resample
 from koemo.errors import KoemoInputError
 
 SR = TARGET_SAMPLE_RATE

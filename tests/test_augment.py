@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from koemo.augment import frequency_mask, plan_augmentation
-from koemo.config import CONFIG_DIR, load_config
+from koemo.dataset.augment import frequency_mask, plan_augmentation
+from koemo.config.load import CONFIG_DIR, load_config
 
 # The paper's train split before augmentation: 9,161 rows, minority 115 + 98 + 81 = 294.
 PAPER_TRAIN_COUNTS = {"neutral": 8017, "happy": 850, "surprise": 115, "angry": 98, "sad": 81}
@@ -65,7 +65,7 @@ def test_seed_per_sample_switch_reads_false_as_the_original(paper_train, faithfu
 
 
 def test_the_old_reseed_switch_name_is_a_clear_error(tmp_path):
-    from koemo.config import ConfigError
+    from koemo.config.load import ConfigError
 
     old = tmp_path / "old.yaml"
     old.write_text("base: " + str(CONFIG_DIR / "paper.yaml") + "\nfixes:\n  reseed_every_call: true\n",

@@ -88,7 +88,7 @@ def test_paper_scale_script_runs_every_step_at_tiny_size(tmp_path):
         assert paths == [f"loop: {stage} (resident)", f"loop: {stage} (DataLoader)"]
         figures = steps["train"]["stages"][stage]
         assert figures["epochs_run"] == 1 and figures["seconds_per_epoch"] > 0
-    from koemo.config import load_config
+    from koemo.config.load import load_config
     cfg = load_config("tiny")
     expected = sum(steps["train"]["stages"][s]["fixed_seconds"]
                    + cfg["train"][s]["epochs"] * steps["train"]["stages"][s]["seconds_per_epoch"]
@@ -106,7 +106,7 @@ def test_loop_benchmark_can_time_the_first_steps_of_an_epoch(module_workdir, tmp
     import torch
 
     from benchmarks.bench_loop import stage_rows
-    from koemo.config import load_config
+    from koemo.config.load import load_config
 
     rows = stage_rows("audio", module_workdir, load_config("tiny"), tmp_path, torch.device("cpu"),
                       repeats=1, warmup=1, max_steps=2)

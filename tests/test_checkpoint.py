@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from koemo.config import load_config
+from koemo.config.load import load_config
 from koemo.errors import CheckpointError
 from koemo.modeling import (AudioRegressor, TextRegressor, build_classifier,
                             build_from_checkpoint, load_checkpoint, load_training_state,

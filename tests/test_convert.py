@@ -10,8 +10,8 @@ import torch
 from safetensors.torch import load_file
 
 from koemo.cli import main
-from koemo.config import load_config
-from koemo.convert import convert_original, read_original_state
+from koemo.config.load import load_config
+from koemo.modeling.convert import convert_original, read_original_state
 from koemo.errors import CheckpointError, KoemoInputError
 from koemo.modeling import AudioRegressor, EmoClassifier, TextRegressor, build_from_checkpoint
 from koemo.modeling.checkpoint import read_meta

@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from koemo.config import load_config
+from koemo.config.load import load_config
 from koemo.modeling.checkpoint import (checkpoint_snapshot, copy_checkpoint, load_checkpoint,
                                        load_training_state, read_meta, write_checkpoint)
 from koemo.modeling.epoch_writer import EpochWriter

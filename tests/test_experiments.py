@@ -2,8 +2,8 @@
 import pandas as pd
 import pytest
 
-from koemo import experiments as ex
-from koemo.config import load_config
+from koemo.experiments import plan as ex
+from koemo.config.load import load_config
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_fusion_plan_trains_each_kind_on_the_same_folds(paper_cfg):
 
 
 def test_paired_fusion_gains_compare_runs_of_the_same_fold():
-    from koemo.report import BETTER_SINGLE, paired_fusion_gains
+    from koemo.reporting.report import BETTER_SINGLE, paired_fusion_gains
 
     scores = {"audio_only": [0.30, 0.50], "text_only": [0.20, 0.55], "tensor": [0.35, 0.52]}
     runs = pd.DataFrame([{"stage": "multimodal", "split": f"cv5_f{k}", "seed": 1,
@@ -82,7 +82,7 @@ def test_mean_std_formats_over_seeds():
 
 
 def test_overrides_read_exponent_floats_without_a_dot():
-    from koemo.config import load_config
+    from koemo.config.load import load_config
     cfg = load_config("tiny", ["train.text.lr=1e-3", "name=x1e"])
     assert cfg["train"]["text"]["lr"] == 1e-3 and cfg["name"] == "x1e"
 
@@ -114,7 +114,7 @@ def test_finished_runs_are_trained_again_after_the_corpus_is_prepared_again(
     import shutil
 
     from koemo.dataset.prepare import prepare
-    from koemo.feature_store import open_feature_store
+    from koemo.audio.feature_store import open_feature_store
     from koemo.modeling.runs import run_is_finished
 
     workdir = tmp_path / "w"

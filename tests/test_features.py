@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from koemo.config import feature_fingerprint, load_config
+from koemo.config.load import load_config
+from koemo.config.fingerprints import feature_fingerprint
 from koemo.errors import KoemoInputError
-from koemo.feature_store import FeatureStore, build_feature_store, open_feature_store
-from koemo.features import PARITY_TOLERANCE_DB, extract_batch, extract_features, frames_for
+from koemo.audio.feature_store import FeatureStore, build_feature_store, open_feature_store
+from koemo.audio.features import PARITY_TOLERANCE_DB, extract_batch, extract_features, frames_for
 
 SR = 16000
 
@@ -177,7 +178,7 @@ def test_store_is_rebuilt_when_the_corpus_was_prepared_again(tmp_path, small_tab
 
 
 def test_interrupted_build_never_looks_complete(tmp_path, small_table, tiny_cfg, monkeypatch):
-    import koemo.feature_store as features
+    import koemo.audio.feature_store as features
     build_feature_store(small_table, tmp_path, tiny_cfg, progress=False)
 
     def crash(*args, **kwargs):
@@ -229,7 +230,7 @@ def test_open_rejects_a_folder_without_a_complete_store(tmp_path):
 
 
 def test_length_sorted_batches_bound_rows_and_padded_samples():
-    from koemo.feature_store import length_sorted_batches
+    from koemo.audio.feature_store import length_sorted_batches
     lengths = np.array([50, 10, 400, 30, 20, 300, 60, 40])
     batches = length_sorted_batches(lengths, batch_size=3, max_samples=600)
     assert sorted(np.concatenate(batches).tolist()) == list(range(8))

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-from koemo.config import apply_overrides, load_config, validate
+from koemo.config.load import apply_overrides, load_config, validate
 from koemo.errors import KoemoInputError
 
 SEED = 1
@@ -42,12 +42,12 @@ def ssl_config(encoders, audio="wav2vec2", text="roberta", **extra) -> dict:
 
 @pytest.mark.parametrize("family", ["wav2vec2", "hubert", "wavlm"])
 def test_state_cache_holds_the_chosen_layers_of_each_utterance(family, encoders, tiny_workdir, monkeypatch):
-    from koemo.encoder_store import build_encoder_store
-    from koemo.modeling.data import load_utterances
+    from koemo.audio.encoder_store import build_encoder_store
+    from koemo.config.workdir import load_utterances
     from koemo.modeling.models import AudioRegressor
-    from koemo.speech_encoder import load_speech_encoder, whole_states
-    import koemo.encoder_store as store_module
-    import koemo.feature_store as F
+    from koemo.audio.speech_encoder import load_speech_encoder, whole_states
+    import koemo.audio.encoder_store as store_module
+    import koemo.audio.feature_store as F
 
     cfg = ssl_config(encoders, family, **{"models.audio.encoder.layers": "[0, 2]",
                                           "models.audio.encoder.max_frames": 40})
@@ -80,7 +80,7 @@ def test_state_cache_holds_the_chosen_layers_of_each_utterance(family, encoders,
 def test_layers_past_the_deepest_chosen_one_are_not_run(family, encoders):
     from transformers import AutoModel
 
-    from koemo.speech_encoder import load_speech_encoder
+    from koemo.audio.speech_encoder import load_speech_encoder
 
     encoder = load_speech_encoder(str(encoders[family]), [0])
     assert len(encoder.model.encoder.layers) == 1
@@ -93,8 +93,8 @@ def test_layers_past_the_deepest_chosen_one_are_not_run(family, encoders):
 
 
 def test_other_layers_or_frames_get_another_cache(encoders, tiny_workdir):
-    from koemo.encoder_store import build_encoder_store
-    from koemo.modeling.data import load_utterances
+    from koemo.audio.encoder_store import build_encoder_store
+    from koemo.config.workdir import load_utterances
 
     table = load_utterances(tiny_workdir).head(3)
     cfgs = [ssl_config(encoders, **{"models.audio.encoder.layers": layers,
@@ -162,7 +162,7 @@ def test_kobert_sources_keep_the_sentencepiece_path(tmp_path):
 
 @pytest.mark.parametrize("call", ["speech", "tokenizer", "text_encoder"])
 def test_hub_ids_offline_fail_fast_with_advice(call, monkeypatch):
-    from koemo.speech_encoder import load_speech_encoder
+    from koemo.audio.speech_encoder import load_speech_encoder
     from koemo.text.encoder import load_text_encoder, load_text_tokenizer
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -194,7 +194,7 @@ def test_shipped_ssl_configs_build_the_paper_models_over_the_encoders():
 
 @pytest.fixture(scope="module")
 def trained_ssl(encoders, tiny_workdir):
-    from koemo.frontends import run_frontend_study
+    from koemo.experiments.frontends import run_frontend_study
 
     cfg = ssl_config(encoders, **{"reproduce.folds": "[0]",
                                   "reproduce.fusion.kinds": "[text_only, early, attention_lstm]"})
@@ -216,7 +216,7 @@ def test_training_and_evaluation_run_on_encoder_states(trained_ssl, tiny_workdir
 
 
 def test_frontend_table_has_every_fusion_kind_and_the_baseline(trained_ssl):
-    from koemo.frontends import MAJORITY, frontend_fusion_table, frontend_label
+    from koemo.experiments.frontends import MAJORITY, frontend_fusion_table, frontend_label
 
     cfg, runs = trained_ssl
     mel = runs.assign(frontend="mel + standin")               # a second row, same numbers
@@ -230,14 +230,14 @@ def test_frontend_table_has_every_fusion_kind_and_the_baseline(trained_ssl):
 def test_exported_predictor_runs_the_speech_encoder(trained_ssl, tiny_workdir, tmp_path):
     import soundfile as sf
 
-    from koemo.predict import Predictor
-    from koemo.predict_export import export_from_workdir
+    from koemo.inference.predictor import Predictor
+    from koemo.inference.export import export_from_workdir
     from koemo.modeling.runs import run_dir_for
 
     cfg, runs = trained_ssl
     run_cfg = runs[runs["classifier"] == "attention_lstm"].iloc[0]
     split_cfg = copy.deepcopy(cfg)
-    from koemo.experiments import split_config, variant_config
+    from koemo.experiments.plan import split_config, variant_config
     split_cfg = split_config(variant_config(cfg, "corrected"), "cv5_f0")
     assert run_dir_for(tiny_workdir, split_cfg, "multimodal", SEED) == \
         __import__("pathlib").Path(run_cfg["run_dir"])

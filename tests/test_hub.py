@@ -1,4 +1,4 @@
-"""koemo.hub: push a predictor with its model card, load it back by hub id. The hub client is
+"""koemo.inference.hub: push a predictor with its model card, load it back by hub id. The hub client is
 faked (no network): create_repo / upload_folder / snapshot_download keep repositories in a
 folder, as the hub would."""
 from __future__ import annotations
@@ -14,8 +14,8 @@ import pytest
 import soundfile as sf
 
 from koemo.errors import CheckpointError, KoemoInputError
-from koemo.hub import hub_offline, shareable_source
-from koemo.predict import Predictor
+from koemo.inference.hub import hub_offline, shareable_source
+from koemo.inference.predictor import Predictor
 from koemo.synth.speech import SAMPLE_RATE, make_voice, synthesize
 
 REPO = "koemo-test/tiny-predictor"

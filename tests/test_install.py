@@ -76,7 +76,7 @@ def test_wheel_install_finds_configs_and_notebooks_without_a_checkout(tmp_path):
         assert result.returncode == 0, f"koemo {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
         return result
 
-    imported = subprocess.run([str(python), "-c", "import koemo.assets as a, koemo.config as c; "
+    imported = subprocess.run([str(python), "-c", "import koemo.config.assets as a, koemo.config as c; "
                                "print(a.PACKAGE_DIR); print(a.source_checkout()); print(c.CONFIG_DIR)"],
                               cwd=here, env=env, capture_output=True, text=True, check=True)
     package_dir, checkout, config_dir = imported.stdout.split()

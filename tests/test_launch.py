@@ -36,8 +36,8 @@ def test_two_processes_train_one_run_together(module_workdir):
 
 
 def test_a_launch_without_accelerate_is_a_clear_error(monkeypatch):
-    from koemo.config import load_config
-    from koemo.runlock import launch_state
+    from koemo.config.load import load_config
+    from koemo.experiments.runlock import launch_state
 
     cfg = load_config("tiny")
     monkeypatch.delenv("WORLD_SIZE", raising=False)

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from koemo.metrics import (batch_averaged_f1, classification_report, concordance_correlation,
+from koemo.modeling.metrics import (batch_averaged_f1, classification_report, concordance_correlation,
                            regression_report, report_from_confusion)
 
 CLASSES = ["a", "b", "c"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from koemo.config import load_config
+from koemo.config.load import load_config
 from koemo.errors import CheckpointError
 from koemo.modeling import (FUSION_KINDS, AudioRegressor, EmoClassifier, TextRegressor,
                             build_classifier, trainable_parameters)
@@ -136,7 +136,7 @@ def test_text_states_wider_than_d_model_enter_through_a_projection():
 
 
 def test_a_standin_width_other_than_the_text_input_is_a_config_error():
-    from koemo.config import ConfigError
+    from koemo.config.load import ConfigError
 
     with pytest.raises(ConfigError, match="text.standin.hidden_size=128"):
         tiny(text__standin__hidden_size=128)

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from koemo.reproduce import NOTEBOOK_ORDER, notebooks_dir
+from koemo.reporting.reproduce import NOTEBOOK_ORDER, notebooks_dir
 
 NOTEBOOKS = notebooks_dir()
 
@@ -30,7 +30,7 @@ def test_notebook_is_parameterised_and_has_no_outputs(name):
 
 @pytest.mark.slow
 def test_reproduce_runs_every_notebook_on_the_tiny_config(tmp_path):
-    from koemo.reproduce import reproduce
+    from koemo.reporting.reproduce import reproduce
 
     out = tmp_path / "paper"
     timings = reproduce("tiny", tmp_path / "work", out, synthetic=True)

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from koemo import experiments as ex
-from koemo import report
+from koemo.experiments import plan as ex
+from koemo.reporting import report
 
 SESSIONS = 3
 
@@ -173,7 +173,7 @@ def test_the_results_page_carries_the_notes(partial, trained, cfg, tmp_path):
 @pytest.mark.slow
 def test_reproduce_runs_every_notebook_on_the_partial_corpus(partial, tmp_path):
     """`koemo reproduce` end to end on the three sessions (1.5-4.5 min on two shared cores)."""
-    from koemo.reproduce import NOTEBOOK_ORDER, reproduce
+    from koemo.reporting.reproduce import NOTEBOOK_ORDER, reproduce
 
     out = tmp_path / "paper"
     timings = reproduce("tiny", tmp_path / "work", out, data_root=partial[0])

@@ -6,11 +6,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from koemo import experiments as ex
-from koemo import report, scaleout
-from koemo.config import load_config
+from koemo.experiments import plan as ex
+from koemo.reporting import report
+from koemo.experiments import scaleout
+from koemo.config.load import load_config
 from koemo.modeling.runs import resume_fingerprint, run_dir_for
-from koemo.plan_summary import expected_train_rows, summarize
+from koemo.reporting.plan_summary import expected_train_rows, summarize
 
 CONFIGS = ("paper", "paper_budget", "demo", "tiny")
 

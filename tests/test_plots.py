@@ -5,8 +5,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
-from koemo import plots
-from koemo.report import write_paper_page
+from koemo.reporting import plots
+from koemo.reporting.report import write_paper_page
 
 
 def _runs(tmp_path, stage="audio", metric="valid_ccc"):

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from koemo.config import load_config
+from koemo.config.load import load_config
 from koemo.errors import KoemoInputError
 from koemo.modeling import precision as P
 from koemo.modeling.train import train_epoch, train_stage

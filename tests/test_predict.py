@@ -1,4 +1,4 @@
-"""koemo.predict / `koemo predict`: a raw wav plus transcript -> emotion, arousal, valence.
+"""koemo.inference.predictor / `koemo predict`: a raw wav plus transcript -> emotion, arousal, valence.
 
 The predictor is trained once per module on the tiny synthetic corpus (one epoch per stage)
 and assembled with export_from_workdir, exactly as a user would."""
@@ -17,10 +17,10 @@ import torch
 
 from koemo.cli import main
 from koemo.errors import CheckpointError, KoemoInputError
-from koemo.predict import Predictor
-from koemo.predict_windows import frame_windows, window_starts
-from koemo.predictor_dir import MANIFEST_FILE
-from koemo.predict_export import export_from_workdir, export_predictor
+from koemo.inference.predictor import Predictor
+from koemo.inference.windows import frame_windows, window_starts
+from koemo.inference.manifest import MANIFEST_FILE
+from koemo.inference.export import export_from_workdir, export_predictor
 
 SEED = 1
 
@@ -331,7 +331,7 @@ def test_matches_the_classifiers_own_raw_forward(predictor_dir, trained_cfg, tin
     """Deterministic config (eval dropout off) whose classifier runs the audio regressor with
     other heads (the faithful 6->4 reuse, here 2->4): the predictor must give exactly what
     features -> classifier.forward_raw gives, and the audio regressor's own arousal."""
-    from koemo.features import extract_features
+    from koemo.audio.features import extract_features
     from koemo.modeling.checkpoint import save_checkpoint
     from koemo.modeling.models import AudioRegressor, EmoClassifier, TextRegressor
 

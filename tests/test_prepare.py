@@ -14,7 +14,7 @@ from koemo.cli import main
 from koemo.dataset.kemdy20 import clean_transcript
 from koemo.dataset.prepare import REPORT_JSON, REPORT_MD, TABLE_COLUMNS, TABLE_FILE, prepare
 from koemo.errors import KoemoInputError
-from koemo.labels import PAPER_CLASSES
+from koemo.dataset.labels import PAPER_CLASSES
 
 
 

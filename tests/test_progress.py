@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from koemo.config import load_config
-from koemo.progress import ProgressWatcher, emit, format_seconds, progress_path
+from koemo.config.load import load_config
+from koemo.modeling.progress import ProgressWatcher, emit, format_seconds, progress_path
 
 
 def _epoch(run, epoch, **extra):
@@ -107,7 +107,7 @@ def test_notebook_kernels_leave_no_encryption_warning_in_the_log(tmp_path, capfd
     import nbformat
     import papermill
 
-    from koemo.reproduce import run_notebook
+    from koemo.reporting.reproduce import run_notebook
 
     notebook = tmp_path / "n.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), notebook)

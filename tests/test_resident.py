@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from koemo.augment import draw_frequency_mask
-from koemo.config import load_config
+from koemo.dataset.augment import draw_frequency_mask
+from koemo.config.load import load_config
 from koemo.modeling import data as D
 from koemo.modeling import resident as R
 from koemo.modeling.train import build_stage, make_loader, train_stage

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from koemo import assets, notebook
+from koemo.config import assets
+from koemo.reporting import notebook
 
 # paper protocol only, one worker, 4 audio epochs: two audio runs (faithful, corrected) + the
 # ablation at the config's own depth, which reuses the faithful run.
 OVERRIDES = ["reproduce.protocols=[paper]", "reproduce.parallel_runs=1", "train.audio.epochs=4"]
-SCRIPT = ("import sys; from koemo.reproduce import reproduce; "
+SCRIPT = ("import sys; from koemo.reporting.reproduce import reproduce; "
           "reproduce('tiny', sys.argv[1], sys.argv[2], synthetic=True, overrides=sys.argv[3:], "
           "only=['1-1', '2-1'])")
 
@@ -92,7 +93,7 @@ def test_kill_between_weights_and_state_trains_the_run_again(tiny_workdir, tmp_p
     import numpy as np
     from safetensors.numpy import load_file
 
-    from koemo.config import load_config
+    from koemo.config.load import load_config
     from koemo.modeling import train as T
 
     work = tmp_path / "work"

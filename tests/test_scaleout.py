@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from koemo import experiments as ex
-from koemo import scaleout, workers
-from koemo.config import load_config
+from koemo.experiments import plan as ex
+from koemo.experiments import scaleout
+from koemo.experiments import workers
+from koemo.config.load import load_config
 
 SMALL = ["reproduce.protocols=[paper]", "reproduce.ablation.audio_layers=[1,2]",
          "reproduce.ablation.combos=[[1,1]]", "reproduce.fusion.protocol=paper",
@@ -131,8 +132,8 @@ WORKER = textwrap.dedent("""
     import torch
     torch.set_num_threads(1)
     import koemo.modeling.runs as R
-    from koemo import experiments as ex
-    from koemo.config import load_config
+    from koemo.experiments import plan as ex
+    from koemo.config.load import load_config
 
     workdir, log, go = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
     real = R.write_log

@@ -1,4 +1,4 @@
-"""Long recordings (koemo.vad, koemo.segments): Silero VAD cuts a synthetic recording with
+"""Long recordings (koemo.audio.vad, koemo.inference.segments): Silero VAD cuts a synthetic recording with
 known utterance boundaries, each utterance gets emotion, arousal, valence and its transcript.
 
 Synthetic speech is not real speech to Silero: measured over long_recording seeds 0-7 (5
@@ -15,10 +15,10 @@ import soundfile as sf
 
 from koemo.cli import main
 from koemo.errors import KoemoInputError
-from koemo.predict import Predictor
-from koemo.segments import plot_timeline, predict_timeline, timeline_columns
+from koemo.inference.predictor import Predictor
+from koemo.inference.segments import plot_timeline, predict_timeline, timeline_columns
 from koemo.synth.recording import long_recording
-from koemo.vad import SileroVAD, VadSettings, speech_segments
+from koemo.audio.vad import SileroVAD, VadSettings, speech_segments
 
 TOLERANCE_S = 0.3
 

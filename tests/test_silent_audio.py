@@ -13,13 +13,13 @@ import pytest
 import soundfile as sf
 import torch
 
-from koemo.config import load_config
+from koemo.config.load import load_config
 from koemo.dataset.kemdy20 import check_wav_content
 from koemo.dataset.prepare import REPORT_JSON, prepare
 from koemo.dataset.splits import SPLIT_COLUMNS
 from koemo.errors import KoemoInputError
-from koemo.feature_store import open_feature_store
-from koemo.features import librosa_features
+from koemo.audio.feature_store import open_feature_store
+from koemo.audio.features import librosa_features
 from koemo.modeling import AudioRegressor
 from koemo.modeling import data as D
 from koemo.modeling.layers import manual_attention, sdpa_attention
@@ -192,7 +192,7 @@ def test_training_and_scoring_under_each_policy(tiny_workdir, table, tmp_path, p
 # ------------------------------------------------------------------ interrupted feature builds
 SLOW_PREPARE = """
 import sys, time
-import koemo.feature_store as F
+import koemo.audio.feature_store as F
 read = F.read_wave
 def slow(path, rate):          # slow enough to be caught mid-build
     time.sleep(0.05)
@@ -242,7 +242,7 @@ def test_killed_build_is_cleaned_up_by_the_next_build(tiny_corpus, tiny_config, 
 
 def test_results_page_counts_every_dropped_row_and_the_recordings_without_signal(
         tiny_workdir, tiny_config, report):
-    from koemo.report import data_summary, markdown_table
+    from koemo.reporting.report import data_summary, markdown_table
 
     summary = data_summary(tiny_workdir, tiny_config)
     dropped = summary["dropped_by_reason"]

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from sklearn.model_selection import train_test_split
 
-from koemo.config import CONFIG_DIR
+from koemo.config.load import CONFIG_DIR
 from koemo.dataset.splits import (SPLIT_COLUMNS, add_splits, read_folds_file, session_folds,
                                   split_column)
 from koemo.errors import KoemoInputError
@@ -31,7 +31,7 @@ def paper_table(paper_cfg):
 
 @pytest.fixture(scope="module")
 def paper_cfg():
-    from koemo.config import load_config
+    from koemo.config.load import load_config
     return load_config("paper")
 
 

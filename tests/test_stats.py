@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from koemo.stats import class_means_table, emotion_statistics, eta_squared, format_anova, welch_anova
+from koemo.reporting.stats import class_means_table, emotion_statistics, eta_squared, format_anova, welch_anova
 
 
 def welch_by_formula(samples):

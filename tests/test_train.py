@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from koemo.cli import main as cli_main
-from koemo.config import load_config
+from koemo.config.load import load_config
+from koemo.config.workdir import load_utterances
 from koemo.dataset.splits import split_column
 from koemo.errors import KoemoInputError
 from koemo.modeling import data as D
@@ -209,7 +210,7 @@ def test_resume_continues_from_the_saved_epoch(workdir, tmp_path):
 
 
 def test_training_rows_are_augmented_and_evaluation_rows_are_not(workdir, cfg):
-    table = D.load_utterances(workdir)
+    table = load_utterances(workdir)
     train = D.stage_rows(table, cfg, "train", seed=1)
     minority = train.query("aug_kind == 'orig'")["label"].isin(cfg["augment"]["minority_classes"]).sum()
     assert (train["aug_kind"] != "orig").sum() == 3 * minority > 0
@@ -222,7 +223,7 @@ def test_training_rows_are_augmented_and_evaluation_rows_are_not(workdir, cfg):
 def test_augmented_text_rows_get_their_own_token_ids(runs, workdir, cfg):
     from koemo.text import open_text_pipeline
 
-    rows = D.stage_rows(D.load_utterances(workdir), cfg, "train", seed=1)
+    rows = D.stage_rows(load_utterances(workdir), cfg, "train", seed=1)
     pick = pd.concat([rows[rows["aug_kind"] == kind].head(3) for kind in
                       ("orig", "swap_text", "mask_audio", "delete_text_mask_audio")])
     text = open_text_pipeline(cfg, workdir)

@@ -23,7 +23,7 @@ from koemo.biosignals.clustering import (N_INIT, N_PERMUTATIONS, cluster_associa
 from koemo.biosignals.io import _load_with_labels, check_request, require_signal_folders
 from koemo.biosignals.levels import level_tests
 from koemo.errors import KoemoInputError
-from koemo.labels import PAPER_CLASSES, classes_for, resolve_label
+from koemo.dataset.labels import PAPER_CLASSES, classes_for, resolve_label
 
 # Defaults sized so the tiny test corpus runs in seconds and full KEMDy20 in minutes: DTW k-means
 # and the DTW silhouette are O(n^2 * L^2). 24 samples = 6 s at 4 Hz, the mean utterance length.
@@ -80,7 +80,7 @@ def _decisive_p(assoc: dict) -> tuple[float, str]:
 
 def conclude_clusters(signal: str, k: int, n: int, assoc: dict, alpha: float) -> str:
     """One sentence computed from the test results (never written in by hand)."""
-    from koemo.stats import format_p
+    from koemo.reporting.stats import format_p
 
     if math.isnan(assoc["chi2"]):
         return (f"{signal}: no test of clusters vs emotion (k={k}, n={n}): fewer than two "
@@ -95,7 +95,7 @@ def conclude_clusters(signal: str, k: int, n: int, assoc: dict, alpha: float) ->
 
 
 def conclude_level(signal: str, tests: pd.DataFrame, alpha: float) -> str:
-    from koemo.stats import format_p
+    from koemo.reporting.stats import format_p
 
     parts = []
     for row in tests.itertuples(index=False):

@@ -63,7 +63,7 @@ def _silhouette_at(result: SignalResult) -> float:
 
 def write_report(report: BiosignalReport, out_dir: str | Path) -> list[Path]:
     """Write CSV tables, `report.md` and per-signal PNGs into `out_dir`; returns the paths."""
-    from koemo.report import markdown_table
+    from koemo.reporting.report import markdown_table
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -50,9 +50,9 @@ def run(args: argparse.Namespace) -> int:
         raise KoemoInputError(f"--port must be 1-65535, not {args.port}")
     if importlib.util.find_spec("gradio") is None:
         raise KoemoInputError("`koemo app` needs gradio: pip install 'koemo[app]'")
-    from koemo.app import AppSettings, serve
+    from koemo.inference.app import AppSettings, serve
     from koemo.commands.predict import _quiet_transformers
-    from koemo.predict import Predictor
+    from koemo.inference.predictor import Predictor
 
     settings = AppSettings(max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds)
     _quiet_transformers()

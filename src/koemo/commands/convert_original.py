@@ -25,8 +25,8 @@ def register(sub):
 def run(args):
     import json
 
-    from koemo.config import load_config
-    from koemo.convert import convert_original
+    from koemo.config.load import load_config
+    from koemo.modeling.convert import convert_original
     from koemo.modeling.checkpoint import read_meta
 
     cfg = load_config(args.config, args.overrides)

@@ -18,7 +18,7 @@ def register(sub):
 
 
 def run(args):
-    from koemo.config import load_config
+    from koemo.config.load import load_config
     from koemo.text.encoder import encode_workdir_texts
 
     cfg = load_config(args.config, args.overrides)

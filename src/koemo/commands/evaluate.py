@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from koemo.config import load_config
+    from koemo.config.load import load_config
     from koemo.errors import KoemoInputError
     from koemo.modeling.evaluate import evaluate
 

@@ -17,7 +17,7 @@ def register(sub):
 def run(args):
     import json
 
-    from koemo.config import load_config
+    from koemo.config.load import load_config
     from koemo.text.standin import STANDIN_MARKER, ensure_standin
 
     cfg = load_config(args.config, args.overrides)

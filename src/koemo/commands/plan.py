@@ -44,9 +44,9 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from koemo.config import parse_override
+    from koemo.config.load import parse_override
     from koemo.errors import KoemoInputError
-    from koemo.scaleout import planned_runs, render, submit_slurm
+    from koemo.experiments.scaleout import planned_runs, render, submit_slurm
 
     if args.summary:
         return _summary(args)
@@ -71,9 +71,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _summary(args: argparse.Namespace) -> int:
-    from koemo.config import load_config
+    from koemo.config.load import load_config
     from koemo.errors import KoemoInputError
-    from koemo.plan_summary import render, summarize
+    from koemo.reporting.plan_summary import render, summarize
 
     if args.submit:
         raise KoemoInputError("--summary submits nothing: leave out --submit")

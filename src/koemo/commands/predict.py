@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def load_predictor(args: argparse.Namespace):
-    from koemo.predict import Predictor
+    from koemo.inference.predictor import Predictor
 
     return Predictor.from_checkpoint(args.checkpoint, device=args.device, long_audio=args.long_audio,
                                      batch_size=args.batch_size,
@@ -211,7 +211,7 @@ def run_batch(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- long recordings
 
 def run_segments(args: argparse.Namespace) -> int:
-    from koemo.segments import plot_timeline, predict_timeline
+    from koemo.inference.segments import plot_timeline, predict_timeline
 
     if args.text or args.text_file:
         raise KoemoInputError("--segments transcribes each utterance itself: leave out --text")
@@ -231,8 +231,8 @@ def run_segments(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- export
 
 def run_export(args: argparse.Namespace) -> int:
-    from koemo.config import load_config
-    from koemo.predict_export import export_from_workdir, export_predictor
+    from koemo.config.load import load_config
+    from koemo.inference.export import export_from_workdir, export_predictor
 
     runs = (args.audio_run, args.text_run, args.multimodal_run)
     if all(runs):

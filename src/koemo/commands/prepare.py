@@ -25,7 +25,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from koemo.config import load_config
+    from koemo.config.load import load_config
     from koemo.dataset.prepare import prepare
 
     cfg = load_config(args.config, args.overrides)

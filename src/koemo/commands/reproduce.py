@@ -18,7 +18,7 @@ def register(sub):
 
 def run(args):
     from koemo.errors import KoemoInputError
-    from koemo.reproduce import reproduce
+    from koemo.reporting.reproduce import reproduce
 
     if not args.synthetic and not args.data:
         raise KoemoInputError("give --data KEMDy20_ROOT, or --synthetic for the bundled corpus")

@@ -41,9 +41,9 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from koemo.config import load_config
-    from koemo.experiments import run_config
-    from koemo.runlock import end_launch, train_once
+    from koemo.config.load import load_config
+    from koemo.experiments.plan import run_config
+    from koemo.experiments.runlock import end_launch, train_once
 
     cfg = load_config(args.config, args.overrides)
     if args.variant is not None or args.split is not None:

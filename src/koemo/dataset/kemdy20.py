@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from koemo.audio_io import SILENCE_PEAK
+from koemo.audio.io import SILENCE_PEAK
 from koemo.errors import KoemoInputError
 
 N_COLUMNS = 37

@@ -3,7 +3,7 @@
 One pass over the annotation files (Sess01..Sess40, CSV order). Each row's wav and transcript
 are found by Segment ID (never by listing order, the original's pairing bug), checked (wav
 header, then its samples, one file at a time so memory stays flat), cleaned and labelled with
-`koemo.labels.resolve_label`. A row with bad input is dropped and reported with its file and
+`koemo.dataset.labels.resolve_label`. A row with bad input is dropped and reported with its file and
 reason; `strict=True` raises KoemoInputError at the first one instead. Rows the label policy
 drops are reported too but are not input errors. Files nobody refers to (a wav without an
 annotation row) are reported.
@@ -17,7 +17,7 @@ other row keeps its split. The report always lists them; `strict=True` stops on 
 Idempotent: the report stores a fingerprint of the inputs (every annotation/wav/txt path with
 its size and mtime, the resolved corpus root, the `data` config section minus the protocol
 choice, the folds file, and the wav rules: feature sample rate and minimum length). A later run with the same fingerprint reuses the table and says
-so; the feature store has its own reuse rule (koemo.feature_store.build_feature_store).
+so; the feature store has its own reuse rule (koemo.audio.feature_store.build_feature_store).
 """
 from __future__ import annotations
 
@@ -30,15 +30,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from koemo.config import fingerprint
+from koemo.config.fingerprints import fingerprint
 from koemo.dataset.kemdy20 import (NO_SIGNAL_REASONS, CorpusFileError, check_wav,
                                    check_wav_content, clean_transcript, parse_segment_id,
                                    read_annotations, read_transcript_with_encoding,
                                    session_of_annotation_file)
 from koemo.dataset.splits import SPLIT_COLUMNS, add_splits, resolve_folds_path
-from koemo.dataset.workdir import REPORT_JSON, REPORT_MD, TABLE_FILE
+from koemo.config.workdir import REPORT_JSON, REPORT_MD, TABLE_FILE
 from koemo.errors import KoemoInputError
-from koemo.labels import classes_for, resolve_label
+from koemo.dataset.labels import classes_for, resolve_label
 
 # Bump when the table's content rules change, so old workdirs are rebuilt, not reused.
 PREPARE_VERSION = 2
@@ -103,8 +103,8 @@ def _corpus_file_stats(data_root: Path) -> list[tuple[str, int, int]]:
 
 def wav_rules(cfg: dict) -> dict:
     """What a kept wav must satisfy: the feature sample rate, and enough samples for the
-    delta features (koemo.features.min_samples), so the feature step never meets a bad file."""
-    from koemo.features import min_samples
+    delta features (koemo.audio.features.min_samples), so the feature step never meets a bad file."""
+    from koemo.audio.features import min_samples
 
     return {"sample_rate": int(cfg["features"]["sample_rate"]), "min_samples": min_samples(cfg)}
 
@@ -193,7 +193,7 @@ class _Collector:
 
 
 def _label_reason(why: str) -> str:
-    """Short code for koemo.labels.resolve_label's reason text."""
+    """Short code for koemo.dataset.labels.resolve_label's reason text."""
     if why.startswith("tie"):
         return "label_tie"
     if why.startswith("empty"):
@@ -459,7 +459,7 @@ def _raise_if_strict_problems(report: dict) -> None:
 
 
 def _build_features(table: pd.DataFrame, workdir: Path, cfg: dict, progress: bool) -> Path:
-    from koemo.feature_store import build_feature_store
+    from koemo.audio.feature_store import build_feature_store
 
     return Path(build_feature_store(table, workdir, cfg, progress=progress).directory)
 

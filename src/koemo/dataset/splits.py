@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from koemo.config import CONFIG_DIR
+from koemo.config.load import CONFIG_DIR
 from koemo.errors import KoemoInputError
 
 N_FOLDS = 5

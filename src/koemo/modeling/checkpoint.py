@@ -22,9 +22,9 @@ from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_save
 from torch import nn
 
-from koemo.config import feature_fingerprint, fingerprint, library_versions
+from koemo.config.fingerprints import feature_fingerprint, fingerprint, library_versions
 from koemo.errors import CheckpointError
-from koemo.labels import classes_for
+from koemo.dataset.labels import classes_for
 from koemo.modeling.fusion import build_classifier, fusion_kind
 from koemo.modeling.layers import MultiHeadAttention
 from koemo.modeling.models import AudioRegressor, FrozenRegressors, TextRegressor

@@ -2,7 +2,7 @@
 the TextStateCache.
 
 Which rows: the split column of the configured protocol/fold (`koemo.dataset.splits.split_column`).
-Augmentation (docs/paper.md, data) only on train: `koemo.augment.plan_augmentation` adds the extra
+Augmentation (docs/paper.md, data) only on train: `koemo.dataset.augment.plan_augmentation` adds the extra
 rows with `aug_kind`/`aug_seed`; this module APPLIES them:
   swap_text               random-swap text pieces, original audio
   mask_audio              original text, frequency-masked audio
@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from koemo.config import fingerprint
+from koemo.config.fingerprints import fingerprint
 from koemo.errors import KoemoInputError
 
 SPLITS = ("train", "valid", "test")
@@ -39,13 +39,6 @@ MASKED_AUDIO_KINDS = frozenset({"mask_audio", "delete_text_mask_audio"})
 
 
 # ----------------------------------------------------------------------------- rows
-
-def load_utterances(workdir: str | Path) -> pd.DataFrame:
-    path = Path(workdir) / "utterances.parquet"
-    if not path.is_file():
-        raise KoemoInputError(f"{path}: not found; run `koemo prepare` for this workdir first")
-    return pd.read_parquet(path)
-
 
 def split_rows(table: pd.DataFrame, cfg: dict, split: str) -> pd.DataFrame:
     """Rows of one split (train/valid/test) under the configured protocol and fold; with
@@ -78,7 +71,7 @@ def stage_rows(table: pd.DataFrame, cfg: dict, split: str, seed: int,
     score the training set), valid/test the originals."""
     rows = split_rows(table, cfg, split)
     if augment and split == "train" and cfg["augment"].get("enabled", False):
-        from koemo.augment import plan_augmentation
+        from koemo.dataset.augment import plan_augmentation
         return plan_augmentation(rows, cfg, seed).reset_index(drop=True)
     return rows.assign(aug_kind="orig", aug_seed=0)
 
@@ -103,7 +96,7 @@ class AudioFeatures:
         n_frames = int(self.store.n_frames[j])
         # Speech-encoder states (`maskable` False) are not spectrograms: no frequency mask.
         if self.kinds[i] in MASKED_AUDIO_KINDS and getattr(self.store, "maskable", True):
-            from koemo.augment import frequency_mask
+            from koemo.dataset.augment import frequency_mask
             feats = frequency_mask(feats, n_frames, np.random.default_rng(int(self.seeds[i])),
                                    self.cfg["augment"],
                                    spectrogram_only=bool(self.cfg["fixes"]["mask_spectrogram_only"]))

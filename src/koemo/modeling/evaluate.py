@@ -16,7 +16,7 @@ from koemo.modeling.train import (STAGES, build_stage, make_loader, predict, pre
 def resolve_checkpoint(run_or_checkpoint: str | Path, cfg: dict | None) -> tuple[Path, dict]:
     """(checkpoint dir, config) from a run dir (its config.yaml; best or last checkpoint as the
     test-scoring rule says) or a checkpoint dir (model.safetensors + meta.json)."""
-    from koemo.config import load_config
+    from koemo.config.load import load_config
 
     path = Path(run_or_checkpoint)
     if not path.is_dir():

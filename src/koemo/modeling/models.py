@@ -17,10 +17,10 @@ import logging
 import torch
 from torch import nn
 
-from koemo.config import text_input_dim
+from koemo.config.load import text_input_dim
 from koemo.text.encoder import last_hidden_states
 from koemo.errors import CheckpointError
-from koemo.labels import classes_for
+from koemo.dataset.labels import classes_for
 from koemo.modeling.layers import (TransformerStack, attention_modules, length_mask,
                                    pick_step)
 
@@ -101,7 +101,7 @@ class AudioRegressor(_HeadCount, nn.Module):
             self.Extractor = AudioExtractor(spec["conv_channels"])
         else:
             from koemo.modeling.frontend import EncoderStatesExtractor
-            from koemo.speech_encoder import encoder_settings
+            from koemo.audio.speech_encoder import encoder_settings
             enc = encoder_settings(cfg)
             self.Extractor = EncoderStatesExtractor(len(enc["layers"]), enc["input_dim"],
                                                     cfg["models"]["d_model"], enc["pooling"])

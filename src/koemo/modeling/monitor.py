@@ -1,5 +1,5 @@
 """What a training run reports while it trains, besides its log.csv: progress events for
-`koemo reproduce` (koemo.progress, `<workdir>/progress.jsonl`) and, with
+`koemo reproduce` (koemo.modeling.progress, `<workdir>/progress.jsonl`) and, with
 `train.tensorboard: true`, TensorBoard scalars in `<run dir>/tensorboard/` (the optional
 `tensorboard` package: `pip install koemo[tensorboard]`; `tensorboard --logdir <workdir>/runs`
 shows every run)."""
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from koemo import progress
+from koemo.modeling import progress
 from koemo.errors import KoemoInputError
 
 TENSORBOARD_DIR = "tensorboard"

@@ -8,7 +8,7 @@ mel + delta rows of the FeatureStore (or speech-encoder states), the distinct Ko
 sequences, or the multimodal stage's cached frozen outputs. A batch is an index gather on the
 device, widened to float32 there; the dB-floor fix and the frequency masks are applied to the
 batch on the device. The masks' random draws are made once per row with the same generator
-calls as `koemo.augment.frequency_mask` (they depend on the row's aug_seed only, never on the
+calls as `koemo.dataset.augment.frequency_mask` (they depend on the row's aug_seed only, never on the
 epoch), and batches follow the DataLoader's own sampler, so both paths give the same tensors
 (tested bit for bit on CPU).
 
@@ -46,7 +46,7 @@ class ResidentAudio:
     def _draw_masks(self, audio: D.AudioFeatures, store, device) -> None:
         """Start/stop bins and float32 noise [M, 2, T, W] of every masked row, drawn as
         frequency_mask draws them (W: the widest band)."""
-        from koemo.augment import draw_frequency_mask
+        from koemo.dataset.augment import draw_frequency_mask
 
         masked = [i for i, kind in enumerate(audio.kinds) if kind in D.MASKED_AUDIO_KINDS]
         if not getattr(store, "maskable", True):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from koemo.config import fingerprint
-from koemo.dataset.workdir import data_fingerprint
+from koemo.config.fingerprints import fingerprint
+from koemo.config.workdir import data_fingerprint
 from koemo.errors import KoemoInputError
 from koemo.modeling.monitor import TENSORBOARD_DIR
 
@@ -32,7 +32,7 @@ def run_dir_for(workdir: str | Path, cfg: dict, stage: str, seed: int,
                 classifier_kind: str = "attention_lstm") -> Path:
     """W/runs/<split>/<config name>/<stage or classifier kind>/seed<s>. A config may name the
     runs of its regressors apart (`regressor_runs: {audio: NAME, text: NAME}`, set for a
-    depth combination by koemo.experiments.run_config): its classifier then reads regressors
+    depth combination by koemo.experiments.plan.run_config): its classifier then reads regressors
     trained once under those names instead of training copies of them."""
     leaf = classifier_kind if stage == "multimodal" else stage
     name = cfg["name"]

@@ -8,7 +8,7 @@ stage uses its classifier kind (`attention_lstm`, the paper's model, or a fusion
 scheduler, epoch counters: what resume needs), `log.csv` + `log.json` (one row per epoch),
 `run.json` + `config.yaml`, and after training `test_metrics.json` + `test_predictions.parquet`;
 with train.tensorboard, `tensorboard/` event files. Every epoch is also reported to
-`W/progress.jsonl` (koemo.modeling.monitor, koemo.progress) for `koemo reproduce` to show.
+`W/progress.jsonl` (koemo.modeling.monitor, koemo.modeling.progress) for `koemo reproduce` to show.
 
 As the paper (docs/paper.md, training): RMSE loss (sqrt of the batch MSE) for the regressors,
 cross-entropy for the classifier (class weights optional: train.multimodal.class_weights), Adam,
@@ -33,7 +33,7 @@ early-stopping decisions agree); only the main process writes files (its logged 
 the mean over its own shard). The multimodal stage needs cache_frozen there (forward_raw would
 bypass DDP). Tested with `torchrun --nproc_per_node 2` on CPU (gloo; tests/test_launch.py).
 With one process the plain loop runs; `koemo train` refuses a multi-process launch without
-accelerate (koemo.runlock.launch_state), which would train the whole run in every process.
+accelerate (koemo.experiments.runlock.launch_state), which would train the whole run in every process.
 """
 from __future__ import annotations
 
@@ -51,10 +51,10 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from koemo.config import fingerprint, save_run_record
-from koemo.dataset.workdir import data_fingerprint
+from koemo.config.fingerprints import fingerprint, save_run_record
+from koemo.config.workdir import data_fingerprint, load_utterances
 from koemo.errors import KoemoInputError
-from koemo.metrics import batch_averaged_f1, classification_report, regression_report
+from koemo.modeling.metrics import batch_averaged_f1, classification_report, regression_report
 from koemo.modeling import data as D
 from koemo.modeling.monitor import RunMonitor
 from koemo.modeling.precision import (autocast_for, grad_scaler_for,  # noqa: F401 (re-exported)
@@ -120,7 +120,7 @@ def raw_forward(model, batch, device):
 
 def _feature_store(workdir, cfg, progress: bool = False):
     # mel+delta FeatureStore, or the speech-encoder state cache (models.audio.frontend).
-    from koemo.encoder_store import open_audio_store
+    from koemo.audio.encoder_store import open_audio_store
     return open_audio_store(workdir, cfg, progress=progress)
 
 
@@ -135,7 +135,7 @@ def build_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, *, run_di
         raise KoemoInputError(f"stage must be one of {STAGES}, not {stage!r}")
     if stage == "multimodal" and model is None:     # first: missing regressors fail fast
         model = build_classifier_from_regressors(workdir, cfg, seed, classifier_kind)
-    table = D.load_utterances(workdir)
+    table = load_utterances(workdir)
     rows = {split: D.stage_rows(table, cfg, split, seed, augment) for split in splits}
     train_rows = D.split_rows(table, cfg, "train")
     majority = train_rows["label"].value_counts().idxmax() if "label" in train_rows else None

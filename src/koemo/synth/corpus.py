@@ -72,7 +72,7 @@ GUARANTEED_SHARE = 0.03
 TIE_RATE = 0.05
 QUIRK_SESSION, QUIRK_PREFIX, QUIRK_SCRIPT = 17, "Sess42", 6
 # Bump whenever the same arguments start giving other bytes: a corpus written by an older
-# generator is then rewritten instead of reused (koemo.notebook.ensure_synthetic_corpus).
+# generator is then rewritten instead of reused (koemo.reporting.notebook.ensure_synthetic_corpus).
 GENERATOR_VERSION = 2
 
 CLASS_TARGETS = {  # (arousal, valence)

@@ -1,6 +1,6 @@
 """Random-weight pretrained-encoder stand-ins, built offline from transformers configs.
 
-The model hubs are unreachable in CI, so the front-end code paths (`koemo.speech_encoder`,
+The model hubs are unreachable in CI, so the front-end code paths (`koemo.audio.speech_encoder`,
 `koemo.text.auto`) are exercised with models of the real architectures and random weights,
 saved with `save_pretrained` exactly as a downloaded hub snapshot is laid out:
 - speech: wav2vec2, HuBERT, WavLM; `size="tiny"` (32 wide, 2 layers) or `size="base"`

@@ -1,7 +1,7 @@
 """Text augmentation on KoBERT sentencepiece pieces (docs/paper.md, data), as the original did it.
 
 Both operations take the pieces of `KoBERTTokenizer.tokenize` (no [CLS]/[SEP]) and a numpy
-Generator seeded by the caller (koemo.augment.plan_augmentation decides the seed: faithfully the
+Generator seeded by the caller (koemo.dataset.augment.plan_augmentation decides the seed: faithfully the
 same seed for every call, or one per row with the fix). The input list is never modified.
 
 - random_swap: n = max(round(ratio * len), 2) distinct positions are drawn, and each is swapped

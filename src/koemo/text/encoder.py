@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock
 
-from koemo.config import fingerprint as config_fingerprint
+from koemo.config.fingerprints import fingerprint as config_fingerprint
 from koemo.errors import KoemoInputError
 from koemo.text.auto import AutoTextTokenizer, text_model_kind
 from koemo.text.quiet import quiet_weight_loading  # noqa: F401 (re-exported)

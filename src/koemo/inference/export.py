@@ -1,6 +1,6 @@
 """Assembling a predictor directory from trained stages (`koemo predict --export`).
 
-See koemo.predict for the directory layout and for loading it (`Predictor.from_checkpoint`).
+See koemo.inference.predictor for the directory layout and for loading it (`Predictor.from_checkpoint`).
 """
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import shutil
 from pathlib import Path
 
 from koemo.errors import CheckpointError, KoemoInputError
-from koemo.predict import Predictor
-from koemo.predictor_dir import MANIFEST_FILE, MANIFEST_FORMAT, STAGE_DIRS, TEXT_MODEL_DIR
-from koemo.predict_checks import check_stage_metas
+from koemo.inference.predictor import Predictor
+from koemo.inference.manifest import MANIFEST_FILE, MANIFEST_FORMAT, STAGE_DIRS, TEXT_MODEL_DIR
+from koemo.inference.checks import check_stage_metas
 
 def checkpoint_dir(path: str | Path, which: str = "best") -> Path:
     """A checkpoint directory, or a training run directory holding `best/` and `last/`.
@@ -83,7 +83,7 @@ def export_predictor(audio: str | Path, text: str | Path, multimodal: str | Path
     for stage, path in sources.items():
         shutil.copytree(path, out_dir / STAGE_DIRS[stage])
     manifest_refs = _copy_text_models(refs, out_dir)
-    from koemo.predict_frontend import copy_speech_encoder
+    from koemo.inference.frontend import copy_speech_encoder
     manifest_refs.update(copy_speech_encoder(cfg, out_dir))
     manifest = {"format": MANIFEST_FORMAT, "stages": dict(STAGE_DIRS), **manifest_refs,
                 "classes": metas["multimodal"]["classes"], "config_name": cfg.get("name"),

@@ -1,7 +1,7 @@
 """Tables for paper/: our measurements beside the paper's reported numbers.
 
 Every table is a pandas DataFrame; `save_tables` writes each as CSV (for machines) and Markdown
-(for people). Paper values come only from `koemo.paper_numbers` and their columns or rows say
+(for people). Paper values come only from `koemo.reporting.paper_numbers` and their columns or rows say
 "paper (reported)"; every other number is read from a run's outputs.
 """
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from koemo import paper_numbers as P
+from koemo.reporting import paper_numbers as P
 from koemo.dataset.prepare import NO_SIGNAL_POLICY_NOTE
-from koemo.experiments import mean_std, with_protocol
+from koemo.experiments.plan import mean_std, with_protocol
 
 REPORTED = "paper (reported)"
 CLASSIFICATION_METRICS = ["accuracy", "weighted_f1", "weighted_f1_batch_mean", "macro_f1", "uar"]
@@ -94,7 +94,7 @@ def welch_tables(table: pd.DataFrame, cfg: dict) -> dict[str, pd.DataFrame]:
 
     Groups too small for Welch's test are left out of it (the `note` column names them); the
     class means still show every class with at least one row."""
-    from koemo.stats import emotion_statistics
+    from koemo.reporting.stats import emotion_statistics
 
     order = sorted(cfg["data"]["classes"])  # the paper lists classes alphabetically
     stats = emotion_statistics(table, order=order)
@@ -126,7 +126,7 @@ WELCH_RULE = ("A group with fewer than two rows (or no spread) has no variance e
 
 
 def split_tables(workdir: str | Path, cfg: dict) -> dict[str, pd.DataFrame]:
-    from koemo.augment import plan_augmentation
+    from koemo.dataset.augment import plan_augmentation
     from koemo.dataset.splits import split_problem
 
     table = load_table(workdir)
@@ -409,14 +409,14 @@ PAGE_SECTIONS = (
 )
 
 
-# figures/curves_<name>.png written by notebooks 2-1, 3-1, 4-1 and 5-2 (koemo.plots.learning_curves)
+# figures/curves_<name>.png written by notebooks 2-1, 3-1, 4-1 and 5-2 (koemo.reporting.plots.learning_curves)
 CURVE_FIGURES = {"audio": "audio regressor", "text": "text regressor",
                  "multimodal": "multimodal classifier", "fusion": "fusion study classifiers"}
 
 
 def write_paper_page(workdir: str | Path, cfg: dict, out: str | Path) -> Path:
     """Assemble out/README.md from the tables the notebooks saved, plus the confusion matrices."""
-    from koemo import plots
+    from koemo.reporting import plots
 
     out = Path(out)
     tables = out / "tables"

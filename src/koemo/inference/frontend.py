@@ -1,4 +1,4 @@
-"""The speech-encoder front-end inside a predictor directory (`koemo.predict`).
+"""The speech-encoder front-end inside a predictor directory (`koemo.inference.predictor`).
 
 A predictor trained with `models.audio.frontend: encoder` needs the speech encoder at
 prediction time: a local encoder directory is copied into `DIR/audio-encoder/` when exporting
@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 from koemo.errors import CheckpointError, KoemoInputError
-from koemo.speech_encoder import encoder_settings, load_speech_encoder, uses_speech_encoder
+from koemo.audio.speech_encoder import encoder_settings, load_speech_encoder, uses_speech_encoder
 
 AUDIO_ENCODER_DIR = "audio-encoder"
 

@@ -1,7 +1,7 @@
 """What every numbered notebook does first: resolve paths, load the config, find the corpus.
 
 Notebooks stay thin: their parameters cell sets CONFIG, DATA_ROOT, WORKDIR, OUT, SYNTHETIC and
-OVERRIDES, then `ctx = koemo.notebook.start(...)` gives them everything else.
+OVERRIDES, then `ctx = koemo.reporting.notebook.start(...)` gives them everything else.
 """
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from koemo import assets
-from koemo.config import load_config, save_run_record
+from koemo.config import assets
+from koemo.config.load import load_config
+from koemo.config.fingerprints import save_run_record
 from koemo.errors import KoemoInputError
 
 

@@ -1,12 +1,12 @@
 """Front-ends side by side: the fusion study of several configs in one table.
 
 Each config (paper.yaml's mel + KoBERT, configs/ssl_*.yaml's pretrained encoders, ...) runs its
-own fusion study (`koemo.experiments.fusion_plan`: every `reproduce.fusion.kinds` on the same
+own fusion study (`koemo.experiments.plan.fusion_plan`: every `reproduce.fusion.kinds` on the same
 session folds and seeds); `frontend_fusion_table` puts them in one table, one row per front-end
 pair, one column per fusion kind, each cell `mean ± std` over folds and seeds, plus the
 majority-class baseline on the same test sets.
 
-    from koemo.frontends import run_frontend_study, frontend_fusion_table
+    from koemo.experiments.frontends import run_frontend_study, frontend_fusion_table
     runs = run_frontend_study(["paper", "ssl_wav2vec2_klue", "ssl_wavlm_koelectra"], WORKDIR)
     frontend_fusion_table(runs)
 
@@ -25,7 +25,7 @@ MAJORITY = "majority class"
 
 def frontend_label(cfg: dict) -> str:
     """`mel + skt/kobert-base-v1`, `wav2vec2-xls-r-300m[8,16] + klue/roberta-base`, ..."""
-    from koemo.speech_encoder import encoder_settings, uses_speech_encoder
+    from koemo.audio.speech_encoder import encoder_settings, uses_speech_encoder
 
     if uses_speech_encoder(cfg):
         spec = encoder_settings(cfg)
@@ -39,7 +39,7 @@ def frontend_label(cfg: dict) -> str:
 
 def frontend_configs(cfg_or_names: dict | Iterable, overrides: Iterable[str] = ()) -> list[dict]:
     """Configs of the study: a config and its `reproduce.frontends`, or a list of names/paths."""
-    from koemo.config import load_config
+    from koemo.config.load import load_config
 
     if isinstance(cfg_or_names, dict):
         others = cfg_or_names.get("reproduce", {}).get("frontends") or []
@@ -51,8 +51,8 @@ def run_frontend_study(configs: Iterable, workdir: str | Path, progress: bool = 
                        parallel_runs: int | None = None) -> pd.DataFrame:
     """Train (or reuse) every config's fusion-study runs; one row per run with a `frontend`
     column. `configs`: config dicts or names/paths."""
-    from koemo.config import load_config
-    from koemo.experiments import fusion_plan, run_plan
+    from koemo.config.load import load_config
+    from koemo.experiments.plan import fusion_plan, run_plan
 
     tables, labels = [], set()
     for cfg in configs:
@@ -70,7 +70,7 @@ def run_frontend_study(configs: Iterable, workdir: str | Path, progress: bool = 
 def frontend_fusion_table(runs: pd.DataFrame, metric: str = "macro_f1") -> pd.DataFrame:
     """Front-end pair x fusion kind, `mean ± std` of `metric` over folds and seeds, and the
     majority-class baseline (mean over the first seed's test sets) as the last column."""
-    from koemo.experiments import load_metrics, mean_std
+    from koemo.experiments.plan import load_metrics, mean_std
 
     classifiers = runs[runs["stage"] == "multimodal"]
     summary = mean_std(classifiers, ["frontend", "classifier"], [metric])

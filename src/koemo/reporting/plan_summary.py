@@ -1,6 +1,6 @@
 """`koemo plan --summary`: the size and workload of a config's plan, without training anything.
 
-Per part of the plan (main, layer ablation, combinations, fusion: koemo.experiments.plan_parts)
+Per part of the plan (main, layer ablation, combinations, fusion: koemo.experiments.plan.plan_parts)
 it counts the runs the part adds per stage; a run an earlier part already trains (same run
 directory) counts there once, and under `shared` here. The workload is in row-epochs: training
 rows x the stage's maximum epochs, summed over the runs. Early stopping can end a run sooner,
@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from koemo import experiments as ex
+from koemo.experiments import plan as ex
 
 STAGES = ("audio", "text", "multimodal")
 
@@ -37,7 +37,7 @@ PAPER_SHAPES = (("features",), ("models",), ("text", "max_length"))
 
 def expected_train_rows() -> int:
     """The paper's augmented training set (docs/paper.md), the expected size of every split."""
-    from koemo.paper_numbers import SPLIT_SIZES
+    from koemo.reporting.paper_numbers import SPLIT_SIZES
 
     return int(SPLIT_SIZES["train_augmented"])
 
@@ -49,7 +49,7 @@ class _Rows:
     def __init__(self, workdir: str | Path | None):
         self.table = None
         if workdir is not None:
-            from koemo.report import load_table
+            from koemo.reporting.report import load_table
 
             self.table = load_table(workdir)
         self.cache: dict[str, int] = {}
@@ -57,7 +57,7 @@ class _Rows:
     def __call__(self, spec: ex.RunSpec) -> int:
         if self.table is None:
             return expected_train_rows()
-        from koemo.config import fingerprint
+        from koemo.config.fingerprints import fingerprint
         from koemo.modeling.data import stage_rows
 
         cfg = spec.cfg
@@ -107,7 +107,7 @@ def summarize(cfg: dict, workdir: str | Path | None = None) -> dict:
 def h100_seconds_per_row(cfg: dict) -> dict[str, float] | None:
     """Measured H100 seconds per training row and epoch of each stage for this config's
     precision; None when the config's shapes are not the paper's (the figures do not apply)."""
-    from koemo.config import load_config
+    from koemo.config.load import load_config
 
     paper = load_config("paper")
     for path in PAPER_SHAPES:

@@ -5,7 +5,7 @@ Each notebook gets the same parameters (absolute paths), is executed into
 run naming the notebook. Every step is idempotent: re-running picks up finished work.
 
 The log stays readable: while a notebook runs, the training progress it writes to
-`<workdir>/progress.jsonl` is shown as one live line per run (koemo.progress; papermill hides
+`<workdir>/progress.jsonl` is shown as one live line per run (koemo.modeling.progress; papermill hides
 the notebooks' own bars), and each kernel starts with its log level at ERROR, which drops
 ipykernel's per-kernel "Kernel is running over TCP without encryption" warning (the kernel
 listens on localhost only, started by this process).
@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from koemo.errors import KoemoInputError
-from koemo.notebook import resolve_path
-from koemo.progress import ProgressWatcher, progress_path
+from koemo.reporting.notebook import resolve_path
+from koemo.modeling.progress import ProgressWatcher, progress_path
 
 # Passed to every kernel papermill starts: its own log (not the notebook's outputs) at ERROR.
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
@@ -39,8 +39,8 @@ NOTEBOOK_ORDER = (
 
 
 def notebooks_dir() -> Path:
-    """The checkout's notebooks/, or the copy a wheel carries (koemo.assets)."""
-    from koemo.assets import notebooks_dir as located
+    """The checkout's notebooks/, or the copy a wheel carries (koemo.config.assets)."""
+    from koemo.config.assets import notebooks_dir as located
 
     return located()
 

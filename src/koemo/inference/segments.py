@@ -1,7 +1,7 @@
 """Long recordings: cut into utterances by voice activity, then emotion per utterance.
 
     from koemo import Predictor
-    from koemo.segments import predict_timeline, plot_timeline
+    from koemo.inference.segments import predict_timeline, plot_timeline
     frame = predict_timeline(Predictor.from_checkpoint("checkpoints/paper"), "meeting.wav")
     plot_timeline(frame, "timeline.png")
 
@@ -10,11 +10,11 @@
 text_source "asr" when the transcript came from speech recognition, empty when the text path
 was skipped). How it runs, in bounded memory (an hour of audio is never held at once):
 1. The file is read in blocks (`segments.block_s`, default 30 s) with soundfile, averaged to
-   mono, resampled to 16 kHz as a stream (soxr), and Silero VAD (`koemo.vad`) scores every
+   mono, resampled to 16 kHz as a stream (soxr), and Silero VAD (`koemo.audio.vad`) scores every
    32 ms; only these probabilities (4 bytes per 32 ms) are kept.
 2. The probabilities become utterances (`segments.vad` settings; at most `max_speech_s` each).
 3. Utterances are read back from the file one batch at a time (`segments.batch_utterances`),
-   transcribed together when no transcript is known (Whisper, `koemo.asr`), and scored by the
+   transcribed together when no transcript is known (Whisper, `koemo.inference.asr`), and scored by the
    predictor in batches.
 Utterances the predictor rejects (e.g. too short for the features) keep their row with empty
 label and NaN values.
@@ -27,9 +27,9 @@ from typing import Iterator
 
 import numpy as np
 
-from koemo.audio_io import AudioSource, load_audio
+from koemo.audio.io import AudioSource, load_audio
 from koemo.errors import KoemoInputError
-from koemo.vad import SAMPLE_RATE, SileroVAD, VadSettings, speech_segments
+from koemo.audio.vad import SAMPLE_RATE, SileroVAD, VadSettings, speech_segments
 
 DEFAULTS = {"block_s": 30.0, "batch_utterances": 16, "vad": {}}
 

@@ -21,7 +21,7 @@ Two backends give the same numbers:
 The librosa pad mode is "constant" (librosa >= 0.9 default; older librosa reflected the edges,
 which changes only the first and last two frames).
 
-The on-disk store every model reads them from is `koemo.feature_store`.
+The on-disk store every model reads them from is `koemo.audio.feature_store`.
 """
 from __future__ import annotations
 
@@ -30,7 +30,6 @@ from typing import Sequence
 
 import numpy as np
 
-from koemo.augment import frequency_mask  # noqa: F401  (docs/architecture.md lists it here)
 from koemo.errors import KoemoInputError
 
 # Max abs difference (dB) between the torch and librosa backends over valid frames, both

@@ -16,10 +16,10 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from koemo.config import feature_fingerprint
-from koemo.dataset.workdir import data_fingerprint
+from koemo.config.fingerprints import feature_fingerprint
+from koemo.config.workdir import data_fingerprint
 from koemo.errors import KoemoInputError
-from koemo.features import (BACKENDS, librosa_features, check_wave, extract_batch,
+from koemo.audio.features import (BACKENDS, librosa_features, check_wave, extract_batch,
                             feature_section, min_samples)
 
 STORE_SUBDIR = "features"
@@ -188,7 +188,7 @@ def probe_lengths(paths: Sequence[str], segment_ids: Sequence[str], rate: int, n
 
 
 def read_wave(path: str, rate: int) -> np.ndarray:
-    from koemo.audio_io import load_audio
+    from koemo.audio.io import load_audio
     # Silence was judged by `prepare` (data.silent_audio); its features are those of zeros.
     wave, _ = load_audio(path, target_sample_rate=rate, allow_silence=True)
     return wave

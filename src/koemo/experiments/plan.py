@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from koemo.progress import emit as emit_progress
+from koemo.modeling.progress import emit as emit_progress
 
 REGRESSOR_STAGES = ("audio", "text")
 
@@ -234,7 +234,7 @@ def run_identity(spec: RunSpec) -> tuple:
     """What decides a run's result: stage, split, seed, classifier kind and the config as that
     stage reads it (a regressor never reads the other regressor's or the classifier's model and
     training settings). Two specs of one identity should name one run directory."""
-    from koemo.config import fingerprint
+    from koemo.config.fingerprints import fingerprint
 
     cfg = {k: v for k, v in spec.cfg.items() if k not in _NOT_TRAINING}
     if spec.stage in REGRESSOR_STAGES:
@@ -249,18 +249,18 @@ def run_plan(plan: list[RunSpec], workdir: str | Path, progress: bool = True,
              parallel_runs: int | None = None) -> pd.DataFrame:
     """Train every run of the plan (regressors before classifiers); finished runs are reused.
 
-    parallel_runs trains that many runs at once in worker processes (koemo.workers). Default:
+    parallel_runs trains that many runs at once in worker processes (koemo.experiments.workers). Default:
     with N >= 2 CUDA GPUs visible, N (one run per GPU, each worker pinned to its GPU); else
     `reproduce.parallel_runs` of the plan's config, else 1. On CPU each worker gets an equal
     share of the threads: small CPU models are bound by per-operation overhead, so two
     one-thread runs finish sooner than two two-thread runs in a row.
 
     Other workers may train the same workdir at the same time (another `koemo reproduce`, the
-    lines of `koemo plan`): each run trains under its run directory's lock (koemo.runlock), so
+    lines of `koemo plan`): each run trains under its run directory's lock (koemo.experiments.runlock), so
     no run trains twice. A run another worker holds is left for later, then waited for.
     """
     from koemo.modeling.runs import run_dir_for, run_is_finished
-    from koemo.workers import plan_workers
+    from koemo.experiments.workers import plan_workers
 
     skipped = unusable_splits(workdir)
     protocols = {spec.split.split("_")[0] for spec in plan}
@@ -279,7 +279,7 @@ def run_plan(plan: list[RunSpec], workdir: str | Path, progress: bool = True,
     for group in (REGRESSOR_STAGES, ("multimodal",)):
         todo = [spec for run_dir, spec in by_dir.items() if spec.stage in group
                 and not run_is_finished(run_dir, spec.cfg, spec.stage, workdir)]
-        if todo:    # `koemo reproduce` numbers the runs it shows from these (koemo.progress)
+        if todo:    # `koemo reproduce` numbers the runs it shows from these (koemo.modeling.progress)
             emit_progress(workdir, "plan", runs=len(todo), stages=list(group))
         if workers > 1 and len(todo) > 1:
             _train_in_workers(todo, workdir, workers, gpus)
@@ -312,7 +312,7 @@ def _train(spec: RunSpec, workdir: str | Path, progress: bool) -> Path:
 
 def _train_locked(spec: RunSpec, workdir: str | Path, progress: bool, blocking: bool = True) -> str:
     """`_train` under the run directory's lock: `trained`, `finished` or `busy`."""
-    from koemo.runlock import train_once
+    from koemo.experiments.runlock import train_once
 
     status, _ = train_once(spec.stage, workdir, spec.cfg, spec.seed,
                            classifier_kind=spec.classifier_kind, progress=progress,
@@ -327,7 +327,7 @@ def _train_in_workers(specs: list[RunSpec], workdir: str | Path, workers: int,
     from concurrent.futures import as_completed
     from concurrent.futures.process import BrokenProcessPool
 
-    from koemo.workers import worker_pool
+    from koemo.experiments.workers import worker_pool
 
     _prepare_shared_inputs(specs, workdir)
     if gpus:
@@ -383,7 +383,7 @@ def rescore_classifier(run_dir: Path, metrics: dict) -> dict:
     a new one are scored by the same rule."""
     import os
 
-    from koemo.metrics import classification_report
+    from koemo.modeling.metrics import classification_report
 
     predictions = pd.read_parquet(run_dir / "test_predictions.parquet")
     baseline = metrics.get("baseline", {})

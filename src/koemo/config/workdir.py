@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from koemo.errors import KoemoInputError
+
 TABLE_FILE = "utterances.parquet"
 REPORT_JSON = "prepare_report.json"
 REPORT_MD = "prepare_report.md"
@@ -22,3 +24,12 @@ def data_fingerprint(workdir: str | Path) -> str | None:
     except (FileNotFoundError, json.JSONDecodeError):
         return None
     return report.get("input_fingerprint")
+
+
+def load_utterances(workdir: str | Path) -> pd.DataFrame:
+    import pandas as pd
+
+    path = Path(workdir) / TABLE_FILE
+    if not path.is_file():
+        raise KoemoInputError(f"{path}: not found; run `koemo prepare` for this workdir first")
+    return pd.read_parquet(path)

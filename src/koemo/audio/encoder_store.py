@@ -21,10 +21,10 @@ from typing import Iterable
 
 import numpy as np
 
-import koemo.feature_store as F
-from koemo.config import fingerprint as config_fingerprint
+import koemo.audio.feature_store as F
+from koemo.config.fingerprints import fingerprint as config_fingerprint
 from koemo.errors import KoemoInputError
-from koemo.speech_encoder import (MIN_SAMPLES, SpeechEncoder, encoder_folder, encoder_settings,
+from koemo.audio.speech_encoder import (MIN_SAMPLES, SpeechEncoder, encoder_folder, encoder_settings,
                                   folder_fingerprint, load_speech_encoder, uses_speech_encoder)
 
 STORE_SUBDIR = "audio_states"
@@ -91,7 +91,7 @@ def build_encoder_store(table, workdir: str | Path, cfg: dict, progress: bool = 
                         ) -> EncoderStateStore:
     """States of every row of `table` (segment_id, wav_path); a complete cache with the same key,
     segment ids and prepared inputs is reused without loading the encoder."""
-    from koemo.dataset.workdir import data_fingerprint
+    from koemo.config.workdir import data_fingerprint
 
     spec = encoder_settings(cfg)
     segment_ids = F.table_segment_ids(table)
@@ -156,8 +156,8 @@ def open_audio_store(workdir: str | Path, cfg: dict, progress: bool = False, dev
     """What the audio model reads: the mel FeatureStore, or the speech-encoder state cache
     (filled here for every prepared utterance the first time)."""
     if not uses_speech_encoder(cfg):
-        from koemo.feature_store import open_feature_store
+        from koemo.audio.feature_store import open_feature_store
         return open_feature_store(workdir, cfg)
-    from koemo.modeling.data import load_utterances
+    from koemo.config.workdir import load_utterances
 
     return build_encoder_store(load_utterances(workdir), workdir, cfg, progress=progress, device=device)

@@ -28,7 +28,7 @@ import tempfile
 from pathlib import Path
 
 from koemo.errors import CheckpointError, KoemoInputError
-from koemo.predictor_dir import MANIFEST_FILE
+from koemo.inference.manifest import MANIFEST_FILE
 
 HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 CARD_FILE = "README.md"
@@ -144,7 +144,7 @@ def push_to_hub(directory: str | Path, repo_id: str, private: bool = False,
 def read_predictor(directory: Path) -> tuple[dict, dict]:
     """(manifest, {stage: meta}) of a predictor directory, checked as loading checks them."""
     from koemo.modeling.checkpoint import read_meta
-    from koemo.predictor_dir import read_manifest
+    from koemo.inference.manifest import read_manifest
 
     manifest = read_manifest(directory)
     metas = {stage: read_meta(directory / manifest["stages"][stage]) for stage in STAGES}

@@ -2,26 +2,20 @@
 
 A config is a plain nested dict. `load_config` resolves `base:` chains (paths relative to the
 including file), applies `key.sub=value` overrides from the command line, and validates the
-few invariants everything else relies on. `fingerprint` hashes a sub-tree so on-disk caches
-(features, text states) are keyed by exactly the settings that shape them.
+few invariants everything else relies on (koemo.config.fingerprints hashes its sub-trees).
 """
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
-import platform
-import sys
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import yaml
 
-from koemo.assets import configs_dir
+from koemo.config.assets import configs_dir
 from koemo.errors import KoemoInputError
 
-# The checkout's configs/, or the copy a wheel carries (koemo.assets).
+# The checkout's configs/, or the copy a wheel carries (koemo.config.assets).
 CONFIG_DIR = configs_dir()
 
 
@@ -159,47 +153,3 @@ def load_config(name_or_path: str | Path = "paper", overrides: Iterable[str] = (
     cfg = apply_overrides(_read_yaml(path), overrides)
     cfg.setdefault("name", path.stem)
     return validate(cfg)
-
-
-def fingerprint(obj: Any, length: int = 12) -> str:
-    """Stable short hash of any JSON-serialisable value (dict key order does not matter)."""
-    blob = json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:length]
-
-
-def feature_fingerprint(cfg: dict) -> str:
-    """Only the settings that change the stored mel+delta arrays."""
-    keys = ("backend", "sample_rate", "n_mels", "n_fft", "hop_length", "fmin", "fmax",
-            "top_db", "delta_width", "max_frames", "store_dtype")
-    return fingerprint({k: cfg["features"][k] for k in keys})
-
-
-_VERSIONED = ("koemo", "torch", "torchaudio", "transformers", "sentencepiece", "librosa",
-              "numpy", "pandas", "scikit-learn", "safetensors")
-
-
-def library_versions() -> dict[str, str]:
-    versions = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for name in _VERSIONED:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
-
-
-def run_record(cfg: dict, seed: int | None = None, **extra: Any) -> dict:
-    """What every run writes next to its outputs: config, seed and library versions."""
-    return {"config": cfg, "seed": cfg.get("seed") if seed is None else seed,
-            "versions": library_versions(), **extra}
-
-
-def save_run_record(directory: str | Path, cfg: dict, seed: int | None = None, **extra: Any) -> Path:
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "run.json"
-    path.write_text(json.dumps(run_record(cfg, seed, **extra), indent=2, ensure_ascii=False,
-                               default=str), encoding="utf-8")
-    with open(directory / "config.yaml", "w", encoding="utf-8") as fh:
-        yaml.safe_dump(cfg, fh, allow_unicode=True, sort_keys=False)
-    return path

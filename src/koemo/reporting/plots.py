@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from koemo import paper_numbers as P  # noqa: E402
+from koemo.reporting import paper_numbers as P  # noqa: E402
 
 
 def _save(fig, path: str | Path) -> Path:
@@ -40,7 +40,7 @@ def _matrix(ax, cm: np.ndarray, classes, title: str) -> None:
 
 def confusion_matrices(runs: pd.DataFrame, classes, path: str | Path) -> Path | None:
     """The paper's reported matrix beside ours (summed over seeds) for each protocol/variant."""
-    from koemo.experiments import with_protocol
+    from koemo.experiments.plan import with_protocol
 
     multimodal = runs[runs["stage"] == "multimodal"]
     if multimodal.empty:
@@ -78,8 +78,8 @@ def fusion_figure(summary: pd.DataFrame, path: str | Path) -> Path | None:
 
 def augmentation_examples(workdir: str | Path, cfg: dict, path: str | Path) -> Path:
     """One training utterance before and after frequency masking (mel channel)."""
-    from koemo.augment import frequency_mask
-    from koemo.feature_store import open_feature_store
+    from koemo.dataset.augment import frequency_mask
+    from koemo.audio.feature_store import open_feature_store
 
     store = open_feature_store(workdir, cfg)
     index = int(np.argmax(store.n_frames))
@@ -106,7 +106,7 @@ def learning_curves(runs: pd.DataFrame, path: str | Path, stage: str | None = No
     pooled by `by` (plus the classifier for multimodal runs): the line is the mean over the
     runs (seeds, folds) still training at that epoch, the band their min-max range.
     None when no run has a log."""
-    from koemo.experiments import with_protocol
+    from koemo.experiments.plan import with_protocol
 
     if stage is not None:
         runs = runs[runs["stage"] == stage]

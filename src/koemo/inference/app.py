@@ -1,6 +1,6 @@
-"""The web demo behind `koemo app`: a Gradio page over a `koemo.predict.Predictor`.
+"""The web demo behind `koemo app`: a Gradio page over a `koemo.inference.predictor.Predictor`.
 
-    from koemo.app import AppSettings, build_app
+    from koemo.inference.app import AppSettings, build_app
     build_app(predictor, AppSettings()).launch(server_name="127.0.0.1", server_port=7860)
 
 Upload a recording (any file; it is checked here, not by the browser) or record one with the
@@ -8,7 +8,7 @@ microphone, optionally type its Korean transcript, press Predict. The page shows
 with its five probabilities as a bar chart, arousal and valence on the valence-arousal plane
 (axes 1-5, the annotation scale), the transcript as the model read it, the predictor's notes
 and, for a recording longer than the model's window, a timeline of the recording's segments
-(when `koemo.segments` is installed; otherwise the windows are averaged as `koemo predict`
+(when `koemo.inference.segments` is installed; otherwise the windows are averaged as `koemo predict`
 does and a note says so).
 
 Bad input never shows a traceback: no file, an empty, non-audio, silent, too short or too long
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from koemo.errors import KoemoInputError
-from koemo.predict import SCALE
+from koemo.inference.predictor import SCALE
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class AppOutput:
     valence: float | None = None
     transcript: str | None = None
     notes: list[str] = field(default_factory=list)
-    timeline: object | None = None          # pandas.DataFrame from koemo.segments
+    timeline: object | None = None          # pandas.DataFrame from koemo.inference.segments
     timeline_image: str | None = None       # PNG path
 
 
@@ -111,12 +111,12 @@ def check_audio_file(path: str, settings: AppSettings) -> float:
 
 
 def load_timeline_tools():
-    """(predict_timeline, plot_timeline) from koemo.segments, or None where that module is
+    """(predict_timeline, plot_timeline) from koemo.inference.segments, or None where that module is
     not installed yet (long recordings are then averaged over windows)."""
     try:
-        segments = importlib.import_module("koemo.segments")
+        segments = importlib.import_module("koemo.inference.segments")
     except ModuleNotFoundError as err:
-        if err.name != "koemo.segments":
+        if err.name != "koemo.inference.segments":
             raise                                  # a dependency of segments is missing: a bug
         return None
     return segments.predict_timeline, segments.plot_timeline
@@ -148,7 +148,7 @@ def analyse(predictor, upload, recording, transcript: str | None,
 def add_timeline(out: AppOutput, predictor, path: str) -> None:
     tools = load_timeline_tools()
     if tools is None:
-        out.notes.append("timeline not shown: koemo.segments is not installed in this koemo")
+        out.notes.append("timeline not shown: koemo.inference.segments is not installed in this koemo")
         return
     predict_timeline, plot_timeline = tools
     frame = predict_timeline(predictor, path)

@@ -9,7 +9,7 @@ from typing import Sequence
 from koemo.errors import CheckpointError
 
 # Feature settings that change the numbers the models see (the backend does not: the torch
-# and librosa backends agree within koemo.features.PARITY_TOLERANCE_DB).
+# and librosa backends agree within koemo.audio.features.PARITY_TOLERANCE_DB).
 FEATURE_KEYS = ("sample_rate", "n_mels", "n_fft", "hop_length", "fmin", "fmax", "top_db",
                 "delta_width", "max_frames")
 TEXT_KEYS = ("tokenizer", "encoder", "max_length")
@@ -67,7 +67,7 @@ def mismatched_regressors(models: dict) -> list[str]:
 
 
 def check_text_model(tokenizer, encoder, cfg: dict, directory: Path) -> None:
-    from koemo.config import text_input_dim
+    from koemo.config.load import text_input_dim
 
     hidden, vocab = int(encoder.config.hidden_size), int(encoder.config.vocab_size)
     if hidden != text_input_dim(cfg):

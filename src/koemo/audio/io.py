@@ -90,7 +90,7 @@ def resample(wave: np.ndarray, in_rate: int, out_rate: int) -> np.ndarray:
     """Band-limited resampling of a mono float32 wave (soxr, HQ); identity at equal rates."""
     if in_rate == out_rate:
         return np.ascontiguousarray(wave, dtype=np.float32)
-    import soxr  # installed with librosa; imported lazily so `import koemo.audio_io` stays light
+    import soxr  # installed with librosa; imported lazily so `import koemo.audio.io` stays light
     return soxr.resample(wave.astype(np.float32, copy=False), in_rate, out_rate,
                          quality="HQ").astype(np.float32, copy=False)
 

@@ -1,6 +1,6 @@
 """The predictor directory's manifest (`predictor.json`): which stage lives where and which text
-model goes with it. `koemo.predict_export` writes it, `koemo.predict.Predictor` and
-`koemo.hub` read it."""
+model goes with it. `koemo.inference.export` writes it, `koemo.inference.predictor.Predictor` and
+`koemo.inference.hub` read it."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,7 +17,7 @@ def read_manifest(directory: Path) -> dict:
     return read_format_json(
         directory, MANIFEST_FILE, MANIFEST_FORMAT, "predictor checkpoint",
         "a predictor directory is assembled from trained stages with "
-        "`koemo predict --export DIR ...` (koemo.predict_export.export_predictor)")
+        "`koemo predict --export DIR ...` (koemo.inference.export.export_predictor)")
 
 
 def resolve_text_model(directory: Path, reference: str) -> str:

@@ -6,7 +6,7 @@
     result.label, result.probabilities, result.arousal, result.valence, result.notes
 
 What runs, per utterance (the same steps and settings as training, read from the checkpoint):
-audio -> `koemo.audio_io.load_audio` (16 kHz mono) -> mel+delta features (`koemo.features`,
+audio -> `koemo.audio.io.load_audio` (16 kHz mono) -> mel+delta features (`koemo.audio.features`,
 the config's backend, rounded to the feature store's dtype as training read them) -> audio
 regressor -> arousal. Transcript -> markers removed (`clean_transcript`, as training) ->
 KoBERT tokenizer -> frozen KoBERT (states rounded to float16, as the training cache stored
@@ -23,7 +23,7 @@ as training computed them before cutting), then:
 - "cut": only the first `max_frames` frames, exactly as training cut long utterances.
 Shorter audio is zero padded as in training (dB-floor padding under fixes.db_floor_padding).
 
-Without a transcript (text=None) a Whisper model transcribes the audio (`koemo.asr`; the
+Without a transcript (text=None) a Whisper model transcribes the audio (`koemo.inference.asr`; the
 config's `asr:` section, or `asr=` of `from_checkpoint`), and the full path runs on its text:
 `text_source` says "asr" (a given transcript: "given"). With asr="none", or when recognition
 heard no Korean, only the audio path runs: arousal is returned, valence, label and
@@ -37,7 +37,7 @@ Randomness. A checkpoint trained with the faithful config keeps attention dropou
 draw. Each call is seeded (`seed`, default 0) inside a forked RNG, so the same inputs in the
 same batch give the same outputs and the caller's RNG state is untouched; a note says so.
 
-The checkpoint DIR for prediction (`koemo.predict_export.export_predictor` assembles it):
+The checkpoint DIR for prediction (`koemo.inference.export.export_predictor` assembles it):
     DIR/predictor.json           manifest: stages, tokenizer/encoder source, classes, origin
     DIR/audio/                   model.safetensors + meta.json (audio regressor -> arousal)
     DIR/text/                    model.safetensors + meta.json (text regressor -> valence)
@@ -55,13 +55,13 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from koemo.audio_io import AudioInfo, AudioSource, load_audio
+from koemo.audio.io import AudioInfo, AudioSource, load_audio
 from koemo.errors import CheckpointError, KoemoInputError
-from koemo.predict_windows import (LONG_AUDIO_MODES, WindowInfo, floor_padding, frame_windows,
+from koemo.inference.windows import (LONG_AUDIO_MODES, WindowInfo, floor_padding, frame_windows,
                                    window_starts)
-from koemo.predictor_dir import (MANIFEST_FILE, STAGE_DIRS, read_manifest,  # noqa: F401
+from koemo.inference.manifest import (MANIFEST_FILE, STAGE_DIRS, read_manifest,  # noqa: F401
                                  resolve_text_model)
-from koemo.predict_checks import (check_stage_metas, check_text_model, mismatched_regressors,
+from koemo.inference.checks import (check_stage_metas, check_text_model, mismatched_regressors,
                                   same_regressor)
 
 SCALE = (1.0, 5.0)
@@ -106,7 +106,7 @@ class Predictor:
     """Holds the three stages, tokenizer and frozen encoder; `predict` per utterance,
     `predict_many` in batches. Build with `Predictor.from_checkpoint(DIR)`."""
 
-    speech_encoder = None     # koemo.speech_encoder.SpeechEncoder with models.audio.frontend: encoder
+    speech_encoder = None     # koemo.audio.speech_encoder.SpeechEncoder with models.audio.frontend: encoder
 
     def __init__(self, audio_model, text_model, classifier, tokenizer, encoder, cfg: dict,
                  classes: Sequence[str], device: str = "cpu", long_audio: str = "windows",
@@ -134,7 +134,7 @@ class Predictor:
         self.shared_text = same_regressor(text_model, classifier.TextModel)
         self.random_in_eval = not cfg["fixes"]["eval_attention_dropout_off"]
         self.mismatched = list(mismatched)  # stages whose weights differ from the classifier's copy
-        self.asr = asr                      # speech recognition settings (koemo.asr); None: off
+        self.asr = asr                      # speech recognition settings (koemo.inference.asr); None: off
         self._transcriber = None            # loaded on first use
 
     # -- construction
@@ -145,10 +145,10 @@ class Predictor:
                         asr: str | dict | None = "config") -> "Predictor":
         """Load a predictor directory (see the module docstring). Problems with it raise
         CheckpointError naming the file. `asr`: speech recognition for utterances without a
-        transcript: "config" (the checkpoint config's `asr:` section, else koemo.asr.DEFAULTS),
+        transcript: "config" (the checkpoint config's `asr:` section, else koemo.inference.asr.DEFAULTS),
         a Whisper hub id or directory, a settings dict, or None/"none" (arousal only). The
         Whisper model is loaded when first needed."""
-        from koemo.asr import asr_settings
+        from koemo.inference.asr import asr_settings
 
         from koemo.modeling.checkpoint import build_from_checkpoint, read_meta
         from koemo.text.encoder import load_text_encoder, load_text_tokenizer
@@ -185,23 +185,23 @@ class Predictor:
                         cfg, metas["multimodal"]["classes"], device=device, long_audio=long_audio,
                         batch_size=batch_size, seed=seed, source=str(directory),
                         mismatched=mismatched, asr=asr)
-        from koemo.predict_frontend import attach_speech_encoder
+        from koemo.inference.frontend import attach_speech_encoder
         return attach_speech_encoder(predictor, directory, manifest, device)
 
     @classmethod
     def from_pretrained(cls, name_or_dir: str | Path, revision: str | None = None,
                         cache_dir: str | Path | None = None, token: str | bool | None = None,
                         **kwargs) -> "Predictor":
-        """A predictor directory or a hub id "org/name" (downloaded once through koemo.hub,
+        """A predictor directory or a hub id "org/name" (downloaded once through koemo.inference.hub,
         then read from the hub cache); other keyword arguments go to `from_checkpoint`."""
-        from koemo.hub import predictor_dir
+        from koemo.inference.hub import predictor_dir
 
         return cls.from_checkpoint(predictor_dir(name_or_dir, revision=revision,
                                                  cache_dir=cache_dir, token=token), **kwargs)
 
     def push_to_hub(self, repo_id: str, **kwargs) -> str:
-        """Upload this predictor's directory with a generated model card (koemo.hub.push_to_hub)."""
-        from koemo.hub import push_to_hub
+        """Upload this predictor's directory with a generated model card (koemo.inference.hub.push_to_hub)."""
+        from koemo.inference.hub import push_to_hub
 
         if self.source is None:
             raise KoemoInputError("this predictor was not loaded from a directory: nothing to push")
@@ -211,7 +211,7 @@ class Predictor:
     def window_seconds(self) -> float:
         fc = self.cfg["features"]
         if self.speech_encoder is not None:
-            from koemo.speech_encoder import encoder_settings
+            from koemo.audio.speech_encoder import encoder_settings
             return encoder_settings(self.cfg)["max_frames"] * self.speech_encoder.hop_seconds
         return fc["max_frames"] * fc["hop_length"] / fc["sample_rate"]
 
@@ -296,9 +296,9 @@ class Predictor:
 
     @property
     def transcriber(self):
-        """The Whisper transcriber (koemo.asr.Transcriber), loaded on first use."""
+        """The Whisper transcriber (koemo.inference.asr.Transcriber), loaded on first use."""
         if self._transcriber is None:
-            from koemo.asr import Transcriber
+            from koemo.inference.asr import Transcriber
 
             if self.asr is None:
                 raise KoemoInputError("speech recognition is off (asr none): pass a transcript")
@@ -307,7 +307,7 @@ class Predictor:
 
     def _transcribe(self, items: list[_Item]) -> None:
         """Fill in the transcript of items without one by speech recognition (batched)."""
-        from koemo.asr import truncation_note
+        from koemo.inference.asr import truncation_note
 
         todo = [item for item in items if item.wave is not None]
         if not todo:
@@ -329,11 +329,11 @@ class Predictor:
 
     def audio_windows(self, wave: np.ndarray, info: AudioInfo
                       ) -> tuple[np.ndarray, np.ndarray, WindowInfo]:
-        from koemo.features import extract_features, frames_for, min_samples
+        from koemo.audio.features import extract_features, frames_for, min_samples
 
         fc = self.cfg["features"]
         if self.speech_encoder is not None:        # models.audio.frontend: encoder
-            from koemo.speech_encoder import encoder_settings, whole_states
+            from koemo.audio.speech_encoder import encoder_settings, whole_states
             whole = whole_states(self.speech_encoder, wave, info.source)   # float16-rounded
             n_frames, max_frames = whole.shape[1], encoder_settings(self.cfg)["max_frames"]
             hop_s = self.speech_encoder.hop_seconds

@@ -4,7 +4,7 @@ Every run `koemo reproduce` trains is one `koemo train STAGE --variant V --split
 [--classifier K]` line over the same workdir, config and overrides. Runs fall into two phases:
 the regressors (audio, text) need nothing but the prepared workdir; the classifiers (multimodal)
 need the regressors of their split, variant and seed. Within a phase every line is independent,
-and concurrent lines never train one run twice (koemo.runlock), so a phase can be spread over
+and concurrent lines never train one run twice (koemo.experiments.runlock), so a phase can be spread over
 any number of machines sharing the workdir. Afterwards `koemo reproduce` finds every run finished
 and only writes the tables.
 
@@ -18,7 +18,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from koemo import experiments as ex
+from koemo.experiments import plan as ex
 from koemo.errors import KoemoInputError
 
 FORMATS = ("txt", "sh", "json")
@@ -63,7 +63,7 @@ class PlannedRun:
 def planned_runs(config: str, workdir: str | Path, overrides: list[str] | tuple = ()) -> list[PlannedRun]:
     """The plan of `config` (+ overrides) as `koemo train` argument lists over `workdir`.
     A config given as a path and the workdir become absolute, so lines run from anywhere."""
-    from koemo.config import load_config
+    from koemo.config.load import load_config
     from koemo.modeling.runs import run_dir_for
 
     cfg = load_config(config, overrides)
@@ -104,10 +104,12 @@ def render(runs: list[PlannedRun], fmt: str = "txt") -> str:
 
 
 def run_koemo(argv: list[str]) -> int:
-    """What a scheduled job runs: `koemo ARGV` in this Python (raises on a failure)."""
-    from koemo.cli import main
+    """What a scheduled job runs: `koemo ARGV` with this Python (raises on a failure). A child
+    process, so that this layer never imports the command line above it."""
+    import subprocess
+    import sys
 
-    code = main(list(argv))
+    code = subprocess.run([sys.executable, "-m", "koemo", *argv], check=False).returncode
     if code:
         raise RuntimeError(f"koemo {shlex.join(argv)} exited with status {code}")
     return code

@@ -18,7 +18,7 @@ instead (wav2vec2, HuBERT, WavLM: anything `transformers.AutoModel` loads with a
           max_frames: 400                # encoder frames kept (50/s: 8 s); null = features.max_frames
           batch_size: 8                  # utterances per forward while caching
 
-Only the chosen layers are computed into the state cache (`koemo.encoder_store`), once, so
+Only the chosen layers are computed into the state cache (`koemo.audio.encoder_store`), once, so
 training costs what the paper's mel path costs. An utterance is encoded whole and its first
 `max_frames` frames are kept (as the mel path computes the whole spectrogram, then cuts);
 prediction encodes a whole recording and cuts it into the same windows as the mel path.
