@@ -1,4 +1,4 @@
-"""Example timeline figure from the synthetic corpus's voices (for the README).
+"""Example timeline figure from the synthetic corpus's voices (for docs/inference.md).
 
     .venv/bin/python docs/timeline_example.py --checkpoint checkpoints/demo \
         [--asr DIR | --asr standin] --out docs/timeline-example.png

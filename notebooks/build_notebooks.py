@@ -139,8 +139,8 @@ NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
             "import koemo.experiments.plan as ex, koemo.reporting.report, koemo.reporting.plots\n"
             "runs = ex.run_plan(ex.main_plan(cfg, workdir=ctx.workdir), ctx.workdir, progress=PROGRESS)\n"
             "combos = ex.run_plan(ex.combination_plan(cfg), ctx.workdir, progress=PROGRESS)\n"
-            "runs.to_csv(ctx.tables / 'runs_main.csv', index=False)\n"
-            "combos.to_csv(ctx.tables / 'runs_combinations.csv', index=False)",
+            "koemo.reporting.report.save_runs(runs, ctx.tables / 'runs_main.csv', ctx.workdir)\n"
+            "koemo.reporting.report.save_runs(combos, ctx.tables / 'runs_combinations.csv', ctx.workdir)",
             "tables = koemo.reporting.report.classifier_tables(runs, combos)\n"
             "koemo.reporting.report.save_tables(tables, ctx.tables, prefix='multimodal_')\n"
             "koemo.reporting.plots.learning_curves(runs, ctx.figures / 'curves_multimodal.png', stage='multimodal')\n"
@@ -164,7 +164,7 @@ NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
         [
             "import koemo.experiments.plan as ex, koemo.reporting.report, koemo.reporting.plots\n"
             "runs = ex.run_plan(ex.fusion_plan(cfg, ctx.workdir), ctx.workdir, progress=PROGRESS)\n"
-            "runs.to_csv(ctx.tables / 'runs_fusion.csv', index=False)",
+            "koemo.reporting.report.save_runs(runs, ctx.tables / 'runs_fusion.csv', ctx.workdir)",
             "tables = koemo.reporting.report.fusion_tables(runs, cfg)  # notes only when the plan has no fusion study\n"
             "koemo.reporting.report.save_tables(tables, ctx.tables, prefix='fusion_')\n"
             "koemo.reporting.plots.fusion_figure(tables['fusion_macro_f1'], ctx.figures / 'fusion.png')\n"
@@ -177,7 +177,7 @@ NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
             "    import koemo.experiments.frontends as fe\n"
             "    study = fe.run_frontend_study(fe.frontend_configs(cfg, OVERRIDES), ctx.workdir,\n"
             "                                  progress=PROGRESS)\n"
-            "    study.to_csv(ctx.tables / 'runs_frontends.csv', index=False)\n"
+            "    koemo.reporting.report.save_runs(study, ctx.tables / 'runs_frontends.csv', ctx.workdir)\n"
             "    frontends = {'frontends': fe.frontend_fusion_table(study)}\n"
             "    koemo.reporting.report.save_tables(frontends, ctx.tables, prefix='fusion_')\n"
             "    display(Markdown(koemo.reporting.report.markdown_table(frontends['frontends'])))",

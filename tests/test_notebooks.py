@@ -44,3 +44,9 @@ def test_reproduce_runs_every_notebook_on_the_tiny_config(tmp_path):
     record = json.loads((out / "run.json").read_text(encoding="utf-8"))
     assert record["config"]["name"] == "tiny" and record["versions"]["torch"]
     assert (tmp_path / "work" / "notebooks" / "5-2_fusion_study.ipynb").is_file()
+    # every table and report a run writes names paths relative to the corpus or the workdir
+    machine_paths = [str(tmp_path)]
+    for path in sorted(out.rglob("*")):
+        if path.suffix in (".csv", ".md", ".json"):
+            text = path.read_text(encoding="utf-8")
+            assert not any(p in text for p in machine_paths), path

@@ -162,7 +162,7 @@ def test_the_results_page_carries_the_notes(partial, trained, cfg, tmp_path):
     report.save_tables(report.welch_tables(report.load_table(partial[1]), cfg), tables, "statistics_")
     report.save_tables(report.classifier_tables(trained, pd.DataFrame(columns=ex.RUN_COLUMNS)),
                        tables, "multimodal_")
-    trained.to_csv(tables / "runs_main.csv", index=False)
+    report.save_runs(trained, tables / "runs_main.csv", partial[1])
     page = report.write_paper_page(partial[1], cfg, out).read_text(encoding="utf-8")
     assert "folds 3, 4 skipped: no test session" in page
     assert "left out: group 'sad' has 1 row (needs >= 2)" in page

@@ -7,7 +7,7 @@ feature-extractor settings, the chosen layers, max_frames and the sample rate):
   meta.json      encoder source and fingerprint, layers, shape; `complete: true` written last
 Rows are written with pwrite one batch at a time (bounded memory, no dirty memmap pages), under
 a file lock beside the directory; an interrupted build leaves no complete meta.json and is
-redone. Size: N x T x K x H x 2 bytes (README, "Pretrained front-ends").
+redone. Size: N x T x K x H x 2 bytes (docs/frontends.md).
 
 `open_audio_store(workdir, cfg)` is what training reads audio from: the mel FeatureStore for
 `models.audio.frontend: mel`, this cache (built on first use) for `frontend: encoder`. Both

@@ -61,13 +61,29 @@ def _silhouette_at(result: SignalResult) -> float:
     return float(match.iloc[0]) if len(match) else float("nan")
 
 
+def corpus_relative(coverage: pd.DataFrame, data_root: str | Path) -> pd.DataFrame:
+    """Coverage with paths relative to the corpus root (in `path` and inside `problem`), so the
+    written tables are the same wherever the corpus lies."""
+    prefix = str(Path(data_root)) + "/"
+    out = coverage.copy()
+    for column in ("path", "problem"):
+        out[column] = out[column].map(lambda v: v.replace(prefix, "") if isinstance(v, str) else v)
+    return out
+
+
+def shown_settings(settings: dict) -> dict:
+    """The analysis settings as the report prints them: the corpus by its folder name only."""
+    return {**settings, "data_root": Path(settings["data_root"]).name}
+
+
 def write_report(report: BiosignalReport, out_dir: str | Path) -> list[Path]:
     """Write CSV tables, `report.md` and per-signal PNGs into `out_dir`; returns the paths."""
     from koemo.reporting.report import markdown_table
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tables = {"summary": summary_table(report), "coverage": report.coverage,
+    tables = {"summary": summary_table(report),
+              "coverage": corpus_relative(report.coverage, report.settings["data_root"]),
               "coverage_summary": coverage_summary(report.coverage), "skipped": report.skipped}
     for signal, r in report.results.items():
         tables[f"{signal}_silhouette"] = r.silhouette
@@ -86,7 +102,8 @@ def write_report(report: BiosignalReport, out_dir: str | Path) -> list[Path]:
 
     lines = [TITLE, "",
              *[f"- {line}" for line in report.conclusions], "",
-             "Settings: " + ", ".join(f"{k}={v}" for k, v in report.settings.items()), "",
+             "Settings: " + ", ".join(f"{k}={v}" for k, v in shown_settings(report.settings).items()),
+             "",
              "## Coverage", "", markdown_table(tables["coverage_summary"]),
              f"Utterances not analysed: {len(report.skipped)} (see skipped.csv); coverage "
              f"problems: {int((report.coverage['status'] != 'ok').sum())} (see coverage.csv).", ""]

@@ -53,6 +53,25 @@ def save_tables(tables: dict[str, pd.DataFrame], directory: str | Path, prefix: 
         (directory / f"{stem}.md").write_text(markdown_table(frame), encoding="utf-8")
 
 
+def save_runs(runs: pd.DataFrame, path: str | Path, workdir: str | Path) -> Path:
+    """A plan's runs table as CSV with each `run_dir` relative to the workdir, so the committed
+    tables are the same on every machine (`load_runs` resolves them again)."""
+    root = Path(workdir).resolve()
+    frame = runs.copy()
+    if "run_dir" in frame:
+        frame["run_dir"] = [Path(d).resolve().relative_to(root).as_posix() for d in frame["run_dir"]]
+    frame.to_csv(path, index=False)
+    return Path(path)
+
+
+def load_runs(path: str | Path, workdir: str | Path) -> pd.DataFrame:
+    """A runs table written by `save_runs`, with `run_dir` absolute again under `workdir`."""
+    frame = pd.read_csv(path)
+    if "run_dir" in frame:
+        frame["run_dir"] = [str(Path(workdir) / d) for d in frame["run_dir"]]
+    return frame
+
+
 # ---------------------------------------------------------------- data (1-1, 1-2)
 def load_table(workdir: str | Path) -> pd.DataFrame:
     return pd.read_parquet(Path(workdir) / "utterances.parquet")
@@ -428,7 +447,7 @@ def write_paper_page(workdir: str | Path, cfg: dict, out: str | Path) -> Path:
              "each test set, the same set for every row of a table; notes under a table say when "
              "a statistic or a fold could not be computed.", ""]
     if runs_csv.is_file():
-        runs = pd.read_csv(runs_csv)
+        runs = load_runs(runs_csv, workdir)
         figure = plots.confusion_matrices(runs, cfg["data"]["classes"], out / "figures" / "confusion.png")
         lines += ["![confusion matrices](figures/confusion.png)", ""] if figure else []
     for title, stem, note in PAGE_SECTIONS:

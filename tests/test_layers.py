@@ -1,0 +1,79 @@
+"""The package's layers point one way (docs/architecture.md): a module imports from its own
+sub-package or from layers below it, never above, and no two modules import each other in a
+circle. Lazy imports inside functions count too: they are arrows all the same."""
+import ast
+from pathlib import Path
+
+import koemo
+
+PACKAGE = Path(koemo.__file__).parent
+# Lower number = lower layer. Sub-packages on one level never import each other.
+LAYERS = {"errors": 0, "config": 1, "text": 2, "audio": 3, "dataset": 4, "synth": 5,
+          "modeling": 5, "inference": 6, "experiments": 6, "reporting": 7, "biosignals": 8,
+          "commands": 9, "cli": 10, "__main__": 11, "__init__": 11}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path, modules: set[str]) -> set[str]:
+    """What a module imports; `from pkg import submodule` is an arrow to the submodule only."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "koemo":
+            names = {f"{node.module}.{alias.name}" for alias in node.names}
+            found.update(names & modules or {node.module})
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.split(".")[0] == "koemo")
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    paths = sorted(PACKAGE.rglob("*.py"))
+    modules = {_module_name(p) for p in paths}
+    return {_module_name(p): {m for m in _imports(p, modules) if m in modules and m != _module_name(p)}
+            for p in paths}
+
+
+def _layer(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def test_every_subpackage_has_a_layer():
+    assert {_layer(m) for m in _graph()} <= set(LAYERS)
+
+
+def test_no_arrow_points_up_or_sideways():
+    wrong = []
+    for module, targets in _graph().items():
+        for target in targets:
+            src, dst = _layer(module), _layer(target)
+            if src != dst and dst != "__init__" and LAYERS[dst] >= LAYERS[src]:
+                wrong.append(f"{module} -> {target}")
+    assert not wrong, "imports against the layers:\n" + "\n".join(sorted(wrong))
+
+
+def test_no_import_circles():
+    graph, state, cycles = _graph(), {}, []
+
+    def visit(node, stack):
+        state[node] = "open"
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                cycles.append(" -> ".join(stack[stack.index(nxt):] + [nxt]))
+            elif nxt not in state:
+                visit(nxt, stack + [nxt])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert not cycles, "import circles:\n" + "\n".join(cycles)
+
+
+def test_top_level_keeps_only_entry_points():
+    top = sorted(p.stem for p in PACKAGE.glob("*.py"))
+    assert top == ["__init__", "__main__", "cli", "errors"]
