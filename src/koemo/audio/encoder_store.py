@@ -54,8 +54,8 @@ class EncoderStateStore(F.RowStore):
 
 def store_key(cfg: dict, encoder_fp: str) -> dict:
     spec = encoder_settings(cfg)
-    return {"encoder": encoder_fp, "layers": spec["layers"], "max_frames": spec["max_frames"],
-            "sample_rate": int(cfg["features"]["sample_rate"]), "dtype": "float16"}
+    return {"encoder": encoder_fp, "layers": spec.layers, "max_frames": spec.max_frames,
+            "sample_rate": int(cfg.features.sample_rate), "dtype": "float16"}
 
 
 def _write_rows(partial: Path, offset: int, row_shape: tuple, paths: list[str], lengths: np.ndarray,
@@ -96,7 +96,7 @@ def build_encoder_store(table, workdir: str | Path, cfg: dict, progress: bool = 
     spec = encoder_settings(cfg)
     segment_ids = F.table_segment_ids(table)
     folder_fp = encoder.fingerprint if encoder is not None else folder_fingerprint(
-        encoder_folder(spec["name"]))
+        encoder_folder(spec.name))
     key = store_key(cfg, folder_fp)
     digest, source = config_fingerprint(key), data_fingerprint(workdir)
     directory = Path(workdir) / STORE_SUBDIR / digest

@@ -106,12 +106,12 @@ def wav_rules(cfg: dict) -> dict:
     delta features (koemo.audio.features.min_samples), so the feature step never meets a bad file."""
     from koemo.audio.features import min_samples
 
-    return {"sample_rate": int(cfg["features"]["sample_rate"]), "min_samples": min_samples(cfg)}
+    return {"sample_rate": int(cfg.features.sample_rate), "min_samples": min_samples(cfg)}
 
 
 def input_fingerprint(data_root: Path, cfg: dict) -> str:
     """Hash of everything the table depends on (see module docstring)."""
-    data = {k: v for k, v in cfg["data"].items() if k not in _DATA_KEYS_NOT_SHAPING_TABLE}
+    data = {k: v for k, v in cfg.data.as_dict().items() if k not in _DATA_KEYS_NOT_SHAPING_TABLE}
     folds = data.get("folds_file")
     folds_text = resolve_folds_path(folds).read_text(encoding="utf-8") if folds else None
     return fingerprint({"version": PREPARE_VERSION, "root": str(data_root.resolve()),

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from koemo.config.fingerprints import fingerprint
+from koemo.config.fingerprints import as_written, fingerprint
+from koemo.config.schema import Train, speed_settings, unread_sections
 from koemo.config.workdir import data_fingerprint
 from koemo.errors import KoemoInputError
 from koemo.modeling.monitor import TENSORBOARD_DIR
@@ -57,9 +58,8 @@ def write_log(run_dir: Path, rows: list[dict]) -> None:
 # Settings that never change what a run computes: devices and speed knobs, and the config
 # sections training does not read (the bio-signal analysis, ASR and segmentation of raw
 # recordings, the synthetic corpus' recipe: its data is covered by the data fingerprint).
-SPEED_SETTINGS = ("device", "precision", "num_workers", "compile", "tensorboard", "resident",
-                  "background_writes")
-UNREAD_SECTIONS = ("reproduce", "biosignals", "asr", "segments", "synthetic")
+SPEED_SETTINGS = speed_settings(Train)          # marked affects_results: False in the schema
+UNREAD_SECTIONS = unread_sections()
 
 
 def resume_fingerprint(cfg: dict, stage: str, legacy: bool = False) -> str:
@@ -68,7 +68,7 @@ def resume_fingerprint(cfg: dict, stage: str, legacy: bool = False) -> str:
     may be asked for later; another stage's budget never changes this one's run). `legacy`:
     the fingerprint koemo wrote before the unread sections were left out, so that runs
     finished then are still recognised."""
-    cfg = json.loads(json.dumps(cfg, default=str))
+    cfg = json.loads(json.dumps(cfg, default=as_written))
     train = cfg.get("train", {})
     for key in SPEED_SETTINGS:
         train.pop(key, None)
