@@ -93,3 +93,24 @@ def test_configuration_page_is_current():
         "docs/configuration.md is stale: run python -m koemo.config.docs"
     assert "| `train.audio.epochs` | `int` | `20` | yes |" in render()
     assert "| `train.device` | `str` | `\"auto\"` | no |" in render()
+
+
+def test_checkpoint_and_run_configs_with_unknown_keys_warn(tmp_path):
+    import yaml
+
+    from koemo.config.fingerprints import save_run_record
+    from koemo.config.load import load_saved_config
+    from koemo.modeling.checkpoint import saved_config
+
+    written = load_config("tiny").as_dict()
+    written["fixes"]["future_fix"] = True
+    with pytest.warns(UserWarning, match="fixes: unknown setting 'future_fix'"):
+        cfg = saved_config({"config": written})
+    assert cfg.fixes.last_valid_step is False and cfg.as_dict() == written
+    save_run_record(tmp_path, load_config("tiny"))
+    saved = yaml.safe_load((tmp_path / "config.yaml").read_text(encoding="utf-8"))
+    assert saved == load_config("tiny").as_dict()           # what a run writes: as written
+    saved["train"]["warmup_epochs"] = 2
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved), encoding="utf-8")
+    with pytest.warns(UserWarning, match="config.yaml: train: unknown setting 'warmup_epochs'"):
+        assert load_saved_config(tmp_path / "config.yaml").train.audio.epochs == 2

@@ -20,6 +20,11 @@ def as_written(obj: Any) -> Any:
     return obj.as_dict() if isinstance(obj, Section) else str(obj)
 
 
+def written_config(cfg: Any) -> Any:
+    """A typed config as written (a plain mapping stays as it is): what run files record."""
+    return cfg.as_dict() if isinstance(cfg, Section) else cfg
+
+
 def fingerprint(obj: Any, length: int = 12) -> str:
     """Stable short hash of any JSON-serialisable value (dict key order does not matter);
     typed config sections hash as written (koemo.config.schema), never with defaults."""
@@ -50,7 +55,7 @@ def library_versions() -> dict[str, str]:
 
 def run_record(cfg, seed: int | None = None, **extra: Any) -> dict:
     """What every run writes next to its outputs: config (as written), seed and library versions."""
-    cfg = cfg.as_dict() if isinstance(cfg, Section) else cfg
+    cfg = written_config(cfg)
     return {"config": cfg, "seed": cfg.get("seed") if seed is None else seed,
             "versions": library_versions(), **extra}
 
@@ -62,6 +67,5 @@ def save_run_record(directory: str | Path, cfg: dict, seed: int | None = None, *
     path.write_text(json.dumps(run_record(cfg, seed, **extra), indent=2, ensure_ascii=False,
                                default=str), encoding="utf-8")
     with open(directory / "config.yaml", "w", encoding="utf-8") as fh:
-        yaml.safe_dump(cfg.as_dict() if isinstance(cfg, Section) else cfg, fh,
-                       allow_unicode=True, sort_keys=False)
+        yaml.safe_dump(written_config(cfg), fh, allow_unicode=True, sort_keys=False)
     return path

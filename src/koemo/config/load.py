@@ -200,6 +200,17 @@ def parse_saved_config(cfg: Mapping, source: str) -> tuple[Config, list[str]]:
     raise ConfigError(f"{source}: could not be read as a config")
 
 
+def load_saved_config(path: str | Path) -> Config:
+    """A run's config.yaml read back: keys this koemo does not know are a warning each."""
+    import warnings
+
+    path = Path(path)
+    cfg, notes = parse_saved_config(_read_yaml(path), str(path))
+    for note in notes:
+        warnings.warn(note, stacklevel=2)
+    return cfg
+
+
 def validate(cfg: Config) -> Config:
     """Invariants across sections (shapes that must fit together, value sets)."""
     feats, models = cfg.features, cfg.models

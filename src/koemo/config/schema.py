@@ -15,6 +15,7 @@ and "unread sections" lists (koemo.modeling.runs, koemo.experiments.plan) derive
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any, ClassVar, Mapping, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
@@ -52,17 +53,15 @@ class Section(BaseModel):
         """The section as written (no schema defaults): what fingerprints and run files see."""
         return copy.deepcopy(self._written)
 
-    # Read-only mapping access, with the schema's defaults (code not yet converted to
-    # attribute access reads sections this way).
-    def __getitem__(self, key: str) -> Any:
-        if key not in type(self).model_fields:
-            raise KeyError(key)
-        return getattr(self, key)
+    # Equal settings are equal sections, however they were written.
+    def __eq__(self, other: Any) -> bool:
+        return type(self) is type(other) and self.model_dump() == other.model_dump()
 
-    def get(self, key: str, default: Any = None) -> Any:
-        return getattr(self, key) if key in type(self).model_fields else default
+    def __hash__(self) -> int:
+        return hash(json.dumps(self.model_dump(), sort_keys=True, default=str))
 
     def __contains__(self, key: str) -> bool:
+        """Whether `key` was written (not whether the schema has a default for it)."""
         return key in self._written
 
 
@@ -180,6 +179,10 @@ class Models(Section):
     multimodal: MultimodalModel = setting({}, "the attention + LSTM classifier")
     fusion: FusionModel = setting({}, "the other fusion classifiers (fusion study)")
 
+    def stage(self, name: str) -> AudioModel | TextModel | MultimodalModel:
+        """The model section of a training stage (audio, text or multimodal)."""
+        return getattr(self, name)
+
 
 class Fixes(Section):
     eval_attention_dropout_off: bool = setting(False, "attention dropout off in eval (original: on)")
@@ -203,7 +206,8 @@ class TrainStage(Section):
 
 
 class MultimodalStage(TrainStage):
-    class_weights: bool = setting(False, "weight the cross-entropy by inverse class frequency")
+    class_weights: Union[bool, str, list[float]] = setting(
+        False, "false | true or balanced (inverse class frequency) | one weight per class")
     cache_frozen: bool = setting(True, "cache the frozen regressors' outputs once per run",
                                  affects_results=False)
 
@@ -223,6 +227,10 @@ class Train(Section):
     audio: TrainStage = setting({}, "the audio regressor's training")
     text: TrainStage = setting({}, "the text regressor's training")
     multimodal: MultimodalStage = setting({}, "the classifier's training")
+
+    def stage(self, name: str) -> TrainStage:
+        """The training settings of a stage (audio, text or multimodal)."""
+        return getattr(self, name)
 
 
 class Asr(Section):

@@ -25,8 +25,8 @@ RUN_OUTPUTS = ("best", "last", "state", "frozen", "log.csv", "log.json", "test_m
 
 def split_name(cfg: dict) -> str:
     """`paper`, `session` or `cv5_f<k>`: the protocol (and fold) a run was trained on."""
-    protocol = cfg["data"]["protocol"]
-    return f"cv5_f{cfg['data']['fold']}" if protocol == "cv5" else protocol
+    protocol = cfg.data.protocol
+    return f"cv5_f{cfg.data.fold}" if protocol == "cv5" else protocol
 
 
 def run_dir_for(workdir: str | Path, cfg: dict, stage: str, seed: int,
@@ -36,9 +36,9 @@ def run_dir_for(workdir: str | Path, cfg: dict, stage: str, seed: int,
     depth combination by koemo.experiments.plan.run_config): its classifier then reads regressors
     trained once under those names instead of training copies of them."""
     leaf = classifier_kind if stage == "multimodal" else stage
-    name = cfg["name"]
+    name = cfg.name
     if stage != "multimodal":
-        name = (cfg.get("regressor_runs") or {}).get(stage, name)
+        name = (cfg.regressor_runs or {}).get(stage, name)
     return Path(workdir) / "runs" / split_name(cfg) / name / leaf / f"seed{seed}"
 
 
@@ -136,7 +136,7 @@ def weights_match_state(run_dir: Path, state: dict) -> bool:
 
 
 def state_finished(state: dict, settings: dict, run_dir: Path) -> bool:
-    return bool(state.get("stopped_early") or state["epoch"] >= settings["epochs"]) and \
+    return bool(state.get("stopped_early") or state["epoch"] >= settings.epochs) and \
         (run_dir / "test_metrics.json").is_file()
 
 
@@ -146,6 +146,6 @@ def run_is_finished(run_dir: Path, cfg: dict, stage: str, workdir: str | Path) -
     state = read_counters(Path(run_dir))
     return (state is not None and same_settings(state, cfg, stage)
             and state.get("data") == data_fingerprint(workdir)
-            and state_finished(state, cfg["train"][stage], Path(run_dir)))
+            and state_finished(state, cfg.train.stage(stage), Path(run_dir)))
 
 
