@@ -115,7 +115,7 @@ def test_drop_policy_removes_only_those_rows_and_moves_no_other(tiny_config, tab
             dropped = D.split_rows(table, drop_cfg, split)
             assert dropped["segment_id"].tolist() == \
                 kept.loc[kept["audio_problem"] == "", "segment_id"].tolist(), (column, split)
-    assert drop["data"]["silent_audio"] == "drop"
+    assert drop.data.silent_audio == "drop"
     assert load_config("corrected").data.silent_audio == "drop"
     assert load_config("paper").data.silent_audio == "keep"
 

@@ -10,7 +10,7 @@ from the defaults the schema fills in, so no cache or run key changes when a def
 
 Settings marked `affects_results: False` never change what a run computes; the run-identity
 and "unread sections" lists (koemo.modeling.runs, koemo.experiments.plan) derive from them.
-`python -m koemo.config.schema` writes docs/configuration.md from this module.
+`python -m koemo.config.docs` writes docs/configuration.md from this module.
 """
 from __future__ import annotations
 

@@ -42,11 +42,12 @@ WEIGHT_FILES = ("model.safetensors",)
 
 
 def asr_settings(cfg=None, model: str | None = None, **overrides) -> Asr | None:
-    """The `asr:` section (of a config, or given as a typed section or mapping; absent: the
-    schema's defaults, koemo.config.schema.Asr), `model` (a hub id, a directory or "none") and
-    the other overrides taking precedence; None when speech recognition is off."""
+    """The `asr:` section (of a config or a {"asr": ...} mapping, or given as a typed section
+    or mapping; absent: the schema's defaults, koemo.config.schema.Asr), `model` (a hub id, a
+    directory or "none") and the other overrides taking precedence; None when speech
+    recognition is off."""
     section = cfg.asr if isinstance(cfg, Config) else \
-        (cfg or {}).get("asr") if isinstance(cfg, Mapping) else cfg
+        cfg.get("asr") if isinstance(cfg, Mapping) and "asr" in cfg else cfg
     settings = parse_section(Asr, section, "asr")
     changes = {k: v for k, v in overrides.items() if v is not None}
     if model is not None:

@@ -83,10 +83,10 @@ def data_summary(workdir: str | Path, cfg: dict) -> dict[str, pd.DataFrame]:
             "no_signal": no_signal}
 
 
-def _frames(durations: np.ndarray, feats: dict) -> np.ndarray:
+def _frames(durations: np.ndarray, feats) -> np.ndarray:
     """Frames per utterance with center=True: 1 + floor(samples / hop)."""
-    samples = np.round(durations * feats["sample_rate"]).astype(int)
-    return 1 + samples // feats["hop_length"]
+    samples = np.round(durations * feats.sample_rate).astype(int)
+    return 1 + samples // feats.hop_length
 
 
 def welch_tables(table: pd.DataFrame, cfg: dict) -> dict[str, pd.DataFrame]:
