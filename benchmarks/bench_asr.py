@@ -16,7 +16,6 @@ Rows: CPU, and the GPU when torch sees one. Utterances/s in the notes and extra 
 """
 from __future__ import annotations
 
-import copy
 import tempfile
 import time
 from pathlib import Path
@@ -44,7 +43,7 @@ def run(size: str) -> list[dict]:
     from koemo.inference.predictor import Predictor
 
     spec = SIZES[size]
-    cfg = copy.deepcopy(load_config(spec["config"]))
+    cfg = load_config(spec["config"])
     items = synthetic_utterances(spec["items"], spec["seconds"])
     texts = [t for _, t in synthetic_utterances(200, 0.3, seed=1)]
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -82,6 +81,6 @@ def run(size: str) -> list[dict]:
                 f"Predictor.predict_many (koemo predict --batch), batch {BATCH_SIZE}", batch_s,
                 notes=(f"utterances/s {n / one_s:.2f} vs {n / batch_s:.2f}; Whisper "
                        f"{spec['whisper'] or 'tiny'} shape, {spec['tokens']} tokens each; config "
-                       f"{cfg['name']}; torch threads {torch.get_num_threads()}"),
+                       f"{cfg.name}; torch threads {torch.get_num_threads()}"),
                 baseline_utt_per_s=n / one_s, candidate_utt_per_s=n / batch_s))
     return rows

@@ -74,7 +74,7 @@ def _compare(model: torch.nn.Module, forward: Callable[[], torch.Tensor], repeat
 
 def _audio_inputs(cfg: dict, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
     gen = torch.Generator().manual_seed(0)
-    steps, bins = cfg["features"]["max_frames"], cfg["features"]["n_mels"]
+    steps, bins = cfg.features.max_frames, cfg.features.n_mels
     feats = -80 * torch.rand(batch, 2, steps, bins, generator=gen)
     lengths = torch.randint(steps // 4, steps + 1, (batch,), generator=gen)
     for i, n in enumerate(lengths.tolist()):
@@ -84,13 +84,13 @@ def _audio_inputs(cfg: dict, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _rows(cfg: dict, batch: int, repeats: int, device: torch.device) -> list[dict]:
     torch.manual_seed(0)
-    d_model = cfg["models"]["d_model"]
-    steps = cfg["features"]["max_frames"]
-    tokens = cfg["text"]["max_length"]
+    d_model = cfg.models.d_model
+    steps = cfg.features.max_frames
+    tokens = cfg.text.max_length
     rows = []
 
-    spec = cfg["models"]["audio"]
-    layer = TransformerLayer(d_model, spec["num_heads"], spec["inner_dim"], spec["dropout"],
+    spec = cfg.models.audio
+    layer = TransformerLayer(d_model, spec.num_heads, spec.inner_dim, spec.dropout,
                              dropout_in_eval=False).to(device)
     x = torch.randn(batch, steps, d_model, device=device)
     rows.append({"benchmark": f"transformer layer fwd+bwd [{batch},{steps},{d_model}]",
@@ -98,8 +98,8 @@ def _rows(cfg: dict, batch: int, repeats: int, device: torch.device) -> list[dic
 
     audio = AudioRegressor(cfg).to(device)
     feats, lengths = (t.to(device) for t in _audio_inputs(cfg, batch))
-    rows.append({"benchmark": f"audio regressor step ({spec['n_layers']} layer) [{batch},2,{steps},"
-                              f"{cfg['features']['n_mels']}]",
+    rows.append({"benchmark": f"audio regressor step ({spec.n_layers} layer) [{batch},2,{steps},"
+                              f"{cfg.features.n_mels}]",
                  **_compare(audio, lambda: audio(feats, lengths)["pred"], repeats, device)})
 
     clf = EmoClassifier(cfg, AudioRegressor(cfg), TextRegressor(cfg)).to(device)
@@ -109,7 +109,7 @@ def _rows(cfg: dict, batch: int, repeats: int, device: torch.device) -> list[dic
     audio_mask = (feats[:, 0] != 0).all(dim=-1)
     text_mask = (torch.arange(tokens)[None, :] < torch.randint(3, tokens + 1, (batch, 1),
                                                                generator=gen)).to(device)
-    rows.append({"benchmark": f"classifier step from cache ({cfg['models']['multimodal']['n_layers']} "
+    rows.append({"benchmark": f"classifier step from cache ({cfg.models.multimodal.n_layers} "
                               f"layer) [{batch},{steps + tokens},{d_model}]",
                  **_compare(clf, lambda: clf(audio_hidden, audio_mask, text_hidden, text_mask)["logits"],
                             repeats, device)})

@@ -140,7 +140,7 @@ def run(size: str) -> list[dict]:
     for path in root.rglob("*.csv"):        # the same warm page cache for both sides
         path.read_bytes()
     cfg = load_config(CONFIGS[size])
-    settings = dict(cfg["biosignals"], seed=cfg["seed"])
+    settings = dict(cfg.biosignals.model_dump(), seed=cfg.seed)
     _warm_up()
 
     def analysed(n_jobs: int):

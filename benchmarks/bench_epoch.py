@@ -75,7 +75,7 @@ def run(size: str = "tiny") -> list[dict]:
     torch.manual_seed(0)
     if device.type == "cpu":
         torch.set_flush_denormal(True)
-    feats_cfg, length, d_model = cfg["features"], cfg["text"]["max_length"], cfg["models"]["d_model"]
+    feats_cfg, length, d_model = cfg.features, cfg.text.max_length, cfg.models.d_model
     rows = []
 
     def epoch(stage: str, seconds_per_step: float) -> float:
@@ -83,8 +83,8 @@ def run(size: str = "tiny") -> list[dict]:
 
     # audio: fp32 vs bf16 autocast
     b = batch["audio"]
-    feats = (torch.rand(b, 2, feats_cfg["max_frames"], feats_cfg["n_mels"], device=device) * -80)
-    lengths = torch.full((b,), feats_cfg["max_frames"], device=device)
+    feats = (torch.rand(b, 2, feats_cfg.max_frames, feats_cfg.n_mels, device=device) * -80)
+    lengths = torch.full((b,), feats_cfg.max_frames, device=device)
     target = torch.rand(b, device=device) * 4 + 1
     audio = AudioRegressor(cfg).to(device).train()
     audio_loss = lambda: torch.sqrt(((audio(feats, lengths)["pred"].float() - target) ** 2).mean())  # noqa: E731

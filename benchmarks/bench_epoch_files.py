@@ -80,7 +80,7 @@ def stage_row(stage: str, model, cfg: dict, root: Path, repeats: int) -> dict:
     size_mb = sum(p.numel() * p.element_size() for p in model.state_dict().values()) / 1e6
     return make_row(f"epoch files: {stage}", "written in the training thread", min(fore),
                     "background writer (training thread's share)", blocked,
-                    notes=f"{cfg['name']} shapes, weights {size_mb:.0f} MB; writer thread "
+                    notes=f"{cfg.name} shapes, weights {size_mb:.0f} MB; writer thread "
                           f"{total:.2f} s in all; best of {repeats}")
 
 

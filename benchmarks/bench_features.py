@@ -100,10 +100,10 @@ def in_memory_rows(size: str, table) -> list[dict]:
     every side alike rather than whichever ran during it."""
     import soundfile as sf
     import torch
-    fc = paper_features()["features"]
+    fc = paper_features().features
     picked = np.random.default_rng(0).permutation(len(table))[:IN_MEMORY_SUBSET[size]]
     waves = [sf.read(p, dtype="float32")[0] for p in table["wav_path"].iloc[np.sort(picked)]]
-    hours = sum(w.size for w in waves) / fc["sample_rate"] / 3600
+    hours = sum(w.size for w in waves) / fc.sample_rate / 3600
     candidates = _candidates()
     for _, device, _ in candidates:
         _warm_up(fc, ("librosa", "torch"), device)
@@ -138,7 +138,7 @@ def build_store_job(corpus: str, workdir: str, backend: str, threads: int | None
         device = resolve_device(cfg)
         if threads:
             torch.set_num_threads(threads)
-    _warm_up(cfg["features"], (backend,), device)
+    _warm_up(cfg.features, (backend,), device)
     table = utterance_table(corpus)
     start = time.perf_counter()
     store = build_feature_store(table, workdir, cfg, progress=False)

@@ -18,7 +18,6 @@ epochs, after warm-up steps. Sizes: tiny (tiny.yaml, a throwaway workdir: second
 """
 from __future__ import annotations
 
-import copy
 import itertools
 import os
 import shutil
@@ -50,14 +49,12 @@ def prepared_workdir(cfg: dict, root: Path) -> Path:
     workdir, marker = root / "work", root / ".complete"
     if not marker.exists():
         shutil.rmtree(root, ignore_errors=True)
-        syn = cfg["synthetic"]
-        corpus = write_corpus(root / "corpus" / "KEMDy20_v1_1", sessions=syn["sessions"],
-                              seed=syn.get("seed", 0),
-                              utterances_per_session=syn["utterances_per_session"],
-                              silent_recordings=syn.get("silent_recordings", 0),
+        syn = cfg.synthetic
+        corpus = write_corpus(root / "corpus" / "KEMDy20_v1_1", sessions=syn.sessions,
+                              seed=syn.seed, utterances_per_session=syn.utterances_per_session,
+                              silent_recordings=syn.silent_recordings,
                               workers=os.cpu_count() or 1,      # same bytes for any count
-                              **({"mean_duration": syn["mean_duration"]}
-                                 if "mean_duration" in syn else {}))
+                              mean_duration=syn.mean_duration)
         prepare(corpus, workdir, cfg, progress=False)
         marker.touch()
     return workdir
@@ -102,20 +99,20 @@ def stage_rows(stage: str, workdir: Path, cfg: dict, run_dir: Path, device, repe
     from koemo.modeling.resident import make_resident
     from koemo.modeling.train import epoch_seed, loss_function, make_loader, train_epoch
 
-    precision = resolve_precision(cfg["train"].get("precision", "fp32"), device)
-    settings, num_workers = cfg["train"][stage], int(cfg["train"].get("num_workers", 0))
+    precision = resolve_precision(cfg.train.precision, device)
+    settings, num_workers = cfg.train.stage(stage), int(cfg.train.num_workers)
     job = _job(stage, workdir, cfg, run_dir, device)
     started = time.perf_counter()
     on_device = make_resident(job.datasets, device)["train"]
     _sync(device)
     copy_s = time.perf_counter() - started
     model = job.model.to(device).train()
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=settings["lr"])
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=settings.lr)
     loss_fn = loss_function(job, cfg, device)
     paths = {"resident": on_device, "DataLoader": job.datasets["train"]}
 
     def loader(path):
-        return FirstSteps(make_loader(paths[path], settings["batch_size"], device, num_workers,
+        return FirstSteps(make_loader(paths[path], settings.batch_size, device, num_workers,
                                       shuffle_seed=epoch_seed(SEED, 0)), max_steps)
 
     batches = [_to_device(b, device) for b in loader("DataLoader")]     # collated once, resident
@@ -162,7 +159,7 @@ def stage_rows(stage: str, workdir: Path, cfg: dict, run_dir: Path, device, repe
             f"loop: {stage} ({path})", "model alone (batches in memory)", alone_s,
             f"koemo train loop ({path} + train_epoch)", loop_s,
             notes=f"{device.type}, {precision}; {span}: {len(batches)} steps x batch "
-                  f"{settings['batch_size']} (epoch of {rows} rows), num_workers={num_workers}, "
+                  f"{settings.batch_size} (epoch of {rows} rows), num_workers={num_workers}, "
                   f"best of {repeats}{extra}",
             loop_over_model=loop_s / alone_s))
     return out
@@ -175,8 +172,8 @@ def run(size: str = "tiny") -> list[dict]:
     if size not in SIZES:
         raise ValueError(f"size must be one of {sorted(SIZES)}, not {size!r}")
     spec = SIZES[size]
-    cfg = copy.deepcopy(load_config(spec["config"]))
-    device = resolve_device(cfg["train"].get("device", "auto"))
+    cfg = load_config(spec["config"])
+    device = resolve_device(cfg.train.device)
     if device.type == "cpu":
         torch.set_flush_denormal(True)      # as train_stage does
     with tempfile.TemporaryDirectory(prefix="bench_loop_") as tmp:

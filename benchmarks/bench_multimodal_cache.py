@@ -47,8 +47,8 @@ class RandomRows(torch.utils.data.Dataset):
 
     def __init__(self, cfg: dict, n: int, hidden: int, seed: int = 0):
         rng = np.random.default_rng(seed)
-        frames, n_mels = cfg["features"]["max_frames"], cfg["features"]["n_mels"]
-        length = cfg["text"]["max_length"]
+        frames, n_mels = cfg.features.max_frames, cfg.features.n_mels
+        length = cfg.text.max_length
         self.lengths = rng.integers(frames // 4, frames + 1, size=n)
         self.feats = rng.uniform(-80, 0, size=(n, 2, frames, n_mels)).astype(np.float32)
         for i, valid in enumerate(self.lengths):
@@ -57,7 +57,7 @@ class RandomRows(torch.utils.data.Dataset):
         self.mask = (np.arange(length)[None, :] < tokens[:, None]).astype(np.int64)
         self.ids = np.where(self.mask == 1, rng.integers(5, 200, size=(n, length)), 1)
         self.states = rng.normal(size=(n, length, hidden)).astype(np.float32)
-        self.target = rng.integers(0, len(cfg["data"]["classes"]), size=n)
+        self.target = rng.integers(0, len(cfg.data.classes), size=n)
 
     def __len__(self) -> int:
         return len(self.target)

@@ -30,7 +30,6 @@ audio regressor a second time (4 heads).
 """
 from __future__ import annotations
 
-import copy
 import tempfile
 from pathlib import Path
 
@@ -168,12 +167,12 @@ def run(size: str) -> list[dict]:
     from koemo.config.load import load_config
 
     spec = SIZES[size]
-    cfg = copy.deepcopy(load_config(spec["config"]))
+    cfg = load_config(spec["config"])
     utterances = synthetic_utterances(spec["throughput_items"] + 1, spec["seconds"])
     texts = [t for _, t in synthetic_utterances(200, 0.3, seed=1)] + [t for _, t in utterances]
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     bert = spec["bert"]
-    shape = (f"config {cfg['name']} (window {cfg['features']['max_frames']} frames), encoder "
+    shape = (f"config {cfg.name} (window {cfg.features.max_frames} frames), encoder "
              f"{bert['num_layers']} layers / hidden {bert['hidden_size']}, "
              f"torch threads {torch.get_num_threads()}")
     rows = []

@@ -24,7 +24,6 @@ short still leaves what it measured):
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import platform
 import sys
@@ -75,12 +74,12 @@ class Record:
 
 
 def load_cfg(size: str) -> dict:
-    from koemo.config.load import load_config
+    from koemo.config.load import load_config, with_changes
 
     spec = SIZES[size]
     cfg = load_config(spec["config"], PAPER_OVERRIDES if size == "paper" else [])
     if spec["corpus"]:
-        cfg["synthetic"] = dict(spec["corpus"])
+        cfg = with_changes(cfg, {"synthetic": dict(spec["corpus"])})
     return cfg
 
 
@@ -89,9 +88,9 @@ def train_figures(workdir: Path, cfg: dict, epochs: int) -> dict:
     (the workdir's own run folders: the classifier finds the regressors there)."""
     from koemo.modeling.train import train_stage
 
-    run_cfg = copy.deepcopy(cfg)
-    for stage in STAGES:
-        run_cfg["train"][stage]["epochs"] = epochs
+    from koemo.config.load import with_changes
+
+    run_cfg = with_changes(cfg, {"train": {stage: {"epochs": epochs} for stage in STAGES}})
     figures = {}
     for stage in STAGES:
         started = time.perf_counter()
@@ -109,7 +108,7 @@ def train_figures(workdir: Path, cfg: dict, epochs: int) -> dict:
 def projection(figures: dict, cfg: dict) -> dict:
     """Seconds of one run of each stage at the config's epoch budgets (no early stopping)."""
     return {stage: figures[stage]["fixed_seconds"]
-            + cfg["train"][stage]["epochs"] * figures[stage]["seconds_per_epoch"]
+            + cfg.train.stage(stage).epochs * figures[stage]["seconds_per_epoch"]
             for stage in STAGES}
 
 
@@ -139,7 +138,7 @@ def run(size: str, out: Path, workdir_root: Path | None = None) -> dict:
     spec = SIZES[size]
     record = Record(out, size)
     cfg = load_cfg(size)
-    device = resolve_device(cfg["train"].get("device", "auto"))
+    device = resolve_device(cfg.train.device)
     root = workdir_root or REPO_ROOT / "data" / "bench" / f"paper-scale-{size}"
     started = time.perf_counter()
     workdir = prepared_workdir(cfg, root)

@@ -45,7 +45,7 @@ from IPython.display import Markdown, display
 import koemo.reporting.notebook
 ctx = koemo.reporting.notebook.start(CONFIG, WORKDIR, OUT, DATA_ROOT, SYNTHETIC, OVERRIDES)
 cfg = ctx.cfg
-print(f"config {cfg['name']}: workdir {ctx.workdir}, outputs {ctx.out}")'''
+print(f"config {cfg.name}: workdir {ctx.workdir}, outputs {ctx.out}")'''
 
 
 def _show(name: str) -> str:
@@ -93,8 +93,8 @@ NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
         "folders (audio + text only) is recorded as \"not available\" and the pipeline goes on.",
         [
             "from koemo import biosignals\nimport koemo.reporting.report\n"
-            "outcome = biosignals.analyse_and_write(ctx.corpus_root(), ctx.out, seed=cfg['seed'],\n"
-            "                                       **cfg['biosignals'])\n"
+            "outcome = biosignals.analyse_and_write(ctx.corpus_root(), ctx.out, seed=cfg.seed,\n"
+            "                                       **cfg.biosignals.model_dump())\n"
             "display(Markdown(outcome.summary))",
             "if outcome.available:\n"
             "    report = outcome.report\n"
@@ -173,7 +173,7 @@ NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
             "# paired by fold: does each fused classifier beat the single modalities of its own fold?\n"
             "display(Markdown(koemo.reporting.report.markdown_table(tables['paired'])))",
             "# front-ends side by side (reproduce.frontends: other configs, e.g. ssl_wavlm_koelectra)\n"
-            "if cfg['reproduce'].get('frontends'):\n"
+            "if cfg.reproduce.frontends:\n"
             "    import koemo.experiments.frontends as fe\n"
             "    study = fe.run_frontend_study(fe.frontend_configs(cfg, OVERRIDES), ctx.workdir,\n"
             "                                  progress=PROGRESS)\n"

@@ -27,7 +27,7 @@ def tiny_corpus(tmp_path_factory, tiny_config):
     from koemo.synth import write_corpus
     root = tmp_path_factory.mktemp("corpus") / "KEMDy20_v1_1"
     write_corpus(root, sessions=TINY_SESSIONS, seed=0, utterances_per_session=TINY_UTTERANCES,
-                 silent_recordings=tiny_config["synthetic"]["silent_recordings"])
+                 silent_recordings=tiny_config.synthetic.silent_recordings)
     return root
 
 
@@ -69,15 +69,12 @@ def exported_predictor_dir(tmp_path_factory, tiny_workdir, tiny_config):
     """A predictor directory from one-epoch tiny runs, exported as a user would. The runs are
     the ones tests/test_predict.py trains (same config name, epochs and seed), so whichever
     module asks second reuses them (train_stage skips finished runs)."""
-    import copy
-
+    from koemo.config.load import with_changes
     from koemo.modeling.train import train_stage
     from koemo.inference.export import export_from_workdir
 
-    cfg = copy.deepcopy(tiny_config)
-    cfg["name"] = "tiny-predict"
-    for stage in ("audio", "text", "multimodal"):
-        cfg["train"][stage]["epochs"] = 1
+    cfg = with_changes(tiny_config, {"name": "tiny-predict", "train": {
+        stage: {"epochs": 1} for stage in ("audio", "text", "multimodal")}})
     for stage in ("audio", "text", "multimodal"):
         train_stage(stage, tiny_workdir, cfg, 1, progress=False)
     return export_from_workdir(tiny_workdir, cfg, 1, tmp_path_factory.mktemp("exported") / "tiny")

@@ -39,10 +39,10 @@ def predictor(asr_predictor_dir, asr):
 
 def test_settings_come_from_the_config_and_none_turns_asr_off(tiny_config):
     settings = asr_settings(tiny_config)
-    assert settings["model"] == "openai/whisper-small" and settings["language"] == "korean"
+    assert settings.model == "openai/whisper-small" and settings.language == "korean"
     assert asr_settings(tiny_config, model="none") is None
     assert asr_settings({"asr": {"model": None}}) is None
-    with pytest.raises(KoemoInputError, match="unknown settings"):
+    with pytest.raises(KoemoInputError, match=r"asr: unknown setting 'modle' \(did you mean 'model'\?\)"):
         asr_settings({"asr": {"modle": "x"}})
 
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from koemo.dataset.augment import frequency_mask, plan_augmentation
-from koemo.config.load import CONFIG_DIR, load_config
+from koemo.config.load import CONFIG_DIR, load_config, with_changes
 
 # The paper's train split before augmentation: 9,161 rows, minority 115 + 98 + 81 = 294.
 PAPER_TRAIN_COUNTS = {"neutral": 8017, "happy": 850, "surprise": 115, "angry": 98, "sad": 81}
@@ -57,8 +57,8 @@ def test_fixed_plan_seeds_are_distinct_and_deterministic(paper_train, fixed_cfg)
 
 
 def test_seed_per_sample_switch_reads_false_as_the_original(paper_train, faithful_cfg, fixed_cfg):
-    assert faithful_cfg["fixes"]["seed_per_sample"] is False
-    assert fixed_cfg["fixes"]["seed_per_sample"] is True
+    assert faithful_cfg.fixes.seed_per_sample is False
+    assert fixed_cfg.fixes.seed_per_sample is True
     flipped = load_config("paper", ["fixes.seed_per_sample=true"])
     pd.testing.assert_series_equal(plan_augmentation(paper_train, flipped, seed=1)["aug_seed"],
                                    plan_augmentation(paper_train, fixed_cfg, seed=1)["aug_seed"])
@@ -76,7 +76,7 @@ def test_the_old_reseed_switch_name_is_a_clear_error(tmp_path):
 
 
 def test_disabled_augmentation_keeps_only_originals(paper_train, faithful_cfg):
-    cfg = {**faithful_cfg, "augment": {**faithful_cfg["augment"], "enabled": False}}
+    cfg = with_changes(faithful_cfg, {"augment": {"enabled": False}})
     plan = plan_augmentation(paper_train, cfg)
     assert len(plan) == 9161 and (plan["aug_kind"] == "orig").all()
 
@@ -96,7 +96,7 @@ def masked_band(before: np.ndarray, after: np.ndarray, channel: int) -> np.ndarr
 
 @pytest.mark.parametrize("seed", range(20))
 def test_mask_stays_inside_its_bounds(seed, faithful_cfg):
-    aug = faithful_cfg["augment"]
+    aug = faithful_cfg.augment
     feat = spectrogram(n_frames=40)
     out = frequency_mask(feat, 40, np.random.default_rng(seed), aug)
     assert out is not feat and out.dtype == feat.dtype
@@ -112,7 +112,7 @@ def test_mask_stays_inside_its_bounds(seed, faithful_cfg):
 
 
 def test_max_start_limits_the_band_start(faithful_cfg):
-    aug = {**faithful_cfg["augment"], "freq_mask_max_start": 3}
+    aug = faithful_cfg.augment.model_copy(update={"freq_mask_max_start": 3})
     for seed in range(10):
         feat = spectrogram()
         bins = masked_band(feat, frequency_mask(feat, 40, np.random.default_rng(seed), aug), 0)
@@ -120,7 +120,7 @@ def test_max_start_limits_the_band_start(faithful_cfg):
 
 
 def test_spectrogram_only_leaves_delta_alone(faithful_cfg):
-    aug, feat = faithful_cfg["augment"], spectrogram()
+    aug, feat = faithful_cfg.augment, spectrogram()
     fixed = frequency_mask(feat, 40, np.random.default_rng(5), aug, spectrogram_only=True)
     faithful = frequency_mask(feat, 40, np.random.default_rng(5), aug)
     np.testing.assert_array_equal(fixed[1], feat[1])
@@ -129,7 +129,7 @@ def test_spectrogram_only_leaves_delta_alone(faithful_cfg):
 
 
 def test_faithful_seeds_give_every_sample_the_same_mask(paper_train, faithful_cfg, fixed_cfg):
-    aug = faithful_cfg["augment"]
+    aug = faithful_cfg.augment
 
     def masks(plan):
         rows = plan[plan["aug_kind"] == "mask_audio"].head(3)

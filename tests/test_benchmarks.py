@@ -91,7 +91,7 @@ def test_paper_scale_script_runs_every_step_at_tiny_size(tmp_path):
     from koemo.config.load import load_config
     cfg = load_config("tiny")
     expected = sum(steps["train"]["stages"][s]["fixed_seconds"]
-                   + cfg["train"][s]["epochs"] * steps["train"]["stages"][s]["seconds_per_epoch"]
+                   + cfg.train.stage(s).epochs * steps["train"]["stages"][s]["seconds_per_epoch"]
                    for s in ("audio", "text", "multimodal")) / 60
     assert steps["projection"]["one_paper_run_minutes"] == pytest.approx(expected, abs=0.051)
     plan = steps["projection"]["plans"]["tiny"]

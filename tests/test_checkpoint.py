@@ -30,10 +30,10 @@ def cfg():
 
 def audio_inputs(cfg: dict) -> tuple[torch.Tensor, torch.Tensor]:
     gen = torch.Generator().manual_seed(0)
-    feats = -80 * torch.rand(2, 2, cfg["features"]["max_frames"], cfg["features"]["n_mels"],
+    feats = -80 * torch.rand(2, 2, cfg.features.max_frames, cfg.features.n_mels,
                              generator=gen) - 1e-3
     feats[1, :, 20:] = 0
-    return feats, torch.tensor([cfg["features"]["max_frames"], 20])
+    return feats, torch.tensor([cfg.features.max_frames, 20])
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def test_round_trip_restores_the_model_and_records_its_provenance(cfg, audio_ckp
         assert torch.equal(rebuilt(feats, lengths)["pred"], model(feats, lengths)["pred"])
     meta = json.loads((directory / META_FILE).read_text())
     assert meta["stage"] == "audio" and meta["num_heads"] == {"audio": 2}
-    assert meta["classes"] == cfg["data"]["classes"] and meta["config"]["name"] == "tiny"
+    assert meta["classes"] == cfg.data.classes and meta["config"]["name"] == "tiny"
     assert (meta["epoch"], meta["metrics"], meta["data_fingerprint"]) == (3, {"rmse": 0.5}, "abc")
     assert meta["versions"]["torch"] != "not installed"
     assert len(meta["feature_fingerprint"]) == 12 and len(meta["weights_sha256"]) == 64
@@ -72,8 +72,8 @@ def test_classifier_round_trip_keeps_the_faithful_head_reuse(tmp_path):
     rebuilt = build_from_checkpoint(tmp_path)
     assert rebuilt.audio_num_heads == 4
     feats, lengths = audio_inputs(cfg)
-    states = torch.randn(2, cfg["text"]["max_length"], text_input_dim(cfg))
-    mask = torch.ones(2, cfg["text"]["max_length"], dtype=torch.long)
+    states = torch.randn(2, cfg.text.max_length, text_input_dim(cfg))
+    mask = torch.ones(2, cfg.text.max_length, dtype=torch.long)
     with torch.no_grad():
         a = clf.forward_raw(feats, lengths, states, mask)["logits"]
         b = rebuilt.forward_raw(feats, lengths, states, mask)["logits"]
@@ -103,7 +103,7 @@ def test_a_frozen_encoder_never_enters_checkpoints_and_rebuilds_attach_it(cfg, t
         rebuilt = build_from_checkpoint(tmp_path / stage, encoder=bert)
         text_model = rebuilt if stage == "text" else rebuilt.TextModel
         assert text_model.encoder is bert and set(rebuilt.state_dict()) == set(state)
-    ids = torch.tensor([[2, 7, 8, 3] + [1] * (cfg["text"]["max_length"] - 4)])
+    ids = torch.tensor([[2, 7, 8, 3] + [1] * (cfg.text.max_length - 4)])
     # Frozen like `text` (the classifier froze it): CPU kernels differ by ~1e-8 otherwise.
     rebuilt = build_from_checkpoint(tmp_path / "text", encoder=bert).requires_grad_(False)
     with torch.no_grad():
@@ -206,8 +206,8 @@ def test_training_state_resumes_optimizer_scheduler_and_rngs(cfg, tmp_path):
     model = TextRegressor(cfg)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.8)
-    states = torch.randn(2, cfg["text"]["max_length"], text_input_dim(cfg))
-    mask = torch.ones(2, cfg["text"]["max_length"])
+    states = torch.randn(2, cfg.text.max_length, text_input_dim(cfg))
+    mask = torch.ones(2, cfg.text.max_length)
     for _ in range(2):
         optimizer.zero_grad()
         model(states, mask)["pred"].square().mean().backward()

@@ -53,7 +53,7 @@ def originals(cfg, tmp_path_factory):
 
 def inputs(cfg: dict) -> tuple[torch.Tensor, ...]:
     gen = torch.Generator().manual_seed(3)
-    steps, bins, tokens = cfg["features"]["max_frames"], cfg["features"]["n_mels"], cfg["text"]["max_length"]
+    steps, bins, tokens = cfg.features.max_frames, cfg.features.n_mels, cfg.text.max_length
     feats = -80 * torch.rand(2, 2, steps, bins, generator=gen) - 1e-3
     feats[1, :, 30:] = 0
     lengths = torch.tensor([steps, 30])

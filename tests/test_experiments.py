@@ -13,21 +13,22 @@ def paper_cfg():
 
 def test_corrected_switches_every_fix_and_renames(paper_cfg):
     fixed = ex.corrected(paper_cfg)
-    assert fixed["name"] == "paper-corrected"
+    assert fixed.name == "paper-corrected"
     # Every switch reads the same way: false = as the original, true = fixed.
-    assert fixed["fixes"].keys() == paper_cfg["fixes"].keys() and "seed_per_sample" in fixed["fixes"]
-    assert all(v is True for v in fixed["fixes"].values())
-    assert not any(paper_cfg["fixes"].values())
+    fixes, original = fixed.fixes.model_dump(), paper_cfg.fixes.model_dump()
+    assert fixes.keys() == original.keys() and "seed_per_sample" in fixes
+    assert all(v is True for v in fixes.values())
+    assert not any(original.values())
 
 
 def test_corrected_matches_configs_corrected_yaml(paper_cfg):
-    assert ex.corrected(paper_cfg)["fixes"] == load_config("corrected")["fixes"]
+    assert ex.corrected(paper_cfg).fixes == load_config("corrected").fixes
 
 
 def test_split_config_sets_protocol_and_fold(paper_cfg):
-    assert ex.split_config(paper_cfg, "paper")["data"]["protocol"] == "paper"
-    fold3 = ex.split_config(paper_cfg, "cv5_f3")["data"]
-    assert (fold3["protocol"], fold3["fold"]) == ("cv5", 3)
+    assert ex.split_config(paper_cfg, "paper").data.protocol == "paper"
+    fold3 = ex.split_config(paper_cfg, "cv5_f3").data
+    assert (fold3.protocol, fold3.fold) == ("cv5", 3)
     with pytest.raises(ValueError, match="unknown split"):
         ex.split_config(paper_cfg, "random")
 
@@ -38,23 +39,23 @@ def test_main_plan_covers_the_full_matrix(paper_cfg):
     assert len(plan) == 2 * 6 * 3 * 3
     assert len({spec.key for spec in plan}) == len(plan)
     corrected_runs = [s for s in plan if s.variant == "corrected"]
-    assert all(s.cfg["fixes"]["length_padding_mask"] for s in corrected_runs)
+    assert all(s.cfg.fixes.length_padding_mask for s in corrected_runs)
 
 
 def test_ablation_and_combination_plans_name_their_configs_apart(paper_cfg):
     audio = ex.layer_ablation_plan(paper_cfg, "audio")
-    assert [s.cfg["models"]["audio"]["n_layers"] for s in audio] == [3, 4, 5, 6, 7]
-    assert len({s.cfg["name"] for s in audio}) == 5
+    assert [s.cfg.models.audio.n_layers for s in audio] == [3, 4, 5, 6, 7]
+    assert len({s.cfg.name for s in audio}) == 5
     combos = ex.combination_plan(paper_cfg)
     multimodal = [s for s in combos if s.stage == "multimodal"]
-    assert [(s.cfg["models"]["audio"]["n_layers"], s.cfg["models"]["text"]["n_layers"])
+    assert [(s.cfg.models.audio.n_layers, s.cfg.models.text.n_layers)
             for s in multimodal] == [(6, 6), (7, 6), (7, 5)]
 
 
 def test_fusion_plan_trains_each_kind_on_the_same_folds(paper_cfg):
     plan = ex.fusion_plan(paper_cfg)
     kinds = {s.classifier_kind for s in plan if s.stage == "multimodal"}
-    assert kinds == set(paper_cfg["reproduce"]["fusion"]["kinds"])
+    assert kinds == set(paper_cfg.reproduce.fusion.kinds)
     assert {s.split for s in plan} == {f"cv5_f{k}" for k in range(5)}
 
 
@@ -84,7 +85,7 @@ def test_mean_std_formats_over_seeds():
 def test_overrides_read_exponent_floats_without_a_dot():
     from koemo.config.load import load_config
     cfg = load_config("tiny", ["train.text.lr=1e-3", "name=x1e"])
-    assert cfg["train"]["text"]["lr"] == 1e-3 and cfg["name"] == "x1e"
+    assert cfg.train.text.lr == 1e-3 and cfg.name == "x1e"
 
 
 def _audio_specs(cfg: dict, seeds) -> list:

@@ -34,7 +34,7 @@ def noise(seconds: float, seed: int = 0) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def paper_feats():
-    return load_config("paper")["features"]
+    return load_config("paper").features
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +120,7 @@ def test_store_round_trip_matches_extraction(tmp_path, small_table, tiny_cfg):
     assert store.n_frames.tolist() == [38, 64, 22]
     for i, path in enumerate(small_table["wav_path"]):
         wave, _ = sf.read(path, dtype="float32")
-        expected, n = extract_features(wave, tiny_cfg["features"], backend="librosa")
+        expected, n = extract_features(wave, tiny_cfg.features, backend="librosa")
         assert n == store.n_frames[i]
         got = store.get(i)
         assert got.dtype == np.float32 and got.shape == (2, 64, 32)

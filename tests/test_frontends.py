@@ -4,7 +4,6 @@ configs by koemo.synth.encoders, run through cache -> train -> evaluate -> predi
 synthetic corpus."""
 from __future__ import annotations
 
-import copy
 import time
 
 import numpy as np
@@ -12,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from koemo.config.load import apply_overrides, load_config, validate
+from koemo.config.load import load_config
 from koemo.errors import KoemoInputError
 
 SEED = 1
@@ -32,10 +31,8 @@ def encoders(tmp_path_factory, tiny_workdir):
 def ssl_config(encoders, audio="wav2vec2", text="roberta", **extra) -> dict:
     overrides = [f"models.audio.encoder.name={encoders[audio]}", f"text.tokenizer={encoders[text]}",
                  f"text.encoder={encoders[text]}"] + [f"{k}={v}" for k, v in extra.items()]
-    cfg = load_config("tiny_ssl", overrides)
-    for stage in ("audio", "text", "multimodal"):
-        cfg["train"][stage]["epochs"] = 1
-    return cfg
+    return load_config("tiny_ssl", overrides + [f"train.{stage}.epochs=1"
+                                                for stage in ("audio", "text", "multimodal")])
 
 
 # ----------------------------------------------------------------------------- speech cache
@@ -50,8 +47,8 @@ def test_state_cache_holds_the_chosen_layers_of_each_utterance(family, encoders,
     import koemo.audio.feature_store as F
 
     cfg = ssl_config(encoders, family, **{"models.audio.encoder.layers": "[0, 2]",
-                                          "models.audio.encoder.max_frames": 40})
-    cfg["name"] = f"tiny-ssl-{family}"
+                                          "models.audio.encoder.max_frames": 40,
+                                          "name": f"tiny-ssl-{family}"})
     table = load_utterances(tiny_workdir)
     store = build_encoder_store(table, tiny_workdir, cfg, progress=False)
     assert store.states.shape == (len(table), 2, 40, 32) and store.states.dtype == np.float16
@@ -72,7 +69,7 @@ def test_state_cache_holds_the_chosen_layers_of_each_utterance(family, encoders,
     # The audio regressor takes the states as they come out of the cache.
     model = AudioRegressor(cfg).eval()
     out = model(torch.from_numpy(store.get_batch([0, 1])), torch.from_numpy(store.n_frames[:2].astype(np.int64)))
-    assert out["pred"].shape == (2,) and out["hidden"].shape == (2, 40, cfg["models"]["d_model"])
+    assert out["pred"].shape == (2,) and out["hidden"].shape == (2, 40, cfg.models.d_model)
     assert out["mask"].sum(1).tolist() == store.n_frames[:2].tolist()
 
 
@@ -187,7 +184,7 @@ def test_shipped_ssl_configs_build_the_paper_models_over_the_encoders():
     assert not hasattr(TextRegressor(wavlm), "input_proj")
     assert isinstance(AudioRegressor(load_config("paper")).Extractor, AudioExtractor)
     with pytest.raises(KoemoInputError, match="encoder.name"):
-        validate(apply_overrides(load_config("paper"), ["models.audio.frontend=encoder"]))
+        load_config("paper", ["models.audio.frontend=encoder"])
 
 
 # ----------------------------------------------------------------------------- whole path
@@ -236,7 +233,6 @@ def test_exported_predictor_runs_the_speech_encoder(trained_ssl, tiny_workdir, t
 
     cfg, runs = trained_ssl
     run_cfg = runs[runs["classifier"] == "attention_lstm"].iloc[0]
-    split_cfg = copy.deepcopy(cfg)
     from koemo.experiments.plan import split_config, variant_config
     split_cfg = split_config(variant_config(cfg, "corrected"), "cv5_f0")
     assert run_dir_for(tiny_workdir, split_cfg, "multimodal", SEED) == \
@@ -249,6 +245,6 @@ def test_exported_predictor_runs_the_speech_encoder(trained_ssl, tiny_workdir, t
     wave, rate = sf.read(table["wav_path"].iloc[0], dtype="float32")
     long_wave = np.tile(wave, int(np.ceil(3 * predictor.window_seconds * rate / len(wave))))
     result = predictor.predict(long_wave, "오늘 정말 기분이 좋아요", sample_rate=rate)
-    assert result.label in cfg["data"]["classes"] and 1 <= result.arousal <= 5
+    assert result.label in cfg.data.classes and 1 <= result.arousal <= 5
     assert result.windows.mode == "windows" and result.windows.n_windows >= 3
     assert abs(result.windows.window_s - 64 * 0.02) < 1e-9

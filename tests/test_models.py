@@ -37,7 +37,7 @@ def tiny(*fixes_on: str, **overrides) -> dict:
 def audio_batch(cfg: dict, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Mel-like features in [-80, 0) dB, zero-padded after each length (as stored)."""
     gen = torch.Generator().manual_seed(seed)
-    steps, bins = cfg["features"]["max_frames"], cfg["features"]["n_mels"]
+    steps, bins = cfg.features.max_frames, cfg.features.n_mels
     feats = -80 * torch.rand(BATCH, 2, steps, bins, generator=gen) - 1e-3
     lengths = torch.tensor(LENGTHS)
     for i, n in enumerate(LENGTHS):
@@ -47,7 +47,7 @@ def audio_batch(cfg: dict, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 def text_batch(cfg: dict, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
-    steps = cfg["text"]["max_length"]
+    steps = cfg.text.max_length
     states = torch.randn(BATCH, steps, text_input_dim(cfg), generator=gen)
     mask = length_mask(torch.tensor(TEXT_LENGTHS), steps, BATCH).long()
     return states, mask
@@ -75,11 +75,11 @@ def original_text_keys(n_layers: int) -> set[str]:
 
 
 def original_classifier_keys(cfg: dict) -> set[str]:
-    m = cfg["models"]
-    keys = {f"AudioModel.{k}" for k in original_audio_keys(m["audio"]["n_layers"])}
-    keys |= {f"TextModel.{k}" for k in original_text_keys(m["text"]["n_layers"])}
+    m = cfg.models
+    keys = {f"AudioModel.{k}" for k in original_audio_keys(m.audio.n_layers)}
+    keys |= {f"TextModel.{k}" for k in original_text_keys(m.text.n_layers)}
     keys |= rnn_keys("LSTM") | {"fc.weight", "fc.bias"}
-    return keys.union(*(layer_keys(f"MBA.MB.{i}") for i in range(m["multimodal"]["n_layers"])))
+    return keys.union(*(layer_keys(f"MBA.MB.{i}") for i in range(m.multimodal.n_layers)))
 
 
 def test_paper_config_parameter_counts_match_the_paper():
@@ -110,25 +110,25 @@ def test_forward_shapes_and_masks():
     states, text_mask = text_batch(cfg)
     audio, text = AudioRegressor(cfg), TextRegressor(cfg)
     a, t = audio(feats, lengths), text(states, text_mask)
-    steps, d_model = cfg["features"]["max_frames"], cfg["models"]["d_model"]
+    steps, d_model = cfg.features.max_frames, cfg.models.d_model
     assert a["pred"].shape == (BATCH,) and a["hidden"].shape == (BATCH, steps, d_model)
     assert a["mask"].dtype == torch.bool and a["mask"].sum(1).tolist() == list(LENGTHS)
-    assert t["hidden"].shape == (BATCH, cfg["text"]["max_length"], d_model)
+    assert t["hidden"].shape == (BATCH, cfg.text.max_length, d_model)
     assert torch.equal(t["mask"], text_mask.bool())
     clf = EmoClassifier(cfg, audio, text)
     logits = clf(a["hidden"], a["mask"], t["hidden"], t["mask"])["logits"]
-    assert logits.shape == (BATCH, len(cfg["data"]["classes"]))
+    assert logits.shape == (BATCH, len(cfg.data.classes))
     raw = clf.forward_raw(feats, lengths, states, text_mask)
     assert raw["logits"].shape == logits.shape and raw["arousal"].shape == (BATCH,)
 
 
 def test_text_states_wider_than_d_model_enter_through_a_projection():
     cfg = tiny()                                   # stand-in states 256 wide, d_model 64
-    assert text_input_dim(cfg) == 256 != cfg["models"]["d_model"]
+    assert text_input_dim(cfg) == 256 != cfg.models.d_model
     text = TextRegressor(cfg)
     assert {"input_proj.weight", "input_proj.bias"} <= set(text.state_dict())
     states, mask = text_batch(cfg)
-    assert text(states, mask)["hidden"].shape[-1] == cfg["models"]["d_model"]
+    assert text(states, mask)["hidden"].shape[-1] == cfg.models.d_model
     with pytest.raises(ValueError, match="width 64 but the text model expects 256"):
         text(torch.randn(BATCH, states.size(1), 64), mask)
     same = tiny(models__text__input_dim="null", text__standin__hidden_size=64)
@@ -273,12 +273,12 @@ def test_num_heads_must_divide_d_model():
 
 def cached_batch(cfg: dict, n: int = 10, seed: int = 0) -> tuple[torch.Tensor, ...]:
     gen = torch.Generator().manual_seed(seed)
-    d, steps, tokens = cfg["models"]["d_model"], cfg["features"]["max_frames"], cfg["text"]["max_length"]
+    d, steps, tokens = cfg.models.d_model, cfg.features.max_frames, cfg.text.max_length
     audio = torch.randn(n, steps, d, generator=gen)
     text = torch.randn(n, tokens, d, generator=gen)
     audio_mask = length_mask(torch.randint(5, steps + 1, (n,), generator=gen), steps, n)
     text_mask = length_mask(torch.randint(3, tokens + 1, (n,), generator=gen), tokens, n)
-    labels = torch.arange(n) % len(cfg["data"]["classes"])
+    labels = torch.arange(n) % len(cfg.data.classes)
     return audio, audio_mask, text, text_mask, labels
 
 
@@ -310,7 +310,7 @@ def test_every_fusion_kind_trains_on_cached_states_and_leaves_regressors_frozen(
     clf = build_classifier(kind, cfg, AudioRegressor(cfg), TextRegressor(cfg))
     *inputs, labels = cached_batch(cfg, n=4)
     logits = clf(*inputs)["logits"]
-    assert logits.shape == (4, len(cfg["data"]["classes"]))
+    assert logits.shape == (4, len(cfg.data.classes))
     torch.nn.functional.cross_entropy(logits, labels).backward()
     trainable = [p for p in clf.parameters() if p.requires_grad]
     assert trainable and all(p.grad is not None for p in trainable)
@@ -385,7 +385,7 @@ def tiny_bert(hidden_size: int, return_dict: bool = True):
 
 
 def token_batch(cfg: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    steps = cfg["text"]["max_length"]
+    steps = cfg.text.max_length
     ids = torch.ones(BATCH, steps, dtype=torch.long)
     for i, n in enumerate(TEXT_LENGTHS):
         ids[i, :n] = torch.arange(n) % 30 + 5
@@ -438,6 +438,6 @@ def test_encode_reads_the_states_of_a_model_output_or_a_tuple(return_dict):
     assert isinstance(out, tuple) != return_dict
     expected = out[0] if isinstance(out, tuple) else out.last_hidden_state
     states = text.encode(ids, mask)
-    assert states.shape == (BATCH, cfg["text"]["max_length"], text_input_dim(cfg))
+    assert states.shape == (BATCH, cfg.text.max_length, text_input_dim(cfg))
     assert torch.equal(states, expected)
     assert torch.equal(text.forward_tokens(ids, mask)["pred"], text(expected, mask)["pred"])

@@ -48,13 +48,10 @@ def partial(tmp_path_factory, tiny_config):
 @pytest.fixture(scope="module")
 def cfg(tiny_config):
     """tiny with one variant and one epoch a stage: the partial-corpus rules depend on neither."""
-    import copy
+    from koemo.config.load import with_changes
 
-    out = copy.deepcopy(tiny_config)
-    out["reproduce"]["variants"] = ["corrected"]
-    for stage in ("audio", "text", "multimodal"):
-        out["train"][stage]["epochs"] = 1
-    return out
+    return with_changes(tiny_config, {"reproduce": {"variants": ["corrected"]}, "train": {
+        stage: {"epochs": 1} for stage in ("audio", "text", "multimodal")}})
 
 
 def test_the_corpus_has_three_sessions_and_one_sad_utterance(partial):
@@ -123,7 +120,7 @@ def test_tables_say_how_many_folds_they_average(trained):
 
 
 def test_every_row_averages_over_the_classes_of_its_test_set(trained, cfg):
-    classes = cfg["data"]["classes"]
+    classes = cfg.data.classes
     for run_dir in trained.loc[trained["stage"] == "multimodal", "run_dir"]:
         metrics = json.loads((Path(run_dir) / "test_metrics.json").read_text())
         predictions = pd.read_parquet(Path(run_dir) / "test_predictions.parquet")

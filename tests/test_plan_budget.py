@@ -28,10 +28,10 @@ def test_budget_plan_trains_the_papers_tables_once_on_the_paper_protocol():
     assert {s.variant for s in ex.main_plan(cfg)} == {"faithful", "corrected"}
     assert ex.fusion_plan(cfg) == []
     for stage in ("audio", "text"):    # the n_layers ablation: faithful runs of depth 3-7
-        depths = [s.cfg["models"][stage]["n_layers"] for s in plan
-                  if s.stage == stage and not any(s.cfg["fixes"].values())]
+        depths = [s.cfg.models.stage(stage).n_layers for s in plan
+                  if s.stage == stage and not any(s.cfg.fixes.model_dump().values())]
         assert sorted(depths) == [3, 4, 5, 6, 7]
-    combos = {(s.cfg["models"]["audio"]["n_layers"], s.cfg["models"]["text"]["n_layers"])
+    combos = {(s.cfg.models.audio.n_layers, s.cfg.models.text.n_layers)
               for s in ex.combination_plan(cfg) if s.stage == "multimodal"}
     assert combos == {(6, 6), (7, 6), (7, 5)}
     # the same run directories as the full plan's: a later `--config paper` reuses them all
@@ -58,8 +58,8 @@ def test_every_classifier_finds_regressors_of_its_depths_in_the_plan(name):
     for spec in (s for s in plan if s.stage == "multimodal"):
         for stage in ("audio", "text"):
             found = regressors[run_dir_for("W", spec.cfg, stage, spec.seed)]
-            assert found.cfg["models"][stage] == spec.cfg["models"][stage], spec.key
-            assert (found.split, found.cfg["fixes"]) == (spec.split, spec.cfg["fixes"])
+            assert found.cfg.models.stage(stage) == spec.cfg.models.stage(stage), spec.key
+            assert (found.split, found.cfg.fixes) == (spec.split, spec.cfg.fixes)
 
 
 def test_combination_regressors_are_the_ablation_runs_of_their_depth():
@@ -69,10 +69,10 @@ def test_combination_regressors_are_the_ablation_runs_of_their_depth():
     assert _run_dir(specs["audio7/text6", "audio"]) == Path("W/runs/paper/paper/audio/seed1")
     assert _run_dir(specs["audio7/text6", "text"]) == Path("W/runs/paper/paper-textL6/text/seed1")
     classifier = specs["audio6/text6", "multimodal"].cfg
-    assert classifier["regressor_runs"] == {"audio": "paper-audioL6", "text": "paper-textL6"}
+    assert classifier.regressor_runs == {"audio": "paper-audioL6", "text": "paper-textL6"}
     # where the regressors live is no setting: a combination classifier trained before they
     # were shared keeps its identity and is reused as it is
-    without = {k: v for k, v in classifier.items() if k != "regressor_runs"}
+    without = {k: v for k, v in classifier.as_dict().items() if k != "regressor_runs"}
     assert resume_fingerprint(classifier, "multimodal") == resume_fingerprint(without, "multimodal")
 
 
@@ -100,7 +100,7 @@ def test_summary_counts_the_plan_and_its_row_epochs(tiny_workdir):
     assert {s: total[s] for s in ("audio", "text", "multimodal")} == Counter(s.stage for s in plan)
     from koemo.modeling.data import stage_rows
     table = pd.read_parquet(tiny_workdir / "utterances.parquet")
-    expected = sum(len(stage_rows(table, s.cfg, "train", s.seed)) * cfg["train"]["audio"]["epochs"]
+    expected = sum(len(stage_rows(table, s.cfg, "train", s.seed)) * cfg.train.audio.epochs
                    for s in plan if s.stage == "audio")
     assert total["audio row-epochs"] == expected
     assert summary["parts"][-1]["H100 estimate (min)"] is None     # not the paper's shapes

@@ -4,7 +4,6 @@ The predictor is trained once per module on the tiny synthetic corpus (one epoch
 and assembled with export_from_workdir, exactly as a user would."""
 from __future__ import annotations
 
-import copy
 import json
 import shutil
 
@@ -16,6 +15,7 @@ import soxr
 import torch
 
 from koemo.cli import main
+from koemo.config.load import with_changes
 from koemo.errors import CheckpointError, KoemoInputError
 from koemo.inference.predictor import Predictor
 from koemo.inference.windows import frame_windows, window_starts
@@ -27,11 +27,9 @@ SEED = 1
 
 @pytest.fixture(scope="module")
 def trained_cfg(tiny_config):
-    cfg = copy.deepcopy(tiny_config)
-    cfg["name"] = "tiny-predict"          # own run directories: no clash with other test modules
-    for stage in ("audio", "text", "multimodal"):
-        cfg["train"][stage]["epochs"] = 1
-    return cfg
+    # own run directories: no clash with other test modules
+    return with_changes(tiny_config, {"name": "tiny-predict", "train": {
+        stage: {"epochs": 1} for stage in ("audio", "text", "multimodal")}})
 
 
 @pytest.fixture(scope="module")
@@ -281,8 +279,7 @@ def replace_stage(predictor_dir, tmp_path, stage: str, model, cfg) -> "Path":
 def test_stage_from_another_config(predictor_dir, trained_cfg, tmp_path):
     from koemo.modeling.models import AudioRegressor
 
-    other = copy.deepcopy(trained_cfg)
-    other["features"]["max_frames"] = 48
+    other = with_changes(trained_cfg, {"features": {"max_frames": 48}})
     mixed = replace_stage(predictor_dir, tmp_path, "audio", AudioRegressor(other), other)
     with pytest.raises(CheckpointError, match="different configs: features.max_frames"):
         Predictor.from_checkpoint(mixed)
@@ -335,12 +332,11 @@ def test_matches_the_classifiers_own_raw_forward(predictor_dir, trained_cfg, tin
     from koemo.modeling.checkpoint import save_checkpoint
     from koemo.modeling.models import AudioRegressor, EmoClassifier, TextRegressor
 
-    cfg = copy.deepcopy(trained_cfg)
-    cfg["fixes"]["eval_attention_dropout_off"] = True
     # Read the last valid frame: after a long zero-padded tail the GRU state no longer
     # depends on the head split (padded queries average V the same way with any split).
-    cfg["fixes"]["last_valid_step"] = True
-    cfg["models"]["multimodal"]["reuse_audio_num_heads"] = 4
+    cfg = with_changes(trained_cfg, {
+        "fixes": {"eval_attention_dropout_off": True, "last_valid_step": True},
+        "models": {"multimodal": {"reuse_audio_num_heads": 4}}})
     torch.manual_seed(0)
     audio, text = AudioRegressor(cfg).eval(), TextRegressor(cfg).eval()
     with torch.no_grad():               # outputs inside 1-5, so nothing is clipped
@@ -359,9 +355,9 @@ def test_matches_the_classifiers_own_raw_forward(predictor_dir, trained_cfg, tin
     result = pred.predict(wave, transcript, sample_rate=16000)
     assert not any("attention dropout" in note for note in result.notes)
 
-    feats, n = extract_features(wave, cfg["features"], cfg["features"]["backend"])
+    feats, n = extract_features(wave, cfg.features, cfg.features.backend)
     feats = torch.from_numpy(feats.astype(np.float16).astype(np.float32))[None]
-    encoded = pred.tokenizer.encode(result.text, cfg["text"]["max_length"])
+    encoded = pred.tokenizer.encode(result.text, cfg.text.max_length)
     ids = torch.as_tensor(encoded["input_ids"])[None]
     mask = torch.as_tensor(encoded["attention_mask"])[None]
     with torch.no_grad():

@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 
 from koemo.cli import main
+from koemo.config.load import with_changes
 from koemo.dataset.kemdy20 import clean_transcript
 from koemo.dataset.prepare import REPORT_JSON, REPORT_MD, TABLE_COLUMNS, TABLE_FILE, prepare
 from koemo.errors import KoemoInputError
@@ -101,7 +102,7 @@ def test_second_run_reuses_and_says_so(prepared, tiny_corpus, tiny_config, capsy
     assert "reusing prepared table" in capsys.readouterr().out
     pd.testing.assert_frame_equal(again.table, prepared.table)
     assert again.feature_store_path == prepared.feature_store_path
-    protocol_only = {**tiny_config, "data": {**tiny_config["data"], "protocol": "cv5", "fold": 2}}
+    protocol_only = with_changes(tiny_config, {"data": {"protocol": "cv5", "fold": 2}})
     assert prepare(tiny_corpus, prepared.workdir, protocol_only, progress=False,
                    features=False).reused
 
@@ -109,7 +110,7 @@ def test_second_run_reuses_and_says_so(prepared, tiny_corpus, tiny_config, capsy
 def test_changed_inputs_are_not_reused(tiny_corpus, tiny_config, tmp_path):
     corpus = shutil.copytree(tiny_corpus, tmp_path / "corpus")
     first = prepare(corpus, tmp_path / "w", tiny_config, progress=False, features=False)
-    ties = {**tiny_config, "data": {**tiny_config["data"], "label_policy": "keep_ties"}}
+    ties = with_changes(tiny_config, {"data": {"label_policy": "keep_ties"}})
     second = prepare(corpus, tmp_path / "w", ties, progress=False, features=False)
     assert not second.reused
     parts = csv_rows(corpus)["emotion"].str.split(";")
@@ -265,7 +266,7 @@ def test_foreign_session_prefix_belongs_to_the_files_session(prepared, corpus_co
 
 
 def test_seven_label_policy(prepared, tiny_corpus, tiny_config, tmp_path):
-    seven = {**tiny_config, "data": {**tiny_config["data"], "label_policy": "seven"}}
+    seven = with_changes(tiny_config, {"data": {"label_policy": "seven"}})
     result = prepare(tiny_corpus, tmp_path / "w", seven, progress=False, features=False)
     rows = csv_rows(tiny_corpus)
     single = rows[~rows["emotion"].str.contains(";")]

@@ -79,7 +79,7 @@ def test_masked_rows_differ_from_their_source_rows(workdir, tmp_path):
     changed = (feats[0] != feats[1]).any(dim=(0, 1)).nonzero().squeeze(1).tolist()
     frames = int(job.datasets["train"].audio.store.n_frames[job.datasets["train"].audio.index[masked]])
     start, stop, _ = draw_frequency_mask(feats.shape[-1], frames, np.random.default_rng(
-        int(job.rows["train"]["aug_seed"][masked])), cfg["augment"])
+        int(job.rows["train"]["aug_seed"][masked])), cfg.augment)
     assert changed == list(range(start, stop)) and stop > start      # exactly its band
 
 

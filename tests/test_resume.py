@@ -122,14 +122,14 @@ def test_kill_between_weights_and_state_trains_the_run_again(tiny_workdir, tmp_p
 
 def test_epoch_budgets_are_not_part_of_a_runs_identity(tiny_config):
     """More epochs for any stage later (or fewer for another stage) resume the same runs."""
-    import copy
-
     from koemo.modeling.runs import resume_fingerprint
 
-    other = copy.deepcopy(tiny_config)
-    for stage in ("audio", "text", "multimodal"):
-        other["train"][stage]["epochs"] += 5
+    from koemo.config.load import with_changes
+
+    other = with_changes(tiny_config, {"train": {
+        stage: {"epochs": getattr(tiny_config.train, stage).epochs + 5}
+        for stage in ("audio", "text", "multimodal")}})
     assert all(resume_fingerprint(other, s) == resume_fingerprint(tiny_config, s)
                for s in ("audio", "text", "multimodal"))
-    other["train"]["audio"]["lr"] = 0.5
+    other = with_changes(other, {"train": {"audio": {"lr": 0.5}}})
     assert resume_fingerprint(other, "audio") != resume_fingerprint(tiny_config, "audio")

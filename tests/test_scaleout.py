@@ -57,7 +57,7 @@ def test_exported_lines_train_the_plans_runs(tmp_path, tiny_workdir, capsys):
     assert lines == [r["command"] for r in runs]
     cfg = load_config("tiny", overrides)
     by_dir = {str(d): s for s in scaleout.full_plan(cfg)
-              for d in [workdir.resolve() / "runs" / s.split / s.cfg["name"]
+              for d in [workdir.resolve() / "runs" / s.split / s.cfg.name
                         / (s.classifier_kind if s.stage == "multimodal" else s.stage) / f"seed{s.seed}"]}
     for run in runs:
         args = build_parser().parse_args(run["argv"])
@@ -176,7 +176,7 @@ def test_two_workers_on_one_workdir_train_each_run_once(tmp_path, tiny_workdir):
             Path(run_dir).parent.name
         mine = [(n, pid) for d, n, pid in epochs if d == run_dir]
         # each epoch written exactly once, all by one worker
-        assert [n for n, _ in mine] == list(range(1, cfg["train"][stage]["epochs"] + 1)), run_dir
+        assert [n for n, _ in mine] == list(range(1, cfg.train.stage(stage).epochs + 1)), run_dir
         assert len({pid for _, pid in mine}) == 1
         assert len(json.loads((Path(run_dir) / "log.json").read_text())) == len(mine)
     assert len({pid for _, _, pid in epochs}) == 2            # the work was shared

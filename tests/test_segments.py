@@ -18,7 +18,8 @@ from koemo.errors import KoemoInputError
 from koemo.inference.predictor import Predictor
 from koemo.inference.segments import plot_timeline, predict_timeline, timeline_columns
 from koemo.synth.recording import long_recording
-from koemo.audio.vad import SileroVAD, VadSettings, speech_segments
+from koemo.audio.vad import SileroVAD, speech_segments
+from koemo.config.schema import Vad
 
 TOLERANCE_S = 0.3
 
@@ -68,7 +69,7 @@ def test_streaming_equals_whole_and_segments_match_truth(recording):
     pieces = [vad.probabilities(p) for p in np.array_split(wave, 7)]
     streamed = np.concatenate(pieces + [vad.probabilities(np.zeros(0), final=True)])
     np.testing.assert_allclose(streamed, whole, atol=1e-5)
-    found = speech_segments(whole, VadSettings(), len(wave) / 16000)
+    found = speech_segments(whole, Vad(), len(wave) / 16000)
     assert len(found) == len(truth)
     for (start, end), (true_start, true_end) in zip(found, truth):
         assert abs(start - true_start) < TOLERANCE_S and abs(end - true_end) < TOLERANCE_S
@@ -77,10 +78,10 @@ def test_streaming_equals_whole_and_segments_match_truth(recording):
 def test_segment_rules():
     step = 512 / 16000
     probs = np.r_[np.zeros(10), np.ones(40), np.zeros(3), np.ones(20), np.zeros(20), np.ones(3), np.zeros(10)]
-    segs = speech_segments(probs, VadSettings(speech_pad_s=0.0))
+    segs = speech_segments(probs, Vad(speech_pad_s=0.0))
     # the 3-chunk pause (96 ms) does not split; the 3-chunk burst (96 ms) is too short
     assert segs == [(round(10 * step, 3), round(73 * step, 3))]
-    capped = speech_segments(np.ones(400), VadSettings(max_speech_s=5.0, speech_pad_s=0.0))
+    capped = speech_segments(np.ones(400), Vad(max_speech_s=5.0, speech_pad_s=0.0))
     assert len(capped) == 3 and all(b - a <= 5.0 + step for a, b in capped)   # cut within a chunk
 
 
@@ -135,5 +136,5 @@ def test_plot_of_an_empty_timeline(tmp_path):
 
 
 def test_bad_settings_are_named(predictor, recording):
-    with pytest.raises(KoemoInputError, match="segments.vad: unknown settings"):
+    with pytest.raises(KoemoInputError, match=r"segments.vad: unknown setting 'treshold' \(did you mean 'threshold'\?\)"):
         predict_timeline(predictor, recording[0], sample_rate=16000, settings={"vad": {"treshold": 0.4}})

@@ -92,7 +92,7 @@ def test_report_lists_every_recording_without_signal(report, table):
 
 def test_silent_features_are_librosas_features_of_zeros(tiny_workdir, tiny_config, table):
     store = open_feature_store(tiny_workdir, tiny_config)
-    expected, _ = librosa_features(np.zeros(SR, np.float32), tiny_config["features"])
+    expected, _ = librosa_features(np.zeros(SR, np.float32), tiny_config.features)
     for sid in table.loc[table["audio_problem"] == "silent_audio", "segment_id"]:
         feats = store.get(store.index_of(sid))
         assert np.array_equal(feats[:, :store.n_frames[store.index_of(sid)]],
@@ -115,9 +115,9 @@ def test_drop_policy_removes_only_those_rows_and_moves_no_other(tiny_config, tab
             dropped = D.split_rows(table, drop_cfg, split)
             assert dropped["segment_id"].tolist() == \
                 kept.loc[kept["audio_problem"] == "", "segment_id"].tolist(), (column, split)
-    assert drop["data"]["silent_audio"] == "drop"
-    assert load_config("corrected")["data"]["silent_audio"] == "drop"
-    assert load_config("paper")["data"]["silent_audio"] == "keep"
+    assert drop.data.silent_audio == "drop"
+    assert load_config("corrected").data.silent_audio == "drop"
+    assert load_config("paper").data.silent_audio == "keep"
 
 
 def test_unknown_policy_is_a_config_error():
@@ -158,7 +158,7 @@ def test_attention_over_no_valid_key_is_finite(attend, dtype):
 def test_faithful_audio_model_on_silence_trains_and_predicts_finite(tiny_config, impl):
     torch.manual_seed(0)
     model = AudioRegressor(tiny_config, attention_impl=impl)
-    feats = torch.zeros(2, 2, tiny_config["features"]["max_frames"], tiny_config["features"]["n_mels"])
+    feats = torch.zeros(2, 2, tiny_config.features.max_frames, tiny_config.features.n_mels)
     feats[1, :, :10] = -20.0                      # a second, non-silent utterance
     out = model(feats)                            # faithful mask: silence is all padding
     assert not out["mask"][0].any()

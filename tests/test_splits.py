@@ -1,14 +1,13 @@
 """Evaluation protocols (koemo.dataset.splits) on dummy utterance tables."""
 from __future__ import annotations
 
-import copy
 
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.model_selection import train_test_split
 
-from koemo.config.load import CONFIG_DIR
+from koemo.config.load import CONFIG_DIR, with_changes
 from koemo.dataset.splits import (SPLIT_COLUMNS, add_splits, read_folds_file, session_folds,
                                   split_column)
 from koemo.errors import KoemoInputError
@@ -36,9 +35,7 @@ def paper_cfg():
 
 
 def with_data(cfg: dict, **data) -> dict:
-    cfg = copy.deepcopy(cfg)
-    cfg["data"].update(data)
-    return cfg
+    return with_changes(cfg, {"data": data})
 
 
 def test_paper_split_sizes_as_the_original(paper_table):

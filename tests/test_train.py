@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from koemo.cli import main as cli_main
-from koemo.config.load import load_config
+from koemo.config.load import load_config, with_changes
 from koemo.config.workdir import load_utterances
 from koemo.dataset.splits import split_column
 from koemo.errors import KoemoInputError
@@ -91,7 +91,7 @@ def test_test_predictions_cover_every_test_row_in_order(runs, workdir, cfg):
         predictions = pd.read_parquet(run_dir / "test_predictions.parquet")
         assert predictions["segment_id"].tolist() == test_ids, stage
     probs = pd.read_parquet(dirs["multimodal"] / "test_predictions.parquet")
-    prob_columns = [f"prob_{name}" for name in cfg["data"]["classes"]]
+    prob_columns = [f"prob_{name}" for name in cfg.data.classes]
     assert np.allclose(probs[prob_columns].sum(axis=1), 1.0, atol=1e-5)
     assert (probs["pred"] == probs[prob_columns].idxmax(axis=1).str.removeprefix("prob_")).all()
 
@@ -128,10 +128,8 @@ def test_settings_training_does_not_read_keep_a_run_finished(runs, workdir, cfg)
     from koemo.modeling.runs import resume_fingerprint, run_is_finished
 
     dirs, _ = runs
-    other = copy.deepcopy(cfg)
-    other["biosignals"]["n_jobs"] = 7
-    other["asr"]["batch_size"] = 3
-    other["train"]["resident"] = "false"
+    other = with_changes(cfg, {"biosignals": {"n_jobs": 7}, "asr": {"batch_size": 3},
+                               "train": {"resident": "false"}})
     assert run_is_finished(dirs["audio"], other, "audio", workdir)
     before = (dirs["audio"] / "log.json").stat().st_mtime_ns
     assert train_stage("audio", workdir, other, seed=1, progress=False) == dirs["audio"]
@@ -142,7 +140,7 @@ def test_settings_training_does_not_read_keep_a_run_finished(runs, workdir, cfg)
     payload["extra"]["fingerprint"] = resume_fingerprint(cfg, "text", legacy=True)
     write_training_state(state_file, payload)
     assert run_is_finished(dirs["text"], cfg, "text", workdir)
-    other["seed"] = 99 if cfg["seed"] != 99 else 98       # a setting training reads
+    other = with_changes(other, {"seed": 99 if cfg.seed != 99 else 98})   # a setting training reads
     assert not run_is_finished(dirs["text"], other, "text", workdir)
     assert load_training_state(state_file, restore_rng=False)["extra"]["fingerprint"] == \
         resume_fingerprint(cfg, "text", legacy=True)
@@ -212,7 +210,7 @@ def test_resume_continues_from_the_saved_epoch(workdir, tmp_path):
 def test_training_rows_are_augmented_and_evaluation_rows_are_not(workdir, cfg):
     table = load_utterances(workdir)
     train = D.stage_rows(table, cfg, "train", seed=1)
-    minority = train.query("aug_kind == 'orig'")["label"].isin(cfg["augment"]["minority_classes"]).sum()
+    minority = train.query("aug_kind == 'orig'")["label"].isin(cfg.augment.minority_classes).sum()
     assert (train["aug_kind"] != "orig").sum() == 3 * minority > 0
     for split in ("valid", "test"):
         rows = D.stage_rows(table, cfg, split, seed=1)
@@ -256,7 +254,7 @@ def test_classifier_overfits_one_small_batch(runs, cfg):
                                                          "audio_mask.npy", mmap_mode="r"))))
     rows = frozen.__getitems__(range(8))
     batch = {name: rows[name].float() if name.endswith("hidden") else rows[name] for name in D.FROZEN_ARRAYS}
-    target = torch.arange(8) % len(cfg["data"]["classes"])
+    target = torch.arange(8) % len(cfg.data.classes)
     optimizer = torch.optim.Adam([p for p in classifier.parameters() if p.requires_grad], lr=3e-3)
     classifier.train()
     for _ in range(150):
@@ -326,7 +324,7 @@ def test_balanced_class_weights_follow_train_counts(cfg):
 
     rows = pd.DataFrame({"label_id": [0, 0, 0, 0, 1, 2, 2, 3, 4, 4]})
     job = StageJob("multimodal", torch.nn.Linear(1, 1), {}, {"train": rows}, None,
-                   classes=list(cfg["data"]["classes"]))
+                   classes=list(cfg.data.classes))
     assert class_weights(job, load_config("paper")) is None      # the paper: unweighted
     assert class_weights(job, load_config("tiny", ["train.multimodal.class_weights=false"])) is None
     weighted = load_config("tiny", ["train.multimodal.class_weights=true"])

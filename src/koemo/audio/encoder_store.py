@@ -54,8 +54,8 @@ class EncoderStateStore(F.RowStore):
 
 def store_key(cfg: dict, encoder_fp: str) -> dict:
     spec = encoder_settings(cfg)
-    return {"encoder": encoder_fp, "layers": spec["layers"], "max_frames": spec["max_frames"],
-            "sample_rate": int(cfg["features"]["sample_rate"]), "dtype": "float16"}
+    return {"encoder": encoder_fp, "layers": spec.layers, "max_frames": spec.max_frames,
+            "sample_rate": int(cfg.features.sample_rate), "dtype": "float16"}
 
 
 def _write_rows(partial: Path, offset: int, row_shape: tuple, paths: list[str], lengths: np.ndarray,
@@ -96,7 +96,7 @@ def build_encoder_store(table, workdir: str | Path, cfg: dict, progress: bool = 
     spec = encoder_settings(cfg)
     segment_ids = F.table_segment_ids(table)
     folder_fp = encoder.fingerprint if encoder is not None else folder_fingerprint(
-        encoder_folder(spec["name"]))
+        encoder_folder(spec.name))
     key = store_key(cfg, folder_fp)
     digest, source = config_fingerprint(key), data_fingerprint(workdir)
     directory = Path(workdir) / STORE_SUBDIR / digest
@@ -113,7 +113,7 @@ def build_encoder_store(table, workdir: str | Path, cfg: dict, progress: bool = 
     if reusable():
         return EncoderStateStore(directory)
     paths = table["wav_path"].astype(str).tolist()
-    lengths, problems = F.probe_lengths(paths, segment_ids, int(cfg["features"]["sample_rate"]),
+    lengths, problems = F.probe_lengths(paths, segment_ids, int(cfg.features.sample_rate),
                                         MIN_SAMPLES, "the speech encoder")
     if problems:
         raise KoemoInputError(f"{len(problems)} of {len(paths)} audio files cannot be encoded:\n  "
@@ -122,7 +122,7 @@ def build_encoder_store(table, workdir: str | Path, cfg: dict, progress: bool = 
     def build() -> None:
         chosen = encoder
         if chosen is None:
-            chosen = load_speech_encoder(spec["name"], spec["layers"], F.resolve_device(cfg, device))
+            chosen = load_speech_encoder(spec.name, spec.layers, F.resolve_device(cfg, device))
         _build_files(directory, segment_ids, paths, lengths, chosen, spec, key, source, progress)
 
     F.build_locked(directory, reusable, build)
@@ -134,14 +134,14 @@ def _build_files(directory: Path, segment_ids: list[str], paths: list[str], leng
     import pandas as pd
 
     (directory / F.META_FILE).unlink(missing_ok=True)
-    if encoder.hidden_size != spec["input_dim"]:
-        raise KoemoInputError(f"speech encoder {spec['name']} has width {encoder.hidden_size} but "
-                              f"models.audio.encoder.input_dim is {spec['input_dim']}: set them equal")
-    shape = (len(segment_ids), len(encoder.layers), spec["max_frames"], encoder.hidden_size)
+    if encoder.hidden_size != spec.input_dim:
+        raise KoemoInputError(f"speech encoder {spec.name} has width {encoder.hidden_size} but "
+                              f"models.audio.encoder.input_dim is {spec.input_dim}: set them equal")
+    shape = (len(segment_ids), len(encoder.layers), spec.max_frames, encoder.hidden_size)
     partial = directory / (STATES_FILE + F.PARTIAL_SUFFIX)
     offset = F.create_npy_file(partial, shape, "float16")
     n_frames = _write_rows(partial, offset, shape[1:], paths, lengths, encoder,
-                           spec["batch_size"], progress)
+                           spec.batch_size, progress)
     index_partial = directory / (F.INDEX_FILE + F.PARTIAL_SUFFIX)
     pd.DataFrame({"segment_id": segment_ids, "n_frames": n_frames}).to_parquet(index_partial, index=False)
     os.replace(partial, directory / STATES_FILE)

@@ -16,7 +16,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from koemo.config.fingerprints import feature_fingerprint
+from koemo.config.fingerprints import feature_fingerprint, written_config
 from koemo.config.workdir import data_fingerprint
 from koemo.errors import KoemoInputError
 from koemo.audio.features import (BACKENDS, librosa_features, check_wave, extract_batch,
@@ -134,7 +134,7 @@ def open_feature_store(workdir: str | Path, cfg: dict) -> FeatureStore:
     meta = read_meta(directory)
     if meta is None:
         raise KoemoInputError(
-            f"{directory}: no feature store for config {cfg.get('name', '?')!r} "
+            f"{directory}: no feature store for config {cfg.name!r} "
             f"(fingerprint {feature_fingerprint(cfg)}); run `koemo prepare` first")
     source = data_fingerprint(workdir)
     if source is not None and meta.get("source") != source:
@@ -160,7 +160,7 @@ def _reusable(directory: Path, fingerprint: str, segment_ids: list[str], source:
 def resolve_device(cfg: dict, device=None) -> str:
     """Explicit device, else cfg.train.device; "auto" = cuda when available."""
     import torch
-    wanted = device if device is not None else cfg.get("train", {}).get("device", "auto")
+    wanted = device if device is not None else cfg.train.device
     if str(wanted) == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return str(wanted)
@@ -245,7 +245,7 @@ def _write_feature_rows(partial: Path, offset: int, row_bytes: int, paths: list[
                         progress: bool) -> np.ndarray:
     """Extract every file, batch by batch, and pwrite its row; returns n_frames per row."""
     from tqdm.auto import tqdm
-    backend, rate = fc["backend"], int(fc["sample_rate"])
+    backend, rate = fc.backend, int(fc.sample_rate)
     n_frames = np.zeros(len(paths), dtype=np.int32)
     bar = tqdm(total=len(paths), desc=f"features ({backend}, {device})", unit="utt",
                disable=not progress)
@@ -260,7 +260,7 @@ def _write_feature_rows(partial: Path, offset: int, row_bytes: int, paths: list[
             else:
                 feats, frame = librosa_features(check_wave(waves[0], fc, paths[rows[0]]), fc)
                 feats, frames = feats[None], np.array([frame], dtype=np.int32)
-            stored = feats.astype(fc["store_dtype"])
+            stored = feats.astype(fc.store_dtype)
             for k, r in enumerate(rows):
                 os.pwrite(fd, stored[k].tobytes(), offset + int(r) * row_bytes)
                 n_frames[r] = frames[k]
@@ -286,7 +286,7 @@ def build_feature_store(table, workdir: str | Path, cfg: dict, progress: bool = 
     when available)."""
     fc = feature_section(cfg)
     segment_ids = table_segment_ids(table)
-    backend = fc["backend"]
+    backend = fc.backend
     if backend not in BACKENDS:
         raise KoemoInputError(f"features.backend must be one of {BACKENDS}, not {backend!r}")
     fingerprint = feature_fingerprint(cfg)
@@ -296,8 +296,8 @@ def build_feature_store(table, workdir: str | Path, cfg: dict, progress: bool = 
         return FeatureStore(directory)
 
     paths = table["wav_path"].astype(str).tolist()
-    lengths, problems = probe_lengths(paths, segment_ids, int(fc["sample_rate"]), min_samples(fc),
-                                      f"the delta of width {fc['delta_width']}")
+    lengths, problems = probe_lengths(paths, segment_ids, int(fc.sample_rate), min_samples(fc),
+                                      f"the delta of width {fc.delta_width}")
     if problems:
         raise KoemoInputError(
             f"{len(problems)} of {len(paths)} audio files cannot be turned into features:\n  "
@@ -341,10 +341,10 @@ def _build_store_files(directory: Path, segment_ids: list[str], paths: list[str]
     # Written beside the old files and renamed at the end: a process still reading the old
     # store keeps its (unlinked) file instead of seeing it truncated under its memmap.
     partial = directory / (MEL_FILE + PARTIAL_SUFFIX)
-    shape = (len(segment_ids), 2, int(fc["max_frames"]), int(fc["n_mels"]))
-    offset = create_npy_file(partial, shape, fc["store_dtype"])
-    row_bytes = int(np.prod(shape[1:])) * np.dtype(fc["store_dtype"]).itemsize
-    run_device = resolve_device(cfg, device) if fc["backend"] == "torch" else "cpu"
+    shape = (len(segment_ids), 2, int(fc.max_frames), int(fc.n_mels))
+    offset = create_npy_file(partial, shape, fc.store_dtype)
+    row_bytes = int(np.prod(shape[1:])) * np.dtype(fc.store_dtype).itemsize
+    run_device = resolve_device(cfg, device) if fc.backend == "torch" else "cpu"
     n_frames = _write_feature_rows(partial, offset, row_bytes, paths, lengths, fc, run_device,
                                    batch_size, progress)
 
@@ -355,6 +355,6 @@ def _build_store_files(directory: Path, segment_ids: list[str], paths: list[str]
     os.replace(partial, directory / MEL_FILE)
     os.replace(index_partial, directory / INDEX_FILE)
     write_json_atomic(directory / META_FILE, {
-        "features": dict(fc), "backend": fc["backend"], "device": run_device,
+        "features": written_config(fc), "backend": fc.backend, "device": run_device,
         "fingerprint": fingerprint, "source": source, "shape": list(shape),
-        "dtype": str(fc["store_dtype"]), "complete": True})
+        "dtype": str(fc.store_dtype), "complete": True})

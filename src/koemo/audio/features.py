@@ -1,6 +1,6 @@
 """Audio features as the paper computes them: mel + delta per utterance, librosa or torch.
 
-Per utterance (docs/paper.md, audio features; every size from `cfg["features"]`): 16 kHz mono wave ->
+Per utterance (docs/paper.md, audio features; every size from `cfg.features`): 16 kHz mono wave ->
 mel power spectrogram (hann window, center=True with zero padding, power 2, slaney mel scale and
 slaney norm: librosa's defaults) -> dB with `ref = max of this utterance` and `top_db` (values
 in [-top_db, 0]) -> first-order delta (width `delta_width`, librosa's savgol "interp" edges) ->
@@ -30,6 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
+from koemo.config.schema import Config, Features
 from koemo.errors import KoemoInputError
 
 # Max abs difference (dB) between the torch and librosa backends over valid frames, both
@@ -40,9 +41,9 @@ BACKENDS = ("librosa", "torch")
 AMIN = 1e-10
 
 
-def feature_section(cfg: dict) -> dict:
+def feature_section(cfg: Config | Features) -> Features:
     """Accept either a whole config or its `features` section."""
-    return cfg["features"] if "features" in cfg else cfg
+    return cfg.features if isinstance(cfg, Config) else cfg
 
 
 def frames_for(n_samples: int, hop_length: int) -> int:
@@ -53,7 +54,7 @@ def frames_for(n_samples: int, hop_length: int) -> int:
 def min_samples(feat_cfg: dict) -> int:
     """Shortest wave with at least `delta_width` frames (librosa's delta needs that many)."""
     fc = feature_section(feat_cfg)
-    return (int(fc["delta_width"]) - 1) * int(fc["hop_length"])
+    return (int(fc.delta_width) - 1) * int(fc.hop_length)
 
 
 def check_wave(wave: np.ndarray, feat_cfg: dict, label: str = "wave") -> np.ndarray:
@@ -67,8 +68,8 @@ def check_wave(wave: np.ndarray, feat_cfg: dict, label: str = "wave") -> np.ndar
     need = min_samples(fc)
     if wave.shape[0] < need:
         raise KoemoInputError(
-            f"{label}: too short ({wave.shape[0]} samples = {wave.shape[0] / fc['sample_rate']:.3f} s);"
-            f" the delta of width {fc['delta_width']} needs >= {need} samples")
+            f"{label}: too short ({wave.shape[0]} samples = {wave.shape[0] / fc.sample_rate:.3f} s);"
+            f" the delta of width {fc.delta_width} needs >= {need} samples")
     if not np.isfinite(wave).all():
         raise KoemoInputError(f"{label}: wave contains NaN or infinite samples")
     return np.ascontiguousarray(wave, dtype=np.float32)
@@ -86,12 +87,12 @@ def fit_frames(feat: np.ndarray, max_frames: int) -> tuple[np.ndarray, int]:
 def librosa_features(wave: np.ndarray, fc: dict) -> tuple[np.ndarray, int]:
     import librosa
     mel = librosa.feature.melspectrogram(
-        y=wave, sr=fc["sample_rate"], n_fft=fc["n_fft"], hop_length=fc["hop_length"],
+        y=wave, sr=fc.sample_rate, n_fft=fc.n_fft, hop_length=fc.hop_length,
         window="hann", center=True, pad_mode="constant", power=2.0,
-        n_mels=fc["n_mels"], fmin=fc["fmin"], fmax=fc["fmax"])
-    db = librosa.power_to_db(mel, ref=np.max, amin=AMIN, top_db=fc["top_db"])
-    delta = librosa.feature.delta(db, width=fc["delta_width"], order=1)
-    return fit_frames(np.stack([db.T, delta.T]).astype(np.float32), fc["max_frames"])
+        n_mels=fc.n_mels, fmin=fc.fmin, fmax=fc.fmax)
+    db = librosa.power_to_db(mel, ref=np.max, amin=AMIN, top_db=fc.top_db)
+    delta = librosa.feature.delta(db, width=fc.delta_width, order=1)
+    return fit_frames(np.stack([db.T, delta.T]).astype(np.float32), fc.max_frames)
 
 
 # ------------------------------------------------------------------------------------- torch
@@ -160,16 +161,16 @@ def extract_batch(waves: Sequence[np.ndarray], feat_cfg: dict, device="cpu"
         raise KoemoInputError("extract_batch: no waves given")
     waves = [check_wave(w, fc, label=f"wave {i}") for i, w in enumerate(waves)]
     device = str(torch.device(device))
-    hop, max_frames = int(fc["hop_length"]), int(fc["max_frames"])
+    hop, max_frames = int(fc.hop_length), int(fc.max_frames)
     lengths = torch.tensor([frames_for(w.shape[0], hop) for w in waves])
-    transform = _mel_transform(int(fc["sample_rate"]), int(fc["n_fft"]), hop, float(fc["fmin"]),
-                               float(fc["fmax"]), int(fc["n_mels"]), device)
+    transform = _mel_transform(int(fc.sample_rate), int(fc.n_fft), hop, float(fc.fmin),
+                               float(fc.fmax), int(fc.n_mels), device)
     with torch.inference_mode():
         audio = torch.from_numpy(_pad_batch(waves)).to(device)
         mel = transform(audio)                                             # [B, F, L]
         valid = torch.arange(mel.shape[-1], device=device)[None, :] < lengths.to(device)[:, None]
-        db = _masked_power_to_db(mel, valid, float(fc["top_db"]))
-        delta = _delta_interp(db, lengths, int(fc["delta_width"]))
+        db = _masked_power_to_db(mel, valid, float(fc.top_db))
+        delta = _delta_interp(db, lengths, int(fc.delta_width))
         feats = torch.stack([db, delta], dim=1).transpose(2, 3)[:, :, :max_frames]  # [B,2,L,F]
         feats = feats * valid[:, None, :max_frames, None]
         out = torch.zeros((len(waves), 2, max_frames, feats.shape[-1]), dtype=torch.float32)

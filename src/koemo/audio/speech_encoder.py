@@ -40,6 +40,7 @@ from typing import Sequence
 
 import numpy as np
 
+from koemo.config.schema import Config, SpeechEncoderSettings
 from koemo.errors import KoemoInputError
 
 FRONTENDS = ("mel", "encoder")
@@ -47,39 +48,37 @@ POOLINGS = ("weighted", "mean")
 PREPROCESSOR_FILE = "preprocessor_config.json"
 # Shortest input every wav2vec2-style encoder turns into one frame (25 ms receptive field).
 MIN_SAMPLES = 400
-ENCODER_DEFAULTS = {"layers": [-1], "pooling": "weighted", "input_dim": None, "max_frames": None,
-                    "batch_size": 8}
 
 
-def audio_frontend(cfg: dict) -> str:
+def audio_frontend(cfg: Config) -> str:
     """`mel` (the paper) or `encoder`; KoemoInputError for anything else."""
-    frontend = cfg["models"]["audio"].get("frontend", "mel") or "mel"
+    frontend = cfg.models.audio.frontend or "mel"
     if frontend not in FRONTENDS:
         raise KoemoInputError(f"models.audio.frontend must be one of {FRONTENDS}, not {frontend!r}")
     return frontend
 
 
-def uses_speech_encoder(cfg: dict) -> bool:
+def uses_speech_encoder(cfg: Config) -> bool:
     return audio_frontend(cfg) == "encoder"
 
 
-def encoder_settings(cfg: dict) -> dict:
-    """models.audio.encoder with defaults filled in and checked (layers as given, in order)."""
-    raw = cfg["models"]["audio"].get("encoder") or {}
-    spec = {**ENCODER_DEFAULTS, **raw}
-    if not spec.get("name"):
+def encoder_settings(cfg: Config) -> SpeechEncoderSettings:
+    """models.audio.encoder with its open sizes resolved (max_frames: features.max_frames,
+    input_dim: models.d_model) and checked (layers as given, in order)."""
+    spec = cfg.models.audio.encoder or SpeechEncoderSettings()
+    if not spec.name:
         raise KoemoInputError("models.audio.frontend: encoder needs models.audio.encoder.name "
                               "(a hub id such as facebook/wav2vec2-base, or a local directory)")
-    layers = spec["layers"] if isinstance(spec["layers"], (list, tuple)) else [spec["layers"]]
+    layers = spec.layers if isinstance(spec.layers, (list, tuple)) else [spec.layers]
     if not layers or not all(isinstance(x, int) for x in layers) or len(set(layers)) != len(layers):
         raise KoemoInputError(f"models.audio.encoder.layers must be distinct integers, not {layers!r}")
-    if spec["pooling"] not in POOLINGS:
+    if spec.pooling not in POOLINGS:
         raise KoemoInputError(f"models.audio.encoder.pooling must be one of {POOLINGS}, "
-                              f"not {spec['pooling']!r}")
-    max_frames = spec["max_frames"] or cfg["features"]["max_frames"]
-    return {**spec, "name": str(spec["name"]), "layers": [int(x) for x in layers],
-            "max_frames": int(max_frames), "batch_size": int(spec["batch_size"]),
-            "input_dim": int(spec["input_dim"] or cfg["models"]["d_model"])}
+                              f"not {spec.pooling!r}")
+    return spec.model_copy(update={
+        "layers": [int(x) for x in layers],
+        "max_frames": int(spec.max_frames or cfg.features.max_frames),
+        "input_dim": int(spec.input_dim or cfg.models.d_model)})
 
 
 def resolve_layers(layers: Sequence[int], num_layers: int) -> list[int]:

@@ -20,11 +20,11 @@ close, minimum speech and silence durations, padding, a maximum utterance length
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from koemo.config.schema import Vad
 from koemo.errors import KoemoInputError
 
 SAMPLE_RATE = 16000
@@ -124,26 +124,7 @@ class SileroVAD:
         return probs.float().cpu().numpy()
 
 
-@dataclass
-class VadSettings:
-    threshold: float = 0.5            # probability that opens speech
-    neg_threshold: float | None = None  # closes speech; default threshold - 0.15
-    min_speech_s: float = 0.25        # shorter bursts are dropped
-    min_silence_s: float = 0.3        # shorter pauses do not split an utterance
-    speech_pad_s: float = 0.03        # added on both sides (never past the neighbours)
-    max_speech_s: float = 25.0        # longer speech is split (Whisper reads 30 s at most)
-
-    @classmethod
-    def from_config(cls, section: dict | None) -> "VadSettings":
-        section = dict(section or {})
-        unknown = set(section) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise KoemoInputError(f"segments.vad: unknown settings {sorted(unknown)}; "
-                                  f"known: {sorted(cls.__dataclass_fields__)}")
-        return cls(**section)
-
-
-def speech_segments(probs: np.ndarray, settings: VadSettings = VadSettings(),
+def speech_segments(probs: np.ndarray, settings: Vad = Vad(),
                     total_s: float | None = None) -> list[tuple[float, float]]:
     """Per-chunk speech probabilities -> [(start_s, end_s)] of utterances (silero's rules)."""
     step = CHUNK / SAMPLE_RATE

@@ -244,7 +244,7 @@ def run_export(args: argparse.Namespace) -> int:
                               "(or none, with --workdir and --config)")
     elif args.workdir:
         cfg = load_config(args.config or "paper", args.overrides)
-        seed = args.seed if args.seed is not None else int(cfg.get("seed", 1))
+        seed = args.seed if args.seed is not None else int(cfg.seed)
         out = export_from_workdir(args.workdir, cfg, seed, args.export, classifier_kind=args.classifier,
                                   text_model=args.text_model, overwrite=args.force)
     else:

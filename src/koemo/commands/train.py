@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
                              args.split or _split_of(cfg), args.stage)
         except ValueError as err:
             raise KoemoInputError(str(err)) from err
-    seed = args.seed if args.seed is not None else int(cfg.get("seed", 1))
+    seed = args.seed if args.seed is not None else int(cfg.seed)
     # One trainer per run directory: a run another worker holds is left to it (or waited for).
     try:
         status, run_dir = train_once(args.stage, args.workdir, cfg, seed, out_dir=args.out,
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _split_of(cfg: dict) -> str:
-    data = cfg["data"]
-    if data["protocol"] == "cv5":
-        return f"cv5_f{data.get('fold', 0)}"
-    return "cv5_f0" if data["protocol"] == "session" else "paper"
+    data = cfg.data
+    if data.protocol == "cv5":
+        return f"cv5_f{data.fold}"
+    return "cv5_f0" if data.protocol == "session" else "paper"

@@ -12,18 +12,31 @@ from typing import Any
 
 import yaml
 
+from koemo.config.schema import Section, feature_keys
+
+
+def as_written(obj: Any) -> Any:
+    """A typed config section -> the mapping it was written as (anything else: str)."""
+    return obj.as_dict() if isinstance(obj, Section) else str(obj)
+
+
+def written_config(cfg: Any) -> Any:
+    """A typed config as written (a plain mapping stays as it is): what run files record."""
+    return cfg.as_dict() if isinstance(cfg, Section) else cfg
+
 
 def fingerprint(obj: Any, length: int = 12) -> str:
-    """Stable short hash of any JSON-serialisable value (dict key order does not matter)."""
-    blob = json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str)
+    """Stable short hash of any JSON-serialisable value (dict key order does not matter);
+    typed config sections hash as written (koemo.config.schema), never with defaults."""
+    blob = json.dumps(obj, sort_keys=True, ensure_ascii=False, default=as_written)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:length]
 
 
-def feature_fingerprint(cfg: dict) -> str:
-    """Only the settings that change the stored mel+delta arrays."""
-    keys = ("backend", "sample_rate", "n_mels", "n_fft", "hop_length", "fmin", "fmax",
-            "top_db", "delta_width", "max_frames", "store_dtype")
-    return fingerprint({k: cfg["features"][k] for k in keys})
+def feature_fingerprint(cfg) -> str:
+    """Only the settings that change the stored mel+delta arrays (marked `stored` in the
+    schema), as written."""
+    written = cfg.features.as_dict() if isinstance(cfg, Section) else cfg["features"]
+    return fingerprint({k: written[k] for k in feature_keys()})
 
 
 _VERSIONED = ("koemo", "torch", "torchaudio", "transformers", "sentencepiece", "librosa",
@@ -40,8 +53,9 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def run_record(cfg: dict, seed: int | None = None, **extra: Any) -> dict:
-    """What every run writes next to its outputs: config, seed and library versions."""
+def run_record(cfg, seed: int | None = None, **extra: Any) -> dict:
+    """What every run writes next to its outputs: config (as written), seed and library versions."""
+    cfg = written_config(cfg)
     return {"config": cfg, "seed": cfg.get("seed") if seed is None else seed,
             "versions": library_versions(), **extra}
 
@@ -53,5 +67,5 @@ def save_run_record(directory: str | Path, cfg: dict, seed: int | None = None, *
     path.write_text(json.dumps(run_record(cfg, seed, **extra), indent=2, ensure_ascii=False,
                                default=str), encoding="utf-8")
     with open(directory / "config.yaml", "w", encoding="utf-8") as fh:
-        yaml.safe_dump(cfg, fh, allow_unicode=True, sort_keys=False)
+        yaml.safe_dump(written_config(cfg), fh, allow_unicode=True, sort_keys=False)
     return path

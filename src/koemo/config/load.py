@@ -1,18 +1,23 @@
 """Experiment configuration: one YAML file per experiment, with `base:` inheritance.
 
-A config is a plain nested dict. `load_config` resolves `base:` chains (paths relative to the
-including file), applies `key.sub=value` overrides from the command line, and validates the
-few invariants everything else relies on (koemo.config.fingerprints hashes its sub-trees).
+`load_config` resolves `base:` chains (paths relative to the including file), applies
+`key.sub=value` overrides from the command line, parses the result once into the typed, strict
+schema (koemo.config.schema: unknown keys and wrong types fail naming their path) and checks
+the invariants across sections. The typed config keeps the mapping as written (`as_dict()`),
+which koemo.config.fingerprints hashes.
 """
 from __future__ import annotations
 
 import copy
+import difflib
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import yaml
+from pydantic import ValidationError
 
 from koemo.config.assets import configs_dir
+from koemo.config.schema import Config, Section, _section_type
 from koemo.errors import KoemoInputError
 
 # The checkout's configs/, or the copy a wheel carries (koemo.config.assets).
@@ -91,10 +96,10 @@ def apply_overrides(cfg: dict, overrides: Iterable[str]) -> dict:
     return cfg
 
 
-def text_input_dim(cfg: dict) -> int:
+def text_input_dim(cfg: Config) -> int:
     """Width of the text encoder's states: models.text.input_dim, or d_model when unset (the
     paper: KoBERT's 768 = d_model, no projection)."""
-    return int(cfg["models"]["text"].get("input_dim") or cfg["models"]["d_model"])
+    return int(cfg.models.text.input_dim or cfg.models.d_model)
 
 
 # fixes: switches renamed so that every one reads false = as the original: old name -> message.
@@ -105,51 +110,159 @@ _RENAMED_FIXES = {
 }
 
 
-def validate(cfg: dict) -> dict:
+def _check_written(cfg: dict) -> None:
+    """Checks on the mapping as written, before the schema sees it (their messages predate it)."""
     for section in ("data", "features", "text", "models", "fixes", "train"):
         if section not in cfg:
             raise ConfigError(f"config {cfg.get('name', '?')}: missing section `{section}`")
     for old, message in _RENAMED_FIXES.items():
-        if old in cfg["fixes"]:
+        if old in (cfg["fixes"] or {}):
             raise ConfigError(f"config {cfg.get('name', '?')}: {message}")
-    feats, models = cfg["features"], cfg["models"]
-    if feats["n_mels"] % 4:
+
+
+def _error_path(loc: tuple) -> str:
+    """('train', 'audio', 'lr') -> train.audio.lr; list indices as [i], union tags dropped."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif "[" not in part and not part.startswith("function-"):
+            path += f".{part}" if path else part
+    return path
+
+
+def _section_at(loc: tuple, root: type[Section] = Config) -> type[Section] | None:
+    section: type[Section] | None = root
+    for part in loc:
+        field = section.model_fields.get(part) if section else None
+        section = _section_type(field.annotation) if field else None
+    return section
+
+
+def describe_error(error: dict, root: type[Section] = Config, prefix: str = "") -> str:
+    """One pydantic error as `path: problem`, with a close-match hint for an unknown key
+    (`root`: the section validated, `prefix`: its path in a config)."""
+    loc = tuple(prefix.split(".") if prefix else ()) + tuple(error["loc"])
+    if error["type"] == "extra_forbidden":
+        where, key = _error_path(loc[:-1]), str(loc[-1])
+        section = _section_at(tuple(error["loc"])[:-1], root)
+        known = list(section.model_fields) if section else []
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(known)})"
+        what = "setting" if where else "section"
+        return f"{where + ': ' if where else ''}unknown {what} '{key}'{hint}"
+    return f"{_error_path(loc)}: {error['msg'].rstrip('.')} (got {error.get('input')!r})"
+
+
+def parse_config(cfg: Mapping, source: str = "config") -> Config:
+    """The mapping as written -> the typed config; ConfigError naming every bad path."""
+    try:
+        return Config.model_validate(cfg)
+    except ValidationError as err:
+        problems = "; ".join(describe_error(e) for e in err.errors())
+        raise ConfigError(f"{source}: {problems}") from None
+
+
+def parse_section(section: type[Section], value: Any, path: str) -> Section:
+    """One section (a typed one, or a mapping checked against the schema) at config path
+    `path`; ConfigError naming the bad keys."""
+    if isinstance(value, section):
+        return value
+    try:
+        return section.model_validate(value or {})
+    except ValidationError as err:
+        problems = "; ".join(describe_error(e, section, path) for e in err.errors())
+        raise ConfigError(problems) from None
+
+
+def parse_saved_config(cfg: Mapping, source: str) -> tuple[Config, list[str]]:
+    """A config read back from an old run or predictor (meta.json, config.yaml): keys this
+    koemo does not know are dropped with a note each instead of failing; what was written
+    (unknown keys included) stays the config's `as_dict()`, so its fingerprints are kept."""
+    known, notes = copy.deepcopy(dict(cfg)), []
+    for _ in range(64):      # each pass drops the unknown keys pydantic reports
+        try:
+            parsed = Config.model_validate(known)
+        except ValidationError as err:
+            extra = [tuple(e["loc"]) for e in err.errors() if e["type"] == "extra_forbidden"]
+            if not extra:
+                raise ConfigError(f"{source}: " + "; ".join(map(describe_error, err.errors()))) from None
+            for loc in extra:
+                notes.append(f"{source}: {describe_error({'type': 'extra_forbidden', 'loc': loc})}"
+                             " -- ignored (written by another koemo version)")
+                node = known
+                for part in loc[:-1]:
+                    node = node[part]
+                node.pop(loc[-1], None)
+            continue
+        parsed._written = copy.deepcopy(dict(cfg))
+        return parsed, notes
+    raise ConfigError(f"{source}: could not be read as a config")
+
+
+def load_saved_config(path: str | Path) -> Config:
+    """A run's config.yaml read back: keys this koemo does not know are a warning each."""
+    import warnings
+
+    path = Path(path)
+    cfg, notes = parse_saved_config(_read_yaml(path), str(path))
+    for note in notes:
+        warnings.warn(note, stacklevel=2)
+    return cfg
+
+
+def validate(cfg: Config) -> Config:
+    """Invariants across sections (shapes that must fit together, value sets)."""
+    feats, models = cfg.features, cfg.models
+    if feats.n_mels % 4:
         raise ConfigError("features.n_mels must be divisible by 4 (two stride-2 convolutions)")
-    audio_dim = models["audio"]["conv_channels"][-1] * feats["n_mels"] // 4
-    frontend = models["audio"].get("frontend", "mel") or "mel"
+    audio_dim = models.audio.conv_channels[-1] * feats.n_mels // 4
+    frontend = models.audio.frontend or "mel"
     if frontend not in ("mel", "encoder"):
         raise ConfigError(f"models.audio.frontend must be mel or encoder, not {frontend!r}")
     if frontend == "encoder":
-        if not (models["audio"].get("encoder") or {}).get("name"):
+        if not (models.audio.encoder and models.audio.encoder.name):
             raise ConfigError("models.audio.frontend: encoder needs models.audio.encoder.name "
                               "(hub id or local directory of a wav2vec2/HuBERT/WavLM model)")
-    elif audio_dim != models["d_model"]:
+    elif audio_dim != models.d_model:
         raise ConfigError(
-            f"models.d_model={models['d_model']} but the audio extractor gives "
+            f"models.d_model={models.d_model} but the audio extractor gives "
             f"conv_channels[-1] * n_mels / 4 = {audio_dim}")
     for stage in ("audio", "text", "multimodal"):
-        heads = models[stage]["num_heads"]
-        if models["d_model"] % heads:
+        heads = getattr(models, stage).num_heads
+        if models.d_model % heads:
             raise ConfigError(f"models.d_model must be divisible by models.{stage}.num_heads")
     # The stand-in's width is checked here when set; an unset one takes build_standin's
     # default and a mismatch then surfaces in the text model.
     text_dim = text_input_dim(cfg)
-    standin = cfg["text"].get("standin") or {}
-    if cfg["text"].get("encoder") == "standin" and standin.get("hidden_size", text_dim) != text_dim:
+    standin = cfg.text.standin
+    if cfg.text.encoder == "standin" and standin is not None and "hidden_size" in standin \
+            and standin.hidden_size != text_dim:
         raise ConfigError(
-            f"text.standin.hidden_size={standin['hidden_size']} but the text model takes states "
+            f"text.standin.hidden_size={standin.hidden_size} but the text model takes states "
             f"of width {text_dim} (models.text.input_dim, default models.d_model): set them equal")
-    if cfg["data"].get("silent_audio", "keep") not in SILENT_AUDIO_POLICIES:
+    if cfg.data.silent_audio not in SILENT_AUDIO_POLICIES:
         raise ConfigError(f"data.silent_audio must be one of {', '.join(SILENT_AUDIO_POLICIES)}, "
-                          f"not {cfg['data']['silent_audio']!r}")
-    if cfg["data"]["protocol"] not in ("paper", "session", "cv5"):
-        raise ConfigError(f"data.protocol must be paper, session or cv5, not {cfg['data']['protocol']!r}")
+                          f"not {cfg.data.silent_audio!r}")
+    if cfg.data.protocol not in ("paper", "session", "cv5"):
+        raise ConfigError(f"data.protocol must be paper, session or cv5, not {cfg.data.protocol!r}")
     return cfg
 
 
-def load_config(name_or_path: str | Path = "paper", overrides: Iterable[str] = ()) -> dict:
-    """Load a config by name or path, resolve `base:`, apply overrides, validate."""
+def config_from_dict(cfg: Mapping, source: str = "config") -> Config:
+    """A whole config mapping (as written) -> the checked, typed config."""
+    _check_written(cfg)
+    return validate(parse_config(cfg, source))
+
+
+def with_changes(cfg: Config, changes: Mapping) -> Config:
+    """A new config: `changes` (a nested mapping) merged into `cfg` as written, re-validated."""
+    return config_from_dict(_deep_merge(cfg.as_dict(), changes), f"config {cfg.name}")
+
+
+def load_config(name_or_path: str | Path = "paper", overrides: Iterable[str] = ()) -> Config:
+    """Load a config by name or path, resolve `base:`, apply overrides, parse and validate."""
     path = resolve_config_path(name_or_path)
     cfg = apply_overrides(_read_yaml(path), overrides)
     cfg.setdefault("name", path.stem)
-    return validate(cfg)
+    return config_from_dict(cfg, str(path))

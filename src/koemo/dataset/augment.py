@@ -23,6 +23,7 @@ import hashlib
 
 import numpy as np
 
+from koemo.config.schema import Augment, Config
 from koemo.errors import KoemoInputError
 
 ORIG, SWAP_TEXT, MASK_AUDIO, DELETE_TEXT_MASK_AUDIO = (
@@ -33,17 +34,16 @@ TEXT_KINDS = {SWAP_TEXT: "swap", DELETE_TEXT_MASK_AUDIO: "delete"}
 AUDIO_MASK_KINDS = frozenset({MASK_AUDIO, DELETE_TEXT_MASK_AUDIO})
 
 
-def draw_frequency_mask(n_bins: int, n_frames: int, rng: np.random.Generator, aug_cfg: dict
+def draw_frequency_mask(n_bins: int, n_frames: int, rng: np.random.Generator, aug: Augment
                         ) -> tuple[int, int, np.ndarray]:
     """The random part of `frequency_mask`: (start, stop, noise [2, n_frames, stop - start],
     float64), drawn in this order: start bin f in [0, max_start) (max_start =
     freq_mask_max_start or n_bins), width in [w0, w1), a dB range (lo, hi) inside
     freq_mask_db_range, then uniform noise in [lo, hi). The device-resident training data
     (koemo.modeling.resident) applies the same draws to batches on the GPU."""
-    aug_cfg = aug_cfg.get("augment", aug_cfg)
-    max_start = aug_cfg.get("freq_mask_max_start") or n_bins
-    low_width, high_width = aug_cfg["freq_mask_width"]
-    db_low, db_high = aug_cfg["freq_mask_db_range"]
+    max_start = aug.freq_mask_max_start or n_bins
+    low_width, high_width = aug.freq_mask_width
+    db_low, db_high = aug.freq_mask_db_range
     start = int(rng.integers(0, max_start))
     width = int(rng.integers(low_width, high_width))
     lo, hi = np.sort(rng.uniform(db_low, db_high, size=2))
@@ -51,7 +51,7 @@ def draw_frequency_mask(n_bins: int, n_frames: int, rng: np.random.Generator, au
     return start, stop, rng.uniform(lo, hi, size=(2, n_frames, stop - start))
 
 
-def frequency_mask(feat: np.ndarray, n_frames: int, rng: np.random.Generator, aug_cfg: dict,
+def frequency_mask(feat: np.ndarray, n_frames: int, rng: np.random.Generator, aug: Augment,
                    spectrogram_only: bool = False) -> np.ndarray:
     """A masked copy of `feat` [2, T, F] (mel dB, delta): noise from `draw_frequency_mask` in
     bins [f, f + width) (cut at F) over the first `n_frames` frames, both channels.
@@ -61,7 +61,7 @@ def frequency_mask(feat: np.ndarray, n_frames: int, rng: np.random.Generator, au
     if feat.ndim != 3 or feat.shape[0] != 2:
         raise KoemoInputError(f"frequency_mask: expected features [2, T, F], got shape {feat.shape}")
     n_frames = int(min(n_frames, feat.shape[1]))
-    start, stop, noise = draw_frequency_mask(feat.shape[2], n_frames, rng, aug_cfg)
+    start, stop, noise = draw_frequency_mask(feat.shape[2], n_frames, rng, aug)
     masked = feat.copy()
     channels = 1 if spectrogram_only else 2
     masked[:channels, :n_frames, start:stop] = noise[:channels].astype(feat.dtype)
@@ -75,7 +75,7 @@ def derived_seed(seed: int, segment_id: str, kind: str) -> int:
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
-def plan_augmentation(train_table, cfg: dict, seed: int | None = None):
+def plan_augmentation(train_table, cfg: Config, seed: int | None = None):
     """Train rows plus three augmented copies of each minority-class row.
 
     Returns a DataFrame: every column of `train_table` + `aug_kind` (orig | swap_text |
@@ -85,20 +85,20 @@ def plan_augmentation(train_table, cfg: dict, seed: int | None = None):
     `seed` (default augment.seed) only matters with the fix (fixes.seed_per_sample); the
     faithful mode uses augment.seed for every row. augment.enabled false -> originals only."""
     import pandas as pd
-    aug = cfg["augment"]
+    aug = cfg.augment
     if "label" not in train_table.columns or "segment_id" not in train_table.columns:
         raise KoemoInputError("plan_augmentation: the train table needs columns label and segment_id")
-    base_seed = int(aug["seed"] if seed is None else seed)
-    per_sample = bool(cfg["fixes"].get("seed_per_sample", False))
+    base_seed = int(aug.seed if seed is None else seed)
+    per_sample = cfg.fixes.seed_per_sample
     originals = train_table.assign(aug_kind=ORIG)
     parts = [originals]
-    if aug.get("enabled", True):
-        minority = train_table[train_table["label"].isin(aug["minority_classes"])]
+    if aug.enabled:
+        minority = train_table[train_table["label"].isin(aug.minority_classes)]
         parts += [minority.assign(aug_kind=kind) for kind in AUG_KINDS]
     plan = pd.concat(parts, ignore_index=True)
     if per_sample:
         seeds = np.array([derived_seed(base_seed, sid, kind) for sid, kind
                           in zip(plan["segment_id"].astype(str), plan["aug_kind"])], dtype=np.int64)
     else:
-        seeds = np.full(len(plan), int(aug["seed"]), dtype=np.int64)
+        seeds = np.full(len(plan), int(aug.seed), dtype=np.int64)
     return plan.assign(aug_seed=seeds)

@@ -106,12 +106,12 @@ def wav_rules(cfg: dict) -> dict:
     delta features (koemo.audio.features.min_samples), so the feature step never meets a bad file."""
     from koemo.audio.features import min_samples
 
-    return {"sample_rate": int(cfg["features"]["sample_rate"]), "min_samples": min_samples(cfg)}
+    return {"sample_rate": int(cfg.features.sample_rate), "min_samples": min_samples(cfg)}
 
 
 def input_fingerprint(data_root: Path, cfg: dict) -> str:
     """Hash of everything the table depends on (see module docstring)."""
-    data = {k: v for k, v in cfg["data"].items() if k not in _DATA_KEYS_NOT_SHAPING_TABLE}
+    data = {k: v for k, v in cfg.data.as_dict().items() if k not in _DATA_KEYS_NOT_SHAPING_TABLE}
     folds = data.get("folds_file")
     folds_text = resolve_folds_path(folds).read_text(encoding="utf-8") if folds else None
     return fingerprint({"version": PREPARE_VERSION, "root": str(data_root.resolve()),
@@ -273,10 +273,10 @@ def scan_corpus(data_root: Path, cfg: dict, strict: bool = False, progress: bool
     """Read every annotation row and its files -> (records of kept rows, collector, counts)."""
     from tqdm.auto import tqdm
 
-    data, rules = cfg["data"], wav_rules(cfg)
-    policy = data["label_policy"]
+    data, rules = cfg.data, wav_rules(cfg)
+    policy = data.label_policy
     try:
-        classes = classes_for(policy, data.get("classes"))
+        classes = classes_for(policy, data.classes)
     except ValueError as err:
         raise KoemoInputError(f"data.label_policy: {err}") from err
     out = _Collector(strict)
@@ -300,7 +300,7 @@ def scan_corpus(data_root: Path, cfg: dict, strict: bool = False, progress: bool
             if parsed is None:
                 continue
             found = _read_files(row, folders, session, rules,
-                                data.get("transcript_encoding", "cp949"), out)
+                                data.transcript_encoding, out)
             if found is None:
                 continue
             label, why = resolve_label(row.emotion_total, policy, classes)
@@ -340,8 +340,8 @@ def make_report(data_root: Path, workdir: Path, cfg: dict, fp: str, table: pd.Da
     reasons = Counter(d["reason"] for d in out.dropped) + Counter(f["reason"] for f in out.files)
     return {
         "prepare_version": PREPARE_VERSION, "data_root": str(data_root.resolve()),
-        "workdir": str(workdir.resolve()), "input_fingerprint": fp, "data_config": cfg["data"],
-        "label_policy": cfg["data"]["label_policy"], "classes": counts["classes"],
+        "workdir": str(workdir.resolve()), "input_fingerprint": fp, "data_config": cfg.data.as_dict(),
+        "label_policy": cfg.data.label_policy, "classes": counts["classes"],
         "rows_read": counts["rows_read"], "rows_kept": len(table),
         "rows_dropped": len(out.dropped),
         "input_problems": sum(d["input_problem"] for d in out.dropped) + len(out.files),

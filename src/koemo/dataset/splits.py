@@ -28,13 +28,13 @@ SPLIT_COLUMNS = ("split_paper", "split_session") + tuple(f"split_cv5_{k}" for k 
 
 def split_column(cfg: dict) -> str:
     """The split column a run uses: cfg.data.protocol (+ cfg.data.fold for cv5)."""
-    protocol = cfg["data"]["protocol"]
+    protocol = cfg.data.protocol
     if protocol == "paper":
         return "split_paper"
     if protocol == "session":
         return "split_session"
     if protocol == "cv5":
-        fold = cfg["data"].get("fold", 0)
+        fold = cfg.data.fold
         if not isinstance(fold, int) or not 0 <= fold < N_FOLDS:
             raise KoemoInputError(f"data.fold must be an integer 0..{N_FOLDS - 1}, not {fold!r}")
         return f"split_cv5_{fold}"
@@ -111,12 +111,12 @@ def cv5_split(sessions: np.ndarray, folds: dict[int, int], fold: int, seed: int 
 def add_splits(table: pd.DataFrame, cfg: dict) -> pd.DataFrame:
     """Return a copy of `table` (rows in annotation order, a `session` column) with every
     protocol's split column added."""
-    data = cfg["data"]
-    seed = int(data.get("split_seed", 1))
+    data = cfg.data
+    seed = int(data.split_seed)
     table = table.reset_index(drop=True).copy()
     if len(table) < 2:
         raise KoemoInputError(f"cannot split {len(table)} utterance(s): need at least 2")
-    folds = session_folds(table["session"], data.get("folds_file"))
+    folds = session_folds(table["session"], data.folds_file)
     cv5 = {f"split_cv5_{k}": cv5_split(table["session"].to_numpy(), folds, k, seed)
            for k in range(N_FOLDS)}
     table["split_paper"] = paper_split(len(table), seed)

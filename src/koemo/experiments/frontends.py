@@ -29,10 +29,10 @@ def frontend_label(cfg: dict) -> str:
 
     if uses_speech_encoder(cfg):
         spec = encoder_settings(cfg)
-        audio = f"{Path(spec['name']).name}[{','.join(str(x) for x in spec['layers'])}]"
+        audio = f"{Path(spec.name).name}[{','.join(str(x) for x in spec.layers)}]"
     else:
         audio = "mel"
-    text = cfg["text"]["encoder"]
+    text = cfg.text.encoder
     text = text if text == "standin" or not Path(str(text)).is_absolute() else Path(text).name
     return f"{audio} + {text}"
 
@@ -40,9 +40,10 @@ def frontend_label(cfg: dict) -> str:
 def frontend_configs(cfg_or_names: dict | Iterable, overrides: Iterable[str] = ()) -> list[dict]:
     """Configs of the study: a config and its `reproduce.frontends`, or a list of names/paths."""
     from koemo.config.load import load_config
+    from koemo.config.schema import Config
 
-    if isinstance(cfg_or_names, dict):
-        others = cfg_or_names.get("reproduce", {}).get("frontends") or []
+    if isinstance(cfg_or_names, Config):
+        others = cfg_or_names.reproduce.frontends
         return [cfg_or_names] + [load_config(name, list(overrides)) for name in others]
     return [load_config(name, list(overrides)) for name in cfg_or_names]
 
@@ -52,18 +53,19 @@ def run_frontend_study(configs: Iterable, workdir: str | Path, progress: bool = 
     """Train (or reuse) every config's fusion-study runs; one row per run with a `frontend`
     column. `configs`: config dicts or names/paths."""
     from koemo.config.load import load_config
+    from koemo.config.schema import Config
     from koemo.experiments.plan import fusion_plan, run_plan
 
     tables, labels = [], set()
     for cfg in configs:
-        cfg = load_config(cfg) if not isinstance(cfg, dict) else cfg
+        cfg = load_config(cfg) if not isinstance(cfg, Config) else cfg
         label = frontend_label(cfg)
         if label in labels:
             raise ValueError(f"two configs of the study have the same front-ends ({label})")
         labels.add(label)
         runs = run_plan(fusion_plan(cfg, workdir), workdir, progress=progress,
                         parallel_runs=parallel_runs)
-        tables.append(runs.assign(frontend=label, config=cfg["name"]))
+        tables.append(runs.assign(frontend=label, config=cfg.name))
     return pd.concat(tables, ignore_index=True)
 
 

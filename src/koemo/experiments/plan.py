@@ -11,13 +11,14 @@ that remain, and the table it returns names them in `attrs["skipped"]` for the r
 """
 from __future__ import annotations
 
-import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from koemo.config.load import with_changes
+from koemo.config.schema import Config, not_results_sections
 from koemo.modeling.progress import emit as emit_progress
 
 REGRESSOR_STAGES = ("audio", "text")
@@ -29,7 +30,7 @@ class RunSpec:
     variant: str               # faithful | corrected | an ablation name
     split: str                 # paper | cv5_f0 .. cv5_f4
     seed: int
-    cfg: dict = field(hash=False, compare=False, repr=False)
+    cfg: Config = field(hash=False, compare=False, repr=False)
     classifier_kind: str = "attention_lstm"
 
     @property
@@ -37,35 +38,31 @@ class RunSpec:
         return (self.stage, self.variant, self.split, self.seed, self.classifier_kind)
 
 
-def corrected(cfg: dict) -> dict:
+def corrected(cfg: Config) -> Config:
     """The same config with every known defect of the original fixed, and (as
     configs/corrected.yaml) recordings without signal left out of training and scoring."""
-    out = copy.deepcopy(cfg)
-    out["data"]["silent_audio"] = "drop"
-    out["fixes"] = {name: True for name in cfg["fixes"]}
-    out["name"] = f"{cfg['name']}-corrected"
-    return out
+    return with_changes(cfg, {"data": {"silent_audio": "drop"},
+                              "fixes": {name: True for name in cfg.fixes.as_dict()},
+                              "name": f"{cfg.name}-corrected"})
 
 
-def variant_config(cfg: dict, variant: str) -> dict:
+def variant_config(cfg: Config, variant: str) -> Config:
     if variant == "faithful":
-        return copy.deepcopy(cfg)
+        return cfg
     if variant == "corrected":
         return corrected(cfg)
     raise ValueError(f"unknown variant {variant!r}: use faithful or corrected")
 
 
-def split_config(cfg: dict, split: str) -> dict:
+def split_config(cfg: Config, split: str) -> Config:
     """`paper` -> protocol paper; `cv5_fK` -> protocol cv5, fold K."""
-    out = copy.deepcopy(cfg)
     if split == "paper":
-        out["data"]["protocol"] = "paper"
+        data = {"protocol": "paper"}
     elif split.startswith("cv5_f"):
-        out["data"]["protocol"] = "cv5"
-        out["data"]["fold"] = int(split.removeprefix("cv5_f"))
+        data = {"protocol": "cv5", "fold": int(split.removeprefix("cv5_f"))}
     else:
         raise ValueError(f"unknown split {split!r}: use paper or cv5_f0..cv5_f4")
-    return out
+    return with_changes(cfg, {"data": data})
 
 
 def protocol_of(split: str) -> str:
@@ -120,26 +117,26 @@ def main_plan(cfg: dict, stages=("audio", "text", "multimodal"),
               workdir: str | Path | None = None) -> list[RunSpec]:
     """Every stage x variant x split x seed of the `reproduce:` section; given the workdir,
     splits without train, valid or test rows are left out."""
-    rep = cfg["reproduce"]
+    rep = cfg.reproduce
     plan = []
-    for variant in rep["variants"]:
-        for split in usable(splits_for(rep["protocols"], rep.get("folds")), workdir):
+    for variant in rep.variants:
+        for split in usable(splits_for(rep.protocols, rep.folds), workdir):
             run_cfg = split_config(variant_config(cfg, variant), split)
             for seed in seeds_for(cfg, split):
                 plan += [RunSpec(stage, variant, split, seed, run_cfg) for stage in stages]
     return plan
 
 
-def seeds_for(cfg: dict, split: str) -> list[int]:
+def seeds_for(cfg: Config, split: str) -> list[int]:
     """`reproduce.seeds`, or `reproduce.cv5_seeds` for session folds when set (the CPU demo
     runs one seed per fold and reports mean ± std over the five folds)."""
-    rep = cfg["reproduce"]
-    if split.startswith("cv5") and rep.get("cv5_seeds"):
-        return list(rep["cv5_seeds"])
-    return list(rep["seeds"])
+    rep = cfg.reproduce
+    if split.startswith("cv5") and rep.cv5_seeds:
+        return list(rep.cv5_seeds)
+    return list(rep.seeds)
 
 
-def run_config(cfg: dict, variant: str, split: str, stage: str | None = None) -> dict:
+def run_config(cfg: Config, variant: str, split: str, stage: str | None = None) -> Config:
     """The config of one run of a plan, from the base config, the run's variant, split and
     stage: `faithful`, `corrected`, `<stage>_layers=<n>` (layer ablation) or `audio<a>/text<t>`
     (regressor-depth combination). What `koemo train STAGE --variant V --split S` trains.
@@ -158,36 +155,34 @@ def run_config(cfg: dict, variant: str, split: str, stage: str | None = None) ->
     if combo is not None and stage in REGRESSOR_STAGES:
         depth = combo[1] if stage == "audio" else combo[2]
         return run_config(cfg, f"{stage}_layers={depth}", split)
-    run_cfg = split_config(cfg, split)
     depths = {layers[1]: int(layers[2])} if layers else {"audio": int(combo[1]),
                                                           "text": int(combo[2])}
-    for name, n in depths.items():
-        run_cfg["models"][name]["n_layers"] = n
-    if any(n != cfg["models"][name]["n_layers"] for name, n in depths.items()):
+    changes: dict = {"models": {name: {"n_layers": n} for name, n in depths.items()}}
+    if any(n != getattr(cfg.models, name).n_layers for name, n in depths.items()):
         # the config's own depth reuses the main run; other depths are runs of their own
         suffix = f"{layers[1]}L{layers[2]}" if layers else f"combo-a{combo[1]}t{combo[2]}"
-        run_cfg["name"] = f"{cfg['name']}-{suffix}"
+        changes["name"] = f"{cfg.name}-{suffix}"
         if combo is not None:
-            run_cfg["regressor_runs"] = {
-                name: run_config(cfg, f"{name}_layers={n}", split)["name"]
+            changes["regressor_runs"] = {
+                name: run_config(cfg, f"{name}_layers={n}", split).name
                 for name, n in depths.items()}
-    return run_cfg
+    return with_changes(split_config(cfg, split), changes)
 
 
 def layer_ablation_plan(cfg: dict, stage: str) -> list[RunSpec]:
     """n_layers ablation of one regressor (paper protocol, faithful, first seed)."""
-    seed = cfg["reproduce"]["seeds"][0]
+    seed = cfg.reproduce.seeds[0]
     return [RunSpec(stage, variant, "paper", seed, run_config(cfg, variant, "paper"))
             for variant in (f"{stage}_layers={n}"
-                            for n in cfg["reproduce"]["ablation"][f"{stage}_layers"])]
+                            for n in getattr(cfg.reproduce.ablation, f"{stage}_layers"))]
 
 
 def combination_plan(cfg: dict) -> list[RunSpec]:
     """Multimodal classifier over regressors of (audio layers, text layers) combinations. Its
     regressors are the layer-ablation (or main) runs of their depth (see run_config)."""
-    seed = cfg["reproduce"]["seeds"][0]
+    seed = cfg.reproduce.seeds[0]
     plan = []
-    for audio_layers, text_layers in cfg["reproduce"]["ablation"]["combos"]:
+    for audio_layers, text_layers in cfg.reproduce.ablation.combos:
         variant = f"audio{audio_layers}/text{text_layers}"
         plan += [RunSpec(stage, variant, "paper", seed, run_config(cfg, variant, "paper", stage))
                  for stage in ("audio", "text", "multimodal")]
@@ -198,18 +193,18 @@ def fusion_plan(cfg: dict, workdir: str | Path | None = None) -> list[RunSpec]:
     """Every fusion kind on the same folds, seeds and frozen regressors (usable folds only,
     given the workdir); none when `reproduce.fusion` is null or has no kinds (the study is
     not one of the paper's tables: configs/paper_budget.yaml leaves it out)."""
-    fusion = cfg["reproduce"].get("fusion") or {}
-    if not fusion.get("kinds"):
+    fusion = cfg.reproduce.fusion
+    if fusion is None or not fusion.kinds:
         return []
     plan = []
-    splits = splits_for([fusion.get("protocol", "cv5")], cfg["reproduce"].get("folds"))
+    splits = splits_for([fusion.protocol], cfg.reproduce.folds)
     for split in usable(splits, workdir):
-        run_cfg = split_config(variant_config(cfg, fusion.get("variant", "corrected")), split)
-        for seed in fusion.get("seeds") or seeds_for(cfg, split):
-            plan += [RunSpec(stage, fusion.get("variant", "corrected"), split, seed, run_cfg)
+        run_cfg = split_config(variant_config(cfg, fusion.variant), split)
+        for seed in fusion.seeds or seeds_for(cfg, split):
+            plan += [RunSpec(stage, fusion.variant, split, seed, run_cfg)
                      for stage in REGRESSOR_STAGES]
-            plan += [RunSpec("multimodal", fusion.get("variant", "corrected"), split, seed, run_cfg,
-                             classifier_kind=kind) for kind in fusion["kinds"]]
+            plan += [RunSpec("multimodal", fusion.variant, split, seed, run_cfg,
+                             classifier_kind=kind) for kind in fusion.kinds]
     return plan
 
 
@@ -225,9 +220,8 @@ def plan_parts(cfg: dict, workdir: str | Path | None = None) -> dict[str, list[R
             "fusion": fusion_plan(cfg, workdir)}
 
 
-# Config sections no training stage reads: they never make two runs different.
-_NOT_TRAINING = ("name", "regressor_runs", "reproduce", "asr", "segments", "biosignals",
-                 "synthetic")
+# Config keys no training stage reads: they never make two runs different (from the schema).
+_NOT_TRAINING = not_results_sections()
 
 
 def run_identity(spec: RunSpec) -> tuple:
@@ -236,7 +230,7 @@ def run_identity(spec: RunSpec) -> tuple:
     training settings). Two specs of one identity should name one run directory."""
     from koemo.config.fingerprints import fingerprint
 
-    cfg = {k: v for k, v in spec.cfg.items() if k not in _NOT_TRAINING}
+    cfg = {k: v for k, v in spec.cfg.as_dict().items() if k not in _NOT_TRAINING}
     if spec.stage in REGRESSOR_STAGES:
         others = [s for s in (*REGRESSOR_STAGES, "multimodal") if s != spec.stage]
         cfg["models"] = {k: v for k, v in cfg["models"].items() if k not in others}
@@ -360,8 +354,8 @@ def _prepare_shared_inputs(specs: list[RunSpec], workdir: str | Path) -> None:
     for spec in specs:
         if spec.stage == "audio":
             continue
-        text = spec.cfg["text"]
-        key = (text["tokenizer"], text["encoder"], str(text.get("standin")))
+        text = spec.cfg.text
+        key = (text.tokenizer, text.encoder, str(text.standin))
         if key not in seen:
             seen.add(key)
             open_text_pipeline(spec.cfg, workdir)

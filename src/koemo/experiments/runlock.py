@@ -104,7 +104,7 @@ def launch_state(cfg: dict):
                               "together through accelerate, which is not installed: "
                               "pip install 'koemo[gpu]'") from None
     from koemo.modeling.precision import resolve_device
-    return PartialState(cpu=resolve_device(cfg["train"].get("device", "auto")).type == "cpu")
+    return PartialState(cpu=resolve_device(cfg.train.device).type == "cpu")
 
 
 def end_launch(wait_for_others: bool = True) -> None:

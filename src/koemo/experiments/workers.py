@@ -28,11 +28,11 @@ def visible_gpus() -> list[str]:
 def plan_workers(cfg: dict, parallel_runs: int | None) -> tuple[int, list[str]]:
     """(worker count, GPUs to pin workers to). Explicit `parallel_runs` wins; else with >= 2
     GPUs visible one run per GPU; else `reproduce.parallel_runs` (CPU), default 1."""
-    device = str(cfg.get("train", {}).get("device", "auto"))
+    device = str(cfg.train.device)
     gpus = visible_gpus() if device in ("auto", "cuda") else []
     if parallel_runs is None:
         parallel_runs = len(gpus) if len(gpus) > 1 else \
-            int(cfg.get("reproduce", {}).get("parallel_runs", 1))
+            int(cfg.reproduce.parallel_runs)
     return max(1, int(parallel_runs)), gpus if len(gpus) > 1 else []
 
 

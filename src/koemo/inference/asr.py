@@ -21,17 +21,17 @@ saying how to use a local directory instead (as the KoBERT loader does).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
+from koemo.config.load import parse_section
+from koemo.config.schema import Asr, Config
 from koemo.errors import KoemoInputError
 
 SAMPLE_RATE = 16000
 MAX_SECONDS = 30.0
 NONE_VALUES = ("none", "off", "false", "")
-DEFAULTS = {"model": "openai/whisper-small", "language": "korean", "task": "transcribe",
-            "device": "auto", "batch_size": 8, "max_new_tokens": 128, "num_beams": 1}
 REQUIRED_FILES = ("config.json", "tokenizer_config.json")
 # The feature extractor's settings: preprocessor_config.json (hub repositories, transformers 4)
 # or processor_config.json (save_pretrained of transformers 5).
@@ -41,21 +41,20 @@ OPTIONAL_FILES = ("generation_config.json", "tokenizer.json", "vocab.json", "mer
 WEIGHT_FILES = ("model.safetensors",)
 
 
-def asr_settings(cfg: dict | None = None, model: str | None = None, **overrides) -> dict | None:
-    """The config's `asr:` section over the defaults, `model` (a hub id, a directory or
-    "none") taking precedence; None when speech recognition is off."""
-    settings = dict(DEFAULTS)
-    section = (cfg or {}).get("asr") or {}
-    unknown = set(section) - set(DEFAULTS)
-    if unknown:
-        raise KoemoInputError(f"asr: unknown settings {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-    settings.update(section)
-    settings.update({k: v for k, v in overrides.items() if v is not None})
+def asr_settings(cfg=None, model: str | None = None, **overrides) -> Asr | None:
+    """The `asr:` section (of a config or a {"asr": ...} mapping, or given as a typed section
+    or mapping; absent: the schema's defaults, koemo.config.schema.Asr), `model` (a hub id, a
+    directory or "none") and the other overrides taking precedence; None when speech
+    recognition is off."""
+    section = cfg.asr if isinstance(cfg, Config) else \
+        cfg.get("asr") if isinstance(cfg, Mapping) and "asr" in cfg else cfg
+    settings = parse_section(Asr, section, "asr")
+    changes = {k: v for k, v in overrides.items() if v is not None}
     if model is not None:
-        settings["model"] = model
-    if settings["model"] is None or str(settings["model"]).strip().lower() in NONE_VALUES:
+        changes["model"] = model
+    settings = parse_section(Asr, {**settings.as_dict(), **changes}, "asr") if changes else settings
+    if settings.model is None or str(settings.model).strip().lower() in NONE_VALUES:
         return None
-    settings["model"] = str(settings["model"])
     return settings
 
 
@@ -106,16 +105,16 @@ class Transcriber:
     """Whisper (processor + WhisperForConditionalGeneration) that turns 16 kHz waves into text,
     in batches. Greedy decoding by default: the same audio gives the same text."""
 
-    def __init__(self, model, processor, settings: dict, device: str = "cpu"):
+    def __init__(self, model, processor, settings: Asr, device: str = "cpu"):
         self.model = model.to(device).eval()
         self.processor = processor
         self.settings = settings
         self.device = device
-        self.source = settings["model"]
+        self.source = str(settings.model)
 
     @classmethod
-    def load(cls, settings: dict, device: str = "cpu") -> "Transcriber":
-        folder = whisper_directory(settings["model"])   # before importing transformers: fast errors
+    def load(cls, settings: Asr, device: str = "cpu") -> "Transcriber":
+        folder = whisper_directory(str(settings.model))   # before importing transformers: fast errors
         from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
         try:
@@ -124,16 +123,16 @@ class Transcriber:
         except (OSError, ValueError, RuntimeError, KeyError) as err:
             raise KoemoInputError(f"{folder}: could not load a Whisper model ({err})") from err
         model.requires_grad_(False)
-        return cls(model, processor, settings, _resolve_device(settings.get("device"), device))
+        return cls(model, processor, settings, _resolve_device(settings.device, device))
 
     def transcribe(self, waves: Sequence[np.ndarray]) -> list[str]:
         """16 kHz mono float32 waves -> their transcripts (stripped), `batch_size` per pass."""
         import torch
 
         texts: list[str] = []
-        size = max(1, int(self.settings["batch_size"]))
+        size = max(1, int(self.settings.batch_size))
         # Whisper's decoder holds max_target_positions tokens, the 4-token prompt included.
-        max_new = min(int(self.settings["max_new_tokens"]),
+        max_new = min(int(self.settings.max_new_tokens),
                       int(getattr(self.model.config, "max_target_positions", 448)) - 4)
         for start in range(0, len(waves), size):
             batch = [np.asarray(w, dtype=np.float32)[:int(MAX_SECONDS * SAMPLE_RATE)]
@@ -143,9 +142,9 @@ class Transcriber:
             features = inputs.input_features.to(self.device, dtype=self.model.dtype)
             with torch.inference_mode():
                 ids = self.model.generate(
-                    features, language=self.settings["language"], task=self.settings["task"],
+                    features, language=self.settings.language, task=self.settings.task,
                     max_new_tokens=max_new,
-                    num_beams=int(self.settings["num_beams"]), do_sample=False)
+                    num_beams=int(self.settings.num_beams), do_sample=False)
             texts += [t.strip() for t in
                       self.processor.tokenizer.batch_decode(ids, skip_special_tokens=True)]
         return texts

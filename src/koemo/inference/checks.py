@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from koemo.config.schema import feature_keys
 from koemo.errors import CheckpointError
 
 # Feature settings that change the numbers the models see (the backend does not: the torch
 # and librosa backends agree within koemo.audio.features.PARITY_TOLERANCE_DB).
-FEATURE_KEYS = ("sample_rate", "n_mels", "n_fft", "hop_length", "fmin", "fmax", "top_db",
-                "delta_width", "max_frames")
+FEATURE_KEYS = feature_keys(model_input_only=True)     # marked model_input in the schema
 TEXT_KEYS = ("tokenizer", "encoder", "max_length")
 
 

@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 from koemo.errors import CheckpointError, KoemoInputError
+from koemo.modeling.checkpoint import saved_config
 from koemo.inference.predictor import Predictor
 from koemo.inference.manifest import MANIFEST_FILE, MANIFEST_FORMAT, STAGE_DIRS, TEXT_MODEL_DIR
 from koemo.inference.checks import check_stage_metas
@@ -36,8 +37,8 @@ def _text_model_source(cfg: dict, part: str, checkpoint: Path, workdir: str | Pa
     from koemo.text import resolve_text_source
     from koemo.text.standin import STANDIN_KEYWORD
 
-    if cfg["text"][part] != STANDIN_KEYWORD:
-        return str(cfg["text"][part])
+    if getattr(cfg.text, part) != STANDIN_KEYWORD:
+        return str(getattr(cfg.text, part))
     candidates = [Path(workdir)] if workdir is not None else list(checkpoint.resolve().parents)
     for candidate in candidates:
         source = Path(resolve_text_source(cfg, candidate, part=part))
@@ -72,7 +73,7 @@ def export_predictor(audio: str | Path, text: str | Path, multimodal: str | Path
         if meta.get("stage") != stage:
             raise CheckpointError(f"{sources[stage]}: a {meta.get('stage')} checkpoint given as the {stage} stage")
     check_stage_metas(metas, {s: out_dir / d for s, d in STAGE_DIRS.items()})
-    cfg = metas["multimodal"]["config"]
+    cfg = saved_config(metas["multimodal"])
     refs = {part: text_model or _text_model_source(cfg, part, sources["multimodal"], workdir)
             for part in ("tokenizer", "encoder")}
     if out_dir.exists() and any(out_dir.iterdir()):
@@ -86,7 +87,7 @@ def export_predictor(audio: str | Path, text: str | Path, multimodal: str | Path
     from koemo.inference.frontend import copy_speech_encoder
     manifest_refs.update(copy_speech_encoder(cfg, out_dir))
     manifest = {"format": MANIFEST_FORMAT, "stages": dict(STAGE_DIRS), **manifest_refs,
-                "classes": metas["multimodal"]["classes"], "config_name": cfg.get("name"),
+                "classes": metas["multimodal"]["classes"], "config_name": cfg.name,
                 "sources": {stage: str(path.resolve()) for stage, path in sources.items()},
                 "text_model_sources": refs,
                 "allow_mismatched_regressors": bool(allow_mismatched_regressors),

@@ -20,7 +20,7 @@ def copy_speech_encoder(cfg: dict, out_dir: Path) -> dict:
     """Manifest entry {"audio_encoder": reference} ({} for the mel front-end)."""
     if not uses_speech_encoder(cfg):
         return {}
-    name = encoder_settings(cfg)["name"]
+    name = encoder_settings(cfg).name
     if Path(name).expanduser().is_dir():
         shutil.copytree(Path(name).expanduser(), out_dir / AUDIO_ENCODER_DIR)
         return {"audio_encoder": AUDIO_ENCODER_DIR}
@@ -33,15 +33,15 @@ def attach_speech_encoder(predictor, directory: Path, manifest: dict, device: st
     if not uses_speech_encoder(cfg):
         return predictor
     spec = encoder_settings(cfg)
-    reference = manifest.get("audio_encoder", spec["name"])
+    reference = manifest.get("audio_encoder", spec.name)
     local = Path(directory) / reference
     try:
         encoder = load_speech_encoder(str(local) if local.exists() else reference,
-                                      spec["layers"], device=device)
+                                      spec.layers, device=device)
     except KoemoInputError as err:
         raise CheckpointError(f"{directory}: speech encoder not usable: {err}") from err
-    if encoder.hidden_size != spec["input_dim"]:
+    if encoder.hidden_size != spec.input_dim:
         raise CheckpointError(f"{directory}: speech encoder width {encoder.hidden_size} differs from "
-                              f"the audio model's input width {spec['input_dim']}: wrong encoder")
+                              f"the audio model's input width {spec.input_dim}: wrong encoder")
     predictor.speech_encoder = encoder
     return predictor

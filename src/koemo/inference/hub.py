@@ -178,13 +178,15 @@ def collect_metrics(directory: Path, manifest: dict) -> dict:
 
 def model_card(repo_id: str, manifest: dict, metas: dict, metrics: dict,
                data_note: str | None = None) -> str:
-    cfg = metas["multimodal"]["config"]
+    from koemo.modeling.checkpoint import saved_config
+
+    cfg = saved_config(metas["multimodal"])
     classes = manifest["classes"]
-    split = metas["multimodal"].get("split") or cfg["data"]["protocol"]
-    protocol = PROTOCOLS.get(cfg["data"]["protocol"], cfg["data"]["protocol"])
-    fc = cfg["features"]
-    window_s = fc["max_frames"] * fc["hop_length"] / fc["sample_rate"]
-    random_in_eval = not cfg["fixes"]["eval_attention_dropout_off"]
+    split = metas["multimodal"].get("split") or cfg.data.protocol
+    protocol = PROTOCOLS.get(cfg.data.protocol, cfg.data.protocol)
+    fc = cfg.features
+    window_s = fc.max_frames * fc.hop_length / fc.sample_rate
+    random_in_eval = not cfg.fixes.eval_attention_dropout_off
     lines = [
         "---", CARD_LICENCE_YAML, "language:", "- ko", "library_name: koemo",
         "pipeline_tag: audio-classification",
@@ -205,7 +207,7 @@ def model_card(repo_id: str, manifest: dict, metas: dict, metrics: dict,
         "## Training data and licence", "", data_note or KEMDY20_NOTE, "",
         "## Protocol", "",
         f"- split: `{split}` — {protocol}",
-        f"- config: `{cfg.get('name')}`, training seed {metas['multimodal'].get('seed', cfg.get('seed'))}",
+        f"- config: `{cfg.name}`, training seed {metas['multimodal'].get('seed', cfg.seed)}",
         f"- text model (frozen): {text_model_line(manifest, cfg)}", "",
         "## Test metrics", "", *metrics_lines(metrics), "",
         "## Inference is " + ("a random draw" if random_in_eval else "deterministic"), "",
@@ -221,7 +223,7 @@ def text_model_line(manifest: dict, cfg: dict) -> str:
     parts = [f"{part} `{ref}`" + ("" if "/" in ref else " (a folder of this repository)")
              for part, ref in (("tokenizer", manifest.get("tokenizer", "?")),
                                ("encoder", manifest.get("encoder", "?")))]
-    if cfg["text"]["encoder"] == STANDIN_KEYWORD:
+    if cfg.text.encoder == STANDIN_KEYWORD:
         parts.append("a small KoBERT stand-in trained on the corpus transcripts, not KoBERT")
     return ", ".join(parts)
 
@@ -263,14 +265,14 @@ def randomness_note(random_in_eval: bool) -> str:
 
 
 def config_lines(cfg: dict) -> list[str]:
-    fc = cfg["features"]
+    fc = cfg.features
     lines = ["| setting | value |", "|---|---|",
-             f"| features | {fc['n_mels']} mel bins + delta, n_fft {fc['n_fft']}, hop {fc['hop_length']}, "
-             f"{fc['sample_rate']} Hz, window {fc['max_frames']} frames |",
-             f"| text max_length | {cfg['text']['max_length']} |",
-             f"| d_model | {cfg['models']['d_model']} |",
-             f"| label policy | {cfg['data'].get('label_policy')} |"]
-    lines += [f"| fixes.{name} | {str(bool(value)).lower()} |" for name, value in sorted(cfg["fixes"].items())]
+             f"| features | {fc.n_mels} mel bins + delta, n_fft {fc.n_fft}, hop {fc.hop_length}, "
+             f"{fc.sample_rate} Hz, window {fc.max_frames} frames |",
+             f"| text max_length | {cfg.text.max_length} |",
+             f"| d_model | {cfg.models.d_model} |",
+             f"| label policy | {cfg.data.label_policy} |"]
+    lines += [f"| fixes.{name} | {str(bool(value)).lower()} |" for name, value in sorted(cfg.fixes.as_dict().items())]
     lines += ["", "The whole config is in each stage's `meta.json`."]
     return lines
 

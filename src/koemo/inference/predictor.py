@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -56,6 +57,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from koemo.audio.io import AudioInfo, AudioSource, load_audio
+from koemo.config.load import parse_saved_config
 from koemo.errors import CheckpointError, KoemoInputError
 from koemo.inference.windows import (LONG_AUDIO_MODES, WindowInfo, floor_padding, frame_windows,
                                    window_starts)
@@ -132,10 +134,11 @@ class Predictor:
         # and switches), their hidden states are reused instead of computed twice.
         self.shared_audio = same_regressor(audio_model, classifier.AudioModel)
         self.shared_text = same_regressor(text_model, classifier.TextModel)
-        self.random_in_eval = not cfg["fixes"]["eval_attention_dropout_off"]
+        self.random_in_eval = not cfg.fixes.eval_attention_dropout_off
         self.mismatched = list(mismatched)  # stages whose weights differ from the classifier's copy
         self.asr = asr                      # speech recognition settings (koemo.inference.asr); None: off
         self._transcriber = None            # loaded on first use
+        self.config_notes: list[str] = []   # keys of the saved config this koemo did not know
 
     # -- construction
 
@@ -168,23 +171,28 @@ class Predictor:
                 f"{', '.join(str(stage_dirs[s]) for s in mismatched)}; use the regressors of the same "
                 "training run (same config, split and seed), or export with "
                 "allow_mismatched_regressors=True (--allow-mismatched-regressors)")
-        cfg = metas["multimodal"]["config"]
+        # Keys another koemo version wrote are a note, not an error (koemo.config.load).
+        cfg, config_notes = parse_saved_config(metas["multimodal"]["config"],
+                                               str(stage_dirs["multimodal"] / "meta.json"))
         tokenizer_source = resolve_text_model(directory, manifest["tokenizer"])
         encoder_source = resolve_text_model(directory, manifest["encoder"])
         try:
-            tokenizer = load_text_tokenizer(tokenizer_source, cfg["text"].get("tokenizer_kind"))
-            encoder = load_text_encoder(encoder_source, cfg["text"].get("tokenizer_kind"), device=device)
+            tokenizer = load_text_tokenizer(tokenizer_source, cfg.text.tokenizer_kind)
+            encoder = load_text_encoder(encoder_source, cfg.text.tokenizer_kind, device=device)
         except KoemoInputError as err:
             raise CheckpointError(f"{directory / MANIFEST_FILE}: text model not usable: {err}") from err
         check_text_model(tokenizer, encoder, cfg, directory)
         if isinstance(asr, dict):
-            asr = asr_settings({"asr": asr})
+            asr = asr_settings(asr)
         else:
             asr = asr_settings(cfg, model=None if asr == "config" else (asr or "none"))
         predictor = cls(models["audio"], models["text"], models["multimodal"], tokenizer, encoder,
                         cfg, metas["multimodal"]["classes"], device=device, long_audio=long_audio,
                         batch_size=batch_size, seed=seed, source=str(directory),
                         mismatched=mismatched, asr=asr)
+        predictor.config_notes = config_notes
+        for note in config_notes:
+            warnings.warn(note, stacklevel=2)
         from koemo.inference.frontend import attach_speech_encoder
         return attach_speech_encoder(predictor, directory, manifest, device)
 
@@ -209,11 +217,11 @@ class Predictor:
 
     @property
     def window_seconds(self) -> float:
-        fc = self.cfg["features"]
+        fc = self.cfg.features
         if self.speech_encoder is not None:
             from koemo.audio.speech_encoder import encoder_settings
-            return encoder_settings(self.cfg)["max_frames"] * self.speech_encoder.hop_seconds
-        return fc["max_frames"] * fc["hop_length"] / fc["sample_rate"]
+            return encoder_settings(self.cfg).max_frames * self.speech_encoder.hop_seconds
+        return fc.max_frames * fc.hop_length / fc.sample_rate
 
     # -- public API
 
@@ -263,7 +271,7 @@ class Predictor:
     def _prepare(self, audio: AudioSource, text: str | None = None,
                  sample_rate: int | None = None) -> _Item:
         """Load and check one utterance: audio -> windows of features, text -> token ids."""
-        wave, info = load_audio(audio, sample_rate, target_sample_rate=self.cfg["features"]["sample_rate"])
+        wave, info = load_audio(audio, sample_rate, target_sample_rate=self.cfg.features.sample_rate)
         feats, lengths, windows = self.audio_windows(wave, info)
         notes = list(info.notes)
         if windows.mode == "cut":
@@ -331,29 +339,30 @@ class Predictor:
                       ) -> tuple[np.ndarray, np.ndarray, WindowInfo]:
         from koemo.audio.features import extract_features, frames_for, min_samples
 
-        fc = self.cfg["features"]
+        fc = self.cfg.features
         if self.speech_encoder is not None:        # models.audio.frontend: encoder
             from koemo.audio.speech_encoder import encoder_settings, whole_states
             whole = whole_states(self.speech_encoder, wave, info.source)   # float16-rounded
-            n_frames, max_frames = whole.shape[1], encoder_settings(self.cfg)["max_frames"]
+            n_frames, max_frames = whole.shape[1], encoder_settings(self.cfg).max_frames
             hop_s = self.speech_encoder.hop_seconds
         else:
             need = min_samples(fc)
             if wave.shape[0] < need:
                 raise KoemoInputError(
                     f"{info.source}: audio too short ({info.duration_s:.3f} s); the features need at "
-                    f"least {need / fc['sample_rate']:.3f} s")
-            total = frames_for(wave.shape[0], fc["hop_length"])
-            whole, n_frames = extract_features(wave, dict(fc, max_frames=total), fc["backend"])
-            max_frames = int(fc["max_frames"])
-            hop_s = fc["hop_length"] / fc["sample_rate"]
+                    f"least {need / fc.sample_rate:.3f} s")
+            total = frames_for(wave.shape[0], fc.hop_length)
+            whole, n_frames = extract_features(wave, fc.model_copy(update={"max_frames": total}),
+                                               fc.backend)
+            max_frames = int(fc.max_frames)
+            hop_s = fc.hop_length / fc.sample_rate
         starts = window_starts(n_frames, max_frames, self.long_audio)
         feats, lengths = frame_windows(whole, n_frames, max_frames, starts)
         if self.speech_encoder is None:
             # Training read features back from a float16 store: round the same way.
-            feats = feats.astype(fc.get("store_dtype", "float32")).astype(np.float32)
-            if self.cfg["fixes"]["db_floor_padding"]:
-                feats = floor_padding(feats, lengths, float(fc["top_db"]))
+            feats = feats.astype(fc.store_dtype).astype(np.float32)
+            if self.cfg.fixes.db_floor_padding:
+                feats = floor_padding(feats, lengths, float(fc.top_db))
         mode = "single" if n_frames <= max_frames else ("cut" if len(starts) == 1 else "windows")
         covered = min(n_frames, starts[-1] + max_frames) if mode != "cut" else max_frames
         windows = WindowInfo(mode=mode, n_windows=len(starts), window_s=self.window_seconds,
@@ -380,7 +389,7 @@ class Predictor:
         notes = []
         if cleaned != " ".join(text.split()):
             notes.append("transcript markers (b/ l/ n/ u/ c/ N/ * +) removed, as in training")
-        max_length = int(self.cfg["text"]["max_length"])
+        max_length = int(self.cfg.text.max_length)
         pieces = self.tokenizer.tokenize(cleaned)
         ids = self.tokenizer.convert_tokens_to_ids(pieces)
         unknown = sum(1 for i in ids if i == self.tokenizer.unk_token_id)

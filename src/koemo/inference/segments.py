@@ -29,9 +29,10 @@ import numpy as np
 
 from koemo.audio.io import AudioSource, load_audio
 from koemo.errors import KoemoInputError
-from koemo.audio.vad import SAMPLE_RATE, SileroVAD, VadSettings, speech_segments
+from koemo.audio.vad import SAMPLE_RATE, SileroVAD, speech_segments
+from koemo.config.load import parse_section
+from koemo.config.schema import Config, Segments
 
-DEFAULTS = {"block_s": 30.0, "batch_utterances": 16, "vad": {}}
 
 
 def timeline_columns(classes) -> list[str]:
@@ -39,15 +40,13 @@ def timeline_columns(classes) -> list[str]:
             + ["arousal", "valence", "text", "text_source"])
 
 
-def segment_settings(cfg: dict | None = None, **overrides) -> dict:
-    section = dict((cfg or {}).get("segments") or {})
-    unknown = set(section) - set(DEFAULTS)
-    if unknown:
-        raise KoemoInputError(f"segments: unknown settings {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-    settings = {**DEFAULTS, **section, **{k: v for k, v in overrides.items() if v is not None}}
-    settings["vad"] = VadSettings.from_config(settings["vad"]) \
-        if not isinstance(settings["vad"], VadSettings) else settings["vad"]
-    return settings
+def segment_settings(section=None, **overrides) -> Segments:
+    """The `segments:` section (typed, or a mapping checked against koemo.config.schema;
+    absent: its defaults; a whole config: its section), overrides taking precedence."""
+    section = section.segments if isinstance(section, Config) else section
+    settings = parse_section(Segments, section, "segments")
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    return parse_section(Segments, {**settings.as_dict(), **changes}, "segments") if changes else settings
 
 
 class _Recording:
@@ -118,14 +117,14 @@ def find_utterances(recording: _Recording, settings: dict, vad: SileroVAD | None
     vad.reset()
     probs = []
     bar = _bar(progress, total=round(recording.duration_s, 1), unit="s", desc="voice activity")
-    for block in recording.blocks(float(settings["block_s"])):
+    for block in recording.blocks(float(settings.block_s)):
         probs.append(vad.probabilities(block))
         if bar is not None:
             bar.update(round(len(block) / SAMPLE_RATE, 1))
     probs.append(vad.probabilities(np.zeros(0, np.float32), final=True))
     if bar is not None:
         bar.close()
-    return speech_segments(np.concatenate(probs), settings["vad"], recording.duration_s)
+    return speech_segments(np.concatenate(probs), settings.vad, recording.duration_s)
 
 
 def predict_timeline(predictor, audio: AudioSource, sample_rate: int | None = None,
@@ -136,12 +135,12 @@ def predict_timeline(predictor, audio: AudioSource, sample_rate: int | None = No
     `settings`: the `segments:` config section (default: the predictor's config)."""
     import pandas as pd
 
-    settings = segment_settings(predictor.cfg if settings is None else {"segments": settings})
+    settings = segment_settings(predictor.cfg if settings is None else settings)
     recording = _Recording(audio, sample_rate)
     spans = find_utterances(recording, settings, vad, progress)
     rows = []
     bar = _bar(progress, total=len(spans), unit="utt", desc="utterances")
-    size = max(1, int(settings["batch_utterances"]))
+    size = max(1, int(settings.batch_utterances))
     for first in range(0, len(spans), size):
         batch = spans[first:first + size]
         prepared, results = [], {}

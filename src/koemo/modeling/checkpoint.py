@@ -22,7 +22,10 @@ from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_save
 from torch import nn
 
-from koemo.config.fingerprints import feature_fingerprint, fingerprint, library_versions
+from koemo.config.fingerprints import (feature_fingerprint, fingerprint, library_versions,
+                                       written_config)
+from koemo.config.load import parse_saved_config
+from koemo.config.schema import Config
 from koemo.errors import CheckpointError
 from koemo.dataset.labels import classes_for
 from koemo.modeling.fusion import build_classifier, fusion_kind
@@ -104,9 +107,9 @@ def checkpoint_snapshot(model: nn.Module, cfg: dict, meta: dict | None = None) -
         "stage": stage,
         "kind": fusion_kind(model) if stage == "multimodal" else None,
         "regressors": bool(getattr(model, "has_regressors", False)),
-        "classes": list(classes_for(cfg["data"]["label_policy"], cfg["data"].get("classes"))),
+        "classes": list(classes_for(cfg.data.label_policy, cfg.data.classes)),
         "num_heads": model_num_heads(model),
-        "config_name": cfg.get("name"),
+        "config_name": cfg.name,
         "config_fingerprint": fingerprint(cfg),
         "feature_fingerprint": feature_fingerprint(cfg),
         "data_fingerprint": None,
@@ -114,7 +117,7 @@ def checkpoint_snapshot(model: nn.Module, cfg: dict, meta: dict | None = None) -
         "metrics": {},
         "versions": library_versions(),
         "saved_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "config": cfg,
+        "config": written_config(cfg),
         **meta,
     }
     return {"state": cpu_copy(model.state_dict()), "record": record}
@@ -211,9 +214,23 @@ def load_checkpoint(directory: str | Path,
     return state, meta
 
 
+def saved_config(meta: dict, source: str | Path = "checkpoint meta.json") -> Config:
+    """The typed config a checkpoint was saved with. Keys this koemo does not know (written by
+    another version) are a warning, not an error; see koemo.config.load.parse_saved_config."""
+    import warnings
+
+    if isinstance(meta["config"], Config):
+        return meta["config"]
+    cfg, notes = parse_saved_config(meta["config"], str(source))
+    for note in notes:
+        warnings.warn(note, stacklevel=2)
+    return cfg
+
+
 def config_differences(saved: dict, cfg: dict) -> list[str]:
     """Model-shaping config entries that differ between a checkpoint's config and `cfg`."""
     diffs = []
+    saved, cfg = written_config(saved), written_config(cfg)     # compared as written
     for keys in _MODEL_SHAPING:
         a, b = saved, cfg
         for key in keys:
@@ -273,7 +290,7 @@ def load_into(model: nn.Module, directory: str | Path, cfg: dict | None = None) 
 
 def build_model(meta: dict, attention_impl: str = "sdpa", encoder: nn.Module | None = None) -> nn.Module:
     """An untrained model of the architecture a checkpoint's meta describes."""
-    cfg, stage = meta["config"], meta["stage"]
+    cfg, stage = saved_config(meta), meta["stage"]
     heads = meta.get("num_heads", {})
     if stage == "audio":
         return AudioRegressor(cfg, attention_impl, num_heads=heads.get("audio"))

@@ -123,12 +123,12 @@ def convert_text(path: str | Path, out_dir: Path, cfg: dict, keep_kobert: bool =
 
 def heads_resolution(cfg: dict) -> str:
     heads = audio_heads_for_classifier(cfg)
-    trained = cfg["models"]["audio"]["num_heads"]
-    if cfg["fixes"]["consistent_heads"]:
+    trained = cfg.models.audio.num_heads
+    if cfg.fixes.consistent_heads:
         return (f"consistent: the audio regressor runs with its trained {trained} heads; the "
                 "authors' fusion layers were trained on 4-head audio features, so outputs "
                 "differ from theirs")
-    dim = cfg["models"]["d_model"] // heads
+    dim = cfg.models.d_model // heads
     return (f"faithful reuse: the {trained}-head audio regressor's Q/K/V/Out matrices split into "
             f"{heads} heads of {dim} dims, as the authors' classifier ran it")
 

@@ -52,7 +52,7 @@ def split_rows(table: pd.DataFrame, cfg: dict, split: str) -> pd.DataFrame:
     if column not in table.columns:
         raise KoemoInputError(f"utterances.parquet has no column {column!r}; re-run `koemo prepare`")
     chosen = table[column] == split
-    if cfg["data"].get("silent_audio", "keep") == "drop":
+    if cfg.data.silent_audio == "drop":
         if "audio_problem" not in table.columns:
             raise KoemoInputError("utterances.parquet has no column 'audio_problem' "
                                   "(data.silent_audio: drop needs it); re-run `koemo prepare`")
@@ -70,7 +70,7 @@ def stage_rows(table: pd.DataFrame, cfg: dict, split: str, seed: int,
     """The rows a stage sees: train gets the augmentation plan (unless augment=False, e.g. to
     score the training set), valid/test the originals."""
     rows = split_rows(table, cfg, split)
-    if augment and split == "train" and cfg["augment"].get("enabled", False):
+    if augment and split == "train" and cfg.augment.enabled:
         from koemo.dataset.augment import plan_augmentation
         return plan_augmentation(rows, cfg, seed).reset_index(drop=True)
     return rows.assign(aug_kind="orig", aug_seed=0)
@@ -92,14 +92,14 @@ class AudioFeatures:
 
     def __call__(self, i: int) -> tuple[np.ndarray, int]:
         j = int(self.index[i])
-        feats = self.store.get(j, db_floor_padding=bool(self.cfg["fixes"]["db_floor_padding"]))
+        feats = self.store.get(j, db_floor_padding=bool(self.cfg.fixes.db_floor_padding))
         n_frames = int(self.store.n_frames[j])
         # Speech-encoder states (`maskable` False) are not spectrograms: no frequency mask.
         if self.kinds[i] in MASKED_AUDIO_KINDS and getattr(self.store, "maskable", True):
             from koemo.dataset.augment import frequency_mask
             feats = frequency_mask(feats, n_frames, np.random.default_rng(int(self.seeds[i])),
-                                   self.cfg["augment"],
-                                   spectrogram_only=bool(self.cfg["fixes"]["mask_spectrogram_only"]))
+                                   self.cfg.augment,
+                                   spectrogram_only=bool(self.cfg.fixes.mask_spectrogram_only))
         return np.asarray(feats, dtype=np.float32), n_frames
 
 
@@ -124,7 +124,7 @@ def encode_rows(rows: pd.DataFrame, tokenizer, cfg: dict) -> tuple[np.ndarray, n
     from koemo.text.augment import random_delete, random_swap
 
     text_ops = {"swap_text": random_swap, "delete_text_mask_audio": random_delete}
-    max_length, ratio = cfg["text"]["max_length"], cfg["augment"]["text_ratio"]
+    max_length, ratio = cfg.text.max_length, cfg.augment.text_ratio
     ids, masks = [], []
     for text, kind, seed in zip(rows["text"], rows["aug_kind"], rows["aug_seed"]):
         op = text_ops.get(kind)

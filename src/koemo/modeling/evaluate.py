@@ -16,7 +16,7 @@ from koemo.modeling.train import (STAGES, build_stage, make_loader, predict, pre
 def resolve_checkpoint(run_or_checkpoint: str | Path, cfg: dict | None) -> tuple[Path, dict]:
     """(checkpoint dir, config) from a run dir (its config.yaml; best or last checkpoint as the
     test-scoring rule says) or a checkpoint dir (model.safetensors + meta.json)."""
-    from koemo.config.load import load_config
+    from koemo.config.load import load_saved_config
 
     path = Path(run_or_checkpoint)
     if not path.is_dir():
@@ -26,10 +26,10 @@ def resolve_checkpoint(run_or_checkpoint: str | Path, cfg: dict | None) -> tuple
         config_file = run_dir / "config.yaml"
         if not config_file.is_file():
             raise KoemoInputError(f"{config_file}: not found; pass the config explicitly")
-        cfg = load_config(config_file)
+        cfg = load_saved_config(config_file)
     if (path / "model.safetensors").is_file():
         return path, cfg
-    which = "best" if cfg["fixes"].get("test_best_checkpoint", False) else "last"
+    which = "best" if cfg.fixes.test_best_checkpoint else "last"
     if not (path / which / "model.safetensors").is_file():
         raise KoemoInputError(f"{path / which}: no checkpoint (is {path} a finished run?)")
     return path / which, cfg
@@ -49,19 +49,19 @@ def evaluate(run_or_checkpoint: str | Path, workdir: str | Path, cfg: dict | Non
     stage = meta.get("stage")
     if stage not in STAGES:
         raise KoemoInputError(f"{checkpoint}/meta.json: unknown stage {stage!r}")
-    device = resolve_device(cfg["train"].get("device", "auto"))
-    precision = resolve_precision(cfg["train"].get("precision", "fp32"), device)
+    device = resolve_device(cfg.train.device)
+    precision = resolve_precision(cfg.train.precision, device)
     if device.type == "cpu":
         torch.set_flush_denormal(True)
     model = build_from_checkpoint(checkpoint).to(device)
-    seed = int(meta.get("seed", cfg.get("seed", 1)))
+    seed = int(meta.get("seed", cfg.seed))
     job = build_stage(stage, workdir, cfg, seed, run_dir=checkpoint, device=device,
                       classifier_kind=meta.get("classifier_kind") or "attention_lstm",
                       splits=(split,), model=model, cache_frozen=False, augment=False,
                       progress=progress)
     job.datasets = resident_datasets(job.datasets, cfg, device)
-    loader = make_loader(job.datasets[split], cfg["train"][stage]["batch_size"], device,
-                         int(cfg["train"].get("num_workers", 0)))
+    loader = make_loader(job.datasets[split], cfg.train.stage(stage).batch_size, device,
+                         int(cfg.train.num_workers))
     outputs = predict(job, model, loader, device, precision)
     metrics = score(job, outputs, split, cfg)
     # As in test_metrics.json: `split` names the protocol split, `subset` the rows scored.

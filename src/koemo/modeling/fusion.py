@@ -56,9 +56,9 @@ class UnimodalClassifier(AttentionLSTMHead):
 
 
 def _mlp(in_dim: int, cfg: dict) -> nn.Sequential:
-    spec = cfg["models"]["multimodal"]
-    return nn.Sequential(nn.Linear(in_dim, spec["rnn_hidden"]), nn.ReLU(),
-                         nn.Dropout(spec["dropout"]), nn.Linear(spec["rnn_hidden"], num_classes(cfg)))
+    spec = cfg.models.multimodal
+    return nn.Sequential(nn.Linear(in_dim, spec.rnn_hidden), nn.ReLU(),
+                         nn.Dropout(spec.dropout), nn.Linear(spec.rnn_hidden, num_classes(cfg)))
 
 
 def _projection(in_dim: int, out_dim: int) -> nn.Sequential:
@@ -75,14 +75,14 @@ class PooledFusionClassifier(FrozenRegressors):
             raise ValueError(f"pooled fusion kind must be early, sum or tensor, not {kind!r}")
         self.kind = kind
         self.attach_regressors(cfg, audio_model, text_model)
-        d_model = cfg["models"]["d_model"]
+        d_model = cfg.models.d_model
         if kind == "early":
             self.mlp = _mlp(2 * d_model, cfg)
         elif kind == "sum":
             self.audio_proj, self.text_proj = _projection(d_model, d_model), _projection(d_model, d_model)
             self.mlp = _mlp(d_model, cfg)
         else:
-            dim = cfg["models"].get("fusion", {}).get("tensor_dim", DEFAULT_TENSOR_DIM)
+            dim = cfg.models.fusion.tensor_dim
             self.audio_proj, self.text_proj = _projection(d_model, dim), _projection(d_model, dim)
             self.mlp = _mlp((dim + 1) ** 2, cfg)
 

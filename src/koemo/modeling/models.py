@@ -1,4 +1,4 @@
-"""The paper's three models, faithful by default, each known defect fixed behind cfg["fixes"].
+"""The paper's three models, faithful by default, each known defect fixed behind cfg.fixes.
 
 - AudioRegressor: conv extractor [B,2,T,F] -> [B,T,D], transformer layers, GRU -> arousal.
 - TextRegressor: cached KoBERT states [B,L,H] -> transformer layers, GRU -> valence.
@@ -28,16 +28,16 @@ log = logging.getLogger(__name__)
 
 
 def num_classes(cfg: dict) -> int:
-    return len(classes_for(cfg["data"]["label_policy"], cfg["data"].get("classes")))
+    return len(classes_for(cfg.data.label_policy, cfg.data.classes))
 
 
 def _stack(cfg: dict, stage: str, list_name: str, attention_impl: str,
            num_heads: int | None = None) -> TransformerStack:
-    spec = cfg["models"][stage]
+    spec = cfg.models.stage(stage)
     return TransformerStack(
-        list_name, spec["n_layers"], cfg["models"]["d_model"],
-        num_heads or spec["num_heads"], spec["inner_dim"], spec["dropout"],
-        dropout_in_eval=not cfg["fixes"]["eval_attention_dropout_off"],
+        list_name, spec.n_layers, cfg.models.d_model,
+        num_heads or spec.num_heads, spec.inner_dim, spec.dropout,
+        dropout_in_eval=not cfg.fixes.eval_attention_dropout_off,
         attention_impl=attention_impl)
 
 
@@ -93,21 +93,21 @@ class AudioRegressor(_HeadCount, nn.Module):
 
     def __init__(self, cfg: dict, attention_impl: str = "sdpa", num_heads: int | None = None):
         super().__init__()
-        spec = cfg["models"]["audio"]
-        self.fixes = dict(cfg["fixes"])
+        spec = cfg.models.audio
+        self.fixes = cfg.fixes.model_dump()
         # frontend: encoder reads cached speech-encoder states; padding follows the lengths.
-        self.frontend = spec.get("frontend", "mel") or "mel"
+        self.frontend = spec.frontend or "mel"
         if self.frontend == "mel":
-            self.Extractor = AudioExtractor(spec["conv_channels"])
+            self.Extractor = AudioExtractor(spec.conv_channels)
         else:
             from koemo.modeling.frontend import EncoderStatesExtractor
             from koemo.audio.speech_encoder import encoder_settings
             enc = encoder_settings(cfg)
-            self.Extractor = EncoderStatesExtractor(len(enc["layers"]), enc["input_dim"],
-                                                    cfg["models"]["d_model"], enc["pooling"])
+            self.Extractor = EncoderStatesExtractor(len(enc.layers), enc.input_dim,
+                                                    cfg.models.d_model, enc.pooling)
         self.AEBlock1 = _stack(cfg, "audio", "AE1", attention_impl, num_heads)
-        self.gru = _recurrent(nn.GRU, cfg["models"]["d_model"], spec["rnn_hidden"], spec["dropout"])
-        self.fc = nn.Linear(spec["rnn_hidden"], 1)
+        self.gru = _recurrent(nn.GRU, cfg.models.d_model, spec.rnn_hidden, spec.dropout)
+        self.fc = nn.Linear(spec.rnn_hidden, 1)
         nn.init.xavier_uniform_(self.fc.weight)
 
     def masks(self, feats: torch.Tensor, extracted: torch.Tensor,
@@ -143,17 +143,17 @@ class TextRegressor(_HeadCount, nn.Module):
     def __init__(self, cfg: dict, encoder: nn.Module | None = None, attention_impl: str = "sdpa",
                  num_heads: int | None = None):
         super().__init__()
-        spec = cfg["models"]["text"]
-        self.fixes = dict(cfg["fixes"])
-        self.d_model = cfg["models"]["d_model"]
+        spec = cfg.models.text
+        self.fixes = cfg.fixes.model_dump()
+        self.d_model = cfg.models.d_model
         self.input_dim = text_input_dim(cfg)
         if self.input_dim != self.d_model:
             # Only when the encoder is wider than the models (the demo's stand-in): the paper's
             # KoBERT states enter the layers as they are, and its state dict has no such key.
             self.input_proj = nn.Linear(self.input_dim, self.d_model)
         self.TEBlock1 = _stack(cfg, "text", "TE1", attention_impl, num_heads)
-        self.gru = _recurrent(nn.GRU, self.d_model, spec["rnn_hidden"], spec["dropout"])
-        self.fc = nn.Linear(spec["rnn_hidden"], 1)
+        self.gru = _recurrent(nn.GRU, self.d_model, spec.rnn_hidden, spec.dropout)
+        self.fc = nn.Linear(spec.rnn_hidden, 1)
         self.encoder = encoder
 
     def __setattr__(self, name: str, value) -> None:
@@ -211,9 +211,9 @@ class TextRegressor(_HeadCount, nn.Module):
 
 def audio_heads_for_classifier(cfg: dict) -> int:
     """Head count the audio regressor runs with inside the classifier."""
-    if cfg["fixes"]["consistent_heads"]:
-        return cfg["models"]["audio"]["num_heads"]
-    return cfg["models"]["multimodal"]["reuse_audio_num_heads"]
+    if cfg.fixes.consistent_heads:
+        return cfg.models.audio.num_heads
+    return cfg.models.multimodal.reuse_audio_num_heads
 
 
 def reuse_audio_model(audio_model: AudioRegressor, cfg: dict) -> AudioRegressor:
@@ -226,7 +226,7 @@ def reuse_audio_model(audio_model: AudioRegressor, cfg: dict) -> AudioRegressor:
     target = audio_heads_for_classifier(cfg)
     if audio_model.num_heads == target:
         return audio_model
-    if cfg["fixes"]["consistent_heads"]:
+    if cfg.fixes.consistent_heads:
         raise CheckpointError(
             f"audio regressor has {audio_model.num_heads} attention heads but the config "
             f"(models.audio.num_heads, fixes.consistent_heads=true) asks for {target}; "
@@ -287,11 +287,11 @@ class AttentionLSTMHead(FrozenRegressors):
     """Transformer layers (`MBA.MB.{i}`) -> LSTM -> step -> Linear (`fc`, xavier)."""
 
     def build_head(self, cfg: dict, attention_impl: str) -> None:
-        spec = cfg["models"]["multimodal"]
-        self.fixes = dict(cfg["fixes"])
+        spec = cfg.models.multimodal
+        self.fixes = cfg.fixes.model_dump()
         self.MBA = _stack(cfg, "multimodal", "MB", attention_impl)
-        self.LSTM = _recurrent(nn.LSTM, cfg["models"]["d_model"], spec["rnn_hidden"], spec["dropout"])
-        self.fc = nn.Linear(spec["rnn_hidden"], num_classes(cfg))
+        self.LSTM = _recurrent(nn.LSTM, cfg.models.d_model, spec.rnn_hidden, spec.dropout)
+        self.fc = nn.Linear(spec.rnn_hidden, num_classes(cfg))
         nn.init.xavier_uniform_(self.fc.weight)
 
     def classify(self, x: torch.Tensor, mask: torch.Tensor) -> dict:

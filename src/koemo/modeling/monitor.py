@@ -17,13 +17,13 @@ class RunMonitor:
     def __init__(self, workdir: str | Path, run_dir: Path, cfg: dict, stage: str, seed: int,
                  split: str, classifier_kind: str, precision: str, enabled: bool = True):
         self.workdir, self.run_dir, self.enabled = Path(workdir), Path(run_dir), enabled
-        self.epochs = int(cfg["train"][stage]["epochs"])
+        self.epochs = int(cfg.train.stage(stage).epochs)
         self.fields = {"run": str(run_dir), "stage": stage, "seed": seed,
-                       "split": split, "config": cfg["name"],
+                       "split": split, "config": cfg.name,
                        "classifier_kind": classifier_kind, "epochs": self.epochs,
                        "precision": precision}
         self.writer = None
-        if enabled and cfg["train"].get("tensorboard", False):
+        if enabled and cfg.train.tensorboard:
             self.writer = tensorboard_writer(self.run_dir / TENSORBOARD_DIR)
 
     def _emit(self, event: str, **fields) -> None:

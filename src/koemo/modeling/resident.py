@@ -39,7 +39,7 @@ class ResidentAudio:
         self.row_base = torch.as_tensor(np.searchsorted(shared.keys, audio.index), device=device)
         self.n_frames = torch.as_tensor(store.n_frames[audio.index].astype(np.int64), device=device)
         self.floor_db = (-float(store.top_db)
-                         if audio.cfg["fixes"]["db_floor_padding"] and hasattr(store, "top_db")
+                         if audio.cfg.fixes.db_floor_padding and hasattr(store, "top_db")
                          else None)
         self._draw_masks(audio, store, device)
 
@@ -63,14 +63,14 @@ class ResidentAudio:
         for i in masked:
             frames = int(min(store.n_frames[audio.index[i]], n_time))
             rng = np.random.default_rng(int(audio.seeds[i]))
-            draws.append(draw_frequency_mask(n_bins, frames, rng, audio.cfg["augment"]))
+            draws.append(draw_frequency_mask(n_bins, frames, rng, audio.cfg.augment))
         width = max(stop - start for start, stop, _ in draws)
         noise = np.zeros((len(draws), 2, n_time, width), dtype=np.float32)
         valid = np.zeros(noise.shape, dtype=bool)
         for k, (_, _, values) in enumerate(draws):
             noise[k, :, :values.shape[1], :values.shape[2]] = values
             valid[k, :, :values.shape[1], :values.shape[2]] = True
-        if audio.cfg["fixes"]["mask_spectrogram_only"]:      # the delta channel keeps its values
+        if audio.cfg.fixes.mask_spectrogram_only:      # the delta channel keeps its values
             valid[:, 1] = False
         self.start = torch.as_tensor([start for start, _, _ in draws], device=device)
         self.noise = torch.from_numpy(noise).to(device)
@@ -228,7 +228,7 @@ def _mask_bytes(datasets: dict) -> int:
         audio = getattr(dataset, "audio", None)
         if audio is not None and getattr(audio.store, "maskable", True):
             masked = int(np.isin(audio.kinds, list(D.MASKED_AUDIO_KINDS)).sum())
-            width = int(audio.cfg["augment"]["freq_mask_width"][1])
+            width = int(audio.cfg.augment.freq_mask_width[1])
             total += masked * 2 * audio.store.array.shape[2] * width * 5
     return total
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from koemo.config.fingerprints import fingerprint
+from koemo.config.fingerprints import as_written, fingerprint
+from koemo.config.schema import Train, speed_settings, unread_sections
 from koemo.config.workdir import data_fingerprint
 from koemo.errors import KoemoInputError
 from koemo.modeling.monitor import TENSORBOARD_DIR
@@ -24,8 +25,8 @@ RUN_OUTPUTS = ("best", "last", "state", "frozen", "log.csv", "log.json", "test_m
 
 def split_name(cfg: dict) -> str:
     """`paper`, `session` or `cv5_f<k>`: the protocol (and fold) a run was trained on."""
-    protocol = cfg["data"]["protocol"]
-    return f"cv5_f{cfg['data']['fold']}" if protocol == "cv5" else protocol
+    protocol = cfg.data.protocol
+    return f"cv5_f{cfg.data.fold}" if protocol == "cv5" else protocol
 
 
 def run_dir_for(workdir: str | Path, cfg: dict, stage: str, seed: int,
@@ -35,9 +36,9 @@ def run_dir_for(workdir: str | Path, cfg: dict, stage: str, seed: int,
     depth combination by koemo.experiments.plan.run_config): its classifier then reads regressors
     trained once under those names instead of training copies of them."""
     leaf = classifier_kind if stage == "multimodal" else stage
-    name = cfg["name"]
+    name = cfg.name
     if stage != "multimodal":
-        name = (cfg.get("regressor_runs") or {}).get(stage, name)
+        name = (cfg.regressor_runs or {}).get(stage, name)
     return Path(workdir) / "runs" / split_name(cfg) / name / leaf / f"seed{seed}"
 
 
@@ -57,9 +58,8 @@ def write_log(run_dir: Path, rows: list[dict]) -> None:
 # Settings that never change what a run computes: devices and speed knobs, and the config
 # sections training does not read (the bio-signal analysis, ASR and segmentation of raw
 # recordings, the synthetic corpus' recipe: its data is covered by the data fingerprint).
-SPEED_SETTINGS = ("device", "precision", "num_workers", "compile", "tensorboard", "resident",
-                  "background_writes")
-UNREAD_SECTIONS = ("reproduce", "biosignals", "asr", "segments", "synthetic")
+SPEED_SETTINGS = speed_settings(Train)          # marked affects_results: False in the schema
+UNREAD_SECTIONS = unread_sections()
 
 
 def resume_fingerprint(cfg: dict, stage: str, legacy: bool = False) -> str:
@@ -68,7 +68,7 @@ def resume_fingerprint(cfg: dict, stage: str, legacy: bool = False) -> str:
     may be asked for later; another stage's budget never changes this one's run). `legacy`:
     the fingerprint koemo wrote before the unread sections were left out, so that runs
     finished then are still recognised."""
-    cfg = json.loads(json.dumps(cfg, default=str))
+    cfg = json.loads(json.dumps(cfg, default=as_written))
     train = cfg.get("train", {})
     for key in SPEED_SETTINGS:
         train.pop(key, None)
@@ -136,7 +136,7 @@ def weights_match_state(run_dir: Path, state: dict) -> bool:
 
 
 def state_finished(state: dict, settings: dict, run_dir: Path) -> bool:
-    return bool(state.get("stopped_early") or state["epoch"] >= settings["epochs"]) and \
+    return bool(state.get("stopped_early") or state["epoch"] >= settings.epochs) and \
         (run_dir / "test_metrics.json").is_file()
 
 
@@ -146,6 +146,6 @@ def run_is_finished(run_dir: Path, cfg: dict, stage: str, workdir: str | Path) -
     state = read_counters(Path(run_dir))
     return (state is not None and same_settings(state, cfg, stage)
             and state.get("data") == data_fingerprint(workdir)
-            and state_finished(state, cfg["train"][stage], Path(run_dir)))
+            and state_finished(state, cfg.train.stage(stage), Path(run_dir)))
 
 

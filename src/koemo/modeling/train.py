@@ -159,14 +159,14 @@ def build_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, *, run_di
     store = _feature_store(workdir, cfg)
     raw = {s: D.MultimodalDataset(r, D.AudioFeatures(r, store, cfg), texts[s]) for s, r in rows.items()}
     if cache_frozen is None:
-        cache_frozen = bool(cfg["train"]["multimodal"].get("cache_frozen", True))
-    job = StageJob(stage, model, raw, rows, raw_forward, classes=list(cfg["data"]["classes"]),
+        cache_frozen = bool(cfg.train.multimodal.cache_frozen)
+    job = StageJob(stage, model, raw, rows, raw_forward, classes=list(cfg.data.classes),
                    majority_class=majority)
     if cache_frozen:
         model.to(device)
         key = {"regressors": regressor_fingerprint(model), "seed": seed,
                "cfg": resume_fingerprint(cfg, "multimodal")}     # more epochs keep the cache
-        batch_size = cfg["train"]["multimodal"]["batch_size"]
+        batch_size = cfg.train.multimodal.batch_size
         source = resident_datasets(raw, cfg, device) if D.frozen_cache_missing(
             run_dir / "frozen", key, raw) else raw
         job.datasets = {
@@ -185,9 +185,9 @@ def resident_datasets(datasets: dict, cfg: dict, device: torch.device) -> dict:
     says so, else as they are."""
     from koemo.modeling.resident import make_resident, wants_resident
 
-    if int(cfg["train"].get("num_workers", 0)) > 0 and cfg["train"].get("resident", "auto") == "auto":
+    if int(cfg.train.num_workers) > 0 and cfg.train.resident == "auto":
         return datasets                 # workers asked for: the DataLoader path
-    if not wants_resident(cfg["train"].get("resident", "auto"), datasets, device):
+    if not wants_resident(cfg.train.resident, datasets, device):
         return datasets
     return make_resident(datasets, device)
 
@@ -246,7 +246,7 @@ def loss_function(job: StageJob, cfg: dict, device: torch.device):
 def class_weights(job: StageJob, cfg: dict) -> torch.Tensor | None:
     """train.multimodal.class_weights: false (the paper), true/"balanced" (n / (C * n_c) over
     the augmented train rows), or an explicit list in class order."""
-    setting = cfg["train"]["multimodal"].get("class_weights", False)
+    setting = cfg.train.multimodal.class_weights
     if setting is False or setting is None:
         return None
     n_classes = len(job.classes)
@@ -283,7 +283,7 @@ def score(job: StageJob, outputs: np.ndarray, split: str, cfg: dict) -> dict:
     loss = float(torch.nn.functional.cross_entropy(logits, torch.tensor(target)))
     pred = outputs.argmax(axis=1)
     report = classification_report(target, pred, job.classes, job.majority_class)
-    batch = cfg["train"]["multimodal"]["batch_size"]
+    batch = cfg.train.multimodal.batch_size
     # The paper's number: per-batch weighted F1 averaged, its test loader dropping the last batch.
     report["weighted_f1_batch_mean"] = batch_averaged_f1(target, pred, batch,
                                                          drop_last=len(target) >= batch)
@@ -343,7 +343,7 @@ def train_epoch(job: StageJob, model, loader, optimizer, loss_fn, device, precis
 def checkpoint_meta(job: StageJob, cfg: dict, seed: int, epoch: int, metrics: dict,
                     classifier_kind: str) -> dict:
     return {"stage": job.stage, "seed": seed, "epoch": epoch, "classifier_kind": classifier_kind,
-            "classes": list(cfg["data"]["classes"]), "split": split_name(cfg),
+            "classes": list(cfg.data.classes), "split": split_name(cfg),
             "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))}}
 
 
@@ -365,7 +365,7 @@ def train_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, out_dir: 
     workdir = Path(workdir)
     run_dir = Path(out_dir) if out_dir is not None else run_dir_for(workdir, cfg, stage, seed,
                                                                      classifier_kind)
-    settings = cfg["train"][stage]
+    settings = cfg.train.stage(stage)
     run_fp = resume_fingerprint(cfg, stage)
     state = read_counters(run_dir) if resume else None
     if state is not None and not same_settings(state, cfg, stage):
@@ -387,9 +387,9 @@ def train_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, out_dir: 
     elif state_finished(state, settings, run_dir):
         return run_dir
 
-    device = resolve_device(cfg["train"].get("device", "auto"))
+    device = resolve_device(cfg.train.device)
     # What the run really computes in (`auto` and any mixed setting on a CPU resolve here).
-    precision = resolve_precision(cfg["train"].get("precision", "fp32"), device)
+    precision = resolve_precision(cfg.train.precision, device)
     accelerator = maybe_accelerator(precision, device)
     if accelerator is not None:
         device = accelerator.device
@@ -408,8 +408,8 @@ def train_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, out_dir: 
         job.datasets = resident_datasets(job.datasets, cfg, device)
     model = job.model.to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(trainable, lr=settings["lr"])
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=settings["gamma"])
+    optimizer = torch.optim.Adam(trainable, lr=settings.lr)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=settings.gamma)
     log = json.loads((run_dir / "log.json").read_text(encoding="utf-8")) if state else []
     counters = {"epoch": 0, "best": math.inf, "bad_epochs": 0, "stopped_early": False}
     if state is not None:
@@ -422,7 +422,7 @@ def train_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, out_dir: 
         save_run_record(run_dir, cfg, seed, stage=stage, classifier_kind=classifier_kind,
                         device=str(device), precision=precision, run_dir=str(run_dir))
 
-    train_model = torch.compile(model) if cfg["train"].get("compile") else model
+    train_model = torch.compile(model) if cfg.train.compile else model
     # fp16 scales the loss (accelerate does that itself under a multi-process launch).
     scaler = grad_scaler_for(device, precision) if accelerator is None else None
     if accelerator is not None:
@@ -431,20 +431,20 @@ def train_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, out_dir: 
                                   "train.multimodal.cache_frozen=true (forward_raw bypasses DDP)")
         train_model, optimizer = accelerator.prepare(train_model, optimizer)
     loss_fn = loss_function(job, cfg, device)
-    num_workers = int(cfg["train"].get("num_workers", 0))
-    valid_loader = make_loader(job.datasets["valid"], settings["batch_size"], device, num_workers)
-    patience = settings.get("patience", settings["epochs"])
+    num_workers = int(cfg.train.num_workers)
+    valid_loader = make_loader(job.datasets["valid"], settings.batch_size, device, num_workers)
+    patience = settings.epochs if settings.patience is None else settings.patience
     monitor = RunMonitor(workdir, run_dir, cfg, stage, seed, split_name(cfg), classifier_kind,
                          precision, enabled=is_main)
     monitor.start(counters["epoch"])
 
-    with EpochWriter(background=bool(cfg["train"].get("background_writes", True))) as writer:
-        for epoch in range(counters["epoch"], settings["epochs"]):
+    with EpochWriter(background=bool(cfg.train.background_writes)) as writer:
+        for epoch in range(counters["epoch"], settings.epochs):
             if counters["bad_epochs"] >= patience:
                 counters["stopped_early"] = True
                 break
             seed_everything(epoch_seed(seed, epoch))
-            loader = make_loader(job.datasets["train"], settings["batch_size"], device,
+            loader = make_loader(job.datasets["train"], settings.batch_size, device,
                                  num_workers, shuffle_seed=epoch_seed(seed, epoch))
             if accelerator is not None:
                 loader = accelerator.prepare(loader)
@@ -454,7 +454,7 @@ def train_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, out_dir: 
             started = time.perf_counter()
             train_loss = train_epoch(job, train_model, loader, optimizer, loss_fn, device,
                                      precision, scaler=scaler, accelerator=accelerator,
-                                     desc=f"{stage} epoch {epoch + 1}/{settings['epochs']}",
+                                     desc=f"{stage} epoch {epoch + 1}/{settings.epochs}",
                                      progress=progress and is_main)
             lr = optimizer.param_groups[0]["lr"]
             scheduler.step()
@@ -490,10 +490,10 @@ def score_test_split(job: StageJob, model, run_dir: Path, cfg: dict, seed: int, 
     (fixes.test_best_checkpoint); write test_metrics.json and test_predictions.parquet."""
     from koemo.modeling.checkpoint import load_checkpoint
 
-    use_best = bool(cfg["fixes"].get("test_best_checkpoint", False))
+    use_best = bool(cfg.fixes.test_best_checkpoint)
     if use_best:
         model.load_state_dict(load_checkpoint(run_dir / "best")[0])
-    loader = make_loader(job.datasets["test"], cfg["train"][job.stage]["batch_size"], device,
+    loader = make_loader(job.datasets["test"], cfg.train.stage(job.stage).batch_size, device,
                          num_workers)
     outputs = predict(job, model, loader, device, precision)
     metrics = score(job, outputs, "test", cfg)

@@ -101,7 +101,7 @@ def ensure_synthetic_corpus(workdir: Path, cfg: dict) -> Path:
     from koemo.synth import write_corpus
     from koemo.synth.corpus import GENERATOR_VERSION
 
-    synth = cfg.get("synthetic", {})
+    synth = cfg.synthetic.as_dict() if cfg.synthetic else {}     # the stamp: as written
     root = workdir / "corpus" / "KEMDy20_v1_1"
     stamp = root / ".koemo-synth.json"
     wanted = repr(sorted(synth.items()) + [("generator_version", GENERATOR_VERSION)])

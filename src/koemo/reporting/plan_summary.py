@@ -61,7 +61,7 @@ class _Rows:
         from koemo.modeling.data import stage_rows
 
         cfg = spec.cfg
-        key = fingerprint([cfg["data"], cfg["augment"], cfg["fixes"], spec.seed])
+        key = fingerprint([cfg.data, cfg.augment, cfg.fixes, spec.seed])
         if key not in self.cache:
             self.cache[key] = len(stage_rows(self.table, cfg, "train", spec.seed))
         return self.cache[key]
@@ -90,7 +90,7 @@ def summarize(cfg: dict, workdir: str | Path | None = None) -> dict:
             seen.add(run_dir)
             row[spec.stage] += 1
             row["runs"] += 1
-            row[f"{spec.stage} row-epochs"] += rows_of(spec) * int(cfg["train"][spec.stage]["epochs"])
+            row[f"{spec.stage} row-epochs"] += rows_of(spec) * int(cfg.train.stage(spec.stage).epochs)
         parts.append(row)
     total = {"part": "total", **{key: sum(row[key] for row in parts)
                                  for key in parts[0] if key != "part"}}
@@ -99,8 +99,8 @@ def summarize(cfg: dict, workdir: str | Path | None = None) -> dict:
         row["H100 estimate (min)"] = (
             round(sum(row[f"{s} row-epochs"] * rates[s] for s in STAGES) / 60, 1)
             if rates else None)
-    return {"config": cfg["name"], "workdir": str(workdir) if workdir else None,
-            "epochs": {s: int(cfg["train"][s]["epochs"]) for s in STAGES},
+    return {"config": cfg.name, "workdir": str(workdir) if workdir else None,
+            "epochs": {s: int(cfg.train.stage(s).epochs) for s in STAGES},
             "parts": parts, "notes": _notes(cfg, workdir, rates)}
 
 
@@ -111,34 +111,34 @@ def h100_seconds_per_row(cfg: dict) -> dict[str, float] | None:
 
     paper = load_config("paper")
     for path in PAPER_SHAPES:
-        ours, theirs = cfg, paper
+        ours, theirs = cfg.as_dict(), paper.as_dict()      # the shapes as written
         for key in path:
             ours, theirs = ours.get(key), theirs.get(key)
         if ours != theirs:
             return None
-    if any(cfg["train"][s]["batch_size"] != paper["train"][s]["batch_size"] for s in STAGES):
+    if any(cfg.train.stage(s).batch_size != paper.train.stage(s).batch_size for s in STAGES):
         return None
-    mixed = str(cfg["train"].get("precision", "fp32")) in ("bf16", "auto")
+    mixed = str(cfg.train.precision) in ("bf16", "auto")
     return {s: H100_EPOCH_S[s]["bf16" if mixed and "bf16" in H100_EPOCH_S[s] else "fp32"] / H100_ROWS
             for s in STAGES}
 
 
 def _notes(cfg: dict, workdir, rates) -> list[str]:
-    epochs = ", ".join(f"{s} {int(cfg['train'][s]['epochs'])}" for s in STAGES)
+    epochs = ", ".join(f"{s} {int(cfg.train.stage(s).epochs)}" for s in STAGES)
     notes = [f"row-epochs = training rows x maximum epochs ({epochs}); early stopping "
-             f"(patience {cfg['train']['audio'].get('patience', '-')}) can end a run sooner."]
+             f"(patience {cfg.train.audio.patience or '-'}) can end a run sooner."]
     if workdir is not None:
         notes.append(f"training rows: each run's augmented training split in {workdir}.")
     else:
         notes.append(f"training rows: the expected KEMDy20 size, {expected_train_rows():,} "
                      "augmented training rows per split (docs/kemdy20.md, \"Plan sizes\").")
-        if cfg.get("synthetic"):
+        if cfg.synthetic:
             notes.append("this config trains on a synthetic corpus: pass --workdir of a prepared "
                          "one for its real sizes.")
     if rates is None:
         notes.append("H100 estimate: none, the H100 figures were measured at the paper's shapes.")
     else:
-        precision = cfg["train"].get("precision", "fp32")
+        precision = cfg.train.precision
         notes.append(f"H100 estimate (train.precision {precision}): row-epochs x model-alone epoch "
                      f"time per row measured on an H100 ({H100_SOURCE}: "
                      + ", ".join(f"{s} {rates[s] * 1000:.2f} s" for s in STAGES)

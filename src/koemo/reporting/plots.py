@@ -84,8 +84,8 @@ def augmentation_examples(workdir: str | Path, cfg: dict, path: str | Path) -> P
     store = open_feature_store(workdir, cfg)
     index = int(np.argmax(store.n_frames))
     feat, frames = store.get(index), int(store.n_frames[index])
-    masked = frequency_mask(feat, frames, np.random.default_rng(cfg["seed"]), cfg["augment"],
-                            spectrogram_only=cfg["fixes"]["mask_spectrogram_only"])
+    masked = frequency_mask(feat, frames, np.random.default_rng(cfg.seed), cfg.augment,
+                            spectrogram_only=cfg.fixes.mask_spectrogram_only)
     fig, axes = plt.subplots(1, 2, figsize=(8, 3), sharey=True)
     for ax, data, title in zip(axes, (feat, masked), ("mel (dB)", "frequency-masked")):
         ax.imshow(data[0, :frames].T, origin="lower", aspect="auto", cmap="magma", vmin=-80, vmax=0)

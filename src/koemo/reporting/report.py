@@ -80,12 +80,12 @@ def load_table(workdir: str | Path) -> pd.DataFrame:
 def data_summary(workdir: str | Path, cfg: dict) -> dict[str, pd.DataFrame]:
     table = load_table(workdir)
     report = json.loads((Path(workdir) / "prepare_report.json").read_text(encoding="utf-8"))
-    classes = cfg["data"]["classes"]
+    classes = cfg.data.classes
     counts = table["label"].value_counts().reindex(classes, fill_value=0)
     class_counts = pd.DataFrame({"class": classes, "utterances": counts.to_numpy(),
                                  "share": (counts / counts.sum()).round(4).to_numpy()})
-    frames = _frames(table["duration"].to_numpy(), cfg["features"])
-    cut = cfg["features"]["max_frames"]
+    frames = _frames(table["duration"].to_numpy(), cfg.features)
+    cut = cfg.features.max_frames
     lengths = pd.DataFrame([{
         "utterances": len(table), "sessions": table["session"].nunique(),
         "speakers": table["speaker"].nunique(),
@@ -102,10 +102,10 @@ def data_summary(workdir: str | Path, cfg: dict) -> dict[str, pd.DataFrame]:
             "no_signal": no_signal}
 
 
-def _frames(durations: np.ndarray, feats: dict) -> np.ndarray:
+def _frames(durations: np.ndarray, feats) -> np.ndarray:
     """Frames per utterance with center=True: 1 + floor(samples / hop)."""
-    samples = np.round(durations * feats["sample_rate"]).astype(int)
-    return 1 + samples // feats["hop_length"]
+    samples = np.round(durations * feats.sample_rate).astype(int)
+    return 1 + samples // feats.hop_length
 
 
 def welch_tables(table: pd.DataFrame, cfg: dict) -> dict[str, pd.DataFrame]:
@@ -115,7 +115,7 @@ def welch_tables(table: pd.DataFrame, cfg: dict) -> dict[str, pd.DataFrame]:
     class means still show every class with at least one row."""
     from koemo.reporting.stats import emotion_statistics
 
-    order = sorted(cfg["data"]["classes"])  # the paper lists classes alphabetically
+    order = sorted(cfg.data.classes)  # the paper lists classes alphabetically
     stats = emotion_statistics(table, order=order)
     anova = pd.DataFrame([
         {"value": value, "source": source, "F": s["F"], "df1": s["df1"], "df2": s["df2"],
@@ -149,13 +149,13 @@ def split_tables(workdir: str | Path, cfg: dict) -> dict[str, pd.DataFrame]:
     from koemo.dataset.splits import split_problem
 
     table = load_table(workdir)
-    classes = cfg["data"]["classes"]
+    classes = cfg.data.classes
     columns = ["split_paper"] + [f"split_cv5_{k}" for k in range(5)]
     rows = []
     for column in columns:
         sizes = table[column].value_counts()
         train = table[table[column] == "train"]
-        augmented = len(plan_augmentation(train, cfg, cfg["seed"]))
+        augmented = len(plan_augmentation(train, cfg, cfg.seed))
         sessions = sorted(table.loc[table[column] == "test", "session"].unique().tolist())
         problem = split_problem(table, column)
         rows.append({"protocol": column.removeprefix("split_"), "train": int(sizes.get("train", 0)),
@@ -355,8 +355,8 @@ NO_FUSION_SPLIT = ("No fusion run: no split of the study has train, valid and te
 
 def not_in_plan(cfg: dict | None) -> dict[str, pd.DataFrame]:
     """The fusion tables of a plan without fusion runs: a note saying why, no empty tables."""
-    fusion = (cfg or {}).get("reproduce", {}).get("fusion") or {}
-    note = FUSION_OFF if cfg is not None and not fusion.get("kinds") else NO_FUSION_SPLIT
+    fusion = cfg.reproduce.fusion if cfg is not None else None
+    note = FUSION_OFF if cfg is not None and not (fusion and fusion.kinds) else NO_FUSION_SPLIT
     tables = {name: pd.DataFrame() for name in ("fusion", "paired")}
     for frame in tables.values():
         frame.attrs["notes"] = [note]
@@ -440,7 +440,7 @@ def write_paper_page(workdir: str | Path, cfg: dict, out: str | Path) -> Path:
     out = Path(out)
     tables = out / "tables"
     runs_csv = tables / "runs_main.csv"
-    lines = [f"# Results: config `{cfg['name']}`", "",
+    lines = [f"# Results: config `{cfg.name}`", "",
              "Numbers marked *paper (reported)* are quoted from the reference paper; every other "
              "number was measured by this run (config, seed and library versions in `run.json`). "
              "Averages over classes (macro F1, UAR, weighted F1) run over the classes present in "
@@ -448,7 +448,7 @@ def write_paper_page(workdir: str | Path, cfg: dict, out: str | Path) -> Path:
              "a statistic or a fold could not be computed.", ""]
     if runs_csv.is_file():
         runs = load_runs(runs_csv, workdir)
-        figure = plots.confusion_matrices(runs, cfg["data"]["classes"], out / "figures" / "confusion.png")
+        figure = plots.confusion_matrices(runs, cfg.data.classes, out / "figures" / "confusion.png")
         lines += ["![confusion matrices](figures/confusion.png)", ""] if figure else []
     for title, stem, note in PAGE_SECTIONS:
         path = tables / f"{stem}.md"

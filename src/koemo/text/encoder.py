@@ -352,10 +352,10 @@ def open_text_pipeline(cfg: dict, workdir: str | Path, device: str = "cpu",
     workdir's state cache."""
     tokenizer_source = resolve_text_source(cfg, workdir, part="tokenizer")
     encoder_source = resolve_text_source(cfg, workdir, part="encoder")
-    uses_standin = STANDIN_KEYWORD in (cfg["text"]["tokenizer"], cfg["text"]["encoder"])
+    uses_standin = STANDIN_KEYWORD in (cfg.text.tokenizer, cfg.text.encoder)
     if uses_standin and build_missing_standin:
         ensure_standin(workdir, cfg)
-    kind = cfg["text"].get("tokenizer_kind")
+    kind = cfg.text.tokenizer_kind
     tokenizer = load_text_tokenizer(tokenizer_source, kind)
     encoder = load_text_encoder(encoder_source, kind, device=device)
     vocab = int(encoder.config.vocab_size)
@@ -364,7 +364,7 @@ def open_text_pipeline(cfg: dict, workdir: str | Path, device: str = "cpu",
                               f"encoder {encoder_source} embeds only {vocab}: they do not belong together")
     cache = TextStateCache(workdir, encoder, tokenizer, encoder_id=encoder_source)
     return TextPipeline(tokenizer, encoder, cache, tokenizer_source, encoder_source,
-                        int(cfg["text"]["max_length"]))
+                        int(cfg.text.max_length))
 
 
 def encode_workdir_texts(workdir: str | Path, cfg: dict, device: str = "cpu",
@@ -381,7 +381,7 @@ def encode_workdir_texts(workdir: str | Path, cfg: dict, device: str = "cpu",
     truncated = [{"segment_id": sid, "n_pieces": len(p), "kept": capacity}
                  for sid, p in zip(table["segment_id"], pieces) if len(p) > capacity]
     encoded = pipe.tokenizer.batch_encode(pieces, pipe.max_length)
-    batch_size = batch_size or int(cfg["text"].get("encode_batch_size", 64))
+    batch_size = batch_size or int(cfg.text.encode_batch_size)
     call = pipe.cache.ensure(encoded["input_ids"], encoded["attention_mask"],
                              batch_size=batch_size, progress=progress)
     report = {"utterances": len(table), "max_length": pipe.max_length,

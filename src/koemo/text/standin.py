@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Iterable
 
+from koemo.config.schema import Standin, Text
 from koemo.errors import KoemoInputError
 from koemo.text.quiet import quiet_weight_loading
 from koemo.text.tokenizer import KoBERTTokenizer, MODEL_FILE, preprocess_text
@@ -150,16 +151,10 @@ def read_transcripts(workdir: str | Path) -> list[str]:
     return read_utterance_texts(workdir)["text"].tolist()
 
 
-def standin_settings(cfg: dict) -> dict:
-    """cfg.text.standin (sizes; all optional) with the build_standin defaults filled in."""
-    settings = {"vocab_size": 8002, "hidden_size": 768, "num_layers": 2, "num_heads": 12,
-                "intermediate_size": None, "seed": 0}
-    settings.update(cfg.get("text", {}).get("standin") or {})
-    unknown = set(settings) - {"vocab_size", "hidden_size", "num_layers", "num_heads",
-                               "intermediate_size", "seed"}
-    if unknown:
-        raise KoemoInputError(f"text.standin: unknown setting(s) {sorted(unknown)}")
-    return settings
+def standin_settings(text: Text) -> dict:
+    """text.standin (sizes; all optional) with the defaults of the schema (koemo.config.schema.
+    Standin, which are build_standin's) filled in: build_standin's keyword arguments."""
+    return (text.standin or Standin()).model_dump()
 
 
 def standin_is_current(out_dir: Path, settings: dict, texts: list[str]) -> bool:
@@ -177,7 +172,7 @@ def ensure_standin(workdir: str | Path, cfg: dict, force: bool = False) -> tuple
     """Build W/kobert-standin from the workdir's transcripts unless an identical build (same
     sizes, seed and texts) is already there. Returns (directory, built_now)."""
     texts = read_transcripts(workdir)
-    settings = standin_settings(cfg)
+    settings = standin_settings(cfg.text)
     out_dir = Path(workdir) / STANDIN_DIRNAME
     if not force and standin_is_current(out_dir, settings, texts):
         return out_dir, False
@@ -189,7 +184,7 @@ def resolve_text_source(cfg: dict, workdir: str | Path, part: str | None = None)
     `W/kobert-standin` for "standin", else the configured hub id or directory. Without `part`,
     both must name the same source."""
     def one(which: str) -> str:
-        value = str(cfg["text"][which])
+        value = str(getattr(cfg.text, which))
         return str(Path(workdir) / STANDIN_DIRNAME) if value == STANDIN_KEYWORD else value
 
     if part is not None:
