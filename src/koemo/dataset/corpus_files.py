@@ -118,6 +118,11 @@ class WavFolders:
         self.claimed.add((folder, name))
         return self.root / folder / name
 
+    def claim(self, session: int, segment_id: str) -> None:
+        """The row's wav and txt are referred to, even when the row itself is dropped."""
+        for suffix in (".wav", ".txt"):
+            self.locate(session, segment_id, suffix)
+
     def unclaimed(self) -> list[Path]:
         return [self.root / folder / name for folder in sorted(self.names)
                 for name in sorted(self.names[folder])

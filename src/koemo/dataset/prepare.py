@@ -214,7 +214,7 @@ def _read_annotation_files(files, folders: WavFolders, out: _Collector
                            ) -> tuple[list, list[CorpusFileError]]:
     """(session, path, frame) of every readable annotation file, and the unreadable ones. The
     rows a readable file could not parse are dropped here, with their line numbers (their
-    files are theirs: not reported again as files without a row)."""
+    files are claimed, like those of every row: not reported again as files without a row)."""
     frames, unreadable = [], []
     for session, csv_path in files:
         try:
@@ -223,8 +223,8 @@ def _read_annotation_files(files, folders: WavFolders, out: _Collector
             unreadable.append(err)
             continue
         for bad in frame.attrs["bad_rows"]:
-            for suffix in (".wav", ".txt") if bad["segment_id"] else ():
-                folders.locate(session, bad["segment_id"], suffix)
+            if bad["segment_id"]:
+                folders.claim(session, bad["segment_id"])
             out.drop_row(bad["segment_id"], session, csv_path, "malformed_row",
                          f"{csv_path} {bad['problem']}")
         for fixed in frame.attrs["repaired_rows"]:
@@ -267,6 +267,7 @@ def scan_corpus(data_root: Path, cfg: dict, strict: bool = False, progress: bool
     for session, csv_path, frame in frames:
         for row in frame.itertuples(index=False):
             bar.update(1)
+            folders.claim(session, row.segment_id)
             parsed = _check_row(row, csv_path, session, seen, out)
             if parsed is None:
                 continue

@@ -26,6 +26,8 @@ def report_markdown(report: dict) -> str:
              f"- rows read: {report['rows_read']}, kept: {report['rows_kept']}, "
              f"dropped: {report['rows_dropped']}; files with problems: "
              f"{len(report['problem_files'])}", f"- input fingerprint: `{report['input_fingerprint']}`",
+             "- skipped as unreadable (--skip-unreadable): "
+             + (", ".join(f"`{p}`" for p in report.get("skipped_unreadable") or []) or "none"),
              "", "## Kept rows per label", ""]
     lines += _md_table(["label", "rows"], report["labels_kept"].items())
     lines += ["", "## Dropped rows and problem files per reason", ""]
@@ -62,7 +64,11 @@ def summary_text(report: dict, reused: bool = False) -> str:
               + ", ".join(f"{k} {v}" for k, v in no_signal.items())
               + "); data.silent_audio: keep trains and scores on them (as the original), "
               "drop leaves them out\n") if no_signal else ""
+    skipped = report.get("skipped_unreadable") or []
+    skipped = (f"  skipped, unreadable (--skip-unreadable): {', '.join(skipped)}\n"
+               if skipped else "")
     return (f"{head}prepare: {report['rows_read']} rows read, {report['rows_kept']} kept, "
             f"{report['rows_dropped']} dropped, {len(report['problem_files'])} problem files\n"
+            f"{skipped}"
             f"  kept per label: {labels}\n  dropped/problems per reason: {reasons}\n{silent}"
             f"  details: {Path(report['workdir']) / REPORT_MD}")
