@@ -316,8 +316,10 @@ def check_wav(path: str | Path, sample_rate: int = 16000) -> tuple[int, float]:
     """Header check of one utterance wav -> (n_samples, duration in seconds).
 
     Raises CorpusFileError for a missing, empty, corrupt or truncated file, another sample
-    rate, more than one channel, or a sample format other than PCM or float (KEMDy20 is PCM
-    16-bit; a re-exported float copy is read too, and `check_wav_content` checks its values).
+    rate, more than one channel, or a sample format other than PCM (8 to 32-bit) or float
+    (KEMDy20 is PCM 16-bit; a re-exported copy is read too, and `check_wav_content` checks its
+    values). A link that leads nowhere, a folder or a file without read permission gets its
+    own reason (file_problem), not "corrupt".
     """
     import soundfile as sf
 

@@ -4,7 +4,11 @@ One pass over the annotation files (Sess01..Sess40, CSV order). Each row's wav a
 are found by Segment ID (never by listing order, the original's pairing bug), checked (wav
 header, then its samples, one file at a time so memory stays flat), cleaned and labelled with
 `koemo.dataset.labels.resolve_label`. A row with bad input is dropped and reported with its file and
-reason; `strict=True` raises KoemoInputError at the first one instead. Rows the label policy
+reason; `strict=True` raises KoemoInputError at the first one instead. Every annotation row
+that can be parsed is read (one bad row costs that row, never its file), and the report
+balances: rows_read = kept + dropped. An annotation file or session folder that cannot be
+read at all stops the run before the heavy work, naming each, unless `skip_unreadable`. Every
+reason is listed in docs/kemdy20.md. Rows the label policy
 drops are reported too but are not input errors. Files nobody refers to (a wav without an
 annotation row) are reported.
 
@@ -18,6 +22,8 @@ Idempotent: the report stores a fingerprint of the inputs (every annotation/wav/
 its size and mtime, the resolved corpus root, the `data` config section minus the protocol
 choice, the folds file, and the wav rules: feature sample rate and minimum length). A later run with the same fingerprint reuses the table and says
 so; the feature store has its own reuse rule (koemo.audio.feature_store.build_feature_store).
+One prepare at a time per workdir (koemo.dataset.prepare_output: a lock, unique temporary
+names, one-line errors for failed writes).
 """
 from __future__ import annotations
 
