@@ -427,3 +427,15 @@ def test_parallel_k_sweep_gives_the_serial_results():
     for k in (2, 3):
         assert np.array_equal(serial_models[k].labels_, parallel_models[k].labels_)
         assert np.array_equal(serial_models[k].cluster_centers_, parallel_models[k].cluster_centers_)
+
+
+def test_unparsable_annotation_row_is_reported_and_the_rest_kept(small_corpus):
+    """A row with a missing column costs that row (listed with its line), not the file."""
+    path = small_corpus / "annotation" / "Sess01_eval.csv"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[3] = lines[3].rsplit(",", 1)[0]                  # line 4: 36 columns
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    labels, problems = B.read_labels(small_corpus)
+    assert len(labels) == 4 and "Sess01_script01_User002M_001" not in set(labels["segment_id"])
+    assert problems["status"].tolist() == ["bad_row"]
+    assert f"{path} line 4 has 36 columns" in problems["problem"].iloc[0]

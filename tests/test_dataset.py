@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from koemo.dataset.kemdy20 import (ANNOTATION_COLUMNS, CorpusFileError, check_wav,
-                                   clean_transcript, parse_segment_id, read_annotations,
+                                   check_wav_content, clean_transcript, parse_segment_id, read_annotations,
                                    read_transcript, read_transcript_with_encoding)
 from koemo.errors import KoemoInputError
 
@@ -63,8 +63,6 @@ def test_read_annotations_accepts_bom_and_keeps_bad_numbers_as_nan(tmp_path):
     (lambda rows: rows[:1], "two header rows"),
     (lambda rows: [rows[0][:-1]] + rows[1:], "header row 1 has 36 columns"),
     (lambda rows: [rows[0], [" ", "x"] + rows[1][2:]] + rows[2:], "header row 2 column 1"),
-    (lambda rows: rows[:2] + [rows[2] + ["extra"]], "line 3 has 38 columns"),
-    (lambda rows: rows[:2] + [rows[2][:20]], "line 3 has 20 columns"),
 ])
 def test_read_annotations_malformed_names_file_and_problem(tmp_path, mutate, problem):
     rows = [HEADER1, HEADER2, annotation_line(1, 0, 1, "Sess01_script01_User001F_001", "sad", 2, 2)]
@@ -74,12 +72,53 @@ def test_read_annotations_malformed_names_file_and_problem(tmp_path, mutate, pro
     assert str(path) in str(err.value) and err.value.reason == "malformed_csv"
 
 
-def test_read_annotations_rejects_non_utf8(tmp_path):
+def test_read_annotations_rejects_non_utf8_header(tmp_path):
     path = tmp_path / "Sess01_eval.csv"
     path.write_bytes("Numb,감정".encode("cp949"))
     with pytest.raises(CorpusFileError, match="not UTF-8") as err:
         read_annotations(path)
     assert str(path) in str(err.value)
+
+
+def test_read_annotations_reads_every_row_it_can(tmp_path):
+    """One bad row costs that row alone (with its line), a stray trailing comma nothing."""
+    rows = [annotation_line(k, k, k + 1, f"Sess01_script01_User001F_{k:03d}", "sad", 2, 2)
+            for k in range(1, 7)]
+    rows[0] = rows[0] + [""]                    # line 3: stray comma, row kept
+    rows[1] = rows[1] + ["extra"]               # line 4: an extra value
+    rows[2] = rows[2][:20]                      # line 5: columns missing
+    rows[3] = rows[3][:5] + rows[3][6:]         # line 6: one column missing
+    path = write_csv(tmp_path / "Sess01_eval.csv", rows)
+    lines = path.read_bytes().split(b"\n")
+    lines[7] = lines[7].replace(b"sad", b"s\xffd")   # line 8: a byte that is not UTF-8
+    path.write_bytes(b"\n".join(lines))
+    frame = read_annotations(path)
+    assert frame["line"].tolist() == [3, 7]
+    assert frame.attrs["data_rows"] == 6
+    assert [(b["line"], b["segment_id"]) for b in frame.attrs["bad_rows"]] == [
+        (4, "Sess01_script01_User001F_002"), (5, "Sess01_script01_User001F_003"),
+        (6, "Sess01_script01_User001F_004"), (8, "Sess01_script01_User001F_006")]
+    problems = [b["problem"] for b in frame.attrs["bad_rows"]]
+    assert problems[:3] == ["line 4 has 38 columns, expected 37",
+                            "line 5 has 20 columns, expected 37",
+                            "line 6 has 36 columns, expected 37"]
+    assert problems[3].startswith("line 8: not UTF-8")
+    assert frame.attrs["repaired_rows"] == [{
+        "line": 3, "segment_id": "Sess01_script01_User001F_001",
+        "problem": "line 3: 1 empty field(s) after column 37 ignored (stray comma)"}]
+
+
+def test_unreadable_annotation_file_names_it(tmp_path):
+    folder = tmp_path / "Sess01_eval.csv"
+    folder.mkdir()
+    with pytest.raises(CorpusFileError, match="cannot read the annotation file") as err:
+        read_annotations(folder)
+    assert err.value.reason == "unreadable_csv" and str(folder) in str(err.value)
+    link = tmp_path / "Sess02_eval.csv"
+    link.symlink_to(tmp_path / "gone.csv")
+    with pytest.raises(CorpusFileError, match="dangling symbolic link") as err:
+        read_annotations(link)
+    assert err.value.reason == "missing_csv"
 
 
 def test_parse_segment_id():
@@ -99,6 +138,31 @@ def test_read_transcript_cp949_then_utf8_fallback(tmp_path):
     utf = tmp_path / "b.txt"
     utf.write_text("오늘 정말 좋았어요.l/\n", encoding="utf-8")
     assert read_transcript_with_encoding(utf) == ("오늘 정말 좋았어요.l/", "utf-8")
+
+
+def test_transcript_encoding_decided_by_content(tmp_path):
+    """UTF-8 bytes that also decode as cp949 (into mojibake) are read as UTF-8."""
+    text = "뭐야 그건."
+    assert text.encode("utf-8").decode("cp949") == "萸먯빞 洹멸굔."     # the trap is real
+    utf = tmp_path / "u.txt"
+    utf.write_bytes(text.encode("utf-8") + b"\n")
+    assert read_transcript_with_encoding(utf) == (text, "utf-8")
+    cp = tmp_path / "c.txt"
+    cp.write_bytes(text.encode("cp949") + b"\n")
+    assert read_transcript_with_encoding(cp) == (text, "cp949")
+
+
+@pytest.mark.parametrize("make, reason, problem", [
+    (lambda p: p.mkdir(), "not_a_file", "is a directory"),
+    (lambda p: p.symlink_to(p.with_name("nowhere.txt")), "broken_link", "dangling symbolic link"),
+    (lambda p: p.symlink_to(p), "broken_link", "symbolic link loop"),
+])
+def test_transcript_that_is_no_file_names_it(tmp_path, make, reason, problem):
+    path = tmp_path / "a.txt"
+    make(path)
+    with pytest.raises(CorpusFileError, match=problem) as err:
+        read_transcript(path)
+    assert err.value.reason == reason and str(path) in str(err.value)
 
 
 def test_read_transcript_undecodable_and_missing_name_the_file(tmp_path):
@@ -136,11 +200,22 @@ def test_check_wav_good(tmp_path):
     assert check_wav(write_wav(tmp_path / "fl.wav", subtype="FLOAT")) == (8000, 0.5)
 
 
+def test_8bit_pcm_is_read_and_scaled(tmp_path):
+    """WAV's 8-bit PCM (unsigned) is one of the formats docs/kemdy20.md says are read."""
+    path = write_wav(tmp_path / "u8.wav", subtype="PCM_U8")
+    assert sf.info(path).subtype == "PCM_U8"
+    assert check_wav(path) == (8000, 0.5)
+    assert check_wav_content(path) is None
+    wave, _ = sf.read(path, dtype="float32")
+    reference = 0.1 * np.sin(np.linspace(0, 200, 8000))
+    assert np.abs(wave - reference).max() <= 1 / 128      # one 8-bit step
+
+
 def test_check_wav_problems(tmp_path):
     cases = {
         "wrong_sample_rate": write_wav(tmp_path / "sr.wav", sr=22050),
         "not_mono": write_wav(tmp_path / "st.wav", channels=2),
-        "unsupported_sample_format": write_wav(tmp_path / "u8.wav", subtype="PCM_U8"),
+        "unsupported_sample_format": write_wav(tmp_path / "ulaw.wav", subtype="ULAW"),
         "missing_wav": tmp_path / "none.wav",
     }
     (tmp_path / "zero.wav").write_bytes(b"")

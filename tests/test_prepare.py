@@ -205,24 +205,70 @@ def test_misnamed_annotation_file_is_reported(prepared, corpus_copy, tiny_config
         "message": f"{extra}: not named SessNN_eval.csv; skipped"}]
 
 
-def test_malformed_csv_skips_that_file_and_reports_it(prepared, corpus_copy, tiny_config,
-                                                       tmp_path):
-    csv = corpus_copy / "annotation" / "Sess02_eval.csv"
+def _edit_line(csv, line_no, edit):
     lines = csv.read_text(encoding="utf-8").splitlines()
-    lines[4] = ",".join(lines[4].split(",")[:30])
+    sid = lines[line_no - 1].split(",")[3]
+    lines[line_no - 1] = edit(lines[line_no - 1])
     csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return sid
+
+
+def test_one_bad_row_costs_that_row_only(prepared, corpus_copy, tiny_config, tmp_path):
+    """A stray comma, a missing and an extra column in three rows of Sess02_eval.csv: the
+    first row is kept, the other two are dropped with file and line, the rest of the
+    session stays, and rows_read still counts every row."""
+    csv = corpus_copy / "annotation" / "Sess02_eval.csv"
+    kept2 = set(prepared.table.loc[prepared.table["session"] == 2, "segment_id"])
+    lines_kept = [n for n, line in enumerate(csv.read_text().splitlines(), start=1)
+                  if line.split(",")[3] in kept2][:3]
+    stray = _edit_line(csv, lines_kept[0], lambda line: line + ",")
+    missing = _edit_line(csv, lines_kept[1], lambda line: ",".join(
+        c for k, c in enumerate(line.split(",")) if k != 20))
+    extra = _edit_line(csv, lines_kept[2], lambda line: line + ",4")
     result = prepare(corpus_copy, tmp_path / "w", tiny_config, progress=False, features=False)
-    assert 2 not in set(result.table["session"])
-    assert len(result.table) == len(prepared.table) - (prepared.table["session"] == 2).sum()
-    problems = result.report["problem_files"]
-    assert problems[0]["file"] == str(csv) and problems[0]["reason"] == "malformed_csv"
-    assert "line 5 has 30 columns" in problems[0]["message"]
+    report = result.report
+    assert report["rows_read"] == prepared.report["rows_read"] == len(csv_rows(corpus_copy))
+    assert report["rows_read"] == report["rows_kept"] + report["rows_dropped"]
+    assert set(result.table["segment_id"]) == set(prepared.table["segment_id"]) - {missing, extra}
+    malformed = [d for d in report["dropped_rows"] if d["reason"] == "malformed_row"]
+    assert [(d["segment_id"], d["file"]) for d in malformed] == [(missing, str(csv)),
+                                                                   (extra, str(csv))]
+    assert f"{csv} line {lines_kept[1]} has 36 columns" in malformed[0]["message"]
+    assert f"{csv} line {lines_kept[2]} has 38 columns" in malformed[1]["message"]
+    assert [(n["segment_id"], n["reason"]) for n in report["notes"]] == [(stray, "stray_field")]
+    assert report["problem_files"] == []        # their wavs are not "without a row"
+
+
+def _break_header(csv):
+    lines = csv.read_text(encoding="utf-8").splitlines()
+    lines[1] = lines[1].replace("start", "begin")
+    csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_unreadable_annotation_file_stops_unless_skipped(prepared, corpus_copy, tiny_config,
+                                                         tmp_path, capsys):
+    csv = corpus_copy / "annotation" / "Sess02_eval.csv"
+    _break_header(csv)
+    with pytest.raises(KoemoInputError, match="--skip-unreadable") as err:
+        prepare(corpus_copy, tmp_path / "w", tiny_config, progress=False, features=False)
+    assert f"{csv}: header row 2 column 1" in str(err.value)
+    assert not (tmp_path / "w" / REPORT_JSON).exists()
+    args = ["prepare", "--data", str(corpus_copy), "--workdir", str(tmp_path / "cli"),
+            "--config", "tiny", "--no-progress", "--no-features"]
+    assert main(args) == 1
+    assert str(csv) in capsys.readouterr().err
+    assert main(args + ["--skip-unreadable"]) == 0
+    report = json.loads((tmp_path / "cli" / REPORT_JSON).read_text(encoding="utf-8"))
+    assert report["skipped_unreadable"] == [str(csv)]
+    assert report["problem_files"][0]["file"] == str(csv)
+    assert report["problem_files"][0]["reason"] == "malformed_csv"
+    assert report["rows_read"] == len(csv_rows(corpus_copy)) - len(pd.read_csv(csv, header=None, skiprows=2))
+    assert report["rows_read"] == report["rows_kept"] + report["rows_dropped"]
     # Its wavs now have no row: each is reported, none lost silently.
-    orphans = [p for p in problems if p["reason"] == "wav_without_row"]
+    orphans = [p for p in report["problem_files"] if p["reason"] == "wav_without_row"]
     assert len(orphans) == len(list((corpus_copy / "wav" / "Session02").glob("*.wav")))
-    with pytest.raises(KoemoInputError, match="line 5 has 30 columns"):
-        prepare(corpus_copy, tmp_path / "strict", tiny_config, strict=True, progress=False,
-                features=False)
+    # A table made by skipping is not reused by a run that would stop.
+    assert main(args) == 1
 
 
 def test_utf8_transcript_is_kept_with_a_note(prepared, corpus_copy, tiny_config, tmp_path):
@@ -234,7 +280,9 @@ def test_utf8_transcript_is_kept_with_a_note(prepared, corpus_copy, tiny_config,
     assert len(result.table) == len(prepared.table)
     assert result.table.set_index("segment_id").loc[sid, "text_raw"] == \
         prepared.table.set_index("segment_id").loc[sid, "text_raw"]
-    assert result.report["notes_by_reason"] == {"utf8_fallback_txt": 1}
+    assert result.report["notes_by_reason"] == {"txt_encoding": 1}
+    assert result.table.set_index("segment_id").loc[sid, "text_encoding"] == "utf-8"
+    assert (result.table["text_encoding"].drop(result.table.index[result.table["segment_id"] == sid]) == "cp949").all()
     assert result.report["notes"][0]["segment_id"] == sid
 
 

@@ -241,6 +241,10 @@ def read_labels(data_root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             problems.append(_coverage_row("annotation", "file", path=csv_path, status="broken",
                                           problem=str(err)))
             continue
+        for bad in table.attrs["bad_rows"]:     # rows read_annotations could not parse
+            problems.append(_coverage_row("annotation", "row", path=csv_path, session=session,
+                                          segment_id=bad["segment_id"], status="bad_row",
+                                          problem=f"{csv_path} {bad['problem']}"))
         ids = table["segment_id"].astype(str).str.strip()
         parts = ids.str.extract(FULL_ID_RE)
         for row_no, segment in zip(table.index[parts[0].isna()] + 1, ids[parts[0].isna()]):

@@ -18,6 +18,9 @@ def register(subparsers) -> None:
     add_config_arguments(parser)
     parser.add_argument("--strict", action="store_true",
                         help="stop at the first bad input file instead of reporting and skipping it")
+    parser.add_argument("--skip-unreadable", action="store_true",
+                        help="go on without an annotation file or session folder that cannot be "
+                             "read (by default it stops prepare); the report lists what was skipped")
     parser.add_argument("--no-features", action="store_true",
                         help="write the table and report only; skip the feature store")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -30,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.overrides)
     result = prepare(args.data, args.workdir, cfg, strict=args.strict,
-                     progress=not args.no_progress, features=not args.no_features)
+                     progress=not args.no_progress, features=not args.no_features,
+                     skip_unreadable=args.skip_unreadable)
     if result.feature_store_path is not None:
         print(f"  feature store: {result.feature_store_path}")
     return 0

@@ -4,6 +4,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+# The names only (koemo.synth.faults.FAULTS), so building the parser stays import-light.
+FAULT_NAMES = ("stray-comma", "missing-column", "extra-column", "out-of-range-labels",
+               "utf8-transcripts", "pcm8-wavs", "dangling-link")
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -19,6 +23,9 @@ def register(subparsers) -> None:
     parser.add_argument("--silent-recordings", type=int, default=0,
                         help="per session, neutral utterances whose wav holds no signal (digital "
                              "silence, near-silence, a constant), as real KEMDy20 has (default 0)")
+    parser.add_argument("--faults", default="",
+                        help="plant real-file faults into session 1, comma-separated, or 'all': "
+                             + ", ".join(FAULT_NAMES) + " (see docs/kemdy20.md; default none)")
     parser.add_argument("--workers", type=int, default=1, help="sessions written in parallel (same bytes)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing corpus in --out")
     parser.set_defaults(func=run)
@@ -31,8 +38,10 @@ def run(args) -> int:
     root = write_corpus(args.out, sessions=args.sessions, seed=args.seed,
                         utterances_per_session=args.utterances_per_session,
                         mean_duration=args.mean_duration, silent_recordings=args.silent_recordings,
-                        workers=args.workers, overwrite=args.overwrite)
+                        workers=args.workers, overwrite=args.overwrite, faults=args.faults)
     n = args.sessions * args.utterances_per_session
     print(f"koemo synth: wrote {args.sessions} sessions, {n} utterances to {root} "
           f"in {time.perf_counter() - began:.1f} s")
+    if args.faults:
+        print(f"  planted faults: {args.faults} (see docs/kemdy20.md)")
     return 0

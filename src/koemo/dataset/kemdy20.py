@@ -8,7 +8,10 @@ at a time, so a scan of 13,000 files stays at constant memory.
 from __future__ import annotations
 
 import csv
+import errno
+import os
 import re
+import stat
 from pathlib import Path
 from typing import NamedTuple
 
@@ -28,8 +31,14 @@ MARKER_RE = re.compile(r"[cnNulb]/|[*+]")
 # libsndfile logs `data : <declared> (should be <present>)` when the data chunk is cut short.
 TRUNCATED_DATA_RE = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 
-# Sample formats read as they are; KEMDy20 itself is PCM_16.
-WAV_SUBTYPES = ("PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE")
+# Sample formats read as they are (libsndfile scales each to [-1, 1]); KEMDy20 itself is
+# PCM_16. WAV's 8-bit PCM is unsigned (PCM_U8); PCM_S8 is AIFF's signed one. Compressed
+# formats (u-law, A-law, ADPCM, GSM) are refused: they change the signal the features see.
+WAV_SUBTYPES = ("PCM_U8", "PCM_S8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE")
+# The range of every valence/arousal vote and of the totals (ten-rater means).
+LABEL_RANGE = (1.0, 5.0)
+# Transcript encodings tried; the one whose text reads as Korean wins (decode_transcript).
+TRANSCRIPT_ENCODINGS = ("cp949", "utf-8")
 # What `check_wav_content` may find; the first two are "no signal" (data.silent_audio decides).
 NO_SIGNAL_REASONS = ("silent_audio", "constant_audio")
 
@@ -93,7 +102,7 @@ def _check_header(csv_path: Path, rows: list[list[str]]) -> list[str]:
         raise CorpusFileError(csv_path, "malformed_csv",
                               "expected two header rows, file has fewer than two lines")
     for line_no, (row, expected) in enumerate(zip(rows[:2], (_HEADER1, _HEADER2)), start=1):
-        if len(row) != N_COLUMNS:
+        if len(_without_stray_fields(row)) != N_COLUMNS:
             raise CorpusFileError(csv_path, "malformed_csv",
                                   f"header row {line_no} has {len(row)} columns, expected {N_COLUMNS}")
         for col, name in expected.items():
@@ -105,6 +114,63 @@ def _check_header(csv_path: Path, rows: list[list[str]]) -> list[str]:
     return [rows[0][7 + 3 * i].strip() for i in range(N_RATERS)]
 
 
+def _without_stray_fields(cells: list[str]) -> list[str]:
+    """The row without empty cells past column 37 (a trailing comma an editor left behind)."""
+    if len(cells) > N_COLUMNS and not any(c.strip() for c in cells[N_COLUMNS:]):
+        return cells[:N_COLUMNS]
+    return cells
+
+
+def read_csv_bytes(csv_path: Path, what: str = "annotation file") -> bytes:
+    """The bytes of a corpus CSV; CorpusFileError (missing_csv, unreadable_csv) if it has none."""
+    try:
+        return csv_path.read_bytes()
+    except FileNotFoundError as err:
+        problem = (f"dangling symbolic link to {os.readlink(csv_path)}"
+                   if csv_path.is_symlink() else f"{what} not found")
+        raise CorpusFileError(csv_path, "missing_csv", problem) from err
+    except OSError as err:      # permission denied, a directory, a link loop, an I/O error
+        raise CorpusFileError(csv_path, "unreadable_csv",
+                              f"cannot read the {what}: {err.strerror or err}") from err
+
+
+def split_csv_lines(raw: bytes) -> list[tuple[int, list[str] | None, str]]:
+    """(line number, cells or None, problem) of every physical line of a CSV in UTF-8.
+
+    Each line is decoded and parsed on its own, so one bad byte or stray quote costs that
+    line only (KEMDy20 fields never hold line breaks). A line that cannot be read has a
+    problem (and its cells as far as they can be told, for messages).
+    """
+    lines = raw.splitlines()
+    if lines and lines[0].startswith(b"\xef\xbb\xbf"):
+        lines[0] = lines[0][3:]  # a BOM, which some editors add when a file is re-saved
+    out = []
+    for line_no, line in enumerate(lines, start=1):
+        problem = ""
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as err:
+            problem = f"not UTF-8 text ({err.reason} at byte {err.start})"
+        try:
+            cells = next(csv.reader([line.decode("utf-8", "replace")]), [])
+        except csv.Error as err:
+            cells, problem = None, f"not valid CSV ({err})"
+        out.append((line_no, cells, problem))
+    return out
+
+
+def _data_row(cells: list[str] | None, problem: str, line_no: int):
+    """(cells, None, repair) for a readable data row, (None, problem, "") for one that is not."""
+    if problem:
+        return None, f"line {line_no}: {problem}", ""
+    trimmed = _without_stray_fields(cells)
+    if len(trimmed) != N_COLUMNS:
+        return None, f"line {line_no} has {len(cells)} columns, expected {N_COLUMNS}", ""
+    repair = (f"line {line_no}: {len(cells) - N_COLUMNS} empty field(s) after column "
+              f"{N_COLUMNS} ignored (stray comma)") if len(trimmed) < len(cells) else ""
+    return [c.strip() for c in trimmed], None, repair
+
+
 def read_annotations(csv_path: str | Path) -> pd.DataFrame:
     """Read one `SessNN_eval.csv` into a DataFrame, in file order: `line` (line number in the
     file, for messages) then ANNOTATION_COLUMNS.
@@ -112,64 +178,131 @@ def read_annotations(csv_path: str | Path) -> pd.DataFrame:
     The file has two header rows (row 1: Numb, WAV, Segment ID, Total Evaluation, rater ids;
     row 2: start, end, Emotion/Valence/Arousal per group) and 37 columns on every line. Rater
     groups become positional columns rater01_* .. rater10_* so files with different rater ids
-    stack; the ids themselves are kept in `df.attrs["raters"]`. Structural problems (encoding,
-    headers, column counts) raise CorpusFileError; unparsable numbers in a data row become NaN
-    so the caller can drop that row alone and say why.
+    stack; the ids themselves are kept in `df.attrs["raters"]`. A file that cannot be read or
+    whose headers are wrong raises CorpusFileError. Every data row that can be read is: one
+    whose only fault is empty fields past column 37 (a stray comma) is kept and listed in
+    `attrs["repaired_rows"]`; one that cannot be parsed (another column count, bad bytes) is
+    left out and listed in `attrs["bad_rows"]` ({line, segment_id, problem}); `attrs["data_rows"]`
+    counts all non-blank data lines. Unparsable numbers in a kept row become NaN so the caller
+    can drop that row alone and say why.
     """
     csv_path = Path(csv_path)
-    try:
-        # utf-8-sig: tolerate a BOM, which some editors add when a file is re-saved.
-        with open(csv_path, encoding="utf-8-sig", newline="") as fh:
-            rows = list(csv.reader(fh))
-    except FileNotFoundError as err:
-        raise CorpusFileError(csv_path, "missing_csv", "annotation file not found") from err
-    except UnicodeDecodeError as err:
-        raise CorpusFileError(csv_path, "malformed_csv",
-                              f"not UTF-8 text ({err.reason} at byte {err.start})") from err
-    except csv.Error as err:
-        raise CorpusFileError(csv_path, "malformed_csv", f"not valid CSV: {err}") from err
-    raters = _check_header(csv_path, rows)
-    data, lines = [], []
-    for line_no, row in enumerate(rows[2:], start=3):
-        if not any(cell.strip() for cell in row):
+    lines = split_csv_lines(read_csv_bytes(csv_path))
+    header = [cells for _, cells, _ in lines[:2]]
+    bad = next((problem for _, _, problem in lines[:2] if problem), "")
+    if bad:
+        raise CorpusFileError(csv_path, "malformed_csv", f"header: {bad}")
+    raters = _check_header(csv_path, header)
+    data, numbers, bad_rows, repaired = [], [], [], []
+    for line_no, cells, problem in lines[2:]:
+        if not problem and not any(cell.strip() for cell in cells):
             continue  # blank line
-        if len(row) != N_COLUMNS:
-            raise CorpusFileError(csv_path, "malformed_csv",
-                                  f"line {line_no} has {len(row)} columns, expected {N_COLUMNS}")
-        data.append([cell.strip() for cell in row])
-        lines.append(line_no)
+        row, bad, repair = _data_row(cells, problem, line_no)
+        sid = (cells[3].strip() if cells and len(cells) > 3 else "")
+        if row is None:
+            bad_rows.append({"line": line_no, "segment_id": sid, "problem": bad})
+            continue
+        if repair:
+            repaired.append({"line": line_no, "segment_id": sid, "problem": repair})
+        data.append(row)
+        numbers.append(line_no)
     frame = pd.DataFrame(data, columns=ANNOTATION_COLUMNS, dtype=str)
-    frame.insert(0, "line", pd.Series(lines, dtype="int64"))
+    frame.insert(0, "line", pd.Series(numbers, dtype="int64"))
     for col in NUMERIC_COLUMNS + tuple(c for c in RATER_COLUMNS if not c.endswith("_emotion")):
         frame[col] = pd.to_numeric(frame[col], errors="coerce")
-    frame.attrs["raters"] = raters
-    frame.attrs["source"] = str(csv_path)
+    frame.attrs.update(raters=raters, source=str(csv_path), bad_rows=bad_rows,
+                       repaired_rows=repaired, data_rows=len(data) + len(bad_rows))
     return frame
 
 
-def read_transcript_with_encoding(path: str | Path, encoding: str = "cp949") -> tuple[str, str]:
-    """First line of a transcript and the encoding that decoded it.
+def label_problem(valence: float, arousal: float) -> str:
+    """Why a row's total valence/arousal cannot be a KEMDy20 label ("" when both can)."""
+    low, high = LABEL_RANGE
+    bad = [f"{name} {value!r}" for name, value in (("valence", valence), ("arousal", arousal))
+           if not low <= value <= high]         # NaN and inf fail the comparison too
+    return f"{' and '.join(bad)} outside {low:g}-{high:g}" if bad else ""
 
-    KEMDy20 transcripts are cp949; KEMDy19 and re-saved files are UTF-8, so UTF-8 is the
-    fallback. The caller records a fallback so it never happens unnoticed.
+
+def _korean_share(text: str) -> float:
+    """Share of the non-ASCII letters that are Hangul (1.0 for ASCII-only text). A wrong
+    decoding of Korean bytes gives Hanja and symbols among the syllables (`萸먯빞`)."""
+    wide = [ch for ch in text if ord(ch) > 127 and not ch.isspace() and ch != "\ufeff"]
+    if not wide:
+        return 1.0
+    hangul = sum("\uac00" <= ch <= "\ud7a3" or "\u1100" <= ch <= "\u11ff"
+                 or "\u3130" <= ch <= "\u318f" for ch in wide)
+    return hangul / len(wide)
+
+
+def decode_transcript(raw: bytes, preferred: str = "cp949") -> tuple[str, str] | None:
+    """(text, encoding) of transcript bytes, or None when no encoding decodes them.
+
+    Decided by content, not by which codec raises first: UTF-8 bytes of Korean text often
+    decode as cp949 too, into mojibake (`뭐야 그건.` -> `萸먯빞 洹멸굔.`). Of the decodings that
+    succeed the most Korean-looking wins; a tie (e.g. ASCII) goes to `preferred`.
     """
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError as err:
-        raise CorpusFileError(path, "missing_txt", "transcript file not found") from err
-    for candidate in dict.fromkeys((encoding, "utf-8")):
+    decoded = []
+    for rank, candidate in enumerate(dict.fromkeys((preferred,) + TRANSCRIPT_ENCODINGS)):
         try:
             text = raw.decode(candidate)
-        except UnicodeDecodeError:
+        except (UnicodeDecodeError, LookupError):
             continue
-        return text.lstrip("\ufeff").splitlines()[0].strip() if text.strip() else "", candidate
-    raise CorpusFileError(path, "undecodable_txt",
-                          f"transcript is neither {encoding} nor utf-8 text")
+        decoded.append((_korean_share(text), -rank, text, candidate))
+    if not decoded:
+        return None
+    _, _, text, used = max(decoded)
+    return text, used
+
+
+def _read_file_bytes(path: Path, kind: str, what: str) -> bytes:
+    """The bytes of a row's file; CorpusFileError naming the path and why it has none."""
+    problem = file_problem(path, kind, what)
+    if problem is not None:
+        raise problem
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise CorpusFileError(path, f"unreadable_{kind}",
+                              f"cannot read the {what}: {err.strerror or err}") from err
+
+
+def file_problem(path: Path, kind: str, what: str) -> CorpusFileError | None:
+    """Why `path` is not a readable regular file (missing, a dangling link or a link loop, a
+    directory, no permission on its folder), or None."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if os.path.islink(path):
+            return CorpusFileError(path, "broken_link",
+                                   f"dangling symbolic link to {os.readlink(path)}")
+        return CorpusFileError(path, f"missing_{kind}", f"{what} not found")
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return CorpusFileError(path, "broken_link", "symbolic link loop")
+        return CorpusFileError(path, f"unreadable_{kind}",
+                               f"cannot read the {what}: {err.strerror or err}")
+    if stat.S_ISDIR(mode):
+        return CorpusFileError(path, "not_a_file", f"is a directory, not a {what}")
+    return None
+
+
+def read_transcript_with_encoding(path: str | Path, encoding: str = "cp949") -> tuple[str, str]:
+    """First line of a transcript and the encoding that decoded it (decode_transcript).
+
+    KEMDy20 transcripts are cp949; KEMDy19 and re-saved files are UTF-8. The caller records
+    an encoding other than `encoding` so it never happens unnoticed.
+    """
+    path = Path(path)
+    found = decode_transcript(_read_file_bytes(path, "txt", "transcript file"), encoding)
+    if found is None:
+        raise CorpusFileError(path, "undecodable_txt",
+                              f"transcript is neither {encoding} nor utf-8 text")
+    text, used = found
+    return text.lstrip("\ufeff").splitlines()[0].strip() if text.strip() else "", used
 
 
 def read_transcript(path: str | Path, encoding: str = "cp949") -> str:
-    """First line of a transcript (cp949 first, then UTF-8), without the line break."""
+    """First line of a transcript (decoded by content: decode_transcript), without the line break."""
     return read_transcript_with_encoding(path, encoding)[0]
 
 
@@ -183,19 +316,23 @@ def check_wav(path: str | Path, sample_rate: int = 16000) -> tuple[int, float]:
     """Header check of one utterance wav -> (n_samples, duration in seconds).
 
     Raises CorpusFileError for a missing, empty, corrupt or truncated file, another sample
-    rate, more than one channel, or a sample format other than PCM or float (KEMDy20 is PCM
-    16-bit; a re-exported float copy is read too, and `check_wav_content` checks its values).
+    rate, more than one channel, or a sample format other than PCM (8 to 32-bit) or float
+    (KEMDy20 is PCM 16-bit; a re-exported copy is read too, and `check_wav_content` checks its
+    values). A link that leads nowhere, a folder or a file without read permission gets its
+    own reason (file_problem), not "corrupt".
     """
     import soundfile as sf
 
     path = Path(path)
-    if not path.is_file():
-        raise CorpusFileError(path, "missing_wav", "wav file not found")
+    problem = file_problem(path, "wav", "wav file")
+    if problem is not None:
+        raise problem
     if path.stat().st_size == 0:
         raise CorpusFileError(path, "empty_wav", "wav file is empty (0 bytes)")
     try:
         info = sf.info(str(path))
     except (RuntimeError, sf.LibsndfileError) as err:
+        _read_file_bytes(path, "wav", "wav file")  # no permission: say so, not "corrupt"
         raise CorpusFileError(path, "corrupt_wav", f"not a readable wav file ({err})") from err
     truncated = TRUNCATED_DATA_RE.search(info.extra_info or "")
     if truncated and int(truncated.group(1)) > int(truncated.group(2)):

@@ -4,7 +4,11 @@ One pass over the annotation files (Sess01..Sess40, CSV order). Each row's wav a
 are found by Segment ID (never by listing order, the original's pairing bug), checked (wav
 header, then its samples, one file at a time so memory stays flat), cleaned and labelled with
 `koemo.dataset.labels.resolve_label`. A row with bad input is dropped and reported with its file and
-reason; `strict=True` raises KoemoInputError at the first one instead. Rows the label policy
+reason; `strict=True` raises KoemoInputError at the first one instead. Every annotation row
+that can be parsed is read (one bad row costs that row, never its file), and the report
+balances: rows_read = kept + dropped. An annotation file or session folder that cannot be
+read at all stops the run before the heavy work, naming each, unless `skip_unreadable`. Every
+reason is listed in docs/kemdy20.md. Rows the label policy
 drops are reported too but are not input errors. Files nobody refers to (a wav without an
 annotation row) are reported.
 
@@ -18,11 +22,13 @@ Idempotent: the report stores a fingerprint of the inputs (every annotation/wav/
 its size and mtime, the resolved corpus root, the `data` config section minus the protocol
 choice, the folds file, and the wav rules: feature sample rate and minimum length). A later run with the same fingerprint reuses the table and says
 so; the feature store has its own reuse rule (koemo.audio.feature_store.build_feature_store).
+One prepare at a time per workdir (koemo.dataset.prepare_output: a lock, unique temporary
+names, one-line errors for failed writes).
 """
 from __future__ import annotations
 
 import json
-import os
+import math
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -32,9 +38,15 @@ import pandas as pd
 
 from koemo.config.fingerprints import fingerprint
 from koemo.dataset.kemdy20 import (NO_SIGNAL_REASONS, CorpusFileError, check_wav,
-                                   check_wav_content, clean_transcript, parse_segment_id,
-                                   read_annotations, read_transcript_with_encoding,
-                                   session_of_annotation_file)
+                                   check_wav_content, clean_transcript, label_problem,
+                                   parse_segment_id, read_annotations,
+                                   read_transcript_with_encoding)
+from koemo.dataset.corpus_files import WavFolders, annotation_files, corpus_file_stats
+# NO_SIGNAL_POLICY_NOTE: re-exported for koemo.reporting.report.
+from koemo.dataset.prepare_report import (NO_SIGNAL_POLICY_NOTE, report_markdown,  # noqa: F401
+                                          summary_text)
+from koemo.dataset.prepare_output import (replace_atomic, unreadable_inputs_error,
+                                          workdir_lock, writing)
 from koemo.dataset.splits import SPLIT_COLUMNS, add_splits, resolve_folds_path
 from koemo.config.workdir import REPORT_JSON, REPORT_MD, TABLE_FILE
 from koemo.errors import KoemoInputError
@@ -45,15 +57,13 @@ PREPARE_VERSION = 2
 TABLE_COLUMNS = (
     "segment_id", "session", "speaker", "gender", "script", "utt_index", "wav_path", "txt_path",
     "text_raw", "text", "emotion_total", "label", "label_id", "valence", "arousal", "start", "end",
-    "duration", "audio_problem") + SPLIT_COLUMNS
+    "duration", "audio_problem", "text_encoding") + SPLIT_COLUMNS
+# Bump when reading rules change the table of a corpus (not part of the input fingerprint,
+# which tests/golden pins): a workdir prepared under other rules is prepared again.
+READ_RULES = 2
 # The choice of protocol/fold only picks a split column, and data.silent_audio only which rows
 # a run uses: the table is the same for all of them.
 _DATA_KEYS_NOT_SHAPING_TABLE = ("protocol", "fold", "silent_audio")
-NO_SIGNAL_POLICY_NOTE = (
-    "These rows keep their place in every split. `data.silent_audio: keep` (configs/paper.yaml) "
-    "trains and scores on them as the original did (digital silence gets what librosa gives for "
-    "zeros: 0 dB in every bin); `drop` (configs/corrected.yaml) leaves them out of training and "
-    "scoring.")
 # A wav more than this far from the annotated end - start is worth a note (pairing check).
 DURATION_TOLERANCE_S = 0.05
 
@@ -65,40 +75,6 @@ class PrepareResult:
     feature_store_path: Path | None  # None when run with features=False
     workdir: Path
     reused: bool = False  # True: the inputs were unchanged and the earlier table was reused
-
-
-def annotation_files(data_root: Path) -> tuple[list[tuple[int, Path]], list[Path]]:
-    """(session, path) of every `annotation/SessNN_eval.csv` in session order, and the other
-    CSV files there (misnamed: the session must come from the file name)."""
-    folder = data_root / "annotation"
-    if not folder.is_dir():
-        raise KoemoInputError(f"{folder}: no annotation folder; --data must be the KEMDy20 root "
-                              "holding annotation/ and wav/")
-    files, misnamed = [], []
-    for path in sorted(folder.glob("*.csv")):
-        try:
-            files.append((session_of_annotation_file(path), path))
-        except KoemoInputError:
-            misnamed.append(path)
-    if not files:
-        raise KoemoInputError(f"{folder}: no SessNN_eval.csv annotation files")
-    return sorted(files), misnamed
-
-
-def _corpus_file_stats(data_root: Path) -> list[tuple[str, int, int]]:
-    """(relative path, size, mtime) of every file under annotation/ and wav/."""
-    stats, pending = [], [("annotation", data_root / "annotation"), ("wav", data_root / "wav")]
-    while pending:
-        rel, folder = pending.pop()
-        if not folder.is_dir():
-            continue
-        for entry in os.scandir(folder):
-            if entry.is_dir():
-                pending.append((f"{rel}/{entry.name}", Path(entry.path)))
-            else:
-                st = entry.stat()
-                stats.append((f"{rel}/{entry.name}", st.st_size, st.st_mtime_ns))
-    return sorted(stats)
 
 
 def wav_rules(cfg: dict) -> dict:
@@ -115,48 +91,8 @@ def input_fingerprint(data_root: Path, cfg: dict) -> str:
     folds = data.get("folds_file")
     folds_text = resolve_folds_path(folds).read_text(encoding="utf-8") if folds else None
     return fingerprint({"version": PREPARE_VERSION, "root": str(data_root.resolve()),
-                        "files": _corpus_file_stats(data_root), "data": data,
+                        "files": corpus_file_stats(data_root), "data": data,
                         "wav_rules": wav_rules(cfg), "folds": folds_text}, length=20)
-
-
-def candidate_names(segment_id: str, file_session: int) -> list[str]:
-    """File stems to look for: the id itself, then the id with the file's session prefix.
-
-    Sess17_eval.csv holds ids such as `Sess42_script01_...`; the files under wav/Session17 may
-    be named either way, so both are tried (the id as written first).
-    """
-    names = [segment_id]
-    own = f"Sess{file_session:02d}{segment_id[6:]}"
-    if segment_id.startswith("Sess") and own != segment_id:
-        names.append(own)
-    return names
-
-
-class WavFolders:
-    """The names in each wav/SessionNN folder, listed once: finding a row's files costs no
-    file-system call, and whatever no row claimed is known at the end."""
-
-    def __init__(self, data_root: Path):
-        self.root = data_root / "wav"
-        if not self.root.is_dir():
-            raise KoemoInputError(f"{self.root}: no wav folder; --data must be the KEMDy20 root")
-        self.names = {entry.name: {f.name for f in os.scandir(entry.path) if f.is_file()}
-                      for entry in os.scandir(self.root)
-                      if entry.is_dir() and entry.name.startswith("Session")}
-        self.claimed: set[tuple[str, str]] = set()
-
-    def locate(self, session: int, segment_id: str, suffix: str) -> Path:
-        folder = f"Session{session:02d}"
-        present = self.names.get(folder, set())
-        names = [f"{name}{suffix}" for name in candidate_names(segment_id, session)]
-        name = next((n for n in names if n in present), names[0])
-        self.claimed.add((folder, name))
-        return self.root / folder / name
-
-    def unclaimed(self) -> list[Path]:
-        return [self.root / folder / name for folder in sorted(self.names)
-                for name in sorted(self.names[folder])
-                if name.endswith((".wav", ".txt")) and (folder, name) not in self.claimed]
 
 
 class _Collector:
@@ -215,10 +151,15 @@ def _check_row(row, csv_path: Path, session: int, seen: set, out: _Collector):
                      f"{where}: segment id {sid} appears more than once")
         return None
     seen.add(sid)
-    missing = [c for c in ("start", "end", "valence", "arousal") if pd.isna(getattr(row, c))]
+    missing = [c for c in ("start", "end", "valence", "arousal")
+               if not math.isfinite(getattr(row, c))]        # NaN: empty or not a number
     if missing:
         out.drop_row(sid, session, csv_path, "bad_value",
-                     f"{where}: {', '.join(missing)} missing or not a number")
+                     f"{where}: {', '.join(missing)} missing, not a number or infinite")
+        return None
+    out_of_range = label_problem(row.valence, row.arousal)
+    if out_of_range:
+        out.drop_row(sid, session, csv_path, "label_out_of_range", f"{where}: {out_of_range}")
         return None
     return parsed
 
@@ -229,6 +170,10 @@ def _read_files(row, folders: WavFolders, session: int, rules: dict, encoding: s
     sid = row.segment_id
     wav = folders.locate(session, sid, ".wav")
     txt = folders.locate(session, sid, ".txt")
+    unlisted = folders.folder_problem(session)
+    if unlisted is not None:
+        out.drop_row(sid, session, unlisted.path, unlisted.reason, f"{sid}: {unlisted}")
+        return None
     problems = []
     content = None
     try:
@@ -251,14 +196,16 @@ def _read_files(row, folders: WavFolders, session: int, rules: dict, encoding: s
                      "; ".join(str(p) for p in problems))
         return None
     if used != encoding:
-        out.note(sid, txt, "utf8_fallback_txt", f"{txt}: not {encoding}, read as {used}")
+        out.note(sid, txt, "txt_encoding",
+                 f"{txt}: read as {used}, not {encoding} (data.transcript_encoding): that "
+                 "decoding gives Korean text")
     if not clean_transcript(text_raw):
         out.note(sid, txt, "empty_text", f"{txt}: no words once markers are removed")
     if abs(duration - (row.end - row.start)) > DURATION_TOLERANCE_S:
         out.note(sid, wav, "duration_mismatch",
                  f"{wav}: {duration:.3f} s long, annotation says end - start = "
                  f"{row.end - row.start:.3f} s")
-    return wav, txt, text_raw, duration, content
+    return wav, txt, text_raw, duration, content, used
 
 
 def _orphans(folders: WavFolders, out: _Collector) -> None:
@@ -269,7 +216,40 @@ def _orphans(folders: WavFolders, out: _Collector) -> None:
                          f"{path}: {kind} file without an annotation row")
 
 
-def scan_corpus(data_root: Path, cfg: dict, strict: bool = False, progress: bool = True):
+def _read_annotation_files(files, folders: WavFolders, out: _Collector
+                           ) -> tuple[list, list[CorpusFileError]]:
+    """(session, path, frame) of every readable annotation file, and the unreadable ones. The
+    rows a readable file could not parse are dropped here, with their line numbers (their
+    files are claimed, like those of every row: not reported again as files without a row)."""
+    frames, unreadable = [], []
+    for session, csv_path in files:
+        try:
+            frame = read_annotations(csv_path)
+        except CorpusFileError as err:
+            unreadable.append(err)
+            continue
+        for bad in frame.attrs["bad_rows"]:
+            if bad["segment_id"]:
+                folders.claim(session, bad["segment_id"])
+            out.drop_row(bad["segment_id"], session, csv_path, "malformed_row",
+                         f"{csv_path} {bad['problem']}")
+        for fixed in frame.attrs["repaired_rows"]:
+            out.note(fixed["segment_id"], csv_path, "stray_field", f"{csv_path} {fixed['problem']}")
+        frames.append((session, csv_path, frame))
+    return frames, unreadable
+
+
+def _skip_or_stop(unreadable: list[CorpusFileError], skip: bool, out: _Collector) -> None:
+    """A corpus file or folder that cannot be read stops prepare, before any heavy work and
+    naming all of them, unless the user chose to go on without them (--skip-unreadable)."""
+    if unreadable and not skip:
+        raise unreadable_inputs_error(unreadable)
+    for err in unreadable:
+        out.problem_file(err.path, err.reason, f"{err} (skipped: --skip-unreadable)")
+
+
+def scan_corpus(data_root: Path, cfg: dict, strict: bool = False, progress: bool = True,
+                skip_unreadable: bool = False):
     """Read every annotation row and its files -> (records of kept rows, collector, counts)."""
     from tqdm.auto import tqdm
 
@@ -283,19 +263,17 @@ def scan_corpus(data_root: Path, cfg: dict, strict: bool = False, progress: bool
     files, misnamed = annotation_files(data_root)
     for path in misnamed:
         out.problem_file(path, "bad_file_name", f"{path}: not named SessNN_eval.csv; skipped")
-    frames = []
-    for session, csv_path in files:
-        try:
-            frames.append((session, csv_path, read_annotations(csv_path)))
-        except CorpusFileError as err:
-            out.problem_file(csv_path, err.reason, str(err))
     folders = WavFolders(data_root)
+    frames, unreadable = _read_annotation_files(files, folders, out)
+    unreadable += folders.unreadable.values()
+    _skip_or_stop(unreadable, skip_unreadable, out)
     records, seen, labels_dropped = [], set(), Counter()
-    total = sum(len(frame) for _, _, frame in frames)
+    total = sum(frame.attrs["data_rows"] for _, _, frame in frames)
     bar = tqdm(total=total, desc="prepare", unit="utt", disable=not progress)
     for session, csv_path, frame in frames:
         for row in frame.itertuples(index=False):
             bar.update(1)
+            folders.claim(session, row.segment_id)
             parsed = _check_row(row, csv_path, session, seen, out)
             if parsed is None:
                 continue
@@ -309,7 +287,7 @@ def scan_corpus(data_root: Path, cfg: dict, strict: bool = False, progress: bool
                 out.drop_row(row.segment_id, session, csv_path, _label_reason(why),
                              f"{csv_path} line {row.line}: {why}", input_problem=False)
                 continue
-            wav, txt, text_raw, duration, content = found
+            wav, txt, text_raw, duration, content, text_encoding = found
             if content is not None:
                 out.no_signal_row(row.segment_id, session, label, content)
             records.append({
@@ -321,11 +299,13 @@ def scan_corpus(data_root: Path, cfg: dict, strict: bool = False, progress: bool
                 "label_id": classes.index(label), "valence": float(row.valence),
                 "arousal": float(row.arousal), "start": float(row.start),
                 "end": float(row.end), "duration": float(duration),
-                "audio_problem": content.reason if content is not None else ""})
+                "audio_problem": content.reason if content is not None else "",
+                "text_encoding": text_encoding})
     bar.close()
     _orphans(folders, out)
     return records, out, {"rows_read": total, "classes": list(classes),
-                          "labels_dropped": dict(labels_dropped)}
+                          "labels_dropped": dict(labels_dropped),
+                          "skipped_unreadable": [err.path for err in unreadable]}
 
 
 def build_table(records: list[dict], cfg: dict) -> pd.DataFrame:
@@ -341,6 +321,7 @@ def make_report(data_root: Path, workdir: Path, cfg: dict, fp: str, table: pd.Da
     return {
         "prepare_version": PREPARE_VERSION, "data_root": str(data_root.resolve()),
         "workdir": str(workdir.resolve()), "input_fingerprint": fp, "data_config": cfg.data.as_dict(),
+        "read_rules": READ_RULES, "skipped_unreadable": counts["skipped_unreadable"],
         "label_policy": cfg.data.label_policy, "classes": counts["classes"],
         "rows_read": counts["rows_read"], "rows_kept": len(table),
         "rows_dropped": len(out.dropped),
@@ -358,86 +339,29 @@ def make_report(data_root: Path, workdir: Path, cfg: dict, fp: str, table: pd.Da
     }
 
 
-def _md_table(header: list[str], rows) -> list[str]:
-    def cell(value) -> str:
-        return str(value).replace("|", "\\|").replace("\n", " ")
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-
-
-def report_markdown(report: dict) -> str:
-    lines = ["# koemo prepare report", "",
-             f"- corpus: `{report['data_root']}`", f"- workdir: `{report['workdir']}`",
-             f"- label policy: {report['label_policy']} (classes {', '.join(report['classes'])})",
-             f"- rows read: {report['rows_read']}, kept: {report['rows_kept']}, "
-             f"dropped: {report['rows_dropped']}; files with problems: "
-             f"{len(report['problem_files'])}", f"- input fingerprint: `{report['input_fingerprint']}`",
-             "", "## Kept rows per label", ""]
-    lines += _md_table(["label", "rows"], report["labels_kept"].items())
-    lines += ["", "## Dropped rows and problem files per reason", ""]
-    lines += _md_table(["reason", "count"], report["counts_by_reason"].items())
-    lines += ["", "## Splits", ""]
-    lines += _md_table(["column", "train", "valid", "test"],
-                       [(c, s.get("train", 0), s.get("valid", 0), s.get("test", 0))
-                        for c, s in report["splits"].items()])
-    lines += ["", "## Problem files", ""]
-    lines += _md_table(["file", "reason", "message"],
-                       [(f["file"], f["reason"], f["message"]) for f in report["problem_files"]])
-    lines += ["", "## Dropped rows", ""]
-    lines += _md_table(["segment id", "file", "reason", "message"],
-                       [(d["segment_id"], d["file"], d["reason"], d["message"])
-                        for d in report["dropped_rows"]])
-    lines += ["", "## Recordings without signal (kept in the table)", "",
-              NO_SIGNAL_POLICY_NOTE, ""]
-    lines += _md_table(["segment id", "label", "reason", "message"],
-                       [(r["segment_id"], r["label"], r["reason"], r["message"])
-                        for r in report["no_signal_rows"]])
-    lines += ["", "## Notes (rows kept)", ""]
-    lines += _md_table(["segment id", "reason", "message"],
-                       [(n["segment_id"], n["reason"], n["message"]) for n in report["notes"]])
-    return "\n".join(lines) + "\n"
-
-
-def summary_text(report: dict, reused: bool = False) -> str:
-    head = ("reusing prepared table (inputs unchanged, fingerprint "
-            f"{report['input_fingerprint']})\n" if reused else "")
-    reasons = ", ".join(f"{k} {v}" for k, v in report["counts_by_reason"].items()) or "none"
-    labels = ", ".join(f"{k} {v}" for k, v in report["labels_kept"].items())
-    no_signal = report["no_signal_by_reason"]
-    silent = (f"  kept rows without signal: {sum(no_signal.values())} ("
-              + ", ".join(f"{k} {v}" for k, v in no_signal.items())
-              + "); data.silent_audio: keep trains and scores on them (as the original), "
-              "drop leaves them out\n") if no_signal else ""
-    return (f"{head}prepare: {report['rows_read']} rows read, {report['rows_kept']} kept, "
-            f"{report['rows_dropped']} dropped, {len(report['problem_files'])} problem files\n"
-            f"  kept per label: {labels}\n  dropped/problems per reason: {reasons}\n{silent}"
-            f"  details: {Path(report['workdir']) / REPORT_MD}")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_outputs(workdir: Path, table: pd.DataFrame | None, report: dict) -> None:
     """Table, then Markdown, then JSON: the JSON (holding the fingerprint) is the completion
-    mark, so an interrupted run is never mistaken for a finished one."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / REPORT_JSON).unlink(missing_ok=True)
+    mark, so an interrupted run is never mistaken for a finished one. Each file is written
+    under a unique temporary name and renamed; a failed write (full disk, read-only folder)
+    removes its temporary file and raises KoemoInputError naming the file."""
+    with writing(workdir, "the workdir"):
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / REPORT_JSON).unlink(missing_ok=True)
     if table is None:
-        (workdir / TABLE_FILE).unlink(missing_ok=True)  # never leave a stale table behind
+        with writing(workdir / TABLE_FILE, "the utterance table"):
+            (workdir / TABLE_FILE).unlink(missing_ok=True)  # never leave a stale table behind
     else:
-        tmp = workdir / (TABLE_FILE + ".tmp")
-        table.to_parquet(tmp, index=False)
-        os.replace(tmp, workdir / TABLE_FILE)
-    _write_atomic(workdir / REPORT_MD, report_markdown(report))
-    _write_atomic(workdir / REPORT_JSON, json.dumps(report, indent=1, ensure_ascii=False,
-                                                    default=str))
+        replace_atomic(workdir / TABLE_FILE, lambda tmp: table.to_parquet(tmp, index=False))
+    markdown = report_markdown(report)
+    replace_atomic(workdir / REPORT_MD, lambda tmp: tmp.write_text(markdown, encoding="utf-8"))
+    text = json.dumps(report, indent=1, ensure_ascii=False, default=str)
+    replace_atomic(workdir / REPORT_JSON, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def load_previous(workdir: Path, fp: str) -> tuple[pd.DataFrame, dict] | None:
-    """The earlier run's table and report when they were made from the same inputs."""
+def load_previous(workdir: Path, fp: str, skip_unreadable: bool = False
+                  ) -> tuple[pd.DataFrame, dict] | None:
+    """The earlier run's table and report when they were made from the same inputs, under
+    today's reading rules, and without skipping files this run would stop on."""
     report_path, table_path = workdir / REPORT_JSON, workdir / TABLE_FILE
     if not (report_path.is_file() and table_path.is_file()):
         return None
@@ -446,6 +370,10 @@ def load_previous(workdir: Path, fp: str) -> tuple[pd.DataFrame, dict] | None:
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
     if report.get("input_fingerprint") != fp or not report.get("rows_kept"):
+        return None
+    if report.get("read_rules") != READ_RULES:
+        return None
+    if report.get("skipped_unreadable") and not skip_unreadable:
         return None
     return pd.read_parquet(table_path), report
 
@@ -459,41 +387,54 @@ def _raise_if_strict_problems(report: dict) -> None:
 
 
 def _build_features(table: pd.DataFrame, workdir: Path, cfg: dict, progress: bool) -> Path:
-    from koemo.audio.feature_store import build_feature_store
+    from koemo.audio.feature_store import build_feature_store, store_dir
 
-    return Path(build_feature_store(table, workdir, cfg, progress=progress).directory)
+    # The store removes its partial files itself; a write that fails ends in one line.
+    with writing(store_dir(workdir, cfg), "the feature store"):
+        return Path(build_feature_store(table, workdir, cfg, progress=progress).directory)
+
+
+def _scan_and_write(data_root: Path, workdir: Path, cfg: dict, fp: str, strict: bool,
+                    progress: bool, skip_unreadable: bool, started: float):
+    records, out, counts = scan_corpus(data_root, cfg, strict, progress, skip_unreadable)
+    table = build_table(records, cfg) if len(records) >= 2 else None
+    report = make_report(data_root, workdir, cfg, fp,
+                         table if table is not None else pd.DataFrame(columns=TABLE_COLUMNS),
+                         out, counts)
+    report["elapsed_s"] = round(time.perf_counter() - started, 3)
+    write_outputs(workdir, table, report)
+    if table is None:
+        raise KoemoInputError(f"{data_root}: {len(records)} utterance(s) kept, need at "
+                              f"least 2; see {workdir / REPORT_MD}")
+    return table, report
 
 
 def prepare(data_root, workdir, cfg: dict, strict: bool = False, progress: bool = True,
-            features: bool = True) -> PrepareResult:
+            features: bool = True, skip_unreadable: bool = False) -> PrepareResult:
     """Prepare a KEMDy20-format corpus into `workdir` (see module docstring).
 
     features=False stops after the table and reports (the feature store is built by the
-    first command that needs it, or by a later `prepare`).
+    first command that needs it, or by a later `prepare`). An annotation file or session
+    folder that cannot be read stops the run unless skip_unreadable (then the report lists
+    it). One prepare at a time per workdir: a second waits for the first, then reuses its
+    table.
     """
     # Resolved once: table paths are absolute without resolving each of 13,000 files.
     data_root, workdir = Path(data_root).resolve(), Path(workdir)
     if not data_root.is_dir():
         raise KoemoInputError(f"{data_root}: corpus folder not found")
     started = time.perf_counter()
-    fp = input_fingerprint(data_root, cfg)
-    previous = load_previous(workdir, fp)
-    reused = previous is not None
-    if reused:
-        table, report = previous
-        if strict:
-            _raise_if_strict_problems(report)
-    else:
-        records, out, counts = scan_corpus(data_root, cfg, strict, progress)
-        table = build_table(records, cfg) if len(records) >= 2 else None
-        report = make_report(data_root, workdir, cfg, fp,
-                             table if table is not None else pd.DataFrame(columns=TABLE_COLUMNS),
-                             out, counts)
-        report["elapsed_s"] = round(time.perf_counter() - started, 3)
-        write_outputs(workdir, table, report)
-        if table is None:
-            raise KoemoInputError(f"{data_root}: {len(records)} utterance(s) kept, need at "
-                                  f"least 2; see {workdir / REPORT_MD}")
+    with workdir_lock(workdir):
+        fp = input_fingerprint(data_root, cfg)
+        previous = load_previous(workdir, fp, skip_unreadable)
+        reused = previous is not None
+        if reused:
+            table, report = previous
+            if strict:
+                _raise_if_strict_problems(report)
+        else:
+            table, report = _scan_and_write(data_root, workdir, cfg, fp, strict, progress,
+                                            skip_unreadable, started)
     print(summary_text(report, reused))
     store_path = _build_features(table, workdir, cfg, progress) if features else None
     return PrepareResult(table, report, store_path, workdir, reused)

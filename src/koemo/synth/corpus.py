@@ -41,7 +41,8 @@ usable) and a constant value (DC only). Annotations and transcripts are unchange
 
 Quirk: only when session 17 exists, the Segment IDs of its script06 rows in Sess17_eval.csv read
 `Sess42_...` (the wav/txt files and bio-signal rows keep `Sess17_...`); the file name gives the
-session. Everything is seeded from (seed, session, ...) so a session's bytes do not depend on
+session. Real-file faults (a stray comma, UTF-8 transcripts, an 8-bit wav, ...) are planted on
+request afterwards, by koemo.synth.faults. Everything is seeded from (seed, session, ...) so a session's bytes do not depend on
 how many sessions are written; the same arguments always give the same bytes.
 """
 from __future__ import annotations
@@ -62,6 +63,7 @@ import soundfile as sf
 from koemo.errors import KoemoInputError
 from koemo.synth import sentences, speech
 from koemo.synth.biosignals import Recording, validate_effects, write_biosignals
+from koemo.synth.faults import parse_faults, plant_faults
 
 SAMPLE_RATE = speech.SAMPLE_RATE
 N_SCRIPTS = 6
@@ -430,7 +432,8 @@ def _check_args(out: Path, sessions: int, utterances_per_session: int, mean_dura
 def write_corpus(out: Path, sessions: int = 4, seed: int = 0, utterances_per_session: int = 80,
                  class_probs: dict | None = None, biosignal_effects: dict | None = None, *,
                  mean_duration: float = 3.5, duration_range: tuple[float, float] = (1.0, 8.0),
-                 silent_recordings: int = 0, workers: int = 1, overwrite: bool = False) -> Path:
+                 silent_recordings: int = 0, workers: int = 1, overwrite: bool = False,
+                 faults: str | list[str] = ()) -> Path:
     """Write a synthetic KEMDy20-format corpus with `sessions` sessions under `out`; returns `out`.
 
     class_probs: class -> share of utterances (any of CLASS_TARGETS; normalised; default
@@ -439,6 +442,8 @@ def write_corpus(out: Path, sessions: int = 4, seed: int = 0, utterances_per_ses
     mean_duration, duration_range: utterance length in seconds (log-normal, clipped).
     silent_recordings: per session, how many neutral utterances get a recording without signal
         (digital silence, near-silence, a constant; see the module docstring). 0 = none.
+    faults: real-file faults planted afterwards into session 1 (koemo.synth.faults: names,
+        comma-separated or a list, or "all"); none by default.
     workers > 1 writes sessions in parallel processes. overwrite replaces an existing corpus;
     otherwise a non-empty `out` is refused. Deterministic: the same arguments give the same
     bytes, whatever `workers` is. Bad arguments raise KoemoInputError.
@@ -446,6 +451,7 @@ def write_corpus(out: Path, sessions: int = 4, seed: int = 0, utterances_per_ses
     out = Path(out)
     _check_args(out, sessions, utterances_per_session, mean_duration, tuple(duration_range), overwrite)
     probs = normalise_class_probs(class_probs)
+    fault_names = parse_faults(faults)
     try:
         effects = validate_effects(biosignal_effects)
     except ValueError as err:
@@ -466,4 +472,5 @@ def write_corpus(out: Path, sessions: int = 4, seed: int = 0, utterances_per_ses
     else:
         with ProcessPoolExecutor(max_workers=workers, mp_context=_worker_context()) as pool:
             list(pool.map(_build_session, jobs))
+    plant_faults(out, fault_names)
     return out
