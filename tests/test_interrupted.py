@@ -100,6 +100,12 @@ def test_reproduce_killed_leaves_nothing_and_resumes_to_the_same_tables(tmp_path
 
     import json
     assert [row["epoch"] for row in json.loads((lone / "log.json").read_text())] == list(range(1, 7))
+    # What runs_main.csv & co. print unrounded: every run's test metrics and predictions.
+    for fresh_run, resumed_run in zip(_seed_dirs(tmp_path / "fresh" / "work"),
+                                      _seed_dirs(tmp_path / "killed" / "work"), strict=True):
+        for name in ("test_metrics.json", "test_predictions.parquet"):
+            assert (resumed_run / name).read_bytes() == (fresh_run / name).read_bytes(), \
+                (resumed_run.name, name)
     tables = {p.name: p.read_bytes() for p in (tmp_path / "fresh" / "paper" / "tables").iterdir()}
     resumed = {p.name: p.read_bytes() for p in (tmp_path / "killed" / "paper" / "tables").iterdir()}
     assert any(name.startswith("audio_") for name in tables)
