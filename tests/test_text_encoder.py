@@ -281,3 +281,59 @@ def test_hub_id_is_fetched_file_by_file_when_the_hub_answers(standin, tokenizer,
     assert [name for _, name, _ in asked] == ["spiece.model", "vocab.txt", "config.json",
                                               "model.safetensors"]
     assert not any(local for _, _, local in asked)
+
+
+def _damaged_copy(standin, folder, damage: str):
+    """A copy of the stand-in whose model.safetensors is truncated, garbage, or replaced by the
+    same weights as a pickle `pytorch_model.bin` (torch.save)."""
+    import torch
+    from safetensors.torch import load_file
+
+    shutil.copytree(standin, folder)
+    weights = folder / "model.safetensors"
+    if damage == "truncated":
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    elif damage == "garbage":
+        weights.write_bytes(b"\x00" * 64)
+    else:
+        torch.save(load_file(str(weights)), folder / "pytorch_model.bin")
+        weights.unlink()
+    return folder
+
+
+@pytest.mark.parametrize("damage, named, problem", [
+    ("truncated", "model.safetensors", "not a readable safetensors file"),
+    ("garbage", "model.safetensors", "not a readable safetensors file"),
+    ("pickle", "pytorch_model.bin", "koemo loads no pickles")])
+def test_damaged_or_pickle_encoder_weights_are_one_line_naming_the_file(
+        standin, tmp_path, monkeypatch, damage, named, problem):
+    import torch
+
+    from koemo.text.encoder import load_text_encoder
+
+    folder = _damaged_copy(standin, tmp_path / "kobert", damage)
+
+    def no_unpickling(*args, **kwargs):
+        raise AssertionError("torch.load called: a pickle was opened")
+
+    monkeypatch.setattr(torch, "load", no_unpickling)
+    for load in (load_kobert, load_text_encoder):
+        with pytest.raises(KoemoInputError) as err:
+            load(folder)
+        message = str(err.value)
+        assert message.startswith(f"{folder / named}: ") and problem in message, message
+        assert "\n" not in message
+
+
+def test_koemo_train_with_a_damaged_encoder_folder_prints_one_line(standin, module_workdir,
+                                                                   tmp_path, capsys):
+    from koemo import cli
+
+    folder = _damaged_copy(standin, tmp_path / "kobert", "truncated")
+    code = cli.main(["train", "text", "--workdir", str(module_workdir), "--config", "tiny",
+                     "--no-progress", "--set", f"text.encoder={folder}",
+                     "--set", f"text.tokenizer={folder}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert err[-1].startswith(f"koemo train: error: {folder / 'model.safetensors'}: not a "
+                              "readable safetensors file"), err

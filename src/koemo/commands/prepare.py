@@ -29,9 +29,12 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from koemo.config.load import load_config
+    from koemo.config.workdir import require_writable
     from koemo.dataset.prepare import prepare
 
     cfg = load_config(args.config, args.overrides)
+    require_writable(args.workdir, "`koemo prepare` writes the table, features and report "
+                                   "there: give a writable --workdir")
     result = prepare(args.data, args.workdir, cfg, strict=args.strict,
                      progress=not args.no_progress, features=not args.no_features,
                      skip_unreadable=args.skip_unreadable)

@@ -1,5 +1,7 @@
 """`koemo reproduce`: run notebooks 1-1 .. 5-2 in order and write the paper/ tables."""
 
+from pathlib import Path
+
 from koemo.commands import add_config_arguments
 
 
@@ -10,8 +12,10 @@ def register(sub):
     parser.add_argument("--data", help="KEMDy20 root (folder with annotation/ and wav/)")
     parser.add_argument("--synthetic", action="store_true",
                         help="use the bundled synthetic KEMDy20-format corpus instead of --data")
-    parser.add_argument("--workdir", default="data/work", help="prepared data, caches and runs")
-    parser.add_argument("--out", default="paper", help="where tables and figures go")
+    parser.add_argument("--workdir", default="data/work",
+                        help="prepared data, caches and runs (relative: from the current folder)")
+    parser.add_argument("--out", default="paper",
+                        help="where tables and figures go (relative: from the current folder)")
     parser.add_argument("--only", nargs="*", help="notebook prefixes to run, e.g. 1-1 2-1")
     parser.set_defaults(func=run)
 
@@ -22,6 +26,10 @@ def run(args):
 
     if not args.synthetic and not args.data:
         raise KoemoInputError("give --data KEMDy20_ROOT, or --synthetic for the bundled corpus")
-    reproduce(args.config, args.workdir, args.out, data_root=args.data, synthetic=args.synthetic,
+    # A command line names paths from the current folder (notebooks keep their own rule).
+    workdir, out = (Path(p).expanduser().resolve() for p in (args.workdir, args.out))
+    data = Path(args.data).expanduser().resolve() if args.data else None
+    config = str(Path(args.config).resolve()) if Path(args.config).is_file() else args.config
+    reproduce(config, workdir, out, data_root=data, synthetic=args.synthetic,
               overrides=args.overrides, only=args.only)
     return 0

@@ -42,8 +42,10 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from koemo.config.load import load_config
+    from koemo.config.workdir import require_writable
     from koemo.experiments.plan import run_config
     from koemo.experiments.runlock import end_launch, train_once
+    from koemo.modeling.runs import run_dir_for
 
     cfg = load_config(args.config, args.overrides)
     if args.variant is not None or args.split is not None:
@@ -53,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as err:
             raise KoemoInputError(str(err)) from err
     seed = args.seed if args.seed is not None else int(cfg.seed)
+    run_dir = args.out or run_dir_for(args.workdir, cfg, args.stage, seed, args.classifier)
+    for folder in (args.workdir, run_dir):      # before any heavy work
+        require_writable(folder, "`koemo train` writes its run, lock and progress there: "
+                                 "give a writable --workdir (a copy) or --out")
     # One trainer per run directory: a run another worker holds is left to it (or waited for).
     try:
         status, run_dir = train_once(args.stage, args.workdir, cfg, seed, out_dir=args.out,

@@ -8,6 +8,8 @@ the feature store (which `prepare` builds) can read it without an import circle.
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 
 from koemo.errors import KoemoInputError
@@ -33,3 +35,18 @@ def load_utterances(workdir: str | Path) -> pd.DataFrame:
     if not path.is_file():
         raise KoemoInputError(f"{path}: not found; run `koemo prepare` for this workdir first")
     return pd.read_parquet(path)
+
+
+def require_writable(folder: str | Path, purpose: str) -> None:
+    """A KoemoInputError naming `folder` (or, before it exists, the parent it would be made in)
+    when nothing can be written there (read-only, not yours, read-only file system): found
+    before any heavy work, instead of a traceback halfway through."""
+    folder = Path(folder).expanduser().absolute()
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), folder)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".koemo-write-check-", dir=existing)
+    except OSError as err:
+        raise KoemoInputError(f"{existing}: cannot write here ({err.strerror or err}); "
+                              f"{purpose}") from err
+    os.close(fd)
+    os.unlink(probe)

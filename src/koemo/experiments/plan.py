@@ -254,7 +254,7 @@ def run_plan(plan: list[RunSpec], workdir: str | Path, progress: bool = True,
     no run trains twice. A run another worker holds is left for later, then waited for.
     """
     from koemo.modeling.runs import run_dir_for, run_is_finished
-    from koemo.experiments.workers import plan_workers
+    from koemo.experiments.workers import plan_workers, run_threads
 
     skipped = unusable_splits(workdir)
     protocols = {spec.split.split("_")[0] for spec in plan}
@@ -278,10 +278,13 @@ def run_plan(plan: list[RunSpec], workdir: str | Path, progress: bool = True,
         if workers > 1 and len(todo) > 1:
             _train_in_workers(todo, workdir, workers, gpus)
         else:
-            # First pass skips runs another worker holds; the second waits for them.
-            held = [spec for spec in todo if _train_locked(spec, workdir, progress, False) == "busy"]
-            for spec in held:
-                _train_locked(spec, workdir, progress, True)
+            # A lone run of a parallel plan trains with a worker's threads (as it would in one).
+            with run_threads(workers):
+                # First pass skips runs another worker holds; the second waits for them.
+                held = [spec for spec in todo
+                        if _train_locked(spec, workdir, progress, False) == "busy"]
+                for spec in held:
+                    _train_locked(spec, workdir, progress, True)
     table = pd.DataFrame([_row(spec, run_dirs[spec]) for spec in plan])
     return _with_skipped(table, skipped, protocols)
 

@@ -5,12 +5,29 @@ time. On CPU each worker gets an equal share of the threads (`reproduce.parallel
 CUDA GPUs visible (and `train.device` auto or cuda) a plan trains N runs at once and each worker
 sees exactly one GPU: its CUDA_VISIBLE_DEVICES is set to one of the parent's visible devices
 before torch initialises CUDA, so `cuda` / `cuda:0` inside the run is that GPU.
+
+Workers die with the process that started them: a `kill -9` of `koemo reproduce` (its kernel
+exits within a second by ipykernel's own parent poll) must not leave them training or idle,
+re-parented to init. On Linux the kernel sends them SIGKILL (PR_SET_PDEATHSIG); everywhere a
+watchdog thread exits them once their parent pid changes.
+
+Every run of a parallel plan trains with the same thread count, in a worker or (a lone run)
+in the plan's own process (`run_threads`): CPU kernels sum in thread-count-dependent order, so
+a run resumed alone after a kill would otherwise differ from the uninterrupted one at ~1e-8.
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
+
+PR_SET_PDEATHSIG = 1        # linux/prctl.h
+PARENT_POLL_SECONDS = 0.5
 
 
 def visible_gpus() -> list[str]:
@@ -36,7 +53,51 @@ def plan_workers(cfg: dict, parallel_runs: int | None) -> tuple[int, list[str]]:
     return max(1, int(parallel_runs)), gpus if len(gpus) > 1 else []
 
 
-def _init_worker(threads: int, gpu_queue) -> None:
+def thread_share(workers: int) -> int:
+    """Torch threads of each of `workers` runs trained at once on this machine."""
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+@contextlib.contextmanager
+def run_threads(workers: int):
+    """Inside: torch uses a worker's thread share (for a run of a parallel plan trained in this
+    process); nothing changes for a plan of one worker at a time."""
+    import torch
+
+    if workers <= 1:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(thread_share(workers))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """End this process as soon as `parent_pid` is no longer its parent (see module doc)."""
+    if sys.platform.startswith("linux"):
+        # Sent when the thread that spawned us ends: ProcessPoolExecutor spawns from the thread
+        # that submits, which outlives the pool.
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:          # died before the request above took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_POLL_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="koemo-parent-watch", daemon=True).start()
+
+
+def _init_worker(threads: int, gpu_queue, parent_pid: int | None = None) -> None:
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
     if gpu_queue is not None:
         # Before torch touches CUDA: this worker sees one device, which it calls cuda:0.
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu_queue.get()
@@ -53,6 +114,5 @@ def worker_pool(workers: int, gpus: list[str] | None = None) -> ProcessPoolExecu
         queue = context.Queue()
         for k in range(workers):
             queue.put(gpus[k % len(gpus)])
-    threads = max(1, (os.cpu_count() or 1) // workers)
     return ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                               initargs=(threads, queue))
+                               initargs=(thread_share(workers), queue, os.getpid()))

@@ -124,4 +124,6 @@ def start(config: str, workdir: str, out: str, data_root: str | None = None,
                   data_root=resolve_path(data_root) if data_root else None, synthetic=synthetic)
     save_run_record(ctx.out, cfg, synthetic=synthetic,
                     data_root=str(ctx.data_root) if ctx.data_root else None)
+    print(f"koemo: WORKDIR {ctx.workdir}, OUT {ctx.out} (relative paths are taken from the "
+          f"{path_base()[1]})", flush=True)
     return ctx

@@ -9,15 +9,27 @@ The log stays readable: while a notebook runs, the training progress it writes t
 the notebooks' own bars), and each kernel starts with its log level at ERROR, which drops
 ipykernel's per-kernel "Kernel is running over TCP without encryption" warning (the kernel
 listens on localhost only, started by this process).
+
+Nothing outlives a killed run: the kernels exit with this process (ipykernel's parent poll),
+their training workers with the kernel (koemo.experiments.workers), and every temporary file of
+this process, its kernels and their workers (the kernels' connection files among them) goes to
+one folder `<tmp>/koemo-reproduce-<pid>-*`, removed at the end; the next `reproduce` removes
+those of processes no longer alive.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
 from koemo.errors import KoemoInputError
 from koemo.reporting.notebook import resolve_path
 from koemo.modeling.progress import ProgressWatcher, progress_path
+
+TEMP_PREFIX = "koemo-reproduce-"
 
 # Passed to every kernel papermill starts: its own log (not the notebook's outputs) at ERROR.
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
@@ -48,34 +60,85 @@ def notebooks_dir() -> Path:
 def reproduce(config: str, workdir: str | Path, out: str | Path, data_root: str | Path | None = None,
               synthetic: bool = False, overrides: list[str] | tuple = (),
               only: list[str] | None = None, progress: bool = False) -> list[dict]:
-    """Execute the notebooks (all, or those named in `only`) and return one timing row each."""
-    import papermill
-
+    """Execute the notebooks (all, or those named in `only`) and return one timing row each.
+    Relative paths follow the notebooks' rule (koemo.reporting.notebook.resolve_path); the
+    command line passes them resolved against the current folder."""
     workdir, out = resolve_path(workdir), resolve_path(out)
+    print(f"[koemo reproduce] workdir {workdir}, out {out}", flush=True)
     executed = workdir / "notebooks"
     executed.mkdir(parents=True, exist_ok=True)
     params = {"CONFIG": str(config), "DATA_ROOT": str(resolve_path(data_root)) if data_root else "",
               "WORKDIR": str(workdir), "OUT": str(out), "SYNTHETIC": bool(synthetic),
               "OVERRIDES": list(overrides), "PROGRESS": bool(progress), "MOUNT_DRIVE": False}
-    timings = []
-    for name in NOTEBOOK_ORDER:
-        if only and not any(name.startswith(prefix) for prefix in only):
-            continue
-        started = time.perf_counter()
-        print(f"[koemo reproduce] {name} ...", flush=True)
-        try:
-            with ProgressWatcher(progress_path(workdir), prefix=f"[koemo reproduce] {name}"):
-                run_notebook(notebooks_dir() / f"{name}.ipynb", executed / f"{name}.ipynb",
-                             params, notebooks_dir())
-        except papermill.PapermillExecutionError as err:
-            # The executed copy holds the full traceback; the error names the cell and the cause.
-            raise NotebookFailed(f"notebook {name} failed in cell {err.exec_count}: {err.ename}: "
-                                 f"{err.evalue} (executed copy: {executed / f'{name}.ipynb'})") from err
-        seconds = time.perf_counter() - started
-        timings.append({"notebook": name, "seconds": round(seconds, 1)})
-        print(f"[koemo reproduce] {name} done in {seconds:.0f} s", flush=True)
+    with private_tempdir():
+        timings = [_run_one(name, executed, params, workdir)
+                   for name in NOTEBOOK_ORDER
+                   if not only or any(name.startswith(prefix) for prefix in only)]
     _write_timings(out, timings)
     return timings
+
+
+def _run_one(name: str, executed: Path, params: dict, workdir: Path) -> dict:
+    """Execute one notebook; its timing row."""
+    import papermill
+
+    started = time.perf_counter()
+    print(f"[koemo reproduce] {name} ...", flush=True)
+    try:
+        with ProgressWatcher(progress_path(workdir), prefix=f"[koemo reproduce] {name}"):
+            run_notebook(notebooks_dir() / f"{name}.ipynb", executed / f"{name}.ipynb",
+                         params, notebooks_dir())
+    except papermill.PapermillExecutionError as err:
+        # The executed copy holds the full traceback; the error names the cell and the cause.
+        raise NotebookFailed(f"notebook {name} failed in cell {err.exec_count}: {err.ename}: "
+                             f"{err.evalue} (executed copy: {executed / f'{name}.ipynb'})") from err
+    seconds = time.perf_counter() - started
+    print(f"[koemo reproduce] {name} done in {seconds:.0f} s", flush=True)
+    return {"notebook": name, "seconds": round(seconds, 1)}
+
+
+@contextlib.contextmanager
+def private_tempdir():
+    """Inside: TMPDIR (inherited by kernels and workers) and this process's temp folder are a
+    fresh `<tmp>/koemo-reproduce-<pid>-*`, removed on the way out; first, those of dead
+    processes (a killed run) are removed."""
+    base = Path(tempfile.gettempdir())
+    for stale in stale_tempdirs(base):
+        shutil.rmtree(stale, ignore_errors=True)
+        print(f"[koemo reproduce] removed {stale} (left by an interrupted run)", flush=True)
+    folder = tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=base)
+    saved = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"], tempfile.tempdir = folder, folder
+    try:
+        yield Path(folder)
+    finally:
+        if saved[0] is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = saved[0]
+        tempfile.tempdir = saved[1]
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def stale_tempdirs(base: Path) -> list[Path]:
+    """This user's `koemo-reproduce-<pid>-*` folders under `base` whose process is gone."""
+    stale = []
+    for folder in base.glob(f"{TEMP_PREFIX}*"):
+        pid = folder.name.removeprefix(TEMP_PREFIX).split("-")[0]
+        with contextlib.suppress(OSError):
+            if pid.isdigit() and folder.stat().st_uid == os.getuid() and not _alive(int(pid)):
+                stale.append(folder)
+    return stale
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:         # another user's process
+        return True
+    return True
 
 
 def run_notebook(source: Path, executed: Path, params: dict, cwd: Path) -> None:
@@ -91,6 +154,7 @@ def _write_timings(out: Path, timings: list[dict]) -> None:
     """timings.json/.md keep the latest time of every notebook, also across `--only` runs."""
     import json
 
+    out.mkdir(parents=True, exist_ok=True)
     store = out / "timings.json"
     merged = json.loads(store.read_text(encoding="utf-8")) if store.is_file() else {}
     merged.update({row["notebook"]: row["seconds"] for row in timings})

@@ -39,7 +39,8 @@ def encoder_directory(hub_id_or_dir: str | Path, what: str = "KoBERT encoder") -
     """A local directory holding config.json + weights, or a hub id fetched into the hub cache
     (safetensors preferred; KoBERT's hub repository may only have pytorch_model.bin)."""
     path = Path(hub_id_or_dir).expanduser()
-    if path.exists() or not looks_like_hub_id(str(hub_id_or_dir)):
+    local = path.exists() or not looks_like_hub_id(str(hub_id_or_dir))
+    if local:
         folder = resolve_pretrained(path, [CONFIG_NAME], what=what)
     else:
         folder = fetch_hub_files(str(hub_id_or_dir), [CONFIG_NAME], [WEIGHT_FILES[0]], what=what)
@@ -47,7 +48,29 @@ def encoder_directory(hub_id_or_dir: str | Path, what: str = "KoBERT encoder") -
             folder = fetch_hub_files(str(hub_id_or_dir), [WEIGHT_FILES[1]], what=what)
     if not any((folder / name).is_file() for name in WEIGHT_FILES):
         raise KoemoInputError(f"{folder}: {what} directory without {' or '.join(WEIGHT_FILES)}")
+    check_weights(folder, local)
     return folder
+
+
+def check_weights(folder: Path, local: bool) -> None:
+    """One line naming the weights file when it cannot be used: a local folder's weights must be
+    safetensors (koemo unpickles nothing a user points it at), and a safetensors file must
+    read (a damaged download or copy fails here, not as a traceback inside transformers)."""
+    weights = folder / WEIGHT_FILES[0]
+    if not weights.is_file():
+        if local:
+            raise KoemoInputError(
+                f"{folder / WEIGHT_FILES[1]}: a pickle file, and koemo loads no pickles: save the "
+                f"encoder as {WEIGHT_FILES[0]} (transformers: `save_pretrained` of the loaded model)")
+        return          # a hub repository with only the .bin: transformers loads it weights-only
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(weights), framework="np") as handle:
+            handle.keys()
+    except Exception as err:  # noqa: BLE001 - safetensors raises its own error type
+        raise KoemoInputError(f"{weights}: not a readable safetensors file ({err}); the file is "
+                              "damaged or incomplete: copy or download it again") from err
 
 
 def weights_fingerprint(folder: Path) -> str:
