@@ -166,6 +166,73 @@ def test_long_audio_windows_or_cut(predictor, utterance, tmp_path):
     assert any("only the first" in note for note in cut.notes)
 
 
+def all_at_once(predictor, item):
+    """The earlier path, as reference: every window cut at once, each pass over all of them."""
+    from koemo.inference.predictor import _seeded
+
+    src, size = item.frames, predictor.batch_size
+    feats, lengths = frame_windows(src.feats, src.n_frames, src.max_frames, src.starts)
+    feats = src.finish(feats, lengths)
+    batches = [slice(i, i + size) for i in range(0, len(feats), size)]
+    tensors = lambda rows: (torch.as_tensor(feats[rows]), torch.as_tensor(lengths[rows]))  # noqa: E731
+    with torch.inference_mode():
+        with _seeded(predictor.seed, predictor.device):
+            outs = [predictor.audio_model(*tensors(rows)) for rows in batches]
+        with _seeded(predictor.seed + 1, predictor.device):
+            text_out = predictor._text_pass([item])
+        with _seeded(predictor.seed + 2, predictor.device):
+            probs = [torch.softmax(predictor.classifier(
+                out["hidden"], out["mask"], text_out["hidden"][[0] * len(out["mask"])],
+                text_out["mask"][[0] * len(out["mask"])])["logits"].float(), dim=-1).numpy()
+                for out in outs]
+    arousal = np.concatenate([out["pred"].float().numpy() for out in outs]).astype(np.float64)
+    return arousal.mean(), np.concatenate(probs).mean(axis=0)
+
+
+def test_long_input_windows_are_cut_a_batch_at_a_time(predictor, utterance, tmp_path, monkeypatch):
+    """A long recording never holds all its windows: they are cut lazily, at most two batches
+    ahead of the model, and the result is exactly the all-at-once path's."""
+    import inspect
+
+    from koemo.inference import windows as windows_module
+
+    wav, text = utterance
+    wave, rate = sf.read(wav, dtype="float32")
+    long_wave = np.tile(wave, int(np.ceil(8 * predictor.window_seconds * rate / wave.size)))
+    monkeypatch.setattr(predictor, "batch_size", 3)
+    item = predictor.prepare(long_wave, text, rate)
+    n_windows = len(item.frames)
+    assert n_windows >= 12 and predictor.shared_audio
+    chunks = item.frames.chunks(5)
+    assert inspect.isgenerator(chunks)
+    sizes = [len(lengths) for _, lengths in chunks]
+    assert sizes == [5] * (n_windows // 5) + ([n_windows % 5] if n_windows % 5 else [])
+    cut, ahead = [0], []
+    original_chunks, audio_model = windows_module.WindowSource.chunks, predictor.audio_model
+
+    def counting_chunks(self, size):
+        for feats, lengths in original_chunks(self, size):
+            cut[0] += len(lengths)
+            yield feats, lengths
+
+    def counting_model(feats, lengths):
+        ahead.append(cut[0] - sum(len(f) for f in batches))
+        batches.append(feats)
+        return audio_model(feats, lengths)
+
+    batches = []
+    monkeypatch.setattr(windows_module.WindowSource, "chunks", counting_chunks)
+    monkeypatch.setattr(predictor, "audio_model", counting_model)
+    result = predictor.predict(long_wave, text, sample_rate=rate)
+    assert result.windows.n_windows == n_windows == cut[0]
+    assert max(len(f) for f in batches) == 3 and max(ahead) <= 2 * 3       # never all windows
+    monkeypatch.setattr(predictor, "audio_model", audio_model)
+    arousal, probs = all_at_once(predictor, item)
+    assert result.arousal == arousal
+    assert list(result.probabilities.values()) == probs.tolist()
+    assert result.per_window.arousal.mean() == arousal and len(result.per_window.arousal) == n_windows
+
+
 def test_batch_cli_writes_every_row(predictor, predictor_dir, utterance, tmp_path, capsys):
     wav, text = utterance
     shutil.copy(wav, tmp_path / "a.wav")
