@@ -60,9 +60,10 @@ from koemo.errors import CheckpointError, KoemoInputError
 from koemo.inference.windows import (LONG_AUDIO_MODES, WindowInfo, WindowSource, floor_padding,
                                    window_starts)
 from koemo.inference.manifest import (MANIFEST_FILE, STAGE_DIRS, read_manifest,  # noqa: F401
-                                 resolve_text_model)
-from koemo.inference.checks import (check_stage_metas, check_text_model, mismatched_regressors,
-                                  same_regressor)
+                                 resolve_text_model, stage_dirs as manifest_stage_dirs)
+from koemo.inference.provenance import provenance_notes
+from koemo.inference.checks import (check_meta_sizes, check_stage_metas, check_text_model,
+                                  mismatched_regressors, same_regressor)
 
 SCALE = (1.0, 5.0)
 HANGUL_RE = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
@@ -108,6 +109,7 @@ class Predictor:
     `predict_many` in batches. Build with `Predictor.from_checkpoint(DIR)`."""
 
     speech_encoder = None     # koemo.audio.speech_encoder.SpeechEncoder with models.audio.frontend: encoder
+    provenance = None         # what it was trained on (koemo.inference.provenance); None: unknown
 
     def __init__(self, audio_model, text_model, classifier, tokenizer, encoder, cfg: dict,
                  classes: Sequence[str], device: str = "cpu", long_audio: str = "windows",
@@ -156,8 +158,10 @@ class Predictor:
 
         directory = Path(directory)
         manifest = read_manifest(directory)
-        stage_dirs = {stage: directory / manifest["stages"][stage] for stage in STAGE_DIRS}
+        stage_dirs = manifest_stage_dirs(directory, manifest)
         metas = {stage: read_meta(path) for stage, path in stage_dirs.items()}
+        for stage, meta in metas.items():
+            check_meta_sizes(meta, stage_dirs[stage])
         check_stage_metas(metas, stage_dirs)
         models = {stage: build_from_checkpoint(path, expect_stage=stage, attention_impl=attention_impl)
                   for stage, path in stage_dirs.items()}
@@ -170,8 +174,8 @@ class Predictor:
                 "training run (same config, split and seed), or export with "
                 "allow_mismatched_regressors=True (--allow-mismatched-regressors)")
         cfg = metas["multimodal"]["config"]
-        tokenizer_source = resolve_text_model(directory, manifest["tokenizer"])
-        encoder_source = resolve_text_model(directory, manifest["encoder"])
+        tokenizer_source = resolve_text_model(directory, manifest, "tokenizer")
+        encoder_source = resolve_text_model(directory, manifest, "encoder")
         try:
             tokenizer = load_text_tokenizer(tokenizer_source, cfg["text"].get("tokenizer_kind"))
             encoder = load_text_encoder(encoder_source, cfg["text"].get("tokenizer_kind"), device=device)
@@ -186,6 +190,7 @@ class Predictor:
                         cfg, metas["multimodal"]["classes"], device=device, long_audio=long_audio,
                         batch_size=batch_size, seed=seed, source=str(directory),
                         mismatched=mismatched, asr=asr)
+        predictor.provenance = manifest.get("provenance")
         from koemo.inference.frontend import attach_speech_encoder
         return attach_speech_encoder(predictor, directory, manifest, device)
 
@@ -275,6 +280,7 @@ class Predictor:
             notes.append(f"audio is {windows.audio_s:.1f} s, longer than the model's window "
                          f"({windows.window_s:.1f} s): {windows.n_windows} overlapping windows, "
                          "predictions averaged")
+        notes += provenance_notes(self.provenance)
         ids = mask = None
         cleaned = None
         if text is None and self.asr is None:
