@@ -97,8 +97,15 @@ def test_bad_transcript_and_unexpected_failures(predictor, tmp_path, monkeypatch
     assert "CUDA fell over" in caplog.text
 
 
-def test_long_recording_uses_the_timeline_when_segments_exists(predictor, tmp_path, tiny_transcript,
-                                                               monkeypatch):
+def png_plot(table, path):
+    """plot_timeline's stand-in: a real (tiny) PNG at `path`."""
+    from PIL import Image
+
+    Image.new("RGB", (4, 3), "white").save(path)
+    return path
+
+
+def test_long_recording_uses_the_timeline_when_segments_exists(predictor, tmp_path, monkeypatch):
     wav = speech(tmp_path / "long.wav", 3 * predictor.window_seconds)
     frame = pd.DataFrame({"start": [0.0, 2.0], "end": [2.0, 4.0], "label": ["sad", "happy"]})
     seen = {}
@@ -109,21 +116,106 @@ def test_long_recording_uses_the_timeline_when_segments_exists(predictor, tmp_pa
 
     def plot_timeline(table, path):
         seen["plotted"] = table
-        path.write_bytes(b"\x89PNG fake")
+        return png_plot(table, path)
 
+    # No transcript typed: the timeline is the utterances voice activity finds, and says so.
     monkeypatch.setattr(app, "load_timeline_tools", lambda: (predict_timeline, plot_timeline))
-    out = analyse(predictor, wav, None, tiny_transcript)
+    out = analyse(predictor, wav, None, None)
     assert out.error is None and seen["args"] == (predictor, wav) and seen["plotted"] is frame
-    assert out.timeline is frame and open(out.timeline_image, "rb").read() == b"\x89PNG fake"
+    assert out.timeline is frame and out.timeline_image.size == (4, 3)
+    assert "utterances voice activity finds" in out.timeline_caption
     # Short recordings never ask for a timeline.
     seen.clear()
-    analyse(predictor, speech(tmp_path / "short.wav", 1.0), None, tiny_transcript)
+    analyse(predictor, speech(tmp_path / "short.wav", 1.0), None, None)
     assert not seen
     # Without koemo.inference.segments: windows averaged, and a note says the timeline is missing.
     monkeypatch.setattr(app, "load_timeline_tools", lambda: None)
-    out = analyse(predictor, wav, None, tiny_transcript)
-    assert out.timeline is None and out.label is not None
+    out = analyse(predictor, wav, None, None)
+    assert out.timeline is None and out.valence is None
     assert "timeline not shown: koemo.inference.segments is not installed" in out.notes[-1]
+
+
+@pytest.fixture()
+def speech_model_unavailable(exported_predictor_dir, monkeypatch):
+    """The predictor as `koemo app` loads it (asr from the config: openai/whisper-small),
+    on a server where that model cannot load."""
+    from koemo.inference import asr
+
+    calls = []
+
+    def no_whisper(settings, device="cpu"):
+        calls.append(settings)
+        raise KoemoInputError(asr.offline_message(settings["model"]))
+
+    monkeypatch.setattr(asr.Transcriber, "load", staticmethod(no_whisper))
+    return Predictor.from_checkpoint(exported_predictor_dir), calls
+
+
+def test_typed_transcript_timeline_loads_no_speech_model_and_agrees(
+        speech_model_unavailable, tmp_path, tiny_transcript, monkeypatch):
+    """A 6 s recording (longer than the model's window: 4.1 s in tiny, 3.1 s in the demo) with
+    a typed transcript: no speech model is touched, the timeline is the windows the result
+    averages, and no koemo-app-* folder is left behind."""
+    import tempfile
+
+    predictor, whisper_loads = speech_model_unavailable
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    wav = speech(tmp_path / "six.wav", 6.0)
+    assert 6.0 > predictor.window_seconds
+    out = analyse(predictor, wav, None, tiny_transcript)
+    assert out.error is None and not whisper_loads and predictor._transcriber is None
+    direct = predictor.predict(wav, tiny_transcript)
+    assert len(out.timeline) == direct.windows.n_windows >= 2
+    assert out.timeline["arousal"].mean() == pytest.approx(out.arousal, abs=1e-9)
+    for name, p in out.probabilities.items():
+        assert out.timeline[f"prob_{name}"].mean() == pytest.approx(p, abs=1e-6)
+    assert (out.timeline["valence"] == out.valence).all()
+    assert "windows" in out.timeline_caption and "typed transcript" in out.timeline_caption
+    assert out.timeline_image.size[0] > 100            # the figure, drawn
+    assert list(temp.glob("koemo-app-*")) == []               # the figure's folder is gone
+
+
+def test_page_errors_show_no_server_paths_or_command_line_advice(
+        speech_model_unavailable, tmp_path, tiny_transcript):
+    predictor, _ = speech_model_unavailable
+    upload_dir = tmp_path / "gradio" / "5f0c1d2e"          # as Gradio stores an upload
+    upload_dir.mkdir(parents=True)
+    bad = upload_dir / "memo.wav"
+    bad.write_text("not audio\n", encoding="utf-8")
+    error = analyse(predictor, str(bad), None, tiny_transcript).error
+    assert error.startswith("memo.wav: not an audio file") and str(tmp_path) not in error
+    long_wav = speech(tmp_path / "long.wav", 3.0)
+    error = analyse(predictor, long_wav, None, tiny_transcript, AppSettings(max_seconds=2.5)).error
+    assert "longer than this page accepts" in error and "--" not in error
+    error = analyse(predictor, long_wav, None, "hello there").error
+    assert "no Korean (Hangul)" in error and "type the Korean transcript" in error
+    assert "(None)" not in error and str(tmp_path) not in error
+    # No transcript, and the server's speech model cannot load: ask for the transcript.
+    error = analyse(predictor, long_wav, None, None).error
+    assert "speech recognition is not available on this server" in error
+    assert "--asr" not in error and "--text" not in error and "whisper" not in error
+
+
+def test_page_message_rewording():
+    assert app.page_message("/tmp/gradio/ab12/x.wav: audio too short (0.010 s)") == \
+        "x.wav: audio too short (0.010 s)"
+    assert app.page_message("model missing; pass --asr DIR (or asr.model); or --text") == "model missing"
+    assert "https://huggingface.co/x" in app.page_message("see https://huggingface.co/x")
+
+
+def test_port_in_use_is_one_line(exported_predictor_dir, capsys):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["app", "--checkpoint", str(exported_predictor_dir), "--port", str(port)]) == 1
+    err = capsys.readouterr().err
+    assert f"127.0.0.1:{port}: cannot listen there" in err and "--port" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
 def test_timeline_tools_absent_module(monkeypatch):
@@ -173,4 +265,4 @@ def test_long_recording_shows_the_real_timeline(asr_predictor_dir, standin_whisp
     assert list(out.timeline.columns) == timeline_columns(predictor.classes)
     assert len(out.timeline) == len(spans)
     assert np.isfinite(out.timeline["arousal"]).all()
-    assert open(out.timeline_image, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert out.timeline_image.size[0] > 100

@@ -116,3 +116,38 @@ def test_page_predicts_an_uploaded_recording_and_explains_bad_files(browser, pag
     message = browser.find_element(By.ID, "koemo-error").text
     assert "notes.txt: not an audio file koemo can read" in message and "Traceback" not in message
     assert not shown(browser, "koemo-probabilities") and not shown(browser, "koemo-result")
+
+
+def test_long_recording_with_typed_transcript_needs_no_speech_model(browser, page, tmp_path,
+                                                                     tiny_transcript, monkeypatch):
+    """A 6 s recording and a typed transcript on a server without any speech model (the
+    config's openai/whisper-small cannot load offline): the result, its window timeline, the
+    predictor's provenance, and no koemo-app-* folder left behind."""
+    import tempfile
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+
+    url, predictor = page
+    assert predictor.asr is not None and predictor._transcriber is None
+    rng = np.random.default_rng(6)
+    wav = tmp_path / "six_seconds.wav"
+    sf.write(wav, synthesize(int(6.0 * SAMPLE_RATE), 4.0, make_voice("M", rng), rng), SAMPLE_RATE)
+    assert 6.0 > predictor.window_seconds
+    expected = predictor.predict(wav, tiny_transcript)
+    temp = tmp_path / "server-tmp"                # the server thread's temporary files
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    wait = upload_and_predict(browser, url, wav, tiny_transcript)
+    wait.until(ec.text_to_be_present_in_element((By.ID, "koemo-result"), "Emotion:"))
+    result = browser.find_element(By.ID, "koemo-result").text
+    assert f"Arousal: {expected.arousal:.2f}" in result and not shown(browser, "koemo-error")
+    assert "Predictor: trained on synthetic corpus" in result
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#koemo-timeline img")))
+    assert shown(browser, "koemo-segments")
+    segments = browser.find_element(By.ID, "koemo-segments").text
+    assert "overlapping windows" in segments and "typed transcript" in segments
+    notes = browser.find_element(By.ID, "koemo-notes").text
+    assert "trained on synthetic data: not meaningful on real speech" in notes
+    assert predictor._transcriber is None                     # no speech model was loaded
+    assert list(temp.glob("koemo-app-*")) == []

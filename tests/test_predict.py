@@ -164,6 +164,73 @@ def test_long_audio_windows_or_cut(predictor, utterance, tmp_path):
     assert any("only the first" in note for note in cut.notes)
 
 
+def all_at_once(predictor, item):
+    """The earlier path, as reference: every window cut at once, each pass over all of them."""
+    from koemo.inference.predictor import _seeded
+
+    src, size = item.frames, predictor.batch_size
+    feats, lengths = frame_windows(src.feats, src.n_frames, src.max_frames, src.starts)
+    feats = src.finish(feats, lengths)
+    batches = [slice(i, i + size) for i in range(0, len(feats), size)]
+    tensors = lambda rows: (torch.as_tensor(feats[rows]), torch.as_tensor(lengths[rows]))  # noqa: E731
+    with torch.inference_mode():
+        with _seeded(predictor.seed, predictor.device):
+            outs = [predictor.audio_model(*tensors(rows)) for rows in batches]
+        with _seeded(predictor.seed + 1, predictor.device):
+            text_out = predictor._text_pass([item])
+        with _seeded(predictor.seed + 2, predictor.device):
+            probs = [torch.softmax(predictor.classifier(
+                out["hidden"], out["mask"], text_out["hidden"][[0] * len(out["mask"])],
+                text_out["mask"][[0] * len(out["mask"])])["logits"].float(), dim=-1).numpy()
+                for out in outs]
+    arousal = np.concatenate([out["pred"].float().numpy() for out in outs]).astype(np.float64)
+    return arousal.mean(), np.concatenate(probs).mean(axis=0)
+
+
+def test_long_input_windows_are_cut_a_batch_at_a_time(predictor, utterance, tmp_path, monkeypatch):
+    """A long recording never holds all its windows: they are cut lazily, at most two batches
+    ahead of the model, and the result is exactly the all-at-once path's."""
+    import inspect
+
+    from koemo.inference import windows as windows_module
+
+    wav, text = utterance
+    wave, rate = sf.read(wav, dtype="float32")
+    long_wave = np.tile(wave, int(np.ceil(8 * predictor.window_seconds * rate / wave.size)))
+    monkeypatch.setattr(predictor, "batch_size", 3)
+    item = predictor.prepare(long_wave, text, rate)
+    n_windows = len(item.frames)
+    assert n_windows >= 12 and predictor.shared_audio
+    chunks = item.frames.chunks(5)
+    assert inspect.isgenerator(chunks)
+    sizes = [len(lengths) for _, lengths in chunks]
+    assert sizes == [5] * (n_windows // 5) + ([n_windows % 5] if n_windows % 5 else [])
+    cut, ahead = [0], []
+    original_chunks, audio_model = windows_module.WindowSource.chunks, predictor.audio_model
+
+    def counting_chunks(self, size):
+        for feats, lengths in original_chunks(self, size):
+            cut[0] += len(lengths)
+            yield feats, lengths
+
+    def counting_model(feats, lengths):
+        ahead.append(cut[0] - sum(len(f) for f in batches))
+        batches.append(feats)
+        return audio_model(feats, lengths)
+
+    batches = []
+    monkeypatch.setattr(windows_module.WindowSource, "chunks", counting_chunks)
+    monkeypatch.setattr(predictor, "audio_model", counting_model)
+    result = predictor.predict(long_wave, text, sample_rate=rate)
+    assert result.windows.n_windows == n_windows == cut[0]
+    assert max(len(f) for f in batches) == 3 and max(ahead) <= 2 * 3       # never all windows
+    monkeypatch.setattr(predictor, "audio_model", audio_model)
+    arousal, probs = all_at_once(predictor, item)
+    assert result.arousal == arousal
+    assert list(result.probabilities.values()) == probs.tolist()
+    assert result.per_window.arousal.mean() == arousal and len(result.per_window.arousal) == n_windows
+
+
 def test_batch_cli_writes_every_row(predictor, predictor_dir, utterance, tmp_path, capsys):
     wav, text = utterance
     shutil.copy(wav, tmp_path / "a.wav")
@@ -264,6 +331,98 @@ def test_directory_errors(predictor_dir, tmp_path, capsys):
     assert "corrupt JSON" in capsys.readouterr().err
     assert main(["predict", "x.wav"]) == 1
     assert "--checkpoint DIR is required" in capsys.readouterr().err
+
+
+def edited_copy(predictor_dir, folder, edit_manifest=None) -> "Path":
+    shutil.copytree(predictor_dir, folder)
+    if edit_manifest is not None:
+        manifest = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
+        edit_manifest(manifest)
+        (folder / MANIFEST_FILE).write_text(json.dumps(manifest), encoding="utf-8")
+    return folder
+
+
+def test_untrusted_folders_stay_inside_themselves(predictor_dir, tmp_path, capsys):
+    shutil.copytree(predictor_dir, tmp_path / "other")
+    outside = edited_copy(predictor_dir, tmp_path / "a",
+                          lambda m: m["stages"].update(audio="../other/audio"))
+    with pytest.raises(CheckpointError, match="stages.audio '../other/audio' points outside the predictor"):
+        Predictor.from_checkpoint(outside)
+    absolute = edited_copy(predictor_dir, tmp_path / "b",
+                           lambda m: m["stages"].update(text=str(tmp_path / "other" / "text")))
+    with pytest.raises(CheckpointError, match="stages.text .* points outside"):
+        Predictor.from_checkpoint(absolute)
+    linked = edited_copy(predictor_dir, tmp_path / "c")
+    shutil.rmtree(linked / "multimodal")
+    (linked / "multimodal").symlink_to(tmp_path / "other" / "multimodal")
+    with pytest.raises(CheckpointError, match="stages.multimodal 'multimodal' points outside"):
+        Predictor.from_checkpoint(linked)
+    hub = edited_copy(predictor_dir, tmp_path / "d", lambda m: m.update(tokenizer="someone/any-model"))
+    with pytest.raises(CheckpointError, match="tokenizer 'someone/any-model' is neither a folder inside"):
+        Predictor.from_checkpoint(hub)
+    up = edited_copy(predictor_dir, tmp_path / "e", lambda m: m.update(encoder="../other/kobert"))
+    with pytest.raises(CheckpointError, match="encoder '../other/kobert' points outside"):
+        Predictor.from_checkpoint(up)
+    # A manifest missing a stage: one line naming the file (was KeyError: 'text').
+    missing = edited_copy(predictor_dir, tmp_path / "f", lambda m: m["stages"].pop("text"))
+    assert main(["predict", "x.wav", "--text", "안녕", "--checkpoint", str(missing)]) == 1
+    err = capsys.readouterr().err
+    assert f"{missing / MANIFEST_FILE}: `stages` lacks text" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("key, value", [("inner_dim", 1e9), ("n_layers", 100000), ("num_heads", 0),
+                                        ("rnn_hidden", 2.5), ("conv_channels", [8, 10 ** 8])])
+def test_meta_sizes_are_bounded_before_building(predictor_dir, tmp_path, monkeypatch, key, value):
+    from koemo.modeling import checkpoint
+
+    folder = edited_copy(predictor_dir, tmp_path / "big")
+    meta_path = folder / "audio" / "meta.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta["config"]["models"]["audio"][key] = value
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    monkeypatch.setattr(checkpoint, "build_model", lambda *a, **k: pytest.fail("built the model"))
+    with pytest.raises(CheckpointError, match=f"{meta_path}: models.audio.{key} = .* is not a size"):
+        Predictor.from_checkpoint(folder)
+
+
+def test_predictor_says_what_it_was_trained_on(predictor, predictor_dir, utterance, tmp_path, capsys):
+    from koemo.inference.provenance import SYNTHETIC_NOTE, UNKNOWN_NOTE
+
+    wav, text = utterance
+    manifest = json.loads((predictor_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
+    record = manifest["provenance"]
+    assert record["synthetic"] is True and record["config_name"] == "tiny-predict"
+    assert record["corpus"] and {"macro_f1", "accuracy"} <= set(record["test_metrics"]["multimodal"])
+    assert "ccc" in record["test_metrics"]["audio"] and "ccc" in record["test_metrics"]["text"]
+    assert SYNTHETIC_NOTE in predictor.predict(wav, text).notes
+    assert SYNTHETIC_NOTE in predictor.predict(wav, None).notes         # every result
+    assert main(["predict", str(wav), "--text", text, "--checkpoint", str(predictor_dir)]) == 0
+    shown = capsys.readouterr().out
+    assert "predictor: trained on synthetic corpus" in shown and "config tiny-predict" in shown
+    assert "multimodal macro_f1" in shown and SYNTHETIC_NOTE in shown
+    out = cli_json(capsys, str(wav), "--text", text, "--checkpoint", str(predictor_dir))
+    assert out["predictor"]["provenance"] == record and SYNTHETIC_NOTE in out["notes"]
+    # A folder exported before the record existed still loads, and says it does not know.
+    old = edited_copy(predictor_dir, tmp_path / "old", lambda m: m.pop("provenance"))
+    result = Predictor.from_checkpoint(old, asr="none").predict(wav, text)
+    assert UNKNOWN_NOTE in result.notes and SYNTHETIC_NOTE not in result.notes
+    assert main(["predict", str(wav), "--text", text, "--checkpoint", str(old)]) == 0
+    assert "predictor: provenance unknown" in capsys.readouterr().out
+
+
+def test_printed_transcripts_cannot_drive_the_terminal(predictor_dir, utterance, capsys):
+    wav, text = utterance
+    hostile = f"{text} \x1b[2J\x07\x1b]0;owned\x07 끝"
+    assert main(["predict", str(wav), "--text", hostile, "--checkpoint", str(predictor_dir)]) == 0
+    shown = capsys.readouterr().out
+    assert "\x1b" not in shown and "\x07" not in shown
+    assert "\\x1b[2J\\x07" in shown                          # escaped, still visible
+    long = "좋아요 " * 3000
+    assert main(["predict", str(wav), "--text", long, "--checkpoint", str(predictor_dir)]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("text:"))
+    assert len(line) < 400 and "characters; --json prints all" in line
+    assert cli_json(capsys, str(wav), "--text", long, "--checkpoint", str(predictor_dir))["text"] == long.strip()
 
 
 def replace_stage(predictor_dir, tmp_path, stage: str, model, cfg) -> "Path":

@@ -8,6 +8,8 @@ an utterance at a synthetic 0.3 s pause or miss a quiet one (threshold 0.25: 7 o
 to 0.30 s). The tests use seed 1, one of the recordings the defaults get right."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -119,6 +121,8 @@ def test_cli_writes_timeline_csv_and_png(asr_predictor_dir, standin_whisper, rec
                  "--checkpoint", str(asr_predictor_dir), "--asr", str(standin_whisper), "--no-progress"]) == 0
     table = pd.read_csv(out, keep_default_na=False)
     assert len(table) == len(truth) and table["text_source"].eq("asr").all()
+    assert not re.search(r"\d\.\d{4,}", out.read_text(encoding="utf-8"))    # 3 decimals at most
+    assert "predictor: trained on synthetic corpus" in capsys.readouterr().out
     assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
     # Without speech recognition: arousal per utterance, no emotion.
     assert main(["predict", str(path), "--segments", "--out", str(out), "--checkpoint",
@@ -128,6 +132,24 @@ def test_cli_writes_timeline_csv_and_png(asr_predictor_dir, standin_whisper, rec
     assert main(["predict", str(tmp_path / "nope.wav"), "--segments", "--checkpoint",
                  str(asr_predictor_dir), "--asr", "none"]) == 1
     assert "nope.wav: audio file not found" in capsys.readouterr().err
+
+
+def test_plot_says_not_predicted_where_no_emotion_was(tmp_path):
+    from koemo.inference.segments import timeline_figure
+
+    classes = ["neutral", "sad"]
+    frame = pd.DataFrame({"start": [0.0, 2.0], "end": [1.5, 3.0], "label": ["", ""],
+                          "prob_neutral": [np.nan] * 2, "prob_sad": [np.nan] * 2,
+                          "arousal": [2.5, 3.1], "valence": [np.nan] * 2, "text": ["", ""],
+                          "text_source": ["", ""]}, columns=timeline_columns(classes))
+    label_ax, prob_ax, av_ax = timeline_figure(frame).axes
+    for ax in (label_ax, prob_ax):
+        assert any(t.get_text().startswith("not predicted") for t in ax.texts)
+    assert "valence (not predicted)" in [t.get_text() for t in av_ax.get_legend().get_texts()]
+    assert "not predicted" in [t.get_text() for t in label_ax.get_legend().get_texts()]
+    predicted = frame.assign(label=["sad", ""], prob_neutral=[0.3, np.nan], prob_sad=[0.7, np.nan])
+    label_ax, prob_ax, _ = timeline_figure(predicted).axes
+    assert not label_ax.texts and not prob_ax.texts
 
 
 def test_plot_of_an_empty_timeline(tmp_path):

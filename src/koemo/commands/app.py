@@ -50,11 +50,12 @@ def run(args: argparse.Namespace) -> int:
         raise KoemoInputError(f"--port must be 1-65535, not {args.port}")
     if importlib.util.find_spec("gradio") is None:
         raise KoemoInputError("`koemo app` needs gradio: pip install 'koemo[app]'")
-    from koemo.inference.app import AppSettings, serve
+    from koemo.inference.app import AppSettings, check_port_free, serve
     from koemo.commands.predict import _quiet_transformers
     from koemo.inference.predictor import Predictor
 
     settings = AppSettings(max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds)
+    check_port_free(args.host, args.port)              # before minutes of loading models
     _quiet_transformers()
     predictor = Predictor.from_pretrained(args.checkpoint, device=args.device,
                                           long_audio=args.long_audio, seed=args.seed,

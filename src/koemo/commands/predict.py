@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
 from koemo.errors import KoemoInputError
 
 BAR_WIDTH = 30
+# Plain output shows at most this much of a transcript (--json prints it whole; a timeline
+# table, a row's share).
+PLAIN_TEXT_LIMIT = 300
+SEGMENT_TEXT_LIMIT = 60
+# Terminal control characters (ESC, BEL, ...), line breaks and bidi/zero-width marks: shown
+# escaped, never sent to the terminal as they are.
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
 DESCRIPTION = """\
 Predict the emotion (class probabilities and label), arousal and valence (1-5) of a
 recording from its audio and Korean transcript, with a predictor directory (see
@@ -99,10 +107,27 @@ def run(args: argparse.Namespace) -> int:
     text = read_text_file(Path(args.text_file)) if args.text_file else args.text
     result = predictor.predict(args.wav, text)
     if args.json:
-        print(json.dumps({"wav": args.wav, **result.to_dict()}, indent=2, ensure_ascii=False))
+        print(json.dumps({"wav": args.wav, **result.to_dict(), "predictor": predictor_record(predictor)},
+                         indent=2, ensure_ascii=False))
     else:
-        print(format_prediction(args.wav, result))
+        print(format_prediction(args.wav, result, predictor.provenance))
     return 0
+
+
+def predictor_record(predictor) -> dict:
+    from koemo.inference.provenance import describe
+
+    return {"checkpoint": predictor.source, "provenance": predictor.provenance,
+            "summary": describe(predictor.provenance)}
+
+
+def printable(text: str, limit: int | None = PLAIN_TEXT_LIMIT) -> str:
+    """`text` safe for a terminal: control characters escaped (\\x1b, \\x07, ...) and, with a
+    limit, shortened with a note of its length."""
+    safe = CONTROL_RE.sub(lambda m: ascii(m.group())[1:-1], str(text))
+    if limit is not None and len(safe) > limit:
+        safe = f"{safe[:limit]}... ({len(text)} characters; --json prints all)"
+    return safe
 
 
 def load_predictor(args: argparse.Namespace):
@@ -127,10 +152,13 @@ def read_text_file(path: Path) -> str:
     raise KoemoInputError(f"{path}: transcript is neither UTF-8 nor cp949 text")
 
 
-def format_prediction(name: str, result) -> str:
+def format_prediction(name: str, result, provenance: dict | None = None) -> str:
+    from koemo.inference.provenance import describe
+
     w = result.windows
-    lines = [f"{name}: {w.audio_s:.2f} s, {w.n_windows} window{'s' if w.n_windows > 1 else ''} "
-             f"of {w.window_s:.2f} s ({w.mode})"]
+    lines = [f"{printable(name, None)}: {w.audio_s:.2f} s, {w.n_windows} "
+             f"window{'s' if w.n_windows > 1 else ''} of {w.window_s:.2f} s ({w.mode})",
+             f"predictor: {printable(describe(provenance), None)}"]
     if result.probabilities is None:
         lines.append("emotion:  not predicted (no transcript)")
     else:
@@ -143,8 +171,8 @@ def format_prediction(name: str, result) -> str:
                                  else f"{result.valence:.2f}  (1-5)"))
     if result.text is not None:
         source = " (speech recognition)" if result.text_source == "asr" else ""
-        lines.append(f"text:     {result.text}{source}")
-    lines += ["notes:"] + [f"  - {note}" for note in result.notes] if result.notes else []
+        lines.append(f"text:     {printable(result.text)}{source}")
+    lines += ["notes:"] + [f"  - {printable(note, None)}" for note in result.notes] if result.notes else []
     return "\n".join(lines)
 
 
@@ -204,25 +232,29 @@ def run_batch(args: argparse.Namespace) -> int:
     failed = [(i, row["wav"], row["error"]) for i, row in enumerate(rows) if row["status"] == "error"]
     print(f"predicted {len(rows) - len(failed)} of {len(rows)} rows -> {args.out}")
     for i, wav, error in failed:
-        print(f"  row {i + 2} ({wav}): {error}", file=sys.stderr)
+        print(f"  row {i + 2} ({printable(wav, None)}): {printable(error, None)}", file=sys.stderr)
     return 1 if failed else 0
 
 
 # ----------------------------------------------------------------------------- long recordings
 
 def run_segments(args: argparse.Namespace) -> int:
-    from koemo.inference.segments import plot_timeline, predict_timeline
+    from koemo.inference.provenance import describe
+    from koemo.inference.segments import TABLE_DECIMALS, plot_timeline, predict_timeline
 
     if args.text or args.text_file:
         raise KoemoInputError("--segments transcribes each utterance itself: leave out --text")
     predictor = load_predictor(args)
     frame = predict_timeline(predictor, args.wav, progress=not args.no_progress)
+    table = frame.round(TABLE_DECIMALS)
+    print(f"predictor: {printable(describe(predictor.provenance), None)}")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(args.out, index=False)
+        table.to_csv(args.out, index=False)
         print(f"{len(frame)} utterances -> {args.out}")
     else:
-        print(frame.to_string(index=False))
+        shown = table.assign(text=[printable(text, SEGMENT_TEXT_LIMIT) for text in table["text"]])
+        print(shown.to_string(index=False))
     if args.plot:
         print(f"timeline figure -> {plot_timeline(frame, args.plot, title=Path(args.wav).name)}")
     return 0

@@ -7,14 +7,19 @@ Upload a recording (any file; it is checked here, not by the browser) or record 
 microphone, optionally type its Korean transcript, press Predict. The page shows the emotion
 with its five probabilities as a bar chart, arousal and valence on the valence-arousal plane
 (axes 1-5, the annotation scale), the transcript as the model read it, the predictor's notes
-and, for a recording longer than the model's window, a timeline of the recording's segments
-(when `koemo.inference.segments` is installed; otherwise the windows are averaged as `koemo predict`
-does and a note says so).
+and, for a recording longer than the model's window, a timeline. With a typed transcript the
+timeline is the overlapping windows the result averages (each scored with that transcript; no
+speech model is loaded), so it agrees with the result; without one it is the recording's
+utterances found by voice activity, each transcribed and scored on its own
+(`koemo.inference.segments`), and its caption says so. The timeline figure is rendered in a
+temporary folder that is removed before the page is answered.
 
 Bad input never shows a traceback: no file, an empty, non-audio, silent, too short or too long
 recording, a file over the upload limit or an unusable transcript each give one message on the
-page (`KoemoInputError`'s message). Anything unexpected is logged on the server with its
-traceback and the page says that the prediction failed.
+page (`KoemoInputError`'s message, worded for the page by `page_message`: no server paths such
+as Gradio's upload folder, no command-line advice). Speech recognition that cannot load (no
+transcript typed) says so and asks for the transcript; the reason goes to the server log, as
+does anything unexpected, with its traceback.
 
 `analyse` is the page's logic without Gradio (tested directly); `build_app` wires it to the
 components; `serve` launches it (127.0.0.1 unless told otherwise).
@@ -24,12 +29,15 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import re
+import socket
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from koemo.errors import KoemoInputError
 from koemo.inference.predictor import SCALE
+from koemo.inference.provenance import describe
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +75,10 @@ class AppOutput:
     valence: float | None = None
     transcript: str | None = None
     notes: list[str] = field(default_factory=list)
-    timeline: object | None = None          # pandas.DataFrame from koemo.inference.segments
-    timeline_image: str | None = None       # PNG path
+    timeline: object | None = None          # pandas.DataFrame (koemo.inference.segments columns)
+    timeline_image: object | None = None    # PIL image of the timeline figure
+    timeline_caption: str = ""              # what the timeline's rows are
+    predictor: str = ""                     # what the predictor was trained on (one line)
 
 
 # ----------------------------------------------------------------------------- logic
@@ -105,8 +115,7 @@ def check_audio_file(path: str, settings: AppSettings) -> float:
     duration = info.frames / info.samplerate
     if duration > settings.max_seconds:
         raise KoemoInputError(f"{name}: {duration:.1f} s is longer than this page accepts "
-                              f"({settings.max_seconds:g} s); cut it, or start the app with a "
-                              "higher --max-seconds")
+                              f"({settings.max_seconds:g} s); cut it and upload the part you want")
     return duration
 
 
@@ -125,18 +134,25 @@ def load_timeline_tools():
 def analyse(predictor, upload, recording, transcript: str | None,
             settings: AppSettings = AppSettings()) -> AppOutput:
     """One prediction for the page: every input problem becomes `AppOutput.error`."""
+    path = None
     try:
         path = choose_audio(upload, recording)
         duration = check_audio_file(path, settings)
         text = transcript.strip() if transcript and transcript.strip() else None
+        if text is None and not speech_recognition_ready(predictor):
+            return AppOutput(error=ASR_UNAVAILABLE)
         result = predictor.predict(path, text)
         out = AppOutput(label=result.label, probabilities=result.probabilities,
                         arousal=result.arousal, valence=result.valence,
-                        transcript=result.text, notes=list(result.notes))
+                        transcript=result.text, notes=list(result.notes),
+                        predictor=describe(predictor.provenance))
         if duration > predictor.window_seconds:
-            add_timeline(out, predictor, path)
+            if text is not None:
+                add_window_timeline(out, predictor, result)
+            else:
+                add_timeline(out, predictor, path)
     except KoemoInputError as err:
-        return AppOutput(error=str(err))
+        return AppOutput(error=page_message(str(err), path))
     except Exception:                                  # noqa: BLE001 - the page must not crash
         log.exception("koemo app: prediction failed")
         return AppOutput(error="the prediction failed on the server (the log has the details); "
@@ -145,16 +161,99 @@ def analyse(predictor, upload, recording, transcript: str | None,
     return out
 
 
+ASR_UNAVAILABLE = ("speech recognition is not available on this server (its log says why): "
+                   "type the Korean transcript and press Predict again")
+# API and command-line wording that means nothing on the page -> what a web user can do.
+PAGE_WORDING = {"pass the Korean transcript, or no text (None) to predict arousal only":
+                "type the Korean transcript, or leave it empty to predict arousal only"}
+FLAG_RE = re.compile(r"(?<![\w-])--[a-z][a-z-]*|\(None\)")
+# An absolute path (not a URL): only its last part is shown, never the server's folders.
+PATH_RE = re.compile(r"(?<![\w:/.])(?:/[^/\s'\"]+)+/([^/\s'\"]+)")
+
+
+def page_message(message: str, path: str | None = None) -> str:
+    """A KoemoInputError's message as the page shows it: file names without the server's
+    folders (Gradio's upload folder), and no clause that gives command-line advice."""
+    if path:
+        message = message.replace(str(Path(path).parent) + os.sep, "")
+    message = PATH_RE.sub(r"\1", message)
+    for api, page in PAGE_WORDING.items():
+        message = message.replace(api, page)
+    clauses = message.split("; ")
+    kept = [clause for clause in clauses if not FLAG_RE.search(clause)]
+    return "; ".join(kept) if kept else FLAG_RE.sub("", clauses[0]).strip()
+
+
+def speech_recognition_ready(predictor) -> bool:
+    """Without a transcript the page needs speech recognition, or the predictor has it off
+    (arousal only). A speech model that cannot load is logged, not shown."""
+    if predictor.asr is None:
+        return True
+    try:
+        predictor.transcriber
+    except KoemoInputError as err:
+        log.warning("koemo app: speech recognition not available: %s", err)
+        return False
+    return True
+
+
+def add_window_timeline(out: AppOutput, predictor, result) -> None:
+    """The windows the result averages, one row each (a typed transcript: no speech model)."""
+    import pandas as pd
+
+    from koemo.inference.segments import timeline_columns
+
+    w, scores = result.windows, result.per_window
+    rows = []
+    for k, start in enumerate(w.starts_s):
+        probs = dict(zip(predictor.classes, scores.probabilities[k])) \
+            if scores.probabilities is not None else {}
+        rows.append({"start": start, "end": min(start + w.window_s, w.audio_s),
+                     "label": max(probs, key=probs.get) if probs else "",
+                     **{f"prob_{c}": float(p) for c, p in probs.items()},
+                     "arousal": float(scores.arousal[k]), "valence": result.valence,
+                     "text": result.text or "", "text_source": result.text_source or ""})
+    frame = pd.DataFrame(rows, columns=timeline_columns(predictor.classes))
+    caption = (f"Timeline: the {w.n_windows} overlapping windows of {w.window_s:.1f} s that the "
+               "result averages, each scored with the typed transcript (valence reads the "
+               "transcript alone: the same in every window)")
+    show_timeline(out, frame, caption)
+
+
 def add_timeline(out: AppOutput, predictor, path: str) -> None:
     tools = load_timeline_tools()
     if tools is None:
         out.notes.append("timeline not shown: koemo.inference.segments is not installed in this koemo")
         return
-    predict_timeline, plot_timeline = tools
-    frame = predict_timeline(predictor, path)
-    image = Path(tempfile.mkdtemp(prefix="koemo-app-")) / "timeline.png"
-    plot_timeline(frame, image)
-    out.timeline, out.timeline_image = frame, str(image)
+    predict_timeline, _ = tools
+    caption = ("Timeline: the utterances voice activity finds, each transcribed and scored on "
+               "its own; the result above scores the whole recording in overlapping windows, "
+               "so the two can differ")
+    show_timeline(out, predict_timeline(predictor, path), caption)
+
+
+def show_timeline(out: AppOutput, frame, caption: str) -> None:
+    """The timeline's table, caption and figure (drawn in a temporary folder, then removed)."""
+    from PIL import Image
+
+    out.timeline, out.timeline_caption = frame, caption
+    out.notes.append(caption)
+    tools = load_timeline_tools()
+    if tools is None:
+        return
+    with tempfile.TemporaryDirectory(prefix="koemo-app-") as folder:
+        image = Path(folder) / "timeline.png"
+        tools[1](frame, image)
+        with Image.open(image) as png:
+            png.load()
+            out.timeline_image = png.copy()
+
+
+def rounded_table(frame):
+    """The timeline as the page shows it: numbers to 3 decimals."""
+    from koemo.inference.segments import TABLE_DECIMALS
+
+    return frame.round(TABLE_DECIMALS)
 
 
 def summary_markdown(out: AppOutput) -> str:
@@ -167,6 +266,8 @@ def summary_markdown(out: AppOutput) -> str:
     lines.append("**Valence:** " + ("not predicted (no transcript)" if out.valence is None
                                     else f"{out.valence:.2f} (1-5)"))
     lines.append("**Transcript:** " + (out.transcript if out.transcript else "(none)"))
+    if out.predictor:
+        lines.append(f"**Predictor:** {out.predictor}")
     return "  \n".join(lines)
 
 
@@ -234,20 +335,22 @@ def build_app(predictor, settings: AppSettings = AppSettings()):
                     gr.update(value=None, visible=False), gr.update(value="", visible=False),
                     gr.update(value=None, visible=False), gr.update(value=None, visible=False))
         notes = "\n".join(f"- {note}" for note in out.notes)
-        has_timeline = out.timeline_image is not None
+        has_table, has_image = out.timeline is not None, out.timeline_image is not None
         return (gr.update(value="", visible=False),
                 gr.update(value=out.summary, visible=True),
                 gr.update(value=probability_figure(out.probabilities, classes), visible=True),
                 gr.update(value=va_figure(out.arousal, out.valence, out.label), visible=True),
                 gr.update(value=f"**Notes**\n\n{notes}" if notes else "", visible=bool(notes)),
-                gr.update(value=out.timeline_image, visible=has_timeline),
-                gr.update(value=out.timeline, visible=has_timeline))
+                gr.update(value=out.timeline_image, visible=has_image),
+                gr.update(value=rounded_table(out.timeline) if has_table else None,
+                          label=out.timeline_caption or "Timeline", visible=has_table))
 
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         gr.Markdown(f"# {TITLE}\nEmotion ({', '.join(classes)}), arousal and valence (1-5) "
                     "from a recording and its Korean transcript. Recordings up to "
                     f"{settings.max_seconds:g} s and {settings.max_upload_mb:g} MB; longer than "
-                    f"{predictor.window_seconds:.1f} s are scored window by window.")
+                    f"{predictor.window_seconds:.1f} s are scored window by window.\n\n"
+                    f"**Predictor:** {describe(predictor.provenance)}")
         with gr.Row():
             with gr.Column():
                 upload = gr.File(label="Upload a recording (wav, flac, ogg)", elem_id="koemo-upload",
@@ -266,7 +369,7 @@ def build_app(predictor, settings: AppSettings = AppSettings()):
                     plane = gr.Plot(label="Valence-arousal plane", show_label=False, visible=False,
                                     elem_id="koemo-va")
                 notes = gr.Markdown(visible=False, elem_id="koemo-notes")
-        timeline_image = gr.Image(label="Timeline", type="filepath", visible=False,
+        timeline_image = gr.Image(label="Timeline", type="pil", visible=False,
                                   elem_id="koemo-timeline")
         timeline_table = gr.Dataframe(label="Segments", visible=False, elem_id="koemo-segments")
         button.click(on_predict, inputs=[upload, recording, transcript],
@@ -274,10 +377,29 @@ def build_app(predictor, settings: AppSettings = AppSettings()):
     return demo
 
 
+def check_port_free(host: str, port: int) -> None:
+    """One clear error when another program listens on host:port (Gradio would raise
+    "Cannot find empty port" with a traceback). SO_REUSEADDR as the server binds: a port
+    left in TIME_WAIT by a stopped app is free."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except socket.gaierror as err:
+        raise KoemoInputError(f"--host {host}: not an address of this machine ({err})") from err
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as err:
+            raise KoemoInputError(f"{host}:{port}: cannot listen there ({err.strerror}): another "
+                                  "program (another koemo app?) has the port; stop it or "
+                                  "choose another with --port") from err
+
+
 def serve(predictor, settings: AppSettings = AppSettings(), host: str = DEFAULT_HOST,
           port: int = DEFAULT_PORT, block: bool = True):
     """Launch the page; returns the Blocks (running in a thread when block=False)."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    check_port_free(host, port)
     demo = build_app(predictor, settings)
     demo.queue(default_concurrency_limit=1)          # one model, one prediction at a time
     demo.launch(server_name=host, server_port=port, share=False, inbrowser=False,

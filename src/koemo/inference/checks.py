@@ -77,3 +77,46 @@ def check_text_model(tokenizer, encoder, cfg: dict, directory: Path) -> None:
     if tokenizer.vocab_size > vocab:
         raise CheckpointError(f"{directory}: tokenizer has {tokenizer.vocab_size} pieces but the "
                               f"encoder embeds only {vocab}: they do not belong together")
+
+
+# What a stage's meta.json may ask for, checked before any model is built: a downloaded
+# `inner_dim: 1e9` would otherwise try to allocate hundreds of GB. Generous: the paper's
+# model is far inside (widths <= 3072, 7 layers, 6 heads, 512 frames of 128 mels).
+MAX_LAYERS = 64
+MAX_HEADS = 64
+MAX_WIDTH = 16384
+SIZE_LIMITS = {("features", "n_mels"): 1024, ("features", "n_fft"): 65536,
+               ("features", "max_frames"): 65536, ("features", "hop_length"): 65536,
+               ("text", "max_length"): 4096}
+
+
+def _size_limit(key: str) -> int:
+    return MAX_LAYERS if "layers" in key else MAX_HEADS if "heads" in key else MAX_WIDTH
+
+
+def _model_sizes(section, prefix: str):
+    """(dotted key, value, limit) of every size in a `models` section (dropout is no size)."""
+    for key, value in (section or {}).items():
+        name = f"{prefix}.{key}"
+        if isinstance(value, dict):
+            yield from _model_sizes(value, name)
+        elif key != "dropout" and not isinstance(value, (str, bool)) and value is not None:
+            for item in value if isinstance(value, list) else [value]:
+                yield name, item, _size_limit(key)
+
+
+def check_meta_sizes(meta: dict, stage_dir: Path) -> None:
+    """Every size a stage asks for is a whole number within bounds (CheckpointError naming
+    meta.json and the key otherwise)."""
+    cfg = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+    sizes = list(_model_sizes(cfg.get("models"), "models"))
+    sizes += [(f"num_heads.{k}", v, MAX_HEADS) for k, v in (meta.get("num_heads") or {}).items()
+              if v is not None]
+    sizes += [(".".join(keys), (cfg.get(keys[0]) or {}).get(keys[1]), limit)
+              for keys, limit in SIZE_LIMITS.items() if (cfg.get(keys[0]) or {}).get(keys[1]) is not None]
+    for key, value, limit in sizes:
+        whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        if isinstance(value, bool) or not whole or not 1 <= value <= limit:
+            raise CheckpointError(f"{Path(stage_dir) / 'meta.json'}: {key} = {value!r} is not a "
+                                  f"size koemo builds (a whole number 1-{limit}); refusing to "
+                                  "build this model")

@@ -14,6 +14,7 @@ from koemo.modeling.checkpoint import saved_config
 from koemo.inference.predictor import Predictor
 from koemo.inference.manifest import MANIFEST_FILE, MANIFEST_FORMAT, STAGE_DIRS, TEXT_MODEL_DIR
 from koemo.inference.checks import check_stage_metas
+from koemo.inference.provenance import make_provenance
 
 def checkpoint_dir(path: str | Path, which: str = "best") -> Path:
     """A checkpoint directory, or a training run directory holding `best/` and `last/`.
@@ -91,6 +92,7 @@ def export_predictor(audio: str | Path, text: str | Path, multimodal: str | Path
                 "sources": {stage: str(path.resolve()) for stage, path in sources.items()},
                 "text_model_sources": refs,
                 "allow_mismatched_regressors": bool(allow_mismatched_regressors),
+                "provenance": make_provenance(cfg, sources, workdir),
                 "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     (out_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
                                          encoding="utf-8")

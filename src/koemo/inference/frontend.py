@@ -12,6 +12,7 @@ from pathlib import Path
 
 from koemo.errors import CheckpointError, KoemoInputError
 from koemo.audio.speech_encoder import encoder_settings, load_speech_encoder, uses_speech_encoder
+from koemo.inference.manifest import inside
 
 AUDIO_ENCODER_DIR = "audio-encoder"
 
@@ -34,7 +35,9 @@ def attach_speech_encoder(predictor, directory: Path, manifest: dict, device: st
         return predictor
     spec = encoder_settings(cfg)
     reference = manifest.get("audio_encoder", spec.name)
-    local = Path(directory) / reference
+    local = Path(directory) / str(reference)
+    if local.exists() or str(reference).startswith((".", "/", "~")):
+        local = inside(directory, reference, "audio_encoder")      # never a folder outside
     try:
         encoder = load_speech_encoder(str(local) if local.exists() else reference,
                                       spec.layers, device=device)

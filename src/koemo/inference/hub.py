@@ -144,10 +144,10 @@ def push_to_hub(directory: str | Path, repo_id: str, private: bool = False,
 def read_predictor(directory: Path) -> tuple[dict, dict]:
     """(manifest, {stage: meta}) of a predictor directory, checked as loading checks them."""
     from koemo.modeling.checkpoint import read_meta
-    from koemo.inference.manifest import read_manifest
+    from koemo.inference.manifest import read_manifest, stage_dirs
 
     manifest = read_manifest(directory)
-    metas = {stage: read_meta(directory / manifest["stages"][stage]) for stage in STAGES}
+    metas = {stage: read_meta(path) for stage, path in stage_dirs(directory, manifest).items()}
     return manifest, metas
 
 

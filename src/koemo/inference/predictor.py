@@ -59,12 +59,13 @@ import numpy as np
 from koemo.audio.io import AudioInfo, AudioSource, load_audio
 from koemo.config.load import parse_saved_config
 from koemo.errors import CheckpointError, KoemoInputError
-from koemo.inference.windows import (LONG_AUDIO_MODES, WindowInfo, floor_padding, frame_windows,
+from koemo.inference.windows import (LONG_AUDIO_MODES, WindowInfo, WindowSource, floor_padding,
                                    window_starts)
 from koemo.inference.manifest import (MANIFEST_FILE, STAGE_DIRS, read_manifest,  # noqa: F401
-                                 resolve_text_model)
-from koemo.inference.checks import (check_stage_metas, check_text_model, mismatched_regressors,
-                                  same_regressor)
+                                 resolve_text_model, stage_dirs as manifest_stage_dirs)
+from koemo.inference.provenance import provenance_notes
+from koemo.inference.checks import (check_meta_sizes, check_stage_metas, check_text_model,
+                                  mismatched_regressors, same_regressor)
 
 SCALE = (1.0, 5.0)
 HANGUL_RE = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
@@ -82,16 +83,17 @@ class Prediction:
     audio: AudioInfo
     text: str | None = None                  # the transcript as the model read it (cleaned)
     text_source: str | None = None           # "given", "asr" (speech recognition) or None
+    # Per window (koemo.inference.passes.WindowScores): what the averages above were made of.
+    per_window: object | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "per_window"}
 
 
 @dataclass
 class _Item:
     """One utterance ready for the models."""
-    feats: np.ndarray          # [W, 2, T, F]
-    lengths: np.ndarray        # [W] valid frames per window
+    frames: WindowSource       # the windows, cut a batch at a time when the models run
     token_ids: np.ndarray | None
     token_mask: np.ndarray | None
     text: str | None
@@ -109,6 +111,7 @@ class Predictor:
     `predict_many` in batches. Build with `Predictor.from_checkpoint(DIR)`."""
 
     speech_encoder = None     # koemo.audio.speech_encoder.SpeechEncoder with models.audio.frontend: encoder
+    provenance = None         # what it was trained on (koemo.inference.provenance); None: unknown
 
     def __init__(self, audio_model, text_model, classifier, tokenizer, encoder, cfg: dict,
                  classes: Sequence[str], device: str = "cpu", long_audio: str = "windows",
@@ -158,8 +161,10 @@ class Predictor:
 
         directory = Path(directory)
         manifest = read_manifest(directory)
-        stage_dirs = {stage: directory / manifest["stages"][stage] for stage in STAGE_DIRS}
+        stage_dirs = manifest_stage_dirs(directory, manifest)
         metas = {stage: read_meta(path) for stage, path in stage_dirs.items()}
+        for stage, meta in metas.items():
+            check_meta_sizes(meta, stage_dirs[stage])
         check_stage_metas(metas, stage_dirs)
         models = {stage: build_from_checkpoint(path, expect_stage=stage, attention_impl=attention_impl)
                   for stage, path in stage_dirs.items()}
@@ -174,8 +179,8 @@ class Predictor:
         # Keys another koemo version wrote are a note, not an error (koemo.config.load).
         cfg, config_notes = parse_saved_config(metas["multimodal"]["config"],
                                                str(stage_dirs["multimodal"] / "meta.json"))
-        tokenizer_source = resolve_text_model(directory, manifest["tokenizer"])
-        encoder_source = resolve_text_model(directory, manifest["encoder"])
+        tokenizer_source = resolve_text_model(directory, manifest, "tokenizer")
+        encoder_source = resolve_text_model(directory, manifest, "encoder")
         try:
             tokenizer = load_text_tokenizer(tokenizer_source, cfg.text.tokenizer_kind)
             encoder = load_text_encoder(encoder_source, cfg.text.tokenizer_kind, device=device)
@@ -193,6 +198,7 @@ class Predictor:
         predictor.config_notes = config_notes
         for note in config_notes:
             warnings.warn(note, stacklevel=2)
+        predictor.provenance = manifest.get("provenance")
         from koemo.inference.frontend import attach_speech_encoder
         return attach_speech_encoder(predictor, directory, manifest, device)
 
@@ -272,7 +278,7 @@ class Predictor:
                  sample_rate: int | None = None) -> _Item:
         """Load and check one utterance: audio -> windows of features, text -> token ids."""
         wave, info = load_audio(audio, sample_rate, target_sample_rate=self.cfg.features.sample_rate)
-        feats, lengths, windows = self.audio_windows(wave, info)
+        frames, windows = self.audio_windows(wave, info)
         notes = list(info.notes)
         if windows.mode == "cut":
             notes.append(f"audio is {windows.audio_s:.1f} s, longer than the model's window "
@@ -282,6 +288,7 @@ class Predictor:
             notes.append(f"audio is {windows.audio_s:.1f} s, longer than the model's window "
                          f"({windows.window_s:.1f} s): {windows.n_windows} overlapping windows, "
                          "predictions averaged")
+        notes += provenance_notes(self.provenance)
         ids = mask = None
         cleaned = None
         if text is None and self.asr is None:
@@ -296,7 +303,7 @@ class Predictor:
         if self.random_in_eval:
             notes.append("checkpoint keeps attention dropout on in eval (faithful config, "
                          f"fixes.eval_attention_dropout_off=false): outputs are one draw, seeded with {self.seed}")
-        item = _Item(feats, lengths, ids, mask, cleaned, info, windows, notes,
+        item = _Item(frames, ids, mask, cleaned, info, windows, notes,
                      text_source=None if text is None else "given")
         if text is None and self.asr is not None:
             item.wave = wave
@@ -335,8 +342,8 @@ class Predictor:
             item.text_source = "asr"
             item.notes += [f"transcript from speech recognition ({self.transcriber.source})"] + text_notes
 
-    def audio_windows(self, wave: np.ndarray, info: AudioInfo
-                      ) -> tuple[np.ndarray, np.ndarray, WindowInfo]:
+    def audio_windows(self, wave: np.ndarray, info: AudioInfo) -> tuple[WindowSource, WindowInfo]:
+        """The recording's features and its windows (cut lazily: `WindowSource.chunks`)."""
         from koemo.audio.features import extract_features, frames_for, min_samples
 
         fc = self.cfg.features
@@ -357,18 +364,23 @@ class Predictor:
             max_frames = int(fc.max_frames)
             hop_s = fc.hop_length / fc.sample_rate
         starts = window_starts(n_frames, max_frames, self.long_audio)
-        feats, lengths = frame_windows(whole, n_frames, max_frames, starts)
-        if self.speech_encoder is None:
-            # Training read features back from a float16 store: round the same way.
-            feats = feats.astype(fc.store_dtype).astype(np.float32)
-            if self.cfg.fixes.db_floor_padding:
-                feats = floor_padding(feats, lengths, float(fc.top_db))
+        frames = WindowSource(whole, n_frames, max_frames, starts,
+                              None if self.speech_encoder is not None else self._as_trained)
         mode = "single" if n_frames <= max_frames else ("cut" if len(starts) == 1 else "windows")
         covered = min(n_frames, starts[-1] + max_frames) if mode != "cut" else max_frames
         windows = WindowInfo(mode=mode, n_windows=len(starts), window_s=self.window_seconds,
                              starts_s=[round(s * hop_s, 3) for s in starts], audio_s=info.duration_s,
                              used_s=min(info.duration_s, covered * hop_s))
-        return feats, lengths, windows
+        return frames, windows
+
+    def _as_trained(self, feats: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Mel windows as training read them: rounded to the feature store's dtype (float16),
+        padding at the dB floor under fixes.db_floor_padding."""
+        fc = self.cfg.features
+        feats = feats.astype(fc.store_dtype).astype(np.float32)
+        if self.cfg.fixes.db_floor_padding:
+            feats = floor_padding(feats, lengths, float(fc.top_db))
+        return feats
 
     def encode_text(self, text: str, source: str = "text") -> tuple[str, np.ndarray, np.ndarray, list[str]]:
         """Transcript -> (cleaned text, input_ids[L], attention_mask[L], notes)."""
@@ -405,49 +417,17 @@ class Predictor:
     # -- model passes
 
     def _infer(self, items: list[_Item]) -> list[Prediction]:
-        """Three passes, each seeded on its own so that (with random eval dropout) the arousal
-        of an utterance does not depend on whether a transcript came with it."""
+        """The text pass once, then the windows through the audio and fusion models a batch
+        at a time (koemo.inference.passes), each pass seeded on its own."""
         import torch
 
-        owner = np.concatenate([[i] * len(item.lengths) for i, item in enumerate(items)])
-        feats = np.concatenate([item.feats for item in items])
-        lengths = np.concatenate([item.lengths for item in items])
+        from koemo.inference.passes import score_windows
+
         with torch.inference_mode():
-            with _seeded(self.seed, self.device):
-                arousal_rows, audio_hidden = self._audio_pass(feats, lengths)
             with _seeded(self.seed + 1, self.device):
                 text_out = self._text_pass(items)
-            fused = np.flatnonzero(np.isin(owner, list(text_out["rows"])))
-            with _seeded(self.seed + 2, self.device):
-                probs = self._fusion_pass(feats[fused], lengths[fused],
-                                          [audio_hidden[r] for r in fused] if self.shared_audio else None,
-                                          [text_out["rows"][owner[r]] for r in fused], text_out)
-        prob_rows = dict(zip(fused.tolist(), probs))
-        results = []
-        for i, item in enumerate(items):
-            rows = np.flatnonzero(owner == i)
-            item_probs = np.mean([prob_rows[r] for r in rows], axis=0) if i in text_out["rows"] else None
-            results.append(self._result(item, float(arousal_rows[rows].mean()), text_out, i, item_probs))
-        return results
-
-    def _batches(self, n: int) -> Iterator[np.ndarray]:
-        for start in range(0, n, self.batch_size):
-            yield np.arange(start, min(start + self.batch_size, n))
-
-    def _audio_pass(self, feats: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, dict]:
-        """Audio regressor over every window: arousal per window, and its (hidden, mask) per
-        window when the classifier runs the same regressor (else {}: computed there)."""
-        import torch
-
-        arousal = np.zeros(len(feats))
-        hidden = {}
-        for rows in self._batches(len(feats)):
-            out = self.audio_model(torch.as_tensor(feats[rows], device=self.device),
-                                   torch.as_tensor(lengths[rows], device=self.device))
-            arousal[rows] = out["pred"].float().cpu().numpy()
-            if self.shared_audio:
-                hidden.update({int(r): (out["hidden"][k], out["mask"][k]) for k, r in enumerate(rows)})
-        return arousal, hidden
+            scores = score_windows(self, items, text_out)
+        return [self._result(item, score, text_out, i) for i, (item, score) in enumerate(zip(items, scores))]
 
     def _text_pass(self, items: list[_Item]) -> dict:
         """Text regressor (and the classifier's text model) for the items with a transcript:
@@ -470,37 +450,17 @@ class Predictor:
         return {"rows": {item: row for row, item in enumerate(texted)}, "valence": out["pred"].cpu(),
                 "hidden": inner["hidden"], "mask": inner["mask"]}
 
-    def _fusion_pass(self, feats: np.ndarray, lengths: np.ndarray, audio_hidden: list | None,
-                     text_rows: list[int], text_out: dict) -> list[np.ndarray]:
-        """Classifier over the windows of the items with a transcript -> class probabilities."""
-        import torch
-
-        probs = []
-        for rows in self._batches(len(feats)):
-            if audio_hidden is not None:
-                a_hidden = torch.stack([audio_hidden[r][0] for r in rows])
-                a_mask = torch.stack([audio_hidden[r][1] for r in rows])
-            else:
-                inner = self.classifier.AudioModel(torch.as_tensor(feats[rows], device=self.device),
-                                                   torch.as_tensor(lengths[rows], device=self.device))
-                a_hidden, a_mask = inner["hidden"], inner["mask"]
-            t_rows = torch.as_tensor([text_rows[r] for r in rows], device=self.device)
-            logits = self.classifier(a_hidden, a_mask, text_out["hidden"][t_rows],
-                                     text_out["mask"][t_rows])["logits"]
-            probs += list(torch.softmax(logits.float(), dim=-1).cpu().numpy())
-        return probs
-
-    def _result(self, item: _Item, arousal: float, text_out: dict, index: int,
-                probs: np.ndarray | None) -> Prediction:
+    def _result(self, item: _Item, scores, text_out: dict, index: int) -> Prediction:
         notes = list(item.notes)
-        arousal = _on_scale(arousal, "arousal", notes)
+        arousal = _on_scale(float(scores.arousal.mean()), "arousal", notes)
         valence = label = probabilities = None
-        if probs is not None:
+        if scores.probabilities is not None:
+            probs = scores.probabilities.mean(axis=0)
             valence = _on_scale(float(text_out["valence"][text_out["rows"][index]]), "valence", notes)
             probabilities = {c: float(p) for c, p in zip(self.classes, probs)}
             label = self.classes[int(np.argmax(probs))]
         return Prediction(label, probabilities, arousal, valence, notes, item.windows, item.audio,
-                          item.text, item.text_source)
+                          item.text, item.text_source, per_window=scores)
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -33,6 +33,7 @@ from koemo.audio.vad import SAMPLE_RATE, SileroVAD, speech_segments
 from koemo.config.load import parse_section
 from koemo.config.schema import Config, Segments
 
+TABLE_DECIMALS = 3          # timeline tables (CSV, terminal, the app): ms and 0.001 probability
 
 
 def timeline_columns(classes) -> list[str]:
@@ -174,15 +175,32 @@ def _row(span: tuple[float, float], result, classes) -> dict:
             "text": result.text or "", "text_source": result.text_source or ""}
 
 
+NOT_PREDICTED = "not predicted"
+NOT_PREDICTED_COLOUR = (0.85, 0.85, 0.85)
+
+
 def plot_timeline(frame, path: str | Path, title: str | None = None) -> Path:
-    """A PNG of a timeline frame: one coloured band per utterance (its emotion), its class
-    probabilities stacked, and arousal/valence (1-5) per utterance."""
+    """A PNG of a timeline frame (see `timeline_figure`)."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    fig = timeline_figure(frame, title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def timeline_figure(frame, title: str | None = None):
+    """One coloured band per utterance (its emotion), its class probabilities stacked, and
+    arousal/valence (1-5) per utterance. Utterances without an emotion (no transcript, e.g.
+    speech recognition off) are hatched grey bands, and a panel with nothing predicted says
+    "not predicted" rather than staying empty."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    path = Path(path)
     prob_cols = [c for c in frame.columns if c.startswith("prob_")]
     classes = [c[len("prob_"):] for c in prob_cols]
     colours = dict(zip(classes, plt.get_cmap("tab10").colors))
@@ -190,8 +208,11 @@ def plot_timeline(frame, path: str | Path, title: str | None = None) -> Path:
     fig, (ax_label, ax_prob, ax_av) = plt.subplots(3, 1, figsize=(12, 6), sharex=True,
                                                    gridspec_kw={"height_ratios": [1, 2, 2]})
     for _, row in frame.iterrows():
-        colour = colours.get(row["label"], (0.8, 0.8, 0.8))
-        ax_label.axvspan(row["start"], row["end"], color=colour, alpha=0.9)
+        if row["label"] in colours:
+            ax_label.axvspan(row["start"], row["end"], color=colours[row["label"]], alpha=0.9)
+        else:
+            ax_label.axvspan(row["start"], row["end"], facecolor=NOT_PREDICTED_COLOUR,
+                             hatch="//", edgecolor="white", lw=0)
         bottom = 0.0
         for cls, col in zip(classes, prob_cols):
             p = 0.0 if np.isnan(row[col]) else float(row[col])
@@ -201,13 +222,21 @@ def plot_timeline(frame, path: str | Path, title: str | None = None) -> Path:
     ax_label.set_yticks([])
     ax_label.set_ylabel("emotion")
     handles = [plt.Rectangle((0, 0), 1, 1, color=colours[c]) for c in classes]
-    ax_label.legend(handles, classes, ncol=len(classes), loc="lower left",
+    handles.append(plt.Rectangle((0, 0), 1, 1, facecolor=NOT_PREDICTED_COLOUR, hatch="//",
+                                 edgecolor="white"))
+    ax_label.legend(handles, classes + [NOT_PREDICTED], ncol=len(classes) + 1, loc="lower left",
                     bbox_to_anchor=(0, 1.02), frameon=False, fontsize=8)
+    no_emotion = not len(frame) or not frame["label"].isin(classes).any()
+    for ax in (ax_label, ax_prob) if no_emotion else ():
+        ax.text(0.5, 0.5, f"{NOT_PREDICTED} (no transcript: speech recognition off or heard nothing)",
+                ha="center", va="center", transform=ax.transAxes, fontsize=9, color="#555555")
     ax_prob.set_ylim(0, 1)
     ax_prob.set_ylabel("probability")
     mids = (frame["start"] + frame["end"]) / 2
     ax_av.plot(mids, frame["arousal"], "o-", label="arousal")
-    ax_av.plot(mids, frame["valence"], "s-", label="valence")
+    no_valence = not _finite(frame["valence"]).any()
+    ax_av.plot(mids, frame["valence"], "s-",
+               label=f"valence ({NOT_PREDICTED})" if no_valence else "valence")
     ax_av.set_ylim(0.8, 5.2)
     ax_av.set_ylabel("1-5")
     ax_av.set_xlabel("time (s)")
@@ -216,10 +245,11 @@ def plot_timeline(frame, path: str | Path, title: str | None = None) -> Path:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return fig
+
+
+def _finite(values) -> np.ndarray:
+    return np.isfinite(np.asarray(values, dtype=float))
 
 
 def _bar(enabled: bool, **kwargs):

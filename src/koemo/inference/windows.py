@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -48,9 +48,39 @@ def frame_windows(feats: np.ndarray, n_frames: int, max_frames: int, starts: Seq
     return out, lengths
 
 
+def iter_windows(feats: np.ndarray, n_frames: int, max_frames: int, starts: Sequence[int],
+                 chunk: int, finish: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+                 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """`frame_windows` in chunks of at most `chunk` windows, made only when asked for: a long
+    recording never holds all its (overlapping, so twice the recording) windows at once.
+    `finish(feats, lengths)` is applied to each chunk (the store-dtype rounding, padding)."""
+    if chunk < 1:
+        raise KoemoInputError(f"window chunk must be at least 1, not {chunk}")
+    for first in range(0, len(starts), chunk):
+        out, lengths = frame_windows(feats, n_frames, max_frames, starts[first:first + chunk])
+        yield (finish(out, lengths) if finish is not None else out), lengths
+
+
 def floor_padding(feats: np.ndarray, lengths: np.ndarray, top_db: float) -> np.ndarray:
     """fixes.db_floor_padding, as FeatureStore applies it when training reads: padding frames
     of the mel channel at -top_db (silence) instead of 0 dB; the delta stays 0."""
     pad = np.arange(feats.shape[2])[None, :] >= lengths[:, None]
     feats[:, 0][pad] = -top_db
     return feats
+
+
+@dataclass
+class WindowSource:
+    """The features of one whole recording and where its windows start; the windows
+    themselves are cut on demand (`chunks`), a few at a time."""
+    feats: np.ndarray                # [2, N, F]: the whole recording
+    n_frames: int
+    max_frames: int
+    starts: list[int]
+    finish: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def chunks(self, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        return iter_windows(self.feats, self.n_frames, self.max_frames, self.starts, size, self.finish)

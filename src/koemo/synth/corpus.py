@@ -48,6 +48,7 @@ how many sessions are written; the same arguments always give the same bytes.
 from __future__ import annotations
 
 import io
+import json
 import multiprocessing
 import os
 import shutil
@@ -472,5 +473,16 @@ def write_corpus(out: Path, sessions: int = 4, seed: int = 0, utterances_per_ses
     else:
         with ProcessPoolExecutor(max_workers=workers, mp_context=_worker_context()) as pool:
             list(pool.map(_build_session, jobs))
+    _mark_synthetic(out, sessions=sessions, seed=seed, utterances_per_session=utterances_per_session)
     plant_faults(out, fault_names)
     return out
+
+
+SYNTHETIC_MARK = "koemo-synthetic.json"
+
+
+def _mark_synthetic(out: Path, **arguments) -> None:
+    """A mark at the corpus root: predictors trained on it say they are (koemo.inference.provenance).
+    Outside annotation/ and wav/, so the prepare fingerprint does not see it."""
+    mark = {"format": "koemo-synthetic/1", "generator_version": GENERATOR_VERSION, **arguments}
+    (out / SYNTHETIC_MARK).write_text(json.dumps(mark, sort_keys=True) + "\n", encoding="utf-8")
