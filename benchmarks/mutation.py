@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 # name -> (module to mutate, the fast tests that exercise it)
 MODULES = {
     "metrics": ("src/koemo/modeling/metrics.py", ["tests/test_metrics.py"]),
-    "splits": ("src/koemo/dataset/splits.py", ["tests/test_splits.py"]),
+    "splits": ("src/koemo/dataset/splits.py", ["tests/test_splits.py", "tests/test_split_column.py"]),
     "runlock": ("src/koemo/experiments/runlock.py", ["tests/test_runlock.py"]),
     "augment": ("src/koemo/dataset/augment.py", ["tests/test_augment.py"]),
     "kemdy20": ("src/koemo/dataset/kemdy20.py", ["tests/test_dataset.py"]),
