@@ -24,8 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 # name -> (module to mutate, the fast tests that exercise it)
 MODULES = {
-    "metrics": ("src/koemo/modeling/metrics.py", ["tests/test_metrics.py"]),
-    "splits": ("src/koemo/dataset/splits.py", ["tests/test_splits.py", "tests/test_split_column.py"]),
+    "metrics": ("src/koemo/modeling/metrics.py", ["tests/test_metrics.py", "tests/test_mutation_survivors.py"]),
+    "splits": ("src/koemo/dataset/splits.py", ["tests/test_splits.py", "tests/test_mutation_survivors.py"]),
     "runlock": ("src/koemo/experiments/runlock.py", ["tests/test_runlock.py"]),
     "augment": ("src/koemo/dataset/augment.py", ["tests/test_augment.py"]),
     "kemdy20": ("src/koemo/dataset/kemdy20.py", ["tests/test_dataset.py"]),
