@@ -13,13 +13,14 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export PYTHONUNBUFFERED = 1
 
-.PHONY: setup setup-browser test test-fast demo bench clean help
+.PHONY: setup setup-browser test test-fast demo bench mutation clean help
 
 help:
 	@echo "make setup  - create .venv and install koemo (idempotent)"
 	@echo "make test   - set up (and the browser for the web app's test), then run the test suite"
 	@echo "make demo   - set up, then run the whole pipeline on the bundled synthetic corpus"
 	@echo "make bench  - set up, then run the benchmarks (writes benchmarks/results/)"
+	@echo "make mutation - set up, then mutation-test the modules that decide results (slow; MODULES=\"metrics splits\" for some)"
 
 setup: $(STAMP)
 
@@ -54,6 +55,12 @@ demo: setup
 
 bench: setup
 	$(BIN)/python -m benchmarks --out benchmarks/results
+
+# mutmut over metrics, prepare and the loaders, splits, augment, the models' switch reads,
+# checkpoints and the run lock (benchmarks/mutation.py); result in benchmarks/results/. Not CI.
+MODULES ?=
+mutation: setup
+	$(BIN)/python -m benchmarks.mutation $(if $(MODULES),--only $(MODULES))
 
 clean:
 	rm -rf $(WORKDIR) .pytest_cache

@@ -3,7 +3,6 @@ skip of finished runs, evaluation, the frozen-output cache, the CLI, and overfit
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pandas as pd
@@ -48,16 +47,13 @@ def cfg():
 
 @pytest.fixture(scope="module")
 def runs(workdir, cfg):
-    """All three stages, one epoch each, timed together."""
-    started = time.perf_counter()
-    dirs = {stage: train_stage(stage, workdir, cfg, seed=1, progress=False)
+    """All three stages, one epoch each (their speed is benchmarks/bench_loop.py's concern)."""
+    return {stage: train_stage(stage, workdir, cfg, seed=1, progress=False)
             for stage in ("audio", "text", "multimodal")}
-    return dirs, time.perf_counter() - started
 
 
-def test_three_stages_train_quickly_on_cpu(runs):
-    dirs, seconds = runs
-    assert seconds < 60, f"three tiny stages took {seconds:.1f} s"
+def test_three_stages_train_on_cpu(runs):
+    dirs = runs
     for stage, run_dir in dirs.items():
         for name in ("best/model.safetensors", "last/meta.json", "log.csv", "log.json", "run.json",
                      "config.yaml", "test_metrics.json", "test_predictions.parquet"):
@@ -65,7 +61,7 @@ def test_three_stages_train_quickly_on_cpu(runs):
 
 
 def test_run_directory_layout(runs, workdir):
-    dirs, _ = runs
+    dirs = runs
     assert dirs["audio"] == workdir / "runs" / "paper" / "tiny" / "audio" / "seed1"
     assert dirs["multimodal"] == workdir / "runs" / "paper" / "tiny" / "attention_lstm" / "seed1"
     record = json.loads((dirs["text"] / "run.json").read_text())
@@ -73,7 +69,7 @@ def test_run_directory_layout(runs, workdir):
 
 
 def test_logs_have_one_row_per_epoch(runs):
-    dirs, _ = runs
+    dirs = runs
     log = pd.read_csv(dirs["audio"] / "log.csv")
     assert log["epoch"].tolist() == [1]
     assert {"train_loss", "valid_loss", "valid_rmse", "valid_ccc", "lr", "seconds"} <= set(log.columns)
@@ -84,7 +80,7 @@ def test_logs_have_one_row_per_epoch(runs):
 
 
 def test_test_predictions_cover_every_test_row_in_order(runs, workdir, cfg):
-    dirs, _ = runs
+    dirs = runs
     table = pd.read_parquet(workdir / "utterances.parquet")
     test_ids = table.loc[table[split_column(cfg)] == "test", "segment_id"].tolist()
     for stage, run_dir in dirs.items():
@@ -97,7 +93,7 @@ def test_test_predictions_cover_every_test_row_in_order(runs, workdir, cfg):
 
 
 def test_test_metrics_are_whole_set_and_consistent_with_predictions(runs, cfg):
-    dirs, _ = runs
+    dirs = runs
     metrics = json.loads((dirs["multimodal"] / "test_metrics.json").read_text())
     predictions = pd.read_parquet(dirs["multimodal"] / "test_predictions.parquet")
     assert metrics["n"] == len(predictions)
@@ -112,7 +108,7 @@ def test_test_metrics_are_whole_set_and_consistent_with_predictions(runs, cfg):
 
 
 def test_finished_run_is_returned_without_training_again(runs, workdir, cfg):
-    dirs, _ = runs
+    dirs = runs
     before = (dirs["audio"] / "log.json").stat().st_mtime_ns
     assert train_stage("audio", workdir, cfg, seed=1, progress=False) == dirs["audio"]
     assert (dirs["audio"] / "log.json").stat().st_mtime_ns == before
@@ -127,7 +123,7 @@ def test_settings_training_does_not_read_keep_a_run_finished(runs, workdir, cfg)
     from koemo.modeling.checkpoint import load_training_state, write_training_state
     from koemo.modeling.runs import resume_fingerprint, run_is_finished
 
-    dirs, _ = runs
+    dirs = runs
     other = with_changes(cfg, {"biosignals": {"n_jobs": 7}, "asr": {"batch_size": 3},
                                "train": {"resident": "false"}})
     assert run_is_finished(dirs["audio"], other, "audio", workdir)
@@ -147,7 +143,7 @@ def test_settings_training_does_not_read_keep_a_run_finished(runs, workdir, cfg)
 
 
 def test_evaluate_reproduces_the_test_scoring(runs, workdir):
-    dirs, _ = runs
+    dirs = runs
     saved = json.loads((dirs["audio"] / "test_metrics.json").read_text())
     again = evaluate(dirs["audio"], workdir)
     assert again["rmse"] == pytest.approx(saved["rmse"], abs=1e-6)
@@ -165,7 +161,7 @@ def test_frozen_cache_holds_the_regressor_outputs(runs, workdir, cfg):
     from koemo.modeling.checkpoint import build_from_checkpoint
     from koemo.modeling.train import build_stage
 
-    dirs, _ = runs
+    dirs = runs
     classifier = build_from_checkpoint(dirs["multimodal"] / "last")
     job = build_stage("multimodal", workdir, cfg, 1, run_dir=dirs["multimodal"],
                       device=torch.device("cpu"), splits=("valid",), model=classifier,
@@ -246,7 +242,7 @@ def test_classifier_overfits_one_small_batch(runs, cfg):
     """Eight cached training rows, 150 Adam steps: the classifier must fit them exactly."""
     from koemo.modeling.checkpoint import build_from_checkpoint
 
-    dirs, _ = runs
+    dirs = runs
     torch.manual_seed(0)
     classifier = build_from_checkpoint(dirs["multimodal"] / "last")
     frozen = D.FrozenOutputsDataset(dirs["multimodal"] / "frozen" / "train",
@@ -269,7 +265,7 @@ def test_classifier_overfits_one_small_batch(runs, cfg):
 
 
 def test_cli_train_and_evaluate(runs, workdir, capsys):
-    dirs, _ = runs
+    dirs = runs
     sets = [arg for item in ONE_BATCH + DETERMINISTIC for arg in ("--set", item)]
     assert cli_main(["train", "audio", "--workdir", str(workdir), "--config", "tiny", "--seed", "1",
                      "--no-progress", *sets]) == 0

@@ -1,0 +1,37 @@
+"""Behaviour that mutation testing (make mutation, benchmarks/results/*-mutation.json) showed
+no test pinned: split_column's fold rule (fold 0 is cv5's default test fold; a config without
+a fold means fold 0) and CCC on constant series."""
+from __future__ import annotations
+
+import math
+import warnings
+
+import pytest
+
+from koemo.dataset.splits import N_FOLDS, split_column
+from koemo.errors import KoemoInputError
+from koemo.modeling.metrics import concordance_correlation
+
+
+def cv5(**data) -> dict:
+    return {"data": {"protocol": "cv5", **data}}
+
+
+def test_every_fold_names_its_column_and_a_missing_fold_is_fold_0():
+    assert [split_column(cv5(fold=k)) for k in range(N_FOLDS)] == \
+        [f"split_cv5_{k}" for k in range(N_FOLDS)]
+    assert split_column(cv5()) == "split_cv5_0"
+
+
+@pytest.mark.parametrize("fold", [-1, N_FOLDS, "1", 1.0, None])
+def test_a_fold_outside_0_to_4_is_an_input_error(fold):
+    with pytest.raises(KoemoInputError, match=f"data.fold must be an integer 0..{N_FOLDS - 1}"):
+        split_column(cv5(fold=fold))
+
+
+def test_ccc_of_identical_constant_series_is_nan_without_a_warning():
+    """Zero variance and equal means: the denominator is 0, and CCC is undefined, not 0/0."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert math.isnan(concordance_correlation([3.0, 3.0, 3.0], [3.0, 3.0, 3.0]))
+    assert concordance_correlation([3.0, 3.0], [2.0, 2.0]) == 0.0

@@ -1,0 +1,77 @@
+"""Issue #22's planted bugs: each applied to a copy of src/ must be caught by the fast suite
+(`make test-fast`). Before these tests, five survived and one was caught only by a slow test."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from tests.mutants import REPO, imported_from, killed, mutated_copy
+
+
+@dataclass(frozen=True)
+class PlantedBug:
+    file: str
+    old: str
+    new: str
+    tests: tuple        # fast tests, any of which failing kills the bug
+
+
+FIX = "tests/test_fix_reads.py::"
+DROPS = "tests/test_prepare_reported_drops.py"
+BUGS = {
+    "predictor ignores db_floor_padding": PlantedBug(
+        "src/koemo/inference/predictor.py",
+        'if self.cfg["fixes"]["db_floor_padding"]:', "if False:",
+        (FIX + "test_predictor_pads_like_training_reads_the_store",)),
+    "classifier LSTM ignores last_valid_step": PlantedBug(
+        "src/koemo/modeling/models.py",
+        'self.fc(pick_step(outputs, mask, self.fixes["last_valid_step"]))',
+        "self.fc(pick_step(outputs, mask, False))",
+        (FIX + "test_classifier_lstm_ignores_trailing_padding_only_with_last_valid_step",)),
+    "evaluate ignores test_best_checkpoint": PlantedBug(
+        "src/koemo/modeling/evaluate.py",
+        'which = "best" if cfg["fixes"].get("test_best_checkpoint", False) else "last"',
+        'which = "last"',
+        (FIX + "test_evaluate_scores_the_checkpoint_the_test_rule_names",)),
+    "prepare drops a duplicate Segment ID unreported": PlantedBug(
+        "src/koemo/dataset/prepare.py",
+        '''        out.drop_row(sid, session, csv_path, "duplicate_segment_id",
+                     f"{where}: segment id {sid} appears more than once")
+''', "", (DROPS,)),
+    "prepare drops a bad-value row unreported": PlantedBug(
+        "src/koemo/dataset/prepare.py",
+        '''        out.drop_row(sid, session, csv_path, "bad_value",
+                     f"{where}: {', '.join(missing)} missing or not a number")
+''', "", (DROPS,)),
+    "rows_dropped counts problem files too": PlantedBug(
+        "src/koemo/dataset/prepare.py",
+        '"rows_dropped": len(out.dropped),', '"rows_dropped": len(out.dropped) + len(out.files),',
+        (DROPS + "::test_report_balances_on_the_damaged_corpus",)),
+    "the run lock is never taken": PlantedBug(
+        "src/koemo/experiments/runlock.py",
+        "with hold_run(run_dir, blocking=blocking) if is_main else contextlib.nullcontext(True) as held:",
+        "with contextlib.nullcontext(True) as held:",
+        ("tests/test_runlock.py",)),
+}
+
+
+def planted(bug: PlantedBug) -> str:
+    text = (REPO / bug.file).read_text(encoding="utf-8")
+    assert text.count(bug.old) == 1, f"{bug.file}: the code to plant into has changed: {bug.old!r}"
+    return text.replace(bug.old, bug.new)
+
+
+def test_every_bug_still_applies_to_the_source():
+    for bug in BUGS.values():
+        planted(bug)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(BUGS))
+def test_the_fast_suite_catches_the_planted_bug(name, tmp_path):
+    bug = BUGS[name]
+    src = mutated_copy(tmp_path, {REPO / bug.file: planted(bug)})
+    assert imported_from(src).startswith(str(src))
+    dead, summary = killed(src, list(bug.tests))
+    assert dead, f"planted bug survived the fast tests {', '.join(bug.tests)}: {name} ({summary})"
