@@ -8,12 +8,15 @@ from koemo.commands import add_config_arguments
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "prepare", help="read a KEMDy20-format corpus into a workdir (table, report, features)",
+        "prepare", help="read a KEMDy19 or KEMDy20 corpus into a workdir (table, report, features)",
         description="Pair every annotation row with its wav and transcript by Segment ID, check "
                     "them, apply the label policy and the split protocols, write "
                     "W/utterances.parquet and W/prepare_report.{json,md}, then build the feature "
                     "store. A second run with unchanged inputs reuses the table.")
     parser.add_argument("--data", required=True, help="corpus root holding annotation/ and wav/")
+    parser.add_argument("--corpus", choices=("auto", "kemdy19", "kemdy20"), default=None,
+                        help="which corpus --data holds (default: data.corpus, auto = "
+                             "recognised from the annotation file names)")
     parser.add_argument("--workdir", required=True, help="output directory")
     add_config_arguments(parser)
     parser.add_argument("--strict", action="store_true",
@@ -28,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
     from koemo.config.load import load_config
     from koemo.dataset.prepare import prepare
 
-    cfg = load_config(args.config, args.overrides)
+    corpus = [f"data.corpus={args.corpus}"] if args.corpus else []
+    cfg = load_config(args.config, args.overrides + corpus)
     result = prepare(args.data, args.workdir, cfg, strict=args.strict,
                      progress=not args.no_progress, features=not args.no_features)
     if result.feature_store_path is not None:

@@ -1,6 +1,9 @@
-"""`koemo prepare`: KEMDy20 root -> W/utterances.parquet + W/prepare_report.{json,md} + features.
+"""`koemo prepare`: KEMDy20 or KEMDy19 root -> W/utterances.parquet + W/prepare_report.{json,md}
++ features.
 
-One pass over the annotation files (Sess01..Sess40, CSV order). Each row's wav and transcript
+The corpus is recognised from its files (koemo.dataset.sources.open_corpus; KEMDy19's two
+rating files per session become rows of KEMDy20's shape there, koemo.dataset.kemdy19), then
+one pass over the annotation rows (Sess01..Sess40, CSV order). Each row's wav and transcript
 are found by Segment ID (never by listing order, the original's pairing bug), checked (wav
 header, then its samples, one file at a time so memory stays flat), cleaned and labelled with
 `koemo.dataset.labels.resolve_label`. A row with bad input is dropped and reported with its file and
@@ -27,14 +30,17 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
 from koemo.config.fingerprints import fingerprint
 from koemo.dataset.kemdy20 import (NO_SIGNAL_REASONS, CorpusFileError, check_wav,
                                    check_wav_content, clean_transcript, parse_segment_id,
-                                   read_annotations, read_transcript_with_encoding,
-                                   session_of_annotation_file)
+                                   read_transcript_with_encoding)
+from koemo.dataset import kemdy19
+from koemo.dataset.leakage import markdown_lines as leakage_lines, repeated_transcripts
+from koemo.dataset.sources import WavFolders, open_corpus
 from koemo.dataset.splits import SPLIT_COLUMNS, add_splits, resolve_folds_path
 from koemo.config.workdir import REPORT_JSON, REPORT_MD, TABLE_FILE
 from koemo.errors import KoemoInputError
@@ -45,10 +51,13 @@ PREPARE_VERSION = 2
 TABLE_COLUMNS = (
     "segment_id", "session", "speaker", "gender", "script", "utt_index", "wav_path", "txt_path",
     "text_raw", "text", "emotion_total", "label", "label_id", "valence", "arousal", "start", "end",
-    "duration", "audio_problem") + SPLIT_COLUMNS
+    "duration", "audio_problem", "corpus", "dialogue") + SPLIT_COLUMNS
 # The choice of protocol/fold only picks a split column, and data.silent_audio only which rows
 # a run uses: the table is the same for all of them.
-_DATA_KEYS_NOT_SHAPING_TABLE = ("protocol", "fold", "silent_audio")
+_DATA_KEYS_NOT_SHAPING_TABLE = ("protocol", "fold", "silent_audio", "corpus")
+# Settings added after the golden fingerprints were pinned: hashed only when they differ from
+# their default, so every shipped config keeps its prepared-table fingerprint.
+_DATA_DEFAULTS_OUTSIDE_FINGERPRINT = {"kemdy19_labels": "own"}
 NO_SIGNAL_POLICY_NOTE = (
     "These rows keep their place in every split. `data.silent_audio: keep` (configs/paper.yaml) "
     "trains and scores on them as the original did (digital silence gets what librosa gives for "
@@ -65,24 +74,6 @@ class PrepareResult:
     feature_store_path: Path | None  # None when run with features=False
     workdir: Path
     reused: bool = False  # True: the inputs were unchanged and the earlier table was reused
-
-
-def annotation_files(data_root: Path) -> tuple[list[tuple[int, Path]], list[Path]]:
-    """(session, path) of every `annotation/SessNN_eval.csv` in session order, and the other
-    CSV files there (misnamed: the session must come from the file name)."""
-    folder = data_root / "annotation"
-    if not folder.is_dir():
-        raise KoemoInputError(f"{folder}: no annotation folder; --data must be the KEMDy20 root "
-                              "holding annotation/ and wav/")
-    files, misnamed = [], []
-    for path in sorted(folder.glob("*.csv")):
-        try:
-            files.append((session_of_annotation_file(path), path))
-        except KoemoInputError:
-            misnamed.append(path)
-    if not files:
-        raise KoemoInputError(f"{folder}: no SessNN_eval.csv annotation files")
-    return sorted(files), misnamed
 
 
 def _corpus_file_stats(data_root: Path) -> list[tuple[str, int, int]]:
@@ -111,52 +102,13 @@ def wav_rules(cfg: dict) -> dict:
 
 def input_fingerprint(data_root: Path, cfg: dict) -> str:
     """Hash of everything the table depends on (see module docstring)."""
-    data = {k: v for k, v in cfg["data"].items() if k not in _DATA_KEYS_NOT_SHAPING_TABLE}
+    data = {k: v for k, v in cfg["data"].items() if k not in _DATA_KEYS_NOT_SHAPING_TABLE
+            and _DATA_DEFAULTS_OUTSIDE_FINGERPRINT.get(k, object()) != v}
     folds = data.get("folds_file")
     folds_text = resolve_folds_path(folds).read_text(encoding="utf-8") if folds else None
     return fingerprint({"version": PREPARE_VERSION, "root": str(data_root.resolve()),
                         "files": _corpus_file_stats(data_root), "data": data,
                         "wav_rules": wav_rules(cfg), "folds": folds_text}, length=20)
-
-
-def candidate_names(segment_id: str, file_session: int) -> list[str]:
-    """File stems to look for: the id itself, then the id with the file's session prefix.
-
-    Sess17_eval.csv holds ids such as `Sess42_script01_...`; the files under wav/Session17 may
-    be named either way, so both are tried (the id as written first).
-    """
-    names = [segment_id]
-    own = f"Sess{file_session:02d}{segment_id[6:]}"
-    if segment_id.startswith("Sess") and own != segment_id:
-        names.append(own)
-    return names
-
-
-class WavFolders:
-    """The names in each wav/SessionNN folder, listed once: finding a row's files costs no
-    file-system call, and whatever no row claimed is known at the end."""
-
-    def __init__(self, data_root: Path):
-        self.root = data_root / "wav"
-        if not self.root.is_dir():
-            raise KoemoInputError(f"{self.root}: no wav folder; --data must be the KEMDy20 root")
-        self.names = {entry.name: {f.name for f in os.scandir(entry.path) if f.is_file()}
-                      for entry in os.scandir(self.root)
-                      if entry.is_dir() and entry.name.startswith("Session")}
-        self.claimed: set[tuple[str, str]] = set()
-
-    def locate(self, session: int, segment_id: str, suffix: str) -> Path:
-        folder = f"Session{session:02d}"
-        present = self.names.get(folder, set())
-        names = [f"{name}{suffix}" for name in candidate_names(segment_id, session)]
-        name = next((n for n in names if n in present), names[0])
-        self.claimed.add((folder, name))
-        return self.root / folder / name
-
-    def unclaimed(self) -> list[Path]:
-        return [self.root / folder / name for folder in sorted(self.names)
-                for name in sorted(self.names[folder])
-                if name.endswith((".wav", ".txt")) and (folder, name) not in self.claimed]
 
 
 class _Collector:
@@ -201,12 +153,13 @@ def _label_reason(why: str) -> str:
     return "label_not_in_classes"
 
 
-def _check_row(row, csv_path: Path, session: int, seen: set, out: _Collector):
+def _check_row(row, csv_path: Path, session: int, seen: set, out: _Collector,
+               parse: Callable = parse_segment_id):
     """Validate the annotation fields of one row; returns its SegmentId or None if dropped."""
     sid = row.segment_id
     where = f"{csv_path} line {row.line}"
     try:
-        parsed = parse_segment_id(sid)
+        parsed = parse(sid)
     except KoemoInputError as err:
         out.drop_row(sid, session, csv_path, "bad_segment_id", f"{where}: {err}")
         return None
@@ -224,7 +177,7 @@ def _check_row(row, csv_path: Path, session: int, seen: set, out: _Collector):
 
 
 def _read_files(row, folders: WavFolders, session: int, rules: dict, encoding: str,
-                out: _Collector):
+                out: _Collector, clean: Callable = clean_transcript):
     """Check the wav and read the transcript of one row; None when either is unusable."""
     sid = row.segment_id
     wav = folders.locate(session, sid, ".wav")
@@ -252,7 +205,7 @@ def _read_files(row, folders: WavFolders, session: int, rules: dict, encoding: s
         return None
     if used != encoding:
         out.note(sid, txt, "utf8_fallback_txt", f"{txt}: not {encoding}, read as {used}")
-    if not clean_transcript(text_raw):
+    if not clean(text_raw):
         out.note(sid, txt, "empty_text", f"{txt}: no words once markers are removed")
     if abs(duration - (row.end - row.start)) > DURATION_TOLERANCE_S:
         out.note(sid, wav, "duration_mismatch",
@@ -280,27 +233,19 @@ def scan_corpus(data_root: Path, cfg: dict, strict: bool = False, progress: bool
     except ValueError as err:
         raise KoemoInputError(f"data.label_policy: {err}") from err
     out = _Collector(strict)
-    files, misnamed = annotation_files(data_root)
-    for path in misnamed:
-        out.problem_file(path, "bad_file_name", f"{path}: not named SessNN_eval.csv; skipped")
-    frames = []
-    for session, csv_path in files:
-        try:
-            frames.append((session, csv_path, read_annotations(csv_path)))
-        except CorpusFileError as err:
-            out.problem_file(csv_path, err.reason, str(err))
-    folders = WavFolders(data_root)
+    corpus = open_corpus(data_root, data, out)
+    frames, folders = corpus.frames, corpus.folders
     records, seen, labels_dropped = [], set(), Counter()
-    total = sum(len(frame) for _, _, frame in frames)
+    # Rows the corpus reader already left out (KEMDy19's repeated ids) were read too.
+    total = sum(len(frame) for _, _, frame in frames) + len(out.dropped)
     bar = tqdm(total=total, desc="prepare", unit="utt", disable=not progress)
     for session, csv_path, frame in frames:
         for row in frame.itertuples(index=False):
             bar.update(1)
-            parsed = _check_row(row, csv_path, session, seen, out)
+            parsed = _check_row(row, csv_path, session, seen, out, corpus.parse)
             if parsed is None:
                 continue
-            found = _read_files(row, folders, session, rules,
-                                data.get("transcript_encoding", "cp949"), out)
+            found = _read_files(row, folders, session, rules, corpus.encoding, out, corpus.clean)
             if found is None:
                 continue
             label, why = resolve_label(row.emotion_total, policy, classes)
@@ -316,16 +261,17 @@ def scan_corpus(data_root: Path, cfg: dict, strict: bool = False, progress: bool
                 "segment_id": row.segment_id, "session": session, "speaker": parsed.speaker,
                 "gender": parsed.gender, "script": parsed.script, "utt_index": parsed.utt_index,
                 "wav_path": str(wav), "txt_path": str(txt),
-                "text_raw": text_raw, "text": clean_transcript(text_raw),
+                "text_raw": text_raw, "text": corpus.clean(text_raw),
                 "emotion_total": row.emotion_total, "label": label,
                 "label_id": classes.index(label), "valence": float(row.valence),
                 "arousal": float(row.arousal), "start": float(row.start),
                 "end": float(row.end), "duration": float(duration),
-                "audio_problem": content.reason if content is not None else ""})
+                "audio_problem": content.reason if content is not None else "",
+                "corpus": corpus.name, "dialogue": parsed.dialogue})
     bar.close()
     _orphans(folders, out)
-    return records, out, {"rows_read": total, "classes": list(classes),
-                          "labels_dropped": dict(labels_dropped)}
+    return records, out, {"rows_read": total, "classes": list(classes), "corpus": corpus.name,
+                          "labels_dropped": dict(labels_dropped), **corpus.counts}
 
 
 def build_table(records: list[dict], cfg: dict) -> pd.DataFrame:
@@ -354,7 +300,9 @@ def make_report(data_root: Path, workdir: Path, cfg: dict, fp: str, table: pd.Da
         "dropped_rows": out.dropped, "problem_files": out.files,
         "notes_by_reason": dict(Counter(n["reason"] for n in out.notes)), "notes": out.notes,
         "no_signal_by_reason": dict(sorted(Counter(r["reason"] for r in out.no_signal).items())),
-        "no_signal_rows": out.no_signal,
+        "no_signal_rows": out.no_signal, "corpus": counts["corpus"],
+        **{k: counts[k] for k in ("kemdy19",) if k in counts},
+        "repeated_transcripts": repeated_transcripts(table),
     }
 
 
@@ -367,7 +315,8 @@ def _md_table(header: list[str], rows) -> list[str]:
 
 def report_markdown(report: dict) -> str:
     lines = ["# koemo prepare report", "",
-             f"- corpus: `{report['data_root']}`", f"- workdir: `{report['workdir']}`",
+             f"- corpus: `{report['data_root']}` ({report.get('corpus', 'kemdy20')})",
+             *kemdy19.report_lines(report.get("kemdy19")), f"- workdir: `{report['workdir']}`",
              f"- label policy: {report['label_policy']} (classes {', '.join(report['classes'])})",
              f"- rows read: {report['rows_read']}, kept: {report['rows_kept']}, "
              f"dropped: {report['rows_dropped']}; files with problems: "
@@ -395,7 +344,7 @@ def report_markdown(report: dict) -> str:
     lines += ["", "## Notes (rows kept)", ""]
     lines += _md_table(["segment id", "reason", "message"],
                        [(n["segment_id"], n["reason"], n["message"]) for n in report["notes"]])
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + leakage_lines(report)) + "\n"
 
 
 def summary_text(report: dict, reused: bool = False) -> str:
