@@ -13,7 +13,10 @@ def register(subparsers) -> None:
                     "them, apply the label policy and the split protocols, write "
                     "W/utterances.parquet and W/prepare_report.{json,md}, then build the feature "
                     "store. A second run with unchanged inputs reuses the table.")
-    parser.add_argument("--data", required=True, help="corpus root holding annotation/ and wav/")
+    parser.add_argument("--data", required=True, action="append",
+                        help="corpus root holding annotation/ and wav/; give KEMDy19 and KEMDy20 "
+                             "(--data A --data B) for one workdir holding both, with the "
+                             "cross-corpus protocols (docs/kemdy19.md)")
     parser.add_argument("--corpus", choices=("auto", "kemdy19", "kemdy20"), default=None,
                         help="which corpus --data holds (default: data.corpus, auto = "
                              "recognised from the annotation file names)")
@@ -29,12 +32,15 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from koemo.config.load import load_config
+    from koemo.dataset.combine import prepare_corpora
     from koemo.dataset.prepare import prepare
 
     corpus = [f"data.corpus={args.corpus}"] if args.corpus else []
     cfg = load_config(args.config, args.overrides + corpus)
-    result = prepare(args.data, args.workdir, cfg, strict=args.strict,
-                     progress=not args.no_progress, features=not args.no_features)
+    run_prepare = prepare_corpora if len(args.data) > 1 else prepare
+    result = run_prepare(args.data if len(args.data) > 1 else args.data[0], args.workdir, cfg,
+                         strict=args.strict, progress=not args.no_progress,
+                         features=not args.no_features)
     if result.feature_store_path is not None:
         print(f"  feature store: {result.feature_store_path}")
     return 0
