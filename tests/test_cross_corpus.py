@@ -89,3 +89,16 @@ def test_cli_prepares_both_and_exports_their_folds(kemdy19_corpus, tiny_corpus, 
     first = json.loads((out / "kemdy20" / "kemdy20.jsonl").read_text(encoding="utf-8")
                        .splitlines()[0])
     assert first["wav"].startswith(f"{tiny_corpus.name}/wav/Session01/")
+
+
+def test_plan_runs_the_cross_corpus_protocols_where_both_corpora_are(both, tiny_workdir,
+                                                                    tiny_config, capsys):
+    from koemo.experiments.plan import main_plan
+    cfg = copy.deepcopy(tiny_config)
+    cfg["reproduce"].update(protocols=["kemdy19_to_kemdy20", "kemdy20_to_kemdy19"],
+                            variants=["faithful"], seeds=[1])
+    plan = main_plan(cfg, stages=("audio",), workdir=both.workdir)
+    assert [(s.split, s.cfg["data"]["protocol"]) for s in plan] == \
+        [("kemdy19_to_kemdy20", "kemdy19_to_kemdy20"), ("kemdy20_to_kemdy19", "kemdy20_to_kemdy19")]
+    assert main_plan(cfg, stages=("audio",), workdir=tiny_workdir) == []
+    assert "does not hold both corpora" in capsys.readouterr().out
