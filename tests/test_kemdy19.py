@@ -267,3 +267,20 @@ def test_synth_cli_writes_kemdy19(tmp_path):
         ["Session01_F_res.csv", "Session01_M_res.csv"]
     assert main(["synth", "--corpus", "kemdy19", "--out", str(tmp_path / "d"),
                  "--silent-recordings", "1"]) == 1
+
+
+def test_a_missing_rating_file_drops_only_the_labels_it_holds(corpus19, tiny_config, tmp_path):
+    import shutil
+    root = tmp_path / "KEMDy19"
+    shutil.copytree(corpus19, root)
+    (root / "annotation" / "Session03_M_res.csv").unlink()
+    result = run_prepare(root, tmp_path / "w", tiny_config)
+    report, table = result.report, result.table
+    assert [(f["reason"], f["file"].endswith("Session03_M_res.csv"))
+            for f in report["problem_files"]] == [("missing_csv", True)]
+    missing = [d["segment_id"] for d in report["dropped_rows"]
+               if d["reason"] == "missing_rating_row" and d["session"] == 3]
+    session3 = rating_rows(root).query("session == 3")["segment_id"]
+    assert sorted(missing) == sorted(s for s in session3 if s.split("_")[2].startswith("M"))
+    assert set(table.loc[table["session"] == 3, "gender"]) == {"F"}
+    assert report["rows_read"] == report["rows_kept"] + report["rows_dropped"]
