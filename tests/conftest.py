@@ -100,3 +100,11 @@ def standin_whisper(tmp_path_factory):
     """A tiny random-weight Whisper directory (koemo.inference.asr_standin), loaded by path."""
     from koemo.inference.asr_standin import build_standin_whisper
     return build_standin_whisper(tmp_path_factory.mktemp("whisper") / "standin")
+
+
+@pytest.fixture(scope="session")
+def kemdy19_corpus(tmp_path_factory):
+    """A read-only synthetic KEMDy19-format corpus (three sessions, its quirks planted)."""
+    from koemo.synth.kemdy19 import write_corpus
+    root = tmp_path_factory.mktemp("corpus19") / "KEMDy19"
+    return write_corpus(root, sessions=3, utterances_per_session=30)

@@ -17,7 +17,7 @@ from koemo.errors import KoemoInputError
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="koemo", description="Korean multimodal speech emotion recognition (KEMDy20).")
+        prog="koemo", description="Korean multimodal speech emotion recognition (KEMDy20, KEMDy19).")
     parser.add_argument("--version", action="version", version=f"koemo {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):

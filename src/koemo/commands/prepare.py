@@ -8,12 +8,18 @@ from koemo.commands import add_config_arguments
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "prepare", help="read a KEMDy20-format corpus into a workdir (table, report, features)",
+        "prepare", help="read a KEMDy19 or KEMDy20 corpus into a workdir (table, report, features)",
         description="Pair every annotation row with its wav and transcript by Segment ID, check "
                     "them, apply the label policy and the split protocols, write "
                     "W/utterances.parquet and W/prepare_report.{json,md}, then build the feature "
                     "store. A second run with unchanged inputs reuses the table.")
-    parser.add_argument("--data", required=True, help="corpus root holding annotation/ and wav/")
+    parser.add_argument("--data", required=True, action="append",
+                        help="corpus root holding annotation/ and wav/; give KEMDy19 and KEMDy20 "
+                             "(--data A --data B) for one workdir holding both, with the "
+                             "cross-corpus protocols (docs/kemdy19.md)")
+    parser.add_argument("--corpus", choices=("auto", "kemdy19", "kemdy20"), default=None,
+                        help="which corpus --data holds (default: data.corpus, auto = "
+                             "recognised from the annotation file names)")
     parser.add_argument("--workdir", required=True, help="output directory")
     add_config_arguments(parser)
     parser.add_argument("--strict", action="store_true",
@@ -30,14 +36,17 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from koemo.config.load import load_config
     from koemo.config.workdir import require_writable
+    from koemo.dataset.combine import prepare_corpora
     from koemo.dataset.prepare import prepare
 
-    cfg = load_config(args.config, args.overrides)
+    corpus = [f"data.corpus={args.corpus}"] if args.corpus else []
+    cfg = load_config(args.config, args.overrides + corpus)
     require_writable(args.workdir, "`koemo prepare` writes the table, features and report "
                                    "there: give a writable --workdir")
-    result = prepare(args.data, args.workdir, cfg, strict=args.strict,
-                     progress=not args.no_progress, features=not args.no_features,
-                     skip_unreadable=args.skip_unreadable)
+    run_prepare = prepare_corpora if len(args.data) > 1 else prepare
+    result = run_prepare(args.data if len(args.data) > 1 else args.data[0], args.workdir, cfg,
+                         strict=args.strict, progress=not args.no_progress,
+                         features=not args.no_features, skip_unreadable=args.skip_unreadable)
     if result.feature_store_path is not None:
         print(f"  feature store: {result.feature_store_path}")
     return 0

@@ -28,7 +28,9 @@ def register(subparsers) -> None:
                              "corrected, <stage>_layers=<n> or audio<a>/text<t> "
                              "(default: the config as it is)")
     parser.add_argument("--split", default=None,
-                        help="paper or cv5_f0..cv5_f4 (default: the config's data.protocol/fold)")
+                        help="paper, cv5_f0..cv5_f4, or in a workdir holding both corpora "
+                             "kemdy19_to_kemdy20 / kemdy20_to_kemdy19 (default: the config's "
+                             "data.protocol/fold)")
     parser.add_argument("--skip-busy", action="store_true",
                         help="when another worker is training this run, leave it to that worker "
                              "and exit 0 (default: wait for it, then report the finished run)")

@@ -71,8 +71,14 @@ class Data(Section):
     label_policy: str = setting("paper5", "paper5 | keep_ties | seven: which labelled rows are kept")
     classes: Optional[list[str]] = setting(
         None, "the five classes, in label-id order (null: the label policy's own list)")
-    transcript_encoding: str = setting("cp949", "transcript encoding tried first (utf-8 is the fallback)")
-    protocol: str = setting("paper", "paper | session | cv5: how rows are split")
+    transcript_encoding: str = setting("cp949", "transcript encoding that wins when cp949 and utf-8 "
+                                                "both read as Korean (the decoding that does is used)")
+    corpus: str = setting("auto", "auto | kemdy19 | kemdy20: which corpus --data holds (auto: "
+                                  "recognised from its annotation files)")
+    kemdy19_labels: str = setting("own", "own | listener: a KEMDy19 utterance's label from its "
+                                         "speaker's rating file, or the other actor's")
+    protocol: str = setting("paper", "paper | session | cv5 | kemdy19_to_kemdy20 | kemdy20_to_kemdy19: "
+                                     "how rows are split")
     fold: int = setting(0, "which cv5 fold is the test set (0-4)")
     split_seed: int = setting(1, "seed of the random train/valid/test split")
     folds_file: Optional[str] = setting(
@@ -210,6 +216,8 @@ class MultimodalStage(TrainStage):
         False, "false | true or balanced (inverse class frequency) | one weight per class")
     cache_frozen: bool = setting(True, "cache the frozen regressors' outputs once per run",
                                  affects_results=False)
+    target: str = setting("hard", "hard | soft: train on the total label (the paper) or on the "
+                                  "raters' label distribution; scored on the total label either way")
 
 
 class Train(Section):
@@ -217,7 +225,15 @@ class Train(Section):
     precision: str = setting("fp32", "fp32 | bf16 | fp16 | auto (fp32 gives the faithful numbers)",
                              affects_results=False)
     num_workers: int = setting(0, "DataLoader worker processes", affects_results=False)
-    compile: bool = setting(False, "torch.compile the model", affects_results=False)
+    compile: Union[bool, str, dict] = setting(
+        False, "torch.compile: false | true | a mode (default, reduce-overhead, max-autotune, "
+               "max-autotune-no-cudagraphs) | {stage: one of those}; falls back with a note "
+               "where compile is unavailable", affects_results=False)
+    tf32: bool = setting(False, "TF32 matmul and cuDNN on CUDA (no effect on a CPU)",
+                         affects_results=False)
+    trim_padding: Union[bool, str] = setting(
+        "auto", "auto | false: cut each batch to its longest valid length where that provably "
+                "changes nothing (masked padding, no dropout drawn)", affects_results=False)
     tensorboard: bool = setting(False, "TensorBoard scalars in <run dir>/tensorboard/",
                                 affects_results=False)
     resident: Union[bool, str] = setting("auto", "auto | true | false: inputs copied once onto the device",
@@ -290,6 +306,9 @@ class FusionStudy(Section):
 class Reproduce(Section):
     unread_by_training = True
     parallel_runs: int = setting(1, "runs trained at once (worker processes)", affects_results=False)
+    runs_per_device: Union[int, str] = setting(
+        "auto", "runs trained at once per device: auto (as many as fit a GPU's free memory; "
+                "on a CPU, parallel_runs) | N", affects_results=False)
     protocols: list[str] = setting(["paper", "cv5"], "protocols of the main runs")
     variants: list[str] = setting(["faithful", "corrected"], "faithful | corrected (every fix on)")
     seeds: list[int] = setting([1, 2, 3], "seeds of the main runs")

@@ -74,6 +74,10 @@ class SegmentId(NamedTuple):
     def speaker(self) -> str:
         return f"User{self.user:03d}{self.gender}"
 
+    @property
+    def dialogue(self) -> str:
+        return f"script{self.script:02d}"
+
 
 def parse_segment_id(segment_id: str) -> SegmentId:
     """`Sess01_script02_User002M_003` -> SegmentId(1, 2, 2, 'M', 3).

@@ -1,4 +1,9 @@
-"""Emotion classes and the label policies that turn KEMDy20's total-emotion column into labels."""
+"""Emotion classes and the label policies that turn a total-emotion column (KEMDy20's or
+KEMDy19's) into labels.
+
+The paper's five classes are the default; `data.classes` may name any of the seven emotions
+both corpora annotate (fear and disgust too), in the order that gives their class ids.
+Cross-corpus work scores the classes both sides share (`shared_classes`)."""
 from __future__ import annotations
 
 # Class ids as the original: neutral 0, sad 1, happy 2, surprise 3, angry 4.
@@ -14,12 +19,33 @@ def normalise_label(name: str) -> str:
     return SPELLING_FIXES.get(name, name)
 
 
+def check_classes(classes) -> tuple[str, ...]:
+    """`classes` as a tuple, or ValueError naming what is not one of the seven emotions or is
+    listed twice (a misspelt class would otherwise silently drop all of its rows)."""
+    classes = tuple(classes)
+    unknown = [c for c in classes if c not in SEVEN_CLASSES]
+    if unknown:
+        raise ValueError(f"data.classes names {unknown}, not among the emotions both corpora "
+                         f"annotate: {', '.join(SEVEN_CLASSES)}")
+    twice = sorted({c for c in classes if classes.count(c) > 1})
+    if twice:
+        raise ValueError(f"data.classes lists {twice} more than once")
+    return classes
+
+
 def classes_for(policy: str, configured: list[str] | tuple[str, ...] | None = None) -> tuple[str, ...]:
     if policy not in LABEL_POLICIES:
         raise ValueError(f"unknown label policy {policy!r}; choose one of {LABEL_POLICIES}")
     if policy == "seven":
         return SEVEN_CLASSES
-    return tuple(configured) if configured else PAPER_CLASSES
+    return check_classes(configured) if configured else PAPER_CLASSES
+
+
+def shared_classes(*class_sets) -> tuple[str, ...]:
+    """The classes every set holds, in the first set's order: what a model trained on one
+    corpus can be scored on in another."""
+    first, *others = [tuple(normalise_label(c) for c in classes) for classes in class_sets]
+    return tuple(c for c in first if all(c in other for other in others))
 
 
 def resolve_label(emotion_total: str, policy: str, classes: tuple[str, ...]) -> tuple[str | None, str]:

@@ -1,6 +1,9 @@
-"""`koemo prepare`: KEMDy20 root -> W/utterances.parquet + W/prepare_report.{json,md} + features.
+"""`koemo prepare`: KEMDy20 or KEMDy19 root -> W/utterances.parquet + W/prepare_report.{json,md}
++ features.
 
-One pass over the annotation files (Sess01..Sess40, CSV order). Each row's wav and transcript
+The corpus is recognised from its files (koemo.dataset.sources.open_corpus; KEMDy19's two
+rating files per session become rows of KEMDy20's shape there, koemo.dataset.kemdy19), then
+one pass over the annotation rows (Sess01..Sess40, CSV order). Each row's wav and transcript
 are found by Segment ID (never by listing order, the original's pairing bug), checked (wav
 header, then its samples, one file at a time so memory stays flat), cleaned and labelled with
 `koemo.dataset.labels.resolve_label`. A row with bad input is dropped and reported with its file and
@@ -33,6 +36,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
@@ -47,6 +51,8 @@ from koemo.dataset.prepare_report import (NO_SIGNAL_POLICY_NOTE, report_markdown
                                           summary_text)
 from koemo.dataset.prepare_output import (replace_atomic, unreadable_inputs_error,
                                           workdir_lock, writing)
+from koemo.dataset.leakage import repeated_transcripts
+from koemo.dataset.sources import open_corpus
 from koemo.dataset.splits import SPLIT_COLUMNS, add_splits, resolve_folds_path
 from koemo.config.workdir import REPORT_JSON, REPORT_MD, TABLE_FILE
 from koemo.errors import KoemoInputError
@@ -57,13 +63,16 @@ PREPARE_VERSION = 2
 TABLE_COLUMNS = (
     "segment_id", "session", "speaker", "gender", "script", "utt_index", "wav_path", "txt_path",
     "text_raw", "text", "emotion_total", "label", "label_id", "valence", "arousal", "start", "end",
-    "duration", "audio_problem", "text_encoding") + SPLIT_COLUMNS
+    "duration", "audio_problem", "text_encoding", "corpus", "dialogue") + SPLIT_COLUMNS
 # Bump when reading rules change the table of a corpus (not part of the input fingerprint,
 # which tests/golden pins): a workdir prepared under other rules is prepared again.
 READ_RULES = 2
-# The choice of protocol/fold only picks a split column, and data.silent_audio only which rows
-# a run uses: the table is the same for all of them.
-_DATA_KEYS_NOT_SHAPING_TABLE = ("protocol", "fold", "silent_audio")
+# The choice of protocol/fold only picks a split column, data.silent_audio only which rows a
+# run uses, and data.corpus only forces what detection finds: the table is the same for all.
+_DATA_KEYS_NOT_SHAPING_TABLE = ("protocol", "fold", "silent_audio", "corpus")
+# Settings added after the golden fingerprints were pinned: hashed only when they differ from
+# their default, so every shipped config keeps its prepared-table fingerprint.
+_DATA_DEFAULTS_OUTSIDE_FINGERPRINT = {"kemdy19_labels": "own"}
 # A wav more than this far from the annotated end - start is worth a note (pairing check).
 DURATION_TOLERANCE_S = 0.05
 
@@ -87,7 +96,8 @@ def wav_rules(cfg: dict) -> dict:
 
 def input_fingerprint(data_root: Path, cfg: dict) -> str:
     """Hash of everything the table depends on (see module docstring)."""
-    data = {k: v for k, v in cfg.data.as_dict().items() if k not in _DATA_KEYS_NOT_SHAPING_TABLE}
+    data = {k: v for k, v in cfg.data.as_dict().items() if k not in _DATA_KEYS_NOT_SHAPING_TABLE
+            and _DATA_DEFAULTS_OUTSIDE_FINGERPRINT.get(k, object()) != v}
     folds = data.get("folds_file")
     folds_text = resolve_folds_path(folds).read_text(encoding="utf-8") if folds else None
     return fingerprint({"version": PREPARE_VERSION, "root": str(data_root.resolve()),
@@ -137,12 +147,13 @@ def _label_reason(why: str) -> str:
     return "label_not_in_classes"
 
 
-def _check_row(row, csv_path: Path, session: int, seen: set, out: _Collector):
+def _check_row(row, csv_path: Path, session: int, seen: set, out: _Collector,
+               parse: Callable = parse_segment_id):
     """Validate the annotation fields of one row; returns its SegmentId or None if dropped."""
     sid = row.segment_id
     where = f"{csv_path} line {row.line}"
     try:
-        parsed = parse_segment_id(sid)
+        parsed = parse(sid)
     except KoemoInputError as err:
         out.drop_row(sid, session, csv_path, "bad_segment_id", f"{where}: {err}")
         return None
@@ -165,7 +176,7 @@ def _check_row(row, csv_path: Path, session: int, seen: set, out: _Collector):
 
 
 def _read_files(row, folders: WavFolders, session: int, rules: dict, encoding: str,
-                out: _Collector):
+                out: _Collector, clean: Callable = clean_transcript):
     """Check the wav and read the transcript of one row; None when either is unusable."""
     sid = row.segment_id
     wav = folders.locate(session, sid, ".wav")
@@ -199,7 +210,7 @@ def _read_files(row, folders: WavFolders, session: int, rules: dict, encoding: s
         out.note(sid, txt, "txt_encoding",
                  f"{txt}: read as {used}, not {encoding} (data.transcript_encoding): that "
                  "decoding gives Korean text")
-    if not clean_transcript(text_raw):
+    if not clean(text_raw):
         out.note(sid, txt, "empty_text", f"{txt}: no words once markers are removed")
     if abs(duration - (row.end - row.start)) > DURATION_TOLERANCE_S:
         out.note(sid, wav, "duration_mismatch",
@@ -260,25 +271,31 @@ def scan_corpus(data_root: Path, cfg: dict, strict: bool = False, progress: bool
     except ValueError as err:
         raise KoemoInputError(f"data.label_policy: {err}") from err
     out = _Collector(strict)
-    files, misnamed = annotation_files(data_root)
-    for path in misnamed:
-        out.problem_file(path, "bad_file_name", f"{path}: not named SessNN_eval.csv; skipped")
-    folders = WavFolders(data_root)
-    frames, unreadable = _read_annotation_files(files, folders, out)
-    unreadable += folders.unreadable.values()
+    corpus = open_corpus(data_root, data, out)
+    if corpus.frames is None:           # KEMDy20: every row its file can give, unreadable files apart
+        files, misnamed = annotation_files(data_root)
+        for path in misnamed:
+            out.problem_file(path, "bad_file_name", f"{path}: not named SessNN_eval.csv; skipped")
+        folders = WavFolders(data_root)
+        frames, unreadable = _read_annotation_files(files, folders, out)
+        unreadable += folders.unreadable.values()
+        total = sum(frame.attrs["data_rows"] for _, _, frame in frames)
+    else:
+        frames, folders, unreadable = corpus.frames, corpus.folders, []
+        # Rows the corpus reader already left out (KEMDy19's repeated ids) were read too.
+        total = sum(len(frame) for _, _, frame in frames) + len(out.dropped)
     _skip_or_stop(unreadable, skip_unreadable, out)
     records, seen, labels_dropped = [], set(), Counter()
-    total = sum(frame.attrs["data_rows"] for _, _, frame in frames)
     bar = tqdm(total=total, desc="prepare", unit="utt", disable=not progress)
     for session, csv_path, frame in frames:
         for row in frame.itertuples(index=False):
             bar.update(1)
-            folders.claim(session, row.segment_id)
-            parsed = _check_row(row, csv_path, session, seen, out)
+            if hasattr(folders, "claim"):
+                folders.claim(session, row.segment_id)
+            parsed = _check_row(row, csv_path, session, seen, out, corpus.parse)
             if parsed is None:
                 continue
-            found = _read_files(row, folders, session, rules,
-                                data.transcript_encoding, out)
+            found = _read_files(row, folders, session, rules, corpus.encoding, out, corpus.clean)
             if found is None:
                 continue
             label, why = resolve_label(row.emotion_total, policy, classes)
@@ -294,18 +311,18 @@ def scan_corpus(data_root: Path, cfg: dict, strict: bool = False, progress: bool
                 "segment_id": row.segment_id, "session": session, "speaker": parsed.speaker,
                 "gender": parsed.gender, "script": parsed.script, "utt_index": parsed.utt_index,
                 "wav_path": str(wav), "txt_path": str(txt),
-                "text_raw": text_raw, "text": clean_transcript(text_raw),
+                "text_raw": text_raw, "text": corpus.clean(text_raw),
                 "emotion_total": row.emotion_total, "label": label,
                 "label_id": classes.index(label), "valence": float(row.valence),
                 "arousal": float(row.arousal), "start": float(row.start),
                 "end": float(row.end), "duration": float(duration),
                 "audio_problem": content.reason if content is not None else "",
-                "text_encoding": text_encoding})
+                "text_encoding": text_encoding, "corpus": corpus.name, "dialogue": parsed.dialogue})
     bar.close()
     _orphans(folders, out)
-    return records, out, {"rows_read": total, "classes": list(classes),
+    return records, out, {"rows_read": total, "classes": list(classes), "corpus": corpus.name,
                           "labels_dropped": dict(labels_dropped),
-                          "skipped_unreadable": [err.path for err in unreadable]}
+                          "skipped_unreadable": [err.path for err in unreadable], **corpus.counts}
 
 
 def build_table(records: list[dict], cfg: dict) -> pd.DataFrame:
@@ -335,7 +352,9 @@ def make_report(data_root: Path, workdir: Path, cfg: dict, fp: str, table: pd.Da
         "dropped_rows": out.dropped, "problem_files": out.files,
         "notes_by_reason": dict(Counter(n["reason"] for n in out.notes)), "notes": out.notes,
         "no_signal_by_reason": dict(sorted(Counter(r["reason"] for r in out.no_signal).items())),
-        "no_signal_rows": out.no_signal,
+        "no_signal_rows": out.no_signal, "corpus": counts["corpus"],
+        **{k: counts[k] for k in ("kemdy19",) if k in counts},
+        "repeated_transcripts": repeated_transcripts(table),
     }
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from koemo.config.workdir import REPORT_MD
+from koemo.dataset import kemdy19
+from koemo.dataset.leakage import markdown_lines as leakage_lines
 
 NO_SIGNAL_POLICY_NOTE = (
     "These rows keep their place in every split. `data.silent_audio: keep` (configs/paper.yaml) "
@@ -21,7 +23,8 @@ def _md_table(header: list[str], rows) -> list[str]:
 
 def report_markdown(report: dict) -> str:
     lines = ["# koemo prepare report", "",
-             f"- corpus: `{report['data_root']}`", f"- workdir: `{report['workdir']}`",
+             f"- corpus: `{report['data_root']}` ({report.get('corpus', 'kemdy20')})",
+             *kemdy19.report_lines(report.get("kemdy19")), f"- workdir: `{report['workdir']}`",
              f"- label policy: {report['label_policy']} (classes {', '.join(report['classes'])})",
              f"- rows read: {report['rows_read']}, kept: {report['rows_kept']}, "
              f"dropped: {report['rows_dropped']}; files with problems: "
@@ -51,7 +54,7 @@ def report_markdown(report: dict) -> str:
     lines += ["", "## Notes (rows kept)", ""]
     lines += _md_table(["segment id", "reason", "message"],
                        [(n["segment_id"], n["reason"], n["message"]) for n in report["notes"]])
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + leakage_lines(report)) + "\n"
 
 
 def summary_text(report: dict, reused: bool = False) -> str:

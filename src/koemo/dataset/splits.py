@@ -5,6 +5,8 @@
   utterances at random (early stopping only), train = the rest. Speakers never cross train/test
   because every speaker belongs to one session.
 - `split_session`: cv5 fold 0, the single speaker-independent hold-out.
+- `split_kemdy19_to_kemdy20`, `split_kemdy20_to_kemdy19`: only in a workdir holding both
+  corpora (koemo.dataset.combine): train on one corpus, test on the other.
 Every column holds `train`, `valid` or `test` for every row, so one prepared workdir serves all
 protocols and `split_column(cfg)` picks the one a run uses. A partial corpus (a few sessions)
 leaves some cv5 folds without a test session: `split_problem` says so, and the experiment plans
@@ -22,7 +24,9 @@ from koemo.config.load import CONFIG_DIR
 from koemo.errors import KoemoInputError
 
 N_FOLDS = 5
-PROTOCOLS = ("paper", "session", "cv5")
+# Train on one corpus, test on the other: the columns of a combined workdir.
+CROSS_PROTOCOLS = ("kemdy19_to_kemdy20", "kemdy20_to_kemdy19")
+PROTOCOLS = ("paper", "session", "cv5") + CROSS_PROTOCOLS
 SPLIT_COLUMNS = ("split_paper", "split_session") + tuple(f"split_cv5_{k}" for k in range(N_FOLDS))
 
 
@@ -38,6 +42,8 @@ def split_column(cfg: dict) -> str:
         if not isinstance(fold, int) or not 0 <= fold < N_FOLDS:
             raise KoemoInputError(f"data.fold must be an integer 0..{N_FOLDS - 1}, not {fold!r}")
         return f"split_cv5_{fold}"
+    if protocol in CROSS_PROTOCOLS:
+        return f"split_{protocol}"
     raise KoemoInputError(f"data.protocol must be one of {PROTOCOLS}, not {protocol!r}")
 
 

@@ -55,9 +55,12 @@ def variant_config(cfg: Config, variant: str) -> Config:
 
 
 def split_config(cfg: Config, split: str) -> Config:
-    """`paper` -> protocol paper; `cv5_fK` -> protocol cv5, fold K."""
-    if split == "paper":
-        data = {"protocol": "paper"}
+    """`paper` -> protocol paper; `cv5_fK` -> protocol cv5, fold K; a cross-corpus protocol
+    (`kemdy19_to_kemdy20`, ...) -> itself."""
+    from koemo.dataset.splits import CROSS_PROTOCOLS
+
+    if split == "paper" or split in CROSS_PROTOCOLS:
+        data = {"protocol": split}
     elif split.startswith("cv5_f"):
         data = {"protocol": "cv5", "fold": int(split.removeprefix("cv5_f"))}
     else:
@@ -75,10 +78,12 @@ def with_protocol(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def splits_for(protocols: list[str], folds: list[int] | None = None) -> list[str]:
+    from koemo.dataset.splits import CROSS_PROTOCOLS
+
     names = []
     for protocol in protocols:
-        if protocol == "paper":
-            names.append("paper")
+        if protocol == "paper" or protocol in CROSS_PROTOCOLS:
+            names.append(protocol)
         elif protocol == "cv5":
             names += [f"cv5_f{k}" for k in (folds if folds is not None else range(5))]
         elif protocol == "session":
@@ -91,14 +96,17 @@ def splits_for(protocols: list[str], folds: list[int] | None = None) -> list[str
 def unusable_splits(workdir: str | Path) -> dict[str, str]:
     """Splits (`paper`, `cv5_f0` ..) whose prepared rows cannot train and score a run, with the
     reason; {} when the workdir is not prepared yet (training then says so itself)."""
-    from koemo.dataset.splits import N_FOLDS, split_problem
+    from koemo.dataset.splits import CROSS_PROTOCOLS, N_FOLDS, split_problem
 
     path = Path(workdir) / "utterances.parquet"
     if not path.is_file():
         return {}
     table = pd.read_parquet(path)
-    columns = {"paper": "split_paper", **{f"cv5_f{k}": f"split_cv5_{k}" for k in range(N_FOLDS)}}
-    problems = {name: split_problem(table, column) for name, column in columns.items()}
+    columns = {"paper": "split_paper", **{f"cv5_f{k}": f"split_cv5_{k}" for k in range(N_FOLDS)},
+               **{name: f"split_{name}" for name in CROSS_PROTOCOLS}}
+    problems = {name: ("the workdir does not hold both corpora (koemo prepare --data KEMDy19 "
+                       "--data KEMDy20)" if column not in table else split_problem(table, column))
+                for name, column in columns.items()}
     return {name: why for name, why in problems.items() if why}
 
 

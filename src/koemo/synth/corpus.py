@@ -251,13 +251,13 @@ def _durations_units(n: int, mean_s: float, bounds: tuple[float, float], rng: np
     return np.maximum(np.round(seconds / TIME_GRID_S), 1).astype(np.int64)
 
 
-def _script_sizes(total: int, rng: np.random.Generator) -> list[int]:
-    """Split a session's utterances over six scripts (each >= 2: both speakers speak)."""
-    weights = rng.uniform(0.8, 1.2, N_SCRIPTS)
+def _script_sizes(total: int, rng: np.random.Generator, n_scripts: int = N_SCRIPTS) -> list[int]:
+    """Split a session's utterances over its scripts (each >= 2: both speakers speak)."""
+    weights = rng.uniform(0.8, 1.2, n_scripts)
     sizes = np.maximum(np.floor(weights / weights.sum() * total).astype(int), 2)
     while sizes.sum() > total:
         sizes[int(np.argmax(sizes))] -= 1
-    for k in rng.permutation(N_SCRIPTS)[: total - sizes.sum()]:
+    for k in rng.permutation(n_scripts)[: total - sizes.sum()]:
         sizes[k] += 1
     while sizes.sum() < total:  # only when total - sum exceeded 6
         sizes[int(np.argmin(sizes))] += 1

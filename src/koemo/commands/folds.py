@@ -1,0 +1,42 @@
+"""`koemo folds --export DIR --workdir W`: the session folds of each corpus as EmoBox JSONL."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "folds", help="export the session folds of prepared corpora in EmoBox's JSONL layout",
+        description="Write the five session folds (koemo's cv5 protocol) of every corpus in "
+                    "the prepared workdir(s) as EmoBox benchmark files: DIR/<corpus>/fold_<n>/"
+                    "<corpus>_{train,valid,test}_fold_<n>.jsonl, <corpus>.jsonl and "
+                    "label_map.json (docs/kemdy19.md).")
+    parser.add_argument("--export", required=True, type=Path, metavar="DIR",
+                        help="output folder (one sub-folder per corpus)")
+    parser.add_argument("--workdir", required=True, action="append", type=Path,
+                        help="a prepared workdir (repeatable: one per corpus)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from koemo.config.workdir import REPORT_JSON, load_utterances
+    from koemo.dataset.emobox import export_workdir
+    from koemo.errors import KoemoInputError
+
+    done: dict[str, Path] = {}
+    for workdir in args.workdir:
+        report_path = workdir / REPORT_JSON
+        if not report_path.is_file():
+            raise KoemoInputError(f"{report_path}: not found; run `koemo prepare` first")
+        table = load_utterances(workdir)
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+        twice = [c for c in set(table.get("corpus", ["kemdy20"])) if c in done]
+        if twice:
+            raise KoemoInputError(f"{workdir}: corpus {twice[0]} was already exported from "
+                                  f"{done[twice[0]]}; give each corpus once")
+        for corpus, n in export_workdir(table, report, args.export, str(workdir)).items():
+            done[corpus] = workdir
+            print(f"koemo folds: {corpus}: {n} utterances, 5 folds -> {args.export / corpus}")
+    return 0

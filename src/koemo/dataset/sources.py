@@ -1,0 +1,41 @@
+"""Where a corpus' annotation rows and files are, for `koemo prepare` (KEMDy20 or KEMDy19).
+
+`open_corpus` picks the corpus (data.corpus, or recognised from its files) and returns what
+differs between the two: the annotation rows in KEMDy20's column shape, a finder of each row's
+wav/txt, the Segment ID parser and the transcript encoding and cleaner. The row loop that checks
+and labels them is shared (koemo.dataset.prepare.scan_corpus). `out` is prepare's collector of
+dropped rows, problem files and notes.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+from koemo.dataset import kemdy19
+from koemo.dataset.corpora import corpus_of
+from koemo.dataset.kemdy20 import clean_transcript, parse_segment_id
+
+
+class _Corpus(NamedTuple):
+    """What differs between the corpora; the row loop of scan_corpus is shared."""
+    name: str
+    frames: list            # (session, annotation file, rows in KEMDy20's column shape)
+    folders: object         # locate(session, segment_id, suffix) and unclaimed()
+    parse: Callable
+    encoding: str
+    clean: Callable
+    counts: dict            # corpus-specific counts for the report
+
+
+def open_corpus(data_root: Path, data: dict, out) -> _Corpus:
+    """The readers of the corpus under `data_root` (data.corpus, or detected from its files)."""
+    name = corpus_of(data_root, data)
+    if name == "kemdy19":
+        frames, counts, listed = kemdy19.annotation_frames(
+            data_root, data.kemdy19_labels, out)
+        return _Corpus(name, frames, kemdy19.DialogueFolders(data_root, listed, out),
+                       kemdy19.parse_segment_id, kemdy19.TRANSCRIPT_ENCODING,
+                       kemdy19.clean_transcript, {"kemdy19": counts})
+    # KEMDy20's rows and files are read by koemo.dataset.prepare (row by row, unreadable files
+    # apart): no frames or folders here.
+    return _Corpus(name, None, None, parse_segment_id, data.transcript_encoding, clean_transcript, {})
