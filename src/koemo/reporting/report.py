@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from koemo.reporting import paper_numbers as P
+from koemo.reporting.agreement import agreement_table
 from koemo.dataset.prepare import NO_SIGNAL_POLICY_NOTE
 from koemo.experiments.plan import mean_std, with_protocol
 
@@ -80,7 +81,7 @@ def data_summary(workdir: str | Path, cfg: dict) -> dict[str, pd.DataFrame]:
                              columns=["reason", "rows"])
     no_signal.attrs["notes"] = [NO_SIGNAL_POLICY_NOTE]
     return {"class_counts": class_counts, "lengths": lengths, "dropped_by_reason": reasons,
-            "no_signal": no_signal}
+            "no_signal": no_signal, "rater_agreement": agreement_table(table)}
 
 
 def _frames(durations: np.ndarray, feats: dict) -> np.ndarray:
@@ -392,6 +393,9 @@ PAGE_SECTIONS = (
     ("Speaker overlap between train and test", "splits_speaker_overlap",
      "The paper's random utterance split puts the same speakers in train and test."),
     ("Data", "data_class_counts", ""),
+    ("Inter-rater agreement: the human ceiling", "data_rater_agreement",
+     "How far the corpus' raters agree with each other; read every model score above "
+     "against it."),
     ("Dropped rows", "data_dropped_by_reason",
      "Rows `koemo prepare` left out, and files it could not use, per reason "
      "(every row: `prepare_report.md` in the workdir)."),
