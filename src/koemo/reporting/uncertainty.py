@@ -40,8 +40,9 @@ def resample_indices(n: int, name: str = "", n_resamples: int = N_RESAMPLES) -> 
 
 def classification_scores(true: np.ndarray, pred: np.ndarray, n_classes: int,
                           index: np.ndarray) -> dict[str, np.ndarray]:
-    """Accuracy, weighted/macro F1 and UAR [B] of each row of `index` [B, n], averaged over the
-    classes present in `true` (koemo.modeling.metrics' label set: the same set for every draw)."""
+    """Accuracy, weighted/macro F1 and UAR [B] of each row of `index` [B, n], each averaged
+    over the classes present in that draw's true labels (the rule of koemo.modeling.metrics,
+    so row 0 = the whole set gives exactly the reported numbers)."""
     n_draws, n = index.shape
     draws = np.arange(n_draws)[:, None]
     flat = (draws * n_classes + true[index]) * n_classes + pred[index]
@@ -49,15 +50,13 @@ def classification_scores(true: np.ndarray, pred: np.ndarray, n_classes: int,
     cm = cm.reshape(n_draws, n_classes, n_classes).astype(float)
     tp = np.diagonal(cm, axis1=1, axis2=2)
     support, predicted = cm.sum(axis=2), cm.sum(axis=1)
-    labels = np.unique(true)
-    tp, support, predicted = tp[:, labels], support[:, labels], predicted[:, labels]
-    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
-    f1 = np.divide(2 * tp, support + predicted, out=np.zeros_like(tp), where=support + predicted > 0)
-    weight = support.sum(axis=1)
-    return {"accuracy": np.diagonal(cm, axis1=1, axis2=2).sum(axis=1) / n,
-            "weighted_f1": np.divide((f1 * support).sum(axis=1), weight,
-                                     out=np.zeros(n_draws), where=weight > 0),
-            "macro_f1": f1.mean(axis=1), "uar": recall.mean(axis=1)}
+    present = support > 0
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=present)
+    f1 = np.divide(2 * tp, support + predicted, out=np.zeros_like(tp), where=present)
+    n_present = present.sum(axis=1)
+    return {"accuracy": tp.sum(axis=1) / n,
+            "weighted_f1": (f1 * support).sum(axis=1) / n,
+            "macro_f1": f1.sum(axis=1) / n_present, "uar": recall.sum(axis=1) / n_present}
 
 
 def regression_scores(true: np.ndarray, pred: np.ndarray, index: np.ndarray) -> dict[str, np.ndarray]:
