@@ -162,3 +162,13 @@ def test_variant_claims_and_per_fold_rows(tmp_path, labels):
     per_fold = checked["per_fold"]
     assert sorted(per_fold["split"].unique()) == ["cv5_f0", "cv5_f1"]
     assert per_fold["n_test"].tolist() == [400] * 4
+
+
+def test_a_single_runs_interval_for_the_ablation_tables(labels, tmp_path):
+    true, rng = labels
+    run = fake_run(tmp_path / "run", true[:300], noisy(true[:300], 0.7, rng))
+    metrics = json.loads((tmp_path / "run" / "test_metrics.json").read_text())
+    text = C.run_interval(pd.Series({"split": "paper", "run_dir": run}), "weighted_f1")
+    low, high = (float(v) for v in text.strip("[]").split(", "))
+    assert low <= metrics["weighted_f1"] <= high
+    assert C.run_interval(pd.Series({"split": "paper"}), "weighted_f1") == ""

@@ -38,6 +38,14 @@ def interval_columns(runs: pd.DataFrame, by: list[str], metrics: list[str],
     return pd.DataFrame(rows, columns=by + [f"{m} {CI}" for m in metrics])
 
 
+def run_interval(run: pd.Series, metric: str, cache: U.PredictionCache | None = None) -> str:
+    """The interval of one run's score (a row of a runs table), over its test utterances."""
+    if "run_dir" not in run:
+        return ""
+    found = U.mean_interval({run["split"]: [run["run_dir"]]}, [metric], cache)
+    return U.format_interval(*found[metric][1:]) if metric in found else ""
+
+
 def per_fold_table(runs: pd.DataFrame, by: list[str], metrics: list[str],
                    cache: U.PredictionCache | None = None) -> pd.DataFrame:
     """One row per group and fold (split): the mean over its runs (seeds) with its interval."""

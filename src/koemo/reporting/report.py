@@ -248,6 +248,7 @@ def regressor_tables(runs: pd.DataFrame, ablation: pd.DataFrame, stage: str) -> 
         layers = int(run["variant"].split("=")[1])
         rows.append({"n_layers": layers, "valid_rmse (ours)": best_valid_loss(run["run_dir"]),
                      "test_rmse (ours)": run.get("rmse", np.nan),
+                     f"test_rmse {C.CI}": C.run_interval(run, "rmse"),
                      f"valid_rmse {REPORTED}": reported.get(layers, np.nan)})
     return {"test_metrics": main, "layer_ablation": pd.DataFrame(rows), **checked}
 
@@ -269,6 +270,7 @@ def classifier_tables(runs: pd.DataFrame, combos: pd.DataFrame) -> dict[str, pd.
         combo_rows.append({"audio_layers": audio, "text_layers": text,
                            "weighted_f1_batch_mean (ours)": run.get("weighted_f1_batch_mean", np.nan),
                            "weighted_f1 (ours)": run.get("weighted_f1", np.nan),
+                           f"weighted_f1 {C.CI}": C.run_interval(run, "weighted_f1"),
                            f"weighted_f1_batch_mean {REPORTED}":
                                P.COMBINATION_WEIGHTED_F1.get((audio, text), np.nan)})
     return {"test_metrics": main, "per_class": per_class_table(multimodal),

@@ -81,6 +81,7 @@ class Predictions:
         run_dir = Path(run_dir)
         frame = pd.read_parquet(run_dir / "test_predictions.parquet")
         self.segment_ids = frame["segment_id"].to_numpy()
+        self._memo: dict = {}
         self.classes = None
         if not pd.api.types.is_numeric_dtype(frame["true"]):         # class names
             metrics = json.loads((run_dir / "test_metrics.json").read_text(encoding="utf-8"))
@@ -92,6 +93,19 @@ class Predictions:
         else:
             self.true = frame["true"].to_numpy(dtype=float)
             self.pred = frame["pred"].to_numpy(dtype=float)
+
+    def draws(self, split: str, order: np.ndarray, baseline: bool = False) -> dict[str, np.ndarray]:
+        """Scores [1 + B] of the whole set (first) and of the fold's draws, over the rows
+        `order` picks; kept when those are all rows in order (a run is paired many times)."""
+        whole = len(order) == len(self.true) and bool((order == np.arange(len(order))).all())
+        key = (split, baseline)
+        if whole and key in self._memo:
+            return self._memo[key]
+        index = _with_identity(resample_indices(len(order), split))
+        out = self.scores(index, None if whole else order, baseline)
+        if whole:
+            self._memo[key] = out
+        return out
 
     def scores(self, index: np.ndarray, order: np.ndarray | None = None,
                baseline: bool = False) -> dict[str, np.ndarray]:
@@ -153,10 +167,9 @@ def mean_interval(by_split: dict[str, list[str]], metrics, cache: PredictionCach
     total, count = {}, 0
     for split, dirs in by_split.items():
         runs = [cache(d) for d in dirs]
-        orders, n = _aligned(runs)
-        index = _with_identity(resample_indices(n, split))
+        orders, _ = _aligned(runs)
         for run, order in zip(runs, orders):
-            for metric, values in run.scores(index, order).items():
+            for metric, values in run.draws(split, order).items():
                 total[metric] = total.get(metric, 0.0) + values
             count += 1
     out = {}
@@ -176,10 +189,9 @@ def paired_test(pairs: list[tuple[str, str, str | None]], metric: str,
     for split, a_dir, b_dir in pairs:
         a = cache(a_dir)
         b = a if b_dir is None else cache(b_dir)
-        (order_a, order_b), n = _aligned([a, b])
-        index = _with_identity(resample_indices(n, split))
-        diffs = diffs + (a.scores(index, order_a)[metric]
-                         - b.scores(index, order_b, baseline=b_dir is None)[metric])
+        (order_a, order_b), _ = _aligned([a, b])
+        diffs = diffs + (a.draws(split, order_a)[metric]
+                         - b.draws(split, order_b, baseline=b_dir is None)[metric])
         n_pairs += 1
     if not n_pairs:
         return {"pairs": 0, "difference": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p": np.nan}
