@@ -56,7 +56,8 @@ NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
     "1-1_data_aggregation": (
         "Read KEMDy20 (annotations, transcripts, wavs), pair them by Segment ID, apply the label "
         "policy, compute mel + delta features, and report every dropped row. Also the paper's "
-        "statistics: Welch ANOVA of arousal and valence by emotion.",
+        "statistics (Welch ANOVA of arousal and valence by emotion) and how far the raters "
+        "agree with each other (`rater_agreement`: the human ceiling for every model score).",
         [
             "from koemo.dataset.prepare import prepare\nimport koemo.reporting.report\n"
             "result = prepare(ctx.corpus_root(), ctx.workdir, cfg, progress=PROGRESS)\n"
@@ -151,7 +152,9 @@ NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
     "5-1_paper_tables": (
         "The paper's tables with the paper's reported numbers beside ours: final test metrics "
         "(batch-averaged the paper's way and over the whole set), per-class recall and precision, "
-        "confusion matrices, regressors, ablations, statistics and the majority-class baseline.",
+        "confusion matrices, regressors, ablations, statistics and the majority-class baseline, "
+        "each score with its 95% bootstrap interval; the page states \"A beats B\" only where a "
+        "paired test's interval excludes 0.",
         [
             "import koemo.reporting.report\n"
             "page = koemo.reporting.report.write_paper_page(ctx.workdir, cfg, ctx.out)\n"

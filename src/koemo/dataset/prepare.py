@@ -41,7 +41,7 @@ from typing import Callable
 import pandas as pd
 
 from koemo.config.fingerprints import fingerprint
-from koemo.dataset.kemdy20 import (NO_SIGNAL_REASONS, CorpusFileError, check_wav,
+from koemo.dataset.kemdy20 import (NO_SIGNAL_REASONS, RATER_COLUMNS, CorpusFileError, check_wav,
                                    check_wav_content, clean_transcript, label_problem,
                                    parse_segment_id, read_annotations,
                                    read_transcript_with_encoding)
@@ -56,14 +56,14 @@ from koemo.dataset.sources import open_corpus
 from koemo.dataset.splits import SPLIT_COLUMNS, add_splits, resolve_folds_path
 from koemo.config.workdir import REPORT_JSON, REPORT_MD, TABLE_FILE
 from koemo.errors import KoemoInputError
-from koemo.dataset.labels import classes_for, resolve_label
+from koemo.dataset.labels import classes_for, normalise_label, resolve_label
 
 # Bump when the table's content rules change, so old workdirs are rebuilt, not reused.
 PREPARE_VERSION = 2
 TABLE_COLUMNS = (
     "segment_id", "session", "speaker", "gender", "script", "utt_index", "wav_path", "txt_path",
     "text_raw", "text", "emotion_total", "label", "label_id", "valence", "arousal", "start", "end",
-    "duration", "audio_problem", "text_encoding", "corpus", "dialogue") + SPLIT_COLUMNS
+    "duration", "audio_problem", "text_encoding", "corpus", "dialogue") + SPLIT_COLUMNS + tuple(RATER_COLUMNS)
 # Bump when reading rules change the table of a corpus (not part of the input fingerprint,
 # which tests/golden pins): a workdir prepared under other rules is prepared again.
 READ_RULES = 2
@@ -73,6 +73,10 @@ _DATA_KEYS_NOT_SHAPING_TABLE = ("protocol", "fold", "silent_audio", "corpus")
 # Settings added after the golden fingerprints were pinned: hashed only when they differ from
 # their default, so every shipped config keeps its prepared-table fingerprint.
 _DATA_DEFAULTS_OUTSIDE_FINGERPRINT = {"kemdy19_labels": "own"}
+# Each rater's own emotion/valence/arousal (rater01_emotion ...), for agreement statistics and
+# soft labels. They come last and change no fingerprint: a table written before they existed
+# is rebuilt from the same inputs (load_previous), and nothing trained on it is invalidated.
+_BASE_COLUMNS = TABLE_COLUMNS[:TABLE_COLUMNS.index(SPLIT_COLUMNS[0])]
 # A wav more than this far from the annotated end - start is worth a note (pairing check).
 DURATION_TOLERANCE_S = 0.05
 
@@ -317,7 +321,8 @@ def scan_corpus(data_root: Path, cfg: dict, strict: bool = False, progress: bool
                 "arousal": float(row.arousal), "start": float(row.start),
                 "end": float(row.end), "duration": float(duration),
                 "audio_problem": content.reason if content is not None else "",
-                "text_encoding": text_encoding, "corpus": corpus.name, "dialogue": parsed.dialogue})
+                "text_encoding": text_encoding, "corpus": corpus.name, "dialogue": parsed.dialogue,
+                **rater_values(row)})
     bar.close()
     _orphans(folders, out)
     return records, out, {"rows_read": total, "classes": list(classes), "corpus": corpus.name,
@@ -325,8 +330,15 @@ def scan_corpus(data_root: Path, cfg: dict, strict: bool = False, progress: bool
                           "skipped_unreadable": [err.path for err in unreadable], **corpus.counts}
 
 
+def rater_values(row) -> dict:
+    """The raters' columns of one annotation row; emotions spelled as the classes are."""
+    values = {col: getattr(row, col) for col in RATER_COLUMNS}
+    return {col: normalise_label(v or "") if col.endswith("_emotion") else float(v)
+            for col, v in values.items()}
+
+
 def build_table(records: list[dict], cfg: dict) -> pd.DataFrame:
-    frame = pd.DataFrame.from_records(records, columns=TABLE_COLUMNS[:-len(SPLIT_COLUMNS)])
+    frame = pd.DataFrame.from_records(records, columns=list(_BASE_COLUMNS) + RATER_COLUMNS)
     for col in ("session", "script", "utt_index", "label_id"):
         frame[col] = frame[col].astype("int64")
     return add_splits(frame, cfg)[list(TABLE_COLUMNS)]
@@ -394,7 +406,10 @@ def load_previous(workdir: Path, fp: str, skip_unreadable: bool = False
         return None
     if report.get("skipped_unreadable") and not skip_unreadable:
         return None
-    return pd.read_parquet(table_path), report
+    table = pd.read_parquet(table_path)
+    if set(TABLE_COLUMNS) - set(table.columns):
+        return None     # written before a column existed (e.g. the raters'): rebuild it
+    return table, report
 
 
 def _raise_if_strict_problems(report: dict) -> None:

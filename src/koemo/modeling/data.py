@@ -76,6 +76,27 @@ def stage_rows(table: pd.DataFrame, cfg: dict, split: str, seed: int,
     return rows.assign(aug_kind="orig", aug_seed=0)
 
 
+TARGET_KINDS = ("hard", "soft")
+
+
+def target_kind(cfg: dict) -> str:
+    """train.multimodal.target: hard (the paper: the total label) or soft (the raters' label
+    distribution). Either way the classifier is scored on the total label."""
+    kind = cfg.train.multimodal.target
+    if kind not in TARGET_KINDS:
+        raise KoemoInputError(f"train.multimodal.target must be one of {TARGET_KINDS}, not {kind!r}")
+    return kind
+
+
+def classifier_target(rows: pd.DataFrame, cfg: dict) -> np.ndarray | None:
+    """The training target of the classifier's rows: None (the total label's class id) or,
+    for soft labels, the raters' vote shares over the classes [N, C]."""
+    if target_kind(cfg) == "hard":
+        return None
+    from koemo.dataset.raters import soft_targets
+    return soft_targets(rows, cfg.data.classes)
+
+
 # ----------------------------------------------------------------------------- audio
 
 class AudioFeatures:
@@ -193,11 +214,13 @@ class TextDataset(Dataset):
 
 
 class MultimodalDataset(Dataset):
-    """Multimodal stage, raw inputs: the frozen regressors run on them every step."""
+    """Multimodal stage, raw inputs: the frozen regressors run on them every step. `target`:
+    the class ids of the total label (default), or a [N, C] label distribution (soft labels)."""
 
-    def __init__(self, rows: pd.DataFrame, audio: AudioFeatures, text: TextStates):
+    def __init__(self, rows: pd.DataFrame, audio: AudioFeatures, text: TextStates,
+                 target: np.ndarray | None = None):
         self.audio, self.text = audio, text
-        self.target = rows["label_id"].to_numpy(dtype=np.int64)
+        self.target = rows["label_id"].to_numpy(dtype=np.int64) if target is None else target
 
     def __len__(self) -> int:
         return len(self.target)
@@ -223,7 +246,8 @@ class FrozenOutputsDataset(Dataset):
     def __init__(self, directory: str | Path, target: np.ndarray):
         directory = Path(directory)
         self.arrays = {name: np.load(directory / f"{name}.npy", mmap_mode="r") for name in FROZEN_ARRAYS}
-        self.target = np.asarray(target, dtype=np.int64)
+        # class ids, or a float label distribution per row (soft labels)
+        self.target = np.asarray(target, dtype=np.float32 if np.ndim(target) == 2 else np.int64)
         if len(self.arrays["audio_hidden"]) != len(self.target):
             raise KoemoInputError(f"{directory}: cached outputs hold {len(self.arrays['audio_hidden'])} "
                                   f"rows, expected {len(self.target)}; delete the folder to rebuild")

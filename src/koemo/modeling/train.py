@@ -157,7 +157,9 @@ def build_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, *, run_di
         return StageJob(stage, model or TextRegressor(cfg), datasets, rows, regressor_forward,
                         majority_class=majority)
     store = _feature_store(workdir, cfg)
-    raw = {s: D.MultimodalDataset(r, D.AudioFeatures(r, store, cfg), texts[s]) for s, r in rows.items()}
+    raw = {s: D.MultimodalDataset(r, D.AudioFeatures(r, store, cfg), texts[s],
+                                  D.classifier_target(r, cfg) if s == "train" else None)
+           for s, r in rows.items()}
     if cache_frozen is None:
         cache_frozen = bool(cfg.train.multimodal.cache_frozen)
     job = StageJob(stage, model, raw, rows, raw_forward, classes=list(cfg.data.classes),
@@ -240,6 +242,8 @@ def loss_function(job: StageJob, cfg: dict, device: torch.device):
         return lambda out, target: torch.sqrt(torch.nn.functional.mse_loss(out.float(), target.float()))
     weight = class_weights(job, cfg)
     ce = torch.nn.CrossEntropyLoss(weight=None if weight is None else weight.to(device))
+    if D.target_kind(cfg) == "soft":      # cross-entropy against the raters' distribution
+        return lambda out, target: ce(out.float(), target.float())
     return lambda out, target: ce(out.float(), target.long())
 
 

@@ -13,12 +13,17 @@ import numpy as np
 import pandas as pd
 
 from koemo.reporting import paper_numbers as P
+from koemo.reporting import claims as C
+from koemo.reporting.agreement import agreement_table
+from koemo.reporting.uncertainty import CLASS_METRICS, REGRESSION_METRICS as REG_METRICS, PredictionCache
 from koemo.dataset.prepare import NO_SIGNAL_POLICY_NOTE
 from koemo.experiments.plan import mean_std, with_protocol
 
 REPORTED = "paper (reported)"
 CLASSIFICATION_METRICS = ["accuracy", "weighted_f1", "weighted_f1_batch_mean", "macro_f1", "uar"]
 REGRESSION_METRICS = ["rmse", "mae", "pearson_r", "ccc"]
+# Metrics with a bootstrap interval (weighted_f1_batch_mean, the paper's per-batch mean, has none)
+BOOTSTRAPPED = (*CLASS_METRICS, *REG_METRICS)
 
 
 # ---------------------------------------------------------------- formatting and saving
@@ -99,7 +104,7 @@ def data_summary(workdir: str | Path, cfg: dict) -> dict[str, pd.DataFrame]:
                              columns=["reason", "rows"])
     no_signal.attrs["notes"] = [NO_SIGNAL_POLICY_NOTE]
     return {"class_counts": class_counts, "lengths": lengths, "dropped_by_reason": reasons,
-            "no_signal": no_signal}
+            "no_signal": no_signal, "rater_agreement": agreement_table(table)}
 
 
 def _frames(durations: np.ndarray, feats) -> np.ndarray:
@@ -189,7 +194,11 @@ def _summarise(runs: pd.DataFrame, by: list[str], metrics: list[str]) -> pd.Data
     table = mean_std(runs, by, present)
     folds = runs.groupby(by, sort=False)["split"].nunique().rename("n_folds").reset_index()
     table = table.merge(folds, on=by, how="left")
-    return table[by + present + ["n_folds", "n_runs"]]
+    # each bootstrapped metric's interval of the row's mean beside it (see reporting.claims)
+    resampled = [m for m in present if m in BOOTSTRAPPED]
+    table = table.merge(C.interval_columns(runs, by, resampled), on=by, how="left")
+    shown = [c for m in present for c in (m, f"{m} {C.CI}") if c in table.columns]
+    return table[by + shown + ["n_folds", "n_runs"]]
 
 
 def fold_notes(runs: pd.DataFrame) -> list[str]:
@@ -251,14 +260,16 @@ def best_valid_loss(run_dir: str | Path) -> float:
 def regressor_tables(runs: pd.DataFrame, ablation: pd.DataFrame, stage: str) -> dict[str, pd.DataFrame]:
     main = _summarise(runs, ["protocol", "variant"], REGRESSION_METRICS)
     main.attrs["notes"] = fold_notes(runs)
+    checked = C.uncertainty_tables(runs, REGRESSION_METRICS, C.CLAIM_METRICS["regression"])
     reported = P.AUDIO_VALID_RMSE if stage == "audio" else P.TEXT_VALID_RMSE
     rows = []
     for _, run in ablation.iterrows():
         layers = int(run["variant"].split("=")[1])
         rows.append({"n_layers": layers, "valid_rmse (ours)": best_valid_loss(run["run_dir"]),
                      "test_rmse (ours)": run.get("rmse", np.nan),
+                     f"test_rmse {C.CI}": C.run_interval(run, "rmse"),
                      f"valid_rmse {REPORTED}": reported.get(layers, np.nan)})
-    return {"test_metrics": main, "layer_ablation": pd.DataFrame(rows)}
+    return {"test_metrics": main, "layer_ablation": pd.DataFrame(rows), **checked}
 
 
 def classifier_tables(runs: pd.DataFrame, combos: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -268,7 +279,9 @@ def classifier_tables(runs: pd.DataFrame, combos: pd.DataFrame) -> dict[str, pd.
                 **{m: P.FINAL_TEST.get(m, np.nan) for m in CLASSIFICATION_METRICS}}
     baseline = _baseline_rows(multimodal)
     main = pd.concat([main, pd.DataFrame([reported]), baseline], ignore_index=True)
-    main.attrs["notes"] = fold_notes(runs) + label_set_notes(multimodal)
+    main.attrs["notes"] = (fold_notes(runs) + label_set_notes(multimodal)
+                           + C.paper_value_notes(multimodal, P.FINAL_TEST, CLASS_METRICS))
+    checked = C.uncertainty_tables(multimodal, CLASS_METRICS, C.CLAIM_METRICS["classification"])
     combo_rows = []
     for _, run in combos[combos["stage"] == "multimodal"].iterrows():
         audio, text = (int(part.removeprefix("audio").removeprefix("text"))
@@ -276,10 +289,12 @@ def classifier_tables(runs: pd.DataFrame, combos: pd.DataFrame) -> dict[str, pd.
         combo_rows.append({"audio_layers": audio, "text_layers": text,
                            "weighted_f1_batch_mean (ours)": run.get("weighted_f1_batch_mean", np.nan),
                            "weighted_f1 (ours)": run.get("weighted_f1", np.nan),
+                           f"weighted_f1 {C.CI}": C.run_interval(run, "weighted_f1"),
                            f"weighted_f1_batch_mean {REPORTED}":
                                P.COMBINATION_WEIGHTED_F1.get((audio, text), np.nan)})
     return {"test_metrics": main, "per_class": per_class_table(multimodal),
-            "layer_combinations": pd.DataFrame(combo_rows)}
+            "layer_combinations": pd.DataFrame(combo_rows), **checked}
+
 
 
 def _baseline_rows(runs: pd.DataFrame) -> pd.DataFrame:
@@ -330,7 +345,7 @@ def fusion_tables(runs: pd.DataFrame, cfg: dict | None = None) -> dict[str, pd.D
     baseline = baseline[baseline["variant"] == "majority class (ours)"].rename(
         columns={"variant": "classifier"})
     shown = baseline.assign(**{m: baseline[m].map(lambda v: f"{v:.3f}") for m in FUSION_METRICS})
-    summary = pd.concat([table, shown[table.columns]], ignore_index=True)
+    summary = pd.concat([table, shown.reindex(columns=table.columns)], ignore_index=True)
     by = ["protocol", "classifier"]
     numbers = mean_std(with_protocol(classifiers), by, ["macro_f1"])
     numbers = numbers[by + ["macro_f1_mean", "macro_f1_std", "n_runs"]].rename(
@@ -340,7 +355,7 @@ def fusion_tables(runs: pd.DataFrame, cfg: dict | None = None) -> dict[str, pd.D
         "mean": baseline["macro_f1"], "std": 0.0, "n_runs": baseline["n_runs"]})], ignore_index=True)
     paired = paired_fusion_gains(classifiers)
     summary.attrs["notes"] = fold_notes(runs) + label_set_notes(classifiers)
-    paired.attrs["notes"] = fold_notes(runs)
+    paired.attrs["notes"] = fold_notes(runs) + paired.attrs.get("notes", [])
     return {"fusion": summary, "fusion_macro_f1": numbers, "paired": paired}
 
 
@@ -377,26 +392,33 @@ def paired_fusion_gains(classifiers: pd.DataFrame, metric: str = "macro_f1") -> 
                             values=metric, aggfunc="first")
     if not set(UNIMODAL) <= set(wide.columns):
         return pd.DataFrame(columns=["protocol", "classifier", "versus", "pairs", "wins",
-                                     "mean_gain", "min_gain"])
+                                     "mean_gain", "min_gain", C.CI, "p", "supported"])
     wide[BETTER_SINGLE] = wide[list(UNIMODAL)].max(axis=1)
-    rows = []
+    rows, cache = [], PredictionCache()
     for kind in [c for c in wide.columns if c not in (*UNIMODAL, BETTER_SINGLE)]:
         for versus in (*UNIMODAL, BETTER_SINGLE):
             for protocol, group in wide.groupby(level="protocol", sort=False):
                 gain = (group[kind] - group[versus]).dropna()
+                own = runs[runs["protocol"] == protocol]
+                pairs = (C.best_of_pairs(own, kind, UNIMODAL, metric) if versus == BETTER_SINGLE
+                         else C.paired_runs(own, "classifier", kind, versus))
                 rows.append({"protocol": protocol, "classifier": kind, "versus": versus,
                              "pairs": len(gain), "wins": int((gain > 0).sum()),
                              "mean_gain": round(float(gain.mean()), 3),
-                             "min_gain": round(float(gain.min()), 3)})
-    return pd.DataFrame(rows)
+                             "min_gain": round(float(gain.min()), 3),
+                             **C.test_columns(pairs, metric, cache, kind, versus)})
+    frame = pd.DataFrame(rows)
+    frame.attrs["notes"] = [C.CLAIMS_NOTE.replace("difference A - B", "gain (classifier - versus)")]
+    return frame
 
 
 # ---------------------------------------------------------------- the results page (5-1)
 PAGE_SECTIONS = (
     ("Final multimodal test", "multimodal_test_metrics",
-     "Mean ± std over seeds (and the cv5 folds; `n_folds` says how many). "
-     "`weighted_f1_batch_mean` is the paper's "
+     "Mean ± std over seeds (and the cv5 folds; `n_folds` says how many); `95% CI`: bootstrap "
+     "interval of that mean over the test utterances. `weighted_f1_batch_mean` is the paper's "
      "way (mean of per-batch F1); every other metric is computed over the whole test set."),
+    ("Final multimodal test per fold", "multimodal_per_fold", ""),
     ("Per-class recall and precision", "multimodal_per_class",
      "The paper's slides print precision under the name of per-class accuracy; its recall comes "
      "from its confusion matrix."),
@@ -411,6 +433,9 @@ PAGE_SECTIONS = (
     ("Speaker overlap between train and test", "splits_speaker_overlap",
      "The paper's random utterance split puts the same speakers in train and test."),
     ("Data", "data_class_counts", ""),
+    ("Inter-rater agreement: the human ceiling", "data_rater_agreement",
+     "How far the corpus' raters agree with each other; read every model score above "
+     "against it."),
     ("Dropped rows", "data_dropped_by_reason",
      "Rows `koemo prepare` left out, and files it could not use, per reason "
      "(every row: `prepare_report.md` in the workdir)."),
@@ -424,7 +449,8 @@ PAGE_SECTIONS = (
     ("Fusion against single modalities, paired by fold", "fusion_paired",
      "Each fused classifier against the audio-only and text-only classifiers of the same fold "
      "and seed (and the better of the two on that fold): pairs won on macro F1 and the "
-     "difference. Pairing removes the fold-to-fold spread that the ± above includes."),
+     "difference, with a paired bootstrap interval and p-value over the same utterances. "
+     "Pairing removes the fold-to-fold spread that the ± above includes."),
 )
 
 
@@ -457,6 +483,7 @@ def write_paper_page(workdir: str | Path, cfg: dict, out: str | Path) -> Path:
             # a table that could not be computed is its note alone: no description above it
             note = "" if text.startswith("Note: ") else _drop_missing_figures(note, out)
             lines += [f"## {title}", ""] + ([note, ""] if note else []) + [text]
+    lines += C.page_claims(tables)
     curves = [(name, out / "figures" / f"curves_{name}.png") for name in CURVE_FIGURES]
     curves = [(name, path) for name, path in curves if path.is_file()]
     if curves:
