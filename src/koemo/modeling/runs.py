@@ -58,7 +58,7 @@ def write_log(run_dir: Path, rows: list[dict]) -> None:
 # sections training does not read (the bio-signal analysis, ASR and segmentation of raw
 # recordings, the synthetic corpus' recipe: its data is covered by the data fingerprint).
 SPEED_SETTINGS = ("device", "precision", "num_workers", "compile", "tensorboard", "resident",
-                  "background_writes")
+                  "background_writes", "trim_padding", "tf32")
 UNREAD_SECTIONS = ("reproduce", "biosignals", "asr", "segments", "synthetic")
 
 
