@@ -90,7 +90,8 @@ def _fake_gpus(monkeypatch, ids, free_bytes):
 def test_auto_chooses_runs_per_gpu_from_free_memory(monkeypatch, tiny_workdir):
     cfg = load_config("tiny")
     rows = footprint.workdir_rows(tiny_workdir, cfg)
-    assert rows > 0
+    assert rows > 0 and footprint.workdir_rows(tiny_workdir, load_config(
+        "tiny", ["train.resident=false"])) == 0                      # data stays on the host
     largest = max(footprint.run_footprint_bytes(cfg, s, rows) for s in ("audio", "text"))
     _fake_gpus(monkeypatch, ["0"], int(3.1 * largest / footprint.MEMORY_SHARE))
     assert workers.plan_workers(cfg, None, ["audio", "text"], tiny_workdir) == (3, [])

@@ -114,11 +114,12 @@ def parse_runs_per_device(setting) -> int | None:
 
 def workdir_rows(workdir, cfg: dict) -> int:
     """Rows a run may hold resident: the prepared table's utterances, doubled for augmented
-    copies when augmentation is on (minority classes get up to three each); 0 unprepared."""
+    copies when augmentation is on (minority classes get up to three each); 0 unprepared or
+    with train.resident: false (the data then stays on the host)."""
     from pathlib import Path
 
     path = Path(workdir) / "utterances.parquet" if workdir is not None else None
-    if path is None or not path.is_file():
+    if path is None or not path.is_file() or cfg["train"].get("resident", "auto") in (False, "false"):
         return 0
     import pyarrow.parquet as pq
 
