@@ -75,6 +75,8 @@ def concurrent_run(stage: str, cfg: dict, steps: int, warmup: int, runs: int, ba
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // runs))
     device = resolve_device(cfg["train"].get("device", "auto"))
     precision = resolve_precision(cfg["train"].get("precision", "fp32"), device)
+    if device.type == "cpu":
+        torch.set_flush_denormal(True)      # as train_stage does
     torch.manual_seed(seed)
     model, make, forward, loss_kind = _random_stage(stage, cfg, device,
                                                     torch.Generator().manual_seed(seed))
@@ -147,6 +149,8 @@ def trim_rows(stage: str, workdir: Path, cfg: dict, run_dir: Path, device, steps
                                       predict, resident_datasets, train_epoch)
 
     cfg = corrected(copy.deepcopy(cfg))
+    if device.type == "cpu":
+        torch.set_flush_denormal(True)      # as train_stage does
     precision = resolve_precision(cfg["train"].get("precision", "fp32"), device)
     job = build_stage(stage, workdir, cfg, 1, run_dir=run_dir, device=device, splits=("train",))
     job.datasets = resident_datasets(job.datasets, cfg, device)
