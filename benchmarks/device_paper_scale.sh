@@ -5,6 +5,8 @@
 #   bash benchmarks/device_paper_scale.sh wheels       # here, with network: .whl/ for the GPU box
 #   bash benchmarks/device_paper_scale.sh run OUT_DIR  # there, from the repository root
 #   bash benchmarks/device_paper_scale.sh run OUT_DIR tiny   # the same steps in seconds, any machine
+#   bash benchmarks/device_paper_scale.sh run OUT_DIR paper packing   # issue #24: 1/2/4/8 runs
+#                                      # at once per stage, trimmed vs whole batches (own call)
 #
 # `wheels` downloads the few packages such an image lacks that koemo's synth, prepare and train
 # import (soundfile and its cffi, soxr), for CPython 3.12 on x86-64 Linux, into .whl/ (ignored
@@ -32,6 +34,7 @@ case "${1:-}" in
   run)
     out="${2:?usage: $0 run OUT_DIR [paper|tiny]}"
     size="${3:-paper}"
+    parts="${4:-scale}"           # scale (issue #14's figures) | packing (issue #24) | scale,packing
     mkdir -p "$out"
     export PYTHONPATH="$PWD/src"
     if ls .whl/*.whl >/dev/null 2>&1; then
@@ -42,10 +45,10 @@ case "${1:-}" in
     export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.csv" || true
     python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
-    timeout 540 python3 -m benchmarks.paper_scale --size "$size" --out "$out" --workdir-root "data/bench/paper-scale-$size" 2>&1 | tee "$out/log.txt"
+    timeout 540 python3 -m benchmarks.paper_scale --size "$size" --out "$out" --parts "$parts" --workdir-root "data/bench/paper-scale-$size" 2>&1 | tee "$out/log.txt"
     ;;
   *)
-    sed -n "2,15p" "$0"
+    sed -n "2,17p" "$0"
     exit 2
     ;;
 esac

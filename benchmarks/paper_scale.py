@@ -20,6 +20,13 @@ short still leaves what it measured):
 4. loop: `bench_loop.stage_rows` per stage at paper shapes: the first 150 steps of an epoch,
    the model alone against `koemo train`'s loop with the data resident on the device and
    through the DataLoader.
+
+Steps 2-4 are the `scale` part. The `packing` part (issue #24, `--parts packing`: a call of
+its own, also sized for < 9 min on a GPU; benchmarks/packing.py) measures, after the corpus:
+5. packing_<stage>: samples per second of 1, 2, 4 and 8 runs at once on the device
+   (`reproduce.runs_per_device`), each run's peak memory beside koemo's footprint estimate;
+6. trim_<stage>: the corrected config's training steps and evaluation batches, whole and
+   trimmed to their longest valid length (`train.trim_padding`), audio and text.
 """
 from __future__ import annotations
 
@@ -40,10 +47,14 @@ KEMDY20 = {"sessions": 40, "utterances_per_session": 336, "seed": 0, "silent_rec
 SIZES = {
     # 150 loop steps: ratios over ~40% of an audio epoch, so the whole check fits one call.
     "paper": {"config": "paper", "corpus": KEMDY20, "train_epochs": 2, "loop_repeats": 1,
-              "loop_steps": 150, "plans": ["paper", "paper_budget", "corrected"]},
+              "loop_steps": 150, "plans": ["paper", "paper_budget", "corrected"],
+              "concurrency": (1, 2, 4, 8), "packing_steps": 30, "packing_warmup": 5,
+              "trim_steps": 100},
     "tiny": {"config": "tiny", "corpus": None, "train_epochs": 1, "loop_repeats": 1,
-             "loop_steps": None, "plans": ["tiny"]},
+             "loop_steps": None, "plans": ["tiny"],
+             "concurrency": (1, 2), "packing_steps": 2, "packing_warmup": 1, "trim_steps": None},
 }
+PARTS = ("scale", "packing")
 # The stand-in instead of the unreachable hub KoBERT; the GPU's own precision.
 PAPER_OVERRIDES = ["text.tokenizer=standin", "text.encoder=standin", "train.precision=auto"]
 
@@ -132,7 +143,7 @@ def plan_projections(figures: dict, plans: list[str]) -> dict:
     return out
 
 
-def run(size: str, out: Path, workdir_root: Path | None = None) -> dict:
+def run(size: str, out: Path, workdir_root: Path | None = None, parts=PARTS) -> dict:
     from koemo.modeling.precision import resolve_device
 
     spec = SIZES[size]
@@ -146,6 +157,14 @@ def run(size: str, out: Path, workdir_root: Path | None = None) -> dict:
     record.step("corpus", seconds=round(time.perf_counter() - started, 1),
                 utterances=len(load_utterances(workdir)), workdir=str(workdir))
 
+    if "scale" in parts:
+        scale(spec, cfg, workdir, root, device, record)
+    if "packing" in parts:
+        packing(spec, cfg, workdir, root, device, record)
+    return record.data
+
+
+def scale(spec: dict, cfg: dict, workdir: Path, root: Path, device, record: Record) -> None:
     # Training first: the paper-run time and the plan projections matter most if time runs out.
     figures = train_figures(workdir, cfg, spec["train_epochs"])
     record.step("train", stages=figures)
@@ -166,7 +185,23 @@ def run(size: str, out: Path, workdir_root: Path | None = None) -> dict:
                     rows=[{k: r[k] for k in ("benchmark", "baseline_s", "candidate_s",
                                              "loop_over_model", "notes")}
                           for r in rows if r["benchmark"].startswith(f"loop: {stage}")])
-    return record.data
+
+
+def packing(spec: dict, cfg: dict, workdir: Path, root: Path, device, record: Record) -> None:
+    """Several runs per device, then trimmed batches (benchmarks/packing.py)."""
+    from benchmarks.packing import concurrency_rows, packing_pool, trim_rows
+
+    pool, manager = packing_pool(spec["concurrency"])
+    with pool, manager:
+        for stage in STAGES:
+            started = time.perf_counter()
+            rows = concurrency_rows(stage, cfg, spec["concurrency"], spec["packing_steps"],
+                                    spec["packing_warmup"], pool, manager)
+            record.step(f"packing_{stage}", seconds=round(time.perf_counter() - started, 1), **rows)
+    for stage in ("audio", "text"):
+        started = time.perf_counter()
+        rows = trim_rows(stage, workdir, cfg, root / "trim-runs" / stage, device, spec["trim_steps"])
+        record.step(f"trim_{stage}", seconds=round(time.perf_counter() - started, 1), **rows)
 
 
 def render(data: dict) -> str:
@@ -183,8 +218,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", choices=sorted(SIZES), default="paper")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--workdir-root", type=Path, default=None)
+    parser.add_argument("--parts", default="scale", help="scale, packing or scale,packing "
+                        "(each part is sized for one < 9 min call on a GPU)")
     args = parser.parse_args(argv)
-    run(args.size, args.out, args.workdir_root)
+    parts = [part.strip() for part in args.parts.split(",")]
+    if not set(parts) <= set(PARTS):
+        parser.error(f"--parts takes {', '.join(PARTS)}, not {args.parts!r}")
+    run(args.size, args.out, args.workdir_root, parts)
     return 0
 
 

@@ -82,7 +82,17 @@ def test_paper_scale_script_runs_every_step_at_tiny_size(tmp_path):
     data = paper_scale.run("tiny", tmp_path / "out", tmp_path / "work")
     steps = data["steps"]
     assert list(steps) == ["corpus", "train", "projection", "loop_audio", "loop_text",
-                           "loop_multimodal"]
+                           "loop_multimodal", "packing_audio", "packing_text",
+                           "packing_multimodal", "trim_audio", "trim_text"]
+    for stage in ("audio", "text", "multimodal"):
+        packed = steps[f"packing_{stage}"]
+        assert [row["runs"] for row in packed["rows"]] == [1, 2]
+        assert all(len(row["seconds_per_run"]) == row["runs"] and row["samples_per_second"] > 0
+                   for row in packed["rows"])
+        assert packed["rows"][0]["gain_over_one_run"] == 1.0
+    for stage in ("audio", "text"):
+        trimmed = steps[f"trim_{stage}"]
+        assert 0 < trimmed["kept_fraction"] <= 1 and trimmed["train_seconds_trimmed"] > 0
     for stage in ("audio", "text", "multimodal"):
         paths = [row["benchmark"] for row in steps[f"loop_{stage}"]["rows"]]
         assert paths == [f"loop: {stage} (resident)", f"loop: {stage} (DataLoader)"]

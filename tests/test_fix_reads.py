@@ -2,11 +2,12 @@
 that one read is ignored (tests/test_switch_reads.py lists every read and the test for it)."""
 from __future__ import annotations
 
-import copy
 
 import numpy as np
 import pandas as pd
 import pytest
+
+from koemo.config.load import with_changes
 import torch
 
 from koemo.config.load import load_config
@@ -18,10 +19,8 @@ MASKED = ["fixes.eval_attention_dropout_off=true", "fixes.text_padding_mask=true
           "fixes.length_padding_mask=true"]
 
 
-def with_fix(cfg: dict, name: str, value=True) -> dict:
-    out = copy.deepcopy(cfg)
-    out["fixes"][name] = value
-    return out
+def with_fix(cfg, name: str, value=True):
+    return with_changes(cfg, {"fixes": {name: value}})
 
 
 # ----------------------------------------------------------------------------- prediction
@@ -37,7 +36,7 @@ def predictor(tiny_workdir, tiny_config):
     text = open_text_pipeline(cfg, tiny_workdir)
     audio_model, text_model = AudioRegressor(cfg), TextRegressor(cfg)
     return Predictor(audio_model, text_model, EmoClassifier(cfg, audio_model, text_model),
-                     text.tokenizer, text.encoder, cfg, classes_for(cfg["data"]["label_policy"]))
+                     text.tokenizer, text.encoder, cfg, classes_for(cfg.data.label_policy))
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +52,7 @@ def short_utterance(tiny_workdir, predictor):
 def test_predictor_pads_like_training_reads_the_store(predictor, short_utterance, fixed):
     """fixes.db_floor_padding: training reads padding frames at -top_db (FeatureStore.get), so
     prediction must too, or the two are out of step; faithful padding stays 0 dB."""
-    floor = -float(predictor.cfg["features"]["top_db"])
+    floor = -float(predictor.cfg.features.top_db)
     faithful_cfg = predictor.cfg
     predictor.cfg = with_fix(faithful_cfg, "db_floor_padding", fixed)
     try:
@@ -112,7 +111,7 @@ def test_classifier_lstm_ignores_trailing_padding_only_with_last_valid_step(fixe
     cfg = load_config("tiny", MASKED + [f"fixes.last_valid_step={str(fixed).lower()}"])
     torch.manual_seed(0)
     clf = EmoClassifier(cfg, AudioRegressor(cfg), TextRegressor(cfg)).eval()
-    d_model, gen = cfg["models"]["d_model"], torch.Generator().manual_seed(0)
+    d_model, gen = cfg.models.d_model, torch.Generator().manual_seed(0)
     audio = torch.randn(2, 6, d_model, generator=gen)
     audio_mask = torch.tensor([[1] * 6, [1] * 4 + [0] * 2])
     text = torch.randn(2, 5, d_model, generator=gen)
@@ -165,7 +164,7 @@ def test_evaluate_scores_the_checkpoint_the_test_rule_names(tmp_path, fixed, whi
 def test_prepare_report_names_the_label_policy_it_applied(tiny_corpus, tiny_config, tmp_path):
     from koemo.dataset.prepare import prepare
 
-    seven = {**tiny_config, "data": {**tiny_config["data"], "label_policy": "seven"}}
+    seven = {**tiny_config, "data": {**tiny_config.data, "label_policy": "seven"}}
     report = prepare(tiny_corpus, tmp_path / "w", seven, progress=False, features=False).report
     assert report["label_policy"] == "seven"
 

@@ -22,7 +22,7 @@ DROPS = "tests/test_prepare_reported_drops.py"
 BUGS = {
     "predictor ignores db_floor_padding": PlantedBug(
         "src/koemo/inference/predictor.py",
-        'if self.cfg["fixes"]["db_floor_padding"]:', "if False:",
+        'if self.cfg.fixes.db_floor_padding:', "if False:",
         (FIX + "test_predictor_pads_like_training_reads_the_store",)),
     "classifier LSTM ignores last_valid_step": PlantedBug(
         "src/koemo/modeling/models.py",
@@ -31,7 +31,7 @@ BUGS = {
         (FIX + "test_classifier_lstm_ignores_trailing_padding_only_with_last_valid_step",)),
     "evaluate ignores test_best_checkpoint": PlantedBug(
         "src/koemo/modeling/evaluate.py",
-        'which = "best" if cfg["fixes"].get("test_best_checkpoint", False) else "last"',
+        'which = "best" if cfg.fixes.test_best_checkpoint else "last"',
         'which = "last"',
         (FIX + "test_evaluate_scores_the_checkpoint_the_test_rule_names",)),
     "prepare drops a duplicate Segment ID unreported": PlantedBug(
@@ -42,7 +42,7 @@ BUGS = {
     "prepare drops a bad-value row unreported": PlantedBug(
         "src/koemo/dataset/prepare.py",
         '''        out.drop_row(sid, session, csv_path, "bad_value",
-                     f"{where}: {', '.join(missing)} missing or not a number")
+                     f"{where}: {', '.join(missing)} missing, not a number or infinite")
 ''', "", (DROPS,)),
     "rows_dropped counts problem files too": PlantedBug(
         "src/koemo/dataset/prepare.py",

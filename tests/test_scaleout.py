@@ -101,6 +101,7 @@ def test_gpus_pin_one_worker_each(monkeypatch):
 def test_run_plan_hands_the_gpus_to_its_workers(monkeypatch, tiny_config, tmp_path):
     seen = {}
     monkeypatch.setattr(workers, "visible_gpus", lambda: ["0", "1"])
+    monkeypatch.setattr(workers, "device_free_bytes", lambda count: 0)   # room for one run each
     monkeypatch.setattr(ex, "_train_in_workers",
                         lambda specs, w, n, gpus=None: seen.update(n=n, gpus=gpus, specs=specs))
     monkeypatch.setattr(ex, "_row", lambda spec, run_dir: {})

@@ -252,8 +252,9 @@ def run_plan(plan: list[RunSpec], workdir: str | Path, progress: bool = True,
     """Train every run of the plan (regressors before classifiers); finished runs are reused.
 
     parallel_runs trains that many runs at once in worker processes (koemo.experiments.workers). Default:
-    with N >= 2 CUDA GPUs visible, N (one run per GPU, each worker pinned to its GPU); else
-    `reproduce.parallel_runs` of the plan's config, else 1. On CPU each worker gets an equal
+    with CUDA GPUs visible, `reproduce.runs_per_device` runs on each (auto: as many as fit its
+    free memory; with N >= 2 GPUs each worker is pinned to its GPU); else
+    `reproduce.runs_per_device` when a number, else `reproduce.parallel_runs`, else 1. On CPU each worker gets an equal
     share of the threads: small CPU models are bound by per-operation overhead, so two
     one-thread runs finish sooner than two two-thread runs in a row.
 
@@ -270,7 +271,6 @@ def run_plan(plan: list[RunSpec], workdir: str | Path, progress: bool = True,
     plan = [spec for spec in plan if spec.split in kept]
     if not plan:
         return _with_skipped(pd.DataFrame(columns=RUN_COLUMNS), skipped, protocols)
-    workers, gpus = plan_workers(plan[0].cfg, parallel_runs)
     run_dirs = {spec: run_dir_for(workdir, spec.cfg, spec.stage, spec.seed, spec.classifier_kind)
                 for spec in plan}
     # Specs that name the same run directory (e.g. an ablation at the config's own depth) train
@@ -283,8 +283,11 @@ def run_plan(plan: list[RunSpec], workdir: str | Path, progress: bool = True,
                 and not run_is_finished(run_dir, spec.cfg, spec.stage, workdir)]
         if todo:    # `koemo reproduce` numbers the runs it shows from these (koemo.modeling.progress)
             emit_progress(workdir, "plan", runs=len(todo), stages=list(group))
-        if workers > 1 and len(todo) > 1:
-            _train_in_workers(todo, workdir, workers, gpus)
+        workers, gpus = plan_workers(plan[0].cfg, parallel_runs,
+                                     sorted({spec.stage for spec in todo}), workdir) \
+            if len(todo) > 1 else (1, [])
+        if workers > 1:
+            _train_in_workers(todo, workdir, min(workers, len(todo)), gpus)
         else:
             # A lone run of a parallel plan trains with a worker's threads (as it would in one).
             with run_threads(workers):
@@ -336,8 +339,8 @@ def _train_in_workers(specs: list[RunSpec], workdir: str | Path, workers: int,
 
     _prepare_shared_inputs(specs, workdir)
     if gpus:
-        print(f"[koemo] {workers} workers, one run per GPU (CUDA_VISIBLE_DEVICES "
-              f"{', '.join(gpus)})", flush=True)
+        print(f"[koemo] {workers} workers, {max(1, workers // len(gpus))} run(s) per GPU "
+              f"(CUDA_VISIBLE_DEVICES {', '.join(gpus)})", flush=True)
     with worker_pool(workers, gpus) as pool:
         futures = {pool.submit(_train_locked, spec, workdir, False): spec for spec in specs}
         for done, future in enumerate(as_completed(futures), 1):

@@ -14,6 +14,11 @@ watchdog thread exits them once their parent pid changes.
 Every run of a parallel plan trains with the same thread count, in a worker or (a lone run)
 in the plan's own process (`run_threads`): CPU kernels sum in thread-count-dependent order, so
 a run resumed alone after a kill would otherwise differ from the uninterrupted one at ~1e-8.
+
+`reproduce.runs_per_device` (auto | N) trains N runs at once on each device: N workers share
+one GPU (a run at batch 16 leaves most of it idle). `auto` picks N on a GPU from its free memory
+and the stage's estimated footprint (koemo.experiments.footprint); on the CPU it keeps
+`reproduce.parallel_runs`.
 """
 from __future__ import annotations
 
@@ -42,15 +47,47 @@ def visible_gpus() -> list[str]:
     return listed[:count] if len(listed) >= count else [str(k) for k in range(count)]
 
 
-def plan_workers(cfg: dict, parallel_runs: int | None) -> tuple[int, list[str]]:
-    """(worker count, GPUs to pin workers to). Explicit `parallel_runs` wins; else with >= 2
-    GPUs visible one run per GPU; else `reproduce.parallel_runs` (CPU), default 1."""
+def plan_workers(cfg: dict, parallel_runs: int | None, stages=(),
+                 workdir=None) -> tuple[int, list[str]]:
+    """(worker count, GPUs to pin workers to). Explicit `parallel_runs` wins; else with GPUs
+    visible `reproduce.runs_per_device` runs on each (auto: as many of `stages`' runs as fit
+    its free memory); else N = runs_per_device on the one device, or `reproduce.parallel_runs`
+    (CPU), default 1."""
+    from koemo.experiments.footprint import parse_runs_per_device
+
     device = str(cfg.train.device)
     gpus = visible_gpus() if device in ("auto", "cuda") else []
+    per_device = parse_runs_per_device(cfg.reproduce.runs_per_device)
     if parallel_runs is None:
-        parallel_runs = len(gpus) if len(gpus) > 1 else \
-            int(cfg.reproduce.parallel_runs)
+        if gpus:
+            parallel_runs = len(gpus) * (per_device or runs_per_gpu(cfg, stages, workdir, gpus))
+        else:
+            parallel_runs = per_device or int(cfg.reproduce.parallel_runs)
     return max(1, int(parallel_runs)), gpus if len(gpus) > 1 else []
+
+
+def device_free_bytes(gpu_count: int) -> int:
+    """The least free memory of the visible GPUs (the parent's own CUDA context included)."""
+    import torch
+
+    return min(torch.cuda.mem_get_info(k)[0] for k in range(gpu_count))
+
+
+def runs_per_gpu(cfg: dict, stages, workdir, gpus: list[str]) -> int:
+    """How many runs of the largest of `stages` fit on each GPU at once (a printed note says
+    why); 1 when no stage is named."""
+    from koemo.experiments.footprint import run_footprint_bytes, runs_that_fit, workdir_rows
+
+    if not stages:
+        return 1
+    rows = workdir_rows(workdir, cfg)
+    footprint = max(run_footprint_bytes(cfg, stage, rows) for stage in stages)
+    free = device_free_bytes(len(gpus))
+    count = runs_that_fit(free, footprint)
+    print(f"[koemo] {count} run(s) per GPU at once: {free / 2**30:.1f} GiB free, about "
+          f"{footprint / 2**30:.2f} GiB per {'/'.join(stages)} run "
+          f"(reproduce.runs_per_device: auto)", flush=True)
+    return count
 
 
 def thread_share(workers: int) -> int:

@@ -9,6 +9,7 @@ import torch
 from koemo.errors import KoemoInputError
 from koemo.modeling.precision import resolve_device, resolve_precision
 from koemo.modeling.runs import split_name
+from koemo.modeling.trim import trimming_forward
 from koemo.modeling.train import (STAGES, build_stage, make_loader, predict, prediction_table,
                                   resident_datasets, score)
 
@@ -60,6 +61,7 @@ def evaluate(run_or_checkpoint: str | Path, workdir: str | Path, cfg: dict | Non
                       splits=(split,), model=model, cache_frozen=False, augment=False,
                       progress=progress)
     job.datasets = resident_datasets(job.datasets, cfg, device)
+    job.forward = trimming_forward(job.forward, cfg, stage)     # as the run's test scoring
     loader = make_loader(job.datasets[split], cfg.train.stage(stage).batch_size, device,
                          int(cfg.train.num_workers))
     outputs = predict(job, model, loader, device, precision)

@@ -73,3 +73,58 @@ def maybe_accelerator(precision: str, device: torch.device):
         return None
     return Accelerator(mixed_precision={"fp32": "no"}.get(precision, precision),
                        cpu=device.type == "cpu")
+
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def compile_mode(setting, stage: str) -> str | None:
+    """`train.compile`: false, true (torch.compile's default mode), a mode name, or a mapping
+    stage -> one of those (e.g. {text: reduce-overhead}: CUDA graphs for the latency-bound text
+    stage only). None: the stage trains uncompiled."""
+    if isinstance(setting, dict):
+        setting = setting.get(stage, False)
+    if setting in (False, None, "false"):
+        return None
+    if setting in (True, "true"):
+        return "default"
+    if setting not in COMPILE_MODES:
+        raise KoemoInputError(f"train.compile must be true, false, one of {', '.join(COMPILE_MODES)}"
+                              f" or a mapping of stages to those, not {setting!r}")
+    return setting
+
+
+def compiled_model(model: torch.nn.Module, setting, stage: str, device: torch.device):
+    """The module `train.compile` asks for: torch.compile'd, or `model` itself (with one note
+    saying why) where that cannot work: reduce-overhead records CUDA graphs, so off CUDA the
+    stage trains uncompiled; so does a torch without a working torch.compile. The uncompiled
+    module computes the same results."""
+    mode = compile_mode(setting, stage)
+    if mode is None:
+        return model
+    if mode == "reduce-overhead" and device.type != "cuda":
+        print(f"[koemo] train.compile={mode} records CUDA graphs and needs a CUDA device: the "
+              f"{stage} stage trains uncompiled on {device.type}", flush=True)
+        return model
+    try:
+        return torch.compile(model, mode=None if mode == "default" else mode)
+    except Exception as err:        # e.g. a Python version this torch's compiler does not support
+        print(f"[koemo] torch.compile is not available here ({type(err).__name__}: {err}): the "
+              f"{stage} stage trains uncompiled", flush=True)
+        return model
+
+
+def configure_tf32(setting, device: torch.device) -> bool:
+    """`train.tf32`: false (the default: full fp32 matrix products and convolutions, as the
+    paper's numbers) or true (TF32 tensor cores on Ampere and later: ~10 mantissa bits in
+    products, fp32 accumulation). Sets torch's matmul and cuDNN switches on CUDA only (note
+    torch's own default keeps cuDNN's TF32 on; false turns it off); a no-op on a CPU.
+    Returns whether TF32 is on for the run."""
+    if setting not in (True, False, "true", "false"):
+        raise KoemoInputError(f"train.tf32 must be true or false, not {setting!r}")
+    if device.type != "cuda":
+        return False
+    enabled = setting in (True, "true")
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled
+    return enabled

@@ -58,7 +58,9 @@ from koemo.modeling.metrics import batch_averaged_f1, classification_report, reg
 from koemo.modeling import data as D
 from koemo.modeling.monitor import RunMonitor
 from koemo.modeling.precision import (autocast_for, grad_scaler_for,  # noqa: F401 (re-exported)
-                                      maybe_accelerator, resolve_device, resolve_precision)
+                                      compiled_model, configure_tf32, maybe_accelerator,
+                                      resolve_device, resolve_precision)
+from koemo.modeling.trim import trimming_forward
 from koemo.modeling.runs import (clear_run, counters_snapshot, read_counters,
                                  resume_fingerprint, run_dir_for, same_settings, split_name,
                                  state_finished, weights_match_state, write_counters, write_json)
@@ -400,6 +402,7 @@ def train_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, out_dir: 
         precision = resolve_precision(precision, device)
     if device.type == "cpu":
         torch.set_flush_denormal(True)
+    tf32 = configure_tf32(cfg.train.tf32, device)
     is_main = accelerator is None or accelerator.is_main_process
     seed_everything(seed)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -411,6 +414,9 @@ def train_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, out_dir: 
     if accelerator is None:         # accelerate shards a DataLoader; resident data is not one
         job.datasets = resident_datasets(job.datasets, cfg, device)
     model = job.model.to(device)
+    # train.trim_padding: batches cut to their longest valid length where that is exact.
+    job.forward = trimming_forward(job.forward, cfg, stage, job.forward is cached_forward,
+                                   classifier_kind)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=settings.lr)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=settings.gamma)
@@ -424,9 +430,10 @@ def train_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, out_dir: 
         log = log[:state["epoch"]]
     if is_main:
         save_run_record(run_dir, cfg, seed, stage=stage, classifier_kind=classifier_kind,
-                        device=str(device), precision=precision, run_dir=str(run_dir))
+                        device=str(device), precision=precision, tf32=tf32,
+                        run_dir=str(run_dir))
 
-    train_model = torch.compile(model) if cfg.train.compile else model
+    train_model = compiled_model(model, cfg.train.compile, stage, device)
     # fp16 scales the loss (accelerate does that itself under a multi-process launch).
     scaler = grad_scaler_for(device, precision) if accelerator is None else None
     if accelerator is not None:
