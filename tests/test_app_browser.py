@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from koemo.inference import app as app_module
 from koemo.inference.app import AppSettings, serve
 from koemo.inference.predictor import Predictor
 from koemo.synth.speech import SAMPLE_RATE, make_voice, synthesize
@@ -135,9 +136,15 @@ def test_long_recording_with_typed_transcript_needs_no_speech_model(browser, pag
     sf.write(wav, synthesize(int(6.0 * SAMPLE_RATE), 4.0, make_voice("M", rng), rng), SAMPLE_RATE)
     assert 6.0 > predictor.window_seconds
     expected = predictor.predict(wav, tiny_transcript)
-    temp = tmp_path / "server-tmp"                # the server thread's temporary files
-    temp.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    made = []                                     # the page's temporary folders (not Gradio's)
+    real = tempfile.TemporaryDirectory
+
+    def recorded(*args, **kwargs):
+        folder = real(*args, **kwargs)
+        made.append(Path(folder.name))
+        return folder
+
+    monkeypatch.setattr(app_module.tempfile, "TemporaryDirectory", recorded)
     wait = upload_and_predict(browser, url, wav, tiny_transcript)
     wait.until(ec.text_to_be_present_in_element((By.ID, "koemo-result"), "Emotion:"))
     result = browser.find_element(By.ID, "koemo-result").text
@@ -150,4 +157,4 @@ def test_long_recording_with_typed_transcript_needs_no_speech_model(browser, pag
     notes = browser.find_element(By.ID, "koemo-notes").text
     assert "trained on synthetic data: not meaningful on real speech" in notes
     assert predictor._transcriber is None                     # no speech model was loaded
-    assert list(temp.glob("koemo-app-*")) == []
+    assert made and all(p.name.startswith("koemo-app-") and not p.exists() for p in made)
