@@ -200,9 +200,11 @@ def test_other_encoder_weights_use_another_cache_directory(standin, tokenizer, e
 
 
 def test_resolve_text_source():
-    cfg = {"text": {"tokenizer": "standin", "encoder": "standin"}}
+    from koemo.config.load import load_config
+
+    cfg = load_config("tiny", ["text.tokenizer=standin", "text.encoder=standin"])
     assert resolve_text_source(cfg, "/w") == f"/w/{STANDIN_DIRNAME}"
-    cfg = {"text": {"tokenizer": "skt/kobert-base-v1", "encoder": "/models/kobert"}}
+    cfg = load_config("tiny", ["text.tokenizer=skt/kobert-base-v1", "text.encoder=/models/kobert"])
     assert resolve_text_source(cfg, "/w", part="tokenizer") == "skt/kobert-base-v1"
     assert resolve_text_source(cfg, "/w", part="encoder") == "/models/kobert"
     with pytest.raises(KoemoInputError, match="differ"):
