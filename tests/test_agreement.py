@@ -86,7 +86,7 @@ def test_data_summary_reports_agreement(tiny_workdir, tiny_config):
     from koemo.reporting.report import data_summary
 
     frame = data_summary(tiny_workdir, tiny_config)["rater_agreement"]
-    assert frame["corpus"].tolist() == ["all"]
+    assert frame["corpus"].tolist() == ["kemdy20"]      # one corpus: no "all" row beside it
     row = frame.iloc[0]
     assert row["utterances"] == len(pd.read_parquet(tiny_workdir / "utterances.parquet"))
     for column in ("emotion alpha (nominal)", "emotion Fleiss kappa", "valence alpha (interval)",

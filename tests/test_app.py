@@ -145,7 +145,7 @@ def speech_model_unavailable(exported_predictor_dir, monkeypatch):
 
     def no_whisper(settings, device="cpu"):
         calls.append(settings)
-        raise KoemoInputError(asr.offline_message(settings["model"]))
+        raise KoemoInputError(asr.offline_message(settings.model))
 
     monkeypatch.setattr(asr.Transcriber, "load", staticmethod(no_whisper))
     return Predictor.from_checkpoint(exported_predictor_dir), calls

@@ -49,7 +49,7 @@ def test_yaml_numbers_and_existing_messages_kept():
     assert load_config("tiny", ["train.audio.lr=1e-3"]).train.audio.lr == 1e-3
     with pytest.raises(ConfigError, match="reseed_every_call was renamed fixes.seed_per_sample"):
         load_config("tiny", ["fixes.reseed_every_call=true"])
-    with pytest.raises(ConfigError, match="data.protocol must be paper, session or cv5"):
+    with pytest.raises(ConfigError, match="data.protocol must be one of paper, session, cv5"):
         load_config("tiny", ["data.protocol=folds"])
 
 
@@ -77,8 +77,8 @@ def test_derived_lists_equal_the_former_hand_written_ones():
     from koemo.inference.checks import FEATURE_KEYS
     from koemo.modeling.runs import SPEED_SETTINGS, UNREAD_SECTIONS
 
-    assert SPEED_SETTINGS == ("device", "precision", "num_workers", "compile", "tensorboard",
-                              "resident", "background_writes")
+    assert SPEED_SETTINGS == ("device", "precision", "num_workers", "compile", "tf32",
+                              "trim_padding", "tensorboard", "resident", "background_writes")
     assert UNREAD_SECTIONS == ("reproduce", "biosignals", "asr", "segments", "synthetic")
     assert set(_NOT_TRAINING) == {"name", "regressor_runs", "reproduce", "asr", "segments",
                                   "biosignals", "synthetic"}

@@ -57,13 +57,14 @@ def test_predictor_pads_like_training_reads_the_store(predictor, short_utterance
     predictor.cfg = with_fix(faithful_cfg, "db_floor_padding", fixed)
     try:
         item = predictor._prepare(short_utterance[0], short_utterance[1])
+        ((feats, lengths),) = list(item.frames.chunks(1))     # the one window, as scored
     finally:
         predictor.cfg = faithful_cfg
-    (valid,) = item.lengths
-    padding = item.feats[0, :, valid:]
+    (valid,) = lengths
+    padding = feats[0, :, valid:]
     assert padding.size and np.all(padding[0] == (floor if fixed else 0.0))
     assert np.all(padding[1] == 0.0)                     # the delta channel is never floored
-    assert np.all(item.feats[0, 0, :valid] > floor - 1)  # real frames untouched
+    assert np.all(feats[0, 0, :valid] > floor - 1)  # real frames untouched
 
 
 @pytest.mark.parametrize("fixed", [False, True])
@@ -164,7 +165,7 @@ def test_evaluate_scores_the_checkpoint_the_test_rule_names(tmp_path, fixed, whi
 def test_prepare_report_names_the_label_policy_it_applied(tiny_corpus, tiny_config, tmp_path):
     from koemo.dataset.prepare import prepare
 
-    seven = {**tiny_config, "data": {**tiny_config.data, "label_policy": "seven"}}
+    seven = with_changes(tiny_config, {"data": {"label_policy": "seven"}})
     report = prepare(tiny_corpus, tmp_path / "w", seven, progress=False, features=False).report
     assert report["label_policy"] == "seven"
 

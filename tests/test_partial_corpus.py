@@ -77,7 +77,8 @@ def test_welch_leaves_out_the_single_sad_row_and_says_so(partial, cfg):
 
 def test_cv5_plans_skip_the_folds_without_a_test_session(partial, cfg, capsys):
     workdir = partial[1]
-    assert ex.unusable_splits(workdir) == {"cv5_f3": "no test session", "cv5_f4": "no test session"}
+    unusable = {k: v for k, v in ex.unusable_splits(workdir).items() if k.startswith("cv5")}
+    assert unusable == {"cv5_f3": "no test session", "cv5_f4": "no test session"}
     plan = ex.main_plan(cfg, workdir=workdir)
     assert {spec.split for spec in plan} == {"paper", "cv5_f0", "cv5_f1", "cv5_f2"}
     assert "cv5_f3 skipped: no test session" in capsys.readouterr().out
@@ -86,7 +87,7 @@ def test_cv5_plans_skip_the_folds_without_a_test_session(partial, cfg, capsys):
     unchecked = [s for s in ex.main_plan(cfg) if s.split in ("cv5_f3", "cv5_f4")]
     assert len(unchecked) == 6
     runs = ex.run_plan(unchecked, workdir, progress=False, parallel_runs=1)
-    assert runs.empty and runs.attrs["skipped"] == ex.unusable_splits(workdir)
+    assert runs.empty and runs.attrs["skipped"] == unusable
     sizes = report.split_tables(workdir, cfg)["sizes"].set_index("protocol")
     assert sizes.loc["cv5_3", "status"] == "skipped: no test session"
     assert sizes.loc["cv5_0", "status"] == "ok"

@@ -5,6 +5,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
+from koemo.config.load import load_config
 from koemo.reporting import plots
 from koemo.reporting.report import write_paper_page
 
@@ -60,7 +61,7 @@ def test_classifier_curves_show_macro_f1_and_no_runs_give_no_figure(tmp_path):
 def test_results_page_gathers_the_curves(tmp_path):
     out = tmp_path / "paper"
     plots.learning_curves(_runs(tmp_path), out / "figures" / "curves_audio.png", stage="audio")
-    page = write_paper_page(tmp_path, {"name": "tiny", "data": {"classes": []}}, out)
+    page = write_paper_page(tmp_path, load_config("tiny"), out)
     text = page.read_text(encoding="utf-8")
     assert "## Learning curves" in text and "(figures/curves_audio.png)" in text
     assert "curves_text" not in text

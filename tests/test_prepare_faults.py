@@ -350,7 +350,7 @@ def test_read_only_workdir_is_named(tiny_corpus, tmp_path):
     workdir.chmod(0o555)
     done = run_unprivileged(tiny_corpus, workdir)
     assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert f"{workdir}: cannot write the workdir: Permission denied" in done.stderr
+    assert f"{workdir}: cannot write here (Permission denied)" in done.stderr
 
 
 def test_full_disk_while_writing_the_report(tiny_corpus, tiny_config, tmp_path, monkeypatch,

@@ -13,6 +13,7 @@ from tests.mutants import imported_from, killed, mutated_copy
 from tests.switch_reads import REPO, find_reads, ignored_source
 
 FIX = "tests/test_fix_reads.py::"
+TRIM = "tests/test_trim.py::test_trimmed_where_masked_and_no_dropout_is_drawn"
 MODELS = "tests/test_models.py::"
 SILENT = "tests/test_silent_audio.py::"
 
@@ -25,14 +26,17 @@ READERS = {
             FIX + "test_predictor_notes_a_random_draw_only_without_the_dropout_fix",
         "koemo.inference.hub:model_card":
             FIX + "test_model_card_says_inference_is_deterministic_with_the_dropout_fix",
+        "koemo.modeling.trim:_dropout_free": TRIM,
     },
     "fixes.text_padding_mask": {
         "koemo.modeling.models:TextRegressor.forward":
             MODELS + "test_text_padding_content_reaches_valid_tokens_only_without_the_mask_fix",
+        "koemo.modeling.trim:_masks_padding": TRIM,
     },
     "fixes.length_padding_mask": {
         "koemo.modeling.models:AudioRegressor.masks":
             MODELS + "test_audio_padding_content_reaches_valid_frames_only_without_the_length_fix",
+        "koemo.modeling.trim:_masks_padding": TRIM,
     },
     "fixes.last_valid_step": {
         "koemo.modeling.models:AudioRegressor.forward":
@@ -41,6 +45,7 @@ READERS = {
             MODELS + "test_predictions_ignore_trailing_padding_only_with_last_valid_step",
         "koemo.modeling.models:AttentionLSTMHead.classify":
             FIX + "test_classifier_lstm_ignores_trailing_padding_only_with_last_valid_step",
+        "koemo.modeling.trim:_masks_padding": TRIM,
     },
     "fixes.consistent_heads": {
         "koemo.modeling.models:audio_heads_for_classifier":
@@ -55,7 +60,7 @@ READERS = {
             "tests/test_resident.py::test_regressor_batches_equal_the_dataloader_path",
         "koemo.modeling.resident:ResidentAudio.__init__":
             "tests/test_resident.py::test_regressor_batches_equal_the_dataloader_path",
-        "koemo.inference.predictor:Predictor.audio_windows":
+        "koemo.inference.predictor:Predictor._as_trained":
             FIX + "test_predictor_pads_like_training_reads_the_store",
     },
     "fixes.mask_spectrogram_only": {

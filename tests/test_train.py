@@ -192,7 +192,7 @@ def test_resume_continues_from_the_saved_epoch(workdir, tmp_path):
     log = pd.read_csv(resumed / "log.csv")
     assert log["epoch"].tolist() == [1, 2]
     assert log.loc[0, "train_loss"] == first.loc[0, "train_loss"]      # epoch 1 kept, not redone
-    assert log.loc[1, "lr"] == pytest.approx(two["train"]["audio"]["lr"] * two["train"]["audio"]["gamma"])
+    assert log.loc[1, "lr"] == pytest.approx(two.train.audio.lr * two.train.audio.gamma)
     straight = pd.read_csv(train_stage("audio", workdir, two, seed=3, out_dir=tmp_path / "b",
                                        progress=False) / "log.csv")
     assert np.allclose(log[["train_loss", "valid_loss"]], straight[["train_loss", "valid_loss"]],

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from koemo.config.load import load_config
+from koemo.config.load import load_config, with_changes
 from koemo.errors import KoemoInputError
 from koemo.experiments.plan import corrected
 from koemo.modeling import trim
@@ -41,7 +41,7 @@ def test_trimmed_where_masked_and_no_dropout_is_drawn():
     assert trim.trimmed_passes(no_dropout, "audio") == {True: True, False: True}
     off = _corrected("train.trim_padding=false", "models.audio.dropout=0")
     assert trim.trimmed_passes(off, "audio") == {True: False, False: False}
-    eval_dropout = _corrected("fixes.eval_attention_dropout_off=false")   # dropout drawn in eval too
+    eval_dropout = with_changes(_corrected(), {"fixes": {"eval_attention_dropout_off": False}})
     assert trim.trimmed_passes(eval_dropout, "text") == {True: False, False: False}
     with pytest.raises(KoemoInputError, match="train.trim_padding"):
         trim.trimmed_passes(_corrected("train.trim_padding=always"), "audio")

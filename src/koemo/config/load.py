@@ -30,6 +30,8 @@ class ConfigError(KoemoInputError):
 
 # keep: recordings without signal train and score as in the original; drop: left out.
 SILENT_AUDIO_POLICIES = ("keep", "drop")
+# paper, session and cv5 read one corpus; the cross-corpus ones a workdir holding both.
+PROTOCOLS = ("paper", "session", "cv5", "kemdy19_to_kemdy20", "kemdy20_to_kemdy19")
 
 
 def _deep_merge(base: dict, override: Mapping) -> dict:
@@ -244,8 +246,9 @@ def validate(cfg: Config) -> Config:
     if cfg.data.silent_audio not in SILENT_AUDIO_POLICIES:
         raise ConfigError(f"data.silent_audio must be one of {', '.join(SILENT_AUDIO_POLICIES)}, "
                           f"not {cfg.data.silent_audio!r}")
-    if cfg.data.protocol not in ("paper", "session", "cv5"):
-        raise ConfigError(f"data.protocol must be paper, session or cv5, not {cfg.data.protocol!r}")
+    if cfg.data.protocol not in PROTOCOLS:
+        raise ConfigError(f"data.protocol must be one of {', '.join(PROTOCOLS)}, "
+                          f"not {cfg.data.protocol!r}")
     return cfg
 
 

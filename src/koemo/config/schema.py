@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any, ClassVar, Mapping, Optional, Union
+from typing import Any, ClassVar, Literal, Mapping, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictInt, model_validator
 
 
 def setting(default: Any, help: str, *, affects_results: bool = True, **marks: bool) -> Any:
@@ -306,7 +306,7 @@ class FusionStudy(Section):
 class Reproduce(Section):
     unread_by_training = True
     parallel_runs: int = setting(1, "runs trained at once (worker processes)", affects_results=False)
-    runs_per_device: Union[int, str] = setting(
+    runs_per_device: Union[Literal["auto"], StrictInt] = setting(
         "auto", "runs trained at once per device: auto (as many as fit a GPU's free memory; "
                 "on a CPU, parallel_runs) | N", affects_results=False)
     protocols: list[str] = setting(["paper", "cv5"], "protocols of the main runs")

@@ -78,7 +78,9 @@ def combined_report(parts: list[dict], table: pd.DataFrame, workdir: Path, fp: s
     first = parts[0]
     listed = ("dropped_rows", "problem_files", "notes", "no_signal_rows")
     return {
-        "prepare_version": first["prepare_version"], "corpus": "+".join(p["corpus"] for p in parts),
+        "prepare_version": first["prepare_version"], "read_rules": first.get("read_rules"),
+        "skipped_unreadable": [path for p in parts for path in p.get("skipped_unreadable") or []],
+        "corpus": "+".join(p["corpus"] for p in parts),
         "data_root": ", ".join(p["data_root"] for p in parts),
         "data_roots": {p["corpus"]: p["data_root"] for p in parts},
         "corpus_reports": {name: str(path) for name, path in part_dirs.items()},
@@ -106,8 +108,8 @@ def check_corpora(names: list[str], roots: list) -> None:
                               "copy of each corpus")
 
 
-def prepare_corpora(roots: list, workdir, cfg: dict, strict: bool = False,
-                    progress: bool = True, features: bool = True):
+def prepare_corpora(roots: list, workdir, cfg, strict: bool = False,
+                    progress: bool = True, features: bool = True, skip_unreadable: bool = False):
     """Prepare several corpora into one workdir (module docstring) -> PrepareResult."""
     from koemo.dataset import prepare as prep
 
@@ -119,7 +121,8 @@ def prepare_corpora(roots: list, workdir, cfg: dict, strict: bool = False,
     for root in roots:
         name = corpus_of(Path(root), cfg.data)
         parts.append(prep.prepare(root, workdir / "corpora" / name, cfg, strict=strict,
-                                  progress=progress, features=False))
+                                  progress=progress, features=False,
+                                  skip_unreadable=skip_unreadable))
     names = [p.report["corpus"] for p in parts]
     check_corpora(names, roots)
     parts.sort(key=lambda p: CORPUS_ORDER.index(p.report["corpus"]))

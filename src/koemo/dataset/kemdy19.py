@@ -280,6 +280,11 @@ class DialogueFolders:
             else:
                 self.names.setdefault(rel, set()).add(entry.name)
 
+    def folder_problem(self, session: int):
+        """An unreadable session folder (KEMDy20's reader stops or skips those): none here, a
+        missing dialogue folder shows as its rows' missing files."""
+        return None
+
     def locate(self, session: int, segment_id: str, suffix: str) -> Path:
         folder = f"Session{session:02d}/{segment_id.rsplit('_', 1)[0]}"
         present = self.names.get(folder, set())

@@ -285,8 +285,8 @@ def run_plan(plan: list[RunSpec], workdir: str | Path, progress: bool = True,
             emit_progress(workdir, "plan", runs=len(todo), stages=list(group))
         workers, gpus = plan_workers(plan[0].cfg, parallel_runs,
                                      sorted({spec.stage for spec in todo}), workdir) \
-            if len(todo) > 1 else (1, [])
-        if workers > 1:
+            if todo else (1, [])
+        if workers > 1 and len(todo) > 1:
             _train_in_workers(todo, workdir, min(workers, len(todo)), gpus)
         else:
             # A lone run of a parallel plan trains with a worker's threads (as it would in one).
