@@ -45,7 +45,7 @@ setup-browser:
 	fi
 
 test: setup setup-browser
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not mutation"
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow"
@@ -57,10 +57,13 @@ bench: setup
 	$(BIN)/python -m benchmarks --out benchmarks/results
 
 # mutmut over metrics, prepare and the loaders, splits, augment, the models' switch reads,
-# checkpoints and the run lock (benchmarks/mutation.py); result in benchmarks/results/. Not CI.
+# checkpoints and the run lock (benchmarks/mutation.py; result in benchmarks/results/), then the
+# planted-bug and switch-read tests (pytest -m mutation), each planting one bug in a copy of
+# src/ for the fast tests to catch. Slow: not in CI.
 MODULES ?=
 mutation: setup
 	$(BIN)/python -m benchmarks.mutation $(if $(MODULES),--only $(MODULES))
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m mutation
 
 clean:
 	rm -rf $(WORKDIR) .pytest_cache

@@ -68,6 +68,7 @@ def test_every_bug_still_applies_to_the_source():
 
 
 @pytest.mark.slow
+@pytest.mark.mutation
 @pytest.mark.parametrize("name", sorted(BUGS))
 def test_the_fast_suite_catches_the_planted_bug(name, tmp_path):
     bug = BUGS[name]

@@ -151,6 +151,7 @@ def each_read():
 
 
 @pytest.mark.slow
+@pytest.mark.mutation
 @pytest.mark.parametrize("read", each_read())
 def test_ignoring_the_read_fails_its_test(read, tmp_path):
     src = mutated_copy(tmp_path, {read.path: ignored_source(read)})
