@@ -77,7 +77,7 @@ def test_wheel_install_finds_configs_and_notebooks_without_a_checkout(tmp_path):
         assert result.returncode == 0, f"koemo {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
         return result
 
-    imported = subprocess.run([str(python), "-c", "import koemo.config.assets as a, koemo.config as c; "
+    imported = subprocess.run([str(python), "-c", "import koemo.config.assets as a, koemo.config.load as c; "
                                "print(a.PACKAGE_DIR); print(a.source_checkout()); print(c.CONFIG_DIR)"],
                               cwd=here, env=env, capture_output=True, text=True, check=True)
     package_dir, checkout, config_dir = imported.stdout.split()
@@ -93,7 +93,7 @@ def test_wheel_install_finds_configs_and_notebooks_without_a_checkout(tmp_path):
     run = koemo("reproduce", "--config", "paper", "--synthetic", "--only", "1-1", "--workdir",
                 "work2", "--out", "out", *small, "--set", "synthetic.sessions=5",
                 "--set", "synthetic.utterances_per_session=12", "--set", "synthetic.mean_duration=1.5")
-    # no checkout anywhere: relative paths went to the current folder, and it says so
-    assert "WARNING: relative path 'work2'" in run.stderr
+    # the command line takes relative paths from the current folder, and prints where they went
+    assert f"workdir {here / 'work2'}" in run.stdout
     assert (here / "work2" / "notebooks" / "1-1_data_aggregation.ipynb").is_file()
     assert any((here / "out" / "tables").glob("data_*"))

@@ -145,8 +145,9 @@ def test_two_runs_per_device_train_each_run_once_with_the_same_results(
     cfg = load_config("tiny", ["reproduce.runs_per_device=2", "train.device=cpu",
                                "train.audio.epochs=1"])
     one, two = tmp_path / "one", tmp_path / "two"
-    shutil.copytree(tiny_workdir, one)
-    shutil.copytree(tiny_workdir, two)
+    fresh = shutil.ignore_patterns("runs", "progress.jsonl")   # other tests' runs and events
+    shutil.copytree(tiny_workdir, one, ignore=fresh)
+    shutil.copytree(tiny_workdir, two, ignore=fresh)
     alone = ex.run_plan(_audio_plan(cfg, [1, 2, 3]), one, progress=False, parallel_runs=1)
     paired = ex.run_plan(_audio_plan(cfg, [1, 2, 3]), two, progress=False)
     events = _events(two)
