@@ -21,6 +21,7 @@ DATA_ROOT = ""            # your KEMDy20 copy: the folder holding annotation/ an
 WORKDIR = "data/work"     # prepared table, feature/text caches, training runs
 OUT = "paper"             # tables, figures and the run record
 SYNTHETIC = False         # True: use the bundled synthetic KEMDy20-format corpus instead
+KEMDY19_ROOT = ""         # your KEMDy19 copy, for the cross-corpus study (5-3); "" = none
 # config overrides, one string each, such as "train.audio.epochs=2"; on a GPU:
 # "train.precision=auto" (bf16, or fp16 with a gradient scaler on a T4)
 OVERRIDES = []
@@ -43,7 +44,8 @@ if "google.colab" in sys.modules:  # Colab: mount Drive, install koemo (keeps Co
 
 from IPython.display import Markdown, display
 import koemo.reporting.notebook
-ctx = koemo.reporting.notebook.start(CONFIG, WORKDIR, OUT, DATA_ROOT, SYNTHETIC, OVERRIDES)
+ctx = koemo.reporting.notebook.start(CONFIG, WORKDIR, OUT, DATA_ROOT, SYNTHETIC, OVERRIDES,
+                                     KEMDY19_ROOT)
 cfg = ctx.cfg
 print(f"config {cfg.name}: workdir {ctx.workdir}, outputs {ctx.out}")'''
 
@@ -185,6 +187,31 @@ NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
             "    koemo.reporting.report.save_tables(frontends, ctx.tables, prefix='fusion_')\n"
             "    display(Markdown(koemo.reporting.report.markdown_table(frontends['frontends'])))",
             "# the results page (written by 5-1) gains the fusion table and figure\n"
+            "page = koemo.reporting.report.write_paper_page(ctx.workdir, cfg, ctx.out)",
+        ],
+    ),
+    "5-3_cross_corpus": (
+        "Cross-corpus evaluation: train on KEMDy19 and test on KEMDy20 and the other way round, "
+        "beside each corpus' own session folds, for the single modalities and the fusion "
+        "classifiers (`reproduce.cross_corpus`), with the test corpus' majority class as the "
+        "baseline and a second score without test utterances whose text the model met in "
+        "training. Needs a KEMDy19 copy (`KEMDY19_ROOT`; synthetic runs write one when the "
+        "config's `synthetic.kemdy19` asks for it); without one the page says so.",
+        [
+            "import koemo.experiments.cross as cross, koemo.reporting.cross_corpus as cc\n"
+            "import koemo.reporting.report\n"
+            "study = cross.run_study(cfg, ctx.corpus_root(), ctx.second_corpus_root(), ctx.workdir,\n"
+            "                        progress=PROGRESS)",
+            "if study is None:\n"
+            "    tables = cc.not_run()\n"
+            "else:\n"
+            "    koemo.reporting.report.save_runs(study['in_corpus'], ctx.tables / 'runs_cross_in_corpus.csv', ctx.workdir)\n"
+            "    koemo.reporting.report.save_runs(study['cross'], ctx.tables / 'runs_cross.csv', ctx.workdir)\n"
+            "    tables = cc.cross_corpus_tables(study['in_corpus'], study['cross'],\n"
+            "                                    leakage_free=cfg.reproduce.leakage_free)\n"
+            "koemo.reporting.report.save_tables(tables, ctx.tables)\n"
+            "display(Markdown(koemo.reporting.report.markdown_table(tables['cross_corpus'])))",
+            "# the results page gains the cross-corpus tables\n"
             "page = koemo.reporting.report.write_paper_page(ctx.workdir, cfg, ctx.out)",
         ],
     ),

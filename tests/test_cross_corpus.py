@@ -100,3 +100,37 @@ def test_plan_runs_the_cross_corpus_protocols_where_both_corpora_are(both, tiny_
         [("kemdy19_to_kemdy20", "kemdy19_to_kemdy20"), ("kemdy20_to_kemdy19", "kemdy20_to_kemdy19")]
     assert main_plan(cfg, stages=("audio",), workdir=tiny_workdir) == []
     assert "does not hold both corpora" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("corpus", ["kemdy19", "kemdy20"])
+def test_in_corpus_folds_split_one_corpus_as_its_own_workdir_does(both, tiny_config, corpus):
+    own = pd.read_parquet(both.workdir / "corpora" / corpus / TABLE_FILE).set_index("segment_id")
+    other = both.table[both.table["corpus"] != corpus]
+    for fold in range(5):
+        cfg = with_protocol(tiny_config, f"{corpus}_cv5", fold=fold)
+        column = f"split_{corpus}_cv5_{fold}"
+        assert (other[column] == "unused").all()           # never trained, validated or scored
+        mine = both.table[both.table["corpus"] == corpus].set_index("segment_id")
+        pd.testing.assert_series_equal(mine[column], own[f"split_cv5_{fold}"].loc[mine.index],
+                                       check_names=False)
+        if fold < (3 if corpus == "kemdy19" else 5):
+            rows = pd.concat([split_rows(both.table, cfg, s) for s in ("train", "valid", "test")])
+            assert set(rows["corpus"]) == {corpus}
+            assert len(rows) == len(own)
+
+
+def test_plan_names_the_in_corpus_folds_and_their_run_directories(both, tiny_config):
+    from koemo.experiments.plan import main_plan, protocol_of, split_column_of
+    from koemo.modeling.runs import run_dir_for, workdir_of_run
+    cfg = with_changes(tiny_config, {"reproduce": {
+        "protocols": ["kemdy19_cv5"], "variants": ["faithful"], "seeds": [1]}})
+    plan = main_plan(cfg, stages=("audio",), workdir=both.workdir)
+    # KEMDy19 has three sessions here: folds 3 and 4 hold no test session
+    assert [s.split for s in plan] == ["kemdy19_cv5_f0", "kemdy19_cv5_f1", "kemdy19_cv5_f2"]
+    dirs = [run_dir_for(both.workdir, s.cfg, "audio", 1) for s in plan]
+    assert len(set(dirs)) == 3 and dirs[1].parts[-4] == "kemdy19_cv5_f1"
+    assert workdir_of_run(dirs[0]) == both.workdir
+    assert {protocol_of(s.split) for s in plan} == {"kemdy19_cv5"}
+    assert split_column_of("kemdy19_cv5_f1") == "split_kemdy19_cv5_1"
+    assert split_column_of("cv5_f3") == "split_cv5_3"
+    assert split_column_of("kemdy20_to_kemdy19") == "split_kemdy20_to_kemdy19"

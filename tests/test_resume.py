@@ -1,64 +1,12 @@
-"""Colab across sessions: a `koemo reproduce` killed mid-training resumes to the same tables,
-and relative WORKDIR/OUT never silently land in a folder a disconnect wipes."""
-import os
-import signal
-import subprocess
-import sys
-import time
+"""Colab across sessions: relative WORKDIR/OUT never silently land in a folder a disconnect
+wipes, and a run killed between its files starts over. (A `koemo reproduce` killed with
+SIGKILL mid-training resumes to byte-identical tables: tests/test_interrupted.py.)"""
 from pathlib import Path
 
 import pytest
 
 from koemo.config import assets
 from koemo.reporting import notebook
-
-# paper protocol only, one worker, 4 audio epochs: two audio runs (faithful, corrected) + the
-# ablation at the config's own depth, which reuses the faithful run.
-OVERRIDES = ["reproduce.protocols=[paper]", "reproduce.parallel_runs=1", "train.audio.epochs=4"]
-SCRIPT = ("import sys; from koemo.reporting.reproduce import reproduce; "
-          "reproduce('tiny', sys.argv[1], sys.argv[2], synthetic=True, overrides=sys.argv[3:], "
-          "only=['1-1', '2-1'])")
-
-
-def _reproduce(workdir: Path, out: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    return subprocess.Popen([sys.executable, "-c", SCRIPT, str(workdir), str(out), *OVERRIDES],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                            start_new_session=True)   # its own process group: kernel included
-
-
-@pytest.mark.slow
-def test_reproduce_killed_mid_training_resumes_to_the_same_tables(tmp_path):
-    killed_work, killed_out = tmp_path / "killed" / "work", tmp_path / "killed" / "paper"
-    fresh = _reproduce(tmp_path / "fresh" / "work", tmp_path / "fresh" / "paper")  # meanwhile
-    proc = _reproduce(killed_work, killed_out)
-    state = killed_work / "runs" / "paper" / "tiny" / "audio" / "seed1" / "state" / "training_state.pt"
-    deadline = time.monotonic() + 600
-    while not state.is_file():      # first epoch of the first run written: training under way
-        assert proc.poll() is None, proc.communicate()[0][-3000:]
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)      # as a runtime disconnect: no cleanup runs
-    proc.wait()
-    run_dir = state.parent.parent
-    assert not (run_dir / "test_metrics.json").is_file(), "killed too late: the run had finished"
-
-    again = _reproduce(killed_work, killed_out)
-    log = again.communicate(timeout=900)[0]
-    assert again.returncode == 0, log[-3000:]
-    log = fresh.communicate(timeout=900)[0]
-    assert fresh.returncode == 0, log[-3000:]
-
-    import json
-    epochs = json.loads((run_dir / "log.json").read_text())
-    assert [row["epoch"] for row in epochs] == [1, 2, 3, 4]
-    tables = sorted(p.name for p in (tmp_path / "fresh" / "paper" / "tables").iterdir())
-    assert any(name.startswith("audio_") for name in tables)
-    assert any(name.startswith("data_") for name in tables)
-    assert sorted(p.name for p in (killed_out / "tables").iterdir()) == tables
-    for name in tables:      # every table, byte for byte
-        assert (killed_out / "tables" / name).read_bytes() == \
-            (tmp_path / "fresh" / "paper" / "tables" / name).read_bytes(), name
 
 
 def test_relative_paths_follow_the_checkout_koemo_is_installed_from(tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""`koemo reproduce`: run notebooks 1-1 .. 5-2 in order and write the paper/ tables."""
+"""`koemo reproduce`: run notebooks 1-1 .. 5-3 in order and write the paper/ tables."""
 
 from pathlib import Path
 
@@ -10,6 +10,8 @@ def register(sub):
                             description=__doc__)
     add_config_arguments(parser, default="paper")
     parser.add_argument("--data", help="KEMDy20 root (folder with annotation/ and wav/)")
+    parser.add_argument("--kemdy19", help="KEMDy19 root, for the cross-corpus study (notebook "
+                                          "5-3); without it the study is left out, said so")
     parser.add_argument("--synthetic", action="store_true",
                         help="use the bundled synthetic KEMDy20-format corpus instead of --data")
     parser.add_argument("--workdir", default="data/work",
@@ -28,8 +30,9 @@ def run(args):
         raise KoemoInputError("give --data KEMDy20_ROOT, or --synthetic for the bundled corpus")
     # A command line names paths from the current folder (notebooks keep their own rule).
     workdir, out = (Path(p).expanduser().resolve() for p in (args.workdir, args.out))
-    data = Path(args.data).expanduser().resolve() if args.data else None
+    data, kemdy19 = (Path(p).expanduser().resolve() if p else None
+                     for p in (args.data, args.kemdy19))
     config = str(Path(args.config).resolve()) if Path(args.config).is_file() else args.config
     reproduce(config, workdir, out, data_root=data, synthetic=args.synthetic,
-              overrides=args.overrides, only=args.only)
+              overrides=args.overrides, only=args.only, kemdy19_root=kemdy19)
     return 0

@@ -17,7 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from koemo.config.assets import configs_dir
-from koemo.config.schema import Config, Section, _section_type
+from koemo.config.schema import PROTOCOLS, Config, Section, _section_type
 from koemo.errors import KoemoInputError
 
 # The checkout's configs/, or the copy a wheel carries (koemo.config.assets).
@@ -30,8 +30,6 @@ class ConfigError(KoemoInputError):
 
 # keep: recordings without signal train and score as in the original; drop: left out.
 SILENT_AUDIO_POLICIES = ("keep", "drop")
-# paper, session and cv5 read one corpus; the cross-corpus ones a workdir holding both.
-PROTOCOLS = ("paper", "session", "cv5", "kemdy19_to_kemdy20", "kemdy20_to_kemdy19")
 
 
 def _deep_merge(base: dict, override: Mapping) -> dict:

@@ -21,6 +21,14 @@ from typing import Any, ClassVar, Literal, Mapping, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictInt, model_validator
 
 
+# Evaluation protocols (koemo.dataset.splits): paper, session and cv5 read the workdir's rows;
+# the others need a workdir holding both corpora (koemo.dataset.combine).
+CORPORA = ("kemdy19", "kemdy20")
+CROSS_PROTOCOLS = ("kemdy19_to_kemdy20", "kemdy20_to_kemdy19")
+IN_CORPUS_PROTOCOLS = tuple(f"{corpus}_cv5" for corpus in CORPORA)   # one corpus' session folds
+PROTOCOLS = ("paper", "session", "cv5") + CROSS_PROTOCOLS + IN_CORPUS_PROTOCOLS
+
+
 def setting(default: Any, help: str, *, affects_results: bool = True, **marks: bool) -> Any:
     """A field with its one line of help. `affects_results=False` marks a setting that never
     changes what is computed (devices, speed knobs, names); `marks` (stored, model_input) tag
@@ -77,9 +85,10 @@ class Data(Section):
                                   "recognised from its annotation files)")
     kemdy19_labels: str = setting("own", "own | listener: a KEMDy19 utterance's label from its "
                                          "speaker's rating file, or the other actor's")
-    protocol: str = setting("paper", "paper | session | cv5 | kemdy19_to_kemdy20 | kemdy20_to_kemdy19: "
-                                     "how rows are split")
-    fold: int = setting(0, "which cv5 fold is the test set (0-4)")
+    protocol: str = setting("paper", "paper | session | cv5 | kemdy19_to_kemdy20 | kemdy20_to_kemdy19"
+                                     " | kemdy19_cv5 | kemdy20_cv5: how rows are split (the last "
+                                     "four in a workdir holding both corpora)")
+    fold: int = setting(0, "which session fold is the test set (0-4; cv5 and <corpus>_cv5)")
     split_seed: int = setting(1, "seed of the random train/valid/test split")
     folds_file: Optional[str] = setting(
         None, "CSV session,fold (null: session s -> fold (s-1) % 5)")
@@ -303,6 +312,12 @@ class FusionStudy(Section):
     seeds: Optional[list[int]] = setting(None, "seeds (null: reproduce.seeds / cv5_seeds)")
 
 
+class CrossCorpusStudy(Section):
+    kinds: Optional[list[str]] = setting(None, "classifier kinds compared (null: the fusion study's)")
+    variant: str = setting("corrected", "faithful | corrected")
+    seeds: Optional[list[int]] = setting(None, "seeds (null: reproduce.cv5_seeds / seeds)")
+
+
 class Reproduce(Section):
     unread_by_training = True
     parallel_runs: int = setting(1, "runs trained at once (worker processes)", affects_results=False)
@@ -317,6 +332,19 @@ class Reproduce(Section):
     ablation: Ablation = setting({}, "layer ablation and depth combinations")
     frontends: list[str] = setting([], "other configs whose fusion study 5-2 puts beside this one's")
     fusion: Optional[FusionStudy] = setting(None, "the fusion study (null: none)")
+    cross_corpus: Optional[CrossCorpusStudy] = setting(
+        {}, "the cross-corpus study of notebook 5-3, run when a KEMDy19 copy is given "
+            "(--kemdy19, or synthetic.kemdy19); null: none")
+    leakage_free: bool = setting(
+        True, "also score each classifier without the test utterances whose text occurs in "
+              "its training or validation rows (the fusion and cross-corpus tables)")
+
+
+class SyntheticKemdy19(Section):
+    sessions: int = setting(10, "sessions of the synthetic KEMDy19 corpus")
+    utterances_per_session: int = setting(24, "utterances per session (at least 20)")
+    mean_duration: float = setting(2.5, "mean utterance length (s)")
+    seed: int = setting(0, "generator seed")
 
 
 class Synthetic(Section):
@@ -326,6 +354,10 @@ class Synthetic(Section):
     mean_duration: float = setting(3.5, "mean utterance length (s)")
     seed: int = setting(0, "generator seed")
     silent_recordings: int = setting(0, "recordings without signal per session")
+    faults: list[str] = setting([], "real-file faults planted into session 1 (names of "
+                                    "`koemo synth --faults`, or [all])")
+    kemdy19: Optional[SyntheticKemdy19] = setting(
+        None, "a synthetic KEMDy19 for the cross-corpus study (notebook 5-3; null: none)")
 
 
 class Config(Section):

@@ -9,6 +9,9 @@ each), and one column per cross-corpus protocol:
 - `split_kemdy19_to_kemdy20`: every KEMDy19 row trains (10% of them, at random, valid for early
   stopping), every KEMDy20 row is test; `split_kemdy20_to_kemdy19` the other way round. The
   target corpus never gives a training or validation row.
+- `split_kemdy19_cv5_k` (`split_kemdy20_cv5_k`): one corpus' own session folds, its rows split
+  exactly as its own workdir splits them (`corpora/<corpus>/`), the other corpus' rows
+  `unused`: in-corpus numbers trained in the same workdir as the cross-corpus ones.
 
 Both corpora are prepared with the same config, so their classes are the same; W's report sums
 their reports (every row still accounted for) and names where each corpus' own report is.
@@ -24,14 +27,16 @@ from sklearn.model_selection import train_test_split
 from koemo.config.fingerprints import fingerprint
 from koemo.dataset.corpora import corpus_of
 from koemo.dataset.leakage import repeated_transcripts
-from koemo.dataset.splits import CROSS_PROTOCOLS, SPLIT_COLUMNS, add_splits
+from koemo.config.schema import CORPORA
+from koemo.dataset.splits import (CROSS_PROTOCOLS, N_FOLDS, SPLIT_COLUMNS, UNUSED, add_splits)
 from koemo.errors import KoemoInputError
 
-CORPUS_ORDER = ("kemdy19", "kemdy20")
+CORPUS_ORDER = CORPORA
 CROSS_COLUMNS = tuple(f"split_{name}" for name in CROSS_PROTOCOLS)
+IN_CORPUS_COLUMNS = tuple(f"split_{corpus}_cv5_{k}" for corpus in CORPORA for k in range(N_FOLDS))
 VALID_SHARE = 0.1
-# Bump when the combined table's rules change.
-COMBINE_VERSION = 1
+# Bump when the combined table's rules change (2: the in-corpus fold columns).
+COMBINE_VERSION = 2
 
 
 def cross_split(corpus: pd.Series, source: str, target: str, seed: int = 1) -> np.ndarray:
@@ -54,7 +59,24 @@ def combine_tables(tables: list[pd.DataFrame], cfg: dict) -> pd.DataFrame:
     for name in CROSS_PROTOCOLS:
         source, target = name.split("_to_")
         table[f"split_{name}"] = cross_split(table["corpus"], source, target, seed)
+    for column, values in in_corpus_columns(tables).items():
+        table[column] = values
     return table
+
+
+def in_corpus_columns(tables: list[pd.DataFrame]) -> dict[str, np.ndarray]:
+    """`split_<corpus>_cv5_k` over the concatenated rows of `tables` (each table one corpus,
+    with its own split columns): that corpus' own fold split, the other rows UNUSED."""
+    columns = {column: [] for column in IN_CORPUS_COLUMNS}
+    for part in tables:
+        corpus = str(part["corpus"].iloc[0]) if len(part) else ""
+        prefix = f"split_{corpus}_"
+        for column in columns:       # split_kemdy19_cv5_2 <- kemdy19's own split_cv5_2
+            values = (part.get(f"split_{column.removeprefix(prefix)}")
+                      if column.startswith(prefix) else None)
+            columns[column].append(np.full(len(part), UNUSED, dtype=object) if values is None
+                                   else values.to_numpy(dtype=object))
+    return {column: np.concatenate(parts) for column, parts in columns.items()}
 
 
 def combined_fingerprint(parts: list[dict], cfg: dict) -> str:
@@ -93,7 +115,7 @@ def combined_report(parts: list[dict], table: pd.DataFrame, workdir: Path, fp: s
                                           "no_signal_by_reason")},
         "labels_kept": {k: int(v) for k, v in table["label"].value_counts().items()},
         "splits": {col: {k: int(v) for k, v in table[col].value_counts().items()}
-                   for col in SPLIT_COLUMNS + CROSS_COLUMNS},
+                   for col in SPLIT_COLUMNS + CROSS_COLUMNS + IN_CORPUS_COLUMNS},
         **{k: [entry for p in parts for entry in p[k]] for k in listed},
         **{k: p[k] for p in parts for k in ("kemdy19",) if k in p},
         "repeated_transcripts": repeated_transcripts(table),

@@ -7,8 +7,10 @@
 - `split_session`: cv5 fold 0, the single speaker-independent hold-out.
 - `split_kemdy19_to_kemdy20`, `split_kemdy20_to_kemdy19`: only in a workdir holding both
   corpora (koemo.dataset.combine): train on one corpus, test on the other.
-Every column holds `train`, `valid` or `test` for every row, so one prepared workdir serves all
-protocols and `split_column(cfg)` picks the one a run uses. A partial corpus (a few sessions)
+- `split_kemdy19_cv5_k`, `split_kemdy20_cv5_k`: also only there: one corpus' own session folds
+  (its rows split as in its own workdir), the other corpus' rows `unused`.
+Every column holds `train`, `valid` or `test` for every row (or `unused` for the rows a
+protocol leaves out), so one prepared workdir serves all protocols and `split_column(cfg)` picks the one a run uses. A partial corpus (a few sessions)
 leaves some cv5 folds without a test session: `split_problem` says so, and the experiment plans
 skip those folds instead of failing.
 """
@@ -21,12 +23,12 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from koemo.config.load import CONFIG_DIR
+from koemo.config.schema import CROSS_PROTOCOLS, IN_CORPUS_PROTOCOLS, PROTOCOLS
 from koemo.errors import KoemoInputError
 
 N_FOLDS = 5
-# Train on one corpus, test on the other: the columns of a combined workdir.
-CROSS_PROTOCOLS = ("kemdy19_to_kemdy20", "kemdy20_to_kemdy19")
-PROTOCOLS = ("paper", "session", "cv5") + CROSS_PROTOCOLS
+UNUSED = "unused"       # a row the protocol neither trains, validates nor scores on
+FOLDED_PROTOCOLS = ("cv5",) + IN_CORPUS_PROTOCOLS
 SPLIT_COLUMNS = ("split_paper", "split_session") + tuple(f"split_cv5_{k}" for k in range(N_FOLDS))
 
 
@@ -37,11 +39,11 @@ def split_column(cfg: dict) -> str:
         return "split_paper"
     if protocol == "session":
         return "split_session"
-    if protocol == "cv5":
+    if protocol in FOLDED_PROTOCOLS:
         fold = cfg.data.fold
         if not isinstance(fold, int) or not 0 <= fold < N_FOLDS:
             raise KoemoInputError(f"data.fold must be an integer 0..{N_FOLDS - 1}, not {fold!r}")
-        return f"split_cv5_{fold}"
+        return f"split_{protocol}_{fold}"
     if protocol in CROSS_PROTOCOLS:
         return f"split_{protocol}"
     raise KoemoInputError(f"data.protocol must be one of {PROTOCOLS}, not {protocol!r}")
@@ -139,6 +141,11 @@ def split_problem(table: pd.DataFrame, column: str) -> str | None:
     empty = [part for part in ("train", "valid", "test") if counts.get(part, 0) == 0]
     if not empty:
         return None
-    if column.startswith("split_cv5") and "test" in empty:
+    if is_fold_column(column) and "test" in empty:
         return "no test session"      # no session of this corpus falls in the fold
     return "no " + " and no ".join(f"{part} rows" for part in empty)
+
+
+def is_fold_column(column: str) -> bool:
+    """A session-fold column: `split_cv5_k` or `split_<corpus>_cv5_k`."""
+    return any(column.startswith(f"split_{protocol}_") for protocol in FOLDED_PROTOCOLS)

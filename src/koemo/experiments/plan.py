@@ -18,10 +18,11 @@ from pathlib import Path
 import pandas as pd
 
 from koemo.config.load import with_changes
-from koemo.config.schema import Config, not_results_sections
+from koemo.config.schema import IN_CORPUS_PROTOCOLS, Config, not_results_sections
 from koemo.modeling.progress import emit as emit_progress
 
 REGRESSOR_STAGES = ("audio", "text")
+FOLDED = ("cv5",) + IN_CORPUS_PROTOCOLS      # protocols of five session folds each
 
 
 @dataclass(frozen=True)
@@ -55,21 +56,34 @@ def variant_config(cfg: Config, variant: str) -> Config:
 
 
 def split_config(cfg: Config, split: str) -> Config:
-    """`paper` -> protocol paper; `cv5_fK` -> protocol cv5, fold K; a cross-corpus protocol
-    (`kemdy19_to_kemdy20`, ...) -> itself."""
+    """`paper` -> protocol paper; `cv5_fK` -> protocol cv5, fold K; `kemdy19_cv5_fK` -> that
+    corpus' own folds (a workdir holding both corpora); a cross-corpus protocol -> itself."""
     from koemo.dataset.splits import CROSS_PROTOCOLS
 
+    protocol, _, fold = split.rpartition("_f")
     if split == "paper" or split in CROSS_PROTOCOLS:
         data = {"protocol": split}
-    elif split.startswith("cv5_f"):
-        data = {"protocol": "cv5", "fold": int(split.removeprefix("cv5_f"))}
+    elif protocol in FOLDED and fold.isdigit():
+        data = {"protocol": protocol, "fold": int(fold)}
     else:
-        raise ValueError(f"unknown split {split!r}: use paper or cv5_f0..cv5_f4")
+        raise ValueError(f"unknown split {split!r}: use paper, cv5_f0..cv5_f4, a cross-corpus "
+                         "protocol or <corpus>_cv5_f0..4")
     return with_changes(cfg, {"data": data})
 
 
 def protocol_of(split: str) -> str:
-    return "cv5" if split.startswith("cv5") else split
+    """The protocol a split belongs to: the folds of one protocol pool into it."""
+    protocol, _, fold = split.rpartition("_f")
+    return protocol if protocol in FOLDED and fold.isdigit() else split
+
+
+def split_column_of(split: str) -> str:
+    """The table column of a split name: `paper` -> split_paper, `cv5_f2` -> split_cv5_2,
+    `kemdy19_cv5_f2` -> split_kemdy19_cv5_2, a cross-corpus protocol -> split_<protocol>."""
+    protocol, _, fold = split.rpartition("_f")
+    if protocol in FOLDED and fold.isdigit():
+        return f"split_{protocol}_{fold}"
+    return f"split_{split}"
 
 
 def with_protocol(runs: pd.DataFrame) -> pd.DataFrame:
@@ -84,8 +98,8 @@ def splits_for(protocols: list[str], folds: list[int] | None = None) -> list[str
     for protocol in protocols:
         if protocol == "paper" or protocol in CROSS_PROTOCOLS:
             names.append(protocol)
-        elif protocol == "cv5":
-            names += [f"cv5_f{k}" for k in (folds if folds is not None else range(5))]
+        elif protocol in FOLDED:
+            names += [f"{protocol}_f{k}" for k in (folds if folds is not None else range(5))]
         elif protocol == "session":
             names.append("cv5_f0")   # the session hold-out is cv5 fold 0
         else:
@@ -102,7 +116,8 @@ def unusable_splits(workdir: str | Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     table = pd.read_parquet(path)
-    columns = {"paper": "split_paper", **{f"cv5_f{k}": f"split_cv5_{k}" for k in range(N_FOLDS)},
+    columns = {"paper": "split_paper",
+               **{f"{p}_f{k}": f"split_{p}_{k}" for p in FOLDED for k in range(N_FOLDS)},
                **{name: f"split_{name}" for name in CROSS_PROTOCOLS}}
     problems = {name: ("the workdir does not hold both corpora (koemo prepare --data KEMDy19 "
                        "--data KEMDy20)" if column not in table else split_problem(table, column))
@@ -139,7 +154,7 @@ def seeds_for(cfg: Config, split: str) -> list[int]:
     """`reproduce.seeds`, or `reproduce.cv5_seeds` for session folds when set (the CPU demo
     runs one seed per fold and reports mean ± std over the five folds)."""
     rep = cfg.reproduce
-    if split.startswith("cv5") and rep.cv5_seeds:
+    if protocol_of(split) in FOLDED and rep.cv5_seeds:
         return list(rep.cv5_seeds)
     return list(rep.seeds)
 

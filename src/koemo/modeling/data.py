@@ -44,7 +44,7 @@ def split_rows(table: pd.DataFrame, cfg: dict, split: str) -> pd.DataFrame:
     """Rows of one split (train/valid/test) under the configured protocol and fold; with
     `data.silent_audio: drop`, without the recordings that hold no signal (their split stays
     assigned in the table, so every other row keeps its split under either policy)."""
-    from koemo.dataset.splits import split_column
+    from koemo.dataset.splits import is_fold_column, split_column
 
     if split not in SPLITS:
         raise KoemoInputError(f"split must be one of {SPLITS}, not {split!r}")
@@ -60,7 +60,7 @@ def split_rows(table: pd.DataFrame, cfg: dict, split: str) -> pd.DataFrame:
     rows = table[chosen].reset_index(drop=True)
     if rows.empty:
         hint = (": no session of this corpus falls in that fold (the reproduce plans skip it)"
-                if column.startswith("split_cv5") and split == "test" else "")
+                if is_fold_column(column) and split == "test" else "")
         raise KoemoInputError(f"utterances.parquet: no {split} rows in {column}{hint}")
     return rows
 

@@ -24,9 +24,13 @@ RUN_OUTPUTS = ("best", "last", "state", "frozen", "log.csv", "log.json", "test_m
 # ----------------------------------------------------------------------------- paths
 
 def split_name(cfg: dict) -> str:
-    """`paper`, `session` or `cv5_f<k>`: the protocol (and fold) a run was trained on."""
+    """`paper`, `session`, `cv5_f<k>`, `<corpus>_cv5_f<k>` or a cross-corpus protocol: the
+    protocol (and fold) a run was trained on."""
+    from koemo.config.schema import IN_CORPUS_PROTOCOLS
+
     protocol = cfg.data.protocol
-    return f"cv5_f{cfg.data.fold}" if protocol == "cv5" else protocol
+    folded = protocol == "cv5" or protocol in IN_CORPUS_PROTOCOLS
+    return f"{protocol}_f{cfg.data.fold}" if folded else protocol
 
 
 def run_dir_for(workdir: str | Path, cfg: dict, stage: str, seed: int,
@@ -40,6 +44,14 @@ def run_dir_for(workdir: str | Path, cfg: dict, stage: str, seed: int,
     if stage != "multimodal":
         name = (cfg.regressor_runs or {}).get(stage, name)
     return Path(workdir) / "runs" / split_name(cfg) / name / leaf / f"seed{seed}"
+
+
+def workdir_of_run(run_dir: str | Path) -> Path:
+    """The workdir a run directory of `run_dir_for` lies in."""
+    run_dir = Path(run_dir)
+    if len(run_dir.parents) < 5 or run_dir.parents[3].name != "runs":
+        raise ValueError(f"{run_dir}: not a run directory (W/runs/<split>/<name>/<leaf>/seed<s>)")
+    return run_dir.parents[4]
 
 
 # ----------------------------------------------------------------------------- files

@@ -68,6 +68,7 @@ class Context:
     out: Path
     data_root: Path | None
     synthetic: bool
+    kemdy19_root: Path | None = None
 
     @property
     def tables(self) -> Path:
@@ -90,38 +91,74 @@ class Context:
         return self.data_root
 
 
+    def second_corpus_root(self) -> Path | None:
+        """The KEMDy19 root of the cross-corpus study (notebook 5-3), or None when there is
+        none: for SYNTHETIC runs the generator writes one when the config's recipe
+        (`synthetic.kemdy19`) asks for it."""
+        if self.synthetic:
+            return ensure_synthetic_kemdy19(self.workdir, self.cfg)
+        if self.kemdy19_root is None:
+            return None
+        if not (self.kemdy19_root / "annotation").is_dir():
+            raise KoemoInputError(f"{self.kemdy19_root}: no annotation/ folder here; KEMDY19_ROOT "
+                                  "must be the KEMDy19 root (the folder holding annotation/ and wav/)")
+        return self.kemdy19_root
+
+
 def _mkdir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def ensure_synthetic_corpus(workdir: Path, cfg: dict) -> Path:
-    """Write the synthetic corpus once; a complete one (marked by a stamp file naming its
-    arguments and the generator version) is reused."""
+    """Write the synthetic KEMDy20 corpus once, with the recipe's faults planted; a complete
+    one (marked by a stamp file naming its arguments and the generator version) is reused."""
     from koemo.synth import write_corpus
-    from koemo.synth.corpus import GENERATOR_VERSION
 
     synth = cfg.synthetic.as_dict() if cfg.synthetic else {}     # the stamp: as written
-    root = workdir / "corpus" / "KEMDy20_v1_1"
-    stamp = root / ".koemo-synth.json"
-    wanted = repr(sorted(synth.items()) + [("generator_version", GENERATOR_VERSION)])
-    if stamp.is_file() and stamp.read_text(encoding="utf-8") == wanted:
-        return root
+    synth.pop("kemdy19", None)                                   # the other corpus' recipe
     kwargs = {k: v for k, v in synth.items()
               if k in ("sessions", "seed", "utterances_per_session", "mean_duration",
                        "silent_recordings")}
-    write_corpus(root, overwrite=True, **kwargs)
+    faults = ",".join(synth.get("faults", []))
+    return _written_once(workdir / "corpus" / "KEMDy20_v1_1", synth,
+                         lambda root: write_corpus(root, overwrite=True, faults=faults, **kwargs))
+
+
+def ensure_synthetic_kemdy19(workdir: Path, cfg: dict) -> Path | None:
+    """Write the synthetic KEMDy19 corpus of `synthetic.kemdy19` once; None without a recipe."""
+    from koemo.synth.kemdy19 import write_corpus
+
+    recipe = cfg.synthetic.kemdy19 if cfg.synthetic else None
+    if recipe is None:
+        return None
+    wanted = recipe.as_dict()
+    kwargs = recipe.model_dump()
+    return _written_once(workdir / "corpus" / "KEMDy19", wanted,
+                         lambda root: write_corpus(root, overwrite=True, **kwargs))
+
+
+def _written_once(root: Path, recipe: dict, write) -> Path:
+    from koemo.synth.corpus import GENERATOR_VERSION
+
+    stamp = root / ".koemo-synth.json"
+    wanted = repr(sorted(recipe.items()) + [("generator_version", GENERATOR_VERSION)])
+    if stamp.is_file() and stamp.read_text(encoding="utf-8") == wanted:
+        return root
+    write(root)
     stamp.write_text(wanted, encoding="utf-8")
     return root
 
 
 def start(config: str, workdir: str, out: str, data_root: str | None = None,
-          synthetic: bool = False, overrides: list[str] | tuple = ()) -> Context:
+          synthetic: bool = False, overrides: list[str] | tuple = (),
+          kemdy19_root: str | None = None) -> Context:
     """Load the config, make the folders, record config + versions next to the outputs."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = load_config(resolve_path(config) if Path(config).suffix else config, overrides)
     ctx = Context(cfg=cfg, workdir=_mkdir(resolve_path(workdir)), out=_mkdir(resolve_path(out)),
-                  data_root=resolve_path(data_root) if data_root else None, synthetic=synthetic)
+                  data_root=resolve_path(data_root) if data_root else None, synthetic=synthetic,
+                  kemdy19_root=resolve_path(kemdy19_root) if kemdy19_root else None)
     save_run_record(ctx.out, cfg, synthetic=synthetic,
                     data_root=str(ctx.data_root) if ctx.data_root else None)
     print(f"koemo: WORKDIR {ctx.workdir}, OUT {ctx.out} (relative paths are taken from the "

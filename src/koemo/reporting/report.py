@@ -187,7 +187,7 @@ def split_tables(workdir: str | Path, cfg: dict) -> dict[str, pd.DataFrame]:
 
 
 # ---------------------------------------------------------------- runs (2-1 .. 5-2)
-def _summarise(runs: pd.DataFrame, by: list[str], metrics: list[str]) -> pd.DataFrame:
+def summarise(runs: pd.DataFrame, by: list[str], metrics: list[str]) -> pd.DataFrame:
     """Mean ± std of `metrics` per group, with how many folds (splits) and runs it covers."""
     runs = with_protocol(runs)
     present = [m for m in metrics if m in runs.columns]
@@ -258,7 +258,7 @@ def best_valid_loss(run_dir: str | Path) -> float:
 
 
 def regressor_tables(runs: pd.DataFrame, ablation: pd.DataFrame, stage: str) -> dict[str, pd.DataFrame]:
-    main = _summarise(runs, ["protocol", "variant"], REGRESSION_METRICS)
+    main = summarise(runs, ["protocol", "variant"], REGRESSION_METRICS)
     main.attrs["notes"] = fold_notes(runs)
     checked = C.uncertainty_tables(runs, REGRESSION_METRICS, C.CLAIM_METRICS["regression"])
     reported = P.AUDIO_VALID_RMSE if stage == "audio" else P.TEXT_VALID_RMSE
@@ -274,7 +274,7 @@ def regressor_tables(runs: pd.DataFrame, ablation: pd.DataFrame, stage: str) -> 
 
 def classifier_tables(runs: pd.DataFrame, combos: pd.DataFrame) -> dict[str, pd.DataFrame]:
     multimodal = runs[runs["stage"] == "multimodal"]
-    main = _summarise(multimodal, ["protocol", "variant"], CLASSIFICATION_METRICS)
+    main = summarise(multimodal, ["protocol", "variant"], CLASSIFICATION_METRICS)
     reported = {"protocol": "paper", "variant": REPORTED, "n_folds": 1, "n_runs": 1,
                 **{m: P.FINAL_TEST.get(m, np.nan) for m in CLASSIFICATION_METRICS}}
     baseline = _baseline_rows(multimodal)
@@ -340,7 +340,11 @@ def fusion_tables(runs: pd.DataFrame, cfg: dict | None = None) -> dict[str, pd.D
     classifiers = runs[runs["stage"] == "multimodal"]
     if classifiers.empty:
         return not_in_plan(cfg)
-    table = _summarise(classifiers, ["protocol", "classifier"], FUSION_METRICS)
+    table = summarise(classifiers, ["protocol", "classifier"], FUSION_METRICS)
+    if cfg is not None and cfg.reproduce.leakage_free:    # the second score, without seen text
+        from koemo.reporting.leakage import unseen_columns
+        table = table.merge(unseen_columns(with_protocol(classifiers), ["protocol", "classifier"]),
+                            on=["protocol", "classifier"], how="left")
     baseline = _baseline_rows(classifiers)
     baseline = baseline[baseline["variant"] == "majority class (ours)"].rename(
         columns={"variant": "classifier"})
@@ -451,6 +455,11 @@ PAGE_SECTIONS = (
      "and seed (and the better of the two on that fold): pairs won on macro F1 and the "
      "difference, with a paired bootstrap interval and p-value over the same utterances. "
      "Pairing removes the fold-to-fold spread that the ± above includes."),
+    ("Cross-corpus evaluation (KEMDy19, KEMDy20)", "cross_corpus",
+     "Each classifier trained on one corpus and tested on the other, beside the test corpus' "
+     "own session folds (notebook 5-3)."),
+    ("Cross-corpus: fusion against single modalities", "cross_paired",
+     "As the fusion study's paired table, within each train -> test direction."),
 )
 
 

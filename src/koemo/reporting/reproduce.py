@@ -47,6 +47,7 @@ NOTEBOOK_ORDER = (
     "4-1_multimodal_classifier",
     "5-1_paper_tables",
     "5-2_fusion_study",
+    "5-3_cross_corpus",
 )
 
 
@@ -59,7 +60,8 @@ def notebooks_dir() -> Path:
 
 def reproduce(config: str, workdir: str | Path, out: str | Path, data_root: str | Path | None = None,
               synthetic: bool = False, overrides: list[str] | tuple = (),
-              only: list[str] | None = None, progress: bool = False) -> list[dict]:
+              only: list[str] | None = None, progress: bool = False,
+              kemdy19_root: str | Path | None = None) -> list[dict]:
     """Execute the notebooks (all, or those named in `only`) and return one timing row each.
     Relative paths follow the notebooks' rule (koemo.reporting.notebook.resolve_path); the
     command line passes them resolved against the current folder."""
@@ -69,7 +71,8 @@ def reproduce(config: str, workdir: str | Path, out: str | Path, data_root: str 
     executed.mkdir(parents=True, exist_ok=True)
     params = {"CONFIG": str(config), "DATA_ROOT": str(resolve_path(data_root)) if data_root else "",
               "WORKDIR": str(workdir), "OUT": str(out), "SYNTHETIC": bool(synthetic),
-              "OVERRIDES": list(overrides), "PROGRESS": bool(progress), "MOUNT_DRIVE": False}
+              "OVERRIDES": list(overrides), "PROGRESS": bool(progress), "MOUNT_DRIVE": False,
+              "KEMDY19_ROOT": str(resolve_path(kemdy19_root)) if kemdy19_root else ""}
     with private_tempdir():
         timings = [_run_one(name, executed, params, workdir)
                    for name in NOTEBOOK_ORDER
