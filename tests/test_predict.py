@@ -169,7 +169,8 @@ def all_at_once(predictor, item):
     from koemo.inference.predictor import _seeded
 
     src, size = item.frames, predictor.batch_size
-    feats, lengths = frame_windows(src.feats, src.n_frames, src.max_frames, src.starts)
+    whole = np.concatenate(list(src.feature_blocks()), axis=1)
+    feats, lengths = frame_windows(whole, src.n_frames, src.max_frames, src.starts)
     feats = src.finish(feats, lengths)
     batches = [slice(i, i + size) for i in range(0, len(feats), size)]
     tensors = lambda rows: (torch.as_tensor(feats[rows]), torch.as_tensor(lengths[rows]))  # noqa: E731

@@ -98,14 +98,15 @@ def librosa_features(wave: np.ndarray, fc: dict) -> tuple[np.ndarray, int]:
 # ------------------------------------------------------------------------------------- torch
 @functools.lru_cache(maxsize=8)
 def _mel_transform(sample_rate: int, n_fft: int, hop_length: int, fmin: float, fmax: float,
-                   n_mels: int, device: str):
+                   n_mels: int, device: str, center: bool = True):
     """torchaudio MelSpectrogram set to librosa's choices (its own defaults differ: htk scale,
-    no norm, reflect padding)."""
+    no norm, reflect padding). center=False: frames of an already padded piece
+    (koemo.audio.block_features)."""
     import torch
     import torchaudio
     return torchaudio.transforms.MelSpectrogram(
         sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, f_min=fmin, f_max=fmax,
-        n_mels=n_mels, window_fn=torch.hann_window, power=2.0, center=True,
+        n_mels=n_mels, window_fn=torch.hann_window, power=2.0, center=center,
         pad_mode="constant", norm="slaney", mel_scale="slaney").to(device)
 
 
@@ -120,6 +121,14 @@ def _masked_power_to_db(mel, valid, top_db: float):
     return torch.maximum(db, top - top_db)
 
 
+def delta_kernel(width: int, dtype, device):
+    """conv1d weights [1, 1, width] of the savgol first derivative: n / sum(n^2), n in [-h, h]."""
+    import torch
+    half = width // 2
+    taps = torch.arange(-half, half + 1, dtype=dtype, device=device)
+    return (taps / taps.pow(2).sum()).view(1, 1, -1)
+
+
 def _delta_interp(db, lengths, width: int):
     """librosa.feature.delta(order=1, mode="interp") per utterance over its own frames.
 
@@ -129,8 +138,7 @@ def _delta_interp(db, lengths, width: int):
     convolution once and clamp each frame's index into [h, L-1-h]. db: [B, F, L]."""
     import torch
     half = width // 2
-    taps = torch.arange(-half, half + 1, dtype=db.dtype, device=db.device)
-    kernel = (taps / taps.pow(2).sum()).view(1, 1, -1)
+    kernel = delta_kernel(width, db.dtype, db.device)
     batch, n_mels, n_time = db.shape
     inner = torch.nn.functional.conv1d(db.reshape(batch * n_mels, 1, n_time), kernel)
     inner = inner.view(batch, n_mels, n_time - 2 * half)

@@ -95,24 +95,42 @@ def resample(wave: np.ndarray, in_rate: int, out_rate: int) -> np.ndarray:
                          quality="HQ").astype(np.float32, copy=False)
 
 
-def _read_file(path: Path, sample_rate: int | None) -> tuple[np.ndarray, int, str]:
+def read_file_header(path: Path, sample_rate: int | None) -> tuple[int, int, int, str]:
+    """(sample rate, channels, frames, "format/subtype") of an audio file, after the checks that need
+    only its header (it exists, libsndfile reads it, `sample_rate` agrees, it has samples)."""
     import soundfile as sf
     if not path.exists():
         raise KoemoInputError(f"{path}: audio file not found")
     if path.is_dir():
         raise KoemoInputError(f"{path}: is a directory, not an audio file")
     try:
-        data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
         file_info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+        raise unreadable_error(path, err) from err
+    if sample_rate is not None and int(sample_rate) != int(file_info.samplerate):
         raise KoemoInputError(
-            f"{path}: not a readable audio file (soundfile/libsndfile: {err}); "
-            "use wav, flac or ogg") from err
-    if sample_rate is not None and int(sample_rate) != int(file_rate):
-        raise KoemoInputError(
-            f"{path}: sample_rate={sample_rate} was given but the file header says {file_rate} Hz; "
-            "leave sample_rate unset for files")
-    return data, int(file_rate), f"{file_info.format}/{file_info.subtype}"
+            f"{path}: sample_rate={sample_rate} was given but the file header says "
+            f"{file_info.samplerate} Hz; leave sample_rate unset for files")
+    if file_info.frames == 0:
+        raise KoemoInputError(f"{path}: audio has zero length (no samples)")
+    return (int(file_info.samplerate), int(file_info.channels), int(file_info.frames),
+            f"{file_info.format}/{file_info.subtype}")
+
+
+def unreadable_error(path, err: Exception) -> KoemoInputError:
+    """The error for a file libsndfile cannot read."""
+    return KoemoInputError(f"{path}: not a readable audio file (soundfile/libsndfile: {err}); "
+                           "use wav, flac or ogg")
+
+
+def _read_file(path: Path, sample_rate: int | None) -> tuple[np.ndarray, int, str]:
+    import soundfile as sf
+    file_rate, _, _, fmt = read_file_header(path, sample_rate)
+    try:
+        data, _ = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+        raise unreadable_error(path, err) from err
+    return data, file_rate, fmt
 
 
 def _array_to_channels_last(array: np.ndarray, sample_rate: int | None

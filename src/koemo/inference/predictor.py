@@ -6,17 +6,18 @@
     result.label, result.probabilities, result.arousal, result.valence, result.notes
 
 What runs, per utterance (the same steps and settings as training, read from the checkpoint):
-audio -> `koemo.audio.io.load_audio` (16 kHz mono) -> mel+delta features (`koemo.audio.features`,
-the config's backend, rounded to the feature store's dtype as training read them) -> audio
-regressor -> arousal. Transcript -> markers removed (`clean_transcript`, as training) ->
-KoBERT tokenizer -> frozen KoBERT (states rounded to float16, as the training cache stored
-them) -> text regressor -> valence. Both -> the classifier's own frozen regressors -> fusion
+audio -> 16 kHz mono (as `koemo.audio.io.load_audio` converts it) -> mel+delta features
+(`koemo.audio.features`, the config's backend, rounded to the feature store's dtype as training
+read them) -> audio regressor -> arousal. Transcript -> markers removed (`clean_transcript`, as
+training) -> KoBERT tokenizer -> frozen KoBERT (states rounded to float16, as the training
+cache stored them) -> text regressor -> valence. Both -> the classifier's own frozen regressors -> fusion
 classifier -> probabilities of the classes. Arousal/valence are on the annotation scale (1-5);
 values the regressors put outside it are clipped, and a note says so.
 
 Long audio. The model sees `max_frames` frames (paper: 512 frames = 16.4 s at hop 512 / 16 kHz).
-Features are computed over the whole recording first (dB reference and delta over all frames,
-as training computed them before cutting), then:
+The features are those of the whole recording (dB reference and delta over all frames, as
+training computed them before cutting), read and computed block by block in two passes over
+the file, so memory does not grow with its length (`koemo.inference.recording`), then:
 - "windows" (default): windows of `max_frames` frames, evenly spaced with >= 50% overlap, the
   last one ending at the last frame; every window is scored with the whole transcript, and
   arousal and class probabilities are averaged over windows (valence reads the text alone).
@@ -56,11 +57,11 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from koemo.audio.io import AudioInfo, AudioSource, load_audio
+from koemo.audio.io import AudioInfo, AudioSource
 from koemo.config.load import parse_saved_config
 from koemo.errors import CheckpointError, KoemoInputError
-from koemo.inference.windows import (LONG_AUDIO_MODES, WindowInfo, WindowSource, floor_padding,
-                                   window_starts)
+from koemo.inference.recording import recording_windows, whole_windows
+from koemo.inference.windows import LONG_AUDIO_MODES, WindowInfo, WindowSource, floor_padding
 from koemo.inference.manifest import (MANIFEST_FILE, STAGE_DIRS, read_manifest,  # noqa: F401
                                  resolve_text_model, stage_dirs as manifest_stage_dirs)
 from koemo.inference.provenance import provenance_notes
@@ -112,6 +113,10 @@ class Predictor:
 
     speech_encoder = None     # koemo.audio.speech_encoder.SpeechEncoder with models.audio.frontend: encoder
     provenance = None         # what it was trained on (koemo.inference.provenance); None: unknown
+    # False: load the whole recording and compute its features at once, as koemo did before
+    # reading in blocks; the reference the block-wise path equals (tests/test_block_features.py,
+    # benchmarks/bench_predict_memory.py). The speech-encoder front-end always loads it whole.
+    read_in_blocks = True
 
     def __init__(self, audio_model, text_model, classifier, tokenizer, encoder, cfg: dict,
                  classes: Sequence[str], device: str = "cpu", long_audio: str = "windows",
@@ -277,8 +282,7 @@ class Predictor:
     def _prepare(self, audio: AudioSource, text: str | None = None,
                  sample_rate: int | None = None) -> _Item:
         """Load and check one utterance: audio -> windows of features, text -> token ids."""
-        wave, info = load_audio(audio, sample_rate, target_sample_rate=self.cfg.features.sample_rate)
-        frames, windows = self.audio_windows(wave, info)
+        frames, windows, info, head = recording_windows(self, audio, sample_rate)
         notes = list(info.notes)
         if windows.mode == "cut":
             notes.append(f"audio is {windows.audio_s:.1f} s, longer than the model's window "
@@ -306,7 +310,8 @@ class Predictor:
         item = _Item(frames, ids, mask, cleaned, info, windows, notes,
                      text_source=None if text is None else "given")
         if text is None and self.asr is not None:
-            item.wave = wave
+            from koemo.inference.asr import MAX_SECONDS, SAMPLE_RATE
+            item.wave = head(int(MAX_SECONDS * SAMPLE_RATE))    # all that Whisper reads
         return item
 
     @property
@@ -343,35 +348,8 @@ class Predictor:
             item.notes += [f"transcript from speech recognition ({self.transcriber.source})"] + text_notes
 
     def audio_windows(self, wave: np.ndarray, info: AudioInfo) -> tuple[WindowSource, WindowInfo]:
-        """The recording's features and its windows (cut lazily: `WindowSource.chunks`)."""
-        from koemo.audio.features import extract_features, frames_for, min_samples
-
-        fc = self.cfg.features
-        if self.speech_encoder is not None:        # models.audio.frontend: encoder
-            from koemo.audio.speech_encoder import encoder_settings, whole_states
-            whole = whole_states(self.speech_encoder, wave, info.source)   # float16-rounded
-            n_frames, max_frames = whole.shape[1], encoder_settings(self.cfg).max_frames
-            hop_s = self.speech_encoder.hop_seconds
-        else:
-            need = min_samples(fc)
-            if wave.shape[0] < need:
-                raise KoemoInputError(
-                    f"{info.source}: audio too short ({info.duration_s:.3f} s); the features need at "
-                    f"least {need / fc.sample_rate:.3f} s")
-            total = frames_for(wave.shape[0], fc.hop_length)
-            whole, n_frames = extract_features(wave, fc.model_copy(update={"max_frames": total}),
-                                               fc.backend)
-            max_frames = int(fc.max_frames)
-            hop_s = fc.hop_length / fc.sample_rate
-        starts = window_starts(n_frames, max_frames, self.long_audio)
-        frames = WindowSource(whole, n_frames, max_frames, starts,
-                              None if self.speech_encoder is not None else self._as_trained)
-        mode = "single" if n_frames <= max_frames else ("cut" if len(starts) == 1 else "windows")
-        covered = min(n_frames, starts[-1] + max_frames) if mode != "cut" else max_frames
-        windows = WindowInfo(mode=mode, n_windows=len(starts), window_s=self.window_seconds,
-                             starts_s=[round(s * hop_s, 3) for s in starts], audio_s=info.duration_s,
-                             used_s=min(info.duration_s, covered * hop_s))
-        return frames, windows
+        """The windows of a whole recording held in memory (koemo.inference.recording)."""
+        return whole_windows(self, wave, info)
 
     def _as_trained(self, feats: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """Mel windows as training read them: rounded to the feature store's dtype (float16),

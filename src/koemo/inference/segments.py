@@ -27,7 +27,8 @@ from typing import Iterator
 
 import numpy as np
 
-from koemo.audio.io import AudioSource, load_audio
+from koemo.audio.io import AudioSource
+from koemo.audio.stream import AudioStream
 from koemo.errors import KoemoInputError
 from koemo.audio.vad import SAMPLE_RATE, SileroVAD, speech_segments
 from koemo.config.load import parse_section
@@ -54,50 +55,20 @@ class _Recording:
     """A file read in blocks (or an array already in memory), as 16 kHz mono pieces."""
 
     def __init__(self, audio: AudioSource, sample_rate: int | None = None):
-        self.path = None
-        if isinstance(audio, (str, Path)):
-            import soundfile as sf
-
-            self.path = Path(audio)
-            if not self.path.is_file():
-                raise KoemoInputError(f"{self.path}: audio file not found")
-            try:
-                info = sf.info(str(self.path))
-            except (sf.LibsndfileError, RuntimeError) as err:
-                raise KoemoInputError(f"{self.path}: not a readable audio file (soundfile/libsndfile: "
-                                      f"{err}); use wav, flac or ogg") from err
-            if info.frames <= 0:
-                raise KoemoInputError(f"{self.path}: audio has zero length (no samples)")
-            self.rate, self.frames, self.label = int(info.samplerate), int(info.frames), str(self.path)
-            self.wave = None
-        else:
-            self.wave, _ = load_audio(audio, sample_rate)
+        self.stream = AudioStream(audio, sample_rate, target_sample_rate=SAMPLE_RATE)
+        self.path, self.wave = self.stream.path, self.stream.wave
+        if self.wave is not None:
             self.rate, self.frames, self.label = SAMPLE_RATE, len(self.wave), "array"
+        else:
+            self.rate, self.frames, self.label = self.stream.rate, self.stream.frames, str(self.path)
 
     @property
     def duration_s(self) -> float:
         return self.frames / self.rate
 
     def blocks(self, block_s: float) -> Iterator[np.ndarray]:
-        """16 kHz mono float32 blocks covering the recording."""
-        if self.wave is not None:
-            step = int(block_s * SAMPLE_RATE)
-            for start in range(0, len(self.wave), step):
-                yield self.wave[start:start + step]
-            return
-        import soundfile as sf
-        import soxr
-
-        stream = soxr.ResampleStream(self.rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ") \
-            if self.rate != SAMPLE_RATE else None
-        blocksize = max(1, int(block_s * self.rate))
-        for block in sf.blocks(str(self.path), blocksize=blocksize, dtype="float32", always_2d=True):
-            mono = block.mean(axis=1, dtype=np.float64).astype(np.float32)
-            if not np.isfinite(mono).all():
-                raise KoemoInputError(f"{self.path}: audio contains NaN or infinite samples")
-            yield mono if stream is None else stream.resample_chunk(mono)
-        if stream is not None:
-            yield stream.resample_chunk(np.zeros(0, np.float32), last=True)
+        """16 kHz mono float32 blocks covering the recording (koemo.audio.stream)."""
+        return self.stream.blocks(int(block_s * SAMPLE_RATE))
 
     def piece(self, start_s: float, end_s: float) -> tuple[np.ndarray, int]:
         """(samples, their rate) of [start_s, end_s): read from the file, or sliced."""

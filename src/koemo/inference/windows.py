@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -36,6 +36,16 @@ def window_starts(n_frames: int, max_frames: int, mode: str = "windows") -> list
     return np.linspace(0, n_frames - max_frames, count).round().astype(int).tolist()
 
 
+def window_info(frames: "WindowSource", window_s: float, hop_s: float, audio_s: float) -> WindowInfo:
+    """How the windows of `frames` fit a recording of `audio_s` seconds (hop_s per frame)."""
+    n_frames, max_frames, starts = frames.n_frames, frames.max_frames, frames.starts
+    mode = "single" if n_frames <= max_frames else ("cut" if len(starts) == 1 else "windows")
+    covered = min(n_frames, starts[-1] + max_frames) if mode != "cut" else max_frames
+    return WindowInfo(mode=mode, n_windows=len(starts), window_s=window_s,
+                      starts_s=[round(s * hop_s, 3) for s in starts], audio_s=audio_s,
+                      used_s=min(audio_s, covered * hop_s))
+
+
 def frame_windows(feats: np.ndarray, n_frames: int, max_frames: int, starts: Sequence[int]
                   ) -> tuple[np.ndarray, np.ndarray]:
     """[2, N, F] features of a whole recording -> ([W, 2, max_frames, F] zero padded, lengths[W])."""
@@ -48,17 +58,57 @@ def frame_windows(feats: np.ndarray, n_frames: int, max_frames: int, starts: Seq
     return out, lengths
 
 
-def iter_windows(feats: np.ndarray, n_frames: int, max_frames: int, starts: Sequence[int],
-                 chunk: int, finish: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+def iter_windows(feature_blocks: Iterable[np.ndarray], n_frames: int, max_frames: int,
+                 starts: Sequence[int], chunk: int,
+                 finish: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
                  ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """`frame_windows` in chunks of at most `chunk` windows, made only when asked for: a long
-    recording never holds all its (overlapping, so twice the recording) windows at once.
-    `finish(feats, lengths)` is applied to each chunk (the store-dtype rounding, padding)."""
+    """`frame_windows` in chunks of at most `chunk` windows, made only when asked for, from
+    the recording's features given as consecutive [2, k, F] blocks of frames: a long recording
+    never holds all its (overlapping, so twice the recording) windows, nor all its frames; only
+    the frames of the chunk being cut. `finish(feats, lengths)` is applied to each chunk (the
+    store-dtype rounding, padding)."""
     if chunk < 1:
         raise KoemoInputError(f"window chunk must be at least 1, not {chunk}")
-    for first in range(0, len(starts), chunk):
-        out, lengths = frame_windows(feats, n_frames, max_frames, starts[first:first + chunk])
-        yield (finish(out, lengths) if finish is not None else out), lengths
+    frames = _FrameBuffer(iter(feature_blocks))
+    try:
+        for first in range(0, len(starts), chunk):
+            group = starts[first:first + chunk]
+            frames.fill(min(n_frames, group[-1] + max_frames))
+            out, lengths = frame_windows(frames.held, n_frames - frames.offset, max_frames,
+                                         [start - frames.offset for start in group])
+            frames.drop_before(starts[first + chunk] if first + chunk < len(starts) else n_frames)
+            yield (finish(out, lengths) if finish is not None else out), lengths
+    finally:
+        frames.close()       # "cut" mode reads no further than its one window
+
+
+class _FrameBuffer:
+    """Frames [offset, offset + held) of a recording, read on from its blocks as needed."""
+
+    def __init__(self, blocks: Iterator[np.ndarray]):
+        self.blocks, self.held, self.offset = blocks, None, 0
+
+    def fill(self, stop: int) -> None:
+        """Read blocks until frame `stop` (exclusive) is held."""
+        pieces = [] if self.held is None else [self.held]
+        have = self.offset + sum(piece.shape[1] for piece in pieces)
+        while have < stop:
+            block = next(self.blocks, None)
+            if block is None:
+                raise KoemoInputError(f"the features ended at frame {have}, before frame {stop}")
+            pieces.append(block)
+            have += block.shape[1]
+        self.held = pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=1)
+
+    def drop_before(self, frame: int) -> None:
+        frame = min(frame, self.offset + self.held.shape[1])     # never skip unread frames
+        self.held = self.held[:, frame - self.offset:]
+        self.offset = frame
+
+    def close(self) -> None:
+        close = getattr(self.blocks, "close", None)
+        if close is not None:
+            close()
 
 
 def floor_padding(feats: np.ndarray, lengths: np.ndarray, top_db: float) -> np.ndarray:
@@ -71,16 +121,25 @@ def floor_padding(feats: np.ndarray, lengths: np.ndarray, top_db: float) -> np.n
 
 @dataclass
 class WindowSource:
-    """The features of one whole recording and where its windows start; the windows
-    themselves are cut on demand (`chunks`), a few at a time."""
-    feats: np.ndarray                # [2, N, F]: the whole recording
+    """Where the windows of one recording start, and how to read its features: a new pass of
+    consecutive [2, k, F] frame blocks per call of `feature_blocks` (koemo.audio.block_features
+    reads them from the file, block by block). The windows are cut on demand (`chunks`), a few
+    at a time."""
+    feature_blocks: Callable[[], Iterable[np.ndarray]]
     n_frames: int
     max_frames: int
     starts: list[int]
     finish: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
 
+    @classmethod
+    def of_array(cls, feats: np.ndarray, n_frames: int, max_frames: int, starts: list[int],
+                 finish: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> "WindowSource":
+        """Features [2, N, F] already in memory (speech-encoder states, whole-recording mel)."""
+        return cls(lambda: [feats], n_frames, max_frames, starts, finish)
+
     def __len__(self) -> int:
         return len(self.starts)
 
     def chunks(self, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        return iter_windows(self.feats, self.n_frames, self.max_frames, self.starts, size, self.finish)
+        return iter_windows(self.feature_blocks(), self.n_frames, self.max_frames, self.starts,
+                            size, self.finish)

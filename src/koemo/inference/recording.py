@@ -1,0 +1,89 @@
+"""One recording -> the windows `koemo.inference.predictor.Predictor` scores, in flat memory.
+
+With the mel front-end the recording is never held whole (`streamed_windows`): it is read in
+blocks (`koemo.audio.stream.AudioStream`: soundfile blocks, a stateful resampler) twice.
+Pass 1, while the utterance is prepared, finds what depends on every frame (the dB reference,
+the number of frames) and makes load_audio's checks; pass 2 runs when the models ask for
+windows, computing the features a block at a time (`koemo.audio.block_features`) and cutting
+the windows from a buffer of about one batch of windows' frames (`WindowSource.chunks`). The
+features equal those of the whole recording computed at once (tests/test_block_features.py);
+peak memory: benchmarks/bench_predict_memory.py.
+
+The speech-encoder front-end runs its encoder over the whole recording, so it loads it whole
+(`whole_windows`), as does `Predictor.read_in_blocks = False` (the reference path).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from koemo.audio.io import AudioInfo, AudioSource, load_audio
+from koemo.audio.stream import AudioStream
+from koemo.errors import KoemoInputError
+from koemo.inference.windows import WindowInfo, WindowSource, window_info, window_starts
+
+
+def recording_windows(predictor, audio: AudioSource, sample_rate: int | None
+                      ) -> tuple[WindowSource, WindowInfo, AudioInfo, Callable[[int], np.ndarray]]:
+    """(windows, their WindowInfo, AudioInfo, head: n -> the first n samples at 16 kHz)."""
+    rate = predictor.cfg.features.sample_rate
+    if predictor.speech_encoder is not None or not predictor.read_in_blocks:
+        wave, info = load_audio(audio, sample_rate, target_sample_rate=rate)
+        return (*whole_windows(predictor, wave, info), info, lambda n: wave[:n])
+    stream = AudioStream(audio, sample_rate, target_sample_rate=rate)
+    frames, windows = streamed_windows(predictor, stream)
+    return frames, windows, stream.info(), stream.head
+
+
+def streamed_windows(predictor, stream: AudioStream) -> tuple[WindowSource, WindowInfo]:
+    """Pass 1 now (dB reference, number of frames, the file's checks); the windows' features
+    are computed by pass 2 each time they are cut."""
+    from koemo.audio import block_features
+
+    fc, size = predictor.cfg.features, block_features.BLOCK_FRAMES     # (read here: tests shrink it)
+    step = block_features.block_samples(fc, size)
+    reference = block_features.scan_reference(stream.blocks(step), fc, fc.backend, size)
+    info = stream.info()
+    check_length(fc, info)
+    starts = window_starts(reference.n_frames, int(fc.max_frames), predictor.long_audio)
+    frames = WindowSource(
+        lambda: block_features.feature_blocks(stream.blocks(step), fc, reference, fc.backend, size),
+        reference.n_frames, int(fc.max_frames), starts, predictor._as_trained)
+    hop_s = fc.hop_length / fc.sample_rate
+    return frames, window_info(frames, predictor.window_seconds, hop_s, info.duration_s)
+
+
+def whole_windows(predictor, wave: np.ndarray, info: AudioInfo) -> tuple[WindowSource, WindowInfo]:
+    """The windows of a recording held whole: the speech encoder's states, or the mel features
+    computed at once."""
+    from koemo.audio.features import extract_features, frames_for
+
+    fc = predictor.cfg.features
+    if predictor.speech_encoder is not None:        # models.audio.frontend: encoder
+        from koemo.audio.speech_encoder import encoder_settings, whole_states
+
+        whole = whole_states(predictor.speech_encoder, wave, info.source)   # float16-rounded
+        n_frames, max_frames = whole.shape[1], encoder_settings(predictor.cfg).max_frames
+        finish, hop_s = None, predictor.speech_encoder.hop_seconds
+    else:
+        check_length(fc, info)
+        total = frames_for(wave.shape[0], fc.hop_length)
+        whole, n_frames = extract_features(wave, fc.model_copy(update={"max_frames": total}),
+                                           fc.backend)
+        max_frames, finish = int(fc.max_frames), predictor._as_trained
+        hop_s = fc.hop_length / fc.sample_rate
+    starts = window_starts(n_frames, max_frames, predictor.long_audio)
+    frames = WindowSource.of_array(whole, n_frames, max_frames, starts, finish)
+    return frames, window_info(frames, predictor.window_seconds, hop_s, info.duration_s)
+
+
+def check_length(fc, info: AudioInfo) -> None:
+    """KoemoInputError unless the recording has the frames the delta needs."""
+    from koemo.audio.features import min_samples
+
+    need = min_samples(fc)
+    if info.samples < need:
+        raise KoemoInputError(
+            f"{info.source}: audio too short ({info.duration_s:.3f} s); the features need at "
+            f"least {need / fc.sample_rate:.3f} s")
