@@ -8,9 +8,10 @@ import warnings
 
 from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 
-from koemo.dataset.splits import N_FOLDS, split_column
+from koemo.dataset.splits import N_FOLDS, SPLIT_COLUMNS, add_splits, split_column
 from koemo.errors import KoemoInputError
 from koemo.modeling.metrics import concordance_correlation
 
@@ -39,3 +40,22 @@ def test_ccc_of_identical_constant_series_is_nan_without_a_warning():
         warnings.simplefilter("error")
         assert math.isnan(concordance_correlation([3.0, 3.0, 3.0], [3.0, 3.0, 3.0]))
     assert concordance_correlation([3.0, 3.0], [2.0, 2.0]) == 0.0
+
+
+def split_cfg(**data):
+    return SimpleNamespace(data=SimpleNamespace(**{"split_seed": 1, "folds_file": None, **data}))
+
+
+def test_add_splits_needs_three_rows():
+    """The paper split takes 20 % test, then 10 % of the rest as valid: two rows leave one for
+    the second split, which scikit-learn refuses with its own error. add_splits 16/17/18."""
+    def rows(n):
+        return pd.DataFrame({"segment_id": [f"u{i}" for i in range(n)],
+                             "session": list(range(1, n + 1))})
+    out = add_splits(rows(3), split_cfg())
+    for column in SPLIT_COLUMNS:
+        assert set(out[column]) <= {"train", "valid", "test"}, column
+    assert sorted(out["split_paper"]) == ["test", "train", "valid"]
+    for n in (1, 2):
+        with pytest.raises(KoemoInputError, match=f"cannot split {n} utterance.*at least 3"):
+            add_splits(rows(n), split_cfg())
