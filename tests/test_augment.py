@@ -7,6 +7,7 @@ import pytest
 
 from koemo.dataset.augment import frequency_mask, plan_augmentation
 from koemo.config.load import CONFIG_DIR, load_config, with_changes
+from koemo.errors import KoemoInputError
 
 # The paper's train split before augmentation: 9,161 rows, minority 115 + 98 + 81 = 294.
 PAPER_TRAIN_COUNTS = {"neutral": 8017, "happy": 850, "surprise": 115, "angry": 98, "sad": 81}
@@ -147,3 +148,60 @@ def test_faithful_seeds_give_every_sample_the_same_mask(paper_train, faithful_cf
     varied = masks(plan_augmentation(paper_train, fixed_cfg))
     assert not np.array_equal(varied[0][2], varied[1][2])
     assert not np.array_equal(varied[1][2], varied[2][2])
+
+
+# Survivors of mutation testing (benchmarks/results/2026-12-02-mutation-augment.json), named by
+# their mutmut ids (x_<function>__mutmut_<n>).
+
+def test_mask_draws_follow_the_documented_order(faithful_cfg):
+    """start in [0, max_start), width in [w0, w1), a sorted dB pair inside the range, then the
+    noise [2, n_frames, stop - start]: the device-resident data replays exactly these draws.
+    draw_frequency_mask 11 (start from 1), 24 (dB high dropped: noise up to +1 dB), 39 (noise
+    of 3 channels)."""
+    from koemo.dataset.augment import draw_frequency_mask
+    aug = faithful_cfg.augment.model_copy(update={"freq_mask_db_range": [-2.0, -1.0]})
+    for seed in range(5):
+        start, stop, noise = draw_frequency_mask(128, 7, np.random.default_rng(seed), aug)
+        rng = np.random.default_rng(seed)
+        want_start = int(rng.integers(0, 128))
+        want_stop = min(want_start + int(rng.integers(10, 30)), 128)
+        lo, hi = np.sort(rng.uniform(-2.0, -1.0, size=2))
+        assert (start, stop) == (want_start, want_stop)
+        np.testing.assert_array_equal(noise, rng.uniform(lo, hi, size=(2, 7, stop - start)))
+        assert noise.min() >= -2.0 and noise.max() <= -1.0
+    # The only start below max_start = 1 is bin 0.
+    first = faithful_cfg.augment.model_copy(update={"freq_mask_max_start": 1})
+    assert all(draw_frequency_mask(64, 3, np.random.default_rng(s), first)[0] == 0
+               for s in range(5))
+
+
+@pytest.mark.parametrize("shape", [(3, 40, 128), (2, 40), (1, 40, 128)])
+def test_frequency_mask_refuses_anything_but_two_channels_of_frames_by_bins(shape, faithful_cfg):
+    """frequency_mask 2 (`or` -> `and`), 8 (no message)."""
+    with pytest.raises(KoemoInputError, match=r"expected features \[2, T, F\]"):
+        frequency_mask(np.zeros(shape, dtype=np.float32), 10, np.random.default_rng(0),
+                       faithful_cfg.augment)
+
+
+def test_frequency_mask_cuts_n_frames_at_the_feature_length(faithful_cfg):
+    """More frames asked for than the features hold (T = 40 < F = 128 < 100): the mask covers
+    the 40. frequency_mask 15 (cut at F instead of T)."""
+    feat = spectrogram(n_frames=40, total=40)
+    out = frequency_mask(feat, 100, np.random.default_rng(0), faithful_cfg.augment)
+    bins = masked_band(feat, out, 0)
+    assert bins.size and (out[0, :, bins] != feat[0, :, bins]).all()
+
+
+def test_derived_seed_is_pinned():
+    """The fixed plan's seeds are recorded with runs; they must not change between versions.
+    derived_seed 10 (big-endian bytes), 18 (mask 2**63 - 2 clears the low bit)."""
+    from koemo.dataset.augment import derived_seed
+    assert derived_seed(824, "Sess01_script01_User001F_00000", "swap_text") == 7312812941007043019
+    assert derived_seed(824, "Sess01_script01_User001F_00001", "mask_audio") == 2593661842896907720
+
+
+@pytest.mark.parametrize("missing", ["label", "segment_id"])
+def test_plan_needs_both_label_and_segment_id(missing, paper_train, fixed_cfg):
+    """plan_augmentation 2 (`or` -> `and`: one missing column passed), 9 (no message)."""
+    with pytest.raises(KoemoInputError, match="the train table needs columns label and segment_id"):
+        plan_augmentation(paper_train.drop(columns=missing), fixed_cfg)

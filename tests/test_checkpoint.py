@@ -231,3 +231,208 @@ def test_training_state_resumes_optimizer_scheduler_and_rngs(cfg, tmp_path):
         load_training_state(tmp_path)
     with pytest.raises(CheckpointError, match="nothing to resume"):
         load_training_state(tmp_path / "elsewhere")
+
+
+# Survivors of mutation testing (benchmarks/results/2026-12-02-mutation-checkpoint.json), named
+# by their mutmut ids (x_<function>__mutmut_<n>).
+
+META_KEYS = {"format", "stage", "kind", "regressors", "classes", "num_heads", "config_name",
+             "config_fingerprint", "feature_fingerprint", "data_fingerprint", "epoch", "metrics",
+             "versions", "saved_at", "config", "weights_sha256"}
+
+
+def test_meta_json_holds_exactly_the_documented_entries(tmp_path):
+    """What a checkpoint saved without `meta` records, read by predictors, reports and the
+    hub; the safetensors header says format pt (transformers refuses files without it).
+    checkpoint_snapshot 19/20/51-54/59-64/67/68 (renamed keys), 40 (an audio model recorded
+    with regressors), 45/47 (configured classes ignored), 55 (fingerprint of None), 70 (local
+    time without a zone); _weights_bytes 2, 4-10; write_checkpoint 3/5/7 (no parents made),
+    35/39 (a Path in meta is not JSON)."""
+    import datetime as dt
+
+    from safetensors import safe_open
+
+    from koemo.config.fingerprints import fingerprint
+    three = load_config("tiny", DETERMINISTIC + ["data.classes=[neutral,happy,sad]"])
+    directory = save_checkpoint(tmp_path / "runs" / "r1" / "audio", AudioRegressor(three), three,
+                                {"source": tmp_path / "elsewhere"})
+    meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
+    assert set(meta) == META_KEYS | {"source"}
+    assert (meta["stage"], meta["kind"], meta["regressors"]) == ("audio", None, False)
+    assert meta["classes"] == ["neutral", "happy", "sad"]
+    assert (meta["config_name"], meta["config_fingerprint"]) == ("tiny", fingerprint(three))
+    assert (meta["data_fingerprint"], meta["epoch"], meta["metrics"]) == (None, None, {})
+    assert dt.datetime.fromisoformat(meta["saved_at"]).utcoffset() == dt.timedelta(0)
+    assert meta["source"] == str(tmp_path / "elsewhere")
+    with safe_open(directory / WEIGHTS_FILE, framework="pt") as fh:
+        assert fh.metadata() == {"format": "pt", "koemo_stage": "audio"}
+
+
+def test_a_meta_stage_that_contradicts_the_model_is_refused(cfg, tmp_path):
+    """checkpoint_snapshot 6/10/11 (the check reads another key: meta's stage would overwrite
+    the record's), 13-15 (no message, or a KeyError building it)."""
+    with pytest.raises(ValueError, match="meta says stage 'text' but the model is a audio model"):
+        save_checkpoint(tmp_path, AudioRegressor(cfg), cfg, {"stage": "text"})
+    assert not (tmp_path / META_FILE).exists()
+
+
+def test_a_snapshot_does_not_share_memory_with_the_model(cfg):
+    """Background writers save a snapshot while training updates the weights in place.
+    cpu_copy 4/7 (`.to("cpu")` without copy=True returns the CPU tensor itself)."""
+    from koemo.modeling.checkpoint import checkpoint_snapshot
+    model = AudioRegressor(cfg)
+    snapshot = checkpoint_snapshot(model, cfg)
+    before = {k: v.clone() for k, v in snapshot["state"].items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    assert all(torch.equal(snapshot["state"][k], v) for k, v in before.items())
+
+
+def test_copy_checkpoint_into_a_new_nested_and_then_an_existing_directory(audio_ckpt, tmp_path):
+    """copy_checkpoint 4 (no parents made), 5 (an existing directory refused)."""
+    from koemo.modeling.checkpoint import copy_checkpoint
+    source, _ = audio_ckpt
+    target = tmp_path / "run" / "best"
+    for _ in range(2):
+        copy_checkpoint(source, target)
+        assert load_checkpoint(target)[1] == load_checkpoint(source)[1]
+
+
+def test_saved_config_warns_about_keys_of_another_version(cfg):
+    """saved_config 13/15 (the note lost, or warn() without a message), 3/4 (a typed config
+    in meta looked up under another key)."""
+    from koemo.config.fingerprints import written_config
+    from koemo.modeling.checkpoint import saved_config
+    assert saved_config({"config": cfg}) is cfg
+    written = written_config(cfg)
+    written["train"] = {**written["train"], "from_the_future": 1}
+    with pytest.warns(UserWarning, match="from_the_future.*ignored"):
+        assert saved_config({"config": written}).name == "tiny"
+
+
+def test_a_pooled_fusion_with_regressors_has_no_fusion_heads(cfg):
+    """The regressors' attention is theirs, not the fusion's. model_num_heads 13-15 (the
+    TextModel prefix broken: the text regressor's heads counted as the fusion's)."""
+    from koemo.modeling.checkpoint import model_num_heads
+    model = build_classifier("tensor", cfg, AudioRegressor(cfg), TextRegressor(cfg))
+    assert model_num_heads(model) == {"multimodal": None, "audio": 2, "text": 2}
+
+
+def test_a_rebuild_uses_the_recorded_heads_and_the_asked_attention(cfg, tmp_path):
+    """Regressors saved with 4 heads (the config says 2) rebuild with 4; attention_impl
+    reaches every attention layer, the classifier's regressors included. build_model 8/12/13,
+    19/22-25, 32/36-39, 57/61-64 (recorded heads ignored), 21/35/52/60/74 (attention_impl
+    dropped)."""
+    from koemo.modeling.layers import MultiHeadAttention
+    torch.manual_seed(0)
+    audio, text = AudioRegressor(cfg, num_heads=4), TextRegressor(cfg, num_heads=4)
+    clf = build_classifier("attention_lstm", cfg, AudioRegressor(cfg), TextRegressor(cfg, num_heads=4))
+    for stage, model in (("audio", audio), ("text", text), ("multimodal", clf)):
+        save_checkpoint(tmp_path / stage, model, cfg)
+        rebuilt = build_from_checkpoint(tmp_path / stage, attention_impl="manual")
+        impls = {m.attention_impl for m in rebuilt.modules() if isinstance(m, MultiHeadAttention)}
+        assert impls == {"manual"}, stage
+        assert {n: m.num_heads for n, m in rebuilt.named_modules()
+                if isinstance(m, MultiHeadAttention)} == \
+            {n: m.num_heads for n, m in model.named_modules()
+             if isinstance(m, MultiHeadAttention)}, stage
+    assert rebuilt.TextModel.num_heads == 4
+
+
+def test_unknown_stage_and_unbuildable_meta_name_the_problem(cfg, tmp_path):
+    """build_model 43, build_from_checkpoint 22 (messages replaced by None)."""
+    from koemo.modeling.checkpoint import build_model
+    with pytest.raises(CheckpointError, match="unknown checkpoint stage 'foo'"):
+        build_model({"stage": "foo", "config": cfg})
+    directory = save_checkpoint(tmp_path, build_classifier("tensor", cfg), cfg)
+    meta = json.loads((directory / META_FILE).read_text())
+    (directory / META_FILE).write_text(json.dumps({**meta, "kind": "nope"}))
+    with pytest.raises(CheckpointError, match="cannot rebuild the model from meta.json") as err:
+        build_from_checkpoint(directory)
+    assert str(directory) in str(err.value)
+
+
+def test_load_into_checks_stage_config_heads_and_keys_naming_the_directory(cfg, audio_ckpt,
+                                                                           tmp_path):
+    """Every CheckpointError names the checkpoint (the module's contract). load_into 3/5 (no
+    stage check), 8-13 (check_config called wrongly), 16/22 and build_from_checkpoint
+    11/25/31 (None for the directory); load_weights 7/21/22 (unexpected keys unreported)."""
+    from safetensors.torch import save_file
+    directory, model = audio_ckpt
+    text_dir = save_checkpoint(tmp_path / "text", TextRegressor(cfg), cfg)
+    with pytest.raises(CheckpointError, match="a text checkpoint, expected a audio one"):
+        load_into(AudioRegressor(cfg), text_dir)
+    assert load_into(AudioRegressor(cfg), directory, cfg)["stage"] == "audio"
+    other = load_config("tiny", ["models.audio.rnn_hidden=8"])
+    wrong_heads = AudioRegressor(cfg, num_heads=4)
+    for call in (lambda: load_into(AudioRegressor(other), directory, other),
+                 lambda: build_from_checkpoint(directory, cfg=other),
+                 lambda: load_into(wrong_heads, directory),
+                 lambda: load_into(AudioRegressor(load_config("tiny", ["models.audio.n_layers=2"])),
+                                   directory)):
+        with pytest.raises(CheckpointError) as err:
+            call()
+        assert str(err.value).startswith(f"{directory}: "), str(err.value)
+    # A state with one key too many: reported as unexpected, not left to torch's own error.
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    state = {**model.state_dict(), "stray.weight": torch.zeros(1)}
+    save_file(state, extra / WEIGHTS_FILE)
+    meta = json.loads((directory / META_FILE).read_text())
+    meta["weights_sha256"] = hashlib.sha256((extra / WEIGHTS_FILE).read_bytes()).hexdigest()
+    (extra / META_FILE).write_text(json.dumps(meta))
+    for call in (lambda: load_into(AudioRegressor(cfg), extra),
+                 lambda: build_from_checkpoint(extra)):
+        with pytest.raises(CheckpointError, match=r"unexpected: stray\.weight") as err:
+            call()
+        assert str(err.value).startswith(f"{extra}: ")
+
+
+class NotAllowed:
+    """Not on torch's weights_only allowlist: loading it would run arbitrary pickle code."""
+
+
+def test_training_state_edges(cfg, tmp_path):
+    """load_training_state 25 (the optimizer not loaded), 29 (a saved scheduler loaded into
+    None), 18/24 (a dict without the format), 16 (weights_only off), 37 (the mismatch error
+    without the file); save_training_state 10 (the given RNG state replaced by the current)."""
+    from koemo.modeling.checkpoint import CHECKPOINT_FORMAT, capture_rng_state
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.8)
+    model(torch.ones(1, 3)).sum().backward()
+    optimizer.step()
+    rng = capture_rng_state()
+    torch.rand(3)                                       # the global state moves on
+    save_training_state(tmp_path, optimizer, scheduler, epoch=1, rng_state=rng)
+    fresh = torch.optim.Adam(model.parameters(), lr=1e-3)
+    state = load_training_state(tmp_path, fresh, restore_rng=False)   # no scheduler given
+    assert len(fresh.state) == len(optimizer.state) == 2
+    assert torch.equal(state["rng"]["torch"], rng["torch"])
+
+    with pytest.raises(CheckpointError, match="does not fit this optimizer") as err:
+        load_training_state(tmp_path, torch.optim.Adam([torch.zeros(1, requires_grad=True)]))
+    assert str(tmp_path) in str(err.value)
+
+    path = tmp_path / "training_state.pt"
+    torch.save({"epoch": 1}, path)
+    with pytest.raises(CheckpointError, match="not a koemo training state"):
+        load_training_state(tmp_path)
+    torch.save({"format": CHECKPOINT_FORMAT, "epoch": 1, "best": None, "extra": {}, "rng": rng,
+                "optimizer": None, "scheduler": None, "payload": NotAllowed()}, path)
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        load_training_state(tmp_path, restore_rng=False)
+
+
+def test_configured_classes_are_compared_on_both_sides(cfg):
+    """Same label policy, other classes: a different classifier head. config_differences
+    21/23/28/31/32 (the checkpoint's classes read as the default), 35/37/42/45/46 (the
+    config's)."""
+    from koemo.modeling.checkpoint import check_config
+    three = load_config("tiny", ["data.classes=[neutral,happy,sad]"])
+    for saved, asked in ((three, cfg), (cfg, three)):
+        with pytest.raises(CheckpointError, match=r"x: checkpoint does not fit the config: "
+                                                  r"classes: checkpoint \[.*\] vs config"):
+            check_config({"config": saved}, asked, "x")
+    check_config({"config": three}, load_config("tiny", ["data.classes=[neutral,happy,sad]"]), "x")

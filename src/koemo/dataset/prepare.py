@@ -431,7 +431,7 @@ def _build_features(table: pd.DataFrame, workdir: Path, cfg: dict, progress: boo
 def _scan_and_write(data_root: Path, workdir: Path, cfg: dict, fp: str, strict: bool,
                     progress: bool, skip_unreadable: bool, started: float):
     records, out, counts = scan_corpus(data_root, cfg, strict, progress, skip_unreadable)
-    table = build_table(records, cfg) if len(records) >= 2 else None
+    table = build_table(records, cfg) if len(records) >= 3 else None
     report = make_report(data_root, workdir, cfg, fp,
                          table if table is not None else pd.DataFrame(columns=TABLE_COLUMNS),
                          out, counts)
@@ -439,7 +439,7 @@ def _scan_and_write(data_root: Path, workdir: Path, cfg: dict, fp: str, strict: 
     write_outputs(workdir, table, report)
     if table is None:
         raise KoemoInputError(f"{data_root}: {len(records)} utterance(s) kept, need at "
-                              f"least 2; see {workdir / REPORT_MD}")
+                              f"least 3; see {workdir / REPORT_MD}")
     return table, report
 
 

@@ -122,8 +122,8 @@ def add_splits(table: pd.DataFrame, cfg: dict) -> pd.DataFrame:
     data = cfg.data
     seed = int(data.split_seed)
     table = table.reset_index(drop=True).copy()
-    if len(table) < 2:
-        raise KoemoInputError(f"cannot split {len(table)} utterance(s): need at least 2")
+    if len(table) < 3:      # the paper split needs a test, a valid and a train row
+        raise KoemoInputError(f"cannot split {len(table)} utterance(s): need at least 3")
     folds = session_folds(table["session"], data.folds_file)
     cv5 = {f"split_cv5_{k}": cv5_split(table["session"].to_numpy(), folds, k, seed)
            for k in range(N_FOLDS)}
