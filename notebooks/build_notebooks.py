@@ -21,7 +21,7 @@ DATA_ROOT = ""            # your KEMDy20 copy: the folder holding annotation/ an
 WORKDIR = "data/work"     # prepared table, feature/text caches, training runs
 OUT = "paper"             # tables, figures and the run record
 SYNTHETIC = False         # True: use the bundled synthetic KEMDy20-format corpus instead
-KEMDY19_ROOT = ""         # your KEMDy19 copy, for the cross-corpus study (5-3); "" = none
+KEMDY19_ROOT = ""         # your KEMDy19 copy, for the cross-corpus study (5-3); empty: none
 # config overrides, one string each, such as "train.audio.epochs=2"; on a GPU:
 # "train.precision=auto" (bf16, or fp16 with a gradient scaler on a T4)
 OVERRIDES = []

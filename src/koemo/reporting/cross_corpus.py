@@ -112,7 +112,7 @@ def notes(leakage_free: bool) -> list[str]:
     if leakage_free:
         text.append(f"`{UNSEEN}`: macro F1 again on the test utterances whose text occurs in "
                     f"none of the run's training or validation rows; `{UNSEEN_SHARE}`: the "
-                    "share of test utterances that leaves.")
+                    "share of test utterances that remains.")
     return text
 
 
