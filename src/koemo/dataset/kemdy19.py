@@ -258,7 +258,7 @@ def report_lines(counts: dict | None) -> list[str]:
 
 class DialogueFolders:
     """The names in every `wav/SessionNN/SessNN_<dialogue>/` folder, listed once (the
-    counterpart of prepare.WavFolders). A transcript misnamed by one (`..._M015.txt` beside
+    counterpart of corpus_files.WavFolders). A transcript misnamed by one (`..._M015.txt` beside
     `..._M016.wav`) is read for its utterance, with a note, when no utterance of that other
     number exists."""
 
@@ -306,6 +306,11 @@ class DialogueFolders:
                               f".txt; no utterance {other_id} exists, so the name is off by one)")
                 return f"{other_id}.txt"
         return None
+
+    def claim(self, session: int, segment_id: str) -> None:
+        """Nothing to record: unclaimed() already leaves out the files of every utterance the
+        annotation lists, dropped rows included (and locating here would repeat the note of a
+        misnamed transcript)."""
 
     def unclaimed(self) -> list[Path]:
         """Files no row claimed, less those of utterances the annotation lists (a row dropped

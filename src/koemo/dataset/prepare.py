@@ -294,8 +294,7 @@ def scan_corpus(data_root: Path, cfg: dict, strict: bool = False, progress: bool
     for session, csv_path, frame in frames:
         for row in frame.itertuples(index=False):
             bar.update(1)
-            if hasattr(folders, "claim"):
-                folders.claim(session, row.segment_id)
+            folders.claim(session, row.segment_id)
             parsed = _check_row(row, csv_path, session, seen, out, corpus.parse)
             if parsed is None:
                 continue

@@ -20,7 +20,7 @@ class _Corpus(NamedTuple):
     """What differs between the corpora; the row loop of scan_corpus is shared."""
     name: str
     frames: list            # (session, annotation file, rows in KEMDy20's column shape)
-    folders: object         # locate(session, segment_id, suffix) and unclaimed()
+    folders: object         # folder_problem, locate, claim and unclaimed (as corpus_files.WavFolders)
     parse: Callable
     encoding: str
     clean: Callable
