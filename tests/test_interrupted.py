@@ -62,7 +62,7 @@ def _wait_for_lone_unfinished_run(proc: subprocess.Popen, work: Path) -> Path:
     deadline = time.monotonic() + 600
     while True:
         assert proc.poll() is None, proc.communicate()[0][-3000:]
-        assert time.monotonic() < deadline
+        assert time.monotonic() < deadline, "reproduce hung: no run saved an epoch in 600 s"
         seeds = _seed_dirs(work)
         finished = [d for d in seeds if (d / "test_metrics.json").is_file()]
         assert len(finished) < 3, "killed too late: every run had finished"
@@ -136,7 +136,7 @@ def test_workers_die_with_the_process_that_started_them(tmp_path):
     deadline = time.monotonic() + 120
     workers = []
     while len(workers) < 2:         # both spawned
-        assert time.monotonic() < deadline
+        assert time.monotonic() < deadline, "the workers were not spawned within 120 s"
         workers = [p for p in psutil.Process(owner.pid).children()
                    if "resource_tracker" not in " ".join(p.cmdline())]
         time.sleep(0.2)
