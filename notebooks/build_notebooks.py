@@ -158,8 +158,8 @@ NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
         "each score with its 95% bootstrap interval; the page states \"A beats B\" only where a "
         "paired test's interval excludes 0.",
         [
-            "import koemo.reporting.report\n"
-            "page = koemo.reporting.report.write_paper_page(ctx.workdir, cfg, ctx.out)\n"
+            "import koemo.reporting.page\n"
+            "page = koemo.reporting.page.write_paper_page(ctx.workdir, cfg, ctx.out)\n"
             "display(Markdown(page.read_text(encoding='utf-8')))",
         ],
     ),
@@ -187,7 +187,8 @@ NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
             "    koemo.reporting.report.save_tables(frontends, ctx.tables, prefix='fusion_')\n"
             "    display(Markdown(koemo.reporting.report.markdown_table(frontends['frontends'])))",
             "# the results page (written by 5-1) gains the fusion table and figure\n"
-            "page = koemo.reporting.report.write_paper_page(ctx.workdir, cfg, ctx.out)",
+            "import koemo.reporting.page\n"
+            "page = koemo.reporting.page.write_paper_page(ctx.workdir, cfg, ctx.out)",
         ],
     ),
     "5-3_cross_corpus": (
@@ -212,7 +213,8 @@ NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
             "koemo.reporting.report.save_tables(tables, ctx.tables)\n"
             "display(Markdown(koemo.reporting.report.markdown_table(tables['cross_corpus'])))",
             "# the results page gains the cross-corpus tables\n"
-            "page = koemo.reporting.report.write_paper_page(ctx.workdir, cfg, ctx.out)",
+            "import koemo.reporting.page\n"
+            "page = koemo.reporting.page.write_paper_page(ctx.workdir, cfg, ctx.out)",
         ],
     ),
 }

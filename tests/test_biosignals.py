@@ -373,7 +373,7 @@ def test_missing_biosignal_folder_is_its_own_error_type(corpus_without_biosignal
 
 def test_notebook_step_records_not_available_and_the_page_shows_it(corpus_without_biosignals,
                                                                    tmp_path, tiny_config):
-    from koemo.reporting.report import write_paper_page
+    from koemo.reporting.page import write_paper_page
 
     out = tmp_path / "paper"
     outcome = B.analyse_and_write(corpus_without_biosignals, out, signals=["TEMP", "EDA"])

@@ -10,7 +10,7 @@ import pytest
 from sklearn import metrics as skm
 
 from koemo.experiments import plan as ex
-from koemo.reporting import report
+from koemo.reporting import page as results_page, report
 
 SESSIONS = 3
 
@@ -161,7 +161,7 @@ def test_the_results_page_carries_the_notes(partial, trained, cfg, tmp_path):
     report.save_tables(report.classifier_tables(trained, pd.DataFrame(columns=ex.RUN_COLUMNS)),
                        tables, "multimodal_")
     report.save_runs(trained, tables / "runs_main.csv", partial[1])
-    page = report.write_paper_page(partial[1], cfg, out).read_text(encoding="utf-8")
+    page = results_page.write_paper_page(partial[1], cfg, out).read_text(encoding="utf-8")
     assert "folds 3, 4 skipped: no test session" in page
     assert "left out: group 'sad' has 1 row (needs >= 2)" in page
     assert report.LABEL_RULE in page

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from koemo.experiments import plan as ex
-from koemo.reporting import report
+from koemo.reporting import page as results_page, report
 from koemo.experiments import scaleout
 from koemo.config.load import load_config
 from koemo.modeling.runs import resume_fingerprint, run_dir_for
@@ -134,6 +134,6 @@ def test_a_plan_without_fusion_study_says_so_instead_of_an_empty_table(tmp_path)
         text = report.markdown_table(tables[name])
         assert "not in this config's plan" in text and "|" not in text
     report.save_tables(tables, tmp_path / "tables", prefix="fusion_")
-    page = report.write_paper_page(tmp_path, cfg, tmp_path).read_text()
+    page = results_page.write_paper_page(tmp_path, cfg, tmp_path).read_text()
     assert "## Fusion study" in page and "figures/fusion.png" not in page
     assert "same frozen regressors" not in page     # no description of a table not drawn

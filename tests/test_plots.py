@@ -7,7 +7,7 @@ import pytest
 
 from koemo.config.load import load_config
 from koemo.reporting import plots
-from koemo.reporting.report import write_paper_page
+from koemo.reporting.page import write_paper_page
 
 
 def _runs(tmp_path, stage="audio", metric="valid_ccc"):

@@ -131,7 +131,8 @@ def fusion_runs(tmp_path, labels) -> pd.DataFrame:
 
 
 def test_fusion_table_and_results_page_state_only_supported_claims(tmp_path, labels, tiny_config):
-    from koemo.reporting.report import fusion_tables, save_tables, write_paper_page
+    from koemo.reporting.page import write_paper_page
+    from koemo.reporting.report import fusion_tables, save_tables
 
     from koemo.config.load import with_changes
 
