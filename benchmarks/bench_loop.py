@@ -61,7 +61,7 @@ def prepared_workdir(cfg: dict, root: Path) -> Path:
 
 
 def _job(stage: str, workdir: Path, cfg: dict, run_dir: Path, device):
-    from koemo.modeling.train import build_stage
+    from koemo.modeling.stage import build_stage
 
     model = None
     if stage == "multimodal":   # fresh regressors: their speed, not their training, matters here
@@ -97,7 +97,8 @@ def stage_rows(stage: str, workdir: Path, cfg: dict, run_dir: Path, device, repe
     one epoch or its first `max_steps` steps (the same steps on every side)."""
     from koemo.modeling.precision import autocast_for, resolve_precision
     from koemo.modeling.resident import make_resident
-    from koemo.modeling.train import epoch_seed, loss_function, make_loader, train_epoch
+    from koemo.modeling.train import epoch_seed, loss_function, train_epoch
+    from koemo.modeling.stage import make_loader
 
     precision = resolve_precision(cfg.train.precision, device)
     settings, num_workers = cfg.train.stage(stage), int(cfg.train.num_workers)

@@ -108,7 +108,7 @@ def run(size: str = "tiny") -> list[dict]:
     from koemo.modeling import data as D
     from koemo.modeling.fusion import build_classifier
     from koemo.modeling.models import AudioRegressor, TextRegressor
-    from koemo.modeling.train import cached_forward, raw_forward, make_loader
+    from koemo.modeling.stage import cached_forward, raw_forward, make_loader
 
     spec = SIZES[size]
     cfg = load_config(spec["config"], ["fixes.eval_attention_dropout_off=true"])

@@ -35,7 +35,7 @@ def _random_stage(stage: str, cfg: dict, device, generator: torch.Generator):
     """(model, batch maker, loss) for one stage at the config's padded shapes."""
     from koemo.experiments.footprint import sequence_length, text_width
     from koemo.modeling.models import AudioRegressor, EmoClassifier, TextRegressor
-    from koemo.modeling.train import cached_forward, regressor_forward
+    from koemo.modeling.stage import cached_forward, regressor_forward
 
     batch_size = int(cfg.train.stage(stage).batch_size)
     frames, tokens = int(cfg.features.max_frames), int(cfg.text.max_length)
@@ -144,8 +144,8 @@ def trim_rows(stage: str, workdir: Path, cfg: dict, run_dir: Path, device, steps
     from koemo.experiments.plan import corrected
     from koemo.modeling import trim
     from koemo.modeling.precision import resolve_precision
-    from koemo.modeling.train import (build_stage, epoch_seed, loss_function, make_loader,
-                                      predict, resident_datasets, train_epoch)
+    from koemo.modeling.train import epoch_seed, loss_function, predict, train_epoch
+    from koemo.modeling.stage import build_stage, make_loader, resident_datasets
 
     cfg = corrected(cfg)
     if device.type == "cpu":

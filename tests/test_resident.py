@@ -13,7 +13,8 @@ from koemo.dataset.augment import draw_frequency_mask
 from koemo.config.load import load_config
 from koemo.modeling import data as D
 from koemo.modeling import resident as R
-from koemo.modeling.train import build_stage, make_loader, train_stage
+from koemo.modeling.train import train_stage
+from koemo.modeling.stage import build_stage, make_loader
 
 CPU = torch.device("cpu")
 FAITHFUL = ["train.resident=false"]
@@ -159,7 +160,8 @@ class CountingLoader:
 
 @pytest.mark.parametrize("progress", [False, True])
 def test_train_epoch_starts_the_loader_once(progress):
-    from koemo.modeling.train import StageJob, train_epoch
+    from koemo.modeling.train import train_epoch
+    from koemo.modeling.stage import StageJob
 
     model = torch.nn.Linear(3, 1)
     job = StageJob("audio", model, {}, {}, lambda m, batch, device: m(batch["x"]).squeeze(1))

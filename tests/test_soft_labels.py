@@ -13,7 +13,8 @@ from koemo.config.load import load_config
 from koemo.dataset.raters import soft_targets
 from koemo.errors import KoemoInputError
 from koemo.modeling import data as D
-from koemo.modeling.train import StageJob, build_stage, loss_function, train_stage
+from koemo.modeling.train import loss_function, train_stage
+from koemo.modeling.stage import StageJob, build_stage
 
 ONE_BATCH = [f"train.{stage}.{key}={value}" for stage in ("audio", "text", "multimodal")
              for key, value in (("batch_size", 256), ("epochs", 1))]

@@ -159,7 +159,7 @@ def test_evaluate_reproduces_the_test_scoring(runs, workdir):
 
 def test_frozen_cache_holds_the_regressor_outputs(runs, workdir, cfg):
     from koemo.modeling.checkpoint import build_from_checkpoint
-    from koemo.modeling.train import build_stage
+    from koemo.modeling.stage import build_stage
 
     dirs = runs
     classifier = build_from_checkpoint(dirs["multimodal"] / "last")
@@ -316,7 +316,8 @@ def test_early_stopping_and_best_checkpoint_scoring(workdir, tmp_path):
 
 
 def test_balanced_class_weights_follow_train_counts(cfg):
-    from koemo.modeling.train import StageJob, class_weights
+    from koemo.modeling.train import class_weights
+    from koemo.modeling.stage import StageJob
 
     rows = pd.DataFrame({"label_id": [0, 0, 0, 0, 1, 2, 2, 3, 4, 4]})
     job = StageJob("multimodal", torch.nn.Linear(1, 1), {}, {"train": rows}, None,

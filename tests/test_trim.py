@@ -13,7 +13,8 @@ from koemo.config.load import load_config, with_changes
 from koemo.errors import KoemoInputError
 from koemo.experiments.plan import corrected
 from koemo.modeling import trim
-from koemo.modeling.train import cached_forward, regressor_forward, train_stage
+from koemo.modeling.train import train_stage
+from koemo.modeling.stage import cached_forward, regressor_forward
 
 TOL = 1e-6
 

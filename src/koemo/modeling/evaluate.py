@@ -10,8 +10,8 @@ from koemo.errors import KoemoInputError
 from koemo.modeling.precision import resolve_device, resolve_precision
 from koemo.modeling.runs import split_name
 from koemo.modeling.trim import trimming_forward
-from koemo.modeling.train import (STAGES, build_stage, make_loader, predict, prediction_table,
-                                  resident_datasets, score)
+from koemo.modeling.train import predict, prediction_table, score
+from koemo.modeling.stage import STAGES, build_stage, make_loader, resident_datasets
 
 
 def resolve_checkpoint(run_or_checkpoint: str | Path, cfg: dict | None) -> tuple[Path, dict]:

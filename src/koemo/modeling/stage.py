@@ -1,0 +1,172 @@
+"""One stage's datasets, model and forward call, assembled for the training loop
+(koemo.modeling.train) and for scoring again (koemo.modeling.evaluate): `build_stage` reads the
+prepared table, the feature store or speech-encoder cache and the text-state cache, and for the
+classifier the frozen regressors (with cache_frozen, their outputs cached per split)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch.utils.data import DataLoader
+
+from koemo.config.fingerprints import fingerprint
+from koemo.config.workdir import load_utterances
+from koemo.errors import KoemoInputError
+from koemo.modeling import data as D
+from koemo.modeling.runs import resume_fingerprint, run_dir_for
+
+STAGES = ("audio", "text", "multimodal")
+
+
+@dataclass
+class StageJob:
+    """Everything the loop needs for one stage: the module to train, data and how to call it."""
+    stage: str
+    model: torch.nn.Module                      # what gets checkpointed
+    datasets: dict                              # split -> Dataset
+    rows: dict                                  # split -> DataFrame (row order = dataset order)
+    forward: Callable                           # (model, batch, device) -> pred [B] | logits [B,C]
+    classes: list = field(default_factory=list)
+    majority_class: str | None = None
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.stage == "multimodal"
+
+
+def regressor_forward(model, batch, device):
+    if "feats" in batch:
+        return model(batch["feats"].to(device), batch["lengths"].to(device))["pred"]
+    return model(batch["states"].to(device), batch["attention_mask"].to(device))["pred"]
+
+
+def cached_forward(model, batch, device):
+    # float16 from the cache: moved as is, widened on the device.
+    return model(batch["audio_hidden"].to(device, non_blocking=True).float(),
+                 batch["audio_mask"].to(device, non_blocking=True),
+                 batch["text_hidden"].to(device, non_blocking=True).float(),
+                 batch["text_mask"].to(device, non_blocking=True))["logits"]
+
+
+def raw_forward(model, batch, device):
+    return model.forward_raw(batch["feats"].to(device), batch["lengths"].to(device),
+                             batch["states"].to(device), batch["attention_mask"].to(device))["logits"]
+
+
+def _feature_store(workdir, cfg, progress: bool = False):
+    # mel+delta FeatureStore, or the speech-encoder state cache (models.audio.frontend).
+    from koemo.audio.encoder_store import open_audio_store
+    return open_audio_store(workdir, cfg, progress=progress)
+
+
+def build_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, *, run_dir: Path,
+                device: torch.device, classifier_kind: str = "attention_lstm",
+                splits=D.SPLITS, model: torch.nn.Module | None = None,
+                cache_frozen: bool | None = None, augment: bool = True,
+                progress: bool = False) -> StageJob:
+    """Datasets and model for one stage. `model` (e.g. from a checkpoint) replaces a fresh one;
+    augment=False gives the training split without augmented copies."""
+    if stage not in STAGES:
+        raise KoemoInputError(f"stage must be one of {STAGES}, not {stage!r}")
+    if stage == "multimodal" and model is None:     # first: missing regressors fail fast
+        model = build_classifier_from_regressors(workdir, cfg, seed, classifier_kind)
+    table = load_utterances(workdir)
+    rows = {split: D.stage_rows(table, cfg, split, seed, augment) for split in splits}
+    train_rows = D.split_rows(table, cfg, "train")
+    majority = train_rows["label"].value_counts().idxmax() if "label" in train_rows else None
+    if stage == "audio":
+        from koemo.modeling.models import AudioRegressor
+        store = _feature_store(workdir, cfg)
+        datasets = {s: D.AudioDataset(r, D.AudioFeatures(r, store, cfg)) for s, r in rows.items()}
+        return StageJob(stage, model or AudioRegressor(cfg), datasets, rows, regressor_forward,
+                        majority_class=majority)
+    from koemo.text.encoder import open_text_pipeline
+    # The frozen encoder fills the state cache on the training device (a GPU encodes KoBERT's
+    # ~17,000 paper-scale sequences in seconds, a CPU in minutes); cached states are reused.
+    text = open_text_pipeline(cfg, workdir, device=str(device))
+    texts = {s: D.TextStates(r, text.tokenizer, text.cache, cfg) for s, r in rows.items()}
+    D.ensure_states(list(texts.values()), progress)
+    if stage == "text":
+        from koemo.modeling.models import TextRegressor
+        datasets = {s: D.TextDataset(r, texts[s]) for s, r in rows.items()}
+        return StageJob(stage, model or TextRegressor(cfg), datasets, rows, regressor_forward,
+                        majority_class=majority)
+    store = _feature_store(workdir, cfg)
+    raw = {s: D.MultimodalDataset(r, D.AudioFeatures(r, store, cfg), texts[s],
+                                  D.classifier_target(r, cfg) if s == "train" else None)
+           for s, r in rows.items()}
+    if cache_frozen is None:
+        cache_frozen = bool(cfg.train.multimodal.cache_frozen)
+    job = StageJob(stage, model, raw, rows, raw_forward, classes=list(cfg.data.classes),
+                   majority_class=majority)
+    if cache_frozen:
+        model.to(device)
+        key = {"regressors": regressor_fingerprint(model), "seed": seed,
+               "cfg": resume_fingerprint(cfg, "multimodal")}     # more epochs keep the cache
+        batch_size = cfg.train.multimodal.batch_size
+        source = resident_datasets(raw, cfg, device) if D.frozen_cache_missing(
+            run_dir / "frozen", key, raw) else raw
+        job.datasets = {
+            s: D.FrozenOutputsDataset(
+                D.cache_frozen_outputs(ds, model, run_dir / "frozen" / s, {**key, "split": s},
+                                       batch_size, device, progress,
+                                       loader=make_loader(source[s], batch_size, device, 0)),
+                ds.target)
+            for s, ds in raw.items()}
+        job.forward = cached_forward
+    return job
+
+
+def resident_datasets(datasets: dict, cfg: dict, device: torch.device) -> dict:
+    """The datasets (split -> dataset) on the device when train.resident (auto: when they fit)
+    says so, else as they are."""
+    from koemo.modeling.resident import make_resident, wants_resident
+
+    if int(cfg.train.num_workers) > 0 and cfg.train.resident == "auto":
+        return datasets                 # workers asked for: the DataLoader path
+    if not wants_resident(cfg.train.resident, datasets, device):
+        return datasets
+    return make_resident(datasets, device)
+
+
+def regressor_fingerprint(classifier) -> str:
+    """Hash of the frozen regressors' weights: cached outputs are valid only for these."""
+    digest = [[float(t.float().sum()), float(t.float().abs().sum()), list(t.shape)]
+              for prefix in ("AudioModel", "TextModel")
+              for t in getattr(classifier, prefix).state_dict().values()]
+    return fingerprint(digest)
+
+
+def build_classifier_from_regressors(workdir, cfg: dict, seed: int, classifier_kind: str):
+    """The classifier over the BEST regressor checkpoints of the same split/config/seed."""
+    from koemo.modeling.checkpoint import build_from_checkpoint
+    from koemo.modeling.fusion import build_classifier
+
+    regressors = []
+    for stage in ("audio", "text"):
+        best = run_dir_for(workdir, cfg, stage, seed) / "best"
+        if not best.is_dir():
+            raise KoemoInputError(
+                f"{best}: no trained {stage} regressor for this split/config/seed; run "
+                f"`koemo train {stage}` with the same --config/--seed/--set first")
+        regressors.append(build_from_checkpoint(best))
+    return build_classifier(classifier_kind, cfg, *regressors)
+
+
+def make_loader(dataset, batch_size: int, device: torch.device, num_workers: int,
+                shuffle_seed: int | None = None):
+    """Training loaders shuffle with their own seeded generator; evaluation keeps every row
+    in table order (no drop_last). A device-resident dataset gives its batches in the order
+    the DataLoader would (koemo.modeling.resident)."""
+    from koemo.modeling.resident import ResidentBatches, ResidentDataset
+
+    if isinstance(dataset, ResidentDataset):
+        return ResidentBatches(dataset, batch_size, shuffle_seed)
+    generator = None
+    if shuffle_seed is not None:
+        generator = torch.Generator().manual_seed(shuffle_seed)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle_seed is not None,
+                      generator=generator, drop_last=False, num_workers=num_workers,
+                      pin_memory=device.type == "cuda", collate_fn=D.collate)
