@@ -77,3 +77,13 @@ def test_no_import_circles():
 def test_top_level_keeps_only_entry_points():
     top = sorted(p.stem for p in PACKAGE.glob("*.py"))
     assert top == ["__init__", "__main__", "cli", "errors"]
+
+
+# A module past ~500 lines holds more than one concern: split it (docs/architecture.md).
+MAX_MODULE_LINES = 500
+
+
+def test_no_module_outgrows_one_concern():
+    long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py")
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES}
+    assert long == {}, f"split these by concern: {long}"
