@@ -21,7 +21,8 @@ instead (wav2vec2, HuBERT, WavLM: anything `transformers.AutoModel` loads with a
 Only the chosen layers are computed into the state cache (`koemo.audio.encoder_store`), once, so
 training costs what the paper's mel path costs. An utterance is encoded whole and its first
 `max_frames` frames are kept (as the mel path computes the whole spectrogram, then cuts);
-prediction encodes a whole recording and cuts it into the same windows as the mel path.
+prediction encodes a recording of up to 35 s whole, a longer one 30 s at a time
+(`piece_states`), and cuts the states into the same windows as the mel path.
 
 Batching: encoders with a layer-norm feature encoder whose feature extractor asks for an
 attention mask (`feat_extract_norm: layer` + `return_attention_mask`: wav2vec2-large-lv60,
@@ -36,7 +37,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -206,6 +207,51 @@ def whole_states(encoder: SpeechEncoder, wave: np.ndarray, label: str = "audio")
         raise KoemoInputError(f"{label}: audio too short ({wave.shape[0]} samples); the speech "
                               f"encoder needs at least {MIN_SAMPLES} samples")
     return encoder.states([wave])[0].astype(np.float32)
+
+
+# Prediction encodes a long recording in pieces of this length: self-attention over a whole
+# recording grows with its square (a 2-hour file would need terabytes), and the models were
+# trained on the states of utterances seconds long. A recording of up to one piece plus
+# TAIL_SECONDS is encoded whole, as training encoded each utterance.
+PIECE_SECONDS = 30.0
+TAIL_SECONDS = 5.0      # a shorter last piece is encoded with the one before it
+
+
+def receptive_field(encoder: SpeechEncoder) -> int:
+    """Samples one encoder frame sees, from the conv stack's kernels and strides (400 = 25 ms
+    for wav2vec2, HuBERT and WavLM)."""
+    config, field, jump = encoder.model.config, 1, 1
+    for kernel, stride in zip(config.conv_kernel, config.conv_stride):
+        field, jump = field + (int(kernel) - 1) * jump, jump * int(stride)
+    return field
+
+
+def piece_states(encoder: SpeechEncoder, blocks: Iterable[np.ndarray], label: str = "audio",
+                 piece_seconds: float = PIECE_SECONDS, tail_seconds: float = TAIL_SECONDS
+                 ) -> Iterator[np.ndarray]:
+    """float32 [K, n_i, H] states of a recording given as sample blocks of any sizes, encoded a
+    piece at a time: piece i gives frames [i*m, (i+1)*m) of the whole recording's frame grid
+    (it reads the few samples its last frame sees past its end), so the frames line up with
+    whole_states' although their states differ (each piece is encoded alone). Holds one piece
+    of samples and its states at a time; a recording shorter than a piece plus a tail is one
+    piece, whole_states exactly."""
+    hop = int(np.prod(encoder.model.config.conv_stride))
+    frames = max(1, int(round(piece_seconds * encoder.sample_rate / hop)))
+    piece, overlap = frames * hop, receptive_field(encoder) - hop
+    tail = max(overlap, int(round(tail_seconds * encoder.sample_rate)))
+    held = np.zeros(0, np.float32)
+    for block in blocks:
+        held = np.concatenate([held, np.asarray(block, np.float32)])
+        while len(held) >= piece + tail:
+            states = whole_states(encoder, held[:piece + overlap], label)
+            if states.shape[1] != frames:     # the conv stack is not the wav2vec2 kind
+                raise KoemoInputError(f"{label}: {encoder.source} gives {states.shape[1]} frames "
+                                      f"for {piece + overlap} samples, not {frames}; encode it "
+                                      "whole (Predictor.read_in_blocks = False)")
+            yield states
+            held = held[piece:]
+    if len(held):
+        yield whole_states(encoder, held, label)
 
 
 def cache_size_bytes(utterances: int, frames: int, layers: int, width: int) -> int:

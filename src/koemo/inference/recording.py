@@ -9,8 +9,14 @@ the windows from a buffer of about one batch of windows' frames (`WindowSource.c
 features equal those of the whole recording computed at once (tests/test_block_features.py);
 peak memory: benchmarks/bench_predict_memory.py.
 
-The speech-encoder front-end runs its encoder over the whole recording, so it loads it whole
-(`whole_windows`), as does `Predictor.read_in_blocks = False` (the reference path).
+The speech-encoder front-end reads the recording in blocks too (`encoded_windows`) and encodes
+it a piece of `PIECE_SECONDS` (30 s) at a time (`koemo.audio.speech_encoder.piece_states`):
+self-attention over a whole recording grows with its square, and the models were trained on the
+states of utterances seconds long, each encoded whole. A recording up to one piece (plus a
+5 s tail) is encoded whole, exactly as before; a longer one has states that differ from one
+whole-file pass (the extractor and a group-norm encoder normalise over their input, attention
+reads across it), on the same frame grid. `Predictor.read_in_blocks = False` loads the recording
+whole and encodes it in one pass (the reference path of the tests).
 """
 from __future__ import annotations
 
@@ -28,12 +34,37 @@ def recording_windows(predictor, audio: AudioSource, sample_rate: int | None
                       ) -> tuple[WindowSource, WindowInfo, AudioInfo, Callable[[int], np.ndarray]]:
     """(windows, their WindowInfo, AudioInfo, head: n -> the first n samples at 16 kHz)."""
     rate = predictor.cfg.features.sample_rate
-    if predictor.speech_encoder is not None or not predictor.read_in_blocks:
+    if not predictor.read_in_blocks:
         wave, info = load_audio(audio, sample_rate, target_sample_rate=rate)
         return (*whole_windows(predictor, wave, info), info, lambda n: wave[:n])
     stream = AudioStream(audio, sample_rate, target_sample_rate=rate)
-    frames, windows = streamed_windows(predictor, stream)
+    if predictor.speech_encoder is not None:
+        frames, windows = encoded_windows(predictor, stream)
+    else:
+        frames, windows = streamed_windows(predictor, stream)
     return frames, windows, stream.info(), stream.head
+
+
+def encoded_windows(predictor, stream: AudioStream) -> tuple[WindowSource, WindowInfo]:
+    """Pass 1 now (the file's checks and length); the speech encoder's states of each piece
+    are computed by pass 2 each time the windows are cut."""
+    from koemo.audio import speech_encoder as se
+
+    encoder, step = predictor.speech_encoder, int(se.PIECE_SECONDS * predictor.cfg.features.sample_rate)
+    for _ in stream.blocks(step):       # pass 1: info() (silence, length) needs one
+        pass
+    info = stream.info()
+    if info.samples < se.MIN_SAMPLES:
+        raise KoemoInputError(f"{info.source}: audio too short ({info.samples} samples); the "
+                              f"speech encoder needs at least {se.MIN_SAMPLES} samples")
+    n_frames = int(encoder.frames(info.samples)[0])
+    max_frames = se.encoder_settings(predictor.cfg).max_frames
+    starts = window_starts(n_frames, max_frames, predictor.long_audio)
+    pieces = (se.PIECE_SECONDS, se.TAIL_SECONDS)     # (read here: tests shrink them)
+    frames = WindowSource(lambda: se.piece_states(encoder, stream.blocks(step), info.source, *pieces),
+                          n_frames, max_frames, starts)
+    return frames, window_info(frames, predictor.window_seconds, encoder.hop_seconds,
+                               info.duration_s)
 
 
 def streamed_windows(predictor, stream: AudioStream) -> tuple[WindowSource, WindowInfo]:
