@@ -24,6 +24,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -78,11 +79,30 @@ def prepare_copy(work: Path, names: list[str]) -> None:
         fh.write(mutmut_section(names))
 
 
-def mutmut(work: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def mutmut_env() -> dict:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    return subprocess.run([sys.executable, "-m", "mutmut", *args], cwd=work, env=env,
+    return env
+
+
+def mutmut(work: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mutmut", *args], cwd=work, env=mutmut_env(),
                           capture_output=True, text=True, check=check)
+
+
+def mutmut_run(work: Path, names: list[str], time_limit_s: float | None
+               ) -> subprocess.CompletedProcess:
+    """`mutmut run [names]`; past time_limit_s it is interrupted as by Ctrl-C (mutmut stops its
+    workers and keeps every verdict so far; the rest stay "not checked")."""
+    with subprocess.Popen([sys.executable, "-m", "mutmut", "run", *names], cwd=work,
+                          env=mutmut_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True) as proc:
+        try:
+            out, _ = proc.communicate(timeout=time_limit_s)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGINT)
+            out, _ = proc.communicate()
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, "")
 
 
 def statuses(work: Path) -> dict[str, str]:
@@ -114,9 +134,12 @@ def module_entry(name: str, status_by_mutant: dict[str, str], work: Path) -> dic
         key = status.replace(" ", "_")
         stats[key] = stats.get(key, 0) + 1
     stats["total"] = len(mine)
-    killed, total = stats["killed"], stats["total"]
+    # A run limited by --mutants or --time-limit leaves mutants "not checked": the score is
+    # then over the checked ones (stats.total - stats.not_checked), and says so.
+    killed, checked = stats["killed"], stats["total"] - stats.get("not_checked", 0)
     return {"module": MODULES[name][0], "tests": MODULES[name][1], "stats": stats,
-            "score": round(killed / total, 4) if total else None,
+            "score": round(killed / checked, 4) if checked else None,
+            "score_over": "all mutants" if checked == stats["total"] else "checked mutants",
             "survivors": [{"mutant": m, "diff": mutmut(work, "show", m).stdout.strip()}
                           for m, s in mine.items() if s == "survived"]}
 
@@ -144,7 +167,7 @@ def rerun_survivors(work: Path, names: list[str]) -> tuple[subprocess.CompletedP
     alive = [m for m, s in statuses(work).items() if s == "survived" and module_of(m) in wanted]
     if not alive:
         raise SystemExit(f"no surviving mutants of {', '.join(names)} in {work}")
-    return mutmut(work, "run", *alive, check=False), len(alive)
+    return mutmut_run(work, alive, None), len(alive)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -155,6 +178,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rerun-survivors", action="store_true",
                         help="in --work, kept from an earlier run of the same modules, run only "
                              "its survivors again against the current tests (after adding tests)")
+    parser.add_argument("--mutants", nargs="+", default=[], metavar="GLOB",
+                        help="only these mutants (mutmut names, * allowed), e.g. "
+                             "'koemo.dataset.prepare.x__check_row*'")
+    parser.add_argument("--time-limit", type=float, metavar="MINUTES",
+                        help="stop mutmut after this long; unchecked mutants stay out of the score")
     args = parser.parse_args(argv)
     work = Path(args.work)
     if not args.rerun_survivors:
@@ -164,10 +192,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.rerun_survivors:
         run, n_rerun = rerun_survivors(work, args.only)
     else:
-        run = mutmut(work, "run", check=False)
+        run = mutmut_run(work, args.mutants,
+                         args.time_limit * 60 if args.time_limit is not None else None)
     wall_s, load_after = round(time.monotonic() - started, 1), os.getloadavg()
     status_by_mutant = statuses(work)
-    run_info = {"command": "python -m benchmarks.mutation --only " + " ".join(args.only),
+    command = "python -m benchmarks.mutation --only " + " ".join(args.only)
+    if args.mutants:
+        command += " --mutants " + " ".join(f"'{m}'" for m in args.mutants)
+    if args.time_limit is not None:
+        command += f" --time-limit {args.time_limit:g}"
+    run_info = {"command": command,
                 "run_modules": args.only, "machine": machine, "mutmut_exit": run.returncode,
                 "wall_s": wall_s, "load_1_5_15_before": [round(x, 2) for x in load_before],
                 "load_1_5_15_after": [round(x, 2) for x in load_after]}
