@@ -62,7 +62,11 @@ def mutmut_section(names: list[str]) -> str:
             f"pytest_add_cli_args_test_selection = {quoted(tests + ['-m', 'not slow'])}\n"
             "pytest_add_cli_args = [\"-p\", \"no:cacheprovider\", \"-x\"]\n"
             "also_copy = [\"configs\", \"benchmarks\", \"setup.py\"]\n"
-            "process_isolation = \"forkserver\"\n")
+            "process_isolation = \"forkserver\"\n"
+            # mutmut's CPU limit per mutant is (the covering tests' own durations + this) x 30;
+            # the durations leave out fixtures (test_prepare's builds a corpus, a table and
+            # features: ~35 s on two busy cores), whose mutants then "time out" unkilled.
+            "timeout_constant = 60\n")
 
 
 def prepare_copy(work: Path, names: list[str]) -> None:

@@ -51,3 +51,15 @@ def test_a_single_run_file_of_the_old_layout_is_kept(tmp_path):
     out.write_text(json.dumps(old))
     day = mutation.merge_day(out, "2026-12-02", {"models": {"score": 0.9}})
     assert day["earlier_run"] == old and day["modules"] == {"models": {"score": 0.9}}
+
+
+def test_a_limited_run_scores_only_the_checked_mutants(monkeypatch, tmp_path):
+    """--mutants / --time-limit leave mutants "not checked": they are counted, not scored."""
+    monkeypatch.setattr(mutation, "mutmut", lambda work, *args, **kw: type("R", (), {"stdout": ""}))
+    status = {"koemo.dataset.prepare.x_f__mutmut_1": "killed",
+              "koemo.dataset.prepare.x_f__mutmut_2": "survived",
+              "koemo.dataset.prepare.x_g__mutmut_1": "not checked",
+              "koemo.dataset.prepare.x_g__mutmut_2": "not checked"}
+    entry = mutation.module_entry("prepare", status, tmp_path)
+    assert entry["stats"]["total"] == 4 and entry["stats"]["not_checked"] == 2
+    assert entry["score"] == 0.5 and entry["score_over"] == "checked mutants"
