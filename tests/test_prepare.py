@@ -362,7 +362,22 @@ def test_recordings_without_signal_are_listed_by_session_and_stop_strict(prepare
     rows = prepared.report["no_signal_rows"]
     assert rows and prepared.report["input_problems"] == 0
     assert all(r["session"] == table.loc[r["segment_id"], "session"] for r in rows)
+    # no_signal_row 9/10/11/16: the file key renamed or the path / message lost.
+    assert all(r["file"] == table.loc[r["segment_id"], "wav_path"] for r in rows)
+    assert all(r["file"] in r["message"] for r in rows)
     with pytest.raises(KoemoInputError, match=r"--strict: stopping at the first input problem") as err:
         prepare(tiny_corpus, tmp_path / "strict", tiny_config, strict=True, progress=False,
                 features=False)
     assert rows[0]["file"] in str(err.value)
+
+
+def test_each_label_drop_gets_its_own_reason_code():
+    """_label_reason 2 (`startswith("tie")` never true: ties counted as label_not_in_classes):
+    counts_by_reason keeps ties, empty labels and labels outside the classes apart."""
+    from koemo.dataset.labels import resolve_label
+    from koemo.dataset.prepare import _label_reason
+
+    whys = {raw: resolve_label(raw, "paper5", PAPER_CLASSES)[1]
+            for raw in ("Angry;Sad", "", "disqust")}
+    assert {raw: _label_reason(why) for raw, why in whys.items()} == {
+        "Angry;Sad": "label_tie", "": "label_empty", "disqust": "label_not_in_classes"}
