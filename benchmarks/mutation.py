@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import fnmatch
 import json
 import os
 import shutil
@@ -162,16 +163,20 @@ def merge_day(out: Path, date: str, entries: dict[str, dict]) -> dict:
     return day
 
 
-def rerun_survivors(work: Path, names: list[str]) -> tuple[subprocess.CompletedProcess, int]:
-    """Run the surviving mutants of an earlier run in `work` again against today's tests (the
-    tests folder is copied in afresh; mutmut collects coverage for new tests itself)."""
+def rerun_survivors(work: Path, names: list[str], patterns: list[str], time_limit_s: float | None
+                    ) -> tuple[subprocess.CompletedProcess, int]:
+    """Run the surviving (or timed-out) mutants of an earlier run in `work` (those matching
+    `patterns`, if any) again against today's tests (the tests folder is copied in afresh; mutmut collects
+    coverage for new tests itself). One not reached within the time limit stays a survivor."""
     shutil.rmtree(work / "tests")
     shutil.copytree(REPO / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__"))
     wanted = {dotted(MODULES[n][0]) for n in names}
-    alive = [m for m, s in statuses(work).items() if s == "survived" and module_of(m) in wanted]
+    alive = [m for m, s in statuses(work).items()
+             if s in ("survived", "timeout") and module_of(m) in wanted
+             and (not patterns or any(fnmatch.fnmatchcase(m, p) for p in patterns))]
     if not alive:
         raise SystemExit(f"no surviving mutants of {', '.join(names)} in {work}")
-    return mutmut_run(work, alive, None), len(alive)
+    return mutmut_run(work, alive, time_limit_s), len(alive)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -193,11 +198,11 @@ def main(argv: list[str] | None = None) -> None:
         prepare_copy(work, args.only)
     from benchmarks.common import machine_description
     machine, load_before, started = machine_description(), os.getloadavg(), time.monotonic()
+    time_limit_s = args.time_limit * 60 if args.time_limit is not None else None
     if args.rerun_survivors:
-        run, n_rerun = rerun_survivors(work, args.only)
+        run, n_rerun = rerun_survivors(work, args.only, args.mutants, time_limit_s)
     else:
-        run = mutmut_run(work, args.mutants,
-                         args.time_limit * 60 if args.time_limit is not None else None)
+        run = mutmut_run(work, args.mutants, time_limit_s)
     wall_s, load_after = round(time.monotonic() - started, 1), os.getloadavg()
     status_by_mutant = statuses(work)
     command = "python -m benchmarks.mutation --only " + " ".join(args.only)
