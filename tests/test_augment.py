@@ -205,3 +205,11 @@ def test_plan_needs_both_label_and_segment_id(missing, paper_train, fixed_cfg):
     """plan_augmentation 2 (`or` -> `and`: one missing column passed), 9 (no message)."""
     with pytest.raises(KoemoInputError, match="the train table needs columns label and segment_id"):
         plan_augmentation(paper_train.drop(columns=missing), fixed_cfg)
+
+
+def test_plan_rows_are_numbered_once_each(paper_train, fixed_cfg):
+    """plan_augmentation 30/32/33 (`ignore_index=True` dropped): a copy would keep its
+    original's index label, so `.loc` on a label would return the original and its copies."""
+    plan = plan_augmentation(paper_train, fixed_cfg)
+    assert plan.index.equals(pd.RangeIndex(len(plan)))
+    assert plan["aug_seed"].dtype == np.int64

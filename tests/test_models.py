@@ -441,3 +441,232 @@ def test_encode_reads_the_states_of_a_model_output_or_a_tuple(return_dict):
     assert states.shape == (BATCH, cfg.text.max_length, text_input_dim(cfg))
     assert torch.equal(states, expected)
     assert torch.equal(text.forward_tokens(ids, mask)["pred"], text(expected, mask)["pred"])
+
+
+# --- survivors of mutation testing (benchmarks/results/2026-12-03-mutation.md) -----------------
+# Each test names the koemo.modeling.models mutants (mutmut ids) it kills.
+
+def floor_padded(feats: torch.Tensor, lengths) -> torch.Tensor:
+    """Padding at a non-zero dB value: the faithful masks then see it as frames."""
+    out = feats.clone()
+    for i, n in enumerate(lengths):
+        out[i, :, n:] = -80 * torch.rand_like(out[i, :, n:]) - 1e-3
+    return out
+
+
+def last_valid_pred(model: AudioRegressor, out: dict, lengths) -> torch.Tensor:
+    """What last_valid_step promises: the GRU output at each utterance's last frame."""
+    outputs, _ = model.gru(out["hidden"])
+    steps = torch.as_tensor(lengths) - 1
+    return model.fc(outputs[torch.arange(outputs.size(0)), steps]).squeeze(-1)
+
+
+def test_last_valid_step_reads_the_lengths_even_under_the_faithful_masks():
+    """AudioRegressor.forward 20/21/22 (which mask picks the step) and 27/28 (length_mask's
+    arguments): with the faithful nonzero-frame masks, floor-valued padding counts as frames
+    for the layers, but the step read is still the last frame within `lengths`; without
+    lengths, zero padding ends the utterance where its frames stop."""
+    cfg = tiny("eval_attention_dropout_off", "last_valid_step")
+    feats, lengths = audio_batch(cfg)
+    model = AudioRegressor(cfg).eval()
+    with torch.no_grad():
+        floored = floor_padded(feats, LENGTHS)
+        out = model(floored, lengths)
+        torch.testing.assert_close(out["pred"], last_valid_pred(model, out, LENGTHS))
+        out = model(feats)                       # zero padding, no lengths: the nonzero rule
+        torch.testing.assert_close(out["pred"], last_valid_pred(model, out, LENGTHS))
+        assert not torch.allclose(out["pred"], model.fc(model.gru(out["hidden"])[0][:, -1]).squeeze(-1))
+
+
+def test_length_masks_have_the_frames_shape_when_frames_differ_from_d_model():
+    """AudioRegressor.masks 19 and forward 32 (`size(1)` -> `size(2)`: d_model for the frame
+    count): 80 frames against d_model 64, an utterance using all 80."""
+    cfg = tiny("eval_attention_dropout_off", "length_padding_mask", "last_valid_step",
+               features__max_frames=80)
+    assert cfg.models.d_model == 64
+    feats, _ = audio_batch(cfg)
+    feats[0] = -80 * torch.rand_like(feats[0]) - 1e-3     # first utterance: all 80 frames
+    lengths = (80, 40, 10)
+    model = AudioRegressor(cfg).eval()
+    with torch.no_grad():
+        out = model(feats, torch.tensor(lengths))
+        assert torch.equal(out["mask"], length_mask(torch.tensor(lengths), 80, BATCH))
+        torch.testing.assert_close(out["pred"], last_valid_pred(model, out, lengths))
+
+
+def test_length_padding_mask_without_lengths_means_every_frame_is_valid():
+    """AudioRegressor.masks 12/16/20/21 (length_mask's batch size: None, the device, or the
+    frame count): the fixed mask of a batch without lengths is all True, [B, T]."""
+    cfg = tiny("eval_attention_dropout_off", "length_padding_mask")
+    feats, _ = audio_batch(cfg)
+    model = AudioRegressor(cfg).eval()
+    with torch.no_grad():
+        mask = model(feats)["mask"]
+    assert mask.shape == (BATCH, cfg.features.max_frames) and bool(mask.all())
+
+
+def test_faithful_layer_mask_drops_the_all_zero_extractor_frames():
+    """AudioRegressor.masks 24/25/26 (`extracted != 0` -> `!= 1`, `all(dim=-1)` -> dim +1 or
+    -2): zero padding gives all-zero extractor output, which the layers' mask leaves out."""
+    cfg = tiny()
+    feats, lengths = audio_batch(cfg)
+    model = AudioRegressor(cfg)
+    layer_mask, out_mask = model.masks(feats, model.Extractor(feats), lengths)
+    assert torch.equal(layer_mask, length_mask(lengths, cfg.features.max_frames, BATCH))
+    assert torch.equal(out_mask, layer_mask)
+
+
+def test_encoder_frontend_masks_by_lengths():
+    """AudioRegressor.masks 8 (`lengths is not None` -> `is None`): cached speech-encoder states
+    are padded with whatever the encoder gives, so with lengths the mask follows them, even
+    with fixes.length_padding_mask off; without lengths every frame is valid."""
+    cfg = load_config("tiny_ssl", ["fixes.length_padding_mask=false"])
+    model = AudioRegressor(cfg)
+    assert model.frontend == "encoder"
+    enc = cfg.models.audio.encoder      # AudioRegressor.__init__ 14-20: the extractor's settings
+    assert (model.Extractor.n_layers, model.Extractor.pooling) == (len(enc.layers), enc.pooling)
+    assert model.Extractor.layer_weights.shape == (len(enc.layers),)
+    assert model.Extractor.proj.weight.shape == (cfg.models.d_model, enc.input_dim)
+    mean = AudioRegressor(load_config("tiny_ssl", ["models.audio.encoder.pooling=mean"]))
+    assert mean.Extractor.pooling == "mean" and not hasattr(mean.Extractor, "layer_weights")
+    n_layers, width = model.Extractor.n_layers, cfg.models.audio.encoder.input_dim
+    states = torch.randn(BATCH, n_layers, 64, width)            # non-zero at every frame
+    lengths = torch.tensor(LENGTHS)
+    extracted = model.Extractor(states)
+    layer_mask, out_mask = model.masks(states, extracted, lengths)
+    assert torch.equal(layer_mask, length_mask(lengths, 64, BATCH)) and torch.equal(out_mask, layer_mask)
+    states[:, :, 50:] = 0
+    layer_mask, _ = model.masks(states, model.Extractor(states), None)
+    assert bool(layer_mask[:, :50].all())
+
+
+def test_models_compute_in_their_own_dtype_whatever_the_input_dtype():
+    """AudioRegressor.forward 2, TextRegressor.forward 12 (`.to(weight dtype)` -> `.to(None)`):
+    the feature store holds float16; a float32 model takes it (or float64) as float32."""
+    cfg = tiny("eval_attention_dropout_off")
+    feats, lengths = audio_batch(cfg)
+    feats = feats.half()
+    states, mask = text_batch(cfg)
+    audio, text = AudioRegressor(cfg).eval(), TextRegressor(cfg).eval()
+    with torch.no_grad():
+        assert torch.equal(audio(feats, lengths)["pred"], audio(feats.float(), lengths)["pred"])
+        assert torch.equal(text(states.double(), mask)["pred"], text(states, mask)["pred"])
+
+
+def test_faithful_text_mask_leaves_out_all_zero_states():
+    """TextRegressor.forward 20/21 (`states != 0` -> `== 0` or `!= 1`): the original layer mask
+    is "states not all zero"; with zeroed padding it equals the attention mask, so the faithful
+    and the fixed model agree on the valid tokens."""
+    faithful_cfg = tiny("eval_attention_dropout_off")
+    fixed_cfg = tiny("eval_attention_dropout_off", "text_padding_mask")
+    states, mask = text_batch(faithful_cfg)
+    states[~mask.bool()] = 0
+    torch.manual_seed(3)
+    faithful = TextRegressor(faithful_cfg).eval()
+    torch.manual_seed(3)
+    fixed = TextRegressor(fixed_cfg).eval()
+    valid = mask.bool()
+    with torch.no_grad():
+        a, b = faithful(states, mask)["hidden"], fixed(states, mask)["hidden"]
+    torch.testing.assert_close(a[valid], b[valid])
+
+
+def test_forward_raw_passes_the_lengths_to_the_audio_regressor():
+    """FrozenRegressors.forward_raw 3 (lengths -> None): with fixes.length_padding_mask the
+    audio mask comes from the lengths, so floor-valued padding stays out of the logits."""
+    cfg = tiny("eval_attention_dropout_off", "length_padding_mask", "text_padding_mask")
+    feats, lengths = audio_batch(cfg)
+    feats = floor_padded(feats, LENGTHS)
+    states, mask = text_batch(cfg)
+    audio, text = AudioRegressor(cfg), TextRegressor(cfg)
+    clf = EmoClassifier(cfg, audio, text).eval()
+    with torch.no_grad():
+        a, t = clf.AudioModel(feats, lengths), clf.TextModel(states, mask)
+        expected = clf(a["hidden"], a["mask"], t["hidden"], t["mask"])["logits"]
+        raw = clf.forward_raw(feats, lengths, states, mask)
+    torch.testing.assert_close(raw["logits"], expected)
+    torch.testing.assert_close(raw["arousal"], a["pred"])
+
+
+def test_forward_tokens_passes_the_token_type_ids_on():
+    """TextRegressor.forward_tokens 7/10 (token_type_ids dropped: zeros instead)."""
+    cfg = tiny("eval_attention_dropout_off")
+    bert = tiny_bert(text_input_dim(cfg))
+    text = TextRegressor(cfg, encoder=bert).eval()
+    ids, mask = token_batch(cfg)
+    types = torch.ones_like(ids)
+    with torch.no_grad():
+        states = bert(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
+        got = text.forward_tokens(ids, mask, types)["pred"]
+        assert torch.equal(got, text(states, mask)["pred"])
+        assert not torch.equal(got, text.forward_tokens(ids, mask)["pred"])
+
+
+def test_text_prediction_is_one_value_per_utterance():
+    """TextRegressor.forward 48 (`squeeze(-1)` -> `squeeze(-2)`): a [B, 1] prediction would
+    broadcast against [B] targets in the loss ([B, B]) instead of failing."""
+    cfg = tiny()
+    states, mask = text_batch(cfg)
+    assert TextRegressor(cfg)(states, mask)["pred"].shape == (BATCH,)
+    one = TextRegressor(cfg)(states[:1], mask[:1])["pred"]
+    assert one.shape == (1,)
+
+
+def test_classifier_computes_in_its_own_dtype():
+    """AttentionLSTMHead.classify 6 (`x.to(weight dtype)` -> `x.to(None)`): cached hidden states
+    stored in another precision are scored as float32."""
+    cfg = tiny("eval_attention_dropout_off")
+    clf = EmoClassifier(cfg, AudioRegressor(cfg), TextRegressor(cfg)).eval()
+    audio, audio_mask, text, text_mask, _ = cached_batch(cfg, n=4)
+    with torch.no_grad():
+        expected = clf(audio, audio_mask, text, text_mask)["logits"]
+        torch.testing.assert_close(clf(audio.double(), audio_mask, text.double(), text_mask)["logits"],
+                                   expected)
+
+
+def test_one_regressor_without_the_other_is_refused_with_a_reason():
+    """FrozenRegressors.attach_regressors 4/5/6 (the message: None, or changed)."""
+    cfg = tiny()
+    with pytest.raises(ValueError, match="pass both regressors or neither"):
+        EmoClassifier(cfg, AudioRegressor(cfg), None)
+
+
+def test_audio_extractor_halves_the_frequency_axis_twice():
+    """AudioExtractor.__init__ 21 (conv1 padding (0, 1) -> (0, 2)): F -> F/2 -> F/2 -> F/4 ->
+    F/4, as the authors' layers; a wider padding gives F/2 + 1 bins after conv1 (and still F/4
+    at the end for F = 32 or 128, so only the stages show it)."""
+    from koemo.modeling.models import AudioExtractor
+
+    for bins in (32, 128):
+        ext = AudioExtractor((4, 8))
+        x = torch.randn(2, 2, 5, bins)
+        sizes = []
+        for conv in (ext.conv1, ext.conv2, ext.conv3, ext.conv4):
+            x = conv(x)
+            sizes.append(x.shape[-1])
+        assert sizes == [bins // 2, bins // 2, bins // 4, bins // 4]
+        assert ext(torch.randn(2, 2, 5, bins)).shape == (2, 5, 8 * bins // 4)
+
+
+def test_a_null_frontend_is_the_papers_mel_frontend():
+    """AudioRegressor.__init__ 6/7/8 (`frontend or "mel"` -> `and`, or another name): the
+    schema allows `frontend: null`, which means the mel extractor."""
+    model = AudioRegressor(tiny(models__audio__frontend="null"))
+    assert model.frontend == "mel" and type(model.Extractor).__name__ == "AudioExtractor"
+
+
+def test_dropout_heads_and_attention_kind_reach_every_layer():
+    """_stack 16 (the stage's dropout dropped: the layers' default 0.1), 18 (attention_impl
+    dropped: always sdpa), _recurrent 12 (the GRU/LSTM dropout dropped: 0), TextRegressor.
+    __init__ 19/24 (num_heads dropped)."""
+    cfg = tiny(models__audio__dropout=0.3, models__text__dropout=0.2, models__multimodal__dropout=0.4)
+    audio = AudioRegressor(cfg, attention_impl="manual")
+    text = TextRegressor(cfg, attention_impl="manual", num_heads=4)
+    clf = EmoClassifier(cfg, audio, text, attention_impl="manual")
+    for model, rnn, p in ((audio, audio.gru, 0.3), (text, text.gru, 0.2), (clf, clf.LSTM, 0.4)):
+        assert rnn.dropout == p
+        stack = model.MBA if model is clf else model.AEBlock1 if model is audio else model.TEBlock1
+        assert {m.attention_dropout for m in stack.modules() if hasattr(m, "attention_dropout")} == {p}
+        assert {m.p for m in stack.modules() if isinstance(m, torch.nn.Dropout)} == {p}
+        assert {m.attention_impl for m in stack.modules() if hasattr(m, "attention_impl")} == {"manual"}
+    assert text.num_heads == 4 and audio.num_heads == cfg.models.audio.num_heads

@@ -161,6 +161,8 @@ def test_bad_file_of_a_row_is_reported_or_raised(reason, prepared, corpus_copy, 
     assert sid not in set(result.table["segment_id"])
     entry = [e for e in result.report["dropped_rows"] if e["input_problem"]]
     assert len(entry) == 1 and entry[0]["segment_id"] == sid and entry[0]["reason"] == reason
+    # _Collector.drop_row 7/8: the entry's `session` key renamed.
+    assert entry[0]["session"] == prepared.table.set_index("segment_id").loc[sid, "session"]
     bad_file = txt if reason.endswith("txt") else wav
     assert entry[0]["file"] == str(bad_file) and str(bad_file) in entry[0]["message"]
     assert result.report["counts_by_reason"][reason] == 1
@@ -203,6 +205,11 @@ def test_misnamed_annotation_file_is_reported(prepared, corpus_copy, tiny_config
     assert result.report["problem_files"] == [{
         "file": str(extra), "reason": "bad_file_name",
         "message": f"{extra}: not named SessNN_eval.csv; skipped"}]
+    # --strict stops on it, saying which file and why (_Collector.problem_file 1: no message).
+    with pytest.raises(KoemoInputError, match=r"Sess2_eval.csv: not named SessNN_eval.csv; "
+                                              r"skipped \(--strict: stopping at the first"):
+        prepare(corpus_copy, tmp_path / "strict", tiny_config, strict=True, progress=False,
+                features=False)
 
 
 def _edit_line(csv, line_no, edit):
@@ -284,6 +291,8 @@ def test_utf8_transcript_is_kept_with_a_note(prepared, corpus_copy, tiny_config,
     assert result.table.set_index("segment_id").loc[sid, "text_encoding"] == "utf-8"
     assert (result.table["text_encoding"].drop(result.table.index[result.table["segment_id"] == sid]) == "cp949").all()
     assert result.report["notes"][0]["segment_id"] == sid
+    # The note names its file (_Collector.note 4/5/6: key renamed or the path lost).
+    assert result.report["notes"][0]["file"] == str(txt)
 
 
 def test_marker_only_transcript_is_kept_with_a_note(prepared, corpus_copy, tiny_config, tmp_path):
@@ -343,3 +352,32 @@ def test_cli_prepare_and_strict_error(prepared, corpus_copy, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "koemo prepare: error:" in err and str(wav) in err and "empty" in err
     assert main(args + ["--set", "data.label_policy=nope"]) == 1
+
+
+def test_recordings_without_signal_are_listed_by_session_and_stop_strict(prepared, tiny_corpus,
+                                                                         tiny_config, tmp_path):
+    """_Collector.no_signal_row 5/6 (the `session` key renamed) and 1 (--strict's error without
+    a message): the tiny corpus' planted silent recordings are its only input problems."""
+    table = prepared.table.set_index("segment_id")
+    rows = prepared.report["no_signal_rows"]
+    assert rows and prepared.report["input_problems"] == 0
+    assert all(r["session"] == table.loc[r["segment_id"], "session"] for r in rows)
+    # no_signal_row 9/10/11/16: the file key renamed or the path / message lost.
+    assert all(r["file"] == table.loc[r["segment_id"], "wav_path"] for r in rows)
+    assert all(r["file"] in r["message"] for r in rows)
+    with pytest.raises(KoemoInputError, match=r"--strict: stopping at the first input problem") as err:
+        prepare(tiny_corpus, tmp_path / "strict", tiny_config, strict=True, progress=False,
+                features=False)
+    assert rows[0]["file"] in str(err.value)
+
+
+def test_each_label_drop_gets_its_own_reason_code():
+    """_label_reason 2 (`startswith("tie")` never true: ties counted as label_not_in_classes):
+    counts_by_reason keeps ties, empty labels and labels outside the classes apart."""
+    from koemo.dataset.labels import resolve_label
+    from koemo.dataset.prepare import _label_reason
+
+    whys = {raw: resolve_label(raw, "paper5", PAPER_CLASSES)[1]
+            for raw in ("Angry;Sad", "", "disqust")}
+    assert {raw: _label_reason(why) for raw, why in whys.items()} == {
+        "Angry;Sad": "label_tie", "": "label_empty", "disqust": "label_not_in_classes"}
