@@ -115,7 +115,8 @@ class Predictor:
     provenance = None         # what it was trained on (koemo.inference.provenance); None: unknown
     # False: load the whole recording and compute its features at once, as koemo did before
     # reading in blocks; the reference the block-wise path equals (tests/test_block_features.py,
-    # benchmarks/bench_predict_memory.py). The speech-encoder front-end always loads it whole.
+    # benchmarks/bench_predict_memory.py). The speech-encoder front-end always loads it whole
+    # (its states need the whole recording: koemo.inference.recording).
     read_in_blocks = True
 
     def __init__(self, audio_model, text_model, classifier, tokenizer, encoder, cfg: dict,

@@ -9,8 +9,15 @@ the windows from a buffer of about one batch of windows' frames (`WindowSource.c
 features equal those of the whole recording computed at once (tests/test_block_features.py);
 peak memory: benchmarks/bench_predict_memory.py.
 
-The speech-encoder front-end runs its encoder over the whole recording, so it loads it whole
-(`whole_windows`), as does `Predictor.read_in_blocks = False` (the reference path).
+The speech-encoder front-end loads the recording whole (`whole_windows`), as does
+`Predictor.read_in_blocks = False` (the reference path): its states need the whole recording.
+The feature extractor normalises over its whole input, a group-norm feature encoder
+(wav2vec2/HuBERT/WavLM base) too, and the positional conv and self-attention of every layer
+read past any window, so a window encoded alone gets other states, hence other predictions
+(tiny random wav2vec2 and WavLM encoders, 22 s recording: per 64-frame window the largest
+difference was a median 20% and up to 76% of the largest state; tests/test_block_features.py
+checks that it is far beyond float16 rounding). Its memory grows with the recording: long
+recordings belong to `--segments`.
 """
 from __future__ import annotations
 
@@ -28,6 +35,7 @@ def recording_windows(predictor, audio: AudioSource, sample_rate: int | None
                       ) -> tuple[WindowSource, WindowInfo, AudioInfo, Callable[[int], np.ndarray]]:
     """(windows, their WindowInfo, AudioInfo, head: n -> the first n samples at 16 kHz)."""
     rate = predictor.cfg.features.sample_rate
+    # The speech encoder reads the whole recording at once (module docstring): no blocks.
     if predictor.speech_encoder is not None or not predictor.read_in_blocks:
         wave, info = load_audio(audio, sample_rate, target_sample_rate=rate)
         return (*whole_windows(predictor, wave, info), info, lambda n: wave[:n])
