@@ -19,12 +19,16 @@ full size: the higher peak of two rounds, `*_peak_spread_mb` the difference betw
 1-2. block-wise reading (the default): the shortest recording (baseline) against each longer one.
 3. (full only) the whole-file path (`Predictor.read_in_blocks = False`: the recording loaded
    and its features computed at once, as koemo did before issue #21) on the shortest against
-   the longest recording: the growth the blocks remove.
+   the longest recording.
 4. the longest recording, whole-file (baseline) against block-wise (candidate).
 
-Measured 2026-12-03, full size, on the shared 2-core AMD EPYC development machine (no GPU,
-other jobs running): see benchmarks/results/2026-12-03-predict-memory.md (figures also in
-benchmarks/README.md and docs/inference.md).
+Measured 2026-12-03, full size, on the shared 2-core AMD EPYC development machine (23.5 GiB,
+no GPU; other jobs running), results/2026-12-03-full-predict_memory.md: peak RSS read in
+blocks 1,743 / 1,805 / 1,806 MB for 1 / 5 / 10 minutes (1.04x and 1.04x the 1-minute peak);
+the whole-file path 1,744 / 1,808 MB for 1 / 10 minutes (1.04x: up to 10 minutes the model
+passes set the peak). The two rounds' peaks differed by at most 0.4 MB. The first full run
+(commit b28454a, before `koemo predict` pinned glibc's mmap threshold) gave 1,864 / 1,990 /
+2,065 MB read in blocks (1.11x at 10 minutes) and 1,811 / 2,087 MB whole-file.
 """
 from __future__ import annotations
 
@@ -40,8 +44,9 @@ SIZES = {
     # longest recording only
     "tiny": {"config": "tiny", "seconds": [4, 12], "whole_seconds": [12], "repeats": 1,
              "text_model": "tiny"},
-    # two rounds: one process's peak moved by ~100 MB between identical runs (the allocator,
-    # torch's threads); each row takes the higher peak and the faster time
+    # two rounds (before `koemo predict` pinned glibc's mmap threshold, the two peaks of one
+    # command differed by up to 62 MB, commit b28454a): each row takes the higher peak and the
+    # faster time
     "full": {"config": "paper", "seconds": [60, 300, 600], "whole_seconds": [60, 600], "repeats": 2,
              "text_model": {"vocab": 8002, "bert": {"hidden_size": 768, "num_layers": 1,
                                                     "num_heads": 12, "intermediate_size": 3072}}},
@@ -131,7 +136,8 @@ def run(size: str) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="bench_predict_memory_") as tmp:
         root = Path(tmp)
         texts = [t for _, t in synthetic_utterances(200, 0.3, seed=1)] + [TEXT]
-        directory = build_predictor_dir(root, cfg, build_text_model(root / "text", texts, text_spec))
+        text_model = build_text_model(root / "text", texts, text_spec)
+        directory = build_predictor_dir(root, cfg, text_model)
         wavs = {}
         for seconds in spec["seconds"]:
             wavs[seconds] = root / f"recording-{seconds}s.wav"
