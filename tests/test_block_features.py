@@ -192,3 +192,41 @@ def test_cut_mode_reads_the_features_of_one_window_only(exported_predictor_dir, 
     result = predictor.predict(long_wav, tiny_transcript)
     assert result.windows.mode == "cut"
     assert sum(given) < 2 * block_features.BLOCK_FRAMES < result.audio.samples // 512
+
+
+# ----------------------------------------------------------------------------- speech encoder
+
+@pytest.mark.parametrize("large_style", [False, True])
+def test_speech_encoder_states_depend_on_what_is_encoded_with_them(tmp_path, large_style):
+    """Why the encoder front-end does not encode window by window (koemo.inference.recording):
+    the states of a window encoded alone are not the recording's states of those frames (the
+    extractor normalises over its whole input, group norm too, the positional conv and
+    attention read past the window). A recording of up to one piece (tests/test_encoder_pieces.py
+    for longer ones) is scored from its whole states, cut."""
+    from types import SimpleNamespace
+
+    from koemo.audio.speech_encoder import encoder_settings, load_speech_encoder, whole_states
+    from koemo.inference.recording import recording_windows
+    from koemo.synth.encoders import build_speech_encoder
+    from koemo.synth.recording import long_recording
+
+    folder = build_speech_encoder("wav2vec2", tmp_path / "wav2vec2", large_style=large_style)
+    encoder = load_speech_encoder(str(folder), [1, 2])
+    wave, _ = long_recording(n_utterances=3, seed=0)               # ~10 s: 500 frames
+    whole = whole_states(encoder, wave)
+    hop, width, start = 320, 64, 200                               # one window mid-recording
+    alone = whole_states(encoder, wave[start * hop:(start + width) * hop + 80])[:, :width]
+    in_context = whole[:, start:start + width]
+    # far beyond float16 rounding (~1e-3 relative): measured 20-76% of the largest state
+    assert np.abs(alone - in_context).max() > 0.05 * np.abs(in_context).max()
+
+    cfg = load_config("tiny_ssl", [f"models.audio.encoder.name={folder}"])
+    predictor = SimpleNamespace(cfg=cfg, speech_encoder=encoder, read_in_blocks=True,
+                                long_audio="windows", window_seconds=1.28, _as_trained=None)
+    frames, windows, info, _ = recording_windows(predictor, wave, RATE)
+    assert windows.mode == "windows" and len(frames) > 5
+    max_frames = encoder_settings(cfg).max_frames
+    feats = np.concatenate([f for f, _ in frames.chunks(4)])
+    for row, first in enumerate(frames.starts):
+        n = min(max_frames, whole.shape[1] - first)
+        assert np.array_equal(feats[row, :, :n], whole[:, first:first + n])
