@@ -436,3 +436,99 @@ def test_configured_classes_are_compared_on_both_sides(cfg):
                                                   r"classes: checkpoint \[.*\] vs config"):
             check_config({"config": saved}, asked, "x")
     check_config({"config": three}, load_config("tiny", ["data.classes=[neutral,happy,sad]"]), "x")
+
+
+# --- mutation survivors of 2026-12-03 (checkpoint.py) -------------------------------------
+
+def test_copy_checkpoint_copies_where_hard_links_are_refused(audio_ckpt, tmp_path, monkeypatch):
+    """copy_checkpoint 19-23 (the copyfile fallback given no source, no or a missing target,
+    or a `*` path): where os.link fails (a FUSE-mounted Drive) the files are copied, and the
+    copy loads as the same checkpoint with the same weights."""
+    from koemo.modeling.checkpoint import copy_checkpoint
+
+    def no_links(src, dst):
+        raise OSError("hard links not supported here")
+
+    source, _ = audio_ckpt
+    monkeypatch.setattr(os, "link", no_links)
+    target = copy_checkpoint(source, tmp_path / "best")
+    assert sorted(p.name for p in target.iterdir()) == sorted([WEIGHTS_FILE, META_FILE])
+    (state, meta), (want_state, want_meta) = load_checkpoint(target), load_checkpoint(source)
+    assert meta == want_meta and state.keys() == want_state.keys()
+    assert all(torch.equal(state[k], want_state[k]) for k in state)
+    assert os.stat(target / WEIGHTS_FILE).st_ino != os.stat(source / WEIGHTS_FILE).st_ino
+
+
+def test_a_meta_without_head_counts_is_a_checkpoint_error(cfg, audio_ckpt, tmp_path):
+    """check_num_heads 3/5 and build_model 9/11 (a missing `num_heads` read as None, so
+    None.get raises AttributeError): a meta.json without head counts is refused with a
+    CheckpointError naming the directory, by load_into and by build_from_checkpoint alike."""
+    from koemo.modeling.checkpoint import copy_checkpoint
+    source, _ = audio_ckpt
+    directory = copy_checkpoint(source, tmp_path / "edited")
+    meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
+    del meta["num_heads"]
+    (directory / META_FILE).unlink()                    # a hard link: do not edit the source
+    (directory / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(CheckpointError, match="head count mismatch") as err:
+        load_into(AudioRegressor(cfg), directory)
+    assert str(directory) in str(err.value)
+    with pytest.raises(CheckpointError, match="head count mismatch"):
+        build_from_checkpoint(directory, expect_stage="audio")
+    assert "num_heads" in json.loads((source / META_FILE).read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("n_missing, listed, more", [
+    (1, 1, ""), (5, 5, ""), (6, 5, " (+1 more)"), (8, 5, " (+3 more)")])
+def test_a_weights_error_lists_five_keys_and_counts_the_rest(n_missing, listed, more):
+    """load_weights 25-32 and 36 (the "+N more" suffix dropped, always or never added, miscounted
+    or its threshold moved; six keys listed), 35/39 (the keys' separator, the model's name):
+    the error names the model and the first five missing keys and says exactly how many more
+    there are."""
+    from koemo.modeling.checkpoint import load_weights
+    model = torch.nn.Sequential(*[torch.nn.Linear(2, 2, bias=False) for _ in range(8)])
+    state = model.state_dict()
+    keys = sorted(state)
+    for key in keys[:n_missing]:
+        del state[key]
+    with pytest.raises(CheckpointError) as err:
+        load_weights(model, state, "src")
+    assert str(err.value) == ("src: weights do not fit Sequential: missing: "
+                              + ", ".join(keys[:listed]) + more)
+
+
+def test_training_state_nested_dir_no_scheduler_and_a_frozen_extra(tmp_path):
+    """write_training_state 3/5/7 (no parent directories made), training_state_snapshot 15
+    (a None scheduler's state_dict asked for), 27 (a shallow copy of `extra`): the state is
+    written into a new nested run directory without a scheduler, and a snapshot keeps the
+    history as it was when taken while training goes on appending to it."""
+    from koemo.modeling.checkpoint import training_state_snapshot, write_training_state
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    history = {"history": [{"epoch": 1, "rmse": 0.5}], "bad_epochs": 0}
+    snapshot = training_state_snapshot(optimizer, None, epoch=1, best=0.5, extra=history)
+    history["history"].append({"epoch": 2, "rmse": 0.4})     # training goes on
+    history["history"][0]["rmse"] = 9.0
+    assert snapshot["extra"] == {"history": [{"epoch": 1, "rmse": 0.5}], "bad_epochs": 0}
+    assert snapshot["scheduler"] is None
+    directory = tmp_path / "runs" / "tiny" / "last"
+    path = write_training_state(directory, snapshot)
+    assert path == directory / "training_state.pt" and path.is_file()
+    state = load_training_state(directory, torch.optim.SGD(model.parameters(), lr=0.1),
+                                restore_rng=False)
+    assert (state["epoch"], state["best"]) == (1, 0.5)
+    assert state["extra"] == {"history": [{"epoch": 1, "rmse": 0.5}], "bad_epochs": 0}
+
+
+def test_a_training_state_is_read_weights_only_whatever_the_environment(tmp_path, monkeypatch):
+    """load_training_state 10/13 (weights_only left to torch's default): with
+    TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD set, torch's default turns full unpickling on; the
+    explicit weights_only=True keeps a file holding an arbitrary object refused."""
+    from koemo.modeling.checkpoint import CHECKPOINT_FORMAT, capture_rng_state
+    monkeypatch.delenv("TORCH_FORCE_WEIGHTS_ONLY_LOAD", raising=False)
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    torch.save({"format": CHECKPOINT_FORMAT, "epoch": 1, "best": None, "extra": {},
+                "rng": capture_rng_state(), "optimizer": None, "scheduler": None,
+                "payload": NotAllowed()}, tmp_path / "training_state.pt")
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        load_training_state(tmp_path, restore_rng=False)
