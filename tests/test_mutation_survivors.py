@@ -17,6 +17,7 @@ from sklearn.model_selection import train_test_split
 
 from koemo.dataset.splits import (N_FOLDS, SPLIT_COLUMNS, add_splits, cv5_split, read_folds_file,
                                   split_column)
+from koemo.config.schema import CROSS_PROTOCOLS, IN_CORPUS_PROTOCOLS
 from koemo.errors import KoemoInputError
 from koemo.modeling.metrics import (batch_averaged_f1, classification_report,
                                     concordance_correlation, pearson_r, regression_report,
@@ -39,6 +40,17 @@ def test_every_fold_names_its_column_and_a_missing_fold_is_fold_0():
 def test_a_fold_outside_0_to_4_is_an_input_error(fold):
     with pytest.raises(KoemoInputError, match=f"data.fold must be an integer 0..{N_FOLDS - 1}"):
         split_column(cv5(fold=fold))
+
+
+def test_cross_corpus_protocols_name_their_column_and_an_unknown_protocol_is_refused():
+    """splits.split_column 23 and 24 (2026-12-03 run): a cross protocol raised, an unknown one
+    named a column that does not exist."""
+    for protocol in CROSS_PROTOCOLS:
+        assert split_column(cv5(protocol=protocol)) == f"split_{protocol}"
+    for protocol in IN_CORPUS_PROTOCOLS:
+        assert split_column(cv5(protocol=protocol, fold=3)) == f"split_{protocol}_3"
+    with pytest.raises(KoemoInputError, match="data.protocol must be one of .*not 'cv10'"):
+        split_column(cv5(protocol="cv10"))
 
 
 def test_ccc_of_identical_constant_series_is_nan_without_a_warning():
