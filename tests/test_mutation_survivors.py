@@ -251,3 +251,28 @@ def test_an_empty_folds_file_is_an_input_error_naming_it(tmp_path):
     path.write_text("")
     with pytest.raises(KoemoInputError, match="empty_folds.csv: not a valid session,fold CSV"):
         read_folds_file(path)
+
+
+def test_split_problem_names_each_missing_part_and_a_fold_without_test_sessions():
+    """splits.split_problem and is_fold_column (35 mutants with no test among the selected
+    files in the 2026-12-03 run; the partial-corpus tests reach them only through a plan)."""
+    import pandas as pd
+
+    from koemo.dataset.splits import is_fold_column, split_problem
+
+    full = ["train", "train", "valid", "test"]
+    table = pd.DataFrame({"split_paper": full, "split_cv5_2": ["train", "valid", "valid", "unused"],
+                          "split_kemdy19_cv5_1": ["train", "train", "valid", "unused"],
+                          "split_session": ["train", "test", "test", "test"]})
+    assert split_problem(table, "split_paper") is None
+    assert split_problem(table, "split_cv5_2") == "no test session"
+    assert split_problem(table, "split_kemdy19_cv5_1") == "no test session"
+    assert split_problem(table, "split_session") == "no valid rows"
+    assert split_problem(table.assign(split_paper=["train"] * 4), "split_paper") == \
+        "no valid rows and no test rows"
+    assert split_problem(table, "split_cv5_4") == "no test session"      # a missing fold column
+    assert split_problem(table, "split_kemdy20_to_kemdy19") == \
+        "no train rows and no valid rows and no test rows"
+    assert [is_fold_column(c) for c in ("split_cv5_0", "split_kemdy20_cv5_4", "split_paper",
+                                        "split_kemdy19_to_kemdy20", "cv5_0")] == \
+        [True, True, False, False, False]
