@@ -16,7 +16,11 @@ from koemo.modeling import trim
 from koemo.modeling.train import train_stage
 from koemo.modeling.stage import cached_forward, regressor_forward
 
+# Trimming changes nothing in exact arithmetic; in float32 a shorter tensor can take other
+# kernel blocking and summation order (one AVX-512 EPYC: 1.2e-6 absolute, 7.6e-7 relative on a
+# loss of 1.58 after training). A real difference (padding read, a wrong length) is far larger.
 TOL = 1e-6
+RTOL = 1e-5
 
 
 def _corrected(*overrides) -> dict:
@@ -108,7 +112,7 @@ def _train_all(workdir, cfg) -> dict:
 @pytest.mark.slow
 def test_training_with_trimmed_batches_gives_the_same_runs(module_workdir, monkeypatch):
     """Corrected tiny runs without dropout (so training batches are trimmed too): losses,
-    metrics and predictions of every stage equal the untrimmed runs' to <= 1e-6."""
+    metrics and predictions of every stage equal the untrimmed runs' to float32 rounding."""
     cut = []
     real = trim.trim_batch
 
@@ -126,14 +130,16 @@ def test_training_with_trimmed_batches_gives_the_same_runs(module_workdir, monke
     for stage in ("audio", "text", "multimodal"):
         (log_a, metrics_a, pred_a), (log_b, metrics_b, pred_b) = whole[stage], trimmed[stage]
         for key in ("train_loss", "valid_loss"):
-            np.testing.assert_allclose([r[key] for r in log_a], [r[key] for r in log_b], atol=TOL)
+            np.testing.assert_allclose([r[key] for r in log_a], [r[key] for r in log_b], atol=TOL,
+                                       rtol=RTOL)
         numbers = [k for k, v in metrics_a.items() if isinstance(v, float)]
         np.testing.assert_allclose([metrics_a[k] for k in numbers], [metrics_b[k] for k in numbers],
-                                   atol=TOL)
+                                   atol=TOL, rtol=RTOL)
         assert pred_a["true"].tolist() == pred_b["true"].tolist()
         if stage == "multimodal":
             assert pred_a["pred"].tolist() == pred_b["pred"].tolist()
             probs = [c for c in pred_a.columns if c.startswith("prob_")]
-            np.testing.assert_allclose(pred_a[probs].to_numpy(), pred_b[probs].to_numpy(), atol=TOL)
+            np.testing.assert_allclose(pred_a[probs].to_numpy(), pred_b[probs].to_numpy(), atol=TOL,
+                                       rtol=RTOL)
         else:
-            np.testing.assert_allclose(pred_a["pred"], pred_b["pred"], atol=TOL)
+            np.testing.assert_allclose(pred_a["pred"], pred_b["pred"], atol=TOL, rtol=RTOL)
