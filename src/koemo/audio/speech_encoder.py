@@ -136,9 +136,13 @@ class SpeechEncoder:
     batched: bool                 # padded batches give the unpadded states (see the docstring)
 
     @property
+    def hop_samples(self) -> int:
+        """Samples between encoder frames (the conv strides' product: 320 = 20 ms)."""
+        return int(np.prod(self.model.config.conv_stride))
+
+    @property
     def hop_seconds(self) -> float:
-        """Seconds between encoder frames (the conv strides' product: 320 samples = 20 ms)."""
-        return float(np.prod(self.model.config.conv_stride)) / self.sample_rate
+        return self.hop_samples / self.sample_rate
 
     def frames(self, n_samples) -> np.ndarray:
         """Encoder frames of waves of `n_samples` samples (the conv stack's output lengths)."""
@@ -200,12 +204,17 @@ def load_speech_encoder(name: str, layers: Sequence[int], device: str = "cpu") -
                          uses_mask and getattr(config, "feat_extract_norm", "group") == "layer")
 
 
+def check_encodable(n_samples: int, label: str = "audio") -> None:
+    """KoemoInputError unless the encoder turns `n_samples` samples into at least one frame."""
+    if n_samples < MIN_SAMPLES:
+        raise KoemoInputError(f"{label}: audio too short ({n_samples} samples); the speech "
+                              f"encoder needs at least {MIN_SAMPLES} samples")
+
+
 def whole_states(encoder: SpeechEncoder, wave: np.ndarray, label: str = "audio") -> np.ndarray:
     """float32 [K, N, H] states of one whole recording, rounded through float16 as the cache
     stored them for training."""
-    if wave.shape[0] < MIN_SAMPLES:
-        raise KoemoInputError(f"{label}: audio too short ({wave.shape[0]} samples); the speech "
-                              f"encoder needs at least {MIN_SAMPLES} samples")
+    check_encodable(wave.shape[0], label)
     return encoder.states([wave])[0].astype(np.float32)
 
 
@@ -235,7 +244,7 @@ def piece_states(encoder: SpeechEncoder, blocks: Iterable[np.ndarray], label: st
     whole_states' although their states differ (each piece is encoded alone). Holds one piece
     of samples and its states at a time; a recording shorter than a piece plus a tail is one
     piece, whole_states exactly."""
-    hop = int(np.prod(encoder.model.config.conv_stride))
+    hop = encoder.hop_samples
     frames = max(1, int(round(piece_seconds * encoder.sample_rate / hop)))
     piece, overlap = frames * hop, receptive_field(encoder) - hop
     tail = max(overlap, int(round(tail_seconds * encoder.sample_rate)))

@@ -54,9 +54,7 @@ def encoded_windows(predictor, stream: AudioStream) -> tuple[WindowSource, Windo
     for _ in stream.blocks(step):       # pass 1: info() (silence, length) needs one
         pass
     info = stream.info()
-    if info.samples < se.MIN_SAMPLES:
-        raise KoemoInputError(f"{info.source}: audio too short ({info.samples} samples); the "
-                              f"speech encoder needs at least {se.MIN_SAMPLES} samples")
+    se.check_encodable(info.samples, info.source)      # now, not when the windows are cut
     n_frames = int(encoder.frames(info.samples)[0])
     max_frames = se.encoder_settings(predictor.cfg).max_frames
     starts = window_starts(n_frames, max_frames, predictor.long_audio)
