@@ -35,10 +35,10 @@ BUGS = {
         'which = "last"',
         (FIX + "test_evaluate_scores_the_checkpoint_the_test_rule_names",)),
     "prepare drops a duplicate Segment ID unreported": PlantedBug(
-        "src/koemo/dataset/prepare.py",
-        '''        out.drop_row(sid, session, csv_path, "duplicate_segment_id",
-                     f"{where}: segment id {sid} appears more than once")
-''', "", (DROPS,)),
+        "src/koemo/dataset/duplicates.py",
+        '''                out.drop_row(sid, session, path, "duplicate_segment_id",
+                             f"{head}; a copy of the first, which is used")
+''', "                pass\n", (DROPS,)),
     "prepare drops a bad-value row unreported": PlantedBug(
         "src/koemo/dataset/prepare.py",
         '''        out.drop_row(sid, session, csv_path, "bad_value",

@@ -25,6 +25,10 @@ N_COLUMNS = 37
 N_RATERS = 10
 SEGMENT_ID_RE = re.compile(r"^Sess(\d{2})_script(0[1-6])_User(\d{3})([MF])_(\d{3})$")
 ANNOTATION_FILE_RE = re.compile(r"^Sess(\d{2})_eval\.csv$")
+ANNOTATION_FILE_PATTERN = "SessNN_eval.csv"
+# A name that is nearly an annotation file's (`Sess02_eval (1).csv`, `sess2_eval.csv`).
+_NEAR_ANNOTATION_NAME = re.compile(r"^sess(?:ion)?[ _-]?0*(\d{1,2})(?!\d)[ _-]*eval",
+                                   re.IGNORECASE)
 # Markers of the transcripts (breath, laugh, noise, unintelligible, unknown, ...). The original
 # removed them wherever they occur, which also catches markers glued to a word (`더라구.l/`).
 MARKER_RE = re.compile(r"[cnNulb]/|[*+]")
@@ -99,6 +103,18 @@ def session_of_annotation_file(csv_path: str | Path) -> int:
     if not match:
         raise KoemoInputError(f"{csv_path}: annotation files must be named SessNN_eval.csv")
     return int(match.group(1))
+
+
+def annotation_names(session: int) -> list[str]:
+    """The annotation file of a session: `Sess02_eval.csv`."""
+    return [f"Sess{session:02d}_eval.csv"]
+
+
+def expected_annotation_name(name: str) -> str | None:
+    """The annotation file a CSV named almost like one stands for (`Sess02_eval (1).csv`, a
+    browser's second download, -> `Sess02_eval.csv`), or None."""
+    match = _NEAR_ANNOTATION_NAME.match(name)
+    return annotation_names(int(match.group(1)))[0] if match else None
 
 
 def _check_header(csv_path: Path, rows: list[list[str]]) -> list[str]:
