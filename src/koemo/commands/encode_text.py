@@ -14,7 +14,8 @@ def register(sub):
     parser.add_argument("--device", default="cpu", help="torch device for the encoder (default: cpu)")
     parser.add_argument("--batch-size", type=int, help="default: text.encode_batch_size")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, interrupt_note="the states computed so far are kept: "
+                                                "the same command computes the rest")
 
 
 def run(args):

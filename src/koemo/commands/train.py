@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from koemo.commands import add_config_arguments
-from koemo.errors import KoemoInputError
+from koemo.errors import Interrupted, KoemoInputError
 
 CLASSIFIER_KINDS = ("attention_lstm", "audio_only", "text_only", "early", "late", "sum", "tensor")
 
@@ -37,7 +37,8 @@ def register(subparsers) -> None:
     parser.add_argument("--out", default=None, help="run directory (default: under W/runs/)")
     parser.add_argument("--no-resume", action="store_true", help="start over, discarding a previous run")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, interrupt_note="its finished epochs are kept: "
+                                                "the same command resumes the run")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,8 +67,10 @@ def run(args: argparse.Namespace) -> int:
         status, run_dir = train_once(args.stage, args.workdir, cfg, seed, out_dir=args.out,
                                      resume=not args.no_resume, classifier_kind=args.classifier,
                                      progress=not args.no_progress, blocking=not args.skip_busy)
-    except BaseException:
+    except BaseException as err:
         end_launch(wait_for_others=False)       # the others may never get this far
+        if isinstance(err, KeyboardInterrupt):
+            raise Interrupted.naming(err, f"run {run_dir}") from err
         raise
     end_launch()
     if status == "busy":
