@@ -20,9 +20,11 @@ def register(sub):
 
 def run(args):
     from koemo.config.load import load_config
+    from koemo.inference.pretrained import require_assets
     from koemo.text.encoder import encode_workdir_texts
 
     cfg = load_config(args.config, args.overrides)
+    require_assets([cfg], ["text"], args.config, args.overrides)
     report = encode_workdir_texts(args.workdir, cfg, device=args.device,
                                   batch_size=args.batch_size, progress=not args.no_progress)
     print(f"{report['utterances']} utterances: {report['hits']} cached already, "

@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from koemo.config.workdir import require_writable
     from koemo.experiments.plan import run_config
     from koemo.experiments.runlock import end_launch, train_once
+    from koemo.inference.pretrained import STAGE_USES, require_assets
     from koemo.modeling.runs import run_dir_for
 
     cfg = load_config(args.config, args.overrides)
@@ -57,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
                              args.split or _split_of(cfg), args.stage)
         except ValueError as err:
             raise KoemoInputError(str(err)) from err
+    # Every pretrained model the stage loads, found before any heavy work (one line if not).
+    require_assets([cfg], STAGE_USES[args.stage], args.config, args.overrides)
     seed = args.seed if args.seed is not None else int(cfg.seed)
     run_dir = args.out or run_dir_for(args.workdir, cfg, args.stage, seed, args.classifier)
     for folder in (args.workdir, run_dir):      # before any heavy work

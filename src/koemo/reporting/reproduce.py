@@ -59,6 +59,29 @@ NOTEBOOK_ORDER = (
 )
 
 
+# What the runs of each notebook load (koemo.inference.pretrained.USES); 5-2 also trains the
+# configs of reproduce.frontends.
+NOTEBOOK_USES = {"2-1_audio_arousal": ("audio",), "3-1_text_valence": ("text",),
+                 "4-1_multimodal_classifier": ("audio", "text"),
+                 "5-2_fusion_study": ("audio", "text"), "5-3_cross_corpus": ("audio", "text")}
+FRONTENDS_NOTEBOOK = "5-2_fusion_study"
+
+
+def require_models(config: str, overrides, names: list[str]) -> None:
+    """Before the first notebook: every pretrained model the chosen notebooks load is on this
+    machine (or on a reachable hub), else one line naming each missing one."""
+    from koemo.config.load import load_config
+    from koemo.experiments.frontends import frontend_configs
+    from koemo.inference.pretrained import require_assets
+
+    uses = sorted({use for name in names for use in NOTEBOOK_USES.get(name, ())})
+    if not uses:
+        return
+    cfg = load_config(config, list(overrides))
+    configs = frontend_configs(cfg, overrides) if FRONTENDS_NOTEBOOK in names else [cfg]
+    require_assets(configs, uses, str(config), list(overrides))
+
+
 def notebooks_dir() -> Path:
     """The checkout's notebooks/, or the copy a wheel carries (koemo.config.assets)."""
     from koemo.config.assets import notebooks_dir as located
@@ -81,11 +104,12 @@ def reproduce(config: str, workdir: str | Path, out: str | Path, data_root: str 
               "WORKDIR": str(workdir), "OUT": str(out), "SYNTHETIC": bool(synthetic),
               "OVERRIDES": list(overrides), "PROGRESS": bool(progress), "MOUNT_DRIVE": False,
               "KEMDY19_ROOT": str(resolve_path(kemdy19_root)) if kemdy19_root else ""}
+    names = [name for name in NOTEBOOK_ORDER
+             if not only or any(name.startswith(prefix) for prefix in only)]
+    require_models(config, overrides, names)
     running: dict = {}
     with stop_children_on_signal(running), private_tempdir():
-        timings = [_run_one(name, executed, params, workdir, running)
-                   for name in NOTEBOOK_ORDER
-                   if not only or any(name.startswith(prefix) for prefix in only)]
+        timings = [_run_one(name, executed, params, workdir, running) for name in names]
     _write_timings(out, timings)
     return timings
 
