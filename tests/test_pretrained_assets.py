@@ -1,6 +1,7 @@
 """Every pretrained model a run needs is found before the run starts (koemo.inference.pretrained),
-No test reaches a hub: the hub cache is a temporary folder, the hub's answers are faked
-in-process."""
+and `koemo fetch` (koemo.inference.fetch) downloads them for a machine without the hub. No test
+reaches a hub: the hub cache is a temporary folder, the hub's answers are faked in-process."""
+import shlex
 import shutil
 import socket
 from pathlib import Path
@@ -11,6 +12,8 @@ import pytest
 
 from koemo import cli
 from koemo.config.load import load_config
+from koemo.experiments.frontends import frontend_configs
+from koemo.inference import fetch as F
 from koemo.inference import pretrained as P
 from koemo.reporting import reproduce as R
 
@@ -97,7 +100,8 @@ def test_only_the_chosen_notebooks_models_are_required(tmp_path, monkeypatch):
 def test_train_and_encode_text_find_their_models_first(tmp_path, capsys, command):
     code = cli.main([*command, "--workdir", str(tmp_path / "missing"), "--config", "paper"])
     err = capsys.readouterr().err
-    assert code == 1 and "1 pretrained model(s) this work needs are missing" in err and KOBERT in err, err
+    assert code == 1 and KOBERT in err, err
+    assert "1 pretrained model(s) this work needs are missing" in err, err
     assert not (tmp_path / "missing").exists()
 
 
@@ -153,3 +157,98 @@ def test_online_a_model_not_cached_must_exist_on_the_hub(monkeypatch):
     assert [(a.reference, r) for a, r in problems] == [
         ("skt/kobert-base-v2", "no such model on the hub (a private or gated one needs "
                                "`huggingface-cli login`)")]
+
+
+# ------------------------------------------------------------------------------ koemo fetch
+
+@pytest.fixture
+def fake_hub(tmp_path_factory, kobert_like, monkeypatch):
+    """The hub as four local folders; records what each download asked for."""
+    from koemo.inference.asr_standin import build_standin_whisper
+    from koemo.synth.encoders import build_speech_encoder, build_text_encoder
+
+    root = tmp_path_factory.mktemp("fake-hub")
+    whisper = build_standin_whisper(root / "whisper")
+    (whisper / "pytorch_model.bin").write_bytes(b"not to be fetched")   # the hub has both
+    repos = {KOBERT: kobert_like[0],
+             "klue/roberta-base": build_text_encoder("roberta", root / "roberta", TEXTS),
+             "facebook/wav2vec2-xls-r-300m": build_speech_encoder("wav2vec2", root / "w2v"),
+             "openai/whisper-small": whisper}
+    asked = []
+
+    def list_repo_files(repo_id, **kwargs):
+        return [p.name for p in repos[repo_id].iterdir() if p.is_file()]
+
+    def snapshot_download(repo_id, local_dir, allow_patterns, **kwargs):
+        asked.append((repo_id, sorted(allow_patterns)))
+        Path(local_dir).mkdir(parents=True, exist_ok=True)
+        for name in allow_patterns:
+            if (repos[repo_id] / name).is_file():
+                shutil.copy(repos[repo_id] / name, Path(local_dir) / name)
+        return local_dir
+
+    monkeypatch.setattr(huggingface_hub, "list_repo_files", list_repo_files)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    monkeypatch.setattr(F, "hub_is_offline", lambda: False)
+    monkeypatch.setattr(F, "hub_reachable", lambda: True)
+    return asked
+
+
+def test_fetch_writes_a_config_and_set_options_that_run_offline(tmp_path, fake_hub, capsys,
+                                                                 kobert_like):
+    import numpy as np
+    from safetensors.torch import load_file
+
+    from koemo.text.encoder import load_text_tokenizer
+    from koemo.text.tokenizer import KoBERTTokenizer
+
+    to = tmp_path / "models"
+    args = ["--config", "paper", "--set", "reproduce.frontends=[ssl_wav2vec2_klue]"]
+    assert cli.main(["fetch", *args, "--to", str(to)]) == 0
+    out = capsys.readouterr().out
+    assert sorted(repo for repo, _ in fake_hub) == sorted(
+        [KOBERT, "klue/roberta-base", "facebook/wav2vec2-xls-r-300m", "openai/whisper-small"])
+    asked = dict(fake_hub)
+    assert "pytorch_model.bin" not in asked["openai/whisper-small"]       # one weights file
+    assert "model.safetensors" in asked["openai/whisper-small"]
+
+    # The written config, and its frontends' configs, find every model offline.
+    written = to / "paper.yaml"
+    assert f"--config {written}" in out
+    configs = frontend_configs(load_config(written))
+    assert [c.name for c in configs] == ["paper", "ssl-wav2vec2-klue"]
+    assert configs[1].models.audio.encoder.name == str(to / "facebook--wav2vec2-xls-r-300m")
+    assert P.missing_assets(configs, P.USES) == []
+
+    # The --set options printed for the config itself do the same.
+    line = next(row for row in out.splitlines() if row.startswith("or keep --config paper"))
+    words = shlex.split(line[line.index("--set"):])
+    cfg = load_config("paper", words[1::2])
+    assert cfg.text.encoder == str(to / "skt--kobert-base-v1")
+    assert P.missing_assets([cfg], P.USES) == []
+
+    # KoBERT's pickle became safetensors with the same weights, and its tokenizer stays KoBERT's.
+    kobert = to / "skt--kobert-base-v1"
+    assert not (kobert / "pytorch_model.bin").exists()
+    converted = load_file(str(kobert / "model.safetensors"))
+    assert all(np.array_equal(converted[k].numpy(), v.numpy()) for k, v in kobert_like[1].items())
+    assert isinstance(load_text_tokenizer(cfg.text.tokenizer, cfg.text.tokenizer_kind),
+                      KoBERTTokenizer)
+
+    # Again: nothing asks for the pickle a second time.
+    fake_hub.clear()
+    assert cli.main(["fetch", *args, "--to", str(to)]) == 0
+    assert "pytorch_model.bin" not in dict(fake_hub)[KOBERT]
+
+
+def test_fetch_without_the_hub_says_so_in_one_line(tmp_path, capsys):
+    assert cli.main(["fetch", "--config", "paper", "--to", str(tmp_path / "models")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "HF_HUB_OFFLINE is set" in err and KOBERT in err
+    assert not (tmp_path / "models").exists()
+
+
+def test_fetch_of_a_config_of_stand_ins_downloads_nothing(tmp_path, capsys):
+    assert cli.main(["fetch", "--config", "tiny", "--skip-asr", "--to", str(tmp_path)]) == 0
+    assert "nothing to download" in capsys.readouterr().out
+    assert load_config(tmp_path / "tiny.yaml") == load_config("tiny")
