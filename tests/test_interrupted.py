@@ -154,6 +154,32 @@ def test_reproduce_stopped_by_a_signal_says_so_in_one_line(tmp_path, signum):
     assert list((tmp_path / "tmp").iterdir()) == []
 
 
+def test_a_signal_ends_only_the_processes_started_inside(tmp_path):
+    """What reproduce started (kernel, workers) dies with the signal; a process of the caller's
+    that was there before lives on; the caller gets Interrupted naming the work."""
+    from koemo.errors import Interrupted
+
+    sleeper = [sys.executable, "-c", "import time; time.sleep(120)"]
+    older = subprocess.Popen(sleeper)
+    newer = None
+    try:
+        with pytest.raises(Interrupted) as stopped:
+            with R.stop_children_on_signal({"what": "notebook 2-1_audio_arousal"}):
+                newer = subprocess.Popen(sleeper)
+                started = psutil.Process(newer.pid)
+                os.kill(os.getpid(), signal.SIGTERM)
+        assert (stopped.value.signum, stopped.value.what) == (signal.SIGTERM,
+                                                              "notebook 2-1_audio_arousal")
+        assert _survivors([started], 10) == []
+        assert older.poll() is None
+        assert signal.getsignal(signal.SIGTERM) is not None     # the caller's handler is back
+    finally:
+        for proc in (older, newer):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
 def test_train_stopped_by_ctrl_c_says_so_in_one_line(module_workdir, tmp_path):
     """`koemo train` interrupted in its first epoch: one line naming the run, exit 130."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}

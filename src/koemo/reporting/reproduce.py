@@ -140,7 +140,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 @contextlib.contextmanager
 def stop_children_on_signal(running: dict):
-    """Inside: SIGINT or SIGTERM first kills every process this one started (the notebook
+    """Inside: SIGINT or SIGTERM first kills every process started meanwhile (the notebook
     kernel, its training workers: nothing is left to print a traceback or to outlive the run),
     then raises Interrupted naming `running["what"]`. Further signals are ignored until the way
     out is done (the temp folder removed); the previous handlers are back afterwards. Signal
@@ -148,11 +148,14 @@ def stop_children_on_signal(running: dict):
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    import psutil
+
+    before = {child.pid for child in psutil.Process().children(recursive=True)}
 
     def stop(signum, frame):
         for number in STOP_SIGNALS:
             signal.signal(number, signal.SIG_IGN)
-        kill_children()
+        kill_children(spare=before)
         raise Interrupted(signum, running.get("what", ""))
 
     saved = {number: signal.getsignal(number) for number in STOP_SIGNALS}
@@ -165,12 +168,13 @@ def stop_children_on_signal(running: dict):
             signal.signal(number, handler)
 
 
-def kill_children() -> None:
-    """SIGKILL to every descendant of this process (children first listed, all at once), then
-    reap those that are this process's own."""
+def kill_children(spare: set[int] = frozenset()) -> None:
+    """SIGKILL to every descendant of this process but those in `spare` (processes that were
+    there before reproduce started theirs), then wait for them to go."""
     import psutil
 
-    family = psutil.Process().children(recursive=True)
+    family = [child for child in psutil.Process().children(recursive=True)
+              if child.pid not in spare]
     for process in family:
         with contextlib.suppress(psutil.Error):
             process.kill()
