@@ -164,8 +164,7 @@ def _on_hub(repo_id: str) -> str | None:
 
 def asset_problem(asset: Asset, online: Callable[[], bool]) -> str | None:
     """None when the asset's loader will find it, else why not (short, one line)."""
-    hub = is_hub_reference(asset.reference)
-    if hub:
+    if is_hub_reference(asset.reference):
         missing = _uncached_groups(asset)
         required, _ = asset.kind.files(asset.reference, asset.cfg)
         if missing:
