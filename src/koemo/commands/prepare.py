@@ -31,7 +31,8 @@ def register(subparsers) -> None:
     parser.add_argument("--no-features", action="store_true",
                         help="write the table and report only; skip the feature store")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, interrupt_note="nothing half-written is left: "
+                                                "the same command goes on from what finished")
 
 
 def run(args: argparse.Namespace) -> int:

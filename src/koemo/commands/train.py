@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from koemo.commands import add_config_arguments
-from koemo.errors import KoemoInputError
+from koemo.errors import Interrupted, KoemoInputError
 
 CLASSIFIER_KINDS = ("attention_lstm", "audio_only", "text_only", "early", "late", "sum", "tensor")
 
@@ -37,7 +37,8 @@ def register(subparsers) -> None:
     parser.add_argument("--out", default=None, help="run directory (default: under W/runs/)")
     parser.add_argument("--no-resume", action="store_true", help="start over, discarding a previous run")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, interrupt_note="its finished epochs are kept: "
+                                                "the same command resumes the run")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from koemo.config.workdir import require_writable
     from koemo.experiments.plan import run_config
     from koemo.experiments.runlock import end_launch, train_once
+    from koemo.inference.pretrained import STAGE_USES, require_assets
     from koemo.modeling.runs import run_dir_for
 
     cfg = load_config(args.config, args.overrides)
@@ -56,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
                              args.split or _split_of(cfg), args.stage)
         except ValueError as err:
             raise KoemoInputError(str(err)) from err
+    # Every pretrained model the stage loads, found before any heavy work (one line if not).
+    require_assets([cfg], STAGE_USES[args.stage], args.config, args.overrides)
     seed = args.seed if args.seed is not None else int(cfg.seed)
     run_dir = args.out or run_dir_for(args.workdir, cfg, args.stage, seed, args.classifier)
     for folder in (args.workdir, run_dir):      # before any heavy work
@@ -66,8 +70,10 @@ def run(args: argparse.Namespace) -> int:
         status, run_dir = train_once(args.stage, args.workdir, cfg, seed, out_dir=args.out,
                                      resume=not args.no_resume, classifier_kind=args.classifier,
                                      progress=not args.no_progress, blocking=not args.skip_busy)
-    except BaseException:
+    except BaseException as err:
         end_launch(wait_for_others=False)       # the others may never get this far
+        if isinstance(err, KeyboardInterrupt):
+            raise Interrupted.naming(err, f"run {run_dir}") from err
         raise
     end_launch()
     if status == "busy":

@@ -75,6 +75,11 @@ def snapshot_folder(hub_id_or_dir: str | Path, patterns: Sequence[str], what: st
         raise KoemoInputError(f"{hub_id_or_dir}: could not fetch the {what}: {err}") from err
 
 
+def auto_tokenizer_folder(hub_id_or_dir: str | Path) -> Path:
+    """Where AutoTextTokenizer.from_pretrained reads (a directory, or a hub id's snapshot)."""
+    return snapshot_folder(hub_id_or_dir, [*TOKENIZER_FILES, "config.json"], "tokenizer")
+
+
 class AutoTextTokenizer:
     """A transformers Auto tokenizer behind KoBERTTokenizer's interface."""
 
@@ -93,7 +98,7 @@ class AutoTextTokenizer:
 
     @classmethod
     def from_pretrained(cls, hub_id_or_dir: str | Path) -> "AutoTextTokenizer":
-        folder = snapshot_folder(hub_id_or_dir, [*TOKENIZER_FILES, "config.json"], "tokenizer")
+        folder = auto_tokenizer_folder(hub_id_or_dir)
         from transformers import AutoTokenizer
 
         try:
