@@ -28,9 +28,7 @@ from koemo.dataset.splits import N_FOLDS
 from koemo.errors import KoemoInputError
 
 SPLITS = ("train", "valid", "test")
-
-
-JSON_FIELDS = ("wav", "length", "emo", "dataset", "channel")
+JSON_FIELDS = ("wav", "length", "emo", "dataset", "channel")   # as EmoBox's own .json entries
 
 
 def _entries(rows: pd.DataFrame, corpus: str, corpus_root: Path, sample_rate: int) -> list[dict]:
