@@ -48,7 +48,6 @@ The checkpoint DIR for prediction (`koemo.inference.export.export_predictor` ass
 """
 from __future__ import annotations
 
-import contextlib
 import re
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -470,12 +469,9 @@ def _progress(items: Iterable, enabled: bool):
     return tqdm(items, total=total, desc="predict", unit="utt")
 
 
-@contextlib.contextmanager
 def _seeded(seed: int, device):
-    """Seed torch inside a forked RNG: reproducible draws, the caller's RNG state untouched."""
-    import torch
+    """Seed torch inside a forked RNG: reproducible draws, the caller's RNG state untouched
+    (koemo.modeling.stage.seeded, as test scoring and `koemo evaluate` draw)."""
+    from koemo.modeling.stage import seeded
 
-    devices = [device] if getattr(device, "type", "cpu") == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
+    return seeded(seed, device)
