@@ -103,3 +103,19 @@ def test_batch_size_of_the_scored_stage_is_honoured(faithful_runs, module_workdi
     assert metrics["settings_changed"] == {
         "train.audio.batch_size": {"checkpoint": 8, "evaluated": 4}}
     assert metrics["n"] == saved_metrics(faithful_runs["audio"])["n"]
+
+
+def test_a_run_scored_before_seeding_is_named(faithful_runs, module_workdir, tmp_path):
+    """A run whose test_metrics.json has no scoring_seed (an earlier koemo) cannot be reproduced
+    where dropout is drawn: evaluate says so instead of presenting other numbers as its."""
+    import shutil
+
+    old = shutil.copytree(faithful_runs["text"], tmp_path / "old")
+    path = old / "test_metrics.json"
+    metrics = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(json.dumps({k: v for k, v in metrics.items() if k != "scoring_seed"}))
+    notes = evaluate(old, module_workdir)["notes"]
+    assert notes == [f"{path} was scored before koemo seeded test scoring: where attention "
+                     "dropout is drawn in eval, these numbers are repeatable but cannot equal "
+                     "that file's"]
+    assert "notes" not in evaluate(faithful_runs["text"], module_workdir)

@@ -157,12 +157,29 @@ def evaluate(run_or_checkpoint: str | Path, workdir: str | Path, cfg: dict | Non
     # As in test_metrics.json: `split` names the protocol split, `subset` the rows scored.
     metrics.update(checkpoint=str(checkpoint), stage=stage, split=split_name(cfg), subset=split,
                    epoch=meta.get("epoch"), precision=precision, scoring_seed=seed)
+    notes = unseeded_run_note(checkpoint.parent, split, cfg)
     if changed:
         metrics["settings_changed"] = {k: {"checkpoint": a, "evaluated": b}
                                        for k, (a, b) in changed.items()}
-        metrics["notes"] = ["scored with settings other than the checkpoint's ("
-                            + ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
-                            + "): the numbers can differ from the run's test_metrics.json"]
+        notes.append("scored with settings other than the checkpoint's ("
+                     + ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
+                     + "): the numbers can differ from the run's test_metrics.json")
+    if notes:
+        metrics["notes"] = notes
     if predictions_out is not None:
         prediction_table(job, outputs, split).to_parquet(predictions_out, index=False)
     return metrics
+
+
+def unseeded_run_note(run_dir: Path, split: str, cfg: Config) -> list[str]:
+    """A note when the run's test_metrics.json was scored before koemo seeded test scoring
+    (no `scoring_seed`) and attention dropout is drawn in eval: evaluate cannot give its numbers."""
+    import json
+
+    tested = Path(run_dir) / "test_metrics.json"
+    if split != "test" or cfg.fixes.eval_attention_dropout_off or not tested.is_file():
+        return []
+    if "scoring_seed" in json.loads(tested.read_text(encoding="utf-8")):
+        return []
+    return [f"{tested} was scored before koemo seeded test scoring: where attention dropout is "
+            "drawn in eval, these numbers are repeatable but cannot equal that file's"]
