@@ -11,7 +11,8 @@ scales; text_source "asr" when the transcript came from speech recognition, empt
 path was skipped; notes: the row's prediction notes joined by " | ", the recording's own first,
 so a predictor trained on synthetic data says so on every row). The notes that hold for the
 whole recording (the predictor's provenance, the file's format) are also `frame.attrs["notes"]`,
-which `timeline_figure` prints as a caption under the figure. How it runs, in bounded memory (an hour of audio is never held at once):
+which `timeline_figure` prints as a caption under the figure. How it runs, in bounded memory
+(an hour of audio is never held at once):
 1. The file is read in blocks (`segments.block_s`, default 30 s) with soundfile, averaged to
    mono, resampled to 16 kHz as a stream (soxr), and Silero VAD (`koemo.audio.vad`) scores every
    32 ms; only these probabilities (4 bytes per 32 ms) are kept.
