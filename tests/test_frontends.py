@@ -247,3 +247,15 @@ def test_exported_predictor_runs_the_speech_encoder(trained_ssl, tiny_workdir, t
     assert result.label in cfg.data.classes and 1 <= result.arousal <= 5
     assert result.windows.mode == "windows" and result.windows.n_windows >= 3
     assert abs(result.windows.window_s - 64 * 0.02) < 1e-9
+    # Its config.json is bounded before the encoder is built, as the stages' meta.json are.
+    import json
+    import shutil
+
+    from koemo.errors import CheckpointError
+
+    big = shutil.copytree(out, tmp_path / "big")
+    config_path = big / "audio-encoder" / "config.json"
+    config_path.write_text(json.dumps({**json.loads(config_path.read_text()),
+                                       "num_hidden_layers": 100000}))
+    with pytest.raises(CheckpointError, match=f"{config_path}: num_hidden_layers = 100000 is not a size"):
+        Predictor.from_checkpoint(big)

@@ -27,6 +27,8 @@ READERS = {
         "koemo.inference.hub:model_card":
             FIX + "test_model_card_says_inference_is_deterministic_with_the_dropout_fix",
         "koemo.modeling.trim:_dropout_free": TRIM,
+        "koemo.modeling.evaluate:evaluate":
+            "tests/test_evaluate.py::test_an_eval_switch_is_honoured_and_reported",
     },
     "fixes.text_padding_mask": {
         "koemo.modeling.models:TextRegressor.forward":

@@ -25,14 +25,7 @@ ONE_BATCH = [f"train.{stage}.{key}={value}" for stage in ("audio", "text", "mult
 DETERMINISTIC = ["fixes.eval_attention_dropout_off=true"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread already for the module-scoped training fixtures below: conftest's
-    single_torch_thread is function-scoped, so it starts only after they have run."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")
 
 
 @pytest.fixture(scope="module")
@@ -148,13 +141,13 @@ def test_evaluate_reproduces_the_test_scoring(runs, workdir):
     again = evaluate(dirs["audio"], workdir)
     assert again["rmse"] == pytest.approx(saved["rmse"], abs=1e-6)
     assert again["checkpoint"].endswith("last")
-    # The classifier is evaluated from raw inputs, training scored it from the float16 cache.
+    # The classifier is scored from the run's float16 frozen-output cache, as training scored it.
     saved = pd.read_parquet(dirs["multimodal"] / "test_predictions.parquet")
     out = workdir / "eval_predictions.parquet"
     again = evaluate(dirs["multimodal"] / "best", workdir, predictions_out=out)
     assert again["n"] == len(saved)
     evaluated = pd.read_parquet(out)
-    assert (evaluated["segment_id"] == saved["segment_id"]).all()
+    assert evaluated.equals(saved)
 
 
 def test_frozen_cache_holds_the_regressor_outputs(runs, workdir, cfg):

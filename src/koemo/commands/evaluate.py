@@ -16,7 +16,8 @@ def register(subparsers) -> None:
     parser.add_argument("--config", default=None,
                         help="config name or path (default: the run's own config.yaml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value (only with --config)")
+                        help="override a config value (of --config, else of the run's "
+                             "config.yaml); a setting the checkpoint cannot honour is refused")
     parser.add_argument("--out", default=None,
                         help="directory for <split>_metrics.json and <split>_predictions.parquet")
     parser.set_defaults(func=run)
@@ -26,20 +27,22 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
+    import sys
+
     from koemo.config.load import load_config
-    from koemo.errors import KoemoInputError
     from koemo.modeling.evaluate import evaluate
 
-    if args.overrides and not args.config:
-        raise KoemoInputError("--set needs --config (the run's config.yaml is used as saved)")
     cfg = load_config(args.config, args.overrides) if args.config else None
+    overrides = [] if args.config else args.overrides
     out = Path(args.out) if args.out else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-    metrics = evaluate(args.run, args.workdir, cfg, split=args.split,
+    metrics = evaluate(args.run, args.workdir, cfg, split=args.split, overrides=overrides,
                        predictions_out=out / f"{args.split}_predictions.parquet" if out else None)
     text = json.dumps(metrics, indent=2, ensure_ascii=False)
     if out is not None:
         (out / f"{args.split}_metrics.json").write_text(text, encoding="utf-8")
     print(text)
+    for note in metrics.get("notes", []):
+        print(f"note: {note}", file=sys.stderr)
     return 0

@@ -17,7 +17,8 @@ Multimodal: the classifier freezes both regressors, so their outputs (audio hidd
 text hidden [L,D] + mask) can be computed once per row and read back from float16 npy memmaps
 (`train.multimodal.cache_frozen`). Caveat, faithful mode: the original keeps attention dropout
 on in eval (`fixes.eval_attention_dropout_off: false`), so the frozen outputs are random; the
-cache fixes ONE draw per row, where recomputing every step (cache_frozen: false) draws anew.
+cache fixes ONE draw per row (each split's drawn from the run's seed, so a cache written again
+holds the same draw), where recomputing every step (cache_frozen: false) draws anew.
 
 Evaluation sets keep every row (no drop_last) in table order.
 """

@@ -4,6 +4,7 @@ prepared table, the feature store or speech-encoder cache and the text-state cac
 classifier the frozen regressors (with cache_frozen, their outputs cached per split)."""
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -65,9 +66,11 @@ def build_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, *, run_di
                 device: torch.device, classifier_kind: str = "attention_lstm",
                 splits=D.SPLITS, model: torch.nn.Module | None = None,
                 cache_frozen: bool | None = None, augment: bool = True,
-                progress: bool = False) -> StageJob:
+                progress: bool = False, scratch: Path | None = None) -> StageJob:
     """Datasets and model for one stage. `model` (e.g. from a checkpoint) replaces a fresh one;
-    augment=False gives the training split without augmented copies."""
+    augment=False gives the training split without augmented copies. `scratch`: where frozen
+    outputs the run's own cache lacks are written instead of `run_dir` (evaluation never
+    writes into a run)."""
     if stage not in STAGES:
         raise KoemoInputError(f"stage must be one of {STAGES}, not {stage!r}")
     if stage == "multimodal" and model is None:     # first: missing regressors fail fast
@@ -102,21 +105,43 @@ def build_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, *, run_di
     job = StageJob(stage, model, raw, rows, raw_forward, classes=list(cfg.data.classes),
                    majority_class=majority)
     if cache_frozen:
-        model.to(device)
-        key = {"regressors": regressor_fingerprint(model), "seed": seed,
-               "cfg": resume_fingerprint(cfg, "multimodal")}     # more epochs keep the cache
-        batch_size = cfg.train.multimodal.batch_size
-        source = resident_datasets(raw, cfg, device) if D.frozen_cache_missing(
-            run_dir / "frozen", key, raw) else raw
-        job.datasets = {
-            s: D.FrozenOutputsDataset(
-                D.cache_frozen_outputs(ds, model, run_dir / "frozen" / s, {**key, "split": s},
-                                       batch_size, device, progress,
-                                       loader=make_loader(source[s], batch_size, device, 0)),
-                ds.target)
-            for s, ds in raw.items()}
+        job.datasets = frozen_datasets(raw, model.to(device), cfg, seed, run_dir / "frozen",
+                                       device, progress, scratch)
         job.forward = cached_forward
     return job
+
+
+def frozen_datasets(raw: dict, model, cfg: dict, seed: int, root: Path, device: torch.device,
+                    progress: bool = False, scratch: Path | None = None) -> dict:
+    """split -> the frozen regressors' outputs of `raw`'s rows, cached under root/<split> (or
+    under `scratch` when given and root's cache is not current). Each split's outputs are drawn
+    from `seed` (`seeded`), so a cache written again holds the same draw."""
+    key = {"regressors": regressor_fingerprint(model), "seed": seed,
+           "cfg": resume_fingerprint(cfg, "multimodal")}     # more epochs keep the cache
+    batch_size = cfg.train.multimodal.batch_size
+    missing = D.frozen_cache_missing(root, key, raw)
+    if missing and scratch is not None:
+        root = Path(scratch)
+    source = resident_datasets(raw, cfg, device) if missing else raw
+    datasets = {}
+    for split, ds in raw.items():
+        with seeded(seed, device):
+            folder = D.cache_frozen_outputs(ds, model, root / split, {**key, "split": split},
+                                            batch_size, device, progress,
+                                            loader=make_loader(source[split], batch_size, device, 0))
+        datasets[split] = D.FrozenOutputsDataset(folder, ds.target)
+    return datasets
+
+
+@contextlib.contextmanager
+def seeded(seed: int, device: torch.device | str = "cpu"):
+    """Every torch draw inside (attention dropout the faithful model keeps on in eval) from
+    `seed`, in a forked RNG: the same draw on every call, the caller's RNG state untouched.
+    Test scoring, `koemo evaluate`, the frozen-output cache and the predictor use it."""
+    device = torch.device(device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
 
 
 def resident_datasets(datasets: dict, cfg: dict, device: torch.device) -> dict:

@@ -17,7 +17,10 @@ The test set is scored with the last epoch's weights as the original did, or wit
 validation checkpoint under `fixes.test_best_checkpoint`.
 
 Determinism: every epoch reseeds torch/numpy/random from (seed, epoch) and shuffles with its own
-generator, so a resumed run draws exactly what an uninterrupted one would.
+generator, so a resumed run draws exactly what an uninterrupted one would. The test split is
+scored with every draw (attention dropout, which the faithful model keeps on in eval) from the
+run's seed (`score_split`; test_metrics.json records it as `scoring_seed`), as `koemo evaluate`
+scores it again: the same numbers on every call.
 
 Devices: cfg.train.device (auto|cpu|cuda[:N]), precision fp32|bf16|fp16|auto (autocast, CUDA
 only; fp16 with a gradient scaler; auto = bf16 where supported, else fp16; see
@@ -58,7 +61,7 @@ from koemo.modeling.precision import (autocast_for, grad_scaler_for,  # noqa: F4
                                       compiled_model, configure_tf32, maybe_accelerator,
                                       resolve_device, resolve_precision)
 from koemo.modeling.stage import (STAGES, StageJob, build_stage, cached_forward, make_loader,
-                                  raw_forward, resident_datasets)
+                                  raw_forward, resident_datasets, seeded)
 from koemo.modeling.trim import trimming_forward
 from koemo.modeling.runs import (clear_run, counters_snapshot, read_counters,
                                  resume_fingerprint, run_dir_for, same_settings, split_name,
@@ -339,6 +342,19 @@ def train_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, out_dir: 
     return run_dir
 
 
+def score_split(job: StageJob, model, split: str, cfg: dict, seed: int, device, precision: str,
+                num_workers: int) -> tuple[np.ndarray, dict]:
+    """(raw outputs, metrics) of one split as a run scores its test split and `koemo evaluate`
+    scores it again: every row in table order, in batches of the stage's batch_size, every
+    random draw (attention dropout kept on in eval by the faithful model) from the run's seed,
+    so the same checkpoint gives the same numbers on every call."""
+    loader = make_loader(job.datasets[split], cfg.train.stage(job.stage).batch_size, device,
+                         num_workers)
+    with seeded(seed, device):
+        outputs = predict(job, model, loader, device, precision)
+    return outputs, score(job, outputs, split, cfg)
+
+
 def score_test_split(job: StageJob, model, run_dir: Path, cfg: dict, seed: int, epochs: int,
                      classifier_kind: str, device, precision: str, num_workers: int) -> dict:
     """Score the test split with the last epoch's weights (faithful) or the best checkpoint
@@ -348,13 +364,11 @@ def score_test_split(job: StageJob, model, run_dir: Path, cfg: dict, seed: int, 
     use_best = bool(cfg.fixes.test_best_checkpoint)
     if use_best:
         model.load_state_dict(load_checkpoint(run_dir / "best")[0])
-    loader = make_loader(job.datasets["test"], cfg.train.stage(job.stage).batch_size, device,
-                         num_workers)
-    outputs = predict(job, model, loader, device, precision)
-    metrics = score(job, outputs, "test", cfg)
+    outputs, metrics = score_split(job, model, "test", cfg, seed, device, precision, num_workers)
     metrics.update(checkpoint="best" if use_best else "last", epochs_trained=epochs,
                    stage=job.stage, classifier_kind=classifier_kind if job.is_classifier else "",
-                   split=split_name(cfg), subset="test", seed=seed, precision=precision)
+                   split=split_name(cfg), subset="test", seed=seed, precision=precision,
+                   scoring_seed=seed)
     write_json(run_dir / "test_metrics.json", metrics)
     prediction_table(job, outputs, "test").to_parquet(run_dir / "test_predictions.parquet", index=False)
     return metrics
