@@ -12,14 +12,15 @@ from koemo.cli import main as cli_main
 from koemo.config.load import load_config
 from koemo.errors import KoemoInputError
 from koemo.modeling.evaluate import evaluate
+from koemo.modeling.runs import BOOKKEEPING
 from koemo.modeling.train import train_stage
 
 STAGES = ("audio", "text", "multimodal")
 # One epoch; batches smaller than the test split, so the draw runs over several batches.
 ONE_EPOCH = [f"train.{stage}.epochs=1" for stage in STAGES] + \
     [f"train.{stage}.batch_size=8" for stage in STAGES]
-# Keys of test_metrics.json that name the run rather than measure it.
-RUN_RECORD = {"checkpoint", "epochs_trained", "classifier_kind", "seed"}
+# Keys of test_metrics.json that name the run rather than measure it, and the record's own.
+RUN_RECORD = {"checkpoint", "epochs_trained", "classifier_kind", "seed", *BOOKKEEPING}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread_per_module")

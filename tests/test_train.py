@@ -114,7 +114,7 @@ def test_settings_training_does_not_read_keep_a_run_finished(runs, workdir, cfg)
     import copy
 
     from koemo.modeling.checkpoint import load_training_state, write_training_state
-    from koemo.modeling.runs import resume_fingerprint, run_is_finished
+    from koemo.modeling.resume import resume_fingerprint, run_is_finished
 
     dirs = runs
     other = with_changes(cfg, {"biosignals": {"n_jobs": 7}, "asr": {"batch_size": 3},

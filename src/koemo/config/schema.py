@@ -9,7 +9,7 @@ and config.yaml are computed from the config AS WRITTEN (after `base:` and `--se
 from the defaults the schema fills in, so no cache or run key changes when a default is added.
 
 Settings marked `affects_results: False` never change what a run computes; the run-identity
-and "unread sections" lists (koemo.modeling.runs, koemo.experiments.plan) derive from them.
+and "unread sections" lists (koemo.modeling.resume, koemo.experiments.plan) derive from them.
 `python -m koemo.config.docs` writes docs/configuration.md from this module.
 """
 from __future__ import annotations
