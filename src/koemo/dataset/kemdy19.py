@@ -35,7 +35,6 @@ ANNOTATION_FILE_RE = re.compile(r"^Session(\d{2})_([FM])_res\.csv$")
 MARKER_RE = re.compile(r"[cnNulbos]/|[*+]")
 # `(spelling)/(pronunciation)`: the written form is kept, as a text model reads written Korean.
 ALTERNATIVE_RE = re.compile(r"\(([^()]*)\)/\(([^()]*)\)")
-LABEL_SOURCES = ("own", "listener")
 TRANSCRIPT_ENCODING = "utf-8"
 # Where the KEMDy20-shaped columns sit in a 43-column row (3-8 are bio-signal values).
 _POSITIONS = [0, 1, 2, 9, 10, 11, 12] + list(range(13, N_COLUMNS))
@@ -222,9 +221,6 @@ def _runs(session: int, files: dict[str, Path], chosen) -> list[tuple[int, Path,
 def annotation_frames(data_root: Path, label_source: str, out) -> tuple[list, dict, set[str]]:
     """Every session's label rows (session_frames), counts for the prepare report, and every
     Segment ID the annotation files list."""
-    if label_source not in LABEL_SOURCES:
-        raise KoemoInputError(f"data.kemdy19_labels must be one of {LABEL_SOURCES}, "
-                              f"not {label_source!r}")
     sessions, misnamed = annotation_files(data_root)
     for path in misnamed:
         out.problem_file(path, "bad_file_name",

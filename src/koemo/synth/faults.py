@@ -17,6 +17,7 @@ from pathlib import Path
 
 import soundfile as sf
 
+from koemo.config.schema import SYNTHETIC_FAULTS
 from koemo.errors import KoemoInputError
 
 # UTF-8 bytes of this sentence also decode as cp949 (into `萸먯빞 洹멸굔.`): a reader that takes
@@ -91,7 +92,8 @@ def dangling_link(root: Path) -> None:
     os.symlink(wav.with_name("moved-away.wav"), wav)
 
 
-# name -> (planter, what it does and what prepare reports for it)
+# name (one of koemo.config.schema.SYNTHETIC_FAULTS, synthetic.faults' choices) -> (planter,
+# what it does and what prepare reports for it)
 FAULTS = {
     "stray-comma": (stray_comma, "row 1 of Sess01_eval.csv ends with an extra comma: kept, "
                                  "note stray_field"),
@@ -115,11 +117,11 @@ def parse_faults(spec: str | list[str] | tuple[str, ...] | None) -> list[str]:
     names = spec.split(",") if isinstance(spec, str) else list(spec)
     names = [n.strip() for n in names if n.strip()]
     if names == ["all"]:
-        return list(FAULTS)
-    unknown = [n for n in names if n not in FAULTS]
+        return list(SYNTHETIC_FAULTS)
+    unknown = [n for n in names if n not in SYNTHETIC_FAULTS]
     if unknown:
         raise KoemoInputError(f"unknown fault(s) {', '.join(unknown)}; choose from "
-                              f"{', '.join(FAULTS)} or 'all'")
+                              f"{', '.join(SYNTHETIC_FAULTS)} or 'all'")
     return list(dict.fromkeys(names))
 
 
