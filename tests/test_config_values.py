@@ -1,6 +1,7 @@
 """Every setting's legal values are checked when a config loads (koemo.config.schema): a value
 outside them is one ConfigError line naming the key, the value given and what is allowed, never
-a traceback later; saved configs with a value this koemo now refuses still load."""
+a traceback later. YAML files with a key written twice are refused; `--config` and `base:` find
+shipped configs by name; saved configs with a value this koemo now refuses still load."""
 from __future__ import annotations
 
 import json
@@ -177,6 +178,60 @@ def test_cross_field_rules_name_the_key():
     seven = load_config("tiny", ["data.label_policy=seven", "train.multimodal.class_weights="
                                  "[1, 1, 1, 1, 1, 2, 2]"])
     assert len(seven.train.multimodal.class_weights) == 7
+
+
+@pytest.mark.parametrize("text, line, key", [
+    ("name: x\ntrain:\n  device: cpu\ndata:\n  fold: 1\ntrain:\n  tf32: true\n", 6, "train"),
+    ("name: x\ntrain:\n  audio: {epochs: 2, epochs: 3}\n", 3, "epochs"),
+    ("name: x\ntrain:\n  device: cpu\n  precision: fp32\n  device: cuda\n", 5, "device"),
+])
+def test_a_key_written_twice_names_the_file_and_line(tmp_path, text, line, key):
+    path = tmp_path / "twice.yaml"
+    path.write_text(f"base: tiny\n{text}", encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}, line {line + 1}: key \"{key}\" written twice") \
+        and "\n" not in message, message
+
+
+def test_yaml_merge_keys_may_still_be_overridden(tmp_path):
+    path = tmp_path / "merge.yaml"
+    path.write_text("base: tiny\nstage: &stage {epochs: 2, batch_size: 8}\n"
+                    "train:\n  audio: {<<: *stage, epochs: 3}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="unknown section 'stage'"):   # only the anchor is extra
+        load_config(path)
+
+
+def test_a_misspelt_config_name_gets_a_suggestion():
+    with pytest.raises(ConfigError, match=r"config not found: papr \(.*did you mean paper\?\)"):
+        load_config("papr")
+    with pytest.raises(ConfigError, match="shipped configs: corrected, demo, paper"):
+        load_config("zzzzzz")
+
+
+@pytest.mark.parametrize("base", ["tiny", "tiny.yaml"])
+def test_base_names_a_shipped_config_from_a_folder_outside_configs(tmp_path, base):
+    mine = tmp_path / "experiments" / "mine.yaml"
+    mine.parent.mkdir()
+    mine.write_text(f"base: {base}\nname: mine\ntrain:\n  audio: {{epochs: 5}}\n", encoding="utf-8")
+    cfg = load_config(mine)
+    assert cfg.name == "mine" and cfg.train.audio.epochs == 5
+    assert cfg.as_dict()["models"] == load_config("tiny").as_dict()["models"]
+
+
+def test_a_base_beside_the_file_wins_and_a_missing_one_says_what_was_tried(tmp_path):
+    (tmp_path / "tiny.yaml").write_text(f"base: {configs_dir() / 'tiny.yaml'}\nseed: 7\n",
+                                        encoding="utf-8")
+    (tmp_path / "mine.yaml").write_text("base: tiny.yaml\n", encoding="utf-8")
+    assert load_config(tmp_path / "mine.yaml").seed == 7          # the user's own tiny.yaml
+    (tmp_path / "lost.yaml").write_text("base: tinny\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path / "lost.yaml")
+    message = str(err.value)
+    assert message.startswith(f"{tmp_path / 'lost.yaml'}: base: tinny not found (tried "
+                              f"{tmp_path / 'tinny'}, then a shipped config tinny in ")
+    assert "did you mean tiny?" in message and "\n" not in message
 
 
 def test_a_saved_config_with_a_value_now_refused_loads_with_a_note(tiny_config):

@@ -25,16 +25,18 @@ HEADER = """# Configuration
 schema, not this page (tests/test_config_schema.py fails when it is stale). -->
 
 A config is one YAML file per experiment (`configs/*.yaml`). `base: other.yaml` starts from
-another file (paths relative to the including file; later keys win, mappings merge), and
+another file: a path relative to the including file, else a config koemo ships, by name
+(`base: paper` or `base: paper.yaml`, as `--config` finds it); later keys win, mappings merge.
 `--set key.sub=value` on the command line changes one setting (values parse as YAML, so
 `--set train.audio.lr=1e-3` is a number). Every config is parsed strictly when it is loaded,
 and every problem is one line naming the key: an unknown key with its full path and the
 closest known name (`train.audio: unknown setting 'epoch' (did you mean 'epochs'?)`), a value
 outside the setting's legal values with what is allowed (`train.audio.epochs: -3 is not
-allowed: must be an integer >= 1`). Numbers are strict: `true` is not an integer, `2.5` not a
-whole number. Configs read back from older runs and exported predictors (`meta.json`,
-`config.yaml`) are lenient: keys this version does not know, and values it would refuse in a
-new config, become a note (the values are kept as the run used them).
+allowed: must be an integer >= 1`), and a key written twice in one YAML mapping with its file
+and line. Numbers are strict: `true` is not an integer, `2.5` not a whole number. Configs read
+back from older runs and exported predictors (`meta.json`, `config.yaml`) are lenient: keys
+this version does not know, and values it would refuse in a new config, become a note (the
+values are kept as the run used them).
 
 Defaults are what koemo uses when a key is absent; `configs/paper.yaml` writes most of them
 out. Cache and run keys are computed from the config *as written*, so adding a default or a

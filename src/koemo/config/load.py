@@ -1,11 +1,12 @@
 """Experiment configuration: one YAML file per experiment, with `base:` inheritance.
 
-`load_config` resolves `base:` chains (paths relative to the including file), applies
-`key.sub=value` overrides from the command line, parses the result once into the typed, strict
-schema (koemo.config.schema: unknown keys, wrong types and values outside a setting's legal
-values fail, one line naming the key, the value given and what is allowed) and checks the
-invariants across sections. The typed config keeps the mapping as written (`as_dict()`), which
-koemo.config.fingerprints hashes.
+`load_config` resolves `base:` chains (a path relative to the including file, else a shipped
+config by name, as `--config` resolves names), applies `key.sub=value` overrides from the
+command line, parses the result once into the typed, strict schema (koemo.config.schema:
+unknown keys, wrong types and values outside a setting's legal values fail, one line naming the
+key, the value given and what is allowed) and checks the invariants across sections. A key
+written twice in one YAML mapping is an error naming the file and line. The typed config keeps
+the mapping as written (`as_dict()`), which koemo.config.fingerprints hashes.
 """
 from __future__ import annotations
 
@@ -41,15 +42,73 @@ def _deep_merge(base: dict, override: Mapping) -> dict:
     return merged
 
 
+def shipped_configs() -> list[str]:
+    """The names of the configs koemo ships (configs/*.yaml)."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def _shipped(name: str) -> Path | None:
+    for candidate in (CONFIG_DIR / name, CONFIG_DIR / f"{name}.yaml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _suggestion(name: str) -> str:
+    """`did you mean paper?` for a name close to a shipped config, else the shipped names."""
+    names = shipped_configs()
+    close = difflib.get_close_matches(Path(name).stem, names, n=1)
+    return f"did you mean {close[0]}?" if close else f"shipped configs: {', '.join(names)}"
+
+
 def resolve_config_path(name_or_path: str | Path) -> Path:
     """Accept a path, or a bare name such as `paper` for `configs/paper.yaml`."""
     path = Path(name_or_path)
     if path.is_file():
         return path
-    for candidate in (CONFIG_DIR / path, CONFIG_DIR / f"{path}.yaml"):
-        if candidate.is_file():
-            return candidate
-    raise ConfigError(f"config not found: {name_or_path} (looked in . and {CONFIG_DIR})")
+    found = _shipped(str(name_or_path))
+    if found is None:
+        raise ConfigError(f"config not found: {name_or_path} (looked in . and {CONFIG_DIR}; "
+                          f"{_suggestion(str(name_or_path))})")
+    return found
+
+
+def _resolve_base(base: Any, including: Path) -> Path:
+    """`base:` of `including`: a path relative to it when that file exists, else a shipped
+    config by name (`paper` or `paper.yaml`), as `--config` resolves names."""
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"{including}: base: must name a config file, not {shown(base)}")
+    local = including.parent / base
+    if local.is_file():
+        return local
+    found = _shipped(base)
+    if found is None:
+        raise ConfigError(f"{including}: base: {base} not found (tried {local}, then a shipped "
+                          f"config {base} in {CONFIG_DIR}; {_suggestion(base)})")
+    return found
+
+
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: Any, first: int, again: int):
+        super().__init__(f"line {again}: key {shown(key)} written twice in one mapping (first "
+                         f"at line {first}); the later one would silently replace it")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key written twice in one mapping (YAML's last-wins would drop
+    a whole section or a setting silently). `<<` merge keys may still be overridden."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            first: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                key, line = self.construct_object(key_node), key_node.start_mark.line + 1
+                if key in first:
+                    raise _DuplicateKey(key, first[key], line)
+                first[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
@@ -57,15 +116,17 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     if path in seen:
         raise ConfigError(f"{path}: circular `base:` chain")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader) or {}
+    except _DuplicateKey as err:
+        raise ConfigError(f"{path}, {err}") from None
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(err).split())}") from err
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
     base = raw.pop("base", None)
     if base is None:
         return raw
-    return _deep_merge(_read_yaml((path.parent / base), seen + (path,)), raw)
+    return _deep_merge(_read_yaml(_resolve_base(base, path), seen + (path,)), raw)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -73,7 +134,10 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ConfigError(f"override {text!r} must look like key.sub=value")
     key, value = text.split("=", 1)
-    parsed = yaml.safe_load(value)
+    try:
+        parsed = yaml.load(value, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override {text!r}: not a YAML value: {' '.join(str(err).split())}") from None
     if isinstance(parsed, str):  # YAML 1.1 reads `1e-3` (no dot) as a string
         try:
             parsed = float(parsed)
