@@ -4,7 +4,7 @@ The schema writes each setting's legal values once, as types: `Literal` choices,
 with ranges (annotated_types Ge/Gt/Le/Lt/Len), unions, lists, and `Rule` for what types cannot
 say (an odd width, distinct items, a device pattern). `describe` turns that annotation into the
 phrase a config error and docs/configuration.md show ("an integer >= 1", "cp949 or utf-8",
-"null or a number in (0, 1)"), so the words can never disagree with what is checked.
+"null, or a number in (0, 1)"), so the words can never disagree with what is checked.
 """
 from __future__ import annotations
 
