@@ -154,7 +154,7 @@ def test_kobert_sources_keep_the_sentencepiece_path(tmp_path):
     assert text_model_kind(tmp_path) == "kobert"
     assert text_model_kind(tmp_path, "auto") == "auto"
     with pytest.raises(KoemoInputError, match="tokenizer_kind"):
-        text_model_kind(tmp_path, "bpe")
+        load_config("tiny", ["text.tokenizer_kind=bpe"])
 
 
 @pytest.mark.parametrize("call", ["speech", "tokenizer", "text_encoder"])

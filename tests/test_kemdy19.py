@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from koemo.cli import main
-from koemo.config.load import with_changes
+from koemo.config.load import load_config, with_changes
 from koemo.dataset import kemdy19
-from koemo.dataset.labels import SEVEN_CLASSES, classes_for, shared_classes
+from koemo.dataset.labels import SEVEN_CLASSES, shared_classes
 from koemo.dataset.prepare import REPORT_JSON, TABLE_FILE, input_fingerprint, prepare
 from koemo.dataset.splits import read_folds_file
 from koemo.errors import KoemoInputError
@@ -189,10 +189,10 @@ def test_seven_classes_for_either_corpus(corpus19, tiny_corpus, tiny_config, tmp
 
 
 def test_unknown_class_names_are_refused():
-    with pytest.raises(ValueError, match="angery"):
-        classes_for("paper5", ["neutral", "angery"])
-    with pytest.raises(ValueError, match="more than once"):
-        classes_for("paper5", ["neutral", "sad", "neutral"])
+    with pytest.raises(KoemoInputError, match="data.classes: .*angery.* is not allowed"):
+        load_config("tiny", ["data.classes=[neutral, angery]"])
+    with pytest.raises(KoemoInputError, match="data.classes: .* is not allowed: .*distinct"):
+        load_config("tiny", ["data.classes=[neutral, sad, neutral]"])
 
 
 def test_shared_classes_keep_the_first_sets_order():

@@ -345,13 +345,13 @@ def test_all_synth_faults_together(tiny_config, tmp_path, capsys):
     assert pcm8, "the 8-bit wavs are read and kept"
 
 
-def test_synth_fault_names_are_the_cli_list():
-    from koemo.commands.synth import FAULT_NAMES
-    from koemo.synth.faults import FAULTS, ONLY_BY_NAME, parse_faults
-    assert tuple(FAULTS) == FAULT_NAMES
-    assert FAULT_NAMES[-2:] == ONLY_BY_NAME          # the CLI help says "the last two"
-    assert parse_faults("all") == list(FAULT_NAMES[:-2])
-    assert parse_faults("header-only-session,all") == list(FAULT_NAMES[:-1])
+def test_all_plants_every_fault_but_those_named_only_and_unknown_names_are_refused():
+    from koemo.config.schema import FAULTS_ONLY_BY_NAME, SYNTHETIC_FAULTS
+    from koemo.synth.faults import FAULTS, parse_faults
+    assert set(FAULTS) == set(SYNTHETIC_FAULTS)          # every legal name has its planter
+    assert parse_faults("all") == [n for n in SYNTHETIC_FAULTS if n not in FAULTS_ONLY_BY_NAME]
+    assert parse_faults("header-only-session,all") == [
+        n for n in SYNTHETIC_FAULTS if n != "duplicate-download-name"]
     with pytest.raises(KoemoInputError, match="unknown fault"):
         parse_faults("stray-comma,no-such-fault")
 

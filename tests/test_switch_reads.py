@@ -84,11 +84,11 @@ READERS = {
             FIX + "test_evaluate_scores_the_checkpoint_the_test_rule_names",
     },
     "data.silent_audio": {
-        "koemo.config.load:validate": SILENT + "test_unknown_policy_is_a_config_error",
         "koemo.modeling.data:split_rows":
             SILENT + "test_drop_policy_removes_only_those_rows_and_moves_no_other",
     },
     "data.label_policy": {
+        "koemo.config.load:validate": "tests/test_config_values.py::test_cross_field_rules_name_the_key",
         "koemo.dataset.prepare:scan_corpus": "tests/test_prepare.py::test_seven_label_policy",
         "koemo.dataset.prepare:make_report":
             FIX + "test_prepare_report_names_the_label_policy_it_applied",

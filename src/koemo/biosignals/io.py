@@ -25,9 +25,9 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from koemo.config.schema import BIOSIGNALS as SIGNALS      # biosignals.signals' choices
 from koemo.errors import BiosignalsNotAvailable, KoemoInputError
 
-SIGNALS = ("EDA", "TEMP", "IBI")
 # Each data row: the value columns, then an optional segment id.
 DATA_FIELDS = {"EDA": ("value", "timestamp"), "TEMP": ("value", "timestamp"),
                "IBI": ("offset", "value", "timestamp")}

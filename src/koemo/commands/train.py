@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from koemo.commands import add_config_arguments
+from koemo.commands import SettingChoices, add_config_arguments
 from koemo.errors import Interrupted, KoemoInputError
-
-CLASSIFIER_KINDS = ("attention_lstm", "audio_only", "text_only", "early", "late", "sum", "tensor")
 
 
 def register(subparsers) -> None:
@@ -21,8 +19,10 @@ def register(subparsers) -> None:
     parser.add_argument("--workdir", required=True, help="workdir written by `koemo prepare`")
     add_config_arguments(parser)
     parser.add_argument("--seed", type=int, default=None, help="training seed (default: config seed)")
-    parser.add_argument("--classifier", default="attention_lstm", choices=CLASSIFIER_KINDS,
-                        help="multimodal classifier kind (default: the paper's attention_lstm)")
+    parser.add_argument("--classifier", default="attention_lstm", metavar="KIND",
+                        choices=SettingChoices("FUSION_KINDS"),
+                        help="multimodal classifier kind: %(choices)s (default: the paper's "
+                             "attention_lstm)")
     parser.add_argument("--variant", default=None,
                         help="run of an experiment plan (as `koemo plan` writes): faithful, "
                              "corrected, <stage>_layers=<n> or audio<a>/text<t> "

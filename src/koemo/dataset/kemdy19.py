@@ -42,7 +42,6 @@ _NEAR_ANNOTATION_NAME = re.compile(r"^session[ _-]?0*(\d{1,2})(?!\d)[ _-]*([FM])
 MARKER_RE = re.compile(r"[cnNulbos]/|[*+]")
 # `(spelling)/(pronunciation)`: the written form is kept, as a text model reads written Korean.
 ALTERNATIVE_RE = re.compile(r"\(([^()]*)\)/\(([^()]*)\)")
-LABEL_SOURCES = ("own", "listener")
 TRANSCRIPT_ENCODING = "utf-8"
 # Where the KEMDy20-shaped columns sit in a 43-column row (3-8 are bio-signal values).
 _POSITIONS = [0, 1, 2, 9, 10, 11, 12] + list(range(13, N_COLUMNS))
@@ -230,9 +229,6 @@ def annotation_frames(data_root: Path, label_source: str, out
     """Every session's label rows (session_frames), counts for the prepare report, every
     Segment ID the annotation files list, and the annotation files that cannot be used (not
     readable, or a name that names no session): prepare stops on them unless --skip-unreadable."""
-    if label_source not in LABEL_SOURCES:
-        raise KoemoInputError(f"data.kemdy19_labels must be one of {LABEL_SOURCES}, "
-                              f"not {label_source!r}")
     sessions, misnamed = annotation_files(data_root)
     unreadable = [misnamed_annotation(path, ANNOTATION_FILE_PATTERN,
                                       expected_annotation_name(path.name)) for path in misnamed]

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from koemo.audio.io import SILENCE_PEAK
+from koemo.config.schema import TRANSCRIPT_ENCODINGS   # those tried; Korean-looking text wins
 from koemo.errors import KoemoInputError
 
 N_COLUMNS = 37
@@ -41,8 +42,6 @@ TRUNCATED_DATA_RE = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MU
 WAV_SUBTYPES = ("PCM_U8", "PCM_S8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE")
 # The range of every valence/arousal vote and of the totals (ten-rater means).
 LABEL_RANGE = (1.0, 5.0)
-# Transcript encodings tried; the one whose text reads as Korean wins (decode_transcript).
-TRANSCRIPT_ENCODINGS = ("cp949", "utf-8")
 # What `check_wav_content` may find; the first two are "no signal" (data.silent_audio decides).
 NO_SIGNAL_REASONS = ("silent_audio", "constant_audio")
 

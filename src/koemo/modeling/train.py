@@ -107,10 +107,8 @@ def class_weights(job: StageJob, cfg: Config) -> torch.Tensor | None:
     if setting is True or setting == "balanced":
         counts = np.bincount(job.rows["train"]["label_id"].to_numpy(), minlength=n_classes)
         weights = len(job.rows["train"]) / (n_classes * np.maximum(counts, 1))
-    else:
+    else:                      # one weight per class (koemo.config.load.validate)
         weights = np.asarray(setting, dtype=float)
-        if weights.shape != (n_classes,):
-            raise KoemoInputError(f"train.multimodal.class_weights needs {n_classes} values")
     return torch.tensor(weights, dtype=torch.float32)
 
 

@@ -12,7 +12,7 @@ own rows, so any combination can be planted and the same faults always give the 
 Repeated rows are added at the end of the file, so no other fault's row moves.
 
 Two faults cost a whole session its labels and are planted only when named, never by `all`
-(ONLY_BY_NAME): the last session's annotation file left with its header rows only, or saved
+(koemo.config.schema.FAULTS_ONLY_BY_NAME): the last session's annotation file left with its header rows only, or saved
 under a browser's duplicate-download name (`Sess05_eval (1).csv`, which stops prepare unless
 --skip-unreadable). In the demo (`faults: [all]`) either would take a tenth of the corpus out
 of its session folds, or stop it; `all` plants `unannotated-session` instead: a session that
@@ -28,6 +28,7 @@ from pathlib import Path
 
 import soundfile as sf
 
+from koemo.config.schema import FAULTS_ONLY_BY_NAME, SYNTHETIC_FAULTS
 from koemo.errors import KoemoInputError
 
 # UTF-8 bytes of this sentence also decode as cp949 (into `萸먯빞 洹멸굔.`): a reader that takes
@@ -165,7 +166,8 @@ def duplicate_download_name(root: Path) -> None:
     path.rename(path.with_name(f"{path.stem} (1){path.suffix}"))
 
 
-# name -> (planter, what it does and what prepare reports for it)
+# name (one of koemo.config.schema.SYNTHETIC_FAULTS, synthetic.faults' choices) -> (planter,
+# what it does and what prepare reports for it)
 FAULTS = {
     "stray-comma": (stray_comma, "row 1 of Sess01_eval.csv ends with an extra comma: kept, "
                                  "note stray_field"),
@@ -195,24 +197,24 @@ FAULTS = {
                                                          "stops (bad_file_name) unless "
                                                          "--skip-unreadable"),
 }
-# Planted only when named (module docstring): each takes a whole session's rows away.
-ONLY_BY_NAME = ("header-only-session", "duplicate-download-name")
 
 
 def parse_faults(spec: str | list[str] | tuple[str, ...] | None) -> list[str]:
     """'stray-comma,pcm8-wavs' or 'all' (or a list of names) -> fault names, checked, in
-    FAULTS order. 'all' is every fault but ONLY_BY_NAME's, which may be added by name
+    FAULTS order. 'all' is every fault but FAULTS_ONLY_BY_NAME's, which may be added by name
     ('all,header-only-session')."""
     if not spec:
         return []
     names = spec.split(",") if isinstance(spec, str) else list(spec)
     names = [n.strip() for n in names if n.strip()]
-    unknown = [n for n in names if n not in FAULTS and n != "all"]
+    unknown = [n for n in names if n not in SYNTHETIC_FAULTS and n != "all"]
     if unknown:
         raise KoemoInputError(f"unknown fault(s) {', '.join(unknown)}; choose from "
-                              f"{', '.join(FAULTS)} or 'all' (all but {', '.join(ONLY_BY_NAME)})")
-    wanted = set(names) | ({n for n in FAULTS if n not in ONLY_BY_NAME} if "all" in names else set())
-    return [n for n in FAULTS if n in wanted]
+                              f"{', '.join(SYNTHETIC_FAULTS)} or 'all' (all but "
+                              f"{', '.join(FAULTS_ONLY_BY_NAME)})")
+    wanted = set(names) | ({n for n in SYNTHETIC_FAULTS if n not in FAULTS_ONLY_BY_NAME}
+                           if "all" in names else set())
+    return [n for n in SYNTHETIC_FAULTS if n in wanted]
 
 
 def plant_faults(root: Path, faults) -> list[str]:

@@ -28,7 +28,6 @@ from koemo.text.tokenizer import (CONFIG_FILE as KOBERT_CONFIG_FILE, MODEL_FILE 
                                   offline_hub_message, mask_before_trailing_pad,
                                   single_sequence)
 
-KINDS = ("kobert", "auto")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
                    "vocab.json", "merges.txt", "sentencepiece.bpe.model", "spiece.model",
                    "added_tokens.json")
@@ -36,9 +35,7 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 
 def text_model_kind(source: str | Path, configured: str | None = None) -> str:
     """`kobert` or `auto` for a tokenizer/encoder reference (see the module docstring)."""
-    if configured:
-        if configured not in KINDS:
-            raise KoemoInputError(f"text.tokenizer_kind must be one of {KINDS}, not {configured!r}")
+    if configured:            # text.tokenizer_kind (koemo.config.schema.TokenizerKind)
         return configured
     path = Path(str(source)).expanduser()
     if path.is_dir():
