@@ -120,3 +120,6 @@ def test_a_run_scored_before_seeding_is_named(faithful_runs, module_workdir, tmp
                      "dropout is drawn in eval, these numbers are repeatable but cannot equal "
                      "that file's"]
     assert "notes" not in evaluate(faithful_runs["text"], module_workdir)
+    # With the dropout fix nothing is drawn in eval: the old run's numbers can be given again.
+    fixed = evaluate(old, module_workdir, overrides=["fixes.eval_attention_dropout_off=true"])
+    assert not any("seeded test scoring" in note for note in fixed["notes"])

@@ -29,6 +29,8 @@ READERS = {
         "koemo.modeling.trim:_dropout_free": TRIM,
         "koemo.modeling.evaluate:evaluate":
             "tests/test_evaluate.py::test_an_eval_switch_is_honoured_and_reported",
+        "koemo.modeling.evaluate:unseeded_run_note":
+            "tests/test_evaluate.py::test_a_run_scored_before_seeding_is_named",
     },
     "fixes.text_padding_mask": {
         "koemo.modeling.models:TextRegressor.forward":
