@@ -1,7 +1,7 @@
 """Scoring a finished run or checkpoint again (`koemo evaluate`): the stage's data for one
 split, the checkpoint the test-scoring rule names, and the same metrics as test_metrics.json.
 
-Scored as the run scored its test split (`koemo.modeling.train.score_split`): the same rows in
+Scored as the run scored its test split (`koemo.modeling.scoring.score_split`): the same rows in
 the same batches, the classifier from the run's frozen-output cache where it trained from one,
 every random draw (the faithful model keeps attention dropout on in eval) from the run's seed.
 So the test split of a run gives its test_metrics.json exactly, on every call (runs scored

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from koemo.config.fingerprints import as_written, fingerprint
-from koemo.config.schema import Config, TrainStage, Train, speed_settings, unread_sections
+from koemo.config.schema import Config, Train, TrainStage, unread_sections
+from koemo.config.section import speed_settings
 from koemo.config.workdir import data_fingerprint
 from koemo.errors import KoemoInputError
 from koemo.modeling.runs import RunDir

@@ -375,9 +375,9 @@ def run_dir_for(workdir: str | Path, cfg: Config, stage: str, seed: int,
     depth combination by koemo.experiments.plan.run_config): its classifier then reads regressors
     trained once under those names instead of training copies of them."""
     leaf = classifier_kind if stage == "multimodal" else stage
-    name = cfg.name
-    if stage != "multimodal":
-        name = (cfg.regressor_runs or {}).get(stage, name)
+    name = str(cfg.name)
+    if stage != "multimodal" and cfg.regressor_runs:
+        name = next((run for part, run in cfg.regressor_runs.items() if part == stage), name)
     return Path(workdir) / "runs" / split_name(cfg) / name / leaf / f"seed{seed}"
 
 
