@@ -113,6 +113,16 @@ def test_a_new_training_score_drops_the_earlier_versions(old_run):
     assert (old_run / "run.json").is_file()      # the record is rewritten by the next training
 
 
+def test_an_undefined_correlation_is_written_and_read_as_nan(tmp_path):
+    """A constant prediction has no Pearson r or CCC: NaN in the file, not a missing key."""
+    run = RunDir(tmp_path)
+    run.write_metrics(SplitMetrics(loss=1.0, n=3, rmse=1.0, mae=1.0, pearson_r=float("nan"),
+                                   ccc=float("nan"), checkpoint="last", epochs_trained=1,
+                                   stage="audio", split="paper", seed=1))
+    assert "NaN" in (tmp_path / "test_metrics.json").read_text()
+    assert run.metrics().scalars()["pearson_r"] != run.metrics().scalars()["pearson_r"]
+
+
 def test_a_record_that_is_not_one_is_a_one_line_error(old_run):
     (old_run / "test_metrics.json").write_text(json.dumps({"loss": "high"}))
     with pytest.raises(KoemoInputError, match=r"test_metrics\.json: not a readable SplitMetrics"):

@@ -238,11 +238,11 @@ class RunDir:
 
     @property
     def best(self) -> Path:
-        return self.path / "best"
+        return self.checkpoint("best")
 
     @property
     def last(self) -> Path:
-        return self.path / "last"
+        return self.checkpoint("last")
 
     @property
     def state(self) -> Path:
