@@ -25,7 +25,7 @@ def checkpoint_dir(path: str | Path, which: str = "best") -> Path:
         return path
     run = RunDir(path)
     if which == "tested":
-        which = run.metrics().checkpoint if run.is_scored() else "best"
+        which = (run.metrics().checkpoint if run.is_scored() else None) or "best"
     if (run.checkpoint(which) / "meta.json").is_file():
         return run.checkpoint(which)
     raise CheckpointError(f"{path}: neither a checkpoint (meta.json) nor a run directory with "

@@ -108,10 +108,11 @@ BOOKKEEPING = ("schema_version", "version", "rescored")
 class SplitMetrics(_Record):
     """The metrics of one scored split of a run (`test_metrics.json`). Regressors carry rmse,
     mae, pearson_r and ccc; the classifier accuracy, the F1s, uar, its classes, per-class
-    table, confusion matrices and baseline. Fields added after the first koemo are optional."""
+    table, confusion matrices and baseline. Training fills every field that applies; each is
+    optional (older koemo wrote fewer, another producer may know fewer), and typed."""
     # every stage (fields in the order the file has always had them)
-    loss: float
-    n: int
+    loss: Optional[float] = None
+    n: Optional[int] = None
     # regressors
     rmse: Optional[float] = None
     mae: Optional[float] = None
@@ -130,13 +131,13 @@ class SplitMetrics(_Record):
     baseline: Optional[Baseline] = None
     weighted_f1_batch_mean: Optional[float] = None
     # which run, weights and rows
-    checkpoint: str                                 # "best" | "last"
-    epochs_trained: int
-    stage: str
+    checkpoint: Optional[str] = None                # "best" | "last"
+    epochs_trained: Optional[int] = None
+    stage: Optional[str] = None
     classifier_kind: str = ""
-    split: str                                      # the protocol split the run trained on
+    split: Optional[str] = None                     # the protocol split the run trained on
     subset: str = "test"                            # the rows scored
-    seed: int
+    seed: Optional[int] = None
     precision: Optional[str] = None
     scoring_seed: Optional[int] = None              # absent: scored before scoring was seeded
     # the record
@@ -152,21 +153,24 @@ class SplitMetrics(_Record):
 
     def class_names(self) -> list[str]:
         """The classifier's classes, in the order of its outputs."""
-        if self.classes is None:
-            raise ValueError(f"{self.stage} metrics have no classes (not a classifier's)")
-        return list(self.classes)
+        return list(_classifier_part(self.classes, "classes", self.stage))
 
     def class_table(self) -> dict[str, ClassScores]:
         """The classifier's per-class precision, recall, F1 and support, in class order."""
-        if self.per_class is None:
-            raise ValueError(f"{self.stage} metrics have no per-class table (not a classifier's)")
-        return dict(self.per_class)
+        return dict(_classifier_part(self.per_class, "per-class table", self.stage))
 
     def majority(self) -> Baseline:
         """The classifier's majority-class baseline on the same rows."""
-        if self.baseline is None:
-            raise ValueError(f"{self.stage} metrics have no baseline (not a classifier's)")
-        return self.baseline
+        return _classifier_part(self.baseline, "baseline", self.stage)
+
+
+_T = TypeVar("_T")
+
+
+def _classifier_part(value: _T | None, name: str, stage: str | None) -> _T:
+    if value is None:
+        raise ValueError(f"the {stage or ''} metrics have no {name}: not a classifier's")
+    return value
 
 
 class RunRecord(_Record):
