@@ -101,10 +101,8 @@ def build_stage(stage: str, workdir: str | Path, cfg: Config, seed: int, *, run_
     writes into a run)."""
     if stage not in STAGES:
         raise KoemoInputError(f"stage must be one of {STAGES}, not {stage!r}")
-    # The classifier over its trained regressors first: missing regressors fail fast.
-    classifier = (model if model is not None else
-                  build_classifier_from_regressors(workdir, cfg, seed, classifier_kind)) \
-        if stage == "multimodal" else None
+    if stage == "multimodal" and model is None:     # first: missing regressors fail fast
+        model = build_classifier_from_regressors(workdir, cfg, seed, classifier_kind)
     table = load_utterances(workdir)
     rows = {split: D.stage_rows(table, cfg, split, seed, augment) for split in splits}
     train_rows = D.split_rows(table, cfg, "train")
@@ -133,14 +131,14 @@ def build_stage(stage: str, workdir: str | Path, cfg: Config, seed: int, *, run_
            for s, r in rows.items()}
     if cache_frozen is None:
         cache_frozen = bool(cfg.train.multimodal.cache_frozen)
-    assert classifier is not None                   # built first, above
+    assert model is not None                        # the classifier: built first, above
     if not cache_frozen:
-        return StageJob(stage, classifier, raw, rows, raw_forward,
-                        classes=list(cfg.data.classes), majority_class=majority)
-    cached = frozen_datasets(raw, classifier.to(device), cfg, seed, RunDir(run_dir).frozen,
-                             device, progress, scratch)
-    return StageJob(stage, classifier, cached, rows, cached_forward,
-                    classes=list(cfg.data.classes), majority_class=majority, from_cache=True)
+        return StageJob(stage, model, raw, rows, raw_forward, classes=list(cfg.data.classes),
+                        majority_class=majority)
+    cached = frozen_datasets(raw, model.to(device), cfg, seed, RunDir(run_dir).frozen, device,
+                             progress, scratch)
+    return StageJob(stage, model, cached, rows, cached_forward, classes=list(cfg.data.classes),
+                    majority_class=majority, from_cache=True)
 
 
 def frozen_datasets(raw: Mapping[str, Any], model: torch.nn.Module, cfg: Config, seed: int,
