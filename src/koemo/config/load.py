@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import difflib
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, TypeVar
 
 import yaml
 from pydantic import ValidationError
@@ -268,7 +268,10 @@ def parse_config(written: Mapping[str, Any], source: str = "config") -> Config:
         raise ConfigError(f"{source}: {describe_errors(err, written)}") from None
 
 
-def parse_section(section: type[Section], value: Any, path: str) -> Section:
+S = TypeVar("S", bound=Section)
+
+
+def parse_section(section: type[S], value: Any, path: str) -> S:
     """One section (a typed one, or a mapping checked against the schema) at config path
     `path`; ConfigError naming the bad keys."""
     if isinstance(value, section):
