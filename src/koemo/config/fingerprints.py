@@ -8,11 +8,12 @@ import platform
 import sys
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
-from koemo.config.schema import Config, Section, feature_keys
+from koemo.config.schema import Section, feature_keys
+from koemo.config.schema import Config
 
 
 def as_written(obj: Any) -> Any:
@@ -20,11 +21,7 @@ def as_written(obj: Any) -> Any:
     return obj.as_dict() if isinstance(obj, Section) else str(obj)
 
 
-# A config or section as written: the mapping run files record and fingerprints hash.
-Written = Mapping[str, Any]
-
-
-def written_config(cfg: Section | Written) -> Written:
+def written_config(cfg: Section | dict[str, Any]) -> dict[str, Any]:
     """A typed config as written (a plain mapping stays as it is): what run files record."""
     return cfg.as_dict() if isinstance(cfg, Section) else cfg
 
@@ -57,15 +54,14 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def run_record(cfg: Section | Written, seed: int | None = None, **extra: Any) -> dict:
+def run_record(cfg, seed: int | None = None, **extra: Any) -> dict:
     """What every run writes next to its outputs: config (as written), seed and library versions."""
-    written = written_config(cfg)
-    return {"config": written, "seed": written.get("seed") if seed is None else seed,
+    cfg = written_config(cfg)
+    return {"config": cfg, "seed": cfg.get("seed") if seed is None else seed,
             "versions": library_versions(), **extra}
 
 
-def save_run_record(directory: str | Path, cfg: Section | Written, seed: int | None = None,
-                    **extra: Any) -> Path:
+def save_run_record(directory: str | Path, cfg: dict, seed: int | None = None, **extra: Any) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "run.json"
