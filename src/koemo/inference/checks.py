@@ -110,12 +110,14 @@ def _model_sizes(written: Mapping[str, Any] | None, prefix: str
 def check_meta_sizes(meta: dict, stage_dir: Path) -> None:
     """Every size a stage asks for is a whole number within bounds (CheckpointError naming
     meta.json and the key otherwise)."""
-    cfg: dict = meta["config"] if isinstance(meta.get("config"), dict) else {}
-    sizes = list(_model_sizes(cfg.get("models"), "models"))
+    # The config as meta.json wrote it: read before it is parsed, so nothing huge gets built.
+    written: dict = meta["config"] if isinstance(meta.get("config"), dict) else {}
+    sizes = list(_model_sizes(written.get("models"), "models"))
     sizes += [(f"num_heads.{k}", v, MAX_HEADS) for k, v in (meta.get("num_heads") or {}).items()
               if v is not None]
-    sizes += [(".".join(keys), (cfg.get(keys[0]) or {}).get(keys[1]), limit)
-              for keys, limit in SIZE_LIMITS.items() if (cfg.get(keys[0]) or {}).get(keys[1]) is not None]
+    sizes += [(".".join(keys), (written.get(keys[0]) or {}).get(keys[1]), limit)
+              for keys, limit in SIZE_LIMITS.items()
+              if (written.get(keys[0]) or {}).get(keys[1]) is not None]
     check_sizes(Path(stage_dir) / "meta.json", [(key, value, 1, limit) for key, value, limit in sizes])
 
 
