@@ -125,7 +125,8 @@ class Augment(Section):
 
 
 class Standin(Section):
-    vocab_size: int = setting(8002, "vocabulary of the locally trained KoBERT stand-in")
+    vocab_size: int = setting(8002, "vocabulary of the locally trained KoBERT stand-in (raised to "
+                                    "one piece per character when the texts have more)")
     hidden_size: int = setting(768, "width of its states (must equal models.text.input_dim)")
     num_layers: int = setting(2, "transformer layers")
     num_heads: int = setting(12, "attention heads")
