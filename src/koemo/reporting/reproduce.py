@@ -27,7 +27,7 @@ from pathlib import Path
 
 from koemo.errors import KoemoInputError
 from koemo.reporting.notebook import resolve_path
-from koemo.modeling.progress import ProgressWatcher, progress_path
+from koemo.modeling.progress import ProgressWatcher
 
 TEMP_PREFIX = "koemo-reproduce-"
 
@@ -88,7 +88,7 @@ def _run_one(name: str, executed: Path, params: dict, workdir: Path) -> dict:
     started = time.perf_counter()
     print(f"[koemo reproduce] {name} ...", flush=True)
     try:
-        with ProgressWatcher(progress_path(workdir), prefix=f"[koemo reproduce] {name}"):
+        with progress_watcher(workdir, name):
             run_notebook(notebooks_dir() / f"{name}.ipynb", executed / f"{name}.ipynb",
                          params, notebooks_dir())
     except papermill.PapermillExecutionError as err:
@@ -98,6 +98,12 @@ def _run_one(name: str, executed: Path, params: dict, workdir: Path) -> dict:
     seconds = time.perf_counter() - started
     print(f"[koemo reproduce] {name} done in {seconds:.0f} s", flush=True)
     return {"notebook": name, "seconds": round(seconds, 1)}
+
+
+def progress_watcher(workdir: Path, name: str) -> ProgressWatcher:
+    """The live lines of notebook `name`: every run it trains, in the workdir or in a workdir
+    prepared inside it (5-3's `<workdir>/cross`)."""
+    return ProgressWatcher.of_workdir(workdir, prefix=f"[koemo reproduce] {name}")
 
 
 @contextlib.contextmanager
