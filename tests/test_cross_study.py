@@ -31,11 +31,23 @@ def cfg(tiny_config):
 
 
 @pytest.fixture(scope="module")
-def study(cfg, tiny_corpus, tiny_workdir, corpus19, tmp_path_factory):
+def study_workdir(tiny_workdir, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("study") / "work"
     shutil.copytree(tiny_workdir, workdir, ignore=shutil.ignore_patterns("runs"))
-    runs = cross.run_study(cfg, tiny_corpus, corpus19, workdir, progress=False)
-    return workdir, runs
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def watcher(study_workdir):
+    """What `koemo reproduce` shows of notebook 5-3, started before the study trains."""
+    from koemo.reporting.reproduce import progress_watcher
+    return progress_watcher(study_workdir, "5-3_cross_corpus")
+
+
+@pytest.fixture(scope="module")
+def study(cfg, tiny_corpus, study_workdir, corpus19, watcher):
+    runs = cross.run_study(cfg, tiny_corpus, corpus19, study_workdir, progress=False)
+    return study_workdir, runs
 
 
 def test_no_second_corpus_no_study(cfg, tiny_corpus, tmp_path):
@@ -59,6 +71,17 @@ def test_each_direction_trains_where_it_should(study, cfg):
             assert workdir_of_run(run_dir) == where
         classifiers = runs[name][runs[name]["stage"] == "multimodal"]
         assert sorted(classifiers["classifier"].unique()) == sorted(kinds)
+
+
+@pytest.mark.slow   # trains the study (tiny, one fold, one epoch)
+def test_reproduce_shows_every_run_of_the_study_wherever_it_trains(study, watcher):
+    workdir, runs = study
+    lines = watcher.poll()
+    trained = pd.concat([runs["in_corpus"], runs["cross"]])
+    assert set(watcher.runs) == set(trained["run_dir"].astype(str))     # W's and W/cross's
+    assert watcher.planned == len(watcher.runs)
+    for split in set(trained["split"]):
+        assert any(f" {split}/" in line for line in lines), split
 
 
 @pytest.mark.slow   # trains the study (tiny, one fold, one epoch)

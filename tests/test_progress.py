@@ -55,6 +55,34 @@ def test_watcher_waits_for_complete_lines_and_rewrites_on_a_tty(tmp_path):
     assert "epoch 2/3" in text.split("\r")[-1]
 
 
+def test_reproduce_shows_runs_trained_in_a_workdir_inside_its_workdir(tmp_path, tiny_config, capsys):
+    """Notebook 5-3 trains in W/cross (koemo.experiments.cross): reproduce's watcher of W shows
+    those runs after W's own, numbered on (N grows with each plan); lines written before it
+    started stay unread."""
+    from koemo.experiments.cross import cross_workdir
+    from koemo.modeling.monitor import RunMonitor
+    from koemo.reporting.reproduce import progress_watcher
+
+    cross = cross_workdir(tmp_path)
+    emit(cross, "epoch", **_epoch("an earlier reproduce's run", 1))
+    watcher = progress_watcher(tmp_path, "5-3_cross_corpus")
+    emit(tmp_path, "plan", runs=1)
+    emit(tmp_path, "epoch", **_epoch(str(tmp_path / "runs/a"), 1))
+    emit(cross, "plan", runs=1)
+    monitor = RunMonitor(cross, cross / "runs/b", tiny_config, "text", 1, "kemdy19_to_kemdy20",
+                         "attention_lstm", "fp32")
+    monitor.start(0)
+    monitor.epoch({"epoch": 1, "train_loss": 0.5, "valid_loss": 0.6, "seconds": 2.0},
+                  [{"seconds": 2.0}])
+    monitor.done({"epoch": 1, "stopped_early": False})
+    lines = watcher.poll()
+    assert capsys.readouterr().out.splitlines() == lines and len(lines) == 4
+    assert lines[0].startswith("[koemo reproduce] 5-3_cross_corpus run 1/1 audio paper/tiny")
+    assert [line.split(" seed1 ")[0] for line in lines[1:]] == \
+        ["[koemo reproduce] 5-3_cross_corpus run 2/2 text kemdy19_to_kemdy20/tiny"] * 3
+    assert lines[-1].endswith("finished after epoch 1/2")
+
+
 def test_format_seconds():
     assert [format_seconds(s) for s in (4, 75, 3 * 3600 + 120)] == ["4s", "1m15s", "3h02m"]
 

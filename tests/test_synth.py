@@ -159,6 +159,22 @@ def test_transcripts_are_cp949_single_lines_with_markers(table):
     assert re.search(r"[A-Za-z]", joined) and re.search(r"\d", joined)
 
 
+def test_long_tail_words_are_neutral_ks_x_1001_and_leave_the_sentence_intact():
+    assert len(sentences.SYLLABLES) == 2350
+    fixed = sentences.SURNAMES + sentences.NAME_TAILS + sentences.THINGS + sentences.ENGLISH
+    rng = np.random.default_rng(5)
+    drawn = [w for _ in range(400) for w in sentences.long_tail_words(rng)]
+    assert {"'", '"', ",", "~", "%"} <= set("".join(drawn))
+    for word in fixed + tuple(drawn):
+        assert all(len(ch.encode("euc_kr")) <= 2 for ch in word), word     # KS X 1001
+        assert not any(sentences.bank_word_counts(word).values()), word
+    for seed in range(300):
+        text = sentences.transcript(float(seed % 5 + 1), rng)
+        dressed = sentences.with_long_tail(text, np.random.default_rng(seed))
+        assert sentences.bank_word_counts(dressed) == sentences.bank_word_counts(text), dressed
+        assert dressed.startswith(text)     # the valence words stay where they were
+
+
 def test_biosignal_preambles_rows_and_segment_ids(tiny_corpus, table):
     own = table.groupby(table.segment_id.str[:24]).segment_id.apply(set).to_dict()
     empty_ibi, tagged, gaps = 0, set(), 0

@@ -24,7 +24,10 @@ def run(args):
     out_dir, built = ensure_standin(args.workdir, cfg, force=args.force)
     meta = json.loads((out_dir / STANDIN_MARKER).read_text(encoding="utf-8"))
     state = "built" if built else "up to date, reused"
-    print(f"{out_dir}: {state} (vocab {meta['vocab_size']} of {meta['vocab_size_requested']} "
-          f"requested, hidden {meta['hidden_size']}, {meta['num_layers']} layers, "
+    requested = meta["vocab_size_requested"]
+    trained = meta.get("vocab_size_trained", requested)     # absent in builds before it was
+    raised = f", raised to {trained} to hold every character" if trained != requested else ""
+    print(f"{out_dir}: {state} (vocab {meta['vocab_size']} of {requested} requested{raised}, "
+          f"hidden {meta['hidden_size']}, {meta['num_layers']} layers, "
           f"{meta['n_texts']} training texts)")
     return 0

@@ -173,7 +173,8 @@ class Augment(Section):
 
 
 class Standin(Section):
-    vocab_size: Whole = setting(8002, "vocabulary of the locally trained KoBERT stand-in")
+    vocab_size: Whole = setting(8002, "vocabulary of the locally trained KoBERT stand-in (raised to "
+                                      "one piece per character when the texts have more)")
     hidden_size: Whole = setting(768, "width of its states (must equal models.text.input_dim)")
     num_layers: Whole = setting(2, "transformer layers")
     num_heads: Whole = setting(12, "attention heads (dividing hidden_size)")

@@ -11,6 +11,11 @@ papermill runs each notebook in a kernel and hides its progress bars, so the tra
 
 Every line is written with one `write` on a file opened for appending, so runs training in
 parallel worker processes never interleave within a line. Nothing here imports torch.
+
+A run writes to the progress file of the workdir it trains in. A study may train in a workdir
+prepared inside the main one (notebook 5-3 trains in `<workdir>/cross`, koemo.experiments.cross),
+so `ProgressWatcher.of_workdir` follows the workdir's file and those of the workdirs one level
+inside it (`progress_files`), a file that appears while it watches from its first line.
 """
 from __future__ import annotations
 
@@ -20,13 +25,20 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import Callable, TextIO
 
 PROGRESS_FILE = "progress.jsonl"
 
 
 def progress_path(workdir: str | Path) -> Path:
     return Path(workdir) / PROGRESS_FILE
+
+
+def progress_files(workdir: str | Path) -> list[Path]:
+    """The progress files of `workdir` and of the workdirs one level inside it, those there."""
+    workdir = Path(workdir)
+    found = [progress_path(workdir)] + sorted(workdir.glob(f"*/{PROGRESS_FILE}"))
+    return [path for path in found if path.is_file()]
 
 
 def emit(workdir: str | Path, event: str, **fields) -> None:
@@ -52,51 +64,66 @@ def format_seconds(seconds: float) -> str:
 
 
 class ProgressWatcher:
-    """Reads new lines of a progress file and prints one line per run update.
+    """Reads new lines of progress files and prints one line per run update.
 
     Runs are numbered in the order they first appear; N is the sum of the `plan` events seen
     since the watcher started (so it covers the notebook being run). On a TTY the line is
     rewritten in place (`\\r`); otherwise every epoch gets its own line. `poll()` does one read
-    (tests call it directly); `start()`/`stop()` poll from a thread.
+    (tests call it directly); `start()`/`stop()` poll from a thread. Made with a file, it follows
+    that file; made by `of_workdir`, every file of `progress_files(workdir)`.
     """
 
     def __init__(self, path: str | Path, stream: TextIO | None = None, tty: bool | None = None,
-                 prefix: str = "[koemo reproduce]", from_end: bool = True):
+                 prefix: str = "[koemo reproduce]", from_end: bool = True,
+                 files: Callable[[], list[Path]] | None = None):
         self.path = Path(path)
         self.stream = stream or sys.stdout
         self.tty = self.stream.isatty() if tty is None else tty
         self.prefix = prefix
-        self.offset = self.path.stat().st_size if from_end and self.path.is_file() else 0
+        self._files = files or (lambda: [self.path] if self.path.is_file() else [])
+        # Where each file is read from: its end now (from_end), its start if it appears later.
+        self.offsets = {f: f.stat().st_size if from_end else 0 for f in self._files()}
         self.planned = 0
         self.runs: dict[str, int] = {}
         self.lines: list[str] = []          # every line printed (what tests read)
-        self._pending = b""
+        self._pending: dict[Path, bytes] = {}
         self._width = 0
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
 
+    @classmethod
+    def of_workdir(cls, workdir: str | Path, **kwargs) -> "ProgressWatcher":
+        """A watcher of the workdir's progress file and those of the workdirs inside it."""
+        return cls(progress_path(workdir), files=lambda: progress_files(workdir), **kwargs)
+
     # -- reading
     def poll(self) -> list[str]:
         """Read whatever was appended since the last poll; print and return the new lines."""
-        if not self.path.is_file():
-            return []
-        with open(self.path, "rb") as fh:
-            fh.seek(self.offset)
-            data = fh.read()
-        self.offset += len(data)
-        data = self._pending + data
-        *complete, self._pending = data.split(b"\n")
         printed = []
-        for raw in complete:
-            try:
-                event = json.loads(raw)
-            except ValueError:
-                continue
-            line = self.handle(event)
-            if line is not None:
-                self._print(line)
-                printed.append(line)
+        for path in self._files():
+            for raw in self._new_lines(path):
+                try:
+                    event = json.loads(raw)
+                except ValueError:
+                    continue
+                line = self.handle(event)
+                if line is not None:
+                    self._print(line)
+                    printed.append(line)
         return printed
+
+    def _new_lines(self, path: Path) -> list[bytes]:
+        """The complete lines appended to `path` since the last read (a partial one waits)."""
+        offset = self.offsets.setdefault(path, 0)
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(offset)
+                data = fh.read()
+        except FileNotFoundError:           # removed since it was listed
+            return []
+        self.offsets[path] = offset + len(data)
+        *complete, self._pending[path] = (self._pending.get(path, b"") + data).split(b"\n")
+        return complete
 
     def handle(self, event: dict) -> str | None:
         kind = event.get("event")

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from koemo.errors import Interrupted, KoemoInputError
 from koemo.reporting.notebook import resolve_path
-from koemo.modeling.progress import ProgressWatcher, progress_path
+from koemo.modeling.progress import ProgressWatcher
 
 TEMP_PREFIX = "koemo-reproduce-"
 
@@ -122,7 +122,7 @@ def _run_one(name: str, executed: Path, params: dict, workdir: Path, running: di
     running["what"] = f"notebook {name}"
     print(f"[koemo reproduce] {name} ...", flush=True)
     try:
-        with ProgressWatcher(progress_path(workdir), prefix=f"[koemo reproduce] {name}"):
+        with progress_watcher(workdir, name):
             run_notebook(notebooks_dir() / f"{name}.ipynb", executed / f"{name}.ipynb",
                          params, notebooks_dir())
     except papermill.PapermillExecutionError as err:
@@ -179,6 +179,12 @@ def kill_children(spare: set[int] = frozenset()) -> None:
         with contextlib.suppress(psutil.Error):
             process.kill()
     psutil.wait_procs(family, timeout=10)
+
+
+def progress_watcher(workdir: Path, name: str) -> ProgressWatcher:
+    """The live lines of notebook `name`: every run it trains, in the workdir or in a workdir
+    prepared inside it (5-3's `<workdir>/cross`)."""
+    return ProgressWatcher.of_workdir(workdir, prefix=f"[koemo reproduce] {name}")
 
 
 @contextlib.contextmanager

@@ -76,7 +76,7 @@ TIE_RATE = 0.05
 QUIRK_SESSION, QUIRK_PREFIX, QUIRK_SCRIPT = 17, "Sess42", 6
 # Bump whenever the same arguments start giving other bytes: a corpus written by an older
 # generator is then rewritten instead of reused (koemo.reporting.notebook.ensure_synthetic_corpus).
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 CLASS_TARGETS = {  # (arousal, valence)
     "neutral": (3.0, 3.0), "sad": (2.2, 2.3), "happy": (3.9, 4.0), "angry": (3.9, 2.1),
@@ -310,7 +310,8 @@ def plan_session(session: int, seed: int, per_session: int, probs: dict[str, flo
                             classes[slot], labels, valence, arousal)
             # Own stream: retuning the sentence generator leaves labels, timing and audio alone.
             text_rng = np.random.default_rng([seed, session, 2, slot])
-            utt.text = sentences.transcript(utt.total_valence, text_rng)
+            utt.text = sentences.with_long_tail(
+                sentences.transcript(utt.total_valence, text_rng), text_rng)
             utt.eol = "\r\n" if rng.random() < 0.3 else "\n"
             utterances.append(utt)
             next_index[who] += 1

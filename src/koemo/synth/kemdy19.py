@@ -109,10 +109,12 @@ def _rating(emotion: str, ambiguous: bool, biases: np.ndarray, rng: np.random.Ge
 
 def _transcript(utt: Utterance, seed: int, slot: int) -> str:
     """Own valence in the words; a scripted dialogue's first line is the script's, in every
-    session; KEMDy19's extra markers and (spelling)/(pronunciation) pairs now and then."""
+    session; KEMDy19's extra markers and (spelling)/(pronunciation) pairs now and then; the long
+    tail's names, things and numbers last (sentences.with_long_tail)."""
     kind, number = utt.dialogue
     if kind == "script" and utt.first_line:
-        return sentences.transcript(3.0, np.random.default_rng([seed, 19, number]))
+        rng = np.random.default_rng([seed, 19, number])
+        return sentences.with_long_tail(sentences.transcript(3.0, rng), rng)
     rng = np.random.default_rng([seed, utt.session, 2, slot])
     text = sentences.transcript(utt.own.total_valence, rng)
     roll = rng.random()
@@ -124,7 +126,7 @@ def _transcript(utt: Utterance, seed: int, slot: int) -> str:
         k = plain[int(rng.integers(len(plain)))]
         words[k] = f"({words[k]})/({words[k]}요)"
         text = " ".join(words)
-    return text
+    return sentences.with_long_tail(text, rng)
 
 
 def plan_session(session: int, seed: int, per_session: int, probs: dict[str, float],

@@ -8,6 +8,15 @@ the text says how pleasant something was but not how excited the speaker is (aro
 the audio). `transcript()` then dresses the clean sentence the way KEMDy20 transcripts look:
 `b/ l/ n/ u/ c/` markers, sometimes glued to a word (`...더라구.l/`), Latin letters and digits.
 
+The long tail. Real transcripts also name people, places and things and carry numbers, English
+and punctuation: KEMDy20 and KEMDy19 together hold 877 distinct characters over 2,201 texts, more
+than a small text stand-in's vocabulary (koemo.text.standin). `with_long_tail()` puts such words
+after the words of a transcript: names of a surname and a given name drawn from all 2,350
+Hangul syllables of KS X 1001, loanwords, places, English words, numbers and quotes. They are
+drawn after everything else of a transcript (the generator's later draws), so a transcript keeps
+its sentence, valence words and markers, and they are neutral: none holds a word of the valence
+banks.
+
 Every word here is in KS X 1001, so each transcript encodes to cp949 (checked by the tests).
 """
 from __future__ import annotations
@@ -135,6 +144,81 @@ def transcript(valence: float, rng: np.random.Generator) -> str:
     elif roll < 0.3:
         text = text + " " + _pick(rng, ("l/", "b/", "n/"))
     return text
+
+
+# The long tail (module docstring).
+SURNAMES = (
+    "김", "이", "박", "최", "정", "강", "조", "윤", "장", "임", "한", "오", "서", "신", "권", "황",
+    "안", "송", "류", "전", "홍", "고", "문", "양", "손", "배", "백", "허", "남", "심", "노", "하",
+    "곽", "성", "차", "주", "우", "구", "민", "진", "나", "엄", "채", "원", "천", "방", "공", "현",
+    "함", "변", "염", "여", "추", "도", "석", "선", "설", "마", "길", "연", "위", "표", "명", "기",
+    "반", "왕", "금", "옥", "육", "인", "맹", "제", "모", "탁", "국", "편", "용", "예", "경", "봉",
+    "남궁", "황보", "제갈", "선우", "독고",
+)
+NAME_TAILS = ("", "", "씨", "씨가", "씨랑", "한테", "네", "님", "선배", "쌤")
+THINGS = (
+    "넷플릭스", "유튜브", "스타벅스", "카카오톡", "인스타그램", "블루투스", "노트북", "키보드",
+    "헬스장", "필라테스", "캠핑장", "드라이브", "콘서트", "뮤지컬", "페스티벌", "쇼핑몰",
+    "엘리베이터", "에어컨", "냉장고", "택배", "월급", "적금", "펀드", "비트코인", "면접", "퇴근",
+    "야근", "워크숍", "스트레스", "다이어트", "샌드위치", "파스타", "햄버거", "짜장면", "짬뽕",
+    "탕수육", "김밥", "떡볶이", "삼겹살", "감자탕", "닭갈비", "곱창", "막걸리", "소주", "맥주",
+    "와인", "쿠폰", "포인트", "환불", "배송", "지하철", "고속도로", "휴게소", "제주도", "강릉",
+    "속초", "여수", "전주", "대구", "광주", "인천", "수원", "춘천", "경복궁", "한강", "남산타워",
+    "롯데월드", "에버랜드", "편의점", "아이스크림", "치즈케이크", "마카롱", "도넛", "팝콘",
+    "볼링장", "노래방", "찜질방", "PC방", "뷔페", "훠궈", "쌀국수", "팟타이", "크루아상", "와플",
+    "스키장", "썰매", "튜브", "펭귄", "코끼리", "햄스터", "앵무새", "고슴도치", "캥거루",
+)
+ENGLISH = (
+    "zoom", "wifi", "email", "quiz", "vlog", "jpg", "xbox", "keyboard", "meeting", "check",
+    "deadline", "feedback", "weekend", "sale", "iPhone", "YouTube", "Netflix", "GS25", "USB",
+    "ATM", "CGV", "OTT", "DM", "Wi-Fi", "H&M", "Q&A",
+)
+# How often a transcript gets each kind of word: ~960 distinct characters over the demo's 1,140
+# synthetic KEMDy20 + KEMDy19 transcripts (the real two corpora: 877 over 2,201).
+LONG_TAIL_RATES = {"name": 0.4, "thing": 0.2, "english": 0.08, "number": 0.12}
+
+
+def ks_x_1001_syllables() -> tuple[str, ...]:
+    """The 2,350 Hangul syllables of KS X 1001: those EUC-KR writes in two bytes (Python's codec
+    spells the others as eight-byte jamo sequences; cp949 has them all in two)."""
+    syllables = (chr(code) for code in range(ord("가"), ord("힣") + 1))
+    return tuple(ch for ch in syllables if len(ch.encode("euc_kr")) == 2)
+
+
+SYLLABLES = ks_x_1001_syllables()
+
+
+def _name(rng: np.random.Generator) -> str:
+    """A person: surname + one or two syllables of the whole KS X 1001 set, no bank word in it."""
+    while True:
+        given = "".join(_pick(rng, SYLLABLES) for _ in range(1 + int(rng.random() < 0.8)))
+        name = _pick(rng, SURNAMES) + given + _pick(rng, NAME_TAILS)
+        if not any(word in name for words in BANKS.values() for word in words):
+            return name
+
+
+def _number(rng: np.random.Generator) -> str:
+    n = int(rng.integers(2, 100))
+    return _pick(rng, (f"{n}번", f"{n}만 원", f"{1990 + n % 35}년", f"{n % 12 + 1}월 {n % 28 + 1}일",
+                       f"{n / 10:.1f}", f"{n}%", f"{n}-{int(rng.integers(10, 99))}"))
+
+
+def long_tail_words(rng: np.random.Generator) -> list[str]:
+    """The long-tail words one transcript gets (often none), quoted or followed by a comma now
+    and then."""
+    draw = {"name": _name, "thing": lambda r: _pick(r, THINGS),
+            "english": lambda r: _pick(r, ENGLISH), "number": _number}
+    words = [draw[kind](rng) for kind, rate in LONG_TAIL_RATES.items() if rng.random() < rate]
+    dressed = {0: "'{}'", 1: '"{}"', 2: "{},", 3: "{}~"}
+    return [dressed.get(int(rng.integers(12)), "{}").format(word) for word in words]
+
+
+def with_long_tail(text: str, rng: np.random.Generator) -> str:
+    """`text` followed by its long-tail words (long_tail_words), as spoken afterthoughts
+    (`...재미있었어 김하윤씨`). At the end they leave the valence words where they were: put
+    anywhere, they pushed them past the demo's 32-piece max_length, and a ridge readout of the
+    demo stand-in's states found valence at r 0.61 instead of 0.73 (0.76 without the tail)."""
+    return " ".join([text] + long_tail_words(rng))
 
 
 def bank_word_counts(text: str) -> dict[str, int]:
