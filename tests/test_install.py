@@ -98,3 +98,13 @@ def test_wheel_install_finds_configs_and_notebooks_without_a_checkout(tmp_path):
     assert f"workdir {here / 'work2'}" in run.stdout
     assert (here / "work2" / "notebooks" / "1-1_data_aggregation.ipynb").is_file()
     assert any((here / "out" / "tables").glob("data_*"))
+
+
+def test_no_environment_or_generated_folder_is_tracked():
+    """A committed `.venv` (a helper's link once rode along) replaces a clone's real venv on
+    checkout: git treats ignored files as expendable. Generated folders stay out of git too."""
+    if not (REPO / ".git").exists():
+        pytest.fail("not a git checkout: the tests run from a clone (make test)", pytrace=False)
+    tracked = subprocess.run(["git", "ls-files", "--", ".venv", "build", "dist", "data/demo"],
+                             cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    assert tracked == []
