@@ -33,8 +33,10 @@ CORPORA = get_args(Corpus)
 CrossProtocol = Literal["kemdy19_to_kemdy20", "kemdy20_to_kemdy19"]
 InCorpusProtocol = Literal["kemdy19_cv5", "kemdy20_cv5"]      # one corpus' session folds
 Protocol = Literal[Literal["paper", "session", "cv5"], CrossProtocol, InCorpusProtocol]
+PROTOCOLS = get_args(Protocol)
 CROSS_PROTOCOLS = get_args(CrossProtocol)
 IN_CORPUS_PROTOCOLS = get_args(InCorpusProtocol)
+FOLDED_PROTOCOLS = ("cv5",) + IN_CORPUS_PROTOCOLS             # N_FOLDS session folds each
 N_FOLDS = 5                                  # session folds of cv5 and <corpus>_cv5
 
 # Class ids as the original: neutral 0, sad 1, happy 2, surprise 3, angry 4; both corpora also
@@ -56,12 +58,16 @@ FeatureBackend = Literal["torch", "librosa"]
 # Both corpora are 16 kHz; prepare requires the wavs at this rate, and the speech encoders,
 # Whisper and the VAD read 16 kHz.
 SampleRate = Literal[16000]
+SAMPLE_RATE = get_args(SampleRate)[0]
 StoreDtype = Literal["float32", "float16"]
 Frontend = Literal["mel", "encoder"]
 Pooling = Literal["weighted", "mean"]
 TokenizerKind = Literal["kobert", "auto"]
 
-Stage = Literal["audio", "text", "multimodal"]
+RegressorStage = Literal["audio", "text"]                  # also the two modalities
+Stage = Literal[RegressorStage, Literal["multimodal"]]
+STAGES = get_args(Stage)
+REGRESSOR_STAGES = get_args(RegressorStage)
 FusionKind = Literal["audio_only", "text_only", "early", "late", "sum", "tensor", "attention_lstm"]
 FUSION_KINDS = get_args(FusionKind)          # the classifier kinds (koemo.modeling.fusion)
 Target = Literal["hard", "soft"]
@@ -438,7 +444,7 @@ class Config(Section):
     name: RunName = setting("paper", "experiment name (default: the config file's stem); names run "
                                      "directories", affects_results=False)
     seed: Seed = setting(1, "default training seed")
-    regressor_runs: Optional[dict[Literal["audio", "text"], Name]] = setting(
+    regressor_runs: Optional[dict[RegressorStage, Name]] = setting(
         None, "run names of shared regressors {audio: NAME, text: NAME} (set by the plan)",
         affects_results=False)
     data: Data = setting({}, "the corpus rows and their split")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from koemo.dataset.splits import N_FOLDS
+from koemo.config.schema import N_FOLDS
 from koemo.errors import KoemoInputError
 
 SPLITS = ("train", "valid", "test")

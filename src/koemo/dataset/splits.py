@@ -23,11 +23,10 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from koemo.config.load import CONFIG_DIR
-from koemo.config.schema import CROSS_PROTOCOLS, IN_CORPUS_PROTOCOLS, N_FOLDS
+from koemo.config.schema import FOLDED_PROTOCOLS, N_FOLDS
 from koemo.errors import KoemoInputError
 
 UNUSED = "unused"       # a row the protocol neither trains, validates nor scores on
-FOLDED_PROTOCOLS = ("cv5",) + IN_CORPUS_PROTOCOLS
 SPLIT_COLUMNS = ("split_paper", "split_session") + tuple(f"split_cv5_{k}" for k in range(N_FOLDS))
 
 

@@ -9,6 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
+from koemo.config.schema import STAGES
 from koemo.errors import CheckpointError, KoemoInputError
 from koemo.modeling.checkpoint import saved_config
 from koemo.inference.predictor import Predictor
@@ -111,7 +112,7 @@ def export_from_workdir(workdir: str | Path, cfg: dict, seed: int, out_dir: str 
     from koemo.modeling.runs import run_dir_for
 
     runs = [run_dir_for(workdir, cfg, stage, seed, classifier_kind)
-            for stage in ("audio", "text", "multimodal")]
+            for stage in STAGES]
     for run in runs:
         if not run.is_dir():
             raise KoemoInputError(f"{run}: no training run here; train the three stages with "

@@ -27,7 +27,7 @@ import math
 import torch
 from torch import nn
 
-from koemo.config.schema import FUSION_KINDS
+from koemo.config.schema import FUSION_KINDS, REGRESSOR_STAGES
 from koemo.modeling.layers import masked_mean
 from koemo.modeling.models import (AttentionLSTMHead, AudioRegressor, EmoClassifier,
                                    FrozenRegressors, TextRegressor, num_classes)
@@ -42,7 +42,7 @@ class UnimodalClassifier(AttentionLSTMHead):
     def __init__(self, cfg: dict, modality: str, audio_model: AudioRegressor | None = None,
                  text_model: TextRegressor | None = None, attention_impl: str = "sdpa"):
         super().__init__()
-        if modality not in ("audio", "text"):
+        if modality not in REGRESSOR_STAGES:
             raise ValueError(f"modality must be audio or text, not {modality!r}")
         self.modality = modality
         self.attach_regressors(cfg, audio_model, text_model)

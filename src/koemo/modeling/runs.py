@@ -26,11 +26,10 @@ RUN_OUTPUTS = ("best", "last", "state", "frozen", "log.csv", "log.json", "test_m
 def split_name(cfg: dict) -> str:
     """`paper`, `session`, `cv5_f<k>`, `<corpus>_cv5_f<k>` or a cross-corpus protocol: the
     protocol (and fold) a run was trained on."""
-    from koemo.config.schema import IN_CORPUS_PROTOCOLS
+    from koemo.config.schema import FOLDED_PROTOCOLS
 
     protocol = cfg.data.protocol
-    folded = protocol == "cv5" or protocol in IN_CORPUS_PROTOCOLS
-    return f"{protocol}_f{cfg.data.fold}" if folded else protocol
+    return f"{protocol}_f{cfg.data.fold}" if protocol in FOLDED_PROTOCOLS else protocol
 
 
 def run_dir_for(workdir: str | Path, cfg: dict, stage: str, seed: int,

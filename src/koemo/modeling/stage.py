@@ -13,12 +13,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from koemo.config.fingerprints import fingerprint
+from koemo.config.schema import REGRESSOR_STAGES, STAGES
 from koemo.config.workdir import load_utterances
 from koemo.errors import KoemoInputError
 from koemo.modeling import data as D
 from koemo.modeling.runs import resume_fingerprint, run_dir_for
-
-STAGES = ("audio", "text", "multimodal")
 
 
 @dataclass
@@ -170,7 +169,7 @@ def build_classifier_from_regressors(workdir, cfg: dict, seed: int, classifier_k
     from koemo.modeling.fusion import build_classifier
 
     regressors = []
-    for stage in ("audio", "text"):
+    for stage in REGRESSOR_STAGES:
         best = run_dir_for(workdir, cfg, stage, seed) / "best"
         if not best.is_dir():
             raise KoemoInputError(

@@ -204,7 +204,7 @@ def summarise(runs: pd.DataFrame, by: list[str], metrics: list[str]) -> pd.DataF
 def fold_notes(runs: pd.DataFrame) -> list[str]:
     """Which cv5 folds the cv5 rows average over, and why the others are missing (from the
     runs table's attrs["skipped"], set by run_plan); [] when all five folds ran."""
-    from koemo.dataset.splits import N_FOLDS
+    from koemo.config.schema import N_FOLDS
 
     fold_of = {f"cv5_f{k}": k for k in range(N_FOLDS)}
     ran = sorted({fold_of[s] for s in runs.get("split", []) if s in fold_of})
