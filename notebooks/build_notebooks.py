@@ -50,10 +50,6 @@ cfg = ctx.cfg
 print(f"config {cfg.name}: workdir {ctx.workdir}, outputs {ctx.out}")'''
 
 
-def _show(name: str) -> str:
-    return f'display(Markdown(koemo.reporting.report.markdown_table({name})))'
-
-
 NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
     "1-1_data_aggregation": (
         "Read KEMDy20 (annotations, transcripts, wavs), pair them by Segment ID, apply the label "

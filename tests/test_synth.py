@@ -11,9 +11,10 @@ import pytest
 import soundfile as sf
 
 from koemo.cli import main as cli_main
+from koemo.config.schema import PAPER_CLASSES
 from koemo.errors import KoemoInputError
 from koemo.synth import sentences, speech, write_corpus
-from koemo.synth.corpus import (DEFAULT_CLASS_PROBS, PAPER_FIVE, annotation_csv, class_counts,
+from koemo.synth.corpus import (DEFAULT_CLASS_PROBS, annotation_csv, class_counts,
                                 normalise_class_probs, plan_session)
 
 SEGMENT_RE = re.compile(r"^Sess(\d{2})_script(0[1-6])_User(\d{3})([MF])_(\d{3})$")
@@ -111,7 +112,7 @@ def test_totals_are_rounded_vote_means_and_tied_top_labels(table):
 def test_every_paper_class_is_in_every_session_as_single_label(table):
     for _, group in table.groupby("session"):
         counts = group.emotion.value_counts()
-        assert all(counts.get(c, 0) >= 2 for c in PAPER_FIVE)
+        assert all(counts.get(c, 0) >= 2 for c in PAPER_CLASSES)
     assert table.emotion.value_counts().idxmax() == "neutral"
 
 
@@ -120,7 +121,7 @@ def test_class_counts_fill_sessions_and_track_probabilities():
     totals = dict.fromkeys(probs, 0)
     for session in range(1, 41):
         counts = class_counts(probs, 336, session)
-        assert sum(counts.values()) == 336 and min(counts[c] for c in PAPER_FIVE) >= 2
+        assert sum(counts.values()) == 336 and min(counts[c] for c in PAPER_CLASSES) >= 2
         for name, k in counts.items():
             totals[name] += k
     for name, p in DEFAULT_CLASS_PROBS.items():
@@ -216,7 +217,7 @@ def pitch_hz(wave: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def audio_stats(table) -> pd.DataFrame:
-    single = table[table.emotion.isin(PAPER_FIVE)].copy()
+    single = table[table.emotion.isin(PAPER_CLASSES)].copy()
     waves = [sf.read(w, dtype="float32")[0] for w in single.wav]
     # Leave out the planted recordings without signal (tiny.yaml: one per session).
     speech_like = [np.abs(w).max() > 2 / 32768 and np.ptp(w) > 0 for w in waves]
@@ -241,7 +242,7 @@ def test_audio_carries_arousal_but_not_valence(audio_stats):
 
 
 def test_text_carries_valence_but_not_arousal(table):
-    single = table[table.emotion.isin(PAPER_FIVE)]
+    single = table[table.emotion.isin(PAPER_CLASSES)]
     texts = [w.with_suffix(".txt").read_bytes().decode("cp949") for w in single.wav]
     counts = pd.DataFrame([sentences.bank_word_counts(t) for t in texts], index=single.index)
     rate = counts.div(counts.sum(axis=1), axis=0).groupby(single.emotion).mean()

@@ -32,9 +32,6 @@ from koemo.modeling.layers import masked_mean
 from koemo.modeling.models import (AttentionLSTMHead, AudioRegressor, EmoClassifier,
                                    FrozenRegressors, TextRegressor, num_classes)
 
-# Width of each modality's projection before the outer product: (32 + 1)^2 = 1089 features.
-DEFAULT_TENSOR_DIM = 32
-
 
 class UnimodalClassifier(AttentionLSTMHead):
     """The paper's attention+LSTM head on one modality's hidden states."""

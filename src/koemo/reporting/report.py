@@ -12,18 +12,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from koemo.config.schema import N_FOLDS
 from koemo.reporting import paper_numbers as P
 from koemo.reporting import claims as C
 from koemo.reporting.agreement import agreement_table
-from koemo.reporting.uncertainty import CLASS_METRICS, REGRESSION_METRICS as REG_METRICS, PredictionCache
+from koemo.reporting.uncertainty import CLASS_METRICS, REGRESSION_METRICS, PredictionCache
 from koemo.dataset.prepare import NO_SIGNAL_POLICY_NOTE
-from koemo.experiments.plan import mean_std, with_protocol
+from koemo.experiments.plan import mean_std, split_column_of, splits_for, with_protocol
 
 REPORTED = "paper (reported)"
 CLASSIFICATION_METRICS = ["accuracy", "weighted_f1", "weighted_f1_batch_mean", "macro_f1", "uar"]
-REGRESSION_METRICS = ["rmse", "mae", "pearson_r", "ccc"]
 # Metrics with a bootstrap interval (weighted_f1_batch_mean, the paper's per-batch mean, has none)
-BOOTSTRAPPED = (*CLASS_METRICS, *REG_METRICS)
+BOOTSTRAPPED = (*CLASS_METRICS, *REGRESSION_METRICS)
 
 
 # ---------------------------------------------------------------- formatting and saving
@@ -155,7 +155,7 @@ def split_tables(workdir: str | Path, cfg: dict) -> dict[str, pd.DataFrame]:
 
     table = load_table(workdir)
     classes = cfg.data.classes
-    columns = ["split_paper"] + [f"split_cv5_{k}" for k in range(5)]
+    columns = [split_column_of(split) for split in splits_for(["paper", "cv5"])]
     rows = []
     for column in columns:
         sizes = table[column].value_counts()
@@ -204,8 +204,6 @@ def summarise(runs: pd.DataFrame, by: list[str], metrics: list[str]) -> pd.DataF
 def fold_notes(runs: pd.DataFrame) -> list[str]:
     """Which cv5 folds the cv5 rows average over, and why the others are missing (from the
     runs table's attrs["skipped"], set by run_plan); [] when all five folds ran."""
-    from koemo.config.schema import N_FOLDS
-
     fold_of = {f"cv5_f{k}": k for k in range(N_FOLDS)}
     ran = sorted({fold_of[s] for s in runs.get("split", []) if s in fold_of})
     skipped = {fold_of[s]: why for s, why in runs.attrs.get("skipped", {}).items() if s in fold_of}
@@ -306,8 +304,7 @@ def _baseline_rows(runs: pd.DataFrame) -> pd.DataFrame:
                   for d in first_seed["run_dir"]]
         rows.append({"protocol": protocol, "variant": "majority class (ours)",
                      "n_folds": len(scores), "n_runs": len(scores),
-                     **{m: float(np.mean([s[m] for s in scores])) for m in ("accuracy", "weighted_f1",
-                                                                              "macro_f1", "uar")}})
+                     **{m: float(np.mean([s[m] for s in scores])) for m in CLASS_METRICS}})
     rows.append({"protocol": "paper", "variant": f"all neutral {REPORTED}", "n_folds": 1, "n_runs": 1,
                  **P.ALL_NEUTRAL})
     return pd.DataFrame(rows)

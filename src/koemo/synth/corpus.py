@@ -61,12 +61,13 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from koemo.config.schema import PAPER_CLASSES, SAMPLE_RATE
+from koemo.dataset.labels import SPELLING_FIXES
 from koemo.errors import KoemoInputError
 from koemo.synth import sentences, speech
 from koemo.synth.biosignals import Recording, validate_effects, write_biosignals
 from koemo.synth.faults import parse_faults, plant_faults
 
-SAMPLE_RATE = speech.SAMPLE_RATE
 N_SCRIPTS = 6
 N_RATERS = 10
 TIME_GRID_S = 0.0005            # 8 samples: start/end exact with 4 decimals
@@ -84,9 +85,8 @@ CLASS_TARGETS = {  # (arousal, valence)
 }
 DEFAULT_CLASS_PROBS = {"neutral": 0.64, "happy": 0.14, "surprise": 0.07, "angry": 0.07, "sad": 0.06,
                        "disgust": 0.012, "fear": 0.008}
-PAPER_FIVE = ("neutral", "sad", "happy", "surprise", "angry")
 TOTAL_ORDER = ("happy", "angry", "neutral", "sad", "surprise", "disgust", "fear")
-TOTAL_SPELLING = {"disgust": "disqust"}
+TOTAL_SPELLING = {right: wrong for wrong, right in SPELLING_FIXES.items()}   # disgust -> disqust
 # Whom raters confuse a class with; equal for happy/angry/surprise so audio cannot separate them.
 CONFUSION = {
     "neutral": {"happy": 0.4, "surprise": 0.25, "sad": 0.2, "angry": 0.15},
@@ -204,7 +204,7 @@ def class_counts(probs: dict[str, float], per_session: int, session: int) -> dic
         before = int(np.floor(p * per_session * (session - 1) + 0.5))
         after = int(np.floor(p * per_session * session + 0.5))
         counts[name] = after - before
-        if name in PAPER_FIVE and p >= GUARANTEED_SHARE:
+        if name in PAPER_CLASSES and p >= GUARANTEED_SHARE:
             counts[name] = max(counts[name], MIN_PER_SESSION)
     largest = max(probs, key=probs.get)
     counts[largest] += per_session - sum(counts.values())
@@ -292,7 +292,7 @@ def plan_session(session: int, seed: int, per_session: int, probs: dict[str, flo
     ambiguous = []
     for name in classes:  # the first MIN_PER_SESSION of each guaranteed class stay single-label
         seen[name] = seen.get(name, 0) + 1
-        guaranteed = name in PAPER_FIVE and probs[name] >= GUARANTEED_SHARE and seen[name] <= MIN_PER_SESSION
+        guaranteed = name in PAPER_CLASSES and probs[name] >= GUARANTEED_SHARE and seen[name] <= MIN_PER_SESSION
         ambiguous.append(not guaranteed and rng.random() < TIE_RATE)
 
     utterances, durations, unix_zero = [], {}, {}
