@@ -25,9 +25,9 @@ from pathlib import Path
 import pandas as pd
 
 from koemo.config.schema import N_FOLDS
+from koemo.dataset.splits import SPLITS
 from koemo.errors import KoemoInputError
 
-SPLITS = ("train", "valid", "test")
 JSON_FIELDS = ("wav", "length", "emo", "dataset", "channel")   # as EmoBox's own .json entries
 
 
