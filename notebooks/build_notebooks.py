@@ -96,8 +96,8 @@ NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
         "folders (audio + text only) is recorded as \"not available\" and the pipeline goes on.",
         [
             "from koemo import biosignals\nimport koemo.reporting.report\n"
-            "outcome = biosignals.analyse_and_write(ctx.corpus_root(), ctx.out, seed=cfg.seed,\n"
-            "                                       **cfg.biosignals.model_dump())\n"
+            "outcome = biosignals.analyse_and_write(ctx.corpus_root(), ctx.out, cfg.biosignals,\n"
+            "                                       seed=cfg.seed, data=cfg.data)\n"
             "display(Markdown(outcome.summary))",
             "if outcome.available:\n"
             "    report = outcome.report\n"

@@ -359,6 +359,8 @@ class Segments(Section):
 class Biosignals(Section):
     unread_by_training = True
     signals: Signals = setting(["TEMP", "EDA"], "wrist signals analysed")
+    # Sized so the tiny test corpus runs in seconds and full KEMDy20 in minutes: DTW k-means and
+    # the DTW silhouette are O(n^2 * L^2); 24 steps = 6 s at 4 Hz, the mean utterance length.
     k: AtLeast2 = setting(5, "clusters of the reported DTW k-means")
     ks: Annotated[list[AtLeast2], MinLen(1)] = setting(list(range(2, 11)), "ks of the silhouette sweep")
     max_series: AtLeast2 = setting(600, "series clustered (stratified sample; DTW is O(n^2))")
