@@ -315,6 +315,16 @@ def test_bad_arguments_are_named(tmp_path):
     assert (tmp_path / "full" / "x").read_text() == "keep me"
 
 
+def test_a_refused_recipe_leaves_the_corpus_it_would_replace(tmp_path):
+    """The schema's synthetic bounds are checked before overwrite removes anything."""
+    root = write_corpus(tmp_path / "c", sessions=1, utterances_per_session=12)
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    with pytest.raises(KoemoInputError, match="silent_recordings"):
+        write_corpus(root, sessions=1, utterances_per_session=12, silent_recordings=4,
+                     overwrite=True)
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
+
+
 def test_cli_writes_a_corpus(tmp_path, capsys):
     out = tmp_path / "cli"
     assert cli_main(["synth", "--out", str(out), "--sessions", "1", "--utterances-per-session", "12",

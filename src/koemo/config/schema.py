@@ -106,9 +106,11 @@ Signals = ruled(Annotated[list[Biosignal], MinLen(1)], "a list of distinct signa
 Jobs = ruled(StrictInt, "an integer other than 0 (-1: every core)", lambda v: v != 0)
 RunName = ruled(str, "a name without / or \\ (it names run directories)",
                 lambda v: bool(v) and v not in (".", "..") and not set(v) & set("/\\"))
-# Sessions are numbered with two digits; the generators' durations are clipped to 1-8 s.
+# Sessions are numbered with two digits; the generators clip utterance lengths to DURATION_RANGE
+# (seconds), so the mean length a recipe asks for lies in it.
+DURATION_RANGE = (1.0, 8.0)
 Sessions = Annotated[StrictInt, Ge(1), Le(99)]
-MeanDuration = Annotated[StrictFloat, Ge(1.0), Le(8.0)]
+MeanDuration = Annotated[StrictFloat, Ge(DURATION_RANGE[0]), Le(DURATION_RANGE[1])]
 
 
 # ----------------------------------------------------------------------------- sections

@@ -61,7 +61,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from koemo.config.schema import PAPER_CLASSES, SAMPLE_RATE
+from koemo.config.load import parse_section
+from koemo.config.section import Section
+from koemo.config.schema import DURATION_RANGE, PAPER_CLASSES, SAMPLE_RATE, Synthetic
 from koemo.dataset.labels import SPELLING_FIXES
 from koemo.errors import KoemoInputError
 from koemo.synth import sentences, speech
@@ -413,13 +415,12 @@ def _worker_context():
     return multiprocessing.get_context("spawn")
 
 
-def _check_args(out: Path, sessions: int, utterances_per_session: int, mean_duration: float,
+def _check_args(out: Path, recipe: type[Section], path: str, counts: dict, mean_duration: float,
                 duration_range: tuple[float, float], overwrite: bool) -> None:
-    if not 1 <= sessions <= 99:
-        raise KoemoInputError(f"sessions must be 1-99 (two-digit session numbers), got {sessions}")
-    if utterances_per_session < 2 * N_SCRIPTS:
-        raise KoemoInputError(f"utterances_per_session must be >= {2 * N_SCRIPTS} "
-                              f"(both speakers in all six scripts), got {utterances_per_session}")
+    """The recipe's counts (sessions, utterances per session, ...) against the schema's section
+    for it (`recipe` at config path `path`: its bounds are written there once), the durations
+    against `duration_range`, and the output folder; all before anything is written."""
+    parse_section(recipe, counts, path)
     low, high = duration_range
     if not 0.2 <= low <= mean_duration <= high:
         raise KoemoInputError(f"durations: need 0.2 <= min <= mean <= max, got mean {mean_duration}, "
@@ -432,7 +433,7 @@ def _check_args(out: Path, sessions: int, utterances_per_session: int, mean_dura
 
 def write_corpus(out: Path, sessions: int = 4, seed: int = 0, utterances_per_session: int = 80,
                  class_probs: dict | None = None, biosignal_effects: dict | None = None, *,
-                 mean_duration: float = 3.5, duration_range: tuple[float, float] = (1.0, 8.0),
+                 mean_duration: float = 3.5, duration_range: tuple[float, float] = DURATION_RANGE,
                  silent_recordings: int = 0, workers: int = 1, overwrite: bool = False,
                  faults: str | list[str] = ()) -> Path:
     """Write a synthetic KEMDy20-format corpus with `sessions` sessions under `out`; returns `out`.
@@ -450,7 +451,9 @@ def write_corpus(out: Path, sessions: int = 4, seed: int = 0, utterances_per_ses
     bytes, whatever `workers` is. Bad arguments raise KoemoInputError.
     """
     out = Path(out)
-    _check_args(out, sessions, utterances_per_session, mean_duration, tuple(duration_range), overwrite)
+    counts = {"sessions": sessions, "seed": seed, "utterances_per_session": utterances_per_session,
+              "silent_recordings": silent_recordings}
+    _check_args(out, Synthetic, "synthetic", counts, mean_duration, tuple(duration_range), overwrite)
     probs = normalise_class_probs(class_probs)
     fault_names = parse_faults(faults)
     try:
@@ -461,9 +464,6 @@ def write_corpus(out: Path, sessions: int = 4, seed: int = 0, utterances_per_ses
         for sub in ("annotation", "wav", "EDA", "TEMP", "IBI"):
             shutil.rmtree(out / sub, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
-    if not 0 <= silent_recordings <= utterances_per_session // 4:
-        raise KoemoInputError(f"silent_recordings must be 0-{utterances_per_session // 4} per "
-                              f"session, got {silent_recordings}")
     jobs = [(out, s, seed, utterances_per_session, probs, mean_duration, tuple(duration_range),
              effects, int(silent_recordings)) for s in range(1, sessions + 1)]
     workers = max(1, min(int(workers), len(jobs), os.cpu_count() or 1))
