@@ -16,7 +16,7 @@ def register(subparsers) -> None:
                     "its last epoch. The multimodal stage needs the audio and text runs of the "
                     "same config, split and seed.")
     parser.add_argument("stage", choices=SettingChoices("STAGES"), metavar="STAGE",
-                        help="audio, text or multimodal")
+                        help="%(choices)s")
     parser.add_argument("--workdir", required=True, help="workdir written by `koemo prepare`")
     add_config_arguments(parser)
     parser.add_argument("--seed", type=int, default=None, help="training seed (default: config seed)")
