@@ -27,7 +27,7 @@ import math
 import torch
 from torch import nn
 
-from koemo.config.schema import FUSION_KINDS, REGRESSOR_STAGES
+from koemo.config.schema import FUSION_KINDS, REGRESSOR_STAGES, UNIMODAL_KINDS
 from koemo.modeling.layers import masked_mean
 from koemo.modeling.models import (AttentionLSTMHead, AudioRegressor, EmoClassifier,
                                    FrozenRegressors, TextRegressor, num_classes)
@@ -145,7 +145,7 @@ def build_classifier(kind: str, cfg: dict, audio_model: AudioRegressor | None = 
         if audio_model is None or text_model is None:
             raise ValueError("attention_lstm (EmoClassifier) needs both frozen regressors")
         return EmoClassifier(cfg, audio_model, text_model, attention_impl)
-    if kind in ("audio_only", "text_only"):
+    if kind in UNIMODAL_KINDS:
         return UnimodalClassifier(cfg, kind.removesuffix("_only"), audio_model, text_model,
                                   attention_impl)
     if kind == "late":

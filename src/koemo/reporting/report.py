@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from koemo.config.schema import N_FOLDS
+from koemo.config.schema import N_FOLDS, UNIMODAL_KINDS
 from koemo.reporting import paper_numbers as P
 from koemo.reporting import claims as C
 from koemo.reporting.agreement import agreement_table
+from koemo.reporting.summary import BETTER_SINGLE
 from koemo.reporting.uncertainty import CLASS_METRICS, REGRESSION_METRICS, PredictionCache
 from koemo.dataset.prepare import NO_SIGNAL_POLICY_NOTE
 from koemo.experiments.plan import mean_std, split_column_of, splits_for, with_protocol
@@ -380,10 +381,6 @@ def not_in_plan(cfg: dict | None) -> dict[str, pd.DataFrame]:
     return {"fusion": tables["fusion"], "fusion_macro_f1": numbers, "paired": tables["paired"]}
 
 
-UNIMODAL = ("audio_only", "text_only")
-BETTER_SINGLE = "better single modality"
-
-
 def paired_fusion_gains(classifiers: pd.DataFrame, metric: str = "macro_f1") -> pd.DataFrame:
     """Each fused classifier against each single-modality one trained on the SAME split and
     seed: pairs won and the mean/min difference. The ± of the summary includes how much folds
@@ -391,17 +388,18 @@ def paired_fusion_gains(classifiers: pd.DataFrame, metric: str = "macro_f1") -> 
     runs = with_protocol(classifiers)
     wide = runs.pivot_table(index=["protocol", "split", "seed"], columns="classifier",
                             values=metric, aggfunc="first")
-    if not set(UNIMODAL) <= set(wide.columns):
+    if not set(UNIMODAL_KINDS) <= set(wide.columns):
         return pd.DataFrame(columns=["protocol", "classifier", "versus", "pairs", "wins",
                                      "mean_gain", "min_gain", C.CI, "p", "supported"])
-    wide[BETTER_SINGLE] = wide[list(UNIMODAL)].max(axis=1)
+    wide[BETTER_SINGLE] = wide[list(UNIMODAL_KINDS)].max(axis=1)
     rows, cache = [], PredictionCache()
-    for kind in [c for c in wide.columns if c not in (*UNIMODAL, BETTER_SINGLE)]:
-        for versus in (*UNIMODAL, BETTER_SINGLE):
+    for kind in [c for c in wide.columns if c not in (*UNIMODAL_KINDS, BETTER_SINGLE)]:
+        for versus in (*UNIMODAL_KINDS, BETTER_SINGLE):
             for protocol, group in wide.groupby(level="protocol", sort=False):
                 gain = (group[kind] - group[versus]).dropna()
                 own = runs[runs["protocol"] == protocol]
-                pairs = (C.best_of_pairs(own, kind, UNIMODAL, metric) if versus == BETTER_SINGLE
+                pairs = (C.best_of_pairs(own, kind, UNIMODAL_KINDS, metric)
+                         if versus == BETTER_SINGLE
                          else C.paired_runs(own, "classifier", kind, versus))
                 rows.append({"protocol": protocol, "classifier": kind, "versus": versus,
                              "pairs": len(gain), "wins": int((gain > 0).sum()),
