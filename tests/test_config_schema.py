@@ -77,7 +77,7 @@ def test_saved_config_with_unknown_keys_loads_with_a_note():
 def test_derived_lists_equal_the_former_hand_written_ones():
     from koemo.experiments.plan import _NOT_TRAINING
     from koemo.inference.checks import FEATURE_KEYS
-    from koemo.modeling.runs import SPEED_SETTINGS, UNREAD_SECTIONS
+    from koemo.modeling.resume import SPEED_SETTINGS, UNREAD_SECTIONS
 
     assert SPEED_SETTINGS == ("device", "precision", "num_workers", "compile", "tf32",
                               "trim_padding", "tensorboard", "resident", "background_writes")
@@ -101,7 +101,7 @@ def test_configuration_page_is_current():
 def test_checkpoint_and_run_configs_with_unknown_keys_warn(tmp_path):
     import yaml
 
-    from koemo.config.fingerprints import save_run_record
+    from koemo.modeling.runs import save_run_record
     from koemo.config.load import load_saved_config
     from koemo.modeling.checkpoint import saved_config
 

@@ -13,13 +13,14 @@ from koemo.config.load import load_config
 from koemo.config.schema import STAGES
 from koemo.errors import KoemoInputError
 from koemo.modeling.evaluate import evaluate
+from koemo.modeling.runs import BOOKKEEPING
 from koemo.modeling.train import train_stage
 
 # One epoch; batches smaller than the test split, so the draw runs over several batches.
 ONE_EPOCH = [f"train.{stage}.epochs=1" for stage in STAGES] + \
     [f"train.{stage}.batch_size=8" for stage in STAGES]
-# Keys of test_metrics.json that name the run rather than measure it.
-RUN_RECORD = {"checkpoint", "epochs_trained", "classifier_kind", "seed"}
+# Keys of test_metrics.json that name the run rather than measure it, and the record's own.
+RUN_RECORD = {"checkpoint", "epochs_trained", "classifier_kind", "seed", *BOOKKEEPING}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread_per_module")
@@ -119,3 +120,6 @@ def test_a_run_scored_before_seeding_is_named(faithful_runs, module_workdir, tmp
                      "dropout is drawn in eval, these numbers are repeatable but cannot equal "
                      "that file's"]
     assert "notes" not in evaluate(faithful_runs["text"], module_workdir)
+    # With the dropout fix nothing is drawn in eval: the old run's numbers can be given again.
+    fixed = evaluate(old, module_workdir, overrides=["fixes.eval_attention_dropout_off=true"])
+    assert not any("seeded test scoring" in note for note in fixed["notes"])

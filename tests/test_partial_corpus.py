@@ -157,8 +157,11 @@ def test_every_row_averages_over_the_classes_of_its_test_set(trained, cfg):
 
 
 def test_runs_scored_before_the_label_set_rule_are_rescored(trained, tmp_path):
-    """A finished run from an earlier version (no label_set) is re-scored when collected."""
+    """A finished run from an earlier version (no label_set) is re-scored when collected, into
+    a new version of its metrics: the file training wrote stays as it was."""
     import shutil
+
+    from koemo.modeling.runs import RunDir
 
     source = Path(trained.loc[trained["stage"] == "multimodal", "run_dir"].iloc[0])
     run_dir = Path(shutil.copytree(source, tmp_path / "run"))
@@ -166,11 +169,12 @@ def test_runs_scored_before_the_label_set_rule_are_rescored(trained, tmp_path):
     stale = json.loads(json.dumps({k: v for k, v in current.items() if k != "label_set"}))
     stale["macro_f1"] = stale["baseline"]["macro_f1"] = -1.0
     (run_dir / "test_metrics.json").write_text(json.dumps(stale))
-    again = ex.rescore_classifier(run_dir, stale)
-    assert again["macro_f1"] == pytest.approx(current["macro_f1"])
-    assert again["baseline"] == pytest.approx(current["baseline"])
-    assert again["weighted_f1_batch_mean"] == current["weighted_f1_batch_mean"]
-    assert json.loads((run_dir / "test_metrics.json").read_text())["label_set"] == current["label_set"]
+    again = ex.rescore_classifier(run_dir)
+    assert again.macro_f1 == pytest.approx(current["macro_f1"])
+    assert again.majority().as_dict() == pytest.approx(current["baseline"])
+    assert again.weighted_f1_batch_mean == current["weighted_f1_batch_mean"]
+    assert json.loads((run_dir / "test_metrics.json").read_text()) == stale
+    assert RunDir(run_dir).metrics().label_set == current["label_set"]
 
 
 def test_the_results_page_carries_the_notes(partial, trained, cfg, tmp_path):

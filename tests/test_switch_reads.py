@@ -29,6 +29,8 @@ READERS = {
         "koemo.modeling.trim:_dropout_free": TRIM,
         "koemo.modeling.evaluate:evaluate":
             "tests/test_evaluate.py::test_an_eval_switch_is_honoured_and_reported",
+        "koemo.modeling.evaluate:unseeded_run_note":
+            "tests/test_evaluate.py::test_a_run_scored_before_seeding_is_named",
     },
     "fixes.text_padding_mask": {
         "koemo.modeling.models:TextRegressor.forward":
@@ -78,7 +80,7 @@ READERS = {
             "tests/test_augment.py::test_seed_per_sample_switch_reads_false_as_the_original",
     },
     "fixes.test_best_checkpoint": {
-        "koemo.modeling.train:score_test_split":
+        "koemo.modeling.scoring:score_test_split":
             "tests/test_train.py::test_early_stopping_and_best_checkpoint_scoring",
         "koemo.modeling.evaluate:resolve_checkpoint":
             FIX + "test_evaluate_scores_the_checkpoint_the_test_rule_names",

@@ -114,7 +114,7 @@ def test_settings_training_does_not_read_keep_a_run_finished(runs, workdir, cfg)
     import copy
 
     from koemo.modeling.checkpoint import load_training_state, write_training_state
-    from koemo.modeling.runs import resume_fingerprint, run_is_finished
+    from koemo.modeling.resume import resume_fingerprint, run_is_finished
 
     dirs = runs
     other = with_changes(cfg, {"biosignals": {"n_jobs": 7}, "asr": {"batch_size": 3},
@@ -318,3 +318,49 @@ def test_balanced_class_weights_follow_train_counts(cfg):
     assert class_weights(job, explicit).tolist() == [1, 2, 3, 4, 5]
     with pytest.raises(KoemoInputError, match="one weight per class, 5"):      # refused at load
         load_config("tiny", ["train.multimodal.class_weights=[1, 2]"])
+
+
+class _Launch:
+    """The main process of a multi-process launch, as far as prepare_job asks."""
+    is_main_process = True
+
+    def main_process_first(self):
+        import contextlib
+        return contextlib.nullcontext()
+
+
+def test_a_launch_refuses_the_classifier_that_runs_its_regressors(runs, workdir, cfg, tmp_path):
+    """Under accelerate the classifier must train from cached regressor outputs (forward_raw
+    would bypass DDP): the job says which it reads (`from_cache`), whatever wraps its forward."""
+    from koemo.modeling.precision import Runtime
+    from koemo.modeling.runs import RunDir
+    from koemo.modeling.train import prepare_job
+
+    launch = Runtime(torch.device("cpu"), "fp32", False, accelerator=_Launch())
+    raw = with_changes(cfg, {"train": {"multimodal": {"cache_frozen": False}}})
+    with pytest.raises(KoemoInputError, match="cache_frozen=true"):
+        prepare_job("multimodal", workdir, raw, 1, RunDir(tmp_path / "raw"), launch,
+                    "attention_lstm", False)
+    job = prepare_job("multimodal", workdir, cfg, 1, RunDir(tmp_path / "cached"), launch,
+                      "attention_lstm", False)
+    assert job.from_cache and not job.runs_regressors
+    alone = Runtime(torch.device("cpu"), "fp32", False)
+    job = prepare_job("multimodal", workdir, raw, 1, RunDir(tmp_path / "raw"), alone,
+                      "attention_lstm", False)
+    assert job.runs_regressors                  # one process: it may run them
+
+
+def test_the_stage_job_is_frozen_and_derived_jobs_are_new(workdir, cfg, tmp_path):
+    import dataclasses
+
+    from koemo.modeling.stage import build_stage, on_device, regressor_forward
+
+    job = build_stage("audio", workdir, cfg, 1, run_dir=tmp_path, device=torch.device("cpu"),
+                      splits=("valid",))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        job.forward = None
+    ready = on_device(job, with_changes(cfg, {"train": {"resident": True}}), torch.device("cpu"),
+                      "attention_lstm")
+    assert ready is not job and ready.model is job.model and ready.rows is job.rows
+    assert job.forward is regressor_forward and type(job.datasets["valid"]) is D.AudioDataset
+    assert type(ready.datasets["valid"]).__name__ == "ResidentDataset"

@@ -30,9 +30,9 @@ def run(args):
     from pathlib import Path
 
     from koemo.biosignals import analyse, write_report
-    from koemo.config.fingerprints import save_run_record
     from koemo.config.load import parse_section
     from koemo.config.schema import Biosignals
+    from koemo.modeling.runs import save_run_record
 
     given = {name: getattr(args, name) for name in ("signals", "k", "ks", "max_series",
                                                     "series_length", "alpha")}

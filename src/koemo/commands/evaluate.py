@@ -18,12 +18,13 @@ def register(subparsers) -> None:
                         choices=SettingChoices("SPLITS", "koemo.dataset.splits"),
                         help="%(choices)s (default: test)")
     parser.add_argument("--config", default=None,
-                        help="config name or path (default: the run's own config.yaml)")
+                        help="config name or path (default: the run's own config)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value (of --config, else of the run's "
-                             "config.yaml); a setting the checkpoint cannot honour is refused")
+                             "own config); a setting the checkpoint cannot honour is refused")
     parser.add_argument("--out", default=None,
-                        help="directory for <split>_metrics.json and <split>_predictions.parquet")
+                        help="directory for the split's metrics (JSON) and per-row predictions "
+                             "(parquet), named as a run's test files")
     parser.set_defaults(func=run)
 
 
@@ -35,17 +36,19 @@ def run(args: argparse.Namespace) -> int:
 
     from koemo.config.load import load_config
     from koemo.modeling.evaluate import evaluate
+    from koemo.modeling.runs import scores_files
 
     cfg = load_config(args.config, args.overrides) if args.config else None
     overrides = [] if args.config else args.overrides
-    out = Path(args.out) if args.out else None
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+    files = None
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        files = scores_files(args.out, args.split)
     metrics = evaluate(args.run, args.workdir, cfg, split=args.split, overrides=overrides,
-                       predictions_out=out / f"{args.split}_predictions.parquet" if out else None)
+                       predictions_out=files[1] if files else None)
     text = json.dumps(metrics, indent=2, ensure_ascii=False)
-    if out is not None:
-        (out / f"{args.split}_metrics.json").write_text(text, encoding="utf-8")
+    if files is not None:
+        files[0].write_text(text, encoding="utf-8")
     print(text)
     for note in metrics.get("notes", []):
         print(f"note: {note}", file=sys.stderr)

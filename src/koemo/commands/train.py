@@ -43,14 +43,12 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
     from koemo.config.load import load_config
     from koemo.config.workdir import require_writable
     from koemo.experiments.plan import run_config
     from koemo.experiments.runlock import end_launch, train_once
     from koemo.inference.pretrained import STAGE_USES, require_assets
-    from koemo.modeling.runs import run_dir_for, split_name
+    from koemo.modeling.runs import RunDir, run_dir_for, split_name
 
     cfg = load_config(args.config, args.overrides)
     if args.variant is not None or args.split is not None:
@@ -80,10 +78,11 @@ def run(args: argparse.Namespace) -> int:
     if status == "busy":
         print(f"run: {run_dir} is being trained by another worker; left to it")
         return 0
-    metrics = json.loads((run_dir / "test_metrics.json").read_text(encoding="utf-8"))
+    metrics = RunDir(run_dir).metrics()
     keys = ("accuracy", "weighted_f1", "macro_f1", "uar", "weighted_f1_batch_mean") \
         if args.stage == "multimodal" else ("rmse", "mae", "pearson_r", "ccc")
+    scores = metrics.scalars()
     print(f"run: {run_dir}")
-    print(f"test ({metrics['checkpoint']} checkpoint, n={metrics['n']}): "
-          + ", ".join(f"{k} {metrics[k]:.4f}" for k in keys))
+    print(f"test ({metrics.checkpoint} checkpoint, n={metrics.n}): "
+          + ", ".join(f"{k} {scores[k]:.4f}" for k in keys))
     return 0

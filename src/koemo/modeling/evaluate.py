@@ -1,7 +1,7 @@
 """Scoring a finished run or checkpoint again (`koemo evaluate`): the stage's data for one
 split, the checkpoint the test-scoring rule names, and the same metrics as test_metrics.json.
 
-Scored as the run scored its test split (`koemo.modeling.train.score_split`): the same rows in
+Scored as the run scored its test split (`koemo.modeling.scoring.score_split`): the same rows in
 the same batches, the classifier from the run's frozen-output cache where it trained from one,
 every random draw (the faithful model keeps attention dropout on in eval) from the run's seed.
 So the test split of a run gives its test_metrics.json exactly, on every call (runs scored
@@ -28,10 +28,9 @@ import torch
 from koemo.config.schema import Config, _section_type, not_results_sections, speed_settings
 from koemo.errors import KoemoInputError
 from koemo.modeling.precision import resolve_device, resolve_precision
-from koemo.modeling.runs import split_name
-from koemo.modeling.trim import trimming_forward
-from koemo.modeling.train import prediction_table, score_split
-from koemo.modeling.stage import STAGES, build_stage, cached_forward, resident_datasets
+from koemo.modeling.runs import RunDir, scores_files, split_name
+from koemo.modeling.scoring import prediction_table, score_split
+from koemo.modeling.stage import STAGES, build_stage, on_device
 
 # Settings that change how a trained model is run or scored, not what it learned.
 EVALUATION_SWITCHES = ("fixes.eval_attention_dropout_off", "fixes.test_best_checkpoint")
@@ -58,9 +57,9 @@ def resolve_checkpoint(run_or_checkpoint: str | Path, cfg: dict | None,
     path = Path(run_or_checkpoint)
     if not path.is_dir():
         raise KoemoInputError(f"{path}: not a run or checkpoint directory")
-    run_dir = path.parent if (path / "model.safetensors").is_file() else path
+    run = RunDir(path.parent if (path / "model.safetensors").is_file() else path)
     if cfg is None:
-        config_file = run_dir / "config.yaml"
+        config_file = run.config_file
         if not config_file.is_file():
             raise KoemoInputError(f"{config_file}: not found; pass the config explicitly")
         cfg = load_saved_config(config_file)
@@ -69,10 +68,10 @@ def resolve_checkpoint(run_or_checkpoint: str | Path, cfg: dict | None,
         cfg = with_changes(cfg, apply_overrides({}, overrides))
     if (path / "model.safetensors").is_file():
         return path, cfg
-    which = "best" if cfg.fixes.test_best_checkpoint else "last"
-    if not (path / which / "model.safetensors").is_file():
-        raise KoemoInputError(f"{path / which}: no checkpoint (is {path} a finished run?)")
-    return path / which, cfg
+    checkpoint = run.best if cfg.fixes.test_best_checkpoint else run.last
+    if not (checkpoint / "model.safetensors").is_file():
+        raise KoemoInputError(f"{checkpoint}: no checkpoint (is {path} a finished run?)")
+    return checkpoint, cfg
 
 
 def _leaves(value, prefix: str = ""):
@@ -150,8 +149,7 @@ def evaluate(run_or_checkpoint: str | Path, workdir: str | Path, cfg: dict | Non
         job = build_stage(stage, workdir, cfg, seed, run_dir=checkpoint.parent, device=device,
                           classifier_kind=kind, splits=(split,), model=model, augment=False,
                           progress=progress, scratch=Path(scratch))
-        job.datasets = resident_datasets(job.datasets, cfg, device)     # as the run's scoring
-        job.forward = trimming_forward(job.forward, cfg, stage, job.forward is cached_forward, kind)
+        job = on_device(job, cfg, device, kind)         # as the run's scoring
         outputs, metrics = score_split(job, model, split, cfg, seed, device, precision,
                                        int(cfg.train.num_workers))
     # As in test_metrics.json: `split` names the protocol split, `subset` the rows scored.
@@ -163,7 +161,7 @@ def evaluate(run_or_checkpoint: str | Path, workdir: str | Path, cfg: dict | Non
                                        for k, (a, b) in changed.items()}
         notes.append("scored with settings other than the checkpoint's ("
                      + ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
-                     + "): the numbers can differ from the run's test_metrics.json")
+                     + "): the numbers can differ from the run's own test metrics")
     if notes:
         metrics["notes"] = notes
     if predictions_out is not None:
@@ -172,14 +170,13 @@ def evaluate(run_or_checkpoint: str | Path, workdir: str | Path, cfg: dict | Non
 
 
 def unseeded_run_note(run_dir: Path, split: str, cfg: Config) -> list[str]:
-    """A note when the run's test_metrics.json was scored before koemo seeded test scoring
+    """A note when the run's test metrics were scored before koemo seeded test scoring
     (no `scoring_seed`) and attention dropout is drawn in eval: evaluate cannot give its numbers."""
-    import json
-
-    tested = Path(run_dir) / "test_metrics.json"
-    if split != "test" or cfg.fixes.eval_attention_dropout_off or not tested.is_file():
+    run = RunDir(run_dir)
+    if split != "test" or cfg.fixes.eval_attention_dropout_off or not run.is_scored():
         return []
-    if "scoring_seed" in json.loads(tested.read_text(encoding="utf-8")):
+    if run.metrics().scoring_seed is not None:
         return []
-    return [f"{tested} was scored before koemo seeded test scoring: where attention dropout is "
-            "drawn in eval, these numbers are repeatable but cannot equal that file's"]
+    return [f"{scores_files(run.path, 'test')[0]} was scored before koemo seeded test scoring: "
+            "where attention dropout is drawn in eval, these numbers are repeatable but cannot "
+            "equal that file's"]

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
+from koemo.config.schema import Train
 from koemo.errors import KoemoInputError
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -116,3 +119,33 @@ def configure_tf32(setting, device: torch.device) -> bool:
     torch.backends.cuda.matmul.allow_tf32 = enabled
     torch.backends.cudnn.allow_tf32 = enabled
     return enabled
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where and how a run computes: its device, the precision it resolved to (`auto` and any
+    mixed setting on a CPU resolve here), TF32, and the accelerate launch it is part of."""
+    device: torch.device
+    precision: str
+    tf32: bool
+    accelerator: Any = None                 # accelerate.Accelerator under a multi-process launch
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process writes the run's files (always, without accelerate)."""
+        return self.accelerator is None or bool(self.accelerator.is_main_process)
+
+
+def set_up_runtime(train: Train) -> Runtime:
+    """The run's device and precision from `train`, an accelerate launch joined where there
+    is one, TF32 set, denormals flushed on a CPU (the RNN backward runs several times slower
+    without)."""
+    device = resolve_device(train.device)
+    precision = resolve_precision(train.precision, device)
+    accelerator = maybe_accelerator(precision, device)
+    if accelerator is not None:
+        device = accelerator.device
+        precision = resolve_precision(precision, device)
+    if device.type == "cpu":
+        torch.set_flush_denormal(True)
+    return Runtime(device, precision, configure_tf32(train.tf32, device), accelerator)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from koemo.config import assets
 from koemo.config.load import load_config
-from koemo.config.fingerprints import save_run_record
+from koemo.modeling.runs import save_run_record
 from koemo.errors import KoemoInputError
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from koemo.errors import KoemoInputError
+from koemo.modeling.runs import CONFIG_FILE, RECORD_FILE
 
 PROTOCOL = "cv5"
 VARIANTS = ("corrected", "faithful")
@@ -134,11 +135,11 @@ def comparison(run: str | Path, committed: str | Path) -> str:
 
 
 # ---------------------------------------------------------------- paper/README.md
-INTRO = """# paper/
+INTRO = f"""# paper/
 
 Results written by `koemo reproduce` (the notebooks 1-1 .. 5-3): Markdown + CSV tables in
 `tables/`, PNG figures in `figures/`, the page `README.md` that puts our numbers beside the
-paper's reported ones, `run.json` + `config.yaml` (config, seed, library versions) and
+paper's reported ones, `{RECORD_FILE}` + `{CONFIG_FILE}` (config, seed, library versions) and
 `timings.md`.
 
 - `paper/demo/`: the committed output of `make demo-refresh` on the bundled **synthetic** corpus
