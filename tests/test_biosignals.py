@@ -7,7 +7,7 @@ import pytest
 
 from koemo import biosignals as B
 from koemo.biosignals.io import _timestamps_as_seconds
-from koemo.config.schema import Biosignals
+from koemo.config.schema import SEVEN_CLASSES, Biosignals, Data
 from koemo.errors import KoemoInputError
 from koemo.dataset.labels import PAPER_CLASSES
 
@@ -256,6 +256,17 @@ def tiny_report(tiny_corpus):
     """The synthetic corpus makes EDA follow arousal (level and shape) and TEMP pure noise
     (biosignal_effects default). Checked stable over corpus seeds 0-2 at this size."""
     return B.analyse(tiny_corpus, Biosignals(ks=[2, 3, 5], k=5, max_series=200), seed=0)
+
+
+def test_utterances_are_labelled_by_the_data_sections_policy(tiny_corpus, tiny_report):
+    """analyse labels utterances as the models do: the config's data.label_policy, not paper5."""
+    small = Biosignals(signals=["TEMP"], ks=[2], k=2, max_series=20)
+    ties = B.analyse(tiny_corpus, small, data=Data(label_policy="keep_ties"))
+    seven = B.analyse(tiny_corpus, small, data=Data(label_policy="seven"))
+    assert ties.settings["label_policy"] == "keep_ties"
+    assert ties.results["TEMP"].n_labelled > tiny_report.results["TEMP"].n_labelled   # ties kept
+    assert seven.settings["classes"] == list(SEVEN_CLASSES)
+    assert set(seven.results["TEMP"].level_by_label["label"]) > set(PAPER_CLASSES)
 
 
 def test_analysis_finds_eda_associated_and_temp_not(tiny_report):
