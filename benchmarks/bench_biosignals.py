@@ -140,11 +140,11 @@ def run(size: str) -> list[dict]:
     for path in root.rglob("*.csv"):        # the same warm page cache for both sides
         path.read_bytes()
     cfg = load_config(CONFIGS[size])
-    settings = dict(cfg.biosignals.model_dump(), seed=cfg.seed)
+    settings = cfg.biosignals
     _warm_up()
 
     def analysed(n_jobs: int):
-        return analyse(root, **dict(settings, n_jobs=n_jobs))
+        return analyse(root, settings.model_copy(update={"n_jobs": n_jobs}), cfg.seed, cfg.data)
 
     with fast_paths_off():
         before, before_s = timed(lambda: analysed(1))
@@ -153,8 +153,8 @@ def run(size: str) -> list[dict]:
     identical = same_report(before, after) and same_report(after, threaded)
     n_series = "+".join(str(r.n_clustered) for r in after.results.values())
     shape = (f"{CORPUS_SIZES[size]['sessions'] * CORPUS_SIZES[size]['per_session']} utterances, "
-             f"{CONFIGS[size]}.yaml: {n_series} series x {settings['series_length']} points, "
-             f"ks {settings['ks'][0]}-{settings['ks'][-1]}")
+             f"{CONFIGS[size]}.yaml: {n_series} series x {settings.series_length} points, "
+             f"ks {settings.ks[0]}-{settings.ks[-1]}")
     return [
         make_row("biosignals analyse", "fast paths off (tslearn's own, row-by-row CSV), n_jobs=1",
                  before_s, "koemo, n_jobs=1", after_s, notes=shape, identical=identical),

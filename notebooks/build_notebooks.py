@@ -1,4 +1,6 @@
 """Writes the numbered notebooks from the cell lists below, so they share one header and stay thin.
+Which notebooks there are, and their order, is koemo.reporting.reproduce.NOTEBOOK_ORDER (the
+order `koemo reproduce` runs them in); a notebook here that it does not name is an error.
 
 Run `python notebooks/build_notebooks.py` after editing; `tests/test_notebooks.py` fails when a
 committed notebook differs from what this script writes. Notebooks are committed without outputs.
@@ -10,6 +12,8 @@ from pathlib import Path
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from koemo.reporting.reproduce import NOTEBOOK_ORDER
 
 HERE = Path(__file__).resolve().parent
 
@@ -48,10 +52,6 @@ ctx = koemo.reporting.notebook.start(CONFIG, WORKDIR, OUT, DATA_ROOT, SYNTHETIC,
                                      KEMDY19_ROOT)
 cfg = ctx.cfg
 print(f"config {cfg.name}: workdir {ctx.workdir}, outputs {ctx.out}")'''
-
-
-def _show(name: str) -> str:
-    return f'display(Markdown(koemo.reporting.report.markdown_table({name})))'
 
 
 NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
@@ -96,8 +96,8 @@ NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
         "folders (audio + text only) is recorded as \"not available\" and the pipeline goes on.",
         [
             "from koemo import biosignals\nimport koemo.reporting.report\n"
-            "outcome = biosignals.analyse_and_write(ctx.corpus_root(), ctx.out, seed=cfg.seed,\n"
-            "                                       **cfg.biosignals.model_dump())\n"
+            "outcome = biosignals.analyse_and_write(ctx.corpus_root(), ctx.out, cfg.biosignals,\n"
+            "                                       seed=cfg.seed, data=cfg.data)\n"
             "display(Markdown(outcome.summary))",
             "if outcome.available:\n"
             "    report = outcome.report\n"
@@ -244,8 +244,13 @@ def render(name: str) -> str:
 
 
 def main(check: bool = False) -> int:
+    unlisted = sorted(set(NOTEBOOKS) ^ set(NOTEBOOK_ORDER))
+    if unlisted:
+        print("cells without a place in koemo.reporting.reproduce.NOTEBOOK_ORDER, or a place "
+              "without cells:", ", ".join(unlisted))
+        return 1
     stale = []
-    for name in NOTEBOOKS:
+    for name in NOTEBOOK_ORDER:
         path = HERE / f"{name}.ipynb"
         text = render(name)
         if check:

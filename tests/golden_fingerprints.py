@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from koemo.config.schema import STAGES
+
 GOLDEN = Path(__file__).parent / "golden" / "fingerprints.json"
-STAGES = ("audio", "text", "multimodal")
 # Where the prepared-table fingerprint's corpus root is taken (no files: the root's path and its
 # file list are the machine's, the rest is the config's).
 ABSENT_ROOT = Path("/nonexistent/koemo-golden-corpus")

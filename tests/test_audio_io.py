@@ -6,10 +6,11 @@ import pytest
 import soundfile as sf
 import soxr
 
-from koemo.audio.io import TARGET_SAMPLE_RATE, load_audio, resample
+from koemo.audio.io import load_audio, resample
+from koemo.config.schema import SAMPLE_RATE
 from koemo.errors import KoemoInputError
 
-SR = TARGET_SAMPLE_RATE
+SR = SAMPLE_RATE
 
 
 def tones(sample_rate: int, seconds: float = 1.0) -> np.ndarray:

@@ -7,6 +7,7 @@ import pytest
 
 from koemo import biosignals as B
 from koemo.biosignals.io import _timestamps_as_seconds
+from koemo.config.schema import SEVEN_CLASSES, Biosignals, Data
 from koemo.errors import KoemoInputError
 from koemo.dataset.labels import PAPER_CLASSES
 
@@ -254,7 +255,18 @@ def test_within_speaker_level_removes_personal_baselines():
 def tiny_report(tiny_corpus):
     """The synthetic corpus makes EDA follow arousal (level and shape) and TEMP pure noise
     (biosignal_effects default). Checked stable over corpus seeds 0-2 at this size."""
-    return B.analyse(tiny_corpus, ks=(2, 3, 5), k=5, seed=0, max_series=200)
+    return B.analyse(tiny_corpus, Biosignals(ks=[2, 3, 5], k=5, max_series=200), seed=0)
+
+
+def test_utterances_are_labelled_by_the_data_sections_policy(tiny_corpus, tiny_report):
+    """analyse labels utterances as the models do: the config's data.label_policy, not paper5."""
+    small = Biosignals(signals=["TEMP"], ks=[2], k=2, max_series=20)
+    ties = B.analyse(tiny_corpus, small, data=Data(label_policy="keep_ties"))
+    seven = B.analyse(tiny_corpus, small, data=Data(label_policy="seven"))
+    assert ties.settings["label_policy"] == "keep_ties"
+    assert ties.results["TEMP"].n_labelled > tiny_report.results["TEMP"].n_labelled   # ties kept
+    assert seven.settings["classes"] == list(SEVEN_CLASSES)
+    assert set(seven.results["TEMP"].level_by_label["label"]) > set(PAPER_CLASSES)
 
 
 def test_analysis_finds_eda_associated_and_temp_not(tiny_report):
@@ -274,7 +286,7 @@ def test_analysis_tables_are_consistent(tiny_report, tiny_corpus):
     eda = tiny_report.results["EDA"]
     assert eda.silhouette["k"].tolist() == [2, 3, 5]
     assert eda.silhouette["silhouette"].between(-1, 1).all()
-    assert eda.centroids.shape == (5, B.DEFAULT_SERIES_LENGTH)
+    assert eda.centroids.shape == (5, Biosignals().series_length)
     assert eda.contingency.to_numpy().sum() == eda.n_clustered == len(eda.assignments)
     assert set(eda.assignments["label"]) <= set(PAPER_CLASSES)
     # Every labelled segment is either analysed or listed as skipped with a reason, per signal.
@@ -381,7 +393,7 @@ def test_missing_biosignal_folder_is_its_own_error_type(corpus_without_biosignal
 
     (corpus_without_biosignals / "TEMP").mkdir()
     with pytest.raises(BiosignalsNotAvailable) as err:
-        B.analyse(corpus_without_biosignals, signals=["TEMP", "EDA"])
+        B.analyse(corpus_without_biosignals, Biosignals(signals=["TEMP", "EDA"]))
     assert isinstance(err.value, KoemoInputError)          # the CLI's one-line error path
     assert err.value.missing == [corpus_without_biosignals / "EDA"]
     assert err.value.found == [corpus_without_biosignals / "TEMP"]
@@ -393,7 +405,7 @@ def test_notebook_step_records_not_available_and_the_page_shows_it(corpus_withou
     from koemo.reporting.page import write_paper_page
 
     out = tmp_path / "paper"
-    outcome = B.analyse_and_write(corpus_without_biosignals, out, signals=["TEMP", "EDA"])
+    outcome = B.analyse_and_write(corpus_without_biosignals, out, Biosignals(signals=["TEMP", "EDA"]))
     assert not outcome.available and outcome.report is None
     assert outcome.missing == [corpus_without_biosignals / "TEMP", corpus_without_biosignals / "EDA"]
     table = (out / "tables" / "biosignals.md").read_text(encoding="utf-8")
@@ -421,7 +433,7 @@ def test_notebook_step_with_biosignals_writes_report_and_summary(tiny_report, tm
     import koemo.biosignals.report as step
 
     # The analysis itself is tested above; reuse its report instead of clustering again.
-    monkeypatch.setattr(step, "analyse", lambda root, **settings: tiny_report)
+    monkeypatch.setattr(step, "analyse", lambda root, *settings: tiny_report)
     out = tmp_path / "paper"
     outcome = B.analyse_and_write("unused", out)
     assert outcome.available and outcome.report is tiny_report and not outcome.missing

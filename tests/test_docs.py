@@ -52,3 +52,37 @@ def test_make_demo_leaves_the_committed_results_alone():
     two_commands = (ROOT / "README.md").read_text(encoding="utf-8").split("## Two commands")[1]
     two_commands = two_commands.split("\n## ")[0]
     assert variables["DEMO_OUT"] in two_commands and "make demo-refresh" in two_commands
+
+
+def module_map() -> set[str]:
+    """The modules docs/architecture.md's module map lists, as paths below src/koemo/: its
+    block opening with `src/koemo/`, where `name/` opens a package (indented one step under
+    its parent) and `name.py` at the start of a line is a module of the enclosing package."""
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```\n(.*?)```", text, re.S)
+    block = next(b for b in blocks if b.startswith("src/koemo/\n"))
+    listed, packages = set(), []
+    for line in block.splitlines()[1:]:
+        body = line.strip()
+        if not body:
+            continue
+        depth = (len(line) - len(body)) // 2          # two spaces a level; src/koemo/ is 0
+        package = re.match(r"(\w+)/(\s|$)", body)
+        module = re.match(r"\w+\.py(,\s*\w+\.py)*(\s|$)", body)
+        if package or module:
+            packages = packages[:depth - 1]
+        if package:
+            packages.append(package[1])
+        elif module:
+            names = re.split(r",\s*", module[0].strip())
+            listed |= {"/".join([*packages, name]) for name in names}
+    return listed
+
+
+def test_the_module_map_lists_every_module_under_its_package():
+    src = ROOT / "src" / "koemo"
+    modules = {p.relative_to(src).as_posix() for p in src.rglob("*.py") if p.name != "__init__.py"}
+    listed = module_map()
+    missing, stale = sorted(modules - listed), sorted(listed - modules)
+    assert not missing, f"modules docs/architecture.md's module map does not list: {missing}"
+    assert not stale, f"modules docs/architecture.md lists that do not exist: {stale}"

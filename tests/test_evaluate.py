@@ -10,12 +10,12 @@ import pytest
 
 from koemo.cli import main as cli_main
 from koemo.config.load import load_config
+from koemo.config.schema import STAGES
 from koemo.errors import KoemoInputError
 from koemo.modeling.evaluate import evaluate
 from koemo.modeling.runs import BOOKKEEPING
 from koemo.modeling.train import train_stage
 
-STAGES = ("audio", "text", "multimodal")
 # One epoch; batches smaller than the test split, so the draw runs over several batches.
 ONE_EPOCH = [f"train.{stage}.epochs=1" for stage in STAGES] + \
     [f"train.{stage}.batch_size=8" for stage in STAGES]

@@ -12,6 +12,8 @@ from koemo.experiments import plan as ex
 from koemo.experiments import scaleout
 from koemo.experiments import workers
 from koemo.config.load import load_config
+from koemo.config.schema import PROTOCOLS
+from koemo.modeling.runs import split_name
 
 SMALL = ["reproduce.protocols=[paper]", "reproduce.ablation.audio_layers=[1,2]",
          "reproduce.ablation.combos=[[1,1]]", "reproduce.fusion.protocol=paper",
@@ -68,6 +70,33 @@ def test_exported_lines_train_the_plans_runs(tmp_path, tiny_workdir, capsys):
         assert main(run["argv"]) == 0
         assert (Path(run["run_dir"]) / "test_metrics.json").is_file()
     assert "run: " + runs[0]["run_dir"] in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_train_variant_without_split_keeps_the_configs_protocol_and_fold(protocol, tmp_path,
+                                                                         monkeypatch, capsys):
+    """`koemo train --variant corrected` with no --split trains the config's own protocol and
+    fold (it once fell back to the paper split, or cv5 fold 0 for `session`)."""
+    from koemo.cli import main
+    from koemo.dataset.splits import split_column
+    from koemo.experiments import runlock
+
+    trained = {}
+
+    def train_once(stage, workdir, cfg, seed, out_dir=None, **kwargs):
+        trained.update(stage=stage, cfg=cfg)
+        return "busy", Path(workdir) / "runs" / split_name(cfg)
+
+    monkeypatch.setattr(runlock, "train_once", train_once)
+    written = ["train.audio.epochs=1", f"data.protocol={protocol}", "data.fold=3"]
+    assert main(["train", "audio", "--workdir", str(tmp_path), "--config", "tiny",
+                 "--variant", "corrected", *[a for o in written for a in ("--set", o)]]) == 0
+    asked, cfg = load_config("tiny", written), trained["cfg"]
+    assert (cfg.data.protocol, cfg.data.fold) == (protocol, 3)
+    assert split_column(cfg) == split_column(asked)
+    assert split_name(cfg) == split_name(asked) and split_name(cfg).startswith(protocol)
+    assert cfg.fixes == ex.corrected(asked).fixes and cfg.data.silent_audio == "drop"
+    assert f"runs/{split_name(asked)}" in capsys.readouterr().out
 
 
 def test_submitit_debug_executor_runs_phases_in_order(tmp_path, monkeypatch):

@@ -100,6 +100,8 @@ READERS = {
         "koemo.modeling.checkpoint:config_differences":
             FIX + "test_checkpoints_record_and_check_their_own_label_policy",
         "koemo.inference.hub:config_lines": FIX + "test_model_card_names_the_label_policy",
+        "koemo.biosignals.analysis:analyse":
+            "tests/test_biosignals.py::test_utterances_are_labelled_by_the_data_sections_policy",
     },
 }
 

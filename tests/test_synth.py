@@ -11,9 +11,10 @@ import pytest
 import soundfile as sf
 
 from koemo.cli import main as cli_main
+from koemo.config.schema import PAPER_CLASSES
 from koemo.errors import KoemoInputError
 from koemo.synth import sentences, speech, write_corpus
-from koemo.synth.corpus import (DEFAULT_CLASS_PROBS, PAPER_FIVE, annotation_csv, class_counts,
+from koemo.synth.corpus import (DEFAULT_CLASS_PROBS, annotation_csv, class_counts,
                                 normalise_class_probs, plan_session)
 
 SEGMENT_RE = re.compile(r"^Sess(\d{2})_script(0[1-6])_User(\d{3})([MF])_(\d{3})$")
@@ -111,7 +112,7 @@ def test_totals_are_rounded_vote_means_and_tied_top_labels(table):
 def test_every_paper_class_is_in_every_session_as_single_label(table):
     for _, group in table.groupby("session"):
         counts = group.emotion.value_counts()
-        assert all(counts.get(c, 0) >= 2 for c in PAPER_FIVE)
+        assert all(counts.get(c, 0) >= 2 for c in PAPER_CLASSES)
     assert table.emotion.value_counts().idxmax() == "neutral"
 
 
@@ -120,7 +121,7 @@ def test_class_counts_fill_sessions_and_track_probabilities():
     totals = dict.fromkeys(probs, 0)
     for session in range(1, 41):
         counts = class_counts(probs, 336, session)
-        assert sum(counts.values()) == 336 and min(counts[c] for c in PAPER_FIVE) >= 2
+        assert sum(counts.values()) == 336 and min(counts[c] for c in PAPER_CLASSES) >= 2
         for name, k in counts.items():
             totals[name] += k
     for name, p in DEFAULT_CLASS_PROBS.items():
@@ -232,7 +233,7 @@ def pitch_hz(wave: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def audio_stats(table) -> pd.DataFrame:
-    single = table[table.emotion.isin(PAPER_FIVE)].copy()
+    single = table[table.emotion.isin(PAPER_CLASSES)].copy()
     waves = [sf.read(w, dtype="float32")[0] for w in single.wav]
     # Leave out the planted recordings without signal (tiny.yaml: one per session).
     speech_like = [np.abs(w).max() > 2 / 32768 and np.ptp(w) > 0 for w in waves]
@@ -257,7 +258,7 @@ def test_audio_carries_arousal_but_not_valence(audio_stats):
 
 
 def test_text_carries_valence_but_not_arousal(table):
-    single = table[table.emotion.isin(PAPER_FIVE)]
+    single = table[table.emotion.isin(PAPER_CLASSES)]
     texts = [w.with_suffix(".txt").read_bytes().decode("cp949") for w in single.wav]
     counts = pd.DataFrame([sentences.bank_word_counts(t) for t in texts], index=single.index)
     rate = counts.div(counts.sum(axis=1), axis=0).groupby(single.emotion).mean()
@@ -328,6 +329,16 @@ def test_bad_arguments_are_named(tmp_path):
     with pytest.raises(KoemoInputError, match="unknown signal"):
         write_corpus(tmp_path / "c", sessions=1, biosignal_effects={"ECG": 1.0})
     assert (tmp_path / "full" / "x").read_text() == "keep me"
+
+
+def test_a_refused_recipe_leaves_the_corpus_it_would_replace(tmp_path):
+    """The schema's synthetic bounds are checked before overwrite removes anything."""
+    root = write_corpus(tmp_path / "c", sessions=1, utterances_per_session=12)
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    with pytest.raises(KoemoInputError, match="silent_recordings"):
+        write_corpus(root, sessions=1, utterances_per_session=12, silent_recordings=4,
+                     overwrite=True)
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
 
 
 def test_cli_writes_a_corpus(tmp_path, capsys):

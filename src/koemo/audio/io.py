@@ -22,9 +22,9 @@ from typing import Union
 
 import numpy as np
 
+from koemo.config.schema import SAMPLE_RATE
 from koemo.errors import KoemoInputError
 
-TARGET_SAMPLE_RATE = 16000
 MAX_CHANNELS = 8
 # One step of 16-bit PCM: anything quieter carries no signal the features could see
 # (power_to_db(ref=max) of an all-zero input is a constant, not a spectrogram).
@@ -40,7 +40,7 @@ class AudioInfo:
     original_sample_rate: int
     original_channels: int
     original_samples: int          # per channel, before resampling
-    sample_rate: int               # after conversion (always TARGET_SAMPLE_RATE)
+    sample_rate: int               # after conversion (always SAMPLE_RATE)
     samples: int                   # after conversion
     duration_s: float
     resampled: bool
@@ -52,7 +52,7 @@ class AudioInfo:
 
 
 def load_audio(source: AudioSource, sample_rate: int | None = None,
-               target_sample_rate: int = TARGET_SAMPLE_RATE, allow_silence: bool = False
+               target_sample_rate: int = SAMPLE_RATE, allow_silence: bool = False
                ) -> tuple[np.ndarray, AudioInfo]:
     """Return (float32 mono wave at `target_sample_rate`, AudioInfo) for a path or an array.
 
@@ -137,8 +137,8 @@ def _array_to_channels_last(array: np.ndarray, sample_rate: int | None
                             ) -> tuple[np.ndarray, int, None, list[str]]:
     notes = []
     if sample_rate is None:
-        sample_rate = TARGET_SAMPLE_RATE
-        notes.append(f"sample_rate not given for an array: assumed {TARGET_SAMPLE_RATE} Hz")
+        sample_rate = SAMPLE_RATE
+        notes.append(f"sample_rate not given for an array: assumed {SAMPLE_RATE} Hz")
     if int(sample_rate) <= 0:
         raise KoemoInputError(f"array: sample_rate must be positive, got {sample_rate}")
     if array.size == 0:

@@ -264,8 +264,3 @@ def piece_states(encoder: SpeechEncoder, blocks: Iterable[np.ndarray], label: st
             held = held[piece:]
     if len(held):
         yield whole_states(encoder, held, label)
-
-
-def cache_size_bytes(utterances: int, frames: int, layers: int, width: int) -> int:
-    """Bytes of a float16 state cache: utterances x frames x layers x width x 2."""
-    return int(utterances) * int(frames) * int(layers) * int(width) * 2

@@ -19,8 +19,9 @@ from typing import Iterator
 
 import numpy as np
 
-from koemo.audio.io import (SILENCE_PEAK, TARGET_SAMPLE_RATE, AudioInfo, AudioSource, load_audio,
+from koemo.audio.io import (SILENCE_PEAK, AudioInfo, AudioSource, load_audio,
                             read_file_header, unreadable_error)
+from koemo.config.schema import SAMPLE_RATE
 from koemo.errors import KoemoInputError
 
 
@@ -28,7 +29,7 @@ class AudioStream:
     """16 kHz (`target_sample_rate`) mono float32 blocks of a file or an array."""
 
     def __init__(self, source: AudioSource, sample_rate: int | None = None,
-                 target_sample_rate: int = TARGET_SAMPLE_RATE):
+                 target_sample_rate: int = SAMPLE_RATE):
         self.target_rate = int(target_sample_rate)
         self.wave: np.ndarray | None = None
         self.path: Path | None = None

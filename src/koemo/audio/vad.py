@@ -24,10 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from koemo.config.schema import Vad
+from koemo.config.schema import SAMPLE_RATE, Vad
 from koemo.errors import KoemoInputError
 
-SAMPLE_RATE = 16000
 CHUNK = 512                 # samples per probability (32 ms at 16 kHz)
 CONTEXT = 64                # samples of the previous chunk the model also reads
 WEIGHTS_FILE = "silero_vad_16k.safetensors"

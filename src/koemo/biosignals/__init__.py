@@ -4,9 +4,9 @@ Layers point one way: io (files, labels, coverage) and clustering / levels (the 
 know nothing of each other; analysis combines them into a BiosignalReport; report writes it.
 The names below are the public API (`from koemo import biosignals`).
 """
-from koemo.biosignals.analysis import (DEFAULT_MAX_SERIES, DEFAULT_SERIES_LENGTH, MIN_SAMPLES,
-                                       BiosignalReport, SignalResult, analyse, analyse_signal,
-                                       conclude_clusters, conclude_level, labelled_series)
+from koemo.biosignals.analysis import (MIN_SAMPLES, BiosignalReport, SignalResult, analyse,
+                                       analyse_signal, conclude_clusters, conclude_level,
+                                       labelled_series)
 from koemo.biosignals.clustering import (N_INIT, N_PERMUTATIONS, cluster_association,
                                          dtw_kmeans_sweep, normalised_series, stratified_sample)
 from koemo.biosignals.io import (COVERAGE_COLUMNS, DATA_FIELDS, FILE_STATUSES, SERIES_COLUMNS,
@@ -18,7 +18,7 @@ from koemo.biosignals.report import (BiosignalOutcome, analyse_and_write, plot_c
 from koemo.errors import BiosignalsNotAvailable
 
 __all__ = [
-    "DEFAULT_MAX_SERIES", "DEFAULT_SERIES_LENGTH", "MIN_SAMPLES", "BiosignalReport",
+    "MIN_SAMPLES", "BiosignalReport",
     "SignalResult", "analyse", "analyse_signal", "conclude_clusters", "conclude_level",
     "labelled_series", "N_INIT", "N_PERMUTATIONS", "cluster_association", "dtw_kmeans_sweep",
     "normalised_series", "stratified_sample", "COVERAGE_COLUMNS", "DATA_FIELDS", "FILE_STATUSES",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -22,14 +22,10 @@ from koemo.biosignals.clustering import (N_INIT, N_PERMUTATIONS, cluster_associa
                                          dtw_kmeans_sweep, normalised_series, stratified_sample)
 from koemo.biosignals.io import _load_with_labels, check_request, require_signal_folders
 from koemo.biosignals.levels import level_tests
-from koemo.config.schema import Biosignal, LabelPolicy
+from koemo.config.schema import Biosignals, Data, LabelPolicy
 from koemo.errors import KoemoInputError
-from koemo.dataset.labels import PAPER_CLASSES, classes_for, resolve_label
+from koemo.dataset.labels import classes_for, resolve_label
 
-# Defaults sized so the tiny test corpus runs in seconds and full KEMDy20 in minutes: DTW k-means
-# and the DTW silhouette are O(n^2 * L^2). 24 samples = 6 s at 4 Hz, the mean utterance length.
-DEFAULT_MAX_SERIES = 600
-DEFAULT_SERIES_LENGTH = 24
 MIN_SAMPLES = 3          # fewer samples carry no shape (KEMDy20's shortest utterance: 0.73 s)
 
 
@@ -135,19 +131,19 @@ def labelled_series(series: pd.DataFrame, labels: pd.DataFrame, label_policy: La
     return usable[["segment_id", "speaker", "label", "values", "level"]], skipped
 
 
-def analyse_signal(frame: pd.DataFrame, signal: str, ks: Iterable[int], k: int, seed: int,
-                   max_series: int, series_length: int, alpha: float,
-                   n_jobs: int = 1) -> SignalResult:
+def analyse_signal(frame: pd.DataFrame, signal: str, settings: Biosignals,
+                   seed: int) -> SignalResult:
     """Both checks for one signal on its labelled utterances (see the module docstring).
 
     The level test uses every labelled utterance (cheap); clustering uses the stratified
     `max_series` sample (DTW is O(n^2)).
     """
+    k, alpha, series_length = settings.k, settings.alpha, settings.series_length
     tests, by_label = level_tests(frame, alpha)
-    sample = stratified_sample(frame, "label", max_series, seed).reset_index(drop=True)
+    sample = stratified_sample(frame, "label", settings.max_series, seed).reset_index(drop=True)
     X = normalised_series(sample["values"], series_length) if len(sample) else \
         np.zeros((0, series_length, 1))
-    sweep, models = dtw_kmeans_sweep(X, list(ks) + [k], seed, n_jobs=n_jobs)
+    sweep, models = dtw_kmeans_sweep(X, list(settings.ks) + [k], seed, n_jobs=settings.n_jobs)
     model = models.get(k)
     clusters = model.labels_ if model is not None else np.full(len(sample), -1)
     # Without a model every utterance is in "cluster -1": one row, so the statistics are NaN.
@@ -169,25 +165,22 @@ def analyse_signal(frame: pd.DataFrame, signal: str, ks: Iterable[int], k: int, 
         conclusion_level=conclude_level(signal, tests, alpha))
 
 
-def analyse(data_root: str | Path, signals: Iterable[Biosignal] = ("TEMP", "EDA"),
-            ks: Iterable[int] = range(2, 11), k: int = 5, seed: int = 0,
-            max_series: int = DEFAULT_MAX_SERIES, series_length: int = DEFAULT_SERIES_LENGTH,
-            alpha: float = 0.05, label_policy: LabelPolicy = "paper5",
-            classes: Sequence[str] = PAPER_CLASSES, n_jobs: int = 1) -> BiosignalReport:
+def analyse(data_root: str | Path, settings: Biosignals = Biosignals(), seed: int = 0,
+            data: Data = Data()) -> BiosignalReport:
     """The original's step 1-3, redone: do TEMP/EDA carry emotion? (module docstring).
 
-    Per signal: labelled utterances (label policy as the models use; ties and other classes
-    skipped and listed), a Kruskal-Wallis level test over all of them, then DTW k-means of the
-    min-max normalised series on a stratified sample of at most `max_series` utterances,
-    resampled to `series_length` points: silhouette for every k in `ks`, and for `k` the
-    contingency table with emotion, chi-square, permutation p-value and Cramer's V.
-    The conclusion strings are computed from these results at level `alpha`.
-    n_jobs (-1: every core) fits the ks in parallel threads; results do not depend on it.
+    `settings` is the config's `biosignals` section (the schema's defaults when not given), and
+    `data` its `data` section, whose label policy and classes label the utterances as the
+    models do. Per signal: labelled utterances (ties and other classes skipped and listed), a
+    Kruskal-Wallis level test over all of them, then DTW k-means of the min-max normalised
+    series on a stratified sample of at most `max_series` utterances, resampled to
+    `series_length` points: silhouette for every k in `ks`, and for `k` the contingency table
+    with emotion, chi-square, permutation p-value and Cramer's V. The conclusion strings are
+    computed from these results at level `alpha`. n_jobs (-1: every core) fits the ks in
+    parallel threads; results do not depend on it.
     Raises BiosignalsNotAvailable (a KoemoInputError) when a signal's folder is absent.
     """
-    if max_series < 2 or series_length < 2:
-        raise KoemoInputError("max_series and series_length must be at least 2")
-    root, signals = check_request(data_root, signals)
+    root, signals = check_request(data_root, settings.signals)
     no_labels = KoemoInputError(f"{root / 'annotation'}: no readable SessNN_eval.csv; "
                                 "emotion labels are needed for the analysis")
     # Cheap checks before any file is parsed: labels first (nothing runs without them), then
@@ -198,19 +191,19 @@ def analyse(data_root: str | Path, signals: Iterable[Biosignal] = ("TEMP", "EDA"
     series, coverage, labels = _load_with_labels(root, signals)
     if labels.empty:
         raise no_labels
-    classes = classes_for(label_policy, classes)
+    classes = classes_for(data.label_policy, data.classes)
     results: dict[str, SignalResult] = {}
     skipped: list[dict] = []
     for signal in signals:
-        frame, dropped = labelled_series(series[signal], labels, label_policy, classes, signal)
+        frame, dropped = labelled_series(series[signal], labels, data.label_policy, classes, signal)
         skipped.extend(dropped)
-        results[signal] = analyse_signal(frame, signal, ks, k, seed, max_series, series_length,
-                                         alpha, n_jobs)
-    settings = {"data_root": str(data_root), "signals": list(signals), "ks": list(ks), "k": k,
-                "seed": seed, "max_series": max_series, "series_length": series_length,
-                "alpha": alpha, "label_policy": label_policy, "classes": list(classes),
+        results[signal] = analyse_signal(frame, signal, settings, seed)
+    recorded = {"data_root": str(data_root), "signals": list(signals), "ks": list(settings.ks),
+                "k": settings.k, "seed": seed, "max_series": settings.max_series,
+                "series_length": settings.series_length, "alpha": settings.alpha,
+                "label_policy": data.label_policy, "classes": list(classes),
                 "min_samples": MIN_SAMPLES, "n_init": N_INIT, "n_permutations": N_PERMUTATIONS}
     return BiosignalReport(results, coverage,
                            pd.DataFrame(skipped, columns=["signal", "segment_id", "reason"]),
-                           settings)
+                           recorded)
 

@@ -11,6 +11,7 @@ import pandas as pd
 
 from koemo.biosignals.analysis import BiosignalReport, SignalResult, analyse
 from koemo.biosignals.io import coverage_summary
+from koemo.config.schema import Biosignals, Data
 from koemo.errors import BiosignalsNotAvailable
 
 TITLE = "# Bio-signals and emotion (step 1-3 redone)"
@@ -132,17 +133,18 @@ class BiosignalOutcome:
         return self.report is not None
 
 
-def analyse_and_write(data_root: str | Path, out: str | Path, **settings) -> BiosignalOutcome:
-    """Step 1-3 as notebook 1-3 runs it: `analyse(data_root, **settings)`, the full report in
-    OUT/biosignals/ and a short summary in OUT/tables/biosignals.md (a section of the results
-    page). A corpus without the bio-signal folders is not an error here: both files say "not
+def analyse_and_write(data_root: str | Path, out: str | Path, settings: Biosignals = Biosignals(),
+                      seed: int = 0, data: Data = Data()) -> BiosignalOutcome:
+    """Step 1-3 as notebook 1-3 runs it: `analyse(data_root, settings, seed, data)`, the full
+    report in OUT/biosignals/ and a short summary in OUT/tables/biosignals.md (a section of the
+    results page). A corpus without the bio-signal folders is not an error here: both files say "not
     available" and which folders were missing, so `koemo reproduce` goes on with 2-1. Every
     other input error still raises."""
     out = Path(out)
     (out / "tables").mkdir(parents=True, exist_ok=True)
     report_dir = out / "biosignals"
     try:
-        report = analyse(data_root, **settings)
+        report = analyse(data_root, settings, seed, data)
     except BiosignalsNotAvailable as err:
         summary = f"**Not available.** {err}\n"
         report_dir.mkdir(parents=True, exist_ok=True)

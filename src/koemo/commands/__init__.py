@@ -3,15 +3,16 @@
 
 class SettingChoices:
     """argparse `choices` read from koemo.config.schema (the one place a setting's choices are
-    written) only when a value is checked or the choices are printed, so that building the
-    parser, which every `koemo` call does, stays free of pydantic. Pass a `metavar`."""
+    written), or from the package module that owns them (`module`), only when a value is
+    checked or the choices are printed, so that building the parser, which every `koemo` call
+    does, stays free of pydantic and numpy. Pass a `metavar`."""
 
-    def __init__(self, name: str):
-        self.name = name
+    def __init__(self, name: str, module: str = "koemo.config.schema"):
+        self.name, self.module = name, module
 
     def _values(self) -> tuple:
-        from koemo.config import schema
-        return getattr(schema, self.name)
+        import importlib
+        return getattr(importlib.import_module(self.module), self.name)
 
     def __contains__(self, value) -> bool:
         return value in self._values()

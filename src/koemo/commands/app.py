@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 
+from koemo.commands import SettingChoices
 from koemo.errors import KoemoInputError
 
 DESCRIPTION = """\
@@ -32,9 +33,10 @@ def register(subparsers) -> None:
                         help="largest upload accepted, in MB (default 50)")
     parser.add_argument("--max-seconds", type=float, default=600.0,
                         help="longest recording accepted, in seconds (default 600)")
-    parser.add_argument("--long-audio", choices=("windows", "cut"), default="windows",
-                        help="recordings longer than the model's window: average overlapping "
-                             "windows (default) or keep the first window")
+    parser.add_argument("--long-audio", metavar="MODE", default="windows",
+                        choices=SettingChoices("LONG_AUDIO_MODES", "koemo.inference.windows"),
+                        help="recordings longer than the model's window, %(choices)s: average "
+                             "overlapping windows (windows, the default) or keep the first (cut)")
     parser.add_argument("--asr", default="config",
                         help="speech recognition when no transcript is typed: `config` (the "
                              "predictor config's asr.model, default), a Whisper directory or hub "

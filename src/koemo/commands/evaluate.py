@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from koemo.commands import SettingChoices
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -12,7 +14,9 @@ def register(subparsers) -> None:
                     "whole-set metrics. Prints JSON; --out also writes it with the predictions.")
     parser.add_argument("--run", required=True, help="run directory or checkpoint directory")
     parser.add_argument("--workdir", required=True, help="workdir written by `koemo prepare`")
-    parser.add_argument("--split", default="test", choices=("train", "valid", "test"))
+    parser.add_argument("--split", default="test", metavar="SPLIT",
+                        choices=SettingChoices("SPLITS", "koemo.dataset.splits"),
+                        help="%(choices)s (default: test)")
     parser.add_argument("--config", default=None,
                         help="config name or path (default: the run's own config)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

@@ -24,7 +24,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from koemo.config.workdir import REPORT_JSON, load_utterances
     from koemo.dataset.emobox import export_workdir
-    from koemo.dataset.splits import N_FOLDS
+    from koemo.config.schema import N_FOLDS
     from koemo.errors import KoemoInputError
 
     done: dict[str, Path] = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from koemo.commands import add_config_arguments
+from koemo.commands import SettingChoices, add_config_arguments
 
 
 def register(subparsers) -> None:
@@ -19,7 +19,8 @@ def register(subparsers) -> None:
     parser.add_argument("--workdir", default=None,
                         help="workdir written by `koemo prepare` (required but with --summary)")
     add_config_arguments(parser)
-    parser.add_argument("--format", choices=("txt", "sh", "json"), default=None,
+    parser.add_argument("--format", metavar="FORMAT", default=None,
+                        choices=SettingChoices("FORMATS", "koemo.experiments.scaleout"),
                         help="txt: one command a line; sh: a script, phase by phase; json: one "
                              "object per run (default: from --export's suffix, else txt)")
     parser.add_argument("--summary", action="store_true",

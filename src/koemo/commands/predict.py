@@ -14,6 +14,7 @@ import re
 import sys
 from pathlib import Path
 
+from koemo.commands import SettingChoices
 from koemo.errors import KoemoInputError
 
 BAR_WIDTH = 30
@@ -57,9 +58,11 @@ def register(subparsers) -> None:
     parser.add_argument("--json", action="store_true", help="print the prediction as JSON")
     parser.add_argument("--batch", metavar="LIST.csv", help="predict every row of a CSV (columns wav, text)")
     parser.add_argument("--out", metavar="PREDICTIONS.csv", help="output CSV for --batch")
-    parser.add_argument("--long-audio", choices=("windows", "cut"), default="windows",
-                        help="audio longer than the model's window: average overlapping windows "
-                             "(default) or keep the first window only")
+    parser.add_argument("--long-audio", metavar="MODE", default="windows",
+                        choices=SettingChoices("LONG_AUDIO_MODES", "koemo.inference.windows"),
+                        help="audio longer than the model's window, %(choices)s: average "
+                             "overlapping windows (windows, the default) or keep the first "
+                             "window only (cut)")
     parser.add_argument("--batch-size", type=int, default=8, help="windows per model pass (default 8)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")
     parser.add_argument("--seed", type=int, default=None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from koemo.commands import SettingChoices
 from koemo.errors import KoemoInputError
 
 
@@ -13,9 +14,10 @@ def register(subparsers) -> None:
         description="Write a deterministic synthetic corpus (annotation CSVs, wav + txt, and for "
                     "KEMDy20 EDA/TEMP/IBI) in the corpus' exact layout: audio prosody carries "
                     "arousal, word choice carries valence.")
-    parser.add_argument("--corpus", choices=("kemdy20", "kemdy19"), default="kemdy20",
-                        help="which corpus' format to write (default kemdy20; kemdy19: two rating "
-                             "files per session, impro and script dialogues, its quirks)")
+    parser.add_argument("--corpus", choices=SettingChoices("CORPORA"), metavar="CORPUS",
+                        default="kemdy20",
+                        help="which corpus' format to write: %(choices)s (default kemdy20; kemdy19: "
+                             "two rating files per session, impro and script dialogues, its quirks)")
     parser.add_argument("--out", required=True, type=Path, help="corpus root to create (e.g. data/KEMDy20_v1_1)")
     parser.add_argument("--sessions", type=int, default=4, help="number of sessions (default 4; KEMDy20 has 40)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")

@@ -15,7 +15,8 @@ def register(subparsers) -> None:
                     "stage uses the classifier kind as <stage>); an interrupted run resumes from "
                     "its last epoch. The multimodal stage needs the audio and text runs of the "
                     "same config, split and seed.")
-    parser.add_argument("stage", choices=("audio", "text", "multimodal"))
+    parser.add_argument("stage", choices=SettingChoices("STAGES"), metavar="STAGE",
+                        help="%(choices)s")
     parser.add_argument("--workdir", required=True, help="workdir written by `koemo prepare`")
     add_config_arguments(parser)
     parser.add_argument("--seed", type=int, default=None, help="training seed (default: config seed)")
@@ -28,9 +29,9 @@ def register(subparsers) -> None:
                              "corrected, <stage>_layers=<n> or audio<a>/text<t> "
                              "(default: the config as it is)")
     parser.add_argument("--split", default=None,
-                        help="paper, cv5_f0..cv5_f4, or in a workdir holding both corpora "
-                             "kemdy19_to_kemdy20 / kemdy20_to_kemdy19 (default: the config's "
-                             "data.protocol/fold)")
+                        help="paper, session, cv5_f0..cv5_f4, or in a workdir holding both "
+                             "corpora kemdy19_cv5_f0..4, kemdy20_cv5_f0..4, kemdy19_to_kemdy20, "
+                             "kemdy20_to_kemdy19 (default: the config's data.protocol/fold)")
     parser.add_argument("--skip-busy", action="store_true",
                         help="when another worker is training this run, leave it to that worker "
                              "and exit 0 (default: wait for it, then report the finished run)")
@@ -47,13 +48,13 @@ def run(args: argparse.Namespace) -> int:
     from koemo.experiments.plan import run_config
     from koemo.experiments.runlock import end_launch, train_once
     from koemo.inference.pretrained import STAGE_USES, require_assets
-    from koemo.modeling.runs import RunDir, run_dir_for
+    from koemo.modeling.runs import RunDir, run_dir_for, split_name
 
     cfg = load_config(args.config, args.overrides)
     if args.variant is not None or args.split is not None:
         try:
             cfg = run_config(cfg, args.variant or "faithful",
-                             args.split or _split_of(cfg), args.stage)
+                             args.split or split_name(cfg), args.stage)
         except ValueError as err:
             raise KoemoInputError(str(err)) from err
     # Every pretrained model the stage loads, found before any heavy work (one line if not).
@@ -85,10 +86,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"test ({metrics.checkpoint} checkpoint, n={metrics.n}): "
           + ", ".join(f"{k} {scores[k]:.4f}" for k in keys))
     return 0
-
-
-def _split_of(cfg: dict) -> str:
-    data = cfg.data
-    if data.protocol == "cv5":
-        return f"cv5_f{data.fold}"
-    return "cv5_f0" if data.protocol == "session" else "paper"

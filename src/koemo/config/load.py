@@ -22,7 +22,7 @@ from pydantic_core import ErrorDetails
 
 from koemo.config.allowed import field_allowed, shown
 from koemo.config.assets import configs_dir
-from koemo.config.schema import Config, label_classes
+from koemo.config.schema import STAGES, Config, label_classes
 from koemo.config.section import Section, section_type
 from koemo.errors import KoemoInputError
 
@@ -363,7 +363,7 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(
             f"models.d_model={models.d_model} but the audio extractor gives "
             f"conv_channels[-1] * n_mels / 4 = {audio_dim}")
-    for stage in ("audio", "text", "multimodal"):
+    for stage in STAGES:
         heads = getattr(models, stage).num_heads
         if models.d_model % heads:
             raise ConfigError(f"models.d_model must be divisible by models.{stage}.num_heads")

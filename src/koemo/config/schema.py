@@ -33,8 +33,10 @@ CORPORA = get_args(Corpus)
 CrossProtocol = Literal["kemdy19_to_kemdy20", "kemdy20_to_kemdy19"]
 InCorpusProtocol = Literal["kemdy19_cv5", "kemdy20_cv5"]      # one corpus' session folds
 Protocol = Literal[Literal["paper", "session", "cv5"], CrossProtocol, InCorpusProtocol]
+PROTOCOLS = get_args(Protocol)
 CROSS_PROTOCOLS = get_args(CrossProtocol)
 IN_CORPUS_PROTOCOLS = get_args(InCorpusProtocol)
+FOLDED_PROTOCOLS = ("cv5",) + IN_CORPUS_PROTOCOLS             # N_FOLDS session folds each
 N_FOLDS = 5                                  # session folds of cv5 and <corpus>_cv5
 
 # Class ids as the original: neutral 0, sad 1, happy 2, surprise 3, angry 4; both corpora also
@@ -56,14 +58,20 @@ FeatureBackend = Literal["torch", "librosa"]
 # Both corpora are 16 kHz; prepare requires the wavs at this rate, and the speech encoders,
 # Whisper and the VAD read 16 kHz.
 SampleRate = Literal[16000]
+SAMPLE_RATE = get_args(SampleRate)[0]
 StoreDtype = Literal["float32", "float16"]
 Frontend = Literal["mel", "encoder"]
 Pooling = Literal["weighted", "mean"]
 TokenizerKind = Literal["kobert", "auto"]
 
-Stage = Literal["audio", "text", "multimodal"]
-FusionKind = Literal["audio_only", "text_only", "early", "late", "sum", "tensor", "attention_lstm"]
+RegressorStage = Literal["audio", "text"]                  # also the two modalities
+Stage = Literal[RegressorStage, Literal["multimodal"]]
+STAGES = get_args(Stage)
+REGRESSOR_STAGES = get_args(RegressorStage)
+UnimodalKind = Literal["audio_only", "text_only"]     # one modality: "<regressor stage>_only"
+FusionKind = Literal[UnimodalKind, Literal["early", "late", "sum", "tensor", "attention_lstm"]]
 FUSION_KINDS = get_args(FusionKind)          # the classifier kinds (koemo.modeling.fusion)
+UNIMODAL_KINDS = get_args(UnimodalKind)
 Target = Literal["hard", "soft"]
 Precision = Literal["fp32", "bf16", "fp16", "auto"]
 CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
@@ -102,9 +110,11 @@ Signals = Annotated[list[Biosignal], MinLen(1), Rule("a list of distinct signals
 Jobs = Annotated[StrictInt, Rule("an integer other than 0 (-1: every core)", lambda v: v != 0)]
 RunName = Annotated[str, Rule("a name without / or \\ (it names run directories)",
                               lambda v: bool(v) and v not in (".", "..") and not set(v) & set("/\\"))]
-# Sessions are numbered with two digits; the generators' durations are clipped to 1-8 s.
+# Sessions are numbered with two digits; the generators clip utterance lengths to DURATION_RANGE
+# (seconds), so the mean length a recipe asks for lies in it.
+DURATION_RANGE = (1.0, 8.0)
 Sessions = Annotated[StrictInt, Ge(1), Le(99)]
-MeanDuration = Annotated[StrictFloat, Ge(1.0), Le(8.0)]
+MeanDuration = Annotated[StrictFloat, Ge(DURATION_RANGE[0]), Le(DURATION_RANGE[1])]
 
 
 # ----------------------------------------------------------------------------- sections
@@ -356,6 +366,8 @@ class Segments(Section):
 class Biosignals(Section):
     unread_by_training = True
     signals: Signals = setting(["TEMP", "EDA"], "wrist signals analysed")
+    # Sized so the tiny test corpus runs in seconds and full KEMDy20 in minutes: DTW k-means and
+    # the DTW silhouette are O(n^2 * L^2); 24 steps = 6 s at 4 Hz, the mean utterance length.
     k: AtLeast2 = setting(5, "clusters of the reported DTW k-means")
     ks: Annotated[list[AtLeast2], MinLen(1)] = setting(list(range(2, 11)), "ks of the silhouette sweep")
     max_series: AtLeast2 = setting(600, "series clustered (stratified sample; DTW is O(n^2))")
@@ -441,7 +453,7 @@ class Config(Section):
     name: RunName = setting("paper", "experiment name (default: the config file's stem); names run "
                                      "directories", affects_results=False)
     seed: Seed = setting(1, "default training seed")
-    regressor_runs: Optional[dict[Literal["audio", "text"], Name]] = setting(
+    regressor_runs: Optional[dict[RegressorStage, Name]] = setting(
         None, "run names of shared regressors {audio: NAME, text: NAME} (set by the plan)",
         affects_results=False)
     data: Data = setting({}, "the corpus rows and their split")

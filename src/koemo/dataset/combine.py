@@ -27,8 +27,8 @@ from sklearn.model_selection import train_test_split
 from koemo.config.fingerprints import fingerprint
 from koemo.dataset.corpora import corpus_of
 from koemo.dataset.leakage import repeated_transcripts
-from koemo.config.schema import CORPORA, Config
-from koemo.dataset.splits import (CROSS_PROTOCOLS, N_FOLDS, SPLIT_COLUMNS, UNUSED, add_splits)
+from koemo.config.schema import CORPORA, CROSS_PROTOCOLS, N_FOLDS, Config
+from koemo.dataset.splits import SPLIT_COLUMNS, UNUSED, add_splits
 from koemo.errors import KoemoInputError
 
 CORPUS_ORDER = CORPORA

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from koemo.dataset.splits import N_FOLDS
+from koemo.config.schema import N_FOLDS, SAMPLE_RATE
+from koemo.dataset.splits import SPLITS
 from koemo.errors import KoemoInputError
 
-SPLITS = ("train", "valid", "test")
 JSON_FIELDS = ("wav", "length", "emo", "dataset", "channel")   # as EmoBox's own .json entries
 
 
@@ -77,7 +77,7 @@ class CorpusExport:
 
 
 def export_corpus(rows: pd.DataFrame, corpus: str, corpus_root: Path, out: Path,
-                  classes: list[str], sample_rate: int = 16000) -> CorpusExport:
+                  classes: list[str], sample_rate: int = SAMPLE_RATE) -> CorpusExport:
     """Write one corpus' files (module docstring)."""
     folder = out / corpus
     written = _write_both(folder / corpus, _entries(rows, corpus, corpus_root, sample_rate))

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from koemo.audio.io import SILENCE_PEAK
-from koemo.config.schema import (TRANSCRIPT_ENCODINGS,   # those tried; Korean-looking text wins
+from koemo.config.schema import (SAMPLE_RATE, TRANSCRIPT_ENCODINGS,  # those tried; Korean-looking text wins
                                  TranscriptEncoding)
 from koemo.errors import KoemoInputError
 
@@ -334,7 +334,7 @@ def clean_transcript(text: str) -> str:
     return " ".join(MARKER_RE.sub(" ", text).split())
 
 
-def check_wav(path: str | Path, sample_rate: int = 16000) -> tuple[int, float]:
+def check_wav(path: str | Path, sample_rate: int = SAMPLE_RATE) -> tuple[int, float]:
     """Header check of one utterance wav -> (n_samples, duration in seconds).
 
     Raises CorpusFileError for a missing, empty, corrupt or truncated file, another sample

@@ -23,11 +23,11 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from koemo.config.load import CONFIG_DIR
-from koemo.config.schema import CROSS_PROTOCOLS, IN_CORPUS_PROTOCOLS, N_FOLDS, Config
+from koemo.config.schema import CROSS_PROTOCOLS, FOLDED_PROTOCOLS, IN_CORPUS_PROTOCOLS, N_FOLDS, Config
 from koemo.errors import KoemoInputError
 
+SPLITS = ("train", "valid", "test")   # the values of a split column a run reads
 UNUSED = "unused"       # a row the protocol neither trains, validates nor scores on
-FOLDED_PROTOCOLS = ("cv5",) + IN_CORPUS_PROTOCOLS
 SPLIT_COLUMNS = ("split_paper", "split_session") + tuple(f"split_cv5_{k}" for k in range(N_FOLDS))
 
 
@@ -129,7 +129,7 @@ def split_problem(table: pd.DataFrame, column: str) -> str | None:
     """Why the rows of split `column` cannot train and score a run, or None when they can:
     every run needs train, valid and test rows."""
     counts = table[column].value_counts() if column in table.columns else pd.Series(dtype=int)
-    empty = [part for part in ("train", "valid", "test") if counts.get(part, 0) == 0]
+    empty = [part for part in SPLITS if counts.get(part, 0) == 0]
     if not empty:
         return None
     if is_fold_column(column) and "test" in empty:

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from koemo.config.schema import CROSS_PROTOCOLS, Config
-from koemo.experiments.plan import (REGRESSOR_STAGES, RunSpec, run_plan, seeds_for,
-                                    split_config, splits_for, usable, variant_config)
+from koemo.config.schema import CROSS_PROTOCOLS, REGRESSOR_STAGES, Config
+from koemo.experiments.plan import (RunSpec, run_plan, seeds_for, split_config, splits_for, usable,
+                                    variant_config)
 
 CROSS_WORKDIR = "cross"
 SECOND_CORPUS = "kemdy19"        # the main workdir is KEMDy20's (the paper's corpus)

@@ -17,12 +17,10 @@ from pathlib import Path
 import pandas as pd
 
 from koemo.config.load import with_changes
-from koemo.config.schema import IN_CORPUS_PROTOCOLS, Config, not_results_sections
+from koemo.config.schema import (CROSS_PROTOCOLS, FOLDED_PROTOCOLS, N_FOLDS, REGRESSOR_STAGES,
+                                  STAGES, Config, not_results_sections)
 from koemo.modeling.progress import emit as emit_progress
 from koemo.modeling.runs import RunDir, SplitMetrics
-
-REGRESSOR_STAGES = ("audio", "text")
-FOLDED = ("cv5",) + IN_CORPUS_PROTOCOLS      # protocols of five session folds each
 
 
 @dataclass(frozen=True)
@@ -56,32 +54,31 @@ def variant_config(cfg: Config, variant: str) -> Config:
 
 
 def split_config(cfg: Config, split: str) -> Config:
-    """`paper` -> protocol paper; `cv5_fK` -> protocol cv5, fold K; `kemdy19_cv5_fK` -> that
-    corpus' own folds (a workdir holding both corpora); a cross-corpus protocol -> itself."""
-    from koemo.dataset.splits import CROSS_PROTOCOLS
-
+    """`paper` or `session` -> that protocol; `cv5_fK` -> protocol cv5, fold K; `kemdy19_cv5_fK`
+    -> that corpus' own folds (a workdir holding both corpora); a cross-corpus protocol ->
+    itself. The inverse of koemo.modeling.runs.split_name: a config's own split gives it back."""
     protocol, _, fold = split.rpartition("_f")
-    if split == "paper" or split in CROSS_PROTOCOLS:
+    if split in ("paper", "session") or split in CROSS_PROTOCOLS:
         data = {"protocol": split}
-    elif protocol in FOLDED and fold.isdigit():
+    elif protocol in FOLDED_PROTOCOLS and fold.isdigit():
         data = {"protocol": protocol, "fold": int(fold)}
     else:
-        raise ValueError(f"unknown split {split!r}: use paper, cv5_f0..cv5_f4, a cross-corpus "
-                         "protocol or <corpus>_cv5_f0..4")
+        raise ValueError(f"unknown split {split!r}: use paper, session, cv5_f0..cv5_f4, a "
+                         "cross-corpus protocol or <corpus>_cv5_f0..4")
     return with_changes(cfg, {"data": data})
 
 
 def protocol_of(split: str) -> str:
     """The protocol a split belongs to: the folds of one protocol pool into it."""
     protocol, _, fold = split.rpartition("_f")
-    return protocol if protocol in FOLDED and fold.isdigit() else split
+    return protocol if protocol in FOLDED_PROTOCOLS and fold.isdigit() else split
 
 
 def split_column_of(split: str) -> str:
     """The table column of a split name: `paper` -> split_paper, `cv5_f2` -> split_cv5_2,
     `kemdy19_cv5_f2` -> split_kemdy19_cv5_2, a cross-corpus protocol -> split_<protocol>."""
     protocol, _, fold = split.rpartition("_f")
-    if protocol in FOLDED and fold.isdigit():
+    if protocol in FOLDED_PROTOCOLS and fold.isdigit():
         return f"split_{protocol}_{fold}"
     return f"split_{split}"
 
@@ -92,14 +89,12 @@ def with_protocol(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def splits_for(protocols: list[str], folds: list[int] | None = None) -> list[str]:
-    from koemo.dataset.splits import CROSS_PROTOCOLS
-
     names = []
     for protocol in protocols:
         if protocol == "paper" or protocol in CROSS_PROTOCOLS:
             names.append(protocol)
-        elif protocol in FOLDED:
-            names += [f"{protocol}_f{k}" for k in (folds if folds is not None else range(5))]
+        elif protocol in FOLDED_PROTOCOLS:
+            names += [f"{protocol}_f{k}" for k in (folds if folds is not None else range(N_FOLDS))]
         elif protocol == "session":
             names.append("cv5_f0")   # the session hold-out is cv5 fold 0
         else:
@@ -110,15 +105,14 @@ def splits_for(protocols: list[str], folds: list[int] | None = None) -> list[str
 def unusable_splits(workdir: str | Path) -> dict[str, str]:
     """Splits (`paper`, `cv5_f0` ..) whose prepared rows cannot train and score a run, with the
     reason; {} when the workdir is not prepared yet (training then says so itself)."""
-    from koemo.dataset.splits import CROSS_PROTOCOLS, N_FOLDS, split_problem
+    from koemo.dataset.splits import split_problem
 
     path = Path(workdir) / "utterances.parquet"
     if not path.is_file():
         return {}
     table = pd.read_parquet(path)
-    columns = {"paper": "split_paper",
-               **{f"{p}_f{k}": f"split_{p}_{k}" for p in FOLDED for k in range(N_FOLDS)},
-               **{name: f"split_{name}" for name in CROSS_PROTOCOLS}}
+    columns = {name: split_column_of(name)
+               for name in splits_for(["paper", *FOLDED_PROTOCOLS, *CROSS_PROTOCOLS])}
     problems = {name: ("the workdir does not hold both corpora (koemo prepare --data KEMDy19 "
                        "--data KEMDy20)" if column not in table else split_problem(table, column))
                 for name, column in columns.items()}
@@ -136,7 +130,7 @@ def usable(splits: list[str], workdir: str | Path | None) -> list[str]:
     return [split for split in splits if split not in skipped]
 
 
-def main_plan(cfg: dict, stages=("audio", "text", "multimodal"),
+def main_plan(cfg: dict, stages=STAGES,
               workdir: str | Path | None = None) -> list[RunSpec]:
     """Every stage x variant x split x seed of the `reproduce:` section; given the workdir,
     splits without train, valid or test rows are left out."""
@@ -154,7 +148,7 @@ def seeds_for(cfg: Config, split: str) -> list[int]:
     """`reproduce.seeds`, or `reproduce.cv5_seeds` for session folds when set (the CPU demo
     runs one seed per fold and reports mean ± std over the five folds)."""
     rep = cfg.reproduce
-    if protocol_of(split) in FOLDED and rep.cv5_seeds:
+    if protocol_of(split) in FOLDED_PROTOCOLS and rep.cv5_seeds:
         return list(rep.cv5_seeds)
     return list(rep.seeds)
 
@@ -208,7 +202,7 @@ def combination_plan(cfg: dict) -> list[RunSpec]:
     for audio_layers, text_layers in cfg.reproduce.ablation.combos:
         variant = f"audio{audio_layers}/text{text_layers}"
         plan += [RunSpec(stage, variant, "paper", seed, run_config(cfg, variant, "paper", stage))
-                 for stage in ("audio", "text", "multimodal")]
+                 for stage in STAGES]
     return plan
 
 
@@ -229,9 +223,6 @@ def fusion_plan(cfg: dict, workdir: str | Path | None = None) -> list[RunSpec]:
             plan += [RunSpec("multimodal", fusion.variant, split, seed, run_cfg,
                              classifier_kind=kind) for kind in fusion.kinds]
     return plan
-
-
-PLAN_PARTS = ("main", "layer ablation", "combinations", "fusion")
 
 
 def plan_parts(cfg: dict, workdir: str | Path | None = None) -> dict[str, list[RunSpec]]:
@@ -255,7 +246,7 @@ def run_identity(spec: RunSpec) -> tuple:
 
     cfg = {k: v for k, v in spec.cfg.as_dict().items() if k not in _NOT_TRAINING}
     if spec.stage in REGRESSOR_STAGES:
-        others = [s for s in (*REGRESSOR_STAGES, "multimodal") if s != spec.stage]
+        others = [s for s in STAGES if s != spec.stage]
         cfg["models"] = {k: v for k, v in cfg["models"].items() if k not in others}
         cfg["train"] = {k: v for k, v in cfg["train"].items() if k not in others}
     kind = spec.classifier_kind if spec.stage == "multimodal" else ""

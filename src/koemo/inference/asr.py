@@ -26,10 +26,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from koemo.config.load import parse_section
-from koemo.config.schema import Asr, Config
+from koemo.config.schema import SAMPLE_RATE, Asr, Config
 from koemo.errors import KoemoInputError
 
-SAMPLE_RATE = 16000
 MAX_SECONDS = 30.0
 NONE_VALUES = ("none", "off", "false", "")
 REQUIRED_FILES = ("config.json", "tokenizer_config.json")

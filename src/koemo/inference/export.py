@@ -9,7 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
-from koemo.config.schema import Config, FusionKind
+from koemo.config.schema import STAGES, Config, FusionKind
 from koemo.errors import CheckpointError, KoemoInputError
 from koemo.modeling.checkpoint import saved_config
 from koemo.modeling.runs import RunDir, run_dir_for
@@ -113,7 +113,7 @@ def export_from_workdir(workdir: str | Path, cfg: Config, seed: int, out_dir: st
                         overwrite: bool = False) -> Path:
     """`export_predictor` over the runs `koemo train` wrote for this config, split and seed."""
     runs = [run_dir_for(workdir, cfg, stage, seed, classifier_kind)
-            for stage in ("audio", "text", "multimodal")]
+            for stage in STAGES]
     for run in runs:
         if not run.is_dir():
             raise KoemoInputError(f"{run}: no training run here; train the three stages with "

@@ -27,7 +27,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from koemo.config.schema import Config
+from koemo.config.schema import STAGES, Config
 from koemo.errors import CheckpointError, KoemoInputError
 from koemo.inference.manifest import MANIFEST_FILE
 from koemo.modeling.runs import RunDir
@@ -35,7 +35,6 @@ from koemo.modeling.runs import RunDir
 HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 CARD_FILE = "README.md"
 METRICS_FILE = "metrics.json"
-STAGES = ("audio", "text", "multimodal")
 CLASS_METRICS = (("accuracy", "accuracy"), ("weighted_f1", "weighted F1"),
                  ("macro_f1", "macro F1"), ("uar", "UAR (balanced accuracy)"))
 PROTOCOLS = {

@@ -316,7 +316,8 @@ class Predictor:
         item = _Item(frames, ids, mask, cleaned, info, windows, notes,
                      text_source=None if text is None else "given")
         if text is None and self.asr is not None:
-            from koemo.inference.asr import MAX_SECONDS, SAMPLE_RATE
+            from koemo.config.schema import SAMPLE_RATE
+            from koemo.inference.asr import MAX_SECONDS
             item.wave = head(int(MAX_SECONDS * SAMPLE_RATE))    # all that Whisper reads
         return item
 

@@ -34,9 +34,9 @@ import numpy as np
 from koemo.audio.io import AudioSource
 from koemo.audio.stream import AudioStream
 from koemo.errors import KoemoInputError
-from koemo.audio.vad import SAMPLE_RATE, SileroVAD, speech_segments
+from koemo.audio.vad import SileroVAD, speech_segments
 from koemo.config.load import parse_section
-from koemo.config.schema import Config, Segments
+from koemo.config.schema import SAMPLE_RATE, Config, Segments
 from koemo.inference.palette import class_colours
 from koemo.inference.provenance import provenance_notes
 from koemo.inference.recording import wav_notes

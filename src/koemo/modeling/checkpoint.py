@@ -25,7 +25,7 @@ from torch import nn
 from koemo.config.fingerprints import (feature_fingerprint, fingerprint, library_versions,
                                        written_config)
 from koemo.config.load import parse_saved_config
-from koemo.config.schema import Config
+from koemo.config.schema import STAGES, Config
 from koemo.errors import CheckpointError
 from koemo.dataset.labels import classes_for
 from koemo.modeling.fusion import build_classifier, fusion_kind
@@ -36,7 +36,6 @@ CHECKPOINT_FORMAT = "koemo-checkpoint/1"
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "meta.json"
 TRAINING_STATE_FILE = "training_state.pt"
-STAGES = ("audio", "text", "multimodal")
 # Config entries that shape the weights: a checkpoint only fits a config that agrees on them.
 _MODEL_SHAPING = (("models",), ("features", "n_mels"))
 

@@ -33,10 +33,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from koemo.config.fingerprints import fingerprint
+from koemo.dataset.augment import (AUDIO_MASK_KINDS, ORIG, TEXT_KINDS, frequency_mask,
+                                   plan_augmentation)
+from koemo.dataset.splits import SPLITS
 from koemo.errors import KoemoInputError
-
-SPLITS = ("train", "valid", "test")
-MASKED_AUDIO_KINDS = frozenset({"mask_audio", "delete_text_mask_audio"})
 
 
 # ----------------------------------------------------------------------------- rows
@@ -72,9 +72,8 @@ def stage_rows(table: pd.DataFrame, cfg: dict, split: str, seed: int,
     score the training set), valid/test the originals."""
     rows = split_rows(table, cfg, split)
     if augment and split == "train" and cfg.augment.enabled:
-        from koemo.dataset.augment import plan_augmentation
         return plan_augmentation(rows, cfg, seed).reset_index(drop=True)
-    return rows.assign(aug_kind="orig", aug_seed=0)
+    return rows.assign(aug_kind=ORIG, aug_seed=0)
 
 
 def target_kind(cfg: dict) -> str:
@@ -111,8 +110,7 @@ class AudioFeatures:
         feats = self.store.get(j, db_floor_padding=bool(self.cfg.fixes.db_floor_padding))
         n_frames = int(self.store.n_frames[j])
         # Speech-encoder states (`maskable` False) are not spectrograms: no frequency mask.
-        if self.kinds[i] in MASKED_AUDIO_KINDS and getattr(self.store, "maskable", True):
-            from koemo.dataset.augment import frequency_mask
+        if self.kinds[i] in AUDIO_MASK_KINDS and getattr(self.store, "maskable", True):
             feats = frequency_mask(feats, n_frames, np.random.default_rng(int(self.seeds[i])),
                                    self.cfg.augment,
                                    spectrogram_only=bool(self.cfg.fixes.mask_spectrogram_only))
@@ -139,7 +137,8 @@ def encode_rows(rows: pd.DataFrame, tokenizer, cfg: dict) -> tuple[np.ndarray, n
     """Token ids [N, L] and attention masks [N, L] of every row, augmented text included."""
     from koemo.text.augment import random_delete, random_swap
 
-    text_ops = {"swap_text": random_swap, "delete_text_mask_audio": random_delete}
+    ops = {"swap": random_swap, "delete": random_delete}
+    text_ops = {kind: ops[op] for kind, op in TEXT_KINDS.items()}
     max_length, ratio = cfg.text.max_length, cfg.augment.text_ratio
     ids, masks = [], []
     for text, kind, seed in zip(rows["text"], rows["aug_kind"], rows["aug_seed"]):

@@ -27,13 +27,10 @@ import math
 import torch
 from torch import nn
 
-from koemo.config.schema import FUSION_KINDS
+from koemo.config.schema import FUSION_KINDS, REGRESSOR_STAGES, UNIMODAL_KINDS
 from koemo.modeling.layers import masked_mean
 from koemo.modeling.models import (AttentionLSTMHead, AudioRegressor, EmoClassifier,
                                    FrozenRegressors, TextRegressor, num_classes)
-
-# Width of each modality's projection before the outer product: (32 + 1)^2 = 1089 features.
-DEFAULT_TENSOR_DIM = 32
 
 
 class UnimodalClassifier(AttentionLSTMHead):
@@ -42,7 +39,7 @@ class UnimodalClassifier(AttentionLSTMHead):
     def __init__(self, cfg: dict, modality: str, audio_model: AudioRegressor | None = None,
                  text_model: TextRegressor | None = None, attention_impl: str = "sdpa"):
         super().__init__()
-        if modality not in ("audio", "text"):
+        if modality not in REGRESSOR_STAGES:
             raise ValueError(f"modality must be audio or text, not {modality!r}")
         self.modality = modality
         self.attach_regressors(cfg, audio_model, text_model)
@@ -148,7 +145,7 @@ def build_classifier(kind: str, cfg: dict, audio_model: AudioRegressor | None = 
         if audio_model is None or text_model is None:
             raise ValueError("attention_lstm (EmoClassifier) needs both frozen regressors")
         return EmoClassifier(cfg, audio_model, text_model, attention_impl)
-    if kind in ("audio_only", "text_only"):
+    if kind in UNIMODAL_KINDS:
         return UnimodalClassifier(cfg, kind.removesuffix("_only"), audio_model, text_model,
                                   attention_impl)
     if kind == "late":

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from koemo.dataset.augment import AUDIO_MASK_KINDS
 from koemo.modeling import data as D
 
 GPU_FRACTION, RAM_FRACTION = 0.5, 0.25
@@ -47,7 +48,7 @@ class ResidentAudio:
         frequency_mask draws them (W: the widest band)."""
         from koemo.dataset.augment import draw_frequency_mask
 
-        masked = [i for i, kind in enumerate(audio.kinds) if kind in D.MASKED_AUDIO_KINDS]
+        masked = [i for i, kind in enumerate(audio.kinds) if kind in AUDIO_MASK_KINDS]
         if not getattr(store, "maskable", True):
             masked = []
         # Kept on the host: which rows of a batch are masked is known before the batch is on
@@ -226,7 +227,7 @@ def _mask_bytes(datasets: dict) -> int:
     for dataset in datasets.values():
         audio = getattr(dataset, "audio", None)
         if audio is not None and getattr(audio.store, "maskable", True):
-            masked = int(np.isin(audio.kinds, list(D.MASKED_AUDIO_KINDS)).sum())
+            masked = int(np.isin(audio.kinds, list(AUDIO_MASK_KINDS)).sum())
             width = int(audio.cfg.augment.freq_mask_width[1])
             total += masked * 2 * audio.store.array.shape[2] * width * 5
     return total

@@ -38,7 +38,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 from koemo.config.fingerprints import library_versions, written_config
-from koemo.config.schema import IN_CORPUS_PROTOCOLS, Config
+from koemo.config.schema import FOLDED_PROTOCOLS, Config
 from koemo.errors import KoemoInputError
 
 # The layouts this koemo writes; a file without the field was written before versioning (1).
@@ -368,8 +368,7 @@ def split_name(cfg: Config) -> str:
     """`paper`, `session`, `cv5_f<k>`, `<corpus>_cv5_f<k>` or a cross-corpus protocol: the
     protocol (and fold) a run was trained on."""
     protocol = cfg.data.protocol
-    folded = protocol == "cv5" or protocol in IN_CORPUS_PROTOCOLS
-    return f"{protocol}_f{cfg.data.fold}" if folded else protocol
+    return f"{protocol}_f{cfg.data.fold}" if protocol in FOLDED_PROTOCOLS else protocol
 
 
 def run_dir_for(workdir: str | Path, cfg: Config, stage: str, seed: int,

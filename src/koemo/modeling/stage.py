@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from koemo.config.fingerprints import fingerprint
-from koemo.config.schema import Config
+from koemo.config.schema import REGRESSOR_STAGES, STAGES, Config
 from koemo.config.workdir import load_utterances
 from koemo.errors import KoemoInputError
 from koemo.modeling import data as D
@@ -22,7 +22,6 @@ from koemo.modeling.resume import resume_fingerprint
 from koemo.modeling.runs import RunDir, run_dir_for
 from koemo.modeling.trim import trimming_forward
 
-STAGES = ("audio", "text", "multimodal")
 # (model, batch, device) -> predictions [B] (regressors) | logits [B, C] (the classifier)
 Forward = Callable[[torch.nn.Module, dict[str, Any], torch.device], torch.Tensor]
 
@@ -203,7 +202,7 @@ def build_classifier_from_regressors(workdir: str | Path, cfg: Config, seed: int
     from koemo.modeling.fusion import build_classifier
 
     regressors = []
-    for stage in ("audio", "text"):
+    for stage in REGRESSOR_STAGES:
         best = RunDir(run_dir_for(workdir, cfg, stage, seed)).best
         if not best.is_dir():
             raise KoemoInputError(

@@ -17,9 +17,10 @@ import pandas as pd
 from koemo.config.schema import CROSS_PROTOCOLS
 from koemo.experiments.plan import protocol_of
 from koemo.modeling.runs import RunDir
+# The metrics of the cross-corpus table are those the leakage-free score is computed for.
+from koemo.reporting.leakage import METRICS as CROSS_METRICS
 from koemo.reporting.leakage import UNSEEN, UNSEEN_SHARE, unseen_columns
 
-CROSS_METRICS = ["macro_f1", "uar", "weighted_f1"]    # as koemo.reporting.leakage scores
 IN_CORPUS, CROSS = "in-corpus (session folds)", "cross-corpus"
 MAJORITY = "majority class of the test corpus"
 BY = ["test", "train", "evaluation", "classifier"]

@@ -5,7 +5,10 @@ these values as "paper (reported)".
 """
 from __future__ import annotations
 
-CLASSES = ("neutral", "sad", "happy", "surprise", "angry")
+from koemo.config.schema import PAPER_CLASSES
+
+# The paper's five classes in the original's label-id order: the schema's, not a copy.
+CLASSES = PAPER_CLASSES
 
 # Final multimodal test confusion matrix (rows true, columns predicted, CLASSES order).
 CONFUSION = (
@@ -30,7 +33,6 @@ ALL_NEUTRAL = {"accuracy": 0.877, "weighted_f1": 0.819}
 # Regressor validation RMSE by number of transformer layers.
 AUDIO_VALID_RMSE = {3: 0.22, 4: 0.21, 5: 0.215, 7: 0.207}
 TEXT_VALID_RMSE = {5: 0.425}
-TEXT_VALID_RMSE_OTHERS = (0.44, 0.46)   # layers 3, 4, 6, 7: "0.44-0.46"
 
 # Multimodal test weighted F1 (batch-averaged) by (audio layers, text layers).
 COMBINATION_WEIGHTED_F1 = {(6, 6): 0.8754, (7, 6): 0.8760, (7, 5): 0.8693}

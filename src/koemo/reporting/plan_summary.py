@@ -19,9 +19,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from koemo.config.schema import STAGES
 from koemo.experiments import plan as ex
 
-STAGES = ("audio", "text", "multimodal")
 
 # Model-alone seconds of one training epoch over H100_ROWS rows at the paper's shapes on an
 # NVIDIA H100 80GB HBM3, measured by benchmarks/bench_epoch.py on 2026-11-22

@@ -12,19 +12,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from koemo.config.schema import N_FOLDS, UNIMODAL_KINDS
 from koemo.reporting import paper_numbers as P
 from koemo.reporting import claims as C
 from koemo.reporting.agreement import agreement_table
-from koemo.reporting.uncertainty import CLASS_METRICS, REGRESSION_METRICS as REG_METRICS, PredictionCache
+from koemo.reporting.summary import BETTER_SINGLE
+from koemo.reporting.uncertainty import CLASS_METRICS, REGRESSION_METRICS, PredictionCache
 from koemo.dataset.prepare import NO_SIGNAL_POLICY_NOTE
-from koemo.experiments.plan import mean_std, with_protocol
+from koemo.experiments.plan import mean_std, split_column_of, splits_for, with_protocol
 from koemo.modeling.runs import RunDir
 
 REPORTED = "paper (reported)"
 CLASSIFICATION_METRICS = ["accuracy", "weighted_f1", "weighted_f1_batch_mean", "macro_f1", "uar"]
-REGRESSION_METRICS = ["rmse", "mae", "pearson_r", "ccc"]
 # Metrics with a bootstrap interval (weighted_f1_batch_mean, the paper's per-batch mean, has none)
-BOOTSTRAPPED = (*CLASS_METRICS, *REG_METRICS)
+BOOTSTRAPPED = (*CLASS_METRICS, *REGRESSION_METRICS)
 
 
 # ---------------------------------------------------------------- formatting and saving
@@ -156,7 +157,7 @@ def split_tables(workdir: str | Path, cfg: dict) -> dict[str, pd.DataFrame]:
 
     table = load_table(workdir)
     classes = cfg.data.classes
-    columns = ["split_paper"] + [f"split_cv5_{k}" for k in range(5)]
+    columns = [split_column_of(split) for split in splits_for(["paper", "cv5"])]
     rows = []
     for column in columns:
         sizes = table[column].value_counts()
@@ -205,8 +206,6 @@ def summarise(runs: pd.DataFrame, by: list[str], metrics: list[str]) -> pd.DataF
 def fold_notes(runs: pd.DataFrame) -> list[str]:
     """Which cv5 folds the cv5 rows average over, and why the others are missing (from the
     runs table's attrs["skipped"], set by run_plan); [] when all five folds ran."""
-    from koemo.dataset.splits import N_FOLDS
-
     fold_of = {f"cv5_f{k}": k for k in range(N_FOLDS)}
     ran = sorted({fold_of[s] for s in runs.get("split", []) if s in fold_of})
     skipped = {fold_of[s]: why for s, why in runs.attrs.get("skipped", {}).items() if s in fold_of}
@@ -306,8 +305,7 @@ def _baseline_rows(runs: pd.DataFrame) -> pd.DataFrame:
         scores = [RunDir(d).metrics().majority() for d in first_seed["run_dir"]]
         rows.append({"protocol": protocol, "variant": "majority class (ours)",
                      "n_folds": len(scores), "n_runs": len(scores),
-                     **{m: float(np.mean([s.score(m) for s in scores]))
-                        for m in ("accuracy", "weighted_f1", "macro_f1", "uar")}})
+                     **{m: float(np.mean([s.score(m) for s in scores])) for m in CLASS_METRICS}})
     rows.append({"protocol": "paper", "variant": f"all neutral {REPORTED}", "n_folds": 1, "n_runs": 1,
                  **P.ALL_NEUTRAL})
     return pd.DataFrame(rows)
@@ -383,10 +381,6 @@ def not_in_plan(cfg: dict | None) -> dict[str, pd.DataFrame]:
     return {"fusion": tables["fusion"], "fusion_macro_f1": numbers, "paired": tables["paired"]}
 
 
-UNIMODAL = ("audio_only", "text_only")
-BETTER_SINGLE = "better single modality"
-
-
 def paired_fusion_gains(classifiers: pd.DataFrame, metric: str = "macro_f1") -> pd.DataFrame:
     """Each fused classifier against each single-modality one trained on the SAME split and
     seed: pairs won and the mean/min difference. The ± of the summary includes how much folds
@@ -394,17 +388,18 @@ def paired_fusion_gains(classifiers: pd.DataFrame, metric: str = "macro_f1") -> 
     runs = with_protocol(classifiers)
     wide = runs.pivot_table(index=["protocol", "split", "seed"], columns="classifier",
                             values=metric, aggfunc="first")
-    if not set(UNIMODAL) <= set(wide.columns):
+    if not set(UNIMODAL_KINDS) <= set(wide.columns):
         return pd.DataFrame(columns=["protocol", "classifier", "versus", "pairs", "wins",
                                      "mean_gain", "min_gain", C.CI, "p", "supported"])
-    wide[BETTER_SINGLE] = wide[list(UNIMODAL)].max(axis=1)
+    wide[BETTER_SINGLE] = wide[list(UNIMODAL_KINDS)].max(axis=1)
     rows, cache = [], PredictionCache()
-    for kind in [c for c in wide.columns if c not in (*UNIMODAL, BETTER_SINGLE)]:
-        for versus in (*UNIMODAL, BETTER_SINGLE):
+    for kind in [c for c in wide.columns if c not in (*UNIMODAL_KINDS, BETTER_SINGLE)]:
+        for versus in (*UNIMODAL_KINDS, BETTER_SINGLE):
             for protocol, group in wide.groupby(level="protocol", sort=False):
                 gain = (group[kind] - group[versus]).dropna()
                 own = runs[runs["protocol"] == protocol]
-                pairs = (C.best_of_pairs(own, kind, UNIMODAL, metric) if versus == BETTER_SINGLE
+                pairs = (C.best_of_pairs(own, kind, UNIMODAL_KINDS, metric)
+                         if versus == BETTER_SINGLE
                          else C.paired_runs(own, "classifier", kind, versus))
                 rows.append({"protocol": protocol, "classifier": kind, "versus": versus,
                              "pairs": len(gain), "wins": int((gain > 0).sum()),

@@ -38,10 +38,11 @@ from pathlib import Path
 
 import numpy as np
 
+from koemo.config.schema import BIOSIGNALS
+
 EDA_HZ = 4
 BEAT_TICK = 1.0 / 64.0  # the wristband derives beats from a 64 Hz pulse signal
 DEFAULT_EFFECTS = {"EDA": 1.0, "TEMP": 0.0, "IBI": 0.0}
-SIGNALS = ("EDA", "TEMP", "IBI")
 KST_OFFSET_S = 9 * 3600
 RESPONSE_GAIN = {"EDA": 1.0, "TEMP": 0.3, "IBI": 0.05}
 
@@ -66,7 +67,7 @@ def validate_effects(effects: dict | None) -> dict[str, float]:
     merged = dict(DEFAULT_EFFECTS)
     for name, value in (effects or {}).items():
         if name not in DEFAULT_EFFECTS:
-            raise ValueError(f"biosignal_effects: unknown signal {name!r} (known: {', '.join(SIGNALS)})")
+            raise ValueError(f"biosignal_effects: unknown signal {name!r} (known: {', '.join(BIOSIGNALS)})")
         merged[name] = float(value)
     return merged
 

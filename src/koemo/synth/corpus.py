@@ -61,12 +61,15 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from koemo.config.load import parse_section
+from koemo.config.section import Section
+from koemo.config.schema import DURATION_RANGE, PAPER_CLASSES, SAMPLE_RATE, Synthetic
+from koemo.dataset.labels import SPELLING_FIXES
 from koemo.errors import KoemoInputError
 from koemo.synth import sentences, speech
 from koemo.synth.biosignals import Recording, validate_effects, write_biosignals
 from koemo.synth.faults import parse_faults, plant_faults
 
-SAMPLE_RATE = speech.SAMPLE_RATE
 N_SCRIPTS = 6
 N_RATERS = 10
 TIME_GRID_S = 0.0005            # 8 samples: start/end exact with 4 decimals
@@ -84,9 +87,8 @@ CLASS_TARGETS = {  # (arousal, valence)
 }
 DEFAULT_CLASS_PROBS = {"neutral": 0.64, "happy": 0.14, "surprise": 0.07, "angry": 0.07, "sad": 0.06,
                        "disgust": 0.012, "fear": 0.008}
-PAPER_FIVE = ("neutral", "sad", "happy", "surprise", "angry")
 TOTAL_ORDER = ("happy", "angry", "neutral", "sad", "surprise", "disgust", "fear")
-TOTAL_SPELLING = {"disgust": "disqust"}
+TOTAL_SPELLING = {right: wrong for wrong, right in SPELLING_FIXES.items()}   # disgust -> disqust
 # Whom raters confuse a class with; equal for happy/angry/surprise so audio cannot separate them.
 CONFUSION = {
     "neutral": {"happy": 0.4, "surprise": 0.25, "sad": 0.2, "angry": 0.15},
@@ -204,7 +206,7 @@ def class_counts(probs: dict[str, float], per_session: int, session: int) -> dic
         before = int(np.floor(p * per_session * (session - 1) + 0.5))
         after = int(np.floor(p * per_session * session + 0.5))
         counts[name] = after - before
-        if name in PAPER_FIVE and p >= GUARANTEED_SHARE:
+        if name in PAPER_CLASSES and p >= GUARANTEED_SHARE:
             counts[name] = max(counts[name], MIN_PER_SESSION)
     largest = max(probs, key=probs.get)  # type: ignore[arg-type]  # typeshed: dict.get overloads
     counts[largest] += per_session - sum(counts.values())
@@ -293,7 +295,7 @@ def plan_session(session: int, seed: int, per_session: int, probs: dict[str, flo
     ambiguous = []
     for name in classes:  # the first MIN_PER_SESSION of each guaranteed class stay single-label
         seen[name] = seen.get(name, 0) + 1
-        guaranteed = name in PAPER_FIVE and probs[name] >= GUARANTEED_SHARE and seen[name] <= MIN_PER_SESSION
+        guaranteed = name in PAPER_CLASSES and probs[name] >= GUARANTEED_SHARE and seen[name] <= MIN_PER_SESSION
         ambiguous.append(not guaranteed and rng.random() < TIE_RATE)
 
     utterances, durations, unix_zero = [], {}, {}
@@ -415,13 +417,12 @@ def _worker_context():
     return multiprocessing.get_context("spawn")
 
 
-def _check_args(out: Path, sessions: int, utterances_per_session: int, mean_duration: float,
+def _check_args(out: Path, recipe: type[Section], path: str, counts: dict, mean_duration: float,
                 duration_range: tuple[float, ...], overwrite: bool) -> None:
-    if not 1 <= sessions <= 99:
-        raise KoemoInputError(f"sessions must be 1-99 (two-digit session numbers), got {sessions}")
-    if utterances_per_session < 2 * N_SCRIPTS:
-        raise KoemoInputError(f"utterances_per_session must be >= {2 * N_SCRIPTS} "
-                              f"(both speakers in all six scripts), got {utterances_per_session}")
+    """The recipe's counts (sessions, utterances per session, ...) against the schema's section
+    for it (`recipe` at config path `path`: its bounds are written there once), the durations
+    against `duration_range`, and the output folder; all before anything is written."""
+    parse_section(recipe, counts, path)
     low, high = duration_range
     if not 0.2 <= low <= mean_duration <= high:
         raise KoemoInputError(f"durations: need 0.2 <= min <= mean <= max, got mean {mean_duration}, "
@@ -434,7 +435,7 @@ def _check_args(out: Path, sessions: int, utterances_per_session: int, mean_dura
 
 def write_corpus(out: Path, sessions: int = 4, seed: int = 0, utterances_per_session: int = 80,
                  class_probs: dict | None = None, biosignal_effects: dict | None = None, *,
-                 mean_duration: float = 3.5, duration_range: tuple[float, float] = (1.0, 8.0),
+                 mean_duration: float = 3.5, duration_range: tuple[float, float] = DURATION_RANGE,
                  silent_recordings: int = 0, workers: int = 1, overwrite: bool = False,
                  faults: str | list[str] | tuple[str, ...] = ()) -> Path:
     """Write a synthetic KEMDy20-format corpus with `sessions` sessions under `out`; returns `out`.
@@ -452,7 +453,9 @@ def write_corpus(out: Path, sessions: int = 4, seed: int = 0, utterances_per_ses
     bytes, whatever `workers` is. Bad arguments raise KoemoInputError.
     """
     out = Path(out)
-    _check_args(out, sessions, utterances_per_session, mean_duration, tuple(duration_range), overwrite)
+    counts = {"sessions": sessions, "seed": seed, "utterances_per_session": utterances_per_session,
+              "silent_recordings": silent_recordings}
+    _check_args(out, Synthetic, "synthetic", counts, mean_duration, tuple(duration_range), overwrite)
     probs = normalise_class_probs(class_probs)
     fault_names = parse_faults(faults)
     try:
@@ -463,9 +466,6 @@ def write_corpus(out: Path, sessions: int = 4, seed: int = 0, utterances_per_ses
         for sub in ("annotation", "wav", "EDA", "TEMP", "IBI"):
             shutil.rmtree(out / sub, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
-    if not 0 <= silent_recordings <= utterances_per_session // 4:
-        raise KoemoInputError(f"silent_recordings must be 0-{utterances_per_session // 4} per "
-                              f"session, got {silent_recordings}")
     jobs = [(out, s, seed, utterances_per_session, probs, mean_duration, tuple(duration_range),
              effects, int(silent_recordings)) for s in range(1, sessions + 1)]
     workers = max(1, min(int(workers), len(jobs), os.cpu_count() or 1))

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, Iterable
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
+from koemo.config.schema import SAMPLE_RATE
+
 SPEECH_FAMILIES = ("wav2vec2", "hubert", "wavlm")
 TEXT_FAMILIES = ("roberta", "electra")
 # 320-sample frame hop (50 frames/s) as the real models, with three small conv layers.
@@ -49,7 +51,7 @@ def build_speech_encoder(family: str, out_dir: str | Path, size: str = "tiny", s
     model = model_cls(config).eval()
     out_dir = Path(out_dir)
     model.save_pretrained(str(out_dir))
-    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0,
+    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=SAMPLE_RATE, padding_value=0.0,
                              do_normalize=True, return_attention_mask=large).save_pretrained(str(out_dir))
     return out_dir
 

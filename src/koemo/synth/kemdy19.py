@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from koemo.errors import KoemoInputError
+from koemo.config.schema import DURATION_RANGE, SyntheticKemdy19
 from koemo.synth import corpus, sentences, speech
 
 DIALOGUES = tuple([("impro", k) for k in range(1, 5)] + [("script", k) for k in range(1, 7)])
@@ -211,16 +211,14 @@ def write_session(root: Path, utterances: list[Utterance], seed: int) -> None:
 
 def write_corpus(out: Path, sessions: int = 4, seed: int = 0, utterances_per_session: int = 60,
                  class_probs: dict | None = None, *, mean_duration: float = 3.5,
-                 duration_range: tuple[float, float] = (1.0, 8.0), overwrite: bool = False) -> Path:
+                 duration_range: tuple[float, float] = DURATION_RANGE, overwrite: bool = False) -> Path:
     """Write a synthetic KEMDy19-format corpus with `sessions` sessions under `out`; returns
     `out`. class_probs default: DEFAULT_CLASS_PROBS (KEMDy19's shares). Bad arguments raise
     KoemoInputError; a non-empty `out` is refused unless overwrite."""
     out = Path(out)
-    corpus._check_args(out, sessions, utterances_per_session, mean_duration,
+    counts = {"sessions": sessions, "seed": seed, "utterances_per_session": utterances_per_session}
+    corpus._check_args(out, SyntheticKemdy19, "synthetic.kemdy19", counts, mean_duration,
                        tuple(duration_range), overwrite)
-    if utterances_per_session < 2 * len(DIALOGUES):
-        raise KoemoInputError(f"utterances_per_session must be >= {2 * len(DIALOGUES)} (both "
-                              f"actors in all ten dialogues), got {utterances_per_session}")
     probs = corpus.normalise_class_probs(DEFAULT_CLASS_PROBS if class_probs is None else class_probs)
     if overwrite:
         for sub in ("annotation", "wav"):

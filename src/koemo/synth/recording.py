@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from koemo.config.schema import SAMPLE_RATE
 from koemo.synth import speech
-
-SAMPLE_RATE = speech.SAMPLE_RATE
 
 
 def long_recording(n_utterances: int = 5, seed: int = 0, noise: float = 0.003,

@@ -63,8 +63,6 @@ TAILS_AFTER_DEORA = ("", "", "구", "고요")
 TAILS_AFTER_VOWEL = ("", "", "요")
 CONNECTORS = (" 그리고 ", " 근데 ", " 그래서 ", ". ", " 또 ")
 
-# Transcript markers of KEMDy20: breath, laugh, noise, unintelligible, and `c/` (undocumented).
-MARKERS = ("b/", "l/", "n/", "u/", "c/")
 LATIN_ASIDES = ("OK", "ㅋㅋ", "TV", "CU", "1시", "10분", "2호선", "A4", "PPT", "3명")
 
 # How sharply valence moves word choice. Valence 4: ~95% of clauses positive; 3.5: ~2/3;

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal
 
-SAMPLE_RATE = 16000
+from koemo.config.schema import SAMPLE_RATE
+
 # Formant frequencies (Hz) and bandwidths of five Korean-ish vowels for an adult male tract.
 VOWEL_FORMANTS = {
     "a": (750, 1250, 2600),
