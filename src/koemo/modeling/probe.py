@@ -121,7 +121,7 @@ def fit(model: Probe, data: dict, settings, seed: int, device: torch.device) -> 
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += float(loss) * len(rows)
+            total += float(loss.detach()) * len(rows)
         schedule.step()
         model.eval()
         with torch.no_grad():
@@ -152,7 +152,7 @@ def train_probe(run_dir: str | Path, data: ProbeData, settings, seed: int, cfg,
     `record` goes into run.json and test_metrics.json) and returns its test metrics."""
     run_dir, torch_device = Path(run_dir), torch.device(device)
     tensors = {split: ([torch.as_tensor(a, device=torch_device) for a in data.arrays[split]],
-                       torch.as_tensor(np.asarray(data.labels[split]), dtype=torch.long,
+                       torch.as_tensor(np.array(data.labels[split]), dtype=torch.long,
                                        device=torch_device))
                for split in ("train", "valid", "test")}
     shapes = [(a.shape[1], a.shape[2]) for a in data.arrays["train"]]
@@ -195,9 +195,11 @@ def save_weights(directory: Path, model: nn.Module, meta: dict) -> None:
 
 def write_test_outputs(run_dir: str | Path, segment_ids: Sequence[str], true_ids: np.ndarray,
                        pred_ids: np.ndarray, classes: Sequence[str], majority: int,
-                       probs: np.ndarray | None = None, extra: dict | None = None) -> dict:
+                       probs: np.ndarray | None = None, extra: dict | None = None,
+                       columns: dict | None = None) -> dict:
     """test_metrics.json and test_predictions.parquet of a classifier run, as
-    koemo.modeling.train writes them (class names in `true`/`pred`); returns the metrics."""
+    koemo.modeling.train writes them (class names in `true`/`pred`, `columns` added beside
+    them); returns the metrics."""
     run_dir, classes = Path(run_dir), list(classes)
     metrics = classification_report(true_ids, pred_ids, classes, int(majority))
     metrics.update(subset="test", **(extra or {}))
@@ -206,6 +208,8 @@ def write_test_outputs(run_dir: str | Path, segment_ids: Sequence[str], true_ids
                           "pred": [classes[int(i)] for i in pred_ids]})
     for k, name in enumerate(classes if probs is not None else []):
         table[f"prob_{name}"] = probs[:, k]
+    for name, values in (columns or {}).items():
+        table[name] = list(values)
     run_dir.mkdir(parents=True, exist_ok=True)
     tmp = run_dir / "test_predictions.parquet.tmp"
     table.to_parquet(tmp, index=False)

@@ -80,12 +80,14 @@ def reference_fingerprint(name: str | Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def pooled_key(name: str, modality: str, **settings) -> dict:
-    """What a pooled store's contents depend on (`settings`: e.g. the text token limit)."""
+def pooled_key(name: str, modality: str, folder: str | Path | None = None, **settings) -> dict:
+    """What a pooled store's contents depend on: the upstream's name as configured, the files
+    it loads from (`folder`, default the name itself), the modality, the pooling and
+    `settings` (e.g. the text token limit)."""
     if modality not in MODALITIES:
         raise ValueError(f"modality must be one of {MODALITIES}, not {modality!r}")
-    return {"upstream": str(name), "files": reference_fingerprint(name), "modality": modality,
-            "pooling": POOLING, "dtype": "float16", **settings}
+    return {"upstream": str(name), "files": reference_fingerprint(folder or name),
+            "modality": modality, "pooling": POOLING, "dtype": "float16", **settings}
 
 
 def pooled_directory(workdir: str | Path, key: dict) -> Path:
