@@ -1,151 +1,255 @@
 """The foundation-model study of notebook 5-4: frozen upstreams + a probe, and zero-shot
-models, on the same folds as the paper's method (`reproduce.foundation`).
+models, on the same folds as the paper's method (`reproduce.foundation`; what trains where:
+koemo.experiments.foundation_plan). Per table: probes over pooled upstream states, zero-shot
+predictions scored two ways, and the majority class.
 
-Tables (one per corpus and direction, koemo.reporting.foundation):
-- `kemdy20`: KEMDy20's five session folds; `kemdy19`: KEMDy19's; `kemdy19_to_kemdy20` and
-  `kemdy20_to_kemdy19`: every row of one corpus trains (10% validating), every row of the
-  other is test.
-With a second corpus (KEMDy19) the study works in `<workdir>/cross` (the cross-corpus study's
-combined workdir, koemo.experiments.cross), where each corpus' rows are pooled once for all
-four tables (splits `kemdy20_cv5_fK`, `kemdy19_cv5_fK` and the two directions: KEMDy20's folds
-there are its own workdir's, row for row). Without one, KEMDy20's folds in the main workdir.
-
-Per table and split (fold), for each seed: one probe run per audio upstream, per text
-upstream and per fused pair (koemo.modeling.probe over koemo.upstreams.pooled stores, built
-once per workdir and upstream); per zero-shot model two scored runs of its predictions (made
-once per workdir and model): `excluded` (test rows whose prediction maps outside the study's
-classes left out) and `errors` (those rows kept, their prediction an extra class that is never
-right); and the majority class of the training rows. Rows: `reproduce.foundation.variant`'s
-(corrected: recordings without signal left out, as the fusion and cross-corpus runs).
-
-Names: a hub id or local directory; `tiny:<family>` builds a tiny random upstream of that
-family in `<workdir>/tiny-upstreams/` once (koemo.synth.encoders; emotion2vec and sensevoice:
-koemo.synth.zeroshot), `standin` is the workdir's KoBERT stand-in: the demo and the tests.
+Every run is a koemo run directory beside the paper method's runs of the same split
+(W/runs/<split>/<config name>/<leaf>/seed<s>/: run.json with config, seed, versions and the
+run's identity, test_metrics.json, test_predictions.parquet), so the reports read them as they
+read every classifier run. A run whose run.json records the same identity and whose test is
+scored is reused; anything else is (re)written.
 """
 from __future__ import annotations
 
-import re
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from koemo.config.fingerprints import fingerprint
-from koemo.config.schema import CROSS_PROTOCOLS, Config, FoundationStudy
-from koemo.experiments.plan import split_config, splits_for, usable, variant_config
+from koemo.config.fingerprints import fingerprint, save_run_record
+from koemo.config.schema import Config
+from koemo.experiments.foundation_plan import (METRICS, RUN_COLUMNS, Context, contexts,
+                                               resolve_name, run_config, run_directory, slug,
+                                               study_of, study_seeds)
 
-TINY = "tiny:"
-TINY_DIR = "tiny-upstreams"
-STANDIN = "standin"
-METRICS = ["accuracy", "uar", "macro_f1", "weighted_f1"]
-RUN_COLUMNS = ["table", "system", "kind", "split", "seed", "run_dir", *METRICS, "outside"]
-
-
-# ---------------------------------------------------------------- names
-def study_of(cfg: Config) -> FoundationStudy:
-    from koemo.errors import KoemoInputError
-
-    if cfg.reproduce.foundation is None:
-        raise KoemoInputError("reproduce.foundation is null: this config has no foundation study")
-    return cfg.reproduce.foundation
+SPLITS = ("train", "valid", "test")
+OUTSIDE = "outside the classes"     # the extra class of a zero-shot prediction scored as an error
+SCORINGS = ("excluded", "errors")
+MAJORITY = "majority class"
 
 
-def hub_assets(cfg: Config) -> list[str]:
-    """Every hub id the study downloads (not local directories, tiny: or standin names), in
-    config order: for an asset pre-flight. [] without a study."""
-    study = cfg.reproduce.foundation
-    if study is None:
-        return []
-    names = [*study.audio, *study.text, *(n for pair in study.fused for n in (pair.audio, pair.text)),
-             *(entry.model for entry in study.zero_shot)]
-    return [n for n in dict.fromkeys(names) if is_hub_id(n)]
-
-
-def is_hub_id(name: str) -> bool:
-    from koemo.text.tokenizer import looks_like_hub_id
-
-    return (not name.startswith(TINY) and name != STANDIN and not Path(name).expanduser().exists()
-            and looks_like_hub_id(name))
-
-
-def slug(name: str) -> str:
-    """A directory-name form of an upstream name (hub id, tiny:<family>, path)."""
-    path = Path(name).expanduser()
-    if path.is_absolute() or name.startswith("."):
-        return f"{path.name}-{fingerprint(str(path), length=6)}"
-    return re.sub(r"[^A-Za-z0-9._+-]+", "-", name.replace("/", "--")).strip("-")
-
-
-def resolve_name(name: str, workdir: Path, cfg: Config) -> str:
-    """A loadable hub id or directory for `name` (tiny: and standin built here, once)."""
-    if name == STANDIN:
-        from koemo.text.standin import ensure_standin
-
-        return str(ensure_standin(workdir, cfg)[0])
-    if not name.startswith(TINY):
-        return name
-    family = name[len(TINY):]
-    target = workdir / TINY_DIR / family
-    marker = target / "built.json"
-    from filelock import FileLock
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
-        if not marker.is_file():
-            _build_tiny(family, target, workdir)
-            marker.write_text('{"complete": true}\n', encoding="utf-8")
-    return str(target)
-
-
-def _build_tiny(family: str, target: Path, workdir: Path) -> None:
-    import shutil
-
-    shutil.rmtree(target, ignore_errors=True)
-    if family in ("emotion2vec", "sensevoice"):
-        from koemo.synth import zeroshot
-
-        getattr(zeroshot, f"build_{family}_standin")(target)
-        return
-    from koemo.config.workdir import load_utterances
-    from koemo.synth.encoders import build_tiny_upstream
-
-    build_tiny_upstream(family, target, load_utterances(workdir)["text"].astype(str))
-
-
-# ---------------------------------------------------------------- what is trained where
 @dataclass(frozen=True)
-class Context:
-    table: str          # kemdy20 | kemdy19 | kemdy19_to_kemdy20 | kemdy20_to_kemdy19
-    workdir: Path
-    splits: tuple[str, ...]
+class ProbeSystem:
+    name: str                         # the table row
+    leaf: str                         # the run directory's name
+    inputs: tuple[tuple[str, str], ...]   # (modality, upstream name) per input
 
 
-def contexts(cfg: Config, workdir: str | Path, combined: Path | None) -> list[Context]:
-    """The study's tables and where they train (module doc); splits without rows left out."""
-    folds = cfg.reproduce.folds
-    if combined is None:
-        return [Context("kemdy20", Path(workdir), tuple(usable(splits_for(["cv5"], folds), workdir)))]
-    found = [Context(corpus, combined, tuple(usable(splits_for([f"{corpus}_cv5"], folds), combined)))
-             for corpus in ("kemdy20", "kemdy19")]
-    found += [Context(name, combined, tuple(usable([name], combined))) for name in CROSS_PROTOCOLS]
-    return [c for c in found if c.splits]
+def probe_systems(cfg: Config) -> list[ProbeSystem]:
+    """One probe per audio upstream, per text upstream and per fused pair, in config order."""
+    study = study_of(cfg)
+    found = [ProbeSystem(f"probe: {n} (audio)", f"probe-audio-{slug(n)}", (("audio", n),))
+             for n in study.audio]
+    found += [ProbeSystem(f"probe: {n} (text)", f"probe-text-{slug(n)}", (("text", n),))
+              for n in study.text]
+    found += [ProbeSystem(f"probe: {p.audio} + {p.text} (fused)",
+                          f"probe-fused-{slug(p.audio)}+{slug(p.text)}",
+                          (("audio", p.audio), ("text", p.text))) for p in study.fused]
+    return found
 
 
-def study_seeds(cfg: Config, split: str) -> list[int]:
-    from koemo.experiments.cross import study_seeds as cross_seeds
-
-    return list(study_of(cfg).seeds or cross_seeds(cfg, split))
-
-
-def run_config(cfg: Config, split: str) -> Config:
-    return split_config(variant_config(cfg, study_of(cfg).variant), split)
+def zero_shot_name(kind: str, model: str, scoring: str) -> str:
+    how = {"excluded": "outside predictions excluded", "errors": "outside predictions as errors"}
+    return f"zero-shot: {model} ({how[scoring]})"
 
 
-def run_directory(workdir: Path, run_cfg: Config, leaf: str, seed: int) -> Path:
-    """W/runs/<split>/<config name>/<leaf>/seed<s>, beside the paper method's runs."""
+class Stores:
+    """The pooled stores of one workdir, each ensured once (koemo.upstreams.pooled)."""
+
+    def __init__(self, cfg: Config, workdir: Path, names_workdir: Path, device: str,
+                 progress: bool):
+        self.cfg, self.workdir, self.names_workdir = cfg, workdir, names_workdir
+        self.device, self.progress = device, progress
+        self._stores: dict = {}
+
+    def __call__(self, modality: str, name: str):
+        if (modality, name) not in self._stores:
+            self._stores[modality, name] = self._ensure(modality, name)
+        return self._stores[modality, name]
+
+    def _ensure(self, modality: str, name: str):
+        from koemo.config.workdir import load_utterances
+        from koemo.upstreams.pooled import ensure_pooled, pooled_key
+
+        study = study_of(self.cfg)
+        folder = resolve_name(name, self.names_workdir, self.cfg)
+        if modality == "audio":
+            from koemo.upstreams.audio import SAMPLE_RATE, load_audio_upstream
+            key = pooled_key(name, modality, folder, sample_rate=SAMPLE_RATE)
+            load = lambda: load_audio_upstream(folder, self.device)  # noqa: E731
+        else:
+            from koemo.upstreams.text import load_text_upstream
+            key = pooled_key(name, modality, folder, max_length=study.text_max_length)
+            load = lambda: load_text_upstream(folder, self.device, study.text_max_length)  # noqa: E731
+        return ensure_pooled(load_utterances(self.workdir), self.workdir, key, load,
+                             batch_size=study.batch_size, progress=self.progress)
+
+
+# ---------------------------------------------------------------- one table
+def context_runs(cfg: Config, context: Context, main_workdir: Path, progress: bool) -> pd.DataFrame:
+    """Every run of one table (module doc), trained or reused; one row each (RUN_COLUMNS)."""
+    from koemo.config.workdir import load_utterances
+    from koemo.modeling.data import split_rows
+    from koemo.modeling.precision import resolve_device
+
+    study = study_of(cfg)
+    device = str(resolve_device(study.device))
+    table = load_utterances(context.workdir)
+    stores = Stores(cfg, context.workdir, main_workdir, device, progress)
+    predictions = {entry: zero_shot_predictions(cfg, entry, table, context.workdir, main_workdir,
+                                                device) for entry in study.zero_shot}
+    rows = []
+    for split in context.splits:
+        run_cfg = run_config(cfg, split)
+        parts = {part: split_rows(table, run_cfg, part) for part in SPLITS}
+        for system in probe_systems(cfg):
+            rows += [probe_run(context, system, stores, parts, run_cfg, seed, device)
+                     for seed in study_seeds(cfg, split)]
+        for entry, found in predictions.items():
+            rows += zero_shot_runs(context, entry, found, parts, run_cfg)
+        rows.append(majority_run(context, parts, run_cfg))
+    return pd.DataFrame(rows, columns=RUN_COLUMNS)
+
+
+def _row(context: Context, system: str, kind: str, run_cfg: Config, seed: int,
+         run_dir: Path) -> dict:
     from koemo.modeling.runs import split_name
 
-    return workdir / "runs" / split_name(run_cfg) / run_cfg.name / leaf / f"seed{seed}"
+    metrics = json.loads((run_dir / "test_metrics.json").read_text(encoding="utf-8"))
+    return {"table": context.table, "system": system, "kind": kind, "split": split_name(run_cfg),
+            "seed": seed, "run_dir": str(run_dir), **{m: metrics[m] for m in METRICS},
+            "outside": metrics.get("outside", np.nan)}
+
+
+def _identity(run_cfg: Config, workdir: Path, **parts) -> str:
+    from koemo.config.workdir import data_fingerprint
+
+    return fingerprint({"data": run_cfg.data.model_dump(), "classes": list(run_cfg.data.classes),
+                        "source": data_fingerprint(workdir), **parts}, length=16)
+
+
+def probe_run(context: Context, system: ProbeSystem, stores: Stores, parts: dict,
+              run_cfg: Config, seed: int, device: str) -> dict:
+    from koemo.modeling.probe import ProbeData, run_identity, train_probe
+
+    study = study_of(run_cfg)
+    chosen = [stores(modality, name) for modality, name in system.inputs]
+    run_dir = run_directory(context.workdir, run_cfg, system.leaf, seed)
+    # each store's key and shape (its `source` is the data fingerprint _identity holds)
+    identity = _identity(run_cfg, context.workdir, probe=study.probe.model_dump(), seed=seed,
+                         inputs=[{k: v for k, v in s.meta.items() if k != "source"} for s in chosen])
+    if run_identity(run_dir) != identity:
+        data = ProbeData(
+            arrays={p: [s.rows(parts[p]["segment_id"]) for s in chosen] for p in SPLITS},
+            labels={p: parts[p]["label_id"].to_numpy() for p in SPLITS},
+            test_ids=parts["test"]["segment_id"].astype(str).tolist(),
+            classes=list(run_cfg.data.classes))
+        train_probe(run_dir, data, study.probe, seed, run_cfg, device,
+                    record={"identity": identity, "system": system.name, "table": context.table,
+                            "upstreams": [name for _, name in system.inputs],
+                            "layer": study.probe.layer})
+    return _row(context, system.name, "probe", run_cfg, seed, run_dir)
+
+
+def _majority_id(parts: dict, classes: list[str]) -> int:
+    return int(np.bincount(parts["train"]["label_id"].to_numpy(), minlength=len(classes)).argmax())
+
+
+def _scored_run(run_dir: Path, identity: str, run_cfg: Config, record: dict, write) -> None:
+    """(Re)write a run that trains nothing, unless it is scored with the same identity."""
+    from koemo.modeling.probe import run_identity
+
+    if run_identity(run_dir) == identity:
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "test_metrics.json").unlink(missing_ok=True)
+    save_run_record(run_dir, run_cfg, 0, identity=identity, **record)
+    write()
+
+
+def majority_run(context: Context, parts: dict, run_cfg: Config) -> dict:
+    """The training rows' most frequent class predicted for every test row."""
+    from koemo.modeling.probe import write_test_outputs
+
+    classes = list(run_cfg.data.classes)
+    majority, test = _majority_id(parts, classes), parts["test"]
+    run_dir = run_directory(context.workdir, run_cfg, "majority-class", 0)
+    identity = _identity(run_cfg, context.workdir, system=MAJORITY)
+    _scored_run(run_dir, identity, run_cfg, {"stage": "majority", "table": context.table},
+                lambda: write_test_outputs(
+                    run_dir, test["segment_id"].astype(str), test["label_id"].to_numpy(),
+                    np.full(len(test), majority), classes, majority))
+    return _row(context, MAJORITY, "majority", run_cfg, 0, run_dir)
+
+
+# ---------------------------------------------------------------- zero-shot
+def zero_shot_predictions(cfg: Config, entry, table: pd.DataFrame, workdir: Path,
+                          names_workdir: Path, device: str) -> pd.DataFrame:
+    """segment_id, native, label of every row of `table` for one zero-shot model, predicted
+    once per workdir and model (W/zeroshot/<fingerprint>/predictions.parquet)."""
+    import os
+
+    from filelock import FileLock
+
+    from koemo.config.workdir import data_fingerprint
+    from koemo.upstreams.pooled import reference_fingerprint
+
+    folder = resolve_name(entry.model, names_workdir, cfg)
+    classes = list(cfg.data.classes)
+    key = {"kind": entry.kind, "model": entry.model, "files": reference_fingerprint(folder),
+           "classes": classes, "source": data_fingerprint(workdir)}
+    directory = workdir / "zeroshot" / fingerprint(key, length=16)
+    path = directory / "predictions.parquet"
+    ids = table["segment_id"].astype(str).tolist()
+    directory.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(directory) + ".lock"):
+        if path.is_file() and pd.read_parquet(path, columns=["segment_id"])["segment_id"].tolist() == ids:
+            return pd.read_parquet(path)
+        from koemo.upstreams.zeroshot import zero_shot_predict
+
+        found = zero_shot_predict(entry.kind, folder, table, classes=classes, device=device,
+                                  batch_size=study_of(cfg).batch_size)
+        tmp = directory / "predictions.parquet.partial"
+        found.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+        (directory / "meta.json").write_text(json.dumps(key, indent=2) + "\n", encoding="utf-8")
+    return found
+
+
+def zero_shot_runs(context: Context, entry, predictions: pd.DataFrame, parts: dict,
+                   run_cfg: Config) -> list[dict]:
+    """The model's test predictions scored `excluded` and as `errors` (module doc)."""
+    from koemo.modeling.probe import write_test_outputs
+
+    classes = list(run_cfg.data.classes)
+    test = parts["test"].merge(predictions, on="segment_id", how="left",
+                               suffixes=("", "_zero_shot"))
+    outside = test["label_zero_shot"].isna().to_numpy()
+    lookup = {name: i for i, name in enumerate(classes)}
+    pred = np.array([lookup.get(label, len(classes)) for label in test["label_zero_shot"]])
+    rows = []
+    for scoring in SCORINGS:
+        keep = ~outside if scoring == "excluded" else np.ones(len(test), bool)
+        if not keep.any():          # every prediction outside the classes: nothing to score
+            continue
+        scored_classes = classes if scoring == "excluded" else [*classes, OUTSIDE]
+        leaf = f"zeroshot-{entry.kind}-{slug(entry.model)}-{scoring}"
+        run_dir = run_directory(context.workdir, run_cfg, leaf, 0)
+        identity = _identity(run_cfg, context.workdir, zero_shot=entry.model_dump(),
+                             scoring=scoring, predictions=fingerprint(predictions.to_dict("list")))
+        name = zero_shot_name(entry.kind, entry.model, scoring)
+        _scored_run(run_dir, identity, run_cfg,
+                    {"stage": "zero-shot", "table": context.table, "system": name},
+                    lambda: write_test_outputs(
+                        run_dir, test["segment_id"][keep].astype(str),
+                        test["label_id"].to_numpy()[keep], pred[keep], scored_classes,
+                        _majority_id(parts, classes), columns={"native": test["native"][keep]},
+                        extra={"outside": int(outside.sum()), "n_test_rows": len(test),
+                               "scoring": scoring, "model": entry.model, "kind": entry.kind}))
+        rows.append(_row(context, name, "zero-shot", run_cfg, 0, run_dir))
+    return rows
 
 
 # ---------------------------------------------------------------- the study
@@ -154,7 +258,6 @@ def run_study(cfg: Config, main_root: str | Path | None, second_root: str | Path
     """Train and score the study (module doc): one row per run (RUN_COLUMNS), or None when the
     config has no foundation study."""
     from koemo.experiments.cross import prepare_cross
-    from koemo.experiments.foundation_runs import context_runs
 
     if cfg.reproduce.foundation is None:
         return None
