@@ -343,13 +343,13 @@ class FusedUpstreams(Section):
 class ZeroShotModel(Section):
     kind: Literal["emotion2vec", "sensevoice"] = setting(
         "emotion2vec", "emotion2vec (its 9-class head) | sensevoice (its emotion tag)")
-    model: str = setting("iic/emotion2vec_plus_large", "hub id, local directory or tiny:<kind>")
+    model: str = setting("emotion2vec/emotion2vec_plus_large", "hub id, local directory or tiny:<kind>")
 
 
 class FoundationStudy(Section):
     audio: list[str] = setting(
         ["microsoft/wavlm-large", "facebook/hubert-large-ll60k", "openai/whisper-large-v3",
-         "facebook/wav2vec2-xls-r-300m", "iic/emotion2vec_plus_base", "iic/emotion2vec_plus_large"],
+         "facebook/wav2vec2-xls-r-300m", "emotion2vec/emotion2vec_plus_base", "emotion2vec/emotion2vec_plus_large"],
         "frozen audio upstreams, one probe each: hub ids or local directories (tiny:<family> "
         "builds a tiny random one in the workdir: demo and tests)")
     text: list[str] = setting(
@@ -359,9 +359,9 @@ class FoundationStudy(Section):
         [{"audio": "microsoft/wavlm-large", "text": "klue/roberta-large"}],
         "audio + text pairs, one fused probe each (the two pooled vectors concatenated)")
     zero_shot: list[ZeroShotModel] = setting(
-        [{"kind": "emotion2vec", "model": "iic/emotion2vec_plus_base"},
-         {"kind": "emotion2vec", "model": "iic/emotion2vec_plus_large"},
-         {"kind": "sensevoice", "model": "iic/SenseVoiceSmall"}],
+        [{"kind": "emotion2vec", "model": "emotion2vec/emotion2vec_plus_base"},
+         {"kind": "emotion2vec", "model": "emotion2vec/emotion2vec_plus_large"},
+         {"kind": "sensevoice", "model": "FunAudioLLM/SenseVoiceSmall"}],
         "models scored zero-shot on the same test rows, through their own emotion labels")
     probe: FoundationProbe = setting({}, "the probe trained on each fold (EmoBox's downstream model)")
     variant: Literal["faithful", "corrected"] = setting(

@@ -21,13 +21,14 @@ import pandas as pd
 from koemo.config.fingerprints import fingerprint, save_run_record
 from koemo.config.schema import Config
 from koemo.experiments.foundation_plan import (METRICS, RUN_COLUMNS, Context, contexts,
-                                               resolve_name, run_config, run_directory, slug,
-                                               study_of, study_seeds)
+                                               left_out, resolve_name, run_config, run_directory,
+                                               slug, study_of, study_seeds)
 
 SPLITS = ("train", "valid", "test")
 OUTSIDE = "outside the classes"     # the extra class of a zero-shot prediction scored as an error
 SCORINGS = ("excluded", "errors")
 MAJORITY = "majority class"
+ERRORS, EXCLUDED = " (outside predictions as errors)", " (outside predictions excluded)"
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,7 @@ def probe_systems(cfg: Config) -> list[ProbeSystem]:
 
 
 def zero_shot_name(kind: str, model: str, scoring: str) -> str:
-    how = {"excluded": "outside predictions excluded", "errors": "outside predictions as errors"}
-    return f"zero-shot: {model} ({how[scoring]})"
+    return f"zero-shot: {model}" + {"excluded": EXCLUDED, "errors": ERRORS}[scoring]
 
 
 class Stores:
@@ -94,17 +94,19 @@ def context_runs(cfg: Config, context: Context, main_workdir: Path, progress: bo
     from koemo.modeling.data import split_rows
     from koemo.modeling.precision import resolve_device
 
-    study = study_of(cfg)
+    study, skipped = study_of(cfg), left_out(cfg)
     device = str(resolve_device(study.device))
     table = load_utterances(context.workdir)
     stores = Stores(cfg, context.workdir, main_workdir, device, progress)
     predictions = {entry: zero_shot_predictions(cfg, entry, table, context.workdir, main_workdir,
-                                                device) for entry in study.zero_shot}
+                                                device)
+                   for entry in study.zero_shot if entry.model not in skipped}
+    systems = [s for s in probe_systems(cfg) if not skipped.keys() & {n for _, n in s.inputs}]
     rows = []
     for split in context.splits:
         run_cfg = run_config(cfg, split)
         parts = {part: split_rows(table, run_cfg, part) for part in SPLITS}
-        for system in probe_systems(cfg):
+        for system in systems:
             rows += [probe_run(context, system, stores, parts, run_cfg, seed, device)
                      for seed in study_seeds(cfg, split)]
         for entry, found in predictions.items():
@@ -267,4 +269,8 @@ def run_study(cfg: Config, main_root: str | Path | None, second_root: str | Path
     frames = [context_runs(cfg, context, workdir, progress)
               for context in contexts(cfg, workdir, combined)]
     frames = [f for f in frames if len(f)]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RUN_COLUMNS)
+    runs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RUN_COLUMNS)
+    runs.attrs["left_out"] = left_out(cfg)
+    for name, why in runs.attrs["left_out"].items():
+        print(f"[koemo] foundation study: {name} left out: {why}", flush=True)
+    return runs

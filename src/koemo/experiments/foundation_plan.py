@@ -111,6 +111,28 @@ def _build_tiny(family: str, target: Path, workdir: Path) -> None:
     build_tiny_upstream(family, target, load_utterances(workdir)["text"].astype(str))
 
 
+def funasr_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("funasr") is not None
+
+
+def left_out(cfg: Config) -> dict[str, str]:
+    """Models the study cannot run here, with why: emotion2vec+ and SenseVoice load through
+    FunASR, an optional extra; without it their probes and zero-shot rows are left out (named
+    in the tables' notes), and everything else runs."""
+    from koemo.upstreams.audio import is_emotion2vec
+    from koemo.upstreams.funasr_loader import EXTRA
+
+    study = study_of(cfg)
+    if funasr_installed():
+        return {}
+    names = [n for n in study.audio if is_emotion2vec(n)] + [e.model for e in study.zero_shot]
+    names += [p.audio for p in study.fused if is_emotion2vec(p.audio)]
+    why = f"FunASR is not installed (the optional extra: {EXTRA})"
+    return {name: why for name in dict.fromkeys(names)}
+
+
 # ---------------------------------------------------------------- what is trained where
 @dataclass(frozen=True)
 class Context:

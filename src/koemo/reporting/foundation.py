@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from koemo.experiments.foundation import ERRORS, EXCLUDED
 from koemo.experiments.plan import protocol_of
 from koemo.reporting import claims as C
 from koemo.reporting import uncertainty as U
@@ -88,9 +89,20 @@ def paired_runs(runs: pd.DataFrame, system: str, paper: pd.DataFrame) -> list[tu
 
 
 def _outside(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per system: test predictions outside the classes, summed over the folds (one seed)."""
+    """Per system: test predictions outside the classes, summed over the folds (one seed),
+    as text (blank for the rows that cannot predict outside them)."""
     first = runs.dropna(subset=["outside"]).drop_duplicates(["system", "split"])
-    return first.groupby("system", sort=False)["outside"].sum().astype(int).rename(OUTSIDE).reset_index()
+    sums = first.groupby("system", sort=False)["outside"].sum()
+    return pd.DataFrame({"system": sums.index, OUTSIDE: [str(int(v)) for v in sums]})
+
+
+def nothing_inside(runs: pd.DataFrame) -> list[str]:
+    """Zero-shot models scored as errors without an `excluded` row: every test prediction fell
+    outside the classes, so there was nothing to score with them left out."""
+    names = set(runs["system"])
+    return [f"{name.replace(ERRORS, '')}: every test prediction falls outside the classes, so "
+            "the row with them excluded has nothing to score." for name in dict.fromkeys(runs["system"])
+            if name.endswith(ERRORS) and name.replace(ERRORS, EXCLUDED) not in names]
 
 
 def one_table(name: str, runs: pd.DataFrame, paper: pd.DataFrame, leakage_free: bool,
@@ -116,7 +128,7 @@ def one_table(name: str, runs: pd.DataFrame, paper: pd.DataFrame, leakage_free: 
     table = table.merge(pd.DataFrame(tests), on="system", how="left")
     counts = ["n_folds", "n_runs"]                      # last, after the paired test
     table = table[[c for c in table.columns if c not in counts] + counts].rename(columns=_renamed)
-    table.attrs["notes"] = notes(len(paper_own) > 0, leakage_free)
+    table.attrs["notes"] = notes(len(paper_own) > 0, leakage_free) + nothing_inside(own)
     return table, claims
 
 
@@ -134,8 +146,10 @@ def foundation_tables(runs: pd.DataFrame | None, paper: pd.DataFrame,
     if runs is None or runs.empty:
         return not_run()
     cache, tables, claims = U.PredictionCache(), {}, []
+    missing = runs.attrs.get("left_out", {})
     for name in [n for n in TABLES if n in set(runs["table"])]:
         tables[name], found = one_table(name, runs, paper, leakage_free, cache)
+        tables[name].attrs["notes"] += [f"Left out: {model} ({why})." for model, why in missing.items()]
         claims += found
     frame = pd.DataFrame(claims, columns=C.CLAIM_COLUMNS)
     frame.attrs["notes"] = [C.CLAIMS_NOTE]

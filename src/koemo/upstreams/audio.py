@@ -90,8 +90,11 @@ def model_type(folder: Path) -> str:
 
 
 def is_emotion2vec(name: str) -> bool:
-    """emotion2vec+ names itself (iic/emotion2vec_plus_large, a directory named after it)."""
-    return "emotion2vec" in str(name).lower()
+    """An emotion2vec(+) checkpoint: a FunASR directory whose config.yaml says so, a known hub
+    id, or a name that says so (emotion2vec/emotion2vec_base)."""
+    from koemo.upstreams.funasr_loader import is_kind
+
+    return is_kind("emotion2vec", name) or "emotion2vec" in str(name).lower()
 
 
 def load_whisper_upstream(folder: Path, name: str, device: str = "cpu") -> WhisperUpstream:
