@@ -2,7 +2,10 @@
 
 - wav2vec2 / HuBERT / WavLM / XLS-R (anything `koemo.audio.speech_encoder` loads: AutoModel +
   AutoFeatureExtractor, a wav2vec2-style conv front-end): every hidden state, 0 = the CNN
-  features (after the feature projection) .. N = the last layer, 50 frames a second.
+  features (after the feature projection) .. N = the last layer, 50 frames a second, as
+  transformers returns them in `hidden_states` (for the large models' stable layer norm the
+  last one comes before the encoder's final layer norm; EmoBox's one-layer setting reads
+  `last_hidden_state`, after it).
 - Whisper (a checkpoint whose config.json says `model_type: whisper`, e.g.
   openai/whisper-large-v3): `WhisperFeatureExtractor` + the encoder of `WhisperModel`, every
   hidden state (0 = the convolution + position embeddings .. N = the last layer, after the
