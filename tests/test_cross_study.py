@@ -2,8 +2,6 @@
 table's rows and baselines, and the second score without test text seen in training."""
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,25 +15,14 @@ from koemo.reporting import leakage, report
 
 
 @pytest.fixture(scope="module")
-def corpus19(tmp_path_factory):
-    from koemo.synth.kemdy19 import write_corpus
-    return write_corpus(tmp_path_factory.mktemp("k19") / "KEMDy19", sessions=5,
-                        utterances_per_session=20)
+def cfg(cross_study_config):
+    return cross_study_config
 
 
 @pytest.fixture(scope="module")
-def cfg(tiny_config):
-    """One fold, one epoch a stage: what is trained where does not depend on more."""
-    return with_changes(tiny_config, {"reproduce": {"folds": [0]}, "train": {
-        stage: {"epochs": 1} for stage in ("audio", "text", "multimodal")}})
-
-
-@pytest.fixture(scope="module")
-def study(cfg, tiny_corpus, tiny_workdir, corpus19, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("study") / "work"
-    shutil.copytree(tiny_workdir, workdir, ignore=shutil.ignore_patterns("runs"))
-    runs = cross.run_study(cfg, tiny_corpus, corpus19, workdir, progress=False)
-    return workdir, runs
+def study(cross_study):
+    """The study trained once per session (conftest: notebook 5-4's tests read its runs too)."""
+    return cross_study
 
 
 def test_no_second_corpus_no_study(cfg, tiny_corpus, tmp_path):

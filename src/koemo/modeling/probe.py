@@ -99,7 +99,6 @@ def fit(model: Probe, data: dict, settings, seed: int, device: torch.device) -> 
     """Train on data["train"], stop on data["valid"]; (log rows, best state dict)."""
     from koemo.modeling.train import epoch_seed, seed_everything
 
-    seed_everything(seed)
     loss_fn = nn.CrossEntropyLoss()
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -155,7 +154,10 @@ def train_probe(run_dir: str | Path, data: ProbeData, settings, seed: int, cfg,
                        torch.as_tensor(np.array(data.labels[split]), dtype=torch.long,
                                        device=torch_device))
                for split in ("train", "valid", "test")}
+    from koemo.modeling.train import seed_everything
+
     shapes = [(a.shape[1], a.shape[2]) for a in data.arrays["train"]]
+    seed_everything(seed)                       # the initial weights are the seed's
     model = Probe(shapes, settings.layer, settings.hidden, len(data.classes)).to(torch_device)
     run_dir.mkdir(parents=True, exist_ok=True)
     for name in ("test_metrics.json", "test_predictions.parquet"):   # unfinished until scored
