@@ -28,6 +28,7 @@ A hub id is keyed by its name (download it to a directory to key it by its files
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -68,8 +69,10 @@ class PooledStore(F.RowStore):
         return np.asarray(self.array[index])
 
 
+@functools.lru_cache(maxsize=64)
 def reference_fingerprint(name: str | Path) -> str:
-    """A local directory: sha1 over its files (names and contents); a hub id: the id."""
+    """A local directory: sha1 over its files (names and contents; hashed once per process);
+    a hub id: the id."""
     path = Path(str(name)).expanduser()
     if not path.is_dir():
         return f"hub:{name}"
@@ -105,13 +108,7 @@ def ensure_pooled(table, workdir: str | Path, key: dict, load: Callable[[], obje
     directory, source = pooled_directory(workdir, key), data_fingerprint(workdir)
 
     def reusable() -> bool:
-        meta = F.read_meta(directory)
-        if not meta or not meta.get("complete") or meta.get("source") != source:
-            return False
-        try:
-            return PooledStore(directory).segment_ids == segment_ids
-        except (KoemoInputError, OSError, ValueError, KeyError):
-            return False
+        return F.complete_for(PooledStore, directory, segment_ids, source)
 
     if reusable():
         return PooledStore(directory)
