@@ -206,3 +206,18 @@ def test_hub_assets_are_the_studys_hub_ids_only(tiny_config):
     assert plan.hub_assets(cfg) == ["microsoft/wavlm-large", "klue/roberta-large",
                                     "FunAudioLLM/SenseVoiceSmall"]
     assert plan.hub_assets(with_changes(tiny_config, {"reproduce": {"foundation": None}})) == []
+
+
+def test_every_bad_name_is_reported_before_anything_runs(tiny_config, tmp_path):
+    from koemo.errors import KoemoInputError
+
+    cfg = with_changes(tiny_config, {"reproduce": {"foundation": {
+        "audio": ["tiny:wavml", "tiny:roberta"], "text": ["standin", "./no/such/dir"],
+        "fused": [{"audio": "standin", "text": "tiny:electra"}], "zero_shot": []}}})
+    with pytest.raises(KoemoInputError) as found:
+        fd.run_study(cfg, None, None, tmp_path, progress=False)
+    for part in ("tiny:wavml: no tiny audio model", "tiny:roberta: no tiny audio model",
+                 "./no/such/dir: neither a directory nor a hub id",
+                 "standin: the KoBERT stand-in is a text upstream, not audio"):
+        assert part in str(found.value)
+    assert not list(tmp_path.iterdir())                 # nothing built or written

@@ -20,8 +20,8 @@ import pandas as pd
 
 from koemo.config.fingerprints import fingerprint, save_run_record
 from koemo.config.schema import Config
-from koemo.experiments.foundation_plan import (METRICS, RUN_COLUMNS, Context, contexts,
-                                               left_out, resolve_name, run_config, run_directory,
+from koemo.experiments.foundation_plan import (METRICS, RUN_COLUMNS, Context, check_names,
+                                               contexts, left_out, resolve_name, run_config, run_directory,
                                                slug, study_of, study_seeds)
 
 SPLITS = ("train", "valid", "test")
@@ -263,6 +263,7 @@ def run_study(cfg: Config, main_root: str | Path | None, second_root: str | Path
 
     if cfg.reproduce.foundation is None:
         return None
+    check_names(cfg)
     workdir = Path(workdir)
     combined = (prepare_cross(main_root, second_root, workdir, cfg, progress)
                 if second_root is not None else None)

@@ -141,7 +141,10 @@ def study_cost(cfg: Config, workdir: str | Path | None = None) -> dict:
             "zero-shot runs": 2 * len(study.zero_shot) * len(splits), "majority runs": len(splits),
             "upstreams": upstreams, "GPU-min (estimate)": round(sum(known), 1),
             "notes": [f"upstreams read {utterances:,} utterances ({seconds / 3600:.1f} h of audio; "
-                      f"{source}) once each; a probe over pooled states trains in seconds.",
+                      f"{source}) once each; a probe over pooled states trains in seconds."
+                      + (" With a KEMDy19 copy (--kemdy19) the study adds KEMDy19's folds and "
+                         "both directions: pass --workdir of a prepared one for those counts."
+                         if workdir is None else ""),
                       f"GPU-min = operations / {ASSUMED_TFLOPS:g} TFLOP/s, an assumed sustained "
                       "float32 rate (not measured); unknown where the model's config.json is not "
                       "at hand (offline, or a FunASR model: emotion2vec+, SenseVoice)."]}

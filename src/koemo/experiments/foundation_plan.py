@@ -96,6 +96,36 @@ def resolve_name(name: str, workdir: Path, cfg: Config) -> str:
     return str(target)
 
 
+TINY_FAMILIES = {"audio": ("wavlm", "hubert", "xlsr", "wav2vec2", "whisper", "emotion2vec"),
+                 "text": ("roberta", "electra"), "emotion2vec": ("emotion2vec",),
+                 "sensevoice": ("sensevoice",)}
+
+
+def check_names(cfg: Config) -> None:
+    """Every upstream and zero-shot name usable before anything is computed: a tiny: family
+    of its kind, `standin` for text only, an existing directory or a hub id; all problems in
+    one KoemoInputError."""
+    from koemo.errors import KoemoInputError
+    from koemo.text.tokenizer import looks_like_hub_id
+
+    study, problems = study_of(cfg), []
+    named = [*((n, "audio") for n in study.audio), *((n, "text") for n in study.text),
+             *((p.audio, "audio") for p in study.fused), *((p.text, "text") for p in study.fused),
+             *((e.model, e.kind) for e in study.zero_shot)]
+    for name, kind in dict.fromkeys(named):
+        if name.startswith(TINY):
+            if name[len(TINY):] not in TINY_FAMILIES[kind]:
+                problems.append(f"{name}: no tiny {kind} model of that family (one of "
+                                f"{', '.join(TINY + f for f in TINY_FAMILIES[kind])})")
+        elif name == STANDIN:
+            if kind != "text":
+                problems.append(f"{name}: the KoBERT stand-in is a text upstream, not {kind}")
+        elif not Path(name).expanduser().exists() and not looks_like_hub_id(name):
+            problems.append(f"{name}: neither a directory nor a hub id")
+    if problems:
+        raise KoemoInputError("reproduce.foundation: " + "; ".join(problems))
+
+
 def _build_tiny(family: str, target: Path, workdir: Path) -> None:
     import shutil
 
