@@ -207,11 +207,11 @@ def test_sensevoice_is_a_speech_recognition_option_for_predict(sv_dir, asr_predi
 
 
 def test_the_docs_page_holds_the_cost_table_the_estimate_writes():
-    from koemo.experiments.foundation_cost import corpus_flops, cost_table
+    from koemo.experiments.foundation_cost import MODELS, corpus_flops, cost_table
 
     assert cost_table() in DOCS.read_text(encoding="utf-8"), (
         "docs/foundation.md is stale: paste `python -m koemo.experiments.foundation_cost`")
     # Whisper pads to 30 s: its pass over a 6 s utterance costs 1500 / 300 frames per parameter
-    ratio = corpus_flops("openai/whisper-large-v3 (encoder)", "KEMDy20") / corpus_flops(
-        "facebook/wav2vec2-xls-r-300m", "KEMDy20")
-    assert ratio == pytest.approx((635.0 * 1500) / (300.0 * 50 * 6.0))
+    whisper, xlsr = "openai/whisper-large-v3 (encoder)", "facebook/wav2vec2-xls-r-300m"
+    ratio = corpus_flops(whisper, "KEMDy20") / corpus_flops(xlsr, "KEMDy20")
+    assert ratio == pytest.approx(MODELS[whisper][0] * 1500 / (MODELS[xlsr][0] * 50 * 6.0))

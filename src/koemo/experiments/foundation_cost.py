@@ -8,7 +8,10 @@ utterances. Frames per utterance: 50 a second for the wav2vec2 family and emotio
 320 samples); Whisper's encoder always reads 30 s (1,500 frames) whatever the utterance's
 length; SenseVoice stacks 7 fbank frames every 6 (about 16.7 frames a second); a text encoder
 reads the transcript's tokens (TEXT_TOKENS, an assumption). Parameter counts are the model
-cards' and papers' figures, quoted, not recounted. Device time is this estimate divided by a
+cards' and papers' figures, except two counted on the meta device from the released shapes:
+Whisper-large-v3's encoder (transformers' WhisperEncoder, d_model 1280, 32 layers, ffn 5120,
+128 mel bins: 637.0M) and SenseVoice-Small (FunASR's SenseVoiceSmall with the released
+config.yaml's encoder and 25,055 tokens: 234.0M, the card's figure). Device time is this estimate divided by a
 sustained rate (SUSTAINED_TFLOPS, an assumption); nothing here was measured on a device.
 """
 from __future__ import annotations
@@ -25,7 +28,7 @@ MODELS = {
     "microsoft/wavlm-large": (316.6, "50hz"),
     "facebook/hubert-large-ll60k": (316.6, "50hz"),
     "facebook/wav2vec2-xls-r-300m": (300.0, "50hz"),
-    "openai/whisper-large-v3 (encoder)": (635.0, "whisper"),
+    "openai/whisper-large-v3 (encoder)": (637.0, "whisper"),
     "emotion2vec/emotion2vec_plus_base": (90.0, "50hz"),
     "emotion2vec/emotion2vec_plus_large": (300.0, "50hz"),
     "FunAudioLLM/SenseVoiceSmall": (234.0, "lfr"),
