@@ -170,9 +170,10 @@ def test_hub_ids_offline_fail_fast_with_a_clear_message(monkeypatch):
     with pytest.raises(KoemoInputError, match="emotion2vec/emotion2vec_plus_base.*not reachable"):
         within_deadline(HANG_S, "emotion2vec hub id offline", load_emotion2vec_upstream,
                         "emotion2vec/emotion2vec_plus_base")
-    with pytest.raises(KoemoInputError, match="FunAudioLLM/SenseVoiceSmall.*not reachable"):
+    with pytest.raises(KoemoInputError, match="FunAudioLLM/SenseVoiceSmall.*not reachable") as err:
         within_deadline(HANG_S, "SenseVoice hub id offline", SenseVoice.load,
                         "FunAudioLLM/SenseVoiceSmall")
+    assert "snapshot_download" in str(err.value) and "text.tokenizer" not in str(err.value)
 
 
 def test_funasr_missing_says_which_extra_to_install(monkeypatch, e2v_dir):
