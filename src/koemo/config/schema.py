@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any, ClassVar, Literal, Mapping, Optional, Union
+from typing import Annotated, Any, ClassVar, Literal, Mapping, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictInt, model_validator
 
@@ -318,6 +318,66 @@ class CrossCorpusStudy(Section):
     seeds: Optional[list[int]] = setting(None, "seeds (null: reproduce.cv5_seeds / seeds)")
 
 
+# ---- the foundation-model study of notebook 5-4 (koemo.experiments.foundation)
+class FoundationProbe(Section):
+    layer: Union[Literal["weighted"], StrictInt] = setting(
+        "weighted", "weighted (a learned softmax weighting over every hidden state) | N: hidden "
+                    "state N alone (0: the embeddings; negative counts from the last; EmoBox: -1)")
+    hidden: Annotated[int, Field(gt=0)] = setting(256, "width of the probe's hidden layer (EmoBox: 256)")
+    epochs: Annotated[int, Field(gt=0)] = setting(20, "epoch budget (EmoBox: 20)")
+    batch_size: Annotated[int, Field(gt=0)] = setting(32, "batch size (EmoBox: 32)")
+    lr: Annotated[float, Field(gt=0)] = setting(1.0e-4, "Adam learning rate (EmoBox: 1e-4)")
+    warmup_epochs: Annotated[int, Field(ge=0)] = setting(
+        10, "linear warm-up over this many epochs, then linear decay to 0 at `epochs` (EmoBox: "
+            "10 of 20); 0: a constant learning rate")
+    patience: Optional[Annotated[int, Field(gt=0)]] = setting(
+        5, "early stopping after this many epochs without a lower validation loss; the test is "
+           "scored with the best epoch (null: every epoch, as EmoBox)")
+
+
+class FusedUpstreams(Section):
+    audio: str = setting("microsoft/wavlm-large", "the audio upstream of a fused probe")
+    text: str = setting("klue/roberta-large", "the text upstream of a fused probe")
+
+
+class ZeroShotModel(Section):
+    kind: Literal["emotion2vec", "sensevoice"] = setting(
+        "emotion2vec", "emotion2vec (its 9-class head) | sensevoice (its emotion tag)")
+    model: str = setting("emotion2vec/emotion2vec_plus_large", "hub id, local directory or tiny:<kind>")
+
+
+class FoundationStudy(Section):
+    audio: list[str] = setting(
+        ["microsoft/wavlm-large", "facebook/hubert-large-ll60k", "openai/whisper-large-v3",
+         "facebook/wav2vec2-xls-r-300m", "emotion2vec/emotion2vec_plus_base", "emotion2vec/emotion2vec_plus_large"],
+        "frozen audio upstreams, one probe each: hub ids or local directories (tiny:<family> "
+        "builds a tiny random one in the workdir: demo and tests)")
+    text: list[str] = setting(
+        ["klue/roberta-large", "monologg/koelectra-base-v3-discriminator", "skt/kobert-base-v1"],
+        "frozen text upstreams, one probe each (standin: the workdir's KoBERT stand-in)")
+    fused: list[FusedUpstreams] = setting(
+        [{"audio": "microsoft/wavlm-large", "text": "klue/roberta-large"}],
+        "audio + text pairs, one fused probe each (the two pooled vectors concatenated)")
+    zero_shot: list[ZeroShotModel] = setting(
+        [{"kind": "emotion2vec", "model": "emotion2vec/emotion2vec_plus_base"},
+         {"kind": "emotion2vec", "model": "emotion2vec/emotion2vec_plus_large"},
+         {"kind": "sensevoice", "model": "FunAudioLLM/SenseVoiceSmall"}],
+        "models scored zero-shot on the same test rows, through their own emotion labels")
+    probe: FoundationProbe = setting({}, "the probe trained on each fold (EmoBox's downstream model)")
+    variant: Literal["faithful", "corrected"] = setting(
+        "corrected", "which rows train and score (corrected: recordings without signal left "
+                     "out), as the fusion and cross-corpus runs the table compares with")
+    seeds: Optional[list[int]] = setting(
+        None, "probe seeds (null: the cross-corpus study's, so each probe pairs with the "
+              "paper's run of its seed)")
+    text_max_length: Annotated[int, Field(gt=2)] = setting(128, "tokens per transcript read by the text upstreams")
+    device: str = setting("auto", "auto | cpu | cuda | cuda:N: where the upstreams run",
+                          affects_results=False)
+    batch_size: Annotated[int, Field(gt=0)] = setting(
+        16, "transcripts per text-upstream pass (and utterances per zero-shot batch)",
+        affects_results=False)
+
+
 class Reproduce(Section):
     unread_by_training = True
     parallel_runs: int = setting(1, "runs trained at once (worker processes)", affects_results=False)
@@ -338,6 +398,9 @@ class Reproduce(Section):
     leakage_free: bool = setting(
         True, "also score each classifier without the test utterances whose text occurs in "
               "its training or validation rows (the fusion and cross-corpus tables)")
+    foundation: Optional[FoundationStudy] = setting(
+        None, "the foundation-model study of notebook 5-4: frozen upstreams + probes and "
+              "zero-shot models on the same folds (null: none)")
 
 
 class SyntheticKemdy19(Section):
