@@ -67,9 +67,10 @@ def funasr_config(name: str, path: Path) -> dict | None:
     import yaml
 
     from koemo.errors import KoemoInputError
-    from koemo.upstreams.funasr_loader import CONFIG_FILE, _looks_like_hub_id
+    from koemo.text.tokenizer import looks_like_hub_id
+    from koemo.upstreams.funasr_loader import CONFIG_FILE
 
-    if not (path / CONFIG_FILE).is_file() and _looks_like_hub_id(name) and not path.exists():
+    if not (path / CONFIG_FILE).is_file() and looks_like_hub_id(name) and not path.exists():
         from koemo.text.tokenizer import fetch_hub_files
         try:
             path = fetch_hub_files(name, [CONFIG_FILE], what="upstream config")
