@@ -14,8 +14,13 @@ directory, the hub cache, or fetched from the hub: a few kB; offline and not cac
 - Whisper: 30 s of log-mel whatever the utterance's length (1500 encoder frames; the study
   keeps only the utterance's, but the encoder computes all of them);
 - text: `text_max_length` tokens per transcript (an upper bound).
-FunASR's emotion2vec+ and SenseVoice keep their shapes in config.yaml, not counted here: their
-cost is left unknown. GPU-minutes = operations / ASSUMED_TFLOPS: an assumed sustained float32
+- FunASR's emotion2vec+ (config.yaml `model: Emotion2vec`): its convolution spec (as
+  wav2vec2's), then prenet + main blocks of width `embed_dim`, feed-forward `mlp_ratio` times
+  that, 50 frames a second; SenseVoice-Small (`model: SenseVoiceSmall`): SAN-M blocks
+  (`num_blocks` + `tp_blocks`, width `output_size`, feed-forward `linear_units`) over its
+  stacked fbank frames (100 a second / `lfr_n`, plus its 4 query frames); the CTC output layer
+  and SAN-M's memory convolution are left out.
+GPU-minutes = operations / ASSUMED_TFLOPS: an assumed sustained float32
 rate, not a measurement; multiply by your own measured rate to replace it.
 """
 from __future__ import annotations
@@ -50,18 +55,83 @@ def model_config(name: str, workdir: Path | None) -> dict | None:
         from koemo.text.tokenizer import fetch_hub_files
         try:
             path = fetch_hub_files(name, ["config.json"], what="upstream config")
+        except KoemoInputError:               # offline, or a FunASR repository (config.yaml)
+            return funasr_config(name, path)
+    config = path / "config.json"
+    return json.loads(config.read_text(encoding="utf-8")) if config.is_file() else funasr_config(name, path)
+
+
+def funasr_config(name: str, path: Path) -> dict | None:
+    """config.yaml of a FunASR model (emotion2vec+, SenseVoice): a directory's, or the hub's
+    (that one file, never the weights)."""
+    import yaml
+
+    from koemo.errors import KoemoInputError
+    from koemo.text.tokenizer import looks_like_hub_id
+    from koemo.upstreams.funasr_loader import CONFIG_FILE
+
+    if not (path / CONFIG_FILE).is_file() and looks_like_hub_id(name) and not path.exists():
+        from koemo.text.tokenizer import fetch_hub_files
+        try:
+            path = fetch_hub_files(name, [CONFIG_FILE], what="upstream config")
         except KoemoInputError:
             return None
-    config = path / "config.json"
-    return json.loads(config.read_text(encoding="utf-8")) if config.is_file() else None
+    config = path / CONFIG_FILE
+    return yaml.safe_load(config.read_text(encoding="utf-8")) if config.is_file() else None
 
 
 def _layers(width: int, ffn: int, layers: int, frames: float) -> float:
     return layers * frames * (2 * (4 * width * width + 2 * width * ffn) + 4 * frames * width)
 
 
+def _conv_flops(layers, seconds: float) -> float:
+    """A wav2vec2-style convolution stack ((out, kernel, stride) per layer) over 16 kHz audio."""
+    rate, channels, convs = float(SAMPLE_RATE), 1, 0.0
+    for out, kernel, stride in layers:
+        rate /= int(stride)
+        convs += 2 * rate * seconds * channels * int(out) * int(kernel)
+        channels = int(out)
+    return convs
+
+
+def conv_spec(spec: str) -> list[tuple[int, int, int]]:
+    """emotion2vec's `feature_encoder_spec` ("[(512, 10, 5)] + [(512, 3, 2)] * 4 + ...") read
+    without eval: only lists, tuples, whole numbers, + and *."""
+    import ast
+
+    def value(node):
+        if isinstance(node, ast.Constant) and isinstance(node.value, int):
+            return node.value
+        if isinstance(node, (ast.List, ast.Tuple)):
+            items = [value(n) for n in node.elts]
+            return items if isinstance(node, ast.List) else tuple(items)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mult)):
+            left, right = value(node.left), value(node.right)
+            return left + right if isinstance(node.op, ast.Add) else left * right
+        raise ValueError(f"feature_encoder_spec: unexpected {ast.dump(node)[:40]}")
+
+    return [tuple(layer) for layer in value(ast.parse(spec, mode="eval").body)]
+
+
+def _funasr_flops(config: dict, seconds: float) -> float | None:
+    if config.get("model") == "Emotion2vec":
+        conf = config["model_conf"]
+        audio, width = conf["modalities"]["audio"], int(conf["embed_dim"])
+        blocks = int(conf["depth"]) + int(audio["prenet_depth"])
+        return _conv_flops(conv_spec(audio["feature_encoder_spec"]), seconds) + _layers(
+            width, int(width * float(conf["mlp_ratio"])), blocks, seconds * FRAMES_PER_SECOND)
+    if config.get("model") == "SenseVoiceSmall":
+        enc, lfr = config["encoder_conf"], int(config.get("frontend_conf", {}).get("lfr_n", 6))
+        frames = seconds * 100.0 / lfr + 4
+        return _layers(int(enc["output_size"]), int(enc["linear_units"]),
+                       int(enc["num_blocks"]) + int(enc.get("tp_blocks", 0)), frames)
+    return None
+
+
 def forward_flops(config: dict, seconds: float, tokens: int) -> float | None:
     """Operations of one forward pass over `seconds` of audio (or `tokens` of text)."""
+    if "model" in config:                                 # FunASR's config.yaml
+        return _funasr_flops(config, seconds)
     kind = config.get("model_type", "")
     if kind == "whisper":
         d, frames = int(config["d_model"]), WHISPER_SECONDS * FRAMES_PER_SECOND
@@ -69,12 +139,8 @@ def forward_flops(config: dict, seconds: float, tokens: int) -> float | None:
         return convs + _layers(d, int(config["encoder_ffn_dim"]), int(config["encoder_layers"]),
                                frames)
     if "conv_dim" in config:                              # wav2vec2, HuBERT, WavLM, XLS-R
-        rate, channels, convs = float(SAMPLE_RATE), 1, 0.0
-        for out, kernel, stride in zip(config["conv_dim"], config["conv_kernel"],
-                                       config["conv_stride"]):
-            rate /= int(stride)
-            convs += 2 * rate * seconds * channels * int(out) * int(kernel)
-            channels = int(out)
+        convs = _conv_flops(zip(config["conv_dim"], config["conv_kernel"], config["conv_stride"]),
+                            seconds)
         return convs + _layers(int(config["hidden_size"]), int(config["intermediate_size"]),
                                int(config["num_hidden_layers"]), seconds * FRAMES_PER_SECOND)
     if "hidden_size" in config and "num_hidden_layers" in config:     # text encoders
@@ -107,7 +173,7 @@ def upstream_rows(cfg: Config, workdir: Path | None) -> list[dict]:
               *((e.model, f"zero-shot ({e.kind})") for e in study.zero_shot)]
     rows = []
     for name, role in dict.fromkeys(passes):
-        config = None if role.startswith("zero-shot") else model_config(name, workdir)
+        config = model_config(name, workdir)
         mean = seconds / max(1, utterances)
         per = forward_flops(config, mean, study.text_max_length) if config else None
         total = per * utterances if per is not None else None
@@ -146,5 +212,5 @@ def study_cost(cfg: Config, workdir: str | Path | None = None) -> dict:
                          "both directions: pass --workdir of a prepared one for those counts."
                          if workdir is None else ""),
                       f"GPU-min = operations / {ASSUMED_TFLOPS:g} TFLOP/s, an assumed sustained "
-                      "float32 rate (not measured); unknown where the model's config.json is not "
-                      "at hand (offline, or a FunASR model: emotion2vec+, SenseVoice)."]}
+                      "float32 rate (not measured); unknown where the model's config.json (a "
+                      "FunASR model's config.yaml) is not at hand (offline)."]}

@@ -72,6 +72,9 @@ SENSEVOICE_ENCODER = {
     "dropout_rate": 0.1, "positional_dropout_rate": 0.1, "attention_dropout_rate": 0.1,
     "input_layer": "pe", "pos_enc_class": "SinusoidalPositionEncoder", "normalize_before": True,
     "kernel_size": 11, "sanm_shfit": 0, "selfattention_layer_type": "sanm"}
+# The released SenseVoice-Small's encoder_conf (its config.yaml): for timing at the real shape
+SENSEVOICE_SMALL_ENCODER = {**SENSEVOICE_ENCODER, "output_size": 512, "attention_heads": 4,
+                            "linear_units": 2048, "num_blocks": 50, "tp_blocks": 20}
 SENSEVOICE_CONFIG = {
     "encoder": "SenseVoiceEncoderSmall", "encoder_conf": SENSEVOICE_ENCODER,
     "model": "SenseVoiceSmall",
@@ -143,8 +146,10 @@ def _write_mvn(directory: Path) -> None:
         f"<LearnRateCoef> 0 [ {scale} ]\n</Nnet>\n", encoding="utf-8")
 
 
-def build_sensevoice_standin(out_dir: str | Path, seed: int = 0) -> Path:
-    """Write a tiny random SenseVoice-Small directory (see the module doc) to `out_dir`."""
+def build_sensevoice_standin(out_dir: str | Path, seed: int = 0, encoder: dict | None = None) -> Path:
+    """Write a tiny random SenseVoice-Small directory (see the module doc) to `out_dir`;
+    `encoder` overrides the encoder's sizes (SENSEVOICE_SMALL_ENCODER: the released shape, for
+    timing; the vocabulary stays small)."""
     import torch
     from koemo.upstreams.funasr_loader import import_funasr
 
@@ -155,11 +160,12 @@ def build_sensevoice_standin(out_dir: str | Path, seed: int = 0) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     vocab_size = _write_bpe(directory)
     _write_mvn(directory)
+    encoder_conf = {**SENSEVOICE_ENCODER, **(encoder or {})}
     torch.manual_seed(seed)
-    model = SenseVoiceSmall(encoder="SenseVoiceEncoderSmall", encoder_conf=SENSEVOICE_ENCODER,
+    model = SenseVoiceSmall(encoder="SenseVoiceEncoderSmall", encoder_conf=encoder_conf,
                             input_size=LFR_DIM, vocab_size=vocab_size,
                             **SENSEVOICE_CONFIG["model_conf"])
-    _write_common(directory, SENSEVOICE_CONFIG,
+    _write_common(directory, {**SENSEVOICE_CONFIG, "encoder_conf": encoder_conf},
                   {"tokenizer_conf": {"bpemodel": SENSEVOICE_BPE},
                    "frontend_conf": {"cmvn_file": "am.mvn"}},
                   "auto-speech-recognition", model.state_dict())

@@ -102,9 +102,18 @@ def model_directory(kind: str, reference: str | Path) -> Path:
     if not _looks_like_hub_id(str(reference)):
         raise KoemoInputError(f"{path}: {kind} model directory not found (give a directory or a "
                               f"hub id such as {HUB_IDS[kind][0]})")
-    from koemo.text.tokenizer import fetch_hub_files
+    from koemo.text.tokenizer import fetch_hub_files, hub_is_offline
 
-    return fetch_hub_files(str(reference), names, OPTIONAL_FILES, what=f"{kind} model")
+    try:
+        return fetch_hub_files(str(reference), names, OPTIONAL_FILES, what=f"{kind} model")
+    except KoemoInputError as err:
+        if not (hub_is_offline() or "not reachable" in str(err)):
+            raise
+        raise KoemoInputError(
+            f"{kind} model '{reference}' is not a local directory, and the Hugging Face hub is not "
+            "reachable (offline mode HF_HUB_OFFLINE=1, or no network). Download it where the hub "
+            f"is reachable (huggingface_hub.snapshot_download('{reference}', local_dir=DIR)), "
+            "copy DIR here and name DIR instead of the hub id") from err
 
 
 def _looks_like_hub_id(name: str) -> bool:
