@@ -47,7 +47,7 @@ def _optimizer(model):
 def stage_row(stage: str, model, cfg: dict, root: Path, repeats: int) -> dict:
     from koemo.modeling.checkpoint import checkpoint_snapshot, save_checkpoint
     from koemo.modeling.epoch_writer import EpochWriter, write_epoch_files
-    from koemo.modeling.runs import counters_snapshot, write_counters
+    from koemo.modeling.resume import counters_snapshot, write_counters
 
     optimizer, scheduler = _optimizer(model)
     counters = {"epoch": 1, "best": 0.5, "bad_epochs": 0, "stopped_early": False}

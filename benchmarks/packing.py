@@ -144,7 +144,10 @@ def trim_rows(stage: str, workdir: Path, cfg: dict, run_dir: Path, device, steps
     from koemo.experiments.plan import corrected
     from koemo.modeling import trim
     from koemo.modeling.precision import resolve_precision
-    from koemo.modeling.train import epoch_seed, loss_function, predict, train_epoch
+    from dataclasses import replace
+
+    from koemo.modeling.scoring import predict
+    from koemo.modeling.train import epoch_seed, loss_function, train_epoch
     from koemo.modeling.stage import build_stage, make_loader, resident_datasets
 
     cfg = corrected(cfg)
@@ -152,7 +155,7 @@ def trim_rows(stage: str, workdir: Path, cfg: dict, run_dir: Path, device, steps
         torch.set_flush_denormal(True)      # as train_stage does
     precision = resolve_precision(cfg.train.precision, device)
     job = build_stage(stage, workdir, cfg, 1, run_dir=run_dir, device=device, splits=("train",))
-    job.datasets = resident_datasets(job.datasets, cfg, device)
+    job = replace(job, datasets=resident_datasets(job.datasets, cfg, device))
     model = job.model.to(device)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-5)
     loss_fn, whole = loss_function(job, cfg, device), job.forward
@@ -169,7 +172,7 @@ def trim_rows(stage: str, workdir: Path, cfg: dict, run_dir: Path, device, steps
     out = {"steps": len(loader()), "batch_size": batch_size, "kept_fraction": round(fraction, 3)}
     for name, forward in (("whole", whole),
                           ("trimmed", lambda m, b, d: whole(m, trim.trim_batch(b, stage), d))):
-        job.forward = forward
+        job = replace(job, forward=forward)
         model.train()
         warm = FirstSteps(loader().loader, 3)           # kernels and allocator for these shapes
         train_epoch(job, model, warm, optimizer, loss_fn, device, precision, progress=False)
@@ -181,7 +184,6 @@ def trim_rows(stage: str, workdir: Path, cfg: dict, run_dir: Path, device, steps
         started = time.perf_counter()
         predict(job, model, loader(), device, precision)
         out[f"eval_seconds_{name}"] = round(time.perf_counter() - started, 3)
-    job.forward = whole
     out["train_gain"] = round(out["train_seconds_whole"] / out["train_seconds_trimmed"], 2)
     out["eval_gain"] = round(out["eval_seconds_whole"] / out["eval_seconds_trimmed"], 2)
     return out

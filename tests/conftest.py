@@ -64,6 +64,19 @@ def single_torch_thread():
     torch.set_num_threads(previous)
 
 
+@pytest.fixture(scope="module")
+def one_thread_per_module():
+    """One intra-op thread already for a module's module-scoped training fixtures (use with
+    `pytestmark = pytest.mark.usefixtures("one_thread_per_module")`): single_torch_thread is
+    function-scoped, so it starts only after they have run."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def exported_predictor_dir(tmp_path_factory, tiny_workdir, tiny_config):
     """A predictor directory from one-epoch tiny runs, exported as a user would. The runs are

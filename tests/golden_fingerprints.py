@@ -28,7 +28,8 @@ def config_keys(name: str) -> dict:
     from koemo.config.fingerprints import feature_fingerprint, fingerprint
     from koemo.dataset.prepare import input_fingerprint
     from koemo.experiments import plan as ex
-    from koemo.modeling.runs import resume_fingerprint, run_dir_for
+    from koemo.modeling.resume import resume_fingerprint
+    from koemo.modeling.runs import run_dir_for
 
     cfg = load_config(name)
     as_written = cfg.as_dict() if hasattr(cfg, "as_dict") else cfg

@@ -15,9 +15,15 @@ PYTEST_TESTS_FAILED = 1          # pytest's exit code when tests ran and some fa
 
 
 def mutated_copy(tmp: Path, files: dict[Path, str]) -> Path:
-    """src/ copied under tmp with each file of `files` (a path in src/) given its new text."""
+    """src/ copied under tmp with each file of `files` (a path in src/) given its new text.
+    The copy is a checkout (pyproject.toml, and configs/ and notebooks/ linked), so the mutant
+    finds the configs as the real tree does (koemo.config.assets): a test that needs one fails
+    on the planted bug, never on a missing config."""
     src = tmp / "src"
     shutil.copytree(REPO / "src", src, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copy(REPO / "pyproject.toml", tmp / "pyproject.toml")
+    for folder in ("configs", "notebooks"):
+        (tmp / folder).symlink_to(REPO / folder, target_is_directory=True)
     for path, text in files.items():
         (src / Path(path).resolve().relative_to(REPO / "src")).write_text(text, encoding="utf-8")
     return src

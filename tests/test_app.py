@@ -266,3 +266,32 @@ def test_long_recording_shows_the_real_timeline(asr_predictor_dir, standin_whisp
     assert len(out.timeline) == len(spans)
     assert np.isfinite(out.timeline["arousal"]).all()
     assert out.timeline_image.size[0] > 100
+
+
+def test_one_palette_for_the_bars_the_plane_and_the_timeline():
+    """Each class has one colour on the page: the probability bars, the valence-arousal point
+    and the timeline's bands and stacked probabilities all read koemo.inference.palette."""
+    import pandas as pd
+    from matplotlib.colors import to_rgba
+
+    from koemo.inference.palette import class_colours
+    from koemo.inference.segments import timeline_columns, timeline_figure
+
+    classes = ["neutral", "sad", "happy", "surprise", "angry"]
+    palette = {c: to_rgba(colour) for c, colour in class_colours(classes).items()}
+    probs = dict(zip(classes, [0.1, 0.2, 0.4, 0.05, 0.25]))
+    ax = probability_figure(probs, classes).axes[0]
+    bars = {t.get_text(): bar.get_facecolor() for t, bar in zip(ax.get_yticklabels(), ax.patches)}
+    assert bars == palette
+    point = va_figure(4.2, 1.7, "happy", classes).axes[0].collections[0].get_facecolor()[0]
+    assert tuple(point) == palette["happy"]
+    frame = pd.DataFrame([{"start": float(k), "end": k + 0.9, "label": c,
+                           **{f"prob_{o}": float(o == c) for o in classes},
+                           "arousal": 3.0, "valence": 3.0, "text": "", "text_source": "",
+                           "notes": ""} for k, c in enumerate(classes)],
+                         columns=timeline_columns(classes))
+    label_ax, prob_ax, _ = timeline_figure(frame).axes
+    bands = [patch.get_facecolor() for patch in label_ax.patches]
+    assert bands == [palette[c][:3] + (0.9,) for c in classes]      # alpha 0.9 bands
+    stacked = {patch.get_facecolor() for patch in prob_ax.patches}
+    assert stacked == set(palette.values())

@@ -63,6 +63,9 @@ def test_seed_per_sample_switch_reads_false_as_the_original(paper_train, faithfu
     flipped = load_config("paper", ["fixes.seed_per_sample=true"])
     pd.testing.assert_series_equal(plan_augmentation(paper_train, flipped, seed=1)["aug_seed"],
                                    plan_augmentation(paper_train, fixed_cfg, seed=1)["aug_seed"])
+    # the fix draws a seed per row; the original one seed (augment.seed) for every row
+    assert plan_augmentation(paper_train, fixed_cfg, seed=1)["aug_seed"].nunique() > 1
+    assert plan_augmentation(paper_train, faithful_cfg, seed=1)["aug_seed"].nunique() == 1
 
 
 def test_the_old_reseed_switch_name_is_a_clear_error(tmp_path):

@@ -330,6 +330,23 @@ def test_malformed_annotation_ids_are_reported_not_kept(small_corpus):
     assert "Sess02_eval.csv: data row 2: segment id 'Sess02-script01'" in problems["problem"].iloc[0]
 
 
+def test_repeated_annotation_ids_follow_prepares_rule(small_corpus):
+    """A copy keeps one row, conflicting rows none (koemo.dataset.duplicates, as in prepare);
+    before, every row was a label of its own and the series merge counted the segment twice."""
+    write_annotation(small_corpus, 2, [("Sess02_script01_User003F_001", "happy"),
+                                       ("Sess02_script01_User003F_002", "sad"),
+                                       ("Sess02_script01_User003F_002", "happy")])
+    path = small_corpus / "annotation" / "Sess02_eval.csv"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join(lines + [lines[2]]) + "\n", encoding="utf-8")   # a copy of row 1
+    labels, problems = B.read_labels(small_corpus)
+    assert labels.loc[labels["session"] == 2, "segment_id"].tolist() == \
+        ["Sess02_script01_User003F_001"]
+    assert problems["status"].tolist() == ["bad_row"] * 3
+    reasons = [p.rsplit("(", 1)[1] for p in problems["problem"]]
+    assert sorted(reasons) == ["conflicting_segment_id)"] * 2 + ["duplicate_segment_id)"]
+
+
 # ------------------------------------------------------------------ bio-signal folders absent
 
 @pytest.fixture

@@ -36,8 +36,8 @@ def test_compile_settings():
     assert P.compile_mode(True, "text") == "default"
     assert P.compile_mode({"text": "reduce-overhead"}, "text") == "reduce-overhead"
     assert P.compile_mode({"text": "reduce-overhead"}, "audio") is None
-    with pytest.raises(KoemoInputError, match="train.compile"):
-        P.compile_mode("fastest", "text")
+    with pytest.raises(KoemoInputError, match="train.compile: \"fastest\" is not allowed"):
+        load_config("tiny", ["train.compile=fastest"])
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def test_tf32_is_a_no_op_on_the_cpu_and_switches_both_flags_on_cuda(tf32_flags):
     assert P.configure_tf32(False, torch.device("cuda")) is False
     assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
     with pytest.raises(KoemoInputError, match="train.tf32"):
-        P.configure_tf32("fast", CPU)
+        load_config("tiny", ["train.tf32=fast"])
 
 
 @pytest.mark.slow

@@ -39,7 +39,8 @@ def test_typo_in_yaml_file_fails(tmp_path):
 
 
 def test_wrong_type_names_the_path():
-    with pytest.raises(ConfigError, match=r"train\.audio\.epochs: .*integer.*'three'"):
+    with pytest.raises(ConfigError, match=r"train\.audio\.epochs: \"three\" is not allowed: must be "
+                                          r"an integer >= 1"):
         load_config("tiny", ["train.audio.epochs=three"])
     with pytest.raises(ConfigError, match=r"reproduce\.seeds"):
         load_config("tiny", ["reproduce.seeds=7"])
@@ -49,7 +50,8 @@ def test_yaml_numbers_and_existing_messages_kept():
     assert load_config("tiny", ["train.audio.lr=1e-3"]).train.audio.lr == 1e-3
     with pytest.raises(ConfigError, match="reseed_every_call was renamed fixes.seed_per_sample"):
         load_config("tiny", ["fixes.reseed_every_call=true"])
-    with pytest.raises(ConfigError, match="data.protocol must be one of paper, session, cv5"):
+    with pytest.raises(ConfigError, match="data.protocol: \"folds\" is not allowed: must be "
+                                          "paper, session, cv5"):
         load_config("tiny", ["data.protocol=folds"])
 
 
@@ -75,7 +77,7 @@ def test_saved_config_with_unknown_keys_loads_with_a_note():
 def test_derived_lists_equal_the_former_hand_written_ones():
     from koemo.experiments.plan import _NOT_TRAINING
     from koemo.inference.checks import FEATURE_KEYS
-    from koemo.modeling.runs import SPEED_SETTINGS, UNREAD_SECTIONS
+    from koemo.modeling.resume import SPEED_SETTINGS, UNREAD_SECTIONS
 
     assert SPEED_SETTINGS == ("device", "precision", "num_workers", "compile", "tf32",
                               "trim_padding", "tensorboard", "resident", "background_writes")
@@ -91,14 +93,15 @@ def test_configuration_page_is_current():
 
     assert DOCS_PAGE.read_text(encoding="utf-8") == render(), \
         "docs/configuration.md is stale: run python -m koemo.config.docs"
-    assert "| `train.audio.epochs` | `int` | `20` | yes |" in render()
-    assert "| `train.device` | `str` | `\"auto\"` | no |" in render()
+    assert "| `train.audio.epochs` | `int` | `20` | an integer >= 1 | yes |" in render()
+    assert "| `train.device` | `str` | `\"auto\"` | auto, cpu, cuda, cuda:N or mps | no |" in render()
+    assert "| `data.transcript_encoding` | `str` | `\"cp949\"` | cp949 or utf-8 | yes |" in render()
 
 
 def test_checkpoint_and_run_configs_with_unknown_keys_warn(tmp_path):
     import yaml
 
-    from koemo.config.fingerprints import save_run_record
+    from koemo.modeling.runs import save_run_record
     from koemo.config.load import load_saved_config
     from koemo.modeling.checkpoint import saved_config
 

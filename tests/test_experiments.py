@@ -116,7 +116,7 @@ def test_finished_runs_are_trained_again_after_the_corpus_is_prepared_again(
 
     from koemo.dataset.prepare import prepare
     from koemo.audio.feature_store import open_feature_store
-    from koemo.modeling.runs import run_is_finished
+    from koemo.modeling.resume import run_is_finished
 
     workdir = tmp_path / "w"
     shutil.copytree(tiny_workdir, workdir)

@@ -154,7 +154,7 @@ def test_kobert_sources_keep_the_sentencepiece_path(tmp_path):
     assert text_model_kind(tmp_path) == "kobert"
     assert text_model_kind(tmp_path, "auto") == "auto"
     with pytest.raises(KoemoInputError, match="tokenizer_kind"):
-        text_model_kind(tmp_path, "bpe")
+        load_config("tiny", ["text.tokenizer_kind=bpe"])
 
 
 @pytest.mark.parametrize("call", ["speech", "tokenizer", "text_encoder"])
@@ -247,3 +247,15 @@ def test_exported_predictor_runs_the_speech_encoder(trained_ssl, tiny_workdir, t
     assert result.label in cfg.data.classes and 1 <= result.arousal <= 5
     assert result.windows.mode == "windows" and result.windows.n_windows >= 3
     assert abs(result.windows.window_s - 64 * 0.02) < 1e-9
+    # Its config.json is bounded before the encoder is built, as the stages' meta.json are.
+    import json
+    import shutil
+
+    from koemo.errors import CheckpointError
+
+    big = shutil.copytree(out, tmp_path / "big")
+    config_path = big / "audio-encoder" / "config.json"
+    config_path.write_text(json.dumps({**json.loads(config_path.read_text()),
+                                       "num_hidden_layers": 100000}))
+    with pytest.raises(CheckpointError, match=f"{config_path}: num_hidden_layers = 100000 is not a size"):
+        Predictor.from_checkpoint(big)

@@ -113,6 +113,93 @@ def test_reproduce_killed_leaves_nothing_and_resumes_to_the_same_tables(tmp_path
     assert [name for name in tables if resumed[name] != tables[name]] == []
 
 
+def _kernel_of(proc: subprocess.Popen) -> psutil.Process:
+    """The notebook kernel `proc` started, once it runs."""
+    deadline = time.monotonic() + 120
+    while True:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no kernel started within 120 s"
+        kernels = [p for p in psutil.Process(proc.pid).children()
+                   if "ipykernel" in " ".join(p.cmdline())]
+        if kernels:
+            return kernels[0]
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_reproduce_stopped_by_a_signal_says_so_in_one_line(tmp_path, signum):
+    """Ctrl-C (SIGINT to the terminal's process group) or a scheduler's SIGTERM during the
+    first notebook: one plain line on stderr naming the notebook, exit 128 + signal, and the
+    kernel gone with the temp folder."""
+    (tmp_path / "tmp").mkdir()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "TMPDIR": str(tmp_path / "tmp")}
+    proc = subprocess.Popen([sys.executable, "-m", "koemo", "reproduce", "--config", "tiny",
+                             "--synthetic", "--workdir", str(tmp_path / "w"),
+                             "--out", str(tmp_path / "paper"), "--only", "1-1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    kernel = _kernel_of(proc)
+    os.killpg(proc.pid, signum)          # as the terminal sends Ctrl-C: to the process group
+    out, err = proc.communicate(timeout=120)
+    try:
+        assert _survivors([kernel], 10) == []
+    finally:
+        _kill_all([kernel])
+    assert proc.returncode == 128 + signum, (out, err)
+    assert "Traceback" not in err and "\x1b[" not in err, err
+    name = "Ctrl-C (SIGINT)" if signum == signal.SIGINT else "SIGTERM"
+    assert err.splitlines() == [f"koemo reproduce: stopped by {name} in notebook "
+                                "1-1_data_aggregation; the work of finished steps is kept: the "
+                                "same command resumes the run"]
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_a_signal_ends_only_the_processes_started_inside(tmp_path):
+    """What reproduce started (kernel, workers) dies with the signal; a process of the caller's
+    that was there before lives on; the caller gets Interrupted naming the work."""
+    from koemo.errors import Interrupted
+
+    sleeper = [sys.executable, "-c", "import time; time.sleep(120)"]
+    older = subprocess.Popen(sleeper)
+    newer = None
+    try:
+        with pytest.raises(Interrupted) as stopped:
+            with R.stop_children_on_signal({"what": "notebook 2-1_audio_arousal"}):
+                newer = subprocess.Popen(sleeper)
+                started = psutil.Process(newer.pid)
+                os.kill(os.getpid(), signal.SIGTERM)
+        assert (stopped.value.signum, stopped.value.what) == (signal.SIGTERM,
+                                                              "notebook 2-1_audio_arousal")
+        assert _survivors([started], 10) == []
+        assert older.poll() is None
+        assert signal.getsignal(signal.SIGTERM) is not None     # the caller's handler is back
+    finally:
+        for proc in (older, newer):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def test_train_stopped_by_ctrl_c_says_so_in_one_line(module_workdir, tmp_path):
+    """`koemo train` interrupted in its first epoch: one line naming the run, exit 130."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "koemo", "train", "audio", "--workdir",
+                             str(module_workdir), "--config", "tiny", "--out", str(run),
+                             "--set", "train.audio.epochs=500", "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 300
+    while not (run / "run.json").is_file():        # written as training starts
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "training did not start within 300 s"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (out, err)
+    assert err.splitlines() == [f"koemo train: stopped by Ctrl-C (SIGINT) in run {run}; its "
+                                "finished epochs are kept: the same command resumes the run"]
+
+
 WORKERS_SCRIPT = """
 import os, time
 from koemo.experiments.workers import worker_pool

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from koemo.cli import main
-from koemo.config.load import with_changes
+from koemo.config.load import load_config, with_changes
 from koemo.dataset import kemdy19
-from koemo.dataset.labels import SEVEN_CLASSES, classes_for, shared_classes
+from koemo.dataset.labels import SEVEN_CLASSES, shared_classes
 from koemo.dataset.prepare import REPORT_JSON, TABLE_FILE, input_fingerprint, prepare
 from koemo.dataset.splits import read_folds_file
 from koemo.errors import KoemoInputError
@@ -134,7 +134,9 @@ def test_differing_rows_under_one_id_are_none_of_them_used(corpus19, tiny_config
     sid = cells[9]
     dropped = [d for d in result.report["dropped_rows"] if d["segment_id"] == sid]
     assert sid not in set(result.table["segment_id"]) or not sid.split("_")[2].startswith("F")
-    assert [d["reason"] for d in dropped].count("duplicate_segment_id") == 2
+    conflicts = [d for d in dropped if d["reason"] == "conflicting_segment_id"]
+    assert len(conflicts) == 2          # the rule KEMDy20 follows too (koemo.dataset.duplicates)
+    assert all("with different emotion_total" in d["message"] for d in conflicts)
     report = result.report
     assert report["rows_read"] == report["rows_kept"] + report["rows_dropped"]
 
@@ -187,10 +189,10 @@ def test_seven_classes_for_either_corpus(corpus19, tiny_corpus, tiny_config, tmp
 
 
 def test_unknown_class_names_are_refused():
-    with pytest.raises(ValueError, match="angery"):
-        classes_for("paper5", ["neutral", "angery"])
-    with pytest.raises(ValueError, match="more than once"):
-        classes_for("paper5", ["neutral", "sad", "neutral"])
+    with pytest.raises(KoemoInputError, match="data.classes: .*angery.* is not allowed"):
+        load_config("tiny", ["data.classes=[neutral, angery]"])
+    with pytest.raises(KoemoInputError, match="data.classes: .* is not allowed: .*distinct"):
+        load_config("tiny", ["data.classes=[neutral, sad, neutral]"])
 
 
 def test_shared_classes_keep_the_first_sets_order():

@@ -87,3 +87,27 @@ def test_no_module_outgrows_one_concern():
     long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py")
             if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES}
     assert long == {}, f"split these by concern: {long}"
+
+
+# A function past ~80 lines does more than one thing: split it by concern.
+MAX_FUNCTION_LINES = 80
+
+
+def long_functions(source: str) -> dict[str, int]:
+    """name -> lines of every function (methods and nested ones too) over the limit."""
+    return {node.name: n for node in ast.walk(ast.parse(source))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and (n := node.end_lineno - node.lineno + 1) > MAX_FUNCTION_LINES}
+
+
+def test_the_function_scan_counts_every_line_of_a_function():
+    body = "".join(f"    x{i} = {i}\n" for i in range(MAX_FUNCTION_LINES - 1))
+    assert long_functions(f"def fits():\n{body}") == {}
+    assert long_functions(f"class C:\n  def over(self):\n{body}    return 1\n") == {
+        "over": MAX_FUNCTION_LINES + 1}
+
+
+def test_no_function_outgrows_one_concern():
+    long = {f"{p.relative_to(PACKAGE)}:{name}": n for p in sorted(PACKAGE.rglob("*.py"))
+            for name, n in long_functions(p.read_text(encoding="utf-8")).items()}
+    assert long == {}, f"split these by concern: {long}"

@@ -264,6 +264,9 @@ def test_consistent_heads_refuses_a_head_count_change():
     with pytest.raises(CheckpointError, match="4 attention heads.*asks for 2"):
         EmoClassifier(cfg, mismatched, TextRegressor(cfg))
     assert EmoClassifier(cfg, AudioRegressor(cfg), TextRegressor(cfg)).audio_num_heads == 2
+    # with the fix the faithful reuse count (4) is never read: the regressor keeps its 2 heads
+    cfg = tiny("consistent_heads", models__multimodal__reuse_audio_num_heads=4)
+    assert EmoClassifier(cfg, AudioRegressor(cfg), TextRegressor(cfg)).audio_num_heads == 2
 
 
 def test_num_heads_must_divide_d_model():

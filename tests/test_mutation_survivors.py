@@ -17,6 +17,7 @@ from sklearn.model_selection import train_test_split
 
 from koemo.dataset.splits import (N_FOLDS, SPLIT_COLUMNS, add_splits, cv5_split, read_folds_file,
                                   split_column)
+from koemo.config.load import load_config, with_changes
 from koemo.config.schema import CROSS_PROTOCOLS, IN_CORPUS_PROTOCOLS
 from koemo.errors import KoemoInputError
 from koemo.modeling.metrics import (batch_averaged_f1, classification_report,
@@ -26,7 +27,7 @@ from koemo.modeling.metrics import (batch_averaged_f1, classification_report,
 
 def cv5(**data):
     """A config as split_column reads it: data.protocol and data.fold (the schema's default
-    fold is 0; the values here bypass the schema to reach split_column's own check)."""
+    fold is 0)."""
     return SimpleNamespace(data=SimpleNamespace(**{"protocol": "cv5", "fold": 0, **data}))
 
 
@@ -38,8 +39,10 @@ def test_every_fold_names_its_column_and_a_missing_fold_is_fold_0():
 
 @pytest.mark.parametrize("fold", [-1, N_FOLDS, "1", 1.0, None])
 def test_a_fold_outside_0_to_4_is_an_input_error(fold):
-    with pytest.raises(KoemoInputError, match=f"data.fold must be an integer 0..{N_FOLDS - 1}"):
-        split_column(cv5(fold=fold))
+    """The schema refuses it when the config loads, before split_column could name a column."""
+    with pytest.raises(KoemoInputError, match=f"data.fold: .* is not allowed: must be an integer "
+                                              f"from 0 to {N_FOLDS - 1}"):
+        with_changes(load_config("tiny"), {"data": {"protocol": "cv5", "fold": fold}})
 
 
 def test_cross_corpus_protocols_name_their_column_and_an_unknown_protocol_is_refused():
@@ -49,8 +52,11 @@ def test_cross_corpus_protocols_name_their_column_and_an_unknown_protocol_is_ref
         assert split_column(cv5(protocol=protocol)) == f"split_{protocol}"
     for protocol in IN_CORPUS_PROTOCOLS:
         assert split_column(cv5(protocol=protocol, fold=3)) == f"split_{protocol}_3"
-    with pytest.raises(KoemoInputError, match="data.protocol must be one of .*not 'cv10'"):
-        split_column(cv5(protocol="cv10"))
+    assert split_column(cv5(protocol="paper", fold=3)) == "split_paper"
+    assert split_column(cv5(protocol="session")) == "split_session"
+    with pytest.raises(KoemoInputError, match="data.protocol: \"cv10\" is not allowed: must be "
+                                              "paper, session, cv5"):
+        load_config("tiny", ["data.protocol=cv10"])
 
 
 def test_ccc_of_identical_constant_series_is_nan_without_a_warning():

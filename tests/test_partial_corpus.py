@@ -33,12 +33,14 @@ def keep_one(root: Path, label: str = "sad", instead: str = "neutral") -> None:
 
 @pytest.fixture(scope="module")
 def partial(tmp_path_factory, tiny_config):
-    """Corpus root and prepared workdir: three sessions, one sad utterance."""
+    """Corpus root and prepared workdir: three sessions, one sad utterance, and a fourth
+    session recorded but not annotated (a partial download: wav/Session04, no Sess04_eval.csv)."""
     from koemo.dataset.prepare import prepare
     from koemo.synth import write_corpus
 
     root = tmp_path_factory.mktemp("partial") / "KEMDy20_v1_1"
-    write_corpus(root, sessions=SESSIONS, seed=0, utterances_per_session=24)
+    write_corpus(root, sessions=SESSIONS, seed=0, utterances_per_session=24,
+                 faults="unannotated-session")
     keep_one(root)
     workdir = tmp_path_factory.mktemp("partial_work")
     prepare(root, workdir, tiny_config, progress=False)
@@ -58,6 +60,23 @@ def test_the_corpus_has_three_sessions_and_one_sad_utterance(partial):
     table = report.load_table(partial[1])
     assert sorted(table["session"].unique()) == [1, 2, 3]
     assert (table["label"] == "sad").sum() == 1
+
+
+def test_a_session_without_annotation_is_one_line_not_a_file_per_recording(partial):
+    """Before, each of Session04's recordings and transcripts was a problem file of its own
+    (724 on the real KEMDy20 sample); now the session is one line with its wav count."""
+    from koemo.dataset.prepare_report import summary_text
+
+    report = json.loads((partial[1] / "prepare_report.json").read_text(encoding="utf-8"))
+    folder = partial[0] / "wav" / "Session04"
+    wavs = len(list(folder.glob("*.wav")))
+    [lost] = report["sessions_without_rows"]
+    assert lost["message"] == (f"{folder}: {wavs} wav file(s), none with an annotation row "
+                               "(no Sess04_eval.csv)")
+    assert report["problem_files"] == [] and report["sessions"]["Session04"]["rows_read"] == 0
+    printed = summary_text(report)
+    assert lost["message"] in printed and "problem files" not in printed
+    assert "; 1 input problem (1 session)" in printed.splitlines()[0]
 
 
 def test_welch_leaves_out_the_single_sad_row_and_says_so(partial, cfg):
@@ -138,8 +157,11 @@ def test_every_row_averages_over_the_classes_of_its_test_set(trained, cfg):
 
 
 def test_runs_scored_before_the_label_set_rule_are_rescored(trained, tmp_path):
-    """A finished run from an earlier version (no label_set) is re-scored when collected."""
+    """A finished run from an earlier version (no label_set) is re-scored when collected, into
+    a new version of its metrics: the file training wrote stays as it was."""
     import shutil
+
+    from koemo.modeling.runs import RunDir
 
     source = Path(trained.loc[trained["stage"] == "multimodal", "run_dir"].iloc[0])
     run_dir = Path(shutil.copytree(source, tmp_path / "run"))
@@ -147,11 +169,12 @@ def test_runs_scored_before_the_label_set_rule_are_rescored(trained, tmp_path):
     stale = json.loads(json.dumps({k: v for k, v in current.items() if k != "label_set"}))
     stale["macro_f1"] = stale["baseline"]["macro_f1"] = -1.0
     (run_dir / "test_metrics.json").write_text(json.dumps(stale))
-    again = ex.rescore_classifier(run_dir, stale)
-    assert again["macro_f1"] == pytest.approx(current["macro_f1"])
-    assert again["baseline"] == pytest.approx(current["baseline"])
-    assert again["weighted_f1_batch_mean"] == current["weighted_f1_batch_mean"]
-    assert json.loads((run_dir / "test_metrics.json").read_text())["label_set"] == current["label_set"]
+    again = ex.rescore_classifier(run_dir)
+    assert again.macro_f1 == pytest.approx(current["macro_f1"])
+    assert again.majority().as_dict() == pytest.approx(current["baseline"])
+    assert again.weighted_f1_batch_mean == current["weighted_f1_batch_mean"]
+    assert json.loads((run_dir / "test_metrics.json").read_text()) == stale
+    assert RunDir(run_dir).metrics().label_set == current["label_set"]
 
 
 def test_the_results_page_carries_the_notes(partial, trained, cfg, tmp_path):

@@ -10,7 +10,8 @@ from koemo.experiments import plan as ex
 from koemo.reporting import page as results_page, report
 from koemo.experiments import scaleout
 from koemo.config.load import load_config
-from koemo.modeling.runs import resume_fingerprint, run_dir_for
+from koemo.modeling.resume import resume_fingerprint
+from koemo.modeling.runs import run_dir_for
 from koemo.reporting.plan_summary import expected_train_rows, summarize
 
 CONFIGS = ("paper", "paper_budget", "demo", "tiny")

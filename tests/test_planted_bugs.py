@@ -1,5 +1,6 @@
-"""Issue #22's planted bugs: each applied to a copy of src/ must be caught by the fast suite
-(`make test-fast`). Before these tests, five survived and one was caught only by a slow test."""
+"""Planted bugs (issues #22 and #30): each applied to a copy of src/ must be caught by the fast
+suite (`make test-fast`). Before their tests, each of these survived it (or was caught only by a
+slow test)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ class PlantedBug:
 
 FIX = "tests/test_fix_reads.py::"
 DROPS = "tests/test_prepare_reported_drops.py"
+UNC = "tests/test_uncertainty.py::"
 BUGS = {
     "predictor ignores db_floor_padding": PlantedBug(
         "src/koemo/inference/predictor.py",
@@ -35,10 +37,10 @@ BUGS = {
         'which = "last"',
         (FIX + "test_evaluate_scores_the_checkpoint_the_test_rule_names",)),
     "prepare drops a duplicate Segment ID unreported": PlantedBug(
-        "src/koemo/dataset/prepare.py",
-        '''        out.drop_row(sid, session, csv_path, "duplicate_segment_id",
-                     f"{where}: segment id {sid} appears more than once")
-''', "", (DROPS,)),
+        "src/koemo/dataset/duplicates.py",
+        '''                out.drop_row(sid, session, path, "duplicate_segment_id",
+                             f"{head}; a copy of the first, which is used")
+''', "                pass\n", (DROPS,)),
     "prepare drops a bad-value row unreported": PlantedBug(
         "src/koemo/dataset/prepare.py",
         '''        out.drop_row(sid, session, csv_path, "bad_value",
@@ -53,6 +55,27 @@ BUGS = {
         "with hold_run(run_dir, blocking=blocking) if is_main else contextlib.nullcontext(True) as held:",
         "with contextlib.nullcontext(True) as held:",
         ("tests/test_runlock.py",)),
+    # issue #30, item 7: the science's own arithmetic
+    "the bootstrap interval is a 99% one": PlantedBug(
+        "src/koemo/reporting/uncertainty.py",
+        "tail = 100 * (1 - CONFIDENCE) / 2", "tail = 100 * (1 - 0.99) / 2",
+        (UNC + "test_the_interval_is_the_2_5_and_97_5_percentiles_of_the_draws",)),
+    "the paired test counts one tail": PlantedBug(
+        "src/koemo/reporting/uncertainty.py",
+        "extreme = np.abs(draws - point) >= abs(point) - 1e-12",
+        "extreme = (draws - point) >= abs(point) - 1e-12",
+        (UNC + "test_the_paired_test_is_two_sided_a_versus_b_as_b_versus_a",)),
+    "valence and arousal alpha are nominal": PlantedBug(
+        "src/koemo/reporting/agreement.py",
+        'row[f"{field} alpha (interval)"] = krippendorff_alpha(scores, "interval")',
+        'row[f"{field} alpha (interval)"] = krippendorff_alpha(scores, "nominal")',
+        ("tests/test_agreement.py::test_valence_and_arousal_agreement_is_the_interval_alpha",)),
+    "the text-state key leaves out max_length (the padding)": PlantedBug(
+        "src/koemo/text/encoder.py",
+        "return hashlib.sha1(row.tobytes()).hexdigest()",
+        "return hashlib.sha1(row[row != 1].tobytes()).hexdigest()",
+        ("tests/test_text_encoder.py::"
+         "test_a_new_max_length_misses_the_cache_and_gets_states_of_its_own_shape",)),
 }
 
 

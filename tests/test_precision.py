@@ -3,12 +3,14 @@ gradient scaler, and on a CPU `auto` is exactly fp32."""
 from __future__ import annotations
 
 import json
+from typing import get_args
 
 import pandas as pd
 import pytest
 import torch
 
 from koemo.config.load import load_config
+from koemo.config.schema import Precision
 from koemo.errors import KoemoInputError
 from koemo.modeling import precision as P
 from koemo.modeling.train import train_epoch, train_stage
@@ -48,7 +50,7 @@ def test_explicit_settings_are_kept_on_a_gpu(fake_gpu):
 
 def test_every_setting_is_fp32_on_a_cpu(fake_gpu):
     fake_gpu(bf16=True)                             # even with a GPU present
-    for setting in P.PRECISIONS:
+    for setting in get_args(Precision):
         assert P.resolve_precision(setting, CPU) == "fp32"
         assert P.grad_scaler_for(CPU, setting) is None
         with P.autocast_for(CPU, setting):
@@ -56,8 +58,9 @@ def test_every_setting_is_fp32_on_a_cpu(fake_gpu):
 
 
 def test_unknown_precision_is_refused():
-    with pytest.raises(KoemoInputError, match="fp32, bf16, fp16, auto"):
-        P.resolve_precision("fp8", CPU)
+    with pytest.raises(KoemoInputError, match="train.precision: \"fp8\" is not allowed: must be "
+                                              "fp32, bf16, fp16 or auto"):
+        load_config("tiny", ["train.precision=fp8"])
 
 
 def test_auto_device_follows_cuda_availability(fake_gpu):

@@ -197,19 +197,30 @@ def test_wav_without_row_is_reported(prepared, corpus_copy, tiny_config, tmp_pat
                 features=False)
 
 
-def test_misnamed_annotation_file_is_reported(prepared, corpus_copy, tiny_config, tmp_path):
+def test_misnamed_annotation_file_stops_unless_skipped(prepared, corpus_copy, tiny_config,
+                                                      tmp_path):
+    """A CSV whose name names no session would lose its rows unseen: it stops prepare like an
+    unreadable file, naming the name it should have, unless --skip-unreadable."""
     extra = corpus_copy / "annotation" / "Sess2_eval.csv"
     shutil.copy(corpus_copy / "annotation" / "Sess02_eval.csv", extra)
-    result = prepare(corpus_copy, tmp_path / "w", tiny_config, progress=False, features=False)
+    with pytest.raises(KoemoInputError, match="--skip-unreadable") as err:
+        prepare(corpus_copy, tmp_path / "w", tiny_config, progress=False, features=False)
+    problem = (f"{extra}: annotation file name not recognised, so its session is unknown "
+               "(expected SessNN_eval.csv; Sess02_eval.csv is there too, so this looks like a "
+               "second copy of it (a browser's duplicate download): remove one)")
+    assert str(err.value).startswith(problem)
+    result = prepare(corpus_copy, tmp_path / "w", tiny_config, progress=False, features=False,
+                     skip_unreadable=True)
     assert len(result.table) == len(prepared.table)
     assert result.report["problem_files"] == [{
         "file": str(extra), "reason": "bad_file_name",
-        "message": f"{extra}: not named SessNN_eval.csv; skipped"}]
+        "message": f"{problem} (skipped: --skip-unreadable)"}]
+    assert result.report["skipped_unreadable"] == [str(extra)]
     # --strict stops on it, saying which file and why (_Collector.problem_file 1: no message).
-    with pytest.raises(KoemoInputError, match=r"Sess2_eval.csv: not named SessNN_eval.csv; "
-                                              r"skipped \(--strict: stopping at the first"):
+    with pytest.raises(KoemoInputError, match=r"Sess2_eval.csv: annotation file name not "
+                                              r"recognised.*\(--strict: stopping at the first"):
         prepare(corpus_copy, tmp_path / "strict", tiny_config, strict=True, progress=False,
-                features=False)
+                features=False, skip_unreadable=True)
 
 
 def _edit_line(csv, line_no, edit):
@@ -271,9 +282,14 @@ def test_unreadable_annotation_file_stops_unless_skipped(prepared, corpus_copy, 
     assert report["problem_files"][0]["reason"] == "malformed_csv"
     assert report["rows_read"] == len(csv_rows(corpus_copy)) - len(pd.read_csv(csv, header=None, skiprows=2))
     assert report["rows_read"] == report["rows_kept"] + report["rows_dropped"]
-    # Its wavs now have no row: each is reported, none lost silently.
-    orphans = [p for p in report["problem_files"] if p["reason"] == "wav_without_row"]
-    assert len(orphans) == len(list((corpus_copy / "wav" / "Session02").glob("*.wav")))
+    # Its wavs now have no row: the session is named once with their number, none lost silently.
+    wavs = len(list((corpus_copy / "wav" / "Session02").glob("*.wav")))
+    [lost] = report["sessions_without_rows"]
+    assert (lost["folder"], lost["wavs"]) == (str(corpus_copy / "wav" / "Session02"), wavs)
+    assert "(Sess02_eval.csv skipped as unreadable (--skip-unreadable))" in lost["message"]
+    assert report["sessions"]["Session02"] == {"rows_read": 0, "rows_kept": 0, "rows_dropped": 0,
+                                               "wavs": wavs, "wavs_with_row": 0,
+                                               "wavs_without_row": wavs}
     # A table made by skipping is not reused by a run that would stop.
     assert main(args) == 1
 

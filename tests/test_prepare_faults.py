@@ -24,7 +24,8 @@ from koemo.cli import main
 from koemo.dataset.prepare import REPORT_JSON, TABLE_FILE, prepare
 from koemo.errors import KoemoInputError
 
-SOURCES = ("dataset/kemdy20.py", "dataset/prepare.py", "dataset/corpus_files.py")
+SOURCES = ("dataset/kemdy20.py", "dataset/prepare.py", "dataset/corpus_files.py",
+           "dataset/duplicates.py", "dataset/sessions.py")
 
 
 # --- damaging a copy of the corpus ----------------------------------------------------------
@@ -48,10 +49,14 @@ def edit_field(corpus: Path, sid: str, column: int, value: str) -> None:
     csv.write_text("\n".join(lines), encoding="utf-8")
 
 
-def duplicate_row(corpus: Path, sid: str) -> None:
+def duplicate_row(corpus: Path, sid: str, column: int | None = None, value: str = "") -> None:
+    """Append a copy of the row of `sid` to Sess02_eval.csv, `column` set to `value` if given."""
     csv = corpus / "annotation" / "Sess02_eval.csv"
     lines = csv.read_text(encoding="utf-8").rstrip("\n").split("\n")
-    lines.append(next(line for line in lines if f",{sid}," in line))
+    cells = next(line for line in lines if f",{sid}," in line).split(",")
+    if column is not None:
+        cells[column] = value
+    lines.append(",".join(cells))
     csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -127,6 +132,8 @@ DAMAGE = {
     "stray_field": (plant("stray-comma"), {}),
     "bad_segment_id": (on_field(3, "Sess2_script01_User003F_001"), {}),
     "duplicate_segment_id": (lambda c, t: duplicate_row(c, kept_row(c, t)[0]), {}),
+    "conflicting_segment_id": (lambda c, t: duplicate_row(c, kept_row(c, t)[0], 5, "1.55"), {}),
+    "start_after_end": (plant("start-after-end"), {}),
     "bad_value": (on_field(1, "soon"), {}),
     "label_out_of_range": (plant("out-of-range-labels"), {}),
     "label_empty": (on_field(4, ""), {}),
@@ -156,13 +163,13 @@ DAMAGE = {
     "txt_encoding": (plant("utf8-transcripts"), {}),
     "empty_text": (on_txt(lambda p: p.write_bytes("n/ l/ b/\r\n".encode("cp949"))), {}),
     # files and folders
-    "bad_file_name": (lambda c, t: shutil.copy(c / "annotation" / "Sess02_eval.csv",
-                                               c / "annotation" / "Sess2_eval.csv"), {}),
+    "bad_file_name": (plant("duplicate-download-name"), {"skip": True}),
     "malformed_csv": (break_header, {"skip": True}),
     "missing_csv": (annotation_link_to_nowhere, {"skip": True}),
     "unreadable_csv": (folder_as_annotation_file, {"skip": True}),
     "unreadable_folder": (no_access(lambda c, t: c / "wav" / "Session02"),
                           {"skip": True, "unprivileged": True}),
+    "session_without_rows": (plant("header-only-session"), {}),
     "wav_without_row": (stray_file(".wav"), {}),
     "txt_without_row": (stray_file(".txt"), {}),
 }
@@ -192,13 +199,23 @@ def prepare_report(corpus: Path, workdir: Path, cfg: dict, skip=False, unprivile
                    skip_unreadable=skip).report
 
 
-def data_lines(corpus: Path, skipped) -> int:
-    """Non-blank data lines of every readable SessNN_eval.csv, counted without koemo."""
-    total = 0
+def data_lines(corpus: Path, skipped) -> dict[str, int]:
+    """Session folder -> non-blank data lines of its SessNN_eval.csv when that was read,
+    counted without koemo."""
+    lines = {}
     for csv in (corpus / "annotation").glob("Sess[0-9][0-9]_eval.csv"):
         if str(csv) not in skipped:
-            total += sum(1 for line in csv.read_bytes().split(b"\n")[2:] if line.strip())
-    return total
+            lines[f"Session{csv.name[4:6]}"] = sum(
+                1 for line in csv.read_bytes().split(b"\n")[2:] if line.strip())
+    return lines
+
+
+def wav_files(corpus: Path, skipped) -> dict[str, int]:
+    """Session folder -> the wav files (links too) it holds, counted without koemo; none in a
+    folder prepare could not list."""
+    return {folder.name: 0 if str(folder) in skipped else
+            sum(1 for p in folder.iterdir() if p.name.endswith(".wav") and not p.is_dir())
+            for folder in (corpus / "wav").iterdir() if folder.name.startswith("Session")}
 
 
 def all_reasons(report: dict) -> set[str]:
@@ -207,10 +224,27 @@ def all_reasons(report: dict) -> set[str]:
 
 
 def assert_balanced(report: dict, corpus: Path) -> None:
+    """Rows read = kept + dropped, wavs = with a row + without one, in all and per session,
+    against counts taken without koemo; input problems = rows + files + sessions."""
+    skipped = report["skipped_unreadable"]
     assert report["rows_read"] == report["rows_kept"] + report["rows_dropped"]
-    assert report["rows_read"] == data_lines(corpus, report["skipped_unreadable"])
+    assert report["rows_read"] == sum(data_lines(corpus, skipped).values())
     assert report["rows_dropped"] == len(report["dropped_rows"])
     assert report["rows_kept"] == sum(report["labels_kept"].values())
+    sessions = report["sessions"]
+    for folder, counts in sessions.items():
+        assert counts["rows_read"] == counts["rows_kept"] + counts["rows_dropped"], folder
+        assert counts["wavs"] == counts["wavs_with_row"] + counts["wavs_without_row"], folder
+    assert {f: c["rows_read"] for f, c in sessions.items() if c["rows_read"]} == \
+        {f: n for f, n in data_lines(corpus, skipped).items() if n}
+    assert {f: c["wavs"] for f, c in sessions.items() if c["wavs"]} == \
+        {f: n for f, n in wav_files(corpus, skipped).items() if n}
+    assert sum(c["rows_kept"] for c in sessions.values()) == report["rows_kept"]
+    assert sum(c["wavs_without_row"] for c in sessions.values()) == \
+        sum(s["wavs"] for s in report["sessions_without_rows"]) + \
+        sum(p["reason"] == "wav_without_row" for p in report["problem_files"])
+    assert report["input_problems"] == sum(d["input_problem"] for d in report["dropped_rows"]) + \
+        len(report["problem_files"]) + len(report["sessions_without_rows"])
 
 
 @pytest.fixture(scope="module")
@@ -240,7 +274,8 @@ def test_clean_corpus_balances(clean, tiny_corpus):
 def _reasons_in_source() -> tuple[set[str], set[str]]:
     """Reason codes the source passes to CorpusFileError, drop_row, problem_file and note, or
     returns from _label_reason: literal codes, and f-string patterns (`missing_*`)."""
-    positions = {"CorpusFileError": 1, "drop_row": 3, "problem_file": 1, "note": 2}
+    positions = {"CorpusFileError": 1, "drop_row": 3, "problem_file": 1, "note": 2,
+                 "session_problem": 1}
     literal, patterns = set(), set()
     root = Path(prepare_module.__file__).parents[1]
     for source in SOURCES:
@@ -277,7 +312,7 @@ def test_damage_table_covers_every_reason_in_the_code():
 
 # --- faults of real files -------------------------------------------------------------------
 
-def test_all_synth_faults_together(tiny_config, tmp_path):
+def test_all_synth_faults_together(tiny_config, tmp_path, capsys):
     """`koemo synth --faults all`: every fault reported as docs/kemdy20.md says, counts balanced."""
     from koemo.synth.faults import MOJIBAKE_PRONE_TEXT
     corpus = tmp_path / "corpus"
@@ -286,11 +321,23 @@ def test_all_synth_faults_together(tiny_config, tmp_path):
     result = prepare(corpus, tmp_path / "w", tiny_config, progress=False, features=False)
     report = result.report
     assert_balanced(report, corpus)
-    assert report["counts_by_reason"]["malformed_row"] == 2
-    assert report["counts_by_reason"]["label_out_of_range"] == 2
-    assert report["counts_by_reason"]["broken_link"] == 1
+    reasons = report["counts_by_reason"]
+    assert reasons["malformed_row"] == 2
+    assert reasons["label_out_of_range"] == 2
+    assert reasons["broken_link"] == 1
     assert report["notes_by_reason"]["stray_field"] == 1
+    assert reasons["start_after_end"] == 1
+    assert reasons["duplicate_segment_id"] == 1       # the copy; the row itself is read
+    assert reasons["conflicting_segment_id"] == 2     # both rows of the conflicting id
     assert report["problem_files"] == []
+    # the recorded but unannotated session: one line with its wav count, all of it accounted
+    [lost] = report["sessions_without_rows"]
+    assert lost["folder"] == str(corpus / "wav" / "Session06") and lost["wavs"] == 3
+    assert lost["message"].endswith("3 wav file(s), none with an annotation row "
+                                    "(no Sess06_eval.csv)")
+    assert report["sessions"]["Session06"]["wavs_without_row"] == 3
+    printed = capsys.readouterr().out
+    assert printed.count(lost["message"]) == 1 and "problem files" not in printed
     session1 = result.table[result.table["session"] == 1]
     assert (session1["text_encoding"] == "utf-8").all()
     assert MOJIBAKE_PRONE_TEXT in set(session1["text_raw"])     # read as UTF-8, not mojibake
@@ -298,10 +345,13 @@ def test_all_synth_faults_together(tiny_config, tmp_path):
     assert pcm8, "the 8-bit wavs are read and kept"
 
 
-def test_synth_fault_names_are_the_cli_list():
-    from koemo.commands.synth import FAULT_NAMES
+def test_all_plants_every_fault_but_those_named_only_and_unknown_names_are_refused():
+    from koemo.config.schema import FAULTS_ONLY_BY_NAME, SYNTHETIC_FAULTS
     from koemo.synth.faults import FAULTS, parse_faults
-    assert tuple(FAULTS) == FAULT_NAMES
+    assert set(FAULTS) == set(SYNTHETIC_FAULTS)          # every legal name has its planter
+    assert parse_faults("all") == [n for n in SYNTHETIC_FAULTS if n not in FAULTS_ONLY_BY_NAME]
+    assert parse_faults("header-only-session,all") == [
+        n for n in SYNTHETIC_FAULTS if n != "duplicate-download-name"]
     with pytest.raises(KoemoInputError, match="unknown fault"):
         parse_faults("stray-comma,no-such-fault")
 

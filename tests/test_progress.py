@@ -98,7 +98,7 @@ def test_tensorboard_event_file_holds_the_logged_scalars(trained):
 
 
 def test_tensorboard_setting_does_not_change_the_run_identity():
-    from koemo.modeling.runs import resume_fingerprint
+    from koemo.modeling.resume import resume_fingerprint
     on, off = (load_config("tiny", [f"train.tensorboard={v}"]) for v in ("true", "false"))
     assert resume_fingerprint(on, "audio") == resume_fingerprint(off, "audio")
 

@@ -120,12 +120,13 @@ def test_auto_falls_back_when_the_data_does_not_fit(workdir, tmp_path, monkeypat
     assert need >= row_bytes * len(set(np.concatenate([d.audio.index for d in job.datasets.values()])))
     monkeypatch.setattr(R, "available_bytes", lambda device: need - 1)
     assert not R.wants_resident("auto", job.datasets, CPU)
-    assert R.wants_resident("true", job.datasets, CPU)
+    assert R.wants_resident(True, job.datasets, CPU)
     monkeypatch.setattr(R, "available_bytes", lambda device: need)
     assert R.wants_resident("auto", job.datasets, CPU)
     assert not R.wants_resident(False, job.datasets, CPU)
-    with pytest.raises(Exception, match="train.resident must be"):
-        R.wants_resident("sometimes", job.datasets, CPU)
+    assert load_config("tiny", ["train.resident=true"]).train.resident is True
+    with pytest.raises(Exception, match="train.resident: \"sometimes\" is not allowed"):
+        load_config("tiny", ["train.resident=sometimes"])
 
 
 def test_splits_share_one_copy_of_the_store_rows(workdir, tmp_path):

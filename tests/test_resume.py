@@ -70,7 +70,7 @@ def test_kill_between_weights_and_state_trains_the_run_again(tiny_workdir, tmp_p
 
 def test_epoch_budgets_are_not_part_of_a_runs_identity(tiny_config):
     """More epochs for any stage later (or fewer for another stage) resume the same runs."""
-    from koemo.modeling.runs import resume_fingerprint
+    from koemo.modeling.resume import resume_fingerprint
 
     from koemo.config.load import with_changes
 

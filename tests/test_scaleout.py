@@ -137,12 +137,12 @@ WORKER = textwrap.dedent("""
     from koemo.config.load import load_config
 
     workdir, log, go = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
-    real = R.write_log
-    def counted(run_dir, rows):   # every epoch any worker writes, with who wrote it
+    real = R.RunDir.write_log
+    def counted(run, rows):       # every epoch any worker writes, with who wrote it
         with open(log, "a") as fh:
-            fh.write(json.dumps([str(run_dir), len(rows), os.getpid()]) + "\\n")
-        return real(run_dir, rows)
-    R.write_log = counted         # the epoch writer looks it up at each epoch
+            fh.write(json.dumps([str(run.path), len(rows), os.getpid()]) + "\\n")
+        return real(run, rows)
+    R.RunDir.write_log = counted  # the epoch writer looks it up at each epoch
     cfg = load_config("tiny", ["reproduce.protocols=[paper]"])
     plan = ex.main_plan(cfg, stages=["audio", "text", "multimodal"])
     while not go.exists():

@@ -8,6 +8,7 @@ an utterance at a synthetic 0.3 s pause or miss a quiet one (threshold 0.25: 7 o
 to 0.30 s). The tests use seed 1, one of the recordings the defaults get right."""
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -160,3 +161,53 @@ def test_plot_of_an_empty_timeline(tmp_path):
 def test_bad_settings_are_named(predictor, recording):
     with pytest.raises(KoemoInputError, match=r"segments.vad: unknown setting 'treshold' \(did you mean 'threshold'\?\)"):
         predict_timeline(predictor, recording[0], sample_rate=16000, settings={"vad": {"treshold": 0.4}})
+
+
+def test_cli_segments_json_is_json_with_null_for_nan(asr_predictor_dir, recording, tmp_path, capsys):
+    """--segments --json prints one JSON document (an object per utterance, NaN as null), not a
+    pandas table; what it wrote goes to stderr."""
+    from koemo.inference.provenance import SYNTHETIC_NOTE
+
+    wave, truth = recording
+    path = tmp_path / "long.wav"
+    sf.write(path, wave, 16000, subtype="PCM_16")
+    out = tmp_path / "timeline.csv"
+    assert main(["predict", str(path), "--segments", "--json", "--out", str(out), "--checkpoint",
+                 str(asr_predictor_dir), "--asr", "none", "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)
+    segments = document["segments"]
+    assert len(segments) == len(truth) and document["wav"] == str(path)
+    classes = Predictor.from_checkpoint(asr_predictor_dir, asr="none").classes
+    assert all(list(row) == timeline_columns(classes) for row in segments)
+    assert all(row["valence"] is None and row["label"] == "" for row in segments)   # no transcript
+    assert all(value is None for row in segments for key, value in row.items() if key.startswith("prob_"))
+    assert SYNTHETIC_NOTE in document["notes"] and str(out) in captured.err
+
+
+def test_timeline_csv_and_figure_carry_the_synthetic_warning(asr_predictor_dir, recording,
+                                                             tmp_path, capsys):
+    """The README promises the synthetic-predictor warning on every result: the CSV's `notes`
+    column on every row (read by pandas as it is, no comment line to skip), the PNG a caption."""
+    from koemo.inference.provenance import SYNTHETIC_NOTE
+    from koemo.inference.segments import timeline_figure
+
+    wave, _ = recording
+    path = tmp_path / "long.wav"
+    sf.write(path, wave, 16000, subtype="PCM_16")
+    out, png = tmp_path / "timeline.csv", tmp_path / "timeline.png"
+    assert main(["predict", str(path), "--segments", "--out", str(out), "--plot", str(png),
+                 "--checkpoint", str(asr_predictor_dir), "--asr", "none", "--no-progress"]) == 0
+    assert f"note: {SYNTHETIC_NOTE}" in capsys.readouterr().out
+    table = pd.read_csv(out, keep_default_na=False)
+    assert len(table) and table["notes"].str.startswith(SYNTHETIC_NOTE).all()
+    frame = predict_timeline(Predictor.from_checkpoint(asr_predictor_dir, asr="none"), path)
+    assert frame.attrs["notes"] == [SYNTHETIC_NOTE]
+    assert SYNTHETIC_NOTE in [text.get_text() for text in timeline_figure(frame).texts]
+    # A cut recording is refused before voice activity is searched, as a single one is.
+    data = path.read_bytes()
+    (tmp_path / "cut.wav").write_bytes(data[:len(data) // 2])
+    assert main(["predict", str(tmp_path / "cut.wav"), "--segments", "--checkpoint",
+                 str(asr_predictor_dir), "--asr", "none"]) == 1
+    err = capsys.readouterr().err
+    assert "cut.wav: wav file is truncated" in err and len(err.strip().splitlines()) == 1

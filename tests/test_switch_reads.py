@@ -27,6 +27,10 @@ READERS = {
         "koemo.inference.hub:model_card":
             FIX + "test_model_card_says_inference_is_deterministic_with_the_dropout_fix",
         "koemo.modeling.trim:_dropout_free": TRIM,
+        "koemo.modeling.evaluate:evaluate":
+            "tests/test_evaluate.py::test_an_eval_switch_is_honoured_and_reported",
+        "koemo.modeling.evaluate:unseeded_run_note":
+            "tests/test_evaluate.py::test_a_run_scored_before_seeding_is_named",
     },
     "fixes.text_padding_mask": {
         "koemo.modeling.models:TextRegressor.forward":
@@ -76,17 +80,17 @@ READERS = {
             "tests/test_augment.py::test_seed_per_sample_switch_reads_false_as_the_original",
     },
     "fixes.test_best_checkpoint": {
-        "koemo.modeling.train:score_test_split":
+        "koemo.modeling.scoring:score_test_split":
             "tests/test_train.py::test_early_stopping_and_best_checkpoint_scoring",
         "koemo.modeling.evaluate:resolve_checkpoint":
             FIX + "test_evaluate_scores_the_checkpoint_the_test_rule_names",
     },
     "data.silent_audio": {
-        "koemo.config.load:validate": SILENT + "test_unknown_policy_is_a_config_error",
         "koemo.modeling.data:split_rows":
             SILENT + "test_drop_policy_removes_only_those_rows_and_moves_no_other",
     },
     "data.label_policy": {
+        "koemo.config.load:validate": "tests/test_config_values.py::test_cross_field_rules_name_the_key",
         "koemo.dataset.prepare:scan_corpus": "tests/test_prepare.py::test_seven_label_policy",
         "koemo.dataset.prepare:make_report":
             FIX + "test_prepare_report_names_the_label_policy_it_applied",

@@ -116,6 +116,24 @@ def test_cache_computes_once_then_hits(standin, tokenizer, encoder, tmp_path):
     assert meta["encoder_id"] == str(standin) and meta["dtype"] == "float16"
 
 
+def test_a_new_max_length_misses_the_cache_and_gets_states_of_its_own_shape(tokenizer, encoder,
+                                                                           tmp_path):
+    """`text.max_length` changes the padded sequence the encoder reads (and so every state):
+    states cached at one maximum are never served at another."""
+    texts = [t for t in KOREAN_SENTENCES if len(tokenizer.tokenize(t)) <= 12][:4]
+    assert len(texts) == 4                         # short enough: neither maximum truncates
+    cache = TextStateCache(tmp_path, encoder, tokenizer)
+    short = tokenizer.batch_encode(texts, max_length=16)["input_ids"]
+    cache.ensure(short, progress=False)
+    longer = tokenizer.batch_encode(texts, max_length=24)["input_ids"]
+    assert cache.ensure(longer, progress=False) == {"hits": 0, "misses": 4, "computed": 4}
+    states = cache.get_many(longer)
+    assert states.shape == (4, 24, 32)
+    np.testing.assert_allclose(states.astype(np.float32), reference_states(encoder, longer),
+                               atol=2e-2, rtol=1e-2)
+    assert cache.get_many(short).shape == (4, 16, 32)   # the first maximum's states stay
+
+
 def test_two_cache_handles_on_one_directory_keep_each_others_rows(standin, tokenizer, encoder, tmp_path):
     """Parallel runs open the same cache: a writer must merge, not overwrite, the index."""
     batch = tokenizer.batch_encode(KOREAN_SENTENCES[:6], max_length=16)
@@ -336,5 +354,6 @@ def test_koemo_train_with_a_damaged_encoder_folder_prints_one_line(standin, modu
                      "--set", f"text.tokenizer={folder}"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1
-    assert err[-1].startswith(f"koemo train: error: {folder / 'model.safetensors'}: not a "
-                              "readable safetensors file"), err
+    # Found before training starts (koemo.inference.pretrained), in the one error line.
+    assert len(err) == 1 and err[0].startswith("koemo train: error: "), err
+    assert f"{folder / 'model.safetensors'}: not a readable safetensors file" in err[0], err

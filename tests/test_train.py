@@ -25,14 +25,7 @@ ONE_BATCH = [f"train.{stage}.{key}={value}" for stage in ("audio", "text", "mult
 DETERMINISTIC = ["fixes.eval_attention_dropout_off=true"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread already for the module-scoped training fixtures below: conftest's
-    single_torch_thread is function-scoped, so it starts only after they have run."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +114,7 @@ def test_settings_training_does_not_read_keep_a_run_finished(runs, workdir, cfg)
     import copy
 
     from koemo.modeling.checkpoint import load_training_state, write_training_state
-    from koemo.modeling.runs import resume_fingerprint, run_is_finished
+    from koemo.modeling.resume import resume_fingerprint, run_is_finished
 
     dirs = runs
     other = with_changes(cfg, {"biosignals": {"n_jobs": 7}, "asr": {"batch_size": 3},
@@ -148,13 +141,13 @@ def test_evaluate_reproduces_the_test_scoring(runs, workdir):
     again = evaluate(dirs["audio"], workdir)
     assert again["rmse"] == pytest.approx(saved["rmse"], abs=1e-6)
     assert again["checkpoint"].endswith("last")
-    # The classifier is evaluated from raw inputs, training scored it from the float16 cache.
+    # The classifier is scored from the run's float16 frozen-output cache, as training scored it.
     saved = pd.read_parquet(dirs["multimodal"] / "test_predictions.parquet")
     out = workdir / "eval_predictions.parquet"
     again = evaluate(dirs["multimodal"] / "best", workdir, predictions_out=out)
     assert again["n"] == len(saved)
     evaluated = pd.read_parquet(out)
-    assert (evaluated["segment_id"] == saved["segment_id"]).all()
+    assert evaluated.equals(saved)
 
 
 def test_frozen_cache_holds_the_regressor_outputs(runs, workdir, cfg):
@@ -280,13 +273,6 @@ def test_cli_train_and_evaluate(runs, workdir, capsys):
     assert train["n"] == (table[split_column(load_config("tiny"))] == "train").sum()
 
 
-def test_cli_offers_every_fusion_kind():
-    from koemo.commands.train import CLASSIFIER_KINDS
-    from koemo.modeling.fusion import FUSION_KINDS
-
-    assert set(CLASSIFIER_KINDS) == set(FUSION_KINDS)
-
-
 def test_cli_reports_bad_input_in_one_line(workdir, tmp_path, capsys):
     assert cli_main(["evaluate", "--run", str(tmp_path / "nope"), "--workdir", str(workdir)]) == 1
     err = capsys.readouterr().err
@@ -296,11 +282,12 @@ def test_cli_reports_bad_input_in_one_line(workdir, tmp_path, capsys):
 
 
 def test_early_stopping_and_best_checkpoint_scoring(workdir, tmp_path):
-    """lr 0 keeps the weights, so (deterministic eval) the valid loss never improves after
-    epoch 1: patience 2 stops after epoch 3, and the fix scores the best checkpoint."""
+    """lr 1e-30 keeps the weights (a step that small is below float32's resolution; the schema
+    refuses lr 0), so (deterministic eval) the valid loss never improves after epoch 1:
+    patience 2 stops after epoch 3, and the fix scores the best checkpoint."""
     cfg = load_config("tiny", DETERMINISTIC + [
         "train.audio.batch_size=256", "train.audio.epochs=6", "train.audio.patience=2",
-        "train.audio.lr=0.0", "fixes.test_best_checkpoint=true"])
+        "train.audio.lr=1e-30", "fixes.test_best_checkpoint=true"])
     run_dir = train_stage("audio", workdir, cfg, seed=1, out_dir=tmp_path / "run", progress=False)
     log = pd.read_csv(run_dir / "log.csv")
     assert log["epoch"].tolist() == [1, 2, 3]
@@ -310,7 +297,7 @@ def test_early_stopping_and_best_checkpoint_scoring(workdir, tmp_path):
     # Stopped early: asking again (even for more epochs) returns the finished run.
     more = load_config("tiny", DETERMINISTIC + [
         "train.audio.batch_size=256", "train.audio.epochs=9", "train.audio.patience=2",
-        "train.audio.lr=0.0", "fixes.test_best_checkpoint=true"])
+        "train.audio.lr=1e-30", "fixes.test_best_checkpoint=true"])
     assert pd.read_csv(train_stage("audio", workdir, more, seed=1, out_dir=tmp_path / "run",
                                    progress=False) / "log.csv")["epoch"].tolist() == [1, 2, 3]
 
@@ -329,6 +316,51 @@ def test_balanced_class_weights_follow_train_counts(cfg):
     assert np.allclose(class_weights(job, weighted).numpy(), expected)
     explicit = load_config("tiny", ["train.multimodal.class_weights=[1, 2, 3, 4, 5]"])
     assert class_weights(job, explicit).tolist() == [1, 2, 3, 4, 5]
-    wrong = load_config("tiny", ["train.multimodal.class_weights=[1, 2]"])
-    with pytest.raises(KoemoInputError, match="5 values"):
-        class_weights(job, wrong)
+    with pytest.raises(KoemoInputError, match="one weight per class, 5"):      # refused at load
+        load_config("tiny", ["train.multimodal.class_weights=[1, 2]"])
+
+
+class _Launch:
+    """The main process of a multi-process launch, as far as prepare_job asks."""
+    is_main_process = True
+
+    def main_process_first(self):
+        import contextlib
+        return contextlib.nullcontext()
+
+
+def test_a_launch_refuses_the_classifier_that_runs_its_regressors(runs, workdir, cfg, tmp_path):
+    """Under accelerate the classifier must train from cached regressor outputs (forward_raw
+    would bypass DDP): the job says which it reads (`from_cache`), whatever wraps its forward."""
+    from koemo.modeling.precision import Runtime
+    from koemo.modeling.runs import RunDir
+    from koemo.modeling.train import prepare_job
+
+    launch = Runtime(torch.device("cpu"), "fp32", False, accelerator=_Launch())
+    raw = with_changes(cfg, {"train": {"multimodal": {"cache_frozen": False}}})
+    with pytest.raises(KoemoInputError, match="cache_frozen=true"):
+        prepare_job("multimodal", workdir, raw, 1, RunDir(tmp_path / "raw"), launch,
+                    "attention_lstm", False)
+    job = prepare_job("multimodal", workdir, cfg, 1, RunDir(tmp_path / "cached"), launch,
+                      "attention_lstm", False)
+    assert job.from_cache and not job.runs_regressors
+    alone = Runtime(torch.device("cpu"), "fp32", False)
+    job = prepare_job("multimodal", workdir, raw, 1, RunDir(tmp_path / "raw"), alone,
+                      "attention_lstm", False)
+    assert job.runs_regressors                  # one process: it may run them
+
+
+def test_the_stage_job_is_frozen_and_derived_jobs_are_new(workdir, cfg, tmp_path):
+    import dataclasses
+
+    from koemo.modeling.stage import build_stage, on_device, regressor_forward
+
+    job = build_stage("audio", workdir, cfg, 1, run_dir=tmp_path, device=torch.device("cpu"),
+                      splits=("valid",))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        job.forward = None
+    ready = on_device(job, with_changes(cfg, {"train": {"resident": True}}), torch.device("cpu"),
+                      "attention_lstm")
+    assert ready is not job and ready.model is job.model and ready.rows is job.rows
+    assert job.forward is regressor_forward and type(job.datasets["valid"]) is D.AudioDataset
+    assert type(ready.datasets["valid"]).__name__ == "ResidentDataset"

@@ -175,3 +175,34 @@ def test_a_single_runs_interval_for_the_ablation_tables(labels, tmp_path):
     low, high = (float(v) for v in text.strip("[]").split(", "))
     assert low <= metrics["weighted_f1"] <= high
     assert C.run_interval(pd.Series({"split": "paper"}), "weighted_f1") == ""
+
+
+def test_the_interval_is_the_2_5_and_97_5_percentiles_of_the_draws(labels, tmp_path):
+    """95% percentile bootstrap: the 2.5th and 97.5th percentiles of the draws, as the tables
+    say, both for the bare `interval` and for a table row's interval of one fold's run."""
+    draws = np.random.default_rng(3).normal(0.5, 0.1, 1000)
+    expected = np.percentile(draws, [2.5, 97.5])
+    assert U.interval(0.5, draws) == pytest.approx(tuple(expected), abs=0)
+    assert U.interval(0.5, np.append(draws, np.nan)) == pytest.approx(tuple(expected), abs=0)
+    true, rng = labels
+    pred = noisy(true[:300], 0.6, rng)
+    run = fake_run(tmp_path / "run", true[:300], pred)
+    point, low, high = U.mean_interval({"cv5_f2": [run]}, ["macro_f1"])["macro_f1"]
+    redrawn = U.classification_scores(true[:300], pred, len(CLASSES),
+                                      U.resample_indices(300, "cv5_f2"))["macro_f1"]
+    assert (low, high) == pytest.approx(tuple(np.percentile(redrawn, [2.5, 97.5])), abs=1e-12)
+
+
+def test_the_paired_test_is_two_sided_a_versus_b_as_b_versus_a(labels, tmp_path):
+    """A two-sided p does not depend on which system comes first; a modest difference (p well
+    inside (0, 1)) so a one-sided count would give two different p-values."""
+    true, rng = labels
+    a = fake_run(tmp_path / "a", true[:400], noisy(true[:400], 0.62, rng))
+    b = fake_run(tmp_path / "b", true[:400], noisy(true[:400], 0.58, rng))
+    forward = U.paired_test([("cv5_f1", a, b)], "macro_f1")
+    backward = U.paired_test([("cv5_f1", b, a)], "macro_f1")
+    assert 0.02 < forward["p"] < 0.9
+    assert backward["p"] == forward["p"]
+    assert backward["difference"] == -forward["difference"]
+    assert (backward["ci_low"], backward["ci_high"]) == \
+        pytest.approx((-forward["ci_high"], -forward["ci_low"]), abs=1e-12)

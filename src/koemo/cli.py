@@ -12,7 +12,9 @@ import sys
 import threading
 
 from koemo import __version__, commands
-from koemo.errors import KoemoInputError
+from koemo.errors import Interrupted, KoemoInputError
+
+SIGNAL_NAMES = {signal.SIGINT: "Ctrl-C (SIGINT)", signal.SIGTERM: "SIGTERM"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,15 +28,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _exit_on_sigterm(signum, frame):
+def _interrupt_on_sigterm(signum, frame):
     """SIGTERM (a scheduler's or Colab's stop) unwinds like Ctrl-C, so cleanup code runs
     (e.g. the feature build removes its half-written files) instead of dying mid-write."""
-    raise SystemExit(128 + signum)
+    raise Interrupted(signum)
+
+
+def _report_interrupt(args, err: KeyboardInterrupt) -> int:
+    """One line for a stopped command: the signal, what stopped (when known) and the
+    command's own note on resuming (its `interrupt_note` default); exit 128 + signal."""
+    signum = getattr(err, "signum", signal.SIGINT)
+    what = getattr(err, "what", "")
+    note = getattr(args, "interrupt_note", "")
+    print(f"koemo {args.command}: stopped by {SIGNAL_NAMES.get(signum, f'signal {signum}')}"
+          + (f" in {what}" if what else "") + (f"; {note}" if note else ""), file=sys.stderr)
+    return 128 + int(signum)
 
 
 def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():   # signal() works there only
-        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -49,6 +62,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"koemo {args.command}: error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as err:
+        # Ctrl-C or SIGTERM: one line, no traceback (KOEMO_DEBUG=1 shows it).
+        if os.environ.get("KOEMO_DEBUG"):
+            raise
+        return _report_interrupt(args, err)
     return int(result or 0)
 
 

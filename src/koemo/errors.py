@@ -26,3 +26,23 @@ class BiosignalsNotAvailable(KoemoInputError):
         else:
             message += " (this KEMDy20 copy has no wrist bio-signals, e.g. an audio + text download)"
         super().__init__(message)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT (Ctrl-C) or SIGTERM (a scheduler's stop, raised as this by the CLI) ended the work.
+    A KeyboardInterrupt, so every `finally` and every cleanup that expects Ctrl-C runs; the CLI
+    prints one line naming the signal and `what` stopped (a notebook, a run), and exits with
+    128 + the signal number."""
+
+    def __init__(self, signum: int, what: str = ""):
+        super().__init__(signum, what)
+        self.signum, self.what = int(signum), what
+
+    @classmethod
+    def naming(cls, err: KeyboardInterrupt, what: str) -> "Interrupted":
+        """`err` (Ctrl-C's KeyboardInterrupt, or an Interrupted) as an Interrupted naming `what`,
+        unless something nearer to the work already named it."""
+        import signal
+
+        signum = getattr(err, "signum", signal.SIGINT)
+        return cls(signum, getattr(err, "what", "") or what)

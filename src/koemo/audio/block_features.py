@@ -31,7 +31,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from koemo.audio.features import AMIN, BACKENDS, delta_kernel, feature_section, _mel_transform
+from koemo.audio.features import AMIN, delta_kernel, feature_section, _mel_transform
 from koemo.errors import KoemoInputError
 
 # Frames per piece (~33 s at hop 512 / 16 kHz): ~10 MB of STFT bins at n_fft 2048.
@@ -174,11 +174,8 @@ class _LibrosaOps:
 
 
 def _ops(backend: str, fc):
-    if backend == "torch":
-        return _TorchOps(fc)
-    if backend == "librosa":
-        return _LibrosaOps(fc)
-    raise KoemoInputError(f"features.backend must be one of {BACKENDS}, not {backend!r}")
+    """features.backend's operations (the schema allows torch and librosa only)."""
+    return _LibrosaOps(fc) if backend == "librosa" else _TorchOps(fc)
 
 
 # ----------------------------------------------------------------------------- the two passes

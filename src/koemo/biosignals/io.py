@@ -25,9 +25,9 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from koemo.config.schema import BIOSIGNALS as SIGNALS      # biosignals.signals' choices
 from koemo.errors import BiosignalsNotAvailable, KoemoInputError
 
-SIGNALS = ("EDA", "TEMP", "IBI")
 # Each data row: the value columns, then an optional segment id.
 DATA_FIELDS = {"EDA": ("value", "timestamp"), "TEMP": ("value", "timestamp"),
                "IBI": ("offset", "value", "timestamp")}
@@ -222,17 +222,32 @@ def _read_row_by_row(path: Path, signal: str) -> SignalFile:
 # Labels (annotation files)
 # ---------------------------------------------------------------------------------------------
 
+class _RepeatedIdRows:
+    """The collector koemo.dataset.duplicates reports to, as coverage rows (status bad_row)."""
+
+    def __init__(self, problems: list[dict]):
+        self.problems = problems
+
+    def drop_row(self, segment_id, session, file, reason, message, input_problem=True):
+        self.problems.append(_coverage_row("annotation", "row", path=file, session=session,
+                                           segment_id=segment_id, status="bad_row",
+                                           problem=f"{message} ({reason})"))
+
+
 def read_labels(data_root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """All `annotation/SessNN_eval.csv` -> (segment_id, session, script, speaker, emotion_total)
     in file order, and a coverage-style table of annotation files that could not be read.
 
     The session comes from the file name (Sess17_eval.csv holds `Sess42...` ids); script and
-    speaker come from the id. Rows whose id is malformed are reported, not kept.
+    speaker come from the id. Rows whose id is malformed are reported, not kept; a Segment ID
+    on several rows follows prepare's rule (koemo.dataset.duplicates: copies keep the first
+    row, conflicting rows none), each row left out reported.
     """
+    from koemo.dataset.duplicates import drop_repeated_ids
     from koemo.dataset.kemdy20 import (SEGMENT_ID_RE as FULL_ID_RE, read_annotations,
                                        session_of_annotation_file)
 
-    frames, problems = [], []
+    tables, frames, problems = [], [], []
     for csv_path in sorted(Path(data_root, "annotation").glob("Sess*_eval.csv")):
         try:
             session = session_of_annotation_file(csv_path)
@@ -245,12 +260,14 @@ def read_labels(data_root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             problems.append(_coverage_row("annotation", "row", path=csv_path, session=session,
                                           segment_id=bad["segment_id"], status="bad_row",
                                           problem=f"{csv_path} {bad['problem']}"))
+        tables.append((session, csv_path, table))
+    for session, csv_path, table in drop_repeated_ids(tables, _RepeatedIdRows(problems)):
         ids = table["segment_id"].astype(str).str.strip()
         parts = ids.str.extract(FULL_ID_RE)
-        for row_no, segment in zip(table.index[parts[0].isna()] + 1, ids[parts[0].isna()]):
+        for line, segment in zip(table["line"][parts[0].isna()], ids[parts[0].isna()]):
             problems.append(_coverage_row("annotation", "row", path=csv_path, session=session,
                                           segment_id=segment, status="bad_row",
-                                          problem=f"{csv_path}: data row {row_no}: segment id "
+                                          problem=f"{csv_path}: data row {line - 2}: segment id "
                                                   f"{segment!r} is malformed"))
         ok = parts[0].notna()
         frames.append(pd.DataFrame({

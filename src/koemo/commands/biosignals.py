@@ -30,7 +30,7 @@ def run(args):
     from pathlib import Path
 
     from koemo.biosignals import analyse, write_report
-    from koemo.config.fingerprints import save_run_record
+    from koemo.modeling.runs import save_run_record
 
     sizes = {name: value for name, value in (("max_series", args.max_series),
                                              ("series_length", args.series_length))

@@ -14,14 +14,17 @@ def register(sub):
     parser.add_argument("--device", default="cpu", help="torch device for the encoder (default: cpu)")
     parser.add_argument("--batch-size", type=int, help="default: text.encode_batch_size")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, interrupt_note="the states computed so far are kept: "
+                                                "the same command computes the rest")
 
 
 def run(args):
     from koemo.config.load import load_config
+    from koemo.inference.pretrained import require_assets
     from koemo.text.encoder import encode_workdir_texts
 
     cfg = load_config(args.config, args.overrides)
+    require_assets([cfg], ["text"], args.config, args.overrides)
     report = encode_workdir_texts(args.workdir, cfg, device=args.device,
                                   batch_size=args.batch_size, progress=not args.no_progress)
     print(f"{report['utterances']} utterances: {report['hits']} cached already, "

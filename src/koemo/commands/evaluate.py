@@ -14,11 +14,13 @@ def register(subparsers) -> None:
     parser.add_argument("--workdir", required=True, help="workdir written by `koemo prepare`")
     parser.add_argument("--split", default="test", choices=("train", "valid", "test"))
     parser.add_argument("--config", default=None,
-                        help="config name or path (default: the run's own config.yaml)")
+                        help="config name or path (default: the run's own config)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value (only with --config)")
+                        help="override a config value (of --config, else of the run's "
+                             "own config); a setting the checkpoint cannot honour is refused")
     parser.add_argument("--out", default=None,
-                        help="directory for <split>_metrics.json and <split>_predictions.parquet")
+                        help="directory for the split's metrics (JSON) and per-row predictions "
+                             "(parquet), named as a run's test files")
     parser.set_defaults(func=run)
 
 
@@ -26,20 +28,24 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from koemo.config.load import load_config
-    from koemo.errors import KoemoInputError
-    from koemo.modeling.evaluate import evaluate
+    import sys
 
-    if args.overrides and not args.config:
-        raise KoemoInputError("--set needs --config (the run's config.yaml is used as saved)")
+    from koemo.config.load import load_config
+    from koemo.modeling.evaluate import evaluate
+    from koemo.modeling.runs import scores_files
+
     cfg = load_config(args.config, args.overrides) if args.config else None
-    out = Path(args.out) if args.out else None
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-    metrics = evaluate(args.run, args.workdir, cfg, split=args.split,
-                       predictions_out=out / f"{args.split}_predictions.parquet" if out else None)
+    overrides = [] if args.config else args.overrides
+    files = None
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        files = scores_files(args.out, args.split)
+    metrics = evaluate(args.run, args.workdir, cfg, split=args.split, overrides=overrides,
+                       predictions_out=files[1] if files else None)
     text = json.dumps(metrics, indent=2, ensure_ascii=False)
-    if out is not None:
-        (out / f"{args.split}_metrics.json").write_text(text, encoding="utf-8")
+    if files is not None:
+        files[0].write_text(text, encoding="utf-8")
     print(text)
+    for note in metrics.get("notes", []):
+        print(f"note: {note}", file=sys.stderr)
     return 0

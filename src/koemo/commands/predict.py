@@ -240,6 +240,9 @@ def run_batch(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- long recordings
 
 def run_segments(args: argparse.Namespace) -> int:
+    """The timeline of a long recording: --json prints it as JSON (one object per utterance,
+    NaN as null) and nothing else on stdout; --out writes the CSV (the notes column carries the
+    predictor's warnings on every row), --plot the figure (with them as its caption)."""
     from koemo.inference.provenance import describe
     from koemo.inference.segments import TABLE_DECIMALS, plot_timeline, predict_timeline
 
@@ -248,16 +251,26 @@ def run_segments(args: argparse.Namespace) -> int:
     predictor = load_predictor(args)
     frame = predict_timeline(predictor, args.wav, progress=not args.no_progress)
     table = frame.round(TABLE_DECIMALS)
-    print(f"predictor: {printable(describe(predictor.provenance), None)}")
+    # With --json, stdout is the JSON document alone; what was written is said on stderr.
+    say = (lambda line: print(line, file=sys.stderr)) if args.json else print
+    if args.json:
+        print(json.dumps({"wav": args.wav, "notes": frame.attrs["notes"],
+                          "segments": json.loads(table.to_json(orient="records", force_ascii=False)),
+                          "predictor": predictor_record(predictor)}, indent=2, ensure_ascii=False))
+    else:
+        say(f"predictor: {printable(describe(predictor.provenance), None)}")
+        for note in frame.attrs["notes"]:
+            say(f"note: {printable(note, None)}")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(args.out, index=False)
-        print(f"{len(frame)} utterances -> {args.out}")
-    else:
-        shown = table.assign(text=[printable(text, SEGMENT_TEXT_LIMIT) for text in table["text"]])
-        print(shown.to_string(index=False))
+        say(f"{len(frame)} utterances -> {args.out}")
+    elif not args.json:
+        shown = table.drop(columns="notes").assign(
+            text=[printable(text, SEGMENT_TEXT_LIMIT) for text in table["text"]])
+        say(shown.to_string(index=False))
     if args.plot:
-        print(f"timeline figure -> {plot_timeline(frame, args.plot, title=Path(args.wav).name)}")
+        say(f"timeline figure -> {plot_timeline(frame, args.plot, title=Path(args.wav).name)}")
     return 0
 
 

@@ -26,11 +26,13 @@ def register(subparsers) -> None:
                         help="stop at the first bad input file instead of reporting and skipping it")
     parser.add_argument("--skip-unreadable", action="store_true",
                         help="go on without an annotation file or session folder that cannot be "
-                             "read (by default it stops prepare); the report lists what was skipped")
+                             "read, or an annotation file whose name koemo does not recognise "
+                             "(by default either stops prepare); the report lists what was skipped")
     parser.add_argument("--no-features", action="store_true",
                         help="write the table and report only; skip the feature store")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, interrupt_note="nothing half-written is left: "
+                                                "the same command goes on from what finished")
 
 
 def run(args: argparse.Namespace) -> int:

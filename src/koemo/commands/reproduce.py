@@ -19,7 +19,8 @@ def register(sub):
     parser.add_argument("--out", default="paper",
                         help="where tables and figures go (relative: from the current folder)")
     parser.add_argument("--only", nargs="*", help="notebook prefixes to run, e.g. 1-1 2-1")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, interrupt_note="the work of finished steps is kept: "
+                                                "the same command resumes the run")
 
 
 def run(args):

@@ -4,9 +4,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-# The names only (koemo.synth.faults.FAULTS), so building the parser stays import-light.
-FAULT_NAMES = ("stray-comma", "missing-column", "extra-column", "out-of-range-labels",
-               "utf8-transcripts", "pcm8-wavs", "dangling-link")
 from koemo.errors import KoemoInputError
 
 
@@ -30,8 +27,10 @@ def register(subparsers) -> None:
                         help="per session, neutral utterances whose wav holds no signal (digital "
                              "silence, near-silence, a constant), as real KEMDy20 has (default 0)")
     parser.add_argument("--faults", default="",
-                        help="plant real-file faults into session 1, comma-separated, or 'all': "
-                             + ", ".join(FAULT_NAMES) + " (see docs/kemdy20.md; default none)")
+                        help="plant real-file faults, comma-separated, or 'all' (every fault but "
+                             "header-only-session and duplicate-download-name, which take a "
+                             "session's rows away); their names: docs/kemdy20.md, or "
+                             "synthetic.faults in docs/configuration.md; default none")
     parser.add_argument("--workers", type=int, default=1, help="sessions written in parallel (same bytes; kemdy20 only)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing corpus in --out")
     parser.set_defaults(func=run)

@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from koemo.commands import add_config_arguments
-from koemo.errors import KoemoInputError
-
-CLASSIFIER_KINDS = ("attention_lstm", "audio_only", "text_only", "early", "late", "sum", "tensor")
+from koemo.commands import SettingChoices, add_config_arguments
+from koemo.errors import Interrupted, KoemoInputError
 
 
 def register(subparsers) -> None:
@@ -21,8 +19,10 @@ def register(subparsers) -> None:
     parser.add_argument("--workdir", required=True, help="workdir written by `koemo prepare`")
     add_config_arguments(parser)
     parser.add_argument("--seed", type=int, default=None, help="training seed (default: config seed)")
-    parser.add_argument("--classifier", default="attention_lstm", choices=CLASSIFIER_KINDS,
-                        help="multimodal classifier kind (default: the paper's attention_lstm)")
+    parser.add_argument("--classifier", default="attention_lstm", metavar="KIND",
+                        choices=SettingChoices("FUSION_KINDS"),
+                        help="multimodal classifier kind: %(choices)s (default: the paper's "
+                             "attention_lstm)")
     parser.add_argument("--variant", default=None,
                         help="run of an experiment plan (as `koemo plan` writes): faithful, "
                              "corrected, <stage>_layers=<n> or audio<a>/text<t> "
@@ -37,17 +37,17 @@ def register(subparsers) -> None:
     parser.add_argument("--out", default=None, help="run directory (default: under W/runs/)")
     parser.add_argument("--no-resume", action="store_true", help="start over, discarding a previous run")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, interrupt_note="its finished epochs are kept: "
+                                                "the same command resumes the run")
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
     from koemo.config.load import load_config
     from koemo.config.workdir import require_writable
     from koemo.experiments.plan import run_config
     from koemo.experiments.runlock import end_launch, train_once
-    from koemo.modeling.runs import run_dir_for
+    from koemo.inference.pretrained import STAGE_USES, require_assets
+    from koemo.modeling.runs import RunDir, run_dir_for
 
     cfg = load_config(args.config, args.overrides)
     if args.variant is not None or args.split is not None:
@@ -56,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
                              args.split or _split_of(cfg), args.stage)
         except ValueError as err:
             raise KoemoInputError(str(err)) from err
+    # Every pretrained model the stage loads, found before any heavy work (one line if not).
+    require_assets([cfg], STAGE_USES[args.stage], args.config, args.overrides)
     seed = args.seed if args.seed is not None else int(cfg.seed)
     run_dir = args.out or run_dir_for(args.workdir, cfg, args.stage, seed, args.classifier)
     for folder in (args.workdir, run_dir):      # before any heavy work
@@ -66,19 +68,22 @@ def run(args: argparse.Namespace) -> int:
         status, run_dir = train_once(args.stage, args.workdir, cfg, seed, out_dir=args.out,
                                      resume=not args.no_resume, classifier_kind=args.classifier,
                                      progress=not args.no_progress, blocking=not args.skip_busy)
-    except BaseException:
+    except BaseException as err:
         end_launch(wait_for_others=False)       # the others may never get this far
+        if isinstance(err, KeyboardInterrupt):
+            raise Interrupted.naming(err, f"run {run_dir}") from err
         raise
     end_launch()
     if status == "busy":
         print(f"run: {run_dir} is being trained by another worker; left to it")
         return 0
-    metrics = json.loads((run_dir / "test_metrics.json").read_text(encoding="utf-8"))
+    metrics = RunDir(run_dir).metrics()
     keys = ("accuracy", "weighted_f1", "macro_f1", "uar", "weighted_f1_batch_mean") \
         if args.stage == "multimodal" else ("rmse", "mae", "pearson_r", "ccc")
+    scores = metrics.scalars()
     print(f"run: {run_dir}")
-    print(f"test ({metrics['checkpoint']} checkpoint, n={metrics['n']}): "
-          + ", ".join(f"{k} {metrics[k]:.4f}" for k in keys))
+    print(f"test ({metrics.checkpoint} checkpoint, n={metrics.n}): "
+          + ", ".join(f"{k} {scores[k]:.4f}" for k in keys))
     return 0
 
 

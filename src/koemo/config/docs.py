@@ -1,5 +1,5 @@
 """docs/configuration.md, generated from the schema (koemo.config.schema): every setting with
-its type, default, help and whether it changes results.
+its type, default, legal values, help and whether it changes results.
 
     python -m koemo.config.docs            # rewrite docs/configuration.md
     python -m koemo.config.docs --check    # exit 1 when the committed page is stale
@@ -9,10 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import types
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Annotated, Any, Iterator, Literal, Union, get_args, get_origin
 
-from koemo.config.schema import Config, Section, _section_type
+from koemo.config.allowed import field_allowed
+from koemo.config.schema import Config
+from koemo.config.section import Section, section_type
 
 DOCS_PAGE = Path(__file__).resolve().parents[3] / "docs" / "configuration.md"
 
@@ -22,17 +25,28 @@ HEADER = """# Configuration
 schema, not this page (tests/test_config_schema.py fails when it is stale). -->
 
 A config is one YAML file per experiment (`configs/*.yaml`). `base: other.yaml` starts from
-another file (paths relative to the including file; later keys win, mappings merge), and
+another file: a path relative to the including file, else a config koemo ships, by name
+(`base: paper` or `base: paper.yaml`, as `--config` finds it); later keys win, mappings merge.
 `--set key.sub=value` on the command line changes one setting (values parse as YAML, so
-`--set train.audio.lr=1e-3` is a number). Every config is parsed strictly when it is loaded:
-an unknown key fails with its full path and the closest known name
-(`train.audio: unknown setting 'epoch' (did you mean 'epochs'?)`), and so does a value of the
-wrong type. Configs read back from older runs and exported predictors (`meta.json`,
-`config.yaml`) are lenient: keys this version does not know become a note.
+`--set train.audio.lr=1e-3` is a number). Every config is parsed strictly when it is loaded,
+and every problem is one line naming the key: an unknown key with its full path and the
+closest known name (`train.audio: unknown setting 'epoch' (did you mean 'epochs'?)`), a value
+outside the setting's legal values with what is allowed (`train.audio.epochs: -3 is not
+allowed: must be an integer >= 1`), and a key written twice in one YAML mapping with its file
+and line. Numbers are strict: `true` is not an integer, `2.5` not a whole number. Configs read
+back from older runs and exported predictors (`meta.json`, `config.yaml`) are lenient: keys
+this version does not know, and values it would refuse in a new config, become a note (the
+values are kept as the run used them).
 
 Defaults are what koemo uses when a key is absent; `configs/paper.yaml` writes most of them
-out. Cache and run keys are computed from the config *as written*, so adding a default here
-never invalidates a feature store, a text cache or a finished run.
+out. Cache and run keys are computed from the config *as written*, so adding a default or a
+rule here never invalidates a feature store, a text cache or a finished run.
+
+The "allowed" column is what the schema checks, beyond the type (empty: any value of the
+type); rules between two settings of a section are in their help (`fmin` below `fmax`). Besides
+these, `koemo.config.load.validate` checks that the shapes fit together across
+sections (`models.d_model` against the audio extractor and every stage's heads, the stand-in's
+width against the text model's, one class weight per class).
 
 "Results: no" marks settings that never change what is computed (devices, speed knobs, names,
 and sections no training stage reads); they are left out of run identities.
@@ -40,17 +54,20 @@ and sections no training stage reads); they are left out of run identities.
 
 
 def _type_name(annotation: Any) -> str:
-    text = getattr(annotation, "__name__", None) if isinstance(annotation, type) else None
-    text = text or str(annotation).replace("typing.", "")
-    if text.startswith("Optional[") and text.endswith("]"):
-        return _type_name_text(text[len("Optional["):-1]) + " | null"
-    return _type_name_text(text)
-
-
-def _type_name_text(text: str) -> str:
-    if text.startswith("Union[") and text.endswith("]"):
-        return text[len("Union["):-1].replace(", ", " | ")
-    return text
+    """`int`, `str | null`, `list[int]`: the type a setting takes (its legal values apart)."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return _type_name(args[0])
+    if origin is Literal:
+        return " | ".join(dict.fromkeys(type(a).__name__ for a in args))
+    if origin in (Union, types.UnionType):
+        names = " | ".join(dict.fromkeys(_type_name(a) for a in args if a is not type(None)))
+        return names + (" | null" if type(None) in args else "")
+    if origin in (list, tuple):
+        return f"list[{_type_name(args[0])}]"
+    if origin is dict:
+        return f"dict[{_type_name(args[0])}, {_type_name(args[1])}]"
+    return getattr(annotation, "__name__", str(annotation))
 
 
 def _default(field) -> str:
@@ -61,26 +78,28 @@ def _default(field) -> str:
 
 
 def rows(section: type[Section] = Config, prefix: str = "",
-         results: bool = True) -> Iterator[tuple[str, str, str, str, str]]:
-    """(key, type, default, results, help) of every setting, depth first."""
+         results: bool = True) -> Iterator[tuple[str, str, str, str, str, str]]:
+    """(key, type, default, allowed, results, help) of every setting, depth first."""
     for name, field in section.model_fields.items():
         key = f"{prefix}{name}"
         extra = field.json_schema_extra or {}
         affects = results and extra.get("affects_results", True)
-        sub = _section_type(field.annotation)
+        sub = section_type(field.annotation)
         if sub is not None:
             affects = affects and not sub.unread_by_training
-            yield key, "section", _default(field), "yes" if affects else "no", field.description
+            yield (key, "section", _default(field), "", "yes" if affects else "no",
+                   field.description)
             yield from rows(sub, f"{key}.", affects)
         else:
-            yield (key, _type_name(field.annotation), _default(field), "yes" if affects else "no",
-                   field.description)
+            yield (key, _type_name(field.annotation), _default(field), field_allowed(field) or "",
+                   "yes" if affects else "no", field.description)
 
 
 def render() -> str:
-    lines = [HEADER, "| key | type | default | results | help |", "|---|---|---|---|---|"]
-    for key, kind, default, affects, help_text in rows():
-        cells = [f"`{key}`", f"`{kind}`", f"`{default}`", affects, help_text]
+    lines = [HEADER, "| key | type | default | allowed | results | help |",
+             "|---|---|---|---|---|---|"]
+    for key, kind, default, allowed, affects, help_text in rows():
+        cells = [f"`{key}`", f"`{kind}`", f"`{default}`", allowed, affects, help_text]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -1,5 +1,6 @@
 """Stable hashes of config sub-trees (on-disk caches are keyed by exactly the settings that
-shape them) and the record every run writes next to its outputs (config, seed, versions)."""
+shape them), the config as written, and the library versions records carry (the run record
+itself: koemo.modeling.runs.save_run_record)."""
 from __future__ import annotations
 
 import hashlib
@@ -7,10 +8,7 @@ import json
 import platform
 import sys
 from importlib import metadata
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from koemo.config.schema import Section, feature_keys
 
@@ -51,21 +49,3 @@ def library_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
-
-
-def run_record(cfg, seed: int | None = None, **extra: Any) -> dict:
-    """What every run writes next to its outputs: config (as written), seed and library versions."""
-    cfg = written_config(cfg)
-    return {"config": cfg, "seed": cfg.get("seed") if seed is None else seed,
-            "versions": library_versions(), **extra}
-
-
-def save_run_record(directory: str | Path, cfg: dict, seed: int | None = None, **extra: Any) -> Path:
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "run.json"
-    path.write_text(json.dumps(run_record(cfg, seed, **extra), indent=2, ensure_ascii=False,
-                               default=str), encoding="utf-8")
-    with open(directory / "config.yaml", "w", encoding="utf-8") as fh:
-        yaml.safe_dump(written_config(cfg), fh, allow_unicode=True, sort_keys=False)
-    return path

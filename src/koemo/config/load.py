@@ -1,10 +1,12 @@
 """Experiment configuration: one YAML file per experiment, with `base:` inheritance.
 
-`load_config` resolves `base:` chains (paths relative to the including file), applies
-`key.sub=value` overrides from the command line, parses the result once into the typed, strict
-schema (koemo.config.schema: unknown keys and wrong types fail naming their path) and checks
-the invariants across sections. The typed config keeps the mapping as written (`as_dict()`),
-which koemo.config.fingerprints hashes.
+`load_config` resolves `base:` chains (a path relative to the including file, else a shipped
+config by name, as `--config` resolves names), applies `key.sub=value` overrides from the
+command line, parses the result once into the typed, strict schema (koemo.config.schema:
+unknown keys, wrong types and values outside a setting's legal values fail, one line naming the
+key, the value given and what is allowed) and checks the invariants across sections. A key
+written twice in one YAML mapping is an error naming the file and line. The typed config keeps
+the mapping as written (`as_dict()`), which koemo.config.fingerprints hashes.
 """
 from __future__ import annotations
 
@@ -16,8 +18,10 @@ from typing import Any, Iterable, Mapping
 import yaml
 from pydantic import ValidationError
 
+from koemo.config.allowed import field_allowed, shown
 from koemo.config.assets import configs_dir
-from koemo.config.schema import PROTOCOLS, Config, Section, _section_type
+from koemo.config.schema import Config, label_classes
+from koemo.config.section import Section, section_type
 from koemo.errors import KoemoInputError
 
 # The checkout's configs/, or the copy a wheel carries (koemo.config.assets).
@@ -26,10 +30,6 @@ CONFIG_DIR = configs_dir()
 
 class ConfigError(KoemoInputError):
     """A config file is missing, malformed or inconsistent."""
-
-
-# keep: recordings without signal train and score as in the original; drop: left out.
-SILENT_AUDIO_POLICIES = ("keep", "drop")
 
 
 def _deep_merge(base: dict, override: Mapping) -> dict:
@@ -42,15 +42,73 @@ def _deep_merge(base: dict, override: Mapping) -> dict:
     return merged
 
 
+def shipped_configs() -> list[str]:
+    """The names of the configs koemo ships (configs/*.yaml)."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def _shipped(name: str) -> Path | None:
+    for candidate in (CONFIG_DIR / name, CONFIG_DIR / f"{name}.yaml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _suggestion(name: str) -> str:
+    """`did you mean paper?` for a name close to a shipped config, else the shipped names."""
+    names = shipped_configs()
+    close = difflib.get_close_matches(Path(name).stem, names, n=1)
+    return f"did you mean {close[0]}?" if close else f"shipped configs: {', '.join(names)}"
+
+
 def resolve_config_path(name_or_path: str | Path) -> Path:
     """Accept a path, or a bare name such as `paper` for `configs/paper.yaml`."""
     path = Path(name_or_path)
     if path.is_file():
         return path
-    for candidate in (CONFIG_DIR / path, CONFIG_DIR / f"{path}.yaml"):
-        if candidate.is_file():
-            return candidate
-    raise ConfigError(f"config not found: {name_or_path} (looked in . and {CONFIG_DIR})")
+    found = _shipped(str(name_or_path))
+    if found is None:
+        raise ConfigError(f"config not found: {name_or_path} (looked in . and {CONFIG_DIR}; "
+                          f"{_suggestion(str(name_or_path))})")
+    return found
+
+
+def _resolve_base(base: Any, including: Path) -> Path:
+    """`base:` of `including`: a path relative to it when that file exists, else a shipped
+    config by name (`paper` or `paper.yaml`), as `--config` resolves names."""
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"{including}: base: must name a config file, not {shown(base)}")
+    local = including.parent / base
+    if local.is_file():
+        return local
+    found = _shipped(base)
+    if found is None:
+        raise ConfigError(f"{including}: base: {base} not found (tried {local}, then a shipped "
+                          f"config {base} in {CONFIG_DIR}; {_suggestion(base)})")
+    return found
+
+
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: Any, first: int, again: int):
+        super().__init__(f"line {again}: key {shown(key)} written twice in one mapping (first "
+                         f"at line {first}); the later one would silently replace it")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key written twice in one mapping (YAML's last-wins would drop
+    a whole section or a setting silently). `<<` merge keys may still be overridden."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            first: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                key, line = self.construct_object(key_node), key_node.start_mark.line + 1
+                if key in first:
+                    raise _DuplicateKey(key, first[key], line)
+                first[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
@@ -58,15 +116,17 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     if path in seen:
         raise ConfigError(f"{path}: circular `base:` chain")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader) or {}
+    except _DuplicateKey as err:
+        raise ConfigError(f"{path}, {err}") from None
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(err).split())}") from err
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
     base = raw.pop("base", None)
     if base is None:
         return raw
-    return _deep_merge(_read_yaml((path.parent / base), seen + (path,)), raw)
+    return _deep_merge(_read_yaml(_resolve_base(base, path), seen + (path,)), raw)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -74,7 +134,10 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ConfigError(f"override {text!r} must look like key.sub=value")
     key, value = text.split("=", 1)
-    parsed = yaml.safe_load(value)
+    try:
+        parsed = yaml.load(value, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override {text!r}: not a YAML value: {' '.join(str(err).split())}") from None
     if isinstance(parsed, str):  # YAML 1.1 reads `1e-3` (no dot) as a string
         try:
             parsed = float(parsed)
@@ -121,13 +184,10 @@ def _check_written(cfg: dict) -> None:
 
 
 def _error_path(loc: tuple) -> str:
-    """('train', 'audio', 'lr') -> train.audio.lr; list indices as [i], union tags dropped."""
+    """('train', 'audio', 'lr') -> train.audio.lr; list indices as [i]."""
     path = ""
     for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        elif "[" not in part and not part.startswith("function-"):
-            path += f".{part}" if path else part
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
     return path
 
 
@@ -135,13 +195,38 @@ def _section_at(loc: tuple, root: type[Section] = Config) -> type[Section] | Non
     section: type[Section] | None = root
     for part in loc:
         field = section.model_fields.get(part) if section else None
-        section = _section_type(field.annotation) if field else None
+        section = section_type(field.annotation) if field else None
     return section
 
 
-def describe_error(error: dict, root: type[Section] = Config, prefix: str = "") -> str:
-    """One pydantic error as `path: problem`, with a close-match hint for an unknown key
-    (`root`: the section validated, `prefix`: its path in a config)."""
+def _setting_at(loc: tuple, root: type[Section]) -> tuple[int, Any]:
+    """(n, field): the first n parts of `loc` lead to the setting `field`; field None when they
+    end at a section (an error of the section itself: not a mapping, or a cross-field rule)."""
+    section = root
+    for n, part in enumerate(loc):
+        field = section.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            return n, None
+        if section_type(field.annotation) is None:
+            return n + 1, field
+        section = section_type(field.annotation)
+    return len(loc), None
+
+
+def _given(data: Any, loc: tuple, fallback: Any) -> Any:
+    """The value written at `loc` in `data` (the mapping validated), else `fallback`."""
+    for part in loc:
+        if not isinstance(data, Mapping) or part not in data:
+            return fallback
+        data = data[part]
+    return data
+
+
+def describe_error(error: dict, root: type[Section] = Config, prefix: str = "",
+                   data: Any = None) -> str:
+    """One pydantic error as one line: `key: value is not allowed: must be <what the schema
+    allows>`, or an unknown key with a close-match hint (`root`: the section validated,
+    `prefix`: its path in a config, `data`: the mapping validated, for the value as written)."""
     loc = tuple(prefix.split(".") if prefix else ()) + tuple(error["loc"])
     if error["type"] == "extra_forbidden":
         where, key = _error_path(loc[:-1]), str(loc[-1])
@@ -151,7 +236,24 @@ def describe_error(error: dict, root: type[Section] = Config, prefix: str = "") 
         hint = f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(known)})"
         what = "setting" if where else "section"
         return f"{where + ': ' if where else ''}unknown {what} '{key}'{hint}"
-    return f"{_error_path(loc)}: {error['msg'].rstrip('.')} (got {error.get('input')!r})"
+    n, field = _setting_at(tuple(error["loc"]), root)
+    path = _error_path(loc[:len(loc) - len(error["loc"]) + n])
+    message = error["msg"].removeprefix("Value error, ").rstrip(".")
+    if field is None and error["type"] == "value_error":        # a cross-field rule
+        return f"{path}.{message}" if path else message
+    allowed = field_allowed(field) if field is not None else None
+    value = _given(data, tuple(error["loc"])[:n], error.get("input"))
+    if allowed is None:
+        return f"{path}: {message} (got {shown(value)})"
+    return f"{path}: {shown(value)} is not allowed: must be {allowed}"
+
+
+def describe_errors(err: ValidationError, data: Any, root: type[Section] = Config,
+                    prefix: str = "") -> str:
+    """Every problem of a failed validation, one per setting (a union's alternatives all fail
+    on the same setting), joined into one line."""
+    lines = [describe_error(e, root, prefix, data) for e in err.errors()]
+    return "; ".join(dict.fromkeys(lines))
 
 
 def parse_config(cfg: Mapping, source: str = "config") -> Config:
@@ -159,8 +261,7 @@ def parse_config(cfg: Mapping, source: str = "config") -> Config:
     try:
         return Config.model_validate(cfg)
     except ValidationError as err:
-        problems = "; ".join(describe_error(e) for e in err.errors())
-        raise ConfigError(f"{source}: {problems}") from None
+        raise ConfigError(f"{source}: {describe_errors(err, cfg)}") from None
 
 
 def parse_section(section: type[Section], value: Any, path: str) -> Section:
@@ -171,30 +272,63 @@ def parse_section(section: type[Section], value: Any, path: str) -> Section:
     try:
         return section.model_validate(value or {})
     except ValidationError as err:
-        problems = "; ".join(describe_error(e, section, path) for e in err.errors())
-        raise ConfigError(problems) from None
+        raise ConfigError(describe_errors(err, value, section, path)) from None
+
+
+_KEPT = " -- kept as written (this koemo refuses it in a new config)"
+
+
+def _set_aside(errors: list[dict], known: dict, kept: dict, notes: list[str], source: str) -> bool:
+    """One pass of parse_saved_config: drop unknown keys and take out settings this koemo
+    refuses (remembered in `kept`), a note each. True when only cross-field rules are left."""
+    settings = False
+    for error in errors:
+        loc = tuple(error["loc"])
+        n, field = _setting_at(loc, Config)
+        line = describe_error(error, data=known)
+        if error["type"] == "extra_forbidden" or field is not None:
+            settings, key = True, loc if field is None else loc[:n]
+            node = _given(known, key[:-1], None)
+            if isinstance(node, dict) and key[-1] in node:
+                value = node.pop(key[-1])
+                if field is not None:
+                    kept[key] = value
+            suffix = " -- ignored (written by another koemo version)" if field is None else _KEPT
+        elif error["type"] == "value_error":
+            suffix = _KEPT
+        else:
+            raise ConfigError(f"{source}: {line}")
+        note = f"{source}: {line}{suffix}"
+        if note not in notes:
+            notes.append(note)
+    return not settings
+
+
+def _restore(parsed: Config, kept: dict) -> None:
+    """Put the saved values parse_saved_config took out back into the typed config, so the
+    run's settings are what it computed with (the sections are frozen: set directly)."""
+    for loc, value in kept.items():
+        node: Any = parsed
+        for part in loc[:-1]:
+            node = getattr(node, part, None)
+        if isinstance(node, Section):
+            object.__setattr__(node, loc[-1], value)
 
 
 def parse_saved_config(cfg: Mapping, source: str) -> tuple[Config, list[str]]:
-    """A config read back from an old run or predictor (meta.json, config.yaml): keys this
-    koemo does not know are dropped with a note each instead of failing; what was written
-    (unknown keys included) stays the config's `as_dict()`, so its fingerprints are kept."""
-    known, notes = copy.deepcopy(dict(cfg)), []
-    for _ in range(64):      # each pass drops the unknown keys pydantic reports
+    """A config read back from an old run or predictor (meta.json, config.yaml). Keys this
+    koemo does not know are dropped with a note each instead of failing; a value this koemo
+    refuses in a new config (a range or rule added since) is kept as written, with a note, so
+    the run is read with the settings it ran with. What was written (unknown keys included)
+    stays the config's `as_dict()`, so its fingerprints are kept."""
+    known, notes, kept, lenient = copy.deepcopy(dict(cfg)), [], {}, False
+    for _ in range(64):      # each pass sets aside what pydantic reports
         try:
-            parsed = Config.model_validate(known)
+            parsed = Config.model_validate(known, context={"lenient": lenient})
         except ValidationError as err:
-            extra = [tuple(e["loc"]) for e in err.errors() if e["type"] == "extra_forbidden"]
-            if not extra:
-                raise ConfigError(f"{source}: " + "; ".join(map(describe_error, err.errors()))) from None
-            for loc in extra:
-                notes.append(f"{source}: {describe_error({'type': 'extra_forbidden', 'loc': loc})}"
-                             " -- ignored (written by another koemo version)")
-                node = known
-                for part in loc[:-1]:
-                    node = node[part]
-                node.pop(loc[-1], None)
+            lenient = _set_aside(err.errors(), known, kept, notes, source)
             continue
+        _restore(parsed, kept)
         parsed._written = copy.deepcopy(dict(cfg))
         return parsed, notes
     raise ConfigError(f"{source}: could not be read as a config")
@@ -212,19 +346,10 @@ def load_saved_config(path: str | Path) -> Config:
 
 
 def validate(cfg: Config) -> Config:
-    """Invariants across sections (shapes that must fit together, value sets)."""
+    """Invariants across sections (shapes that must fit together, one weight per class)."""
     feats, models = cfg.features, cfg.models
-    if feats.n_mels % 4:
-        raise ConfigError("features.n_mels must be divisible by 4 (two stride-2 convolutions)")
     audio_dim = models.audio.conv_channels[-1] * feats.n_mels // 4
-    frontend = models.audio.frontend or "mel"
-    if frontend not in ("mel", "encoder"):
-        raise ConfigError(f"models.audio.frontend must be mel or encoder, not {frontend!r}")
-    if frontend == "encoder":
-        if not (models.audio.encoder and models.audio.encoder.name):
-            raise ConfigError("models.audio.frontend: encoder needs models.audio.encoder.name "
-                              "(hub id or local directory of a wav2vec2/HuBERT/WavLM model)")
-    elif audio_dim != models.d_model:
+    if (models.audio.frontend or "mel") == "mel" and audio_dim != models.d_model:
         raise ConfigError(
             f"models.d_model={models.d_model} but the audio extractor gives "
             f"conv_channels[-1] * n_mels / 4 = {audio_dim}")
@@ -241,19 +366,22 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(
             f"text.standin.hidden_size={standin.hidden_size} but the text model takes states "
             f"of width {text_dim} (models.text.input_dim, default models.d_model): set them equal")
-    if cfg.data.silent_audio not in SILENT_AUDIO_POLICIES:
-        raise ConfigError(f"data.silent_audio must be one of {', '.join(SILENT_AUDIO_POLICIES)}, "
-                          f"not {cfg.data.silent_audio!r}")
-    if cfg.data.protocol not in PROTOCOLS:
-        raise ConfigError(f"data.protocol must be one of {', '.join(PROTOCOLS)}, "
-                          f"not {cfg.data.protocol!r}")
+    weights = cfg.train.multimodal.class_weights
+    classes = label_classes(cfg.data.label_policy, cfg.data.classes)
+    if isinstance(weights, list) and len(weights) != len(classes):
+        raise ConfigError(f"train.multimodal.class_weights: {shown(weights)} is not allowed: must "
+                          f"be one weight per class, {len(classes)} ({', '.join(classes)})")
     return cfg
 
 
 def config_from_dict(cfg: Mapping, source: str = "config") -> Config:
     """A whole config mapping (as written) -> the checked, typed config."""
     _check_written(cfg)
-    return validate(parse_config(cfg, source))
+    parsed = parse_config(cfg, source)
+    try:
+        return validate(parsed)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
 
 
 def with_changes(cfg: Config, changes: Mapping) -> Config:

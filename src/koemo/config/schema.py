@@ -1,194 +1,255 @@
-"""The typed, strict schema of a koemo config: one frozen pydantic model per section.
+"""The typed, strict schema of a koemo config: one frozen section model (koemo.config.section)
+per section, the one place each setting's type, default, legal values and help are written.
 
-Every setting has a type, a default (what the code used when the key was absent; mostly
-configs/paper.yaml's value) and one line of help. Unknown keys are errors (`extra="forbid"`),
-so a typo fails at load time instead of training on the defaults.
-
-Each parsed section keeps the mapping it was built from (`as_dict()`): fingerprints, run.json
-and config.yaml are computed from the config AS WRITTEN (after `base:` and `--set`), never
-from the defaults the schema fills in, so no cache or run key changes when a default is added.
-
+Unknown keys are errors, so a typo fails at load time instead of training on the defaults.
+Legal values are types: choices are `Literal` (the tuples other modules import are read from
+them), numbers strict (`true` is not 1) with their ranges, and what types cannot say a `Rule`
+(koemo.config.allowed) or a cross-field rule of the section; all checked when a config loads.
 Settings marked `affects_results: False` never change what a run computes; the run-identity
-and "unread sections" lists (koemo.modeling.runs, koemo.experiments.plan) derive from them.
-`python -m koemo.config.docs` writes docs/configuration.md from this module.
+and "unread sections" lists derive from them. `python -m koemo.config.docs` writes
+docs/configuration.md from this module.
 """
 from __future__ import annotations
 
-import copy
-import json
-from typing import Annotated, Any, ClassVar, Literal, Mapping, Optional, Union
+from typing import Annotated, Literal, Optional, Union, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictInt, model_validator
+from annotated_types import Ge, Gt, Le, Len, Lt, MinLen, MultipleOf
+from pydantic import StrictFloat, StrictInt, ValidationInfo, model_validator
 
+from koemo.config.allowed import ruled
+from koemo.config.section import (AtLeast2, Count, Decay, Dropout, Name, NonNegative, Positive,
+                                  Probability, Section, Seed, Share, Whole, distinct, field_marks,
+                                  refuse, setting, speed_settings)
+from koemo.config.section import section_type as _section_type
+from koemo.config.foundation import FoundationStudy
 
+# ----------------------------------------------------------------------------- legal values
+# Each setting's choices are written once, here, as a Literal; where a module needs them as
+# values, a tuple beside the Literal reads them from it (typing.get_args).
+
+Corpus = Literal["kemdy19", "kemdy20"]
+CORPORA = get_args(Corpus)
 # Evaluation protocols (koemo.dataset.splits): paper, session and cv5 read the workdir's rows;
 # the others need a workdir holding both corpora (koemo.dataset.combine).
-CORPORA = ("kemdy19", "kemdy20")
-CROSS_PROTOCOLS = ("kemdy19_to_kemdy20", "kemdy20_to_kemdy19")
-IN_CORPUS_PROTOCOLS = tuple(f"{corpus}_cv5" for corpus in CORPORA)   # one corpus' session folds
-PROTOCOLS = ("paper", "session", "cv5") + CROSS_PROTOCOLS + IN_CORPUS_PROTOCOLS
+CrossProtocol = Literal["kemdy19_to_kemdy20", "kemdy20_to_kemdy19"]
+InCorpusProtocol = Literal["kemdy19_cv5", "kemdy20_cv5"]      # one corpus' session folds
+Protocol = Literal[Literal["paper", "session", "cv5"], CrossProtocol, InCorpusProtocol]
+CROSS_PROTOCOLS = get_args(CrossProtocol)
+IN_CORPUS_PROTOCOLS = get_args(InCorpusProtocol)
+N_FOLDS = 5                                  # session folds of cv5 and <corpus>_cv5
 
+# Class ids as the original: neutral 0, sad 1, happy 2, surprise 3, angry 4; both corpora also
+# annotate disgust and fear (label_policy seven).
+PaperClass = Literal["neutral", "sad", "happy", "surprise", "angry"]
+Emotion = Literal[PaperClass, Literal["disgust", "fear"]]
+PAPER_CLASSES = get_args(PaperClass)
+SEVEN_CLASSES = get_args(Emotion)
+LabelPolicy = Literal["paper5", "keep_ties", "seven"]
+Kemdy19Labels = Literal["own", "listener"]
+# What the corpus readers decode (koemo.dataset.kemdy20.decode_transcript): KEMDy20 writes
+# cp949, KEMDy19 UTF-8; the one whose text reads as Korean wins.
+TranscriptEncoding = Literal["cp949", "utf-8"]
+TRANSCRIPT_ENCODINGS = get_args(TranscriptEncoding)
+# keep: recordings without signal train and score as in the original; drop: left out.
+SilentAudio = Literal["keep", "drop"]
 
-def setting(default: Any, help: str, *, affects_results: bool = True, **marks: bool) -> Any:
-    """A field with its one line of help. `affects_results=False` marks a setting that never
-    changes what is computed (devices, speed knobs, names); `marks` (stored, model_input) tag
-    the feature settings the feature store and the predictor checks key on."""
-    extra = dict(marks, **({} if affects_results else {"affects_results": False})) or None
-    if isinstance(default, (list, dict)):
-        return Field(default_factory=lambda d=default: copy.deepcopy(d), description=help,
-                     json_schema_extra=extra)
-    return Field(default, description=help, json_schema_extra=extra)
+FeatureBackend = Literal["torch", "librosa"]
+# Both corpora are 16 kHz; prepare requires the wavs at this rate, and the speech encoders,
+# Whisper and the VAD read 16 kHz.
+SampleRate = Literal[16000]
+StoreDtype = Literal["float32", "float16"]
+Frontend = Literal["mel", "encoder"]
+Pooling = Literal["weighted", "mean"]
+TokenizerKind = Literal["kobert", "auto"]
 
+Stage = Literal["audio", "text", "multimodal"]
+FusionKind = Literal["audio_only", "text_only", "early", "late", "sum", "tensor", "attention_lstm"]
+FUSION_KINDS = get_args(FusionKind)          # the classifier kinds (koemo.modeling.fusion)
+Target = Literal["hard", "soft"]
+Precision = Literal["fp32", "bf16", "fp16", "auto"]
+CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
+Variant = Literal["faithful", "corrected"]
+Biosignal = Literal["EDA", "TEMP", "IBI"]
+BIOSIGNALS = get_args(Biosignal)
+# Real-file faults koemo.synth.faults plants into a synthetic corpus (`koemo synth --faults`).
+SyntheticFault = Literal["stray-comma", "missing-column", "extra-column", "out-of-range-labels",
+                         "utf8-transcripts", "pcm8-wavs", "dangling-link", "start-after-end",
+                         "repeated-row", "conflicting-id", "unannotated-session",
+                         "header-only-session", "duplicate-download-name"]
+SYNTHETIC_FAULTS = get_args(SyntheticFault)
+# Faults `all` leaves out (they take a session's rows away or stop prepare): planted by name only.
+FAULTS_ONLY_BY_NAME = ("header-only-session", "duplicate-download-name")
 
-class Section(BaseModel):
-    """A config section: strict (unknown keys fail), frozen, remembering what was written."""
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
-    # Sections no training stage reads (a class attribute, not a setting).
-    unread_by_training: ClassVar[bool] = False
-    _written: dict = PrivateAttr(default_factory=dict)
+# Values only some settings take (the kinds of numbers all settings use: koemo.config.section).
+Fold = Annotated[StrictInt, Ge(0), Lt(N_FOLDS)]
+Device = ruled(str, "auto, cpu, cuda, cuda:N or mps", lambda v: v in ("auto", "cpu", "cuda", "mps")
+               or (v.startswith("cuda:") and v[5:].isascii() and v[5:].isdigit()))
 
-    @model_validator(mode="wrap")
-    @classmethod
-    def _keep_written(cls, data: Any, handler):
-        model = handler(data)
-        if isinstance(data, Section):
-            model._written = copy.deepcopy(data._written)
-        elif isinstance(data, Mapping):
-            model._written = copy.deepcopy(dict(data))
-        return model
-
-    def as_dict(self) -> dict:
-        """The section as written (no schema defaults): what fingerprints and run files see."""
-        return copy.deepcopy(self._written)
-
-    # Equal settings are equal sections, however they were written.
-    def __eq__(self, other: Any) -> bool:
-        return type(self) is type(other) and self.model_dump() == other.model_dump()
-
-    def __hash__(self) -> int:
-        return hash(json.dumps(self.model_dump(), sort_keys=True, default=str))
-
-    def __contains__(self, key: str) -> bool:
-        """Whether `key` was written (not whether the schema has a default for it)."""
-        return key in self._written
+Emotions = ruled(list[Emotion], f"a list of distinct emotions among {', '.join(SEVEN_CLASSES)}",
+                 distinct)
+Classes = ruled(Annotated[list[Emotion], MinLen(2)], "a list of at least 2 distinct emotions "
+                f"among {', '.join(SEVEN_CLASSES)}", distinct)
+Mels = Annotated[StrictInt, Ge(4), MultipleOf(4)]
+OddWidth = ruled(StrictInt, "an odd integer >= 3", lambda v: v >= 3 and v % 2 == 1)
+WidthRange = ruled(Annotated[list[Count], Len(2, 2)], "[low, high]: integers with 0 <= low < high",
+                   lambda v: v[0] < v[1])
+DbRange = ruled(Annotated[list[StrictFloat], Len(2, 2)], "[low, high]: numbers with low <= high",
+                lambda v: v[0] <= v[1])
+Layers = Union[ruled(Annotated[list[StrictInt], MinLen(1)], "a list of distinct integers", distinct), StrictInt]
+Signals = ruled(Annotated[list[Biosignal], MinLen(1)], "a list of distinct signals among "
+                f"{', '.join(BIOSIGNALS)}", distinct)
+Jobs = ruled(StrictInt, "an integer other than 0 (-1: every core)", lambda v: v != 0)
+RunName = ruled(str, "a name without / or \\ (it names run directories)",
+                lambda v: bool(v) and v not in (".", "..") and not set(v) & set("/\\"))
+# Sessions are numbered with two digits; the generators' durations are clipped to 1-8 s.
+Sessions = Annotated[StrictInt, Ge(1), Le(99)]
+MeanDuration = Annotated[StrictFloat, Ge(1.0), Le(8.0)]
 
 
 # ----------------------------------------------------------------------------- sections
 
 class Data(Section):
-    label_policy: str = setting("paper5", "paper5 | keep_ties | seven: which labelled rows are kept")
-    classes: Optional[list[str]] = setting(
+    label_policy: LabelPolicy = setting(
+        "paper5", "which labelled rows are kept: paper5 (single-label rows of the five classes), "
+                  "keep_ties (a tie keeps the first of its labels), seven (all seven emotions)")
+    classes: Optional[Classes] = setting(
         None, "the five classes, in label-id order (null: the label policy's own list)")
-    transcript_encoding: str = setting("cp949", "transcript encoding that wins when cp949 and utf-8 "
-                                                "both read as Korean (the decoding that does is used)")
-    corpus: str = setting("auto", "auto | kemdy19 | kemdy20: which corpus --data holds (auto: "
-                                  "recognised from its annotation files)")
-    kemdy19_labels: str = setting("own", "own | listener: a KEMDy19 utterance's label from its "
-                                         "speaker's rating file, or the other actor's")
-    protocol: str = setting("paper", "paper | session | cv5 | kemdy19_to_kemdy20 | kemdy20_to_kemdy19"
-                                     " | kemdy19_cv5 | kemdy20_cv5: how rows are split (the last "
-                                     "four in a workdir holding both corpora)")
-    fold: int = setting(0, "which session fold is the test set (0-4; cv5 and <corpus>_cv5)")
-    split_seed: int = setting(1, "seed of the random train/valid/test split")
-    folds_file: Optional[str] = setting(
-        None, "CSV session,fold (null: session s -> fold (s-1) % 5)")
-    silent_audio: str = setting("keep", "keep | drop: recordings without signal train and score, or are left out")
+    transcript_encoding: TranscriptEncoding = setting(
+        "cp949", "transcript encoding that wins when cp949 and utf-8 both read as Korean (the "
+                 "decoding that does is used)")
+    corpus: Literal["auto", Corpus] = setting(
+        "auto", "which corpus --data holds (auto: recognised from its annotation files)")
+    kemdy19_labels: Kemdy19Labels = setting(
+        "own", "a KEMDy19 utterance's label from its speaker's rating file (own), or the other "
+               "actor's (listener)")
+    protocol: Protocol = setting("paper", "how rows are split (the cross-corpus and <corpus>_cv5 "
+                                          "protocols in a workdir holding both corpora)")
+    fold: Fold = setting(0, "which session fold is the test set (cv5 and <corpus>_cv5)")
+    split_seed: Seed = setting(1, "seed of the random train/valid/test split")
+    folds_file: Optional[Name] = setting(None, "CSV session,fold (null: session s -> fold (s-1) % 5)")
+    silent_audio: SilentAudio = setting("keep", "recordings without signal train and score (keep), or "
+                                                "are left out (drop)")
 
 
 class Features(Section):
-    backend: str = setting("torch", "torch (batched, GPU-capable) | librosa (faithful reference)",
-                           stored=True)
-    sample_rate: int = setting(16000, "audio resampled to this rate (Hz)", stored=True, model_input=True)
-    n_mels: int = setting(128, "mel bins (divisible by 4: two stride-2 convolutions)",
-                          stored=True, model_input=True)
-    n_fft: int = setting(2048, "FFT size (samples)", stored=True, model_input=True)
-    hop_length: int = setting(512, "hop between frames (samples)", stored=True, model_input=True)
-    fmin: float = setting(100, "lowest mel frequency (Hz)", stored=True, model_input=True)
-    fmax: float = setting(8000, "highest mel frequency (Hz)", stored=True, model_input=True)
-    top_db: float = setting(80, "dynamic range kept below the peak (dB)", stored=True, model_input=True)
-    delta_width: int = setting(9, "window of the delta features (frames)", stored=True, model_input=True)
-    max_frames: int = setting(512, "frames per utterance (longer cut, shorter padded)",
-                              stored=True, model_input=True)
-    store_dtype: str = setting("float32", "dtype of the stored feature arrays (paper.yaml: float16)",
-                               stored=True)
+    backend: FeatureBackend = setting("torch", "torch (batched, GPU-capable) | librosa (faithful reference)",
+                                      stored=True)
+    sample_rate: SampleRate = setting(16000, "audio resampled to this rate (Hz; both corpora are 16 kHz)",
+                                      stored=True, model_input=True)
+    n_mels: Mels = setting(
+        128, "mel bins (divisible by 4: two stride-2 convolutions)", stored=True, model_input=True)
+    n_fft: Whole = setting(2048, "FFT size (samples)", stored=True, model_input=True)
+    hop_length: Whole = setting(512, "hop between frames (samples)", stored=True, model_input=True)
+    fmin: NonNegative = setting(100, "lowest mel frequency (Hz; below fmax)", stored=True, model_input=True)
+    fmax: Positive = setting(8000, "highest mel frequency (Hz; sample_rate / 2 at most)", stored=True,
+                             model_input=True)
+    top_db: Positive = setting(80, "dynamic range kept below the peak (dB)", stored=True, model_input=True)
+    delta_width: OddWidth = setting(9, "window of the delta features (frames)", stored=True, model_input=True)
+    max_frames: Whole = setting(512, "frames per utterance (longer cut, shorter padded)", stored=True,
+                                model_input=True)
+    store_dtype: StoreDtype = setting("float32", "dtype of the stored feature arrays (paper.yaml: float16)",
+                                      stored=True)
+
+    @model_validator(mode="after")
+    def _mel_range(self, info: ValidationInfo) -> "Features":
+        if self.fmax > self.sample_rate / 2:
+            refuse(info, "fmax", self.fmax, f"<= sample_rate / 2 = {self.sample_rate / 2:g}")
+        elif self.fmin >= self.fmax:
+            refuse(info, "fmin", self.fmin, f"below fmax ({self.fmax:g})")
+        return self
 
 
 class Augment(Section):
     enabled: bool = setting(False, "augment the minority classes of the training set "
                                    "(absent: off, as the training code read it)")
-    minority_classes: list[str] = setting(["surprise", "angry", "sad"], "classes that get augmented copies")
-    text_ratio: float = setting(0.3, "share of words swapped or deleted in the text augmentations")
-    freq_mask_max_start: Optional[int] = setting(None, "highest first bin of the frequency mask (null: n_mels)")
-    freq_mask_width: list[int] = setting([10, 30], "frequency mask width range [low, high] (bins)")
-    freq_mask_db_range: list[float] = setting([-80.0, 0.0], "range of the mask's noise (dB)")
-    seed: int = setting(824, "augmentation seed (reset per call unless fixes.seed_per_sample)")
+    minority_classes: Emotions = setting(
+        ["surprise", "angry", "sad"], "classes that get augmented copies")
+    text_ratio: Share = setting(0.3, "share of words swapped or deleted in the text augmentations")
+    freq_mask_max_start: Optional[Whole] = setting(None, "highest first bin of the frequency mask (null: n_mels)")
+    freq_mask_width: WidthRange = setting([10, 30], "frequency mask width range [low, high) (bins)")
+    freq_mask_db_range: DbRange = setting([-80.0, 0.0], "range of the mask's noise (dB)")
+    seed: Seed = setting(824, "augmentation seed (reset per call unless fixes.seed_per_sample)")
 
 
 class Standin(Section):
-    vocab_size: int = setting(8002, "vocabulary of the locally trained KoBERT stand-in")
-    hidden_size: int = setting(768, "width of its states (must equal models.text.input_dim)")
-    num_layers: int = setting(2, "transformer layers")
-    num_heads: int = setting(12, "attention heads")
-    intermediate_size: Optional[int] = setting(None, "feed-forward width (null: 4 x hidden_size)")
-    seed: int = setting(0, "seed of its random weights")
+    vocab_size: Whole = setting(8002, "vocabulary of the locally trained KoBERT stand-in")
+    hidden_size: Whole = setting(768, "width of its states (must equal models.text.input_dim)")
+    num_layers: Whole = setting(2, "transformer layers")
+    num_heads: Whole = setting(12, "attention heads (dividing hidden_size)")
+    intermediate_size: Optional[Whole] = setting(None, "feed-forward width (null: 4 x hidden_size)")
+    seed: Seed = setting(0, "seed of its random weights")
+
+    @model_validator(mode="after")
+    def _heads_divide(self, info: ValidationInfo) -> "Standin":
+        if self.hidden_size % self.num_heads:
+            refuse(info, "num_heads", self.num_heads, f"a divisor of hidden_size ({self.hidden_size})")
+        return self
 
 
 class Text(Section):
-    tokenizer: str = setting("skt/kobert-base-v1", "hub id, local directory, or standin")
-    encoder: str = setting("skt/kobert-base-v1", "hub id, local directory, or standin")
-    tokenizer_kind: Optional[str] = setting(None, "kobert | auto: overrides the tokenizer guess (null: guessed)")
-    max_length: int = setting(64, "tokens per utterance")
-    encode_batch_size: int = setting(64, "utterances per text-encoder pass when caching states",
-                                     affects_results=False)
+    tokenizer: Name = setting("skt/kobert-base-v1", "hub id, local directory, or standin")
+    encoder: Name = setting("skt/kobert-base-v1", "hub id, local directory, or standin")
+    tokenizer_kind: Optional[TokenizerKind] = setting(
+        None, "kobert | auto: overrides the tokenizer guess (null: guessed)")
+    max_length: AtLeast2 = setting(64, "tokens per utterance ([CLS] and [SEP] included)")
+    encode_batch_size: Whole = setting(64, "utterances per text-encoder pass when caching states",
+                                       affects_results=False)
     standin: Optional[Standin] = setting(None, "sizes of the KoBERT stand-in (text.encoder: standin)")
 
 
 class SpeechEncoderSettings(Section):
-    name: Optional[str] = setting(None, "hub id or local directory of a wav2vec2/HuBERT/WavLM model")
-    layers: Union[list[int], int] = setting([-1], "hidden_states indices mixed (negative: from the last)")
-    pooling: str = setting("weighted", "weighted (learned softmax weights) | mean")
-    input_dim: Optional[int] = setting(None, "encoder state width (null: models.d_model)")
-    max_frames: Optional[int] = setting(None, "encoder frames per utterance (null: features.max_frames)")
-    batch_size: int = setting(8, "utterances per encoder pass when caching states",
-                              affects_results=False)
+    name: Optional[Name] = setting(None, "hub id or local directory of a wav2vec2/HuBERT/WavLM model")
+    layers: Layers = setting([-1], "hidden_states indices mixed (negative: from the last)")
+    pooling: Pooling = setting("weighted", "weighted (learned softmax weights) | mean")
+    input_dim: Optional[Whole] = setting(None, "encoder state width (null: models.d_model)")
+    max_frames: Optional[Whole] = setting(None, "encoder frames per utterance (null: features.max_frames)")
+    batch_size: Whole = setting(8, "utterances per encoder pass when caching states",
+                                affects_results=False)
 
 
 class AudioModel(Section):
-    frontend: Optional[str] = setting("mel", "mel (the paper) | encoder (a pretrained speech encoder)")
+    frontend: Optional[Frontend] = setting("mel", "mel (the paper) | encoder (a pretrained speech encoder)")
     encoder: Optional[SpeechEncoderSettings] = setting(None, "the speech encoder (frontend: encoder)")
-    conv_channels: list[int] = setting([8, 24], "channels of the two convolutions")
-    n_layers: int = setting(7, "attention layers")
-    num_heads: int = setting(6, "attention heads")
-    inner_dim: int = setting(1024, "feed-forward width")
-    dropout: float = setting(0.1, "dropout")
-    rnn_hidden: int = setting(64, "GRU width")
+    conv_channels: Annotated[list[Whole], Len(2, 2)] = setting([8, 24], "channels of the two convolutions")
+    n_layers: Whole = setting(7, "attention layers")
+    num_heads: Whole = setting(6, "attention heads")
+    inner_dim: Whole = setting(1024, "feed-forward width")
+    dropout: Dropout = setting(0.1, "dropout")
+    rnn_hidden: Whole = setting(64, "GRU width")
+
+    @model_validator(mode="after")
+    def _encoder_named(self, info: ValidationInfo) -> "AudioModel":
+        if self.frontend == "encoder" and not (self.encoder and self.encoder.name):
+            refuse(info, "encoder.name", None, "the hub id or local directory of a "
+                   "wav2vec2/HuBERT/WavLM model (frontend: encoder)")
+        return self
 
 
 class TextModel(Section):
-    input_dim: Optional[int] = setting(None, "encoder state width (null: models.d_model)")
-    n_layers: int = setting(5, "attention layers")
-    num_heads: int = setting(6, "attention heads")
-    inner_dim: int = setting(1024, "feed-forward width")
-    dropout: float = setting(0.1, "dropout")
-    rnn_hidden: int = setting(64, "GRU width")
+    input_dim: Optional[Whole] = setting(None, "encoder state width (null: models.d_model)")
+    n_layers: Whole = setting(5, "attention layers")
+    num_heads: Whole = setting(6, "attention heads")
+    inner_dim: Whole = setting(1024, "feed-forward width")
+    dropout: Dropout = setting(0.1, "dropout")
+    rnn_hidden: Whole = setting(64, "GRU width")
 
 
 class MultimodalModel(Section):
-    n_layers: int = setting(4, "attention layers")
-    num_heads: int = setting(6, "attention heads")
-    inner_dim: int = setting(3072, "feed-forward width")
-    dropout: float = setting(0.1, "dropout")
-    rnn_hidden: int = setting(128, "LSTM width")
-    reuse_audio_num_heads: int = setting(4, "heads of the audio model rebuilt inside the classifier "
-                                            "(the original: 4; fixes.consistent_heads: audio's own)")
+    n_layers: Whole = setting(4, "attention layers")
+    num_heads: Whole = setting(6, "attention heads")
+    inner_dim: Whole = setting(3072, "feed-forward width")
+    dropout: Dropout = setting(0.1, "dropout")
+    rnn_hidden: Whole = setting(128, "LSTM width")
+    reuse_audio_num_heads: Whole = setting(4, "heads of the audio model rebuilt inside the classifier "
+                                              "(the original: 4; fixes.consistent_heads: audio's own)")
 
 
 class FusionModel(Section):
-    tensor_dim: int = setting(32, "width each side is projected to before tensor fusion")
+    tensor_dim: Whole = setting(32, "width each side is projected to before tensor fusion")
 
 
 class Models(Section):
-    d_model: int = setting(768, "model width (audio: conv_channels[-1] * n_mels / 4)")
+    d_model: Whole = setting(768, "model width (audio: conv_channels[-1] * n_mels / 4)")
     audio: AudioModel = setting({}, "the audio (arousal) regressor")
     text: TextModel = setting({}, "the text (valence) regressor")
     multimodal: MultimodalModel = setting({}, "the attention + LSTM classifier")
@@ -212,43 +273,39 @@ class Fixes(Section):
 
 
 class TrainStage(Section):
-    epochs: int = setting(20, "epoch budget")
-    batch_size: int = setting(32, "batch size")
-    lr: float = setting(2.0e-5, "Adam learning rate")
-    gamma: float = setting(0.8, "exponential learning-rate decay per epoch")
-    patience: Optional[int] = setting(None, "early stopping after this many epochs without "
-                                            "improvement (null: epochs, i.e. none)")
+    epochs: Whole = setting(20, "epoch budget")
+    batch_size: Whole = setting(32, "batch size")
+    lr: Positive = setting(2.0e-5, "Adam learning rate")
+    gamma: Decay = setting(0.8, "exponential learning-rate decay per epoch")
+    patience: Optional[Whole] = setting(None, "early stop after this many epochs without improvement (null: none)")
 
 
 class MultimodalStage(TrainStage):
-    class_weights: Union[bool, str, list[float]] = setting(
+    class_weights: Union[bool, Literal["balanced"], list[Positive]] = setting(
         False, "false | true or balanced (inverse class frequency) | one weight per class")
-    cache_frozen: bool = setting(True, "cache the frozen regressors' outputs once per run",
-                                 affects_results=False)
-    target: str = setting("hard", "hard | soft: train on the total label (the paper) or on the "
-                                  "raters' label distribution; scored on the total label either way")
+    cache_frozen: bool = setting(True, "cache the frozen regressors' outputs once per run", affects_results=False)
+    target: Target = setting("hard", "train on the total label (hard, the paper) or on the raters' label "
+                                     "distribution (soft); scored on the total label either way")
+
+
+CompileSetting = Union[bool, CompileMode]
 
 
 class Train(Section):
-    device: str = setting("auto", "auto | cpu | cuda | cuda:N", affects_results=False)
-    precision: str = setting("fp32", "fp32 | bf16 | fp16 | auto (fp32 gives the faithful numbers)",
-                             affects_results=False)
-    num_workers: int = setting(0, "DataLoader worker processes", affects_results=False)
-    compile: Union[bool, str, dict] = setting(
-        False, "torch.compile: false | true | a mode (default, reduce-overhead, max-autotune, "
-               "max-autotune-no-cudagraphs) | {stage: one of those}; falls back with a note "
-               "where compile is unavailable", affects_results=False)
-    tf32: bool = setting(False, "TF32 matmul and cuDNN on CUDA (no effect on a CPU)",
-                         affects_results=False)
-    trim_padding: Union[bool, str] = setting(
-        "auto", "auto | false: cut each batch to its longest valid length where that provably "
-                "changes nothing (masked padding, no dropout drawn)", affects_results=False)
-    tensorboard: bool = setting(False, "TensorBoard scalars in <run dir>/tensorboard/",
-                                affects_results=False)
-    resident: Union[bool, str] = setting("auto", "auto | true | false: inputs copied once onto the device",
-                                         affects_results=False)
-    background_writes: bool = setting(True, "checkpoints written by a background thread",
-                                      affects_results=False)
+    device: Device = setting("auto", "auto | cpu | cuda | cuda:N | mps", affects_results=False)
+    precision: Precision = setting("fp32", "fp32 gives the faithful numbers", affects_results=False)
+    num_workers: Count = setting(0, "DataLoader worker processes", affects_results=False)
+    compile: Union[CompileSetting, dict[Stage, CompileSetting]] = setting(
+        False, "torch.compile: false | true | a mode | {stage: one of those}; falls back with a "
+               "note where compile is unavailable", affects_results=False)
+    tf32: bool = setting(False, "TF32 matmul and cuDNN on CUDA (no effect on a CPU)", affects_results=False)
+    trim_padding: Literal["auto", False] = setting(
+        "auto", "auto: cut each batch to its longest valid length where that provably changes "
+                "nothing (masked padding, no dropout drawn)", affects_results=False)
+    tensorboard: bool = setting(False, "TensorBoard scalars in <run dir>/tensorboard/", affects_results=False)
+    resident: Union[bool, Literal["auto"]] = setting(
+        "auto", "auto | true | false: inputs copied once onto the device", affects_results=False)
+    background_writes: bool = setting(True, "checkpoints written by a background thread", affects_results=False)
     audio: TrainStage = setting({}, "the audio regressor's training")
     text: TrainStage = setting({}, "the text regressor's training")
     multimodal: MultimodalStage = setting({}, "the classifier's training")
@@ -262,135 +319,82 @@ class Asr(Section):
     unread_by_training = True
     model: Optional[str] = setting("openai/whisper-small",
                                    "Whisper hub id or local directory; none = no speech recognition")
-    language: str = setting("korean", "language Whisper transcribes")
-    task: str = setting("transcribe", "Whisper task")
-    device: str = setting("auto", "auto (the predictor's device) | cpu | cuda | cuda:N",
-                          affects_results=False)
-    batch_size: int = setting(8, "utterances per generate() call", affects_results=False)
-    max_new_tokens: int = setting(128, "longest transcript (tokens)")
-    num_beams: int = setting(1, "beam search width (1: greedy)")
+    language: Name = setting("korean", "language Whisper transcribes")
+    task: Literal["transcribe", "translate"] = setting("transcribe", "Whisper task")
+    device: Device = setting("auto", "auto: the predictor's device", affects_results=False)
+    batch_size: Whole = setting(8, "utterances per generate() call", affects_results=False)
+    max_new_tokens: Whole = setting(128, "longest transcript (tokens)")
+    num_beams: Whole = setting(1, "beam search width (1: greedy)")
 
 
 class Vad(Section):
-    threshold: float = setting(0.5, "speech probability that opens an utterance")
-    neg_threshold: Optional[float] = setting(None, "probability that closes it (null: threshold - 0.15)")
-    min_speech_s: float = setting(0.25, "shorter bursts are dropped (s)")
-    min_silence_s: float = setting(0.3, "shorter pauses do not split an utterance (s)")
-    speech_pad_s: float = setting(0.03, "added on both sides of an utterance (s)")
-    max_speech_s: float = setting(25.0, "longer speech is split (s; Whisper reads 30 s at most)")
+    threshold: Probability = setting(0.5, "speech probability that opens an utterance")
+    neg_threshold: Optional[Probability] = setting(
+        None, "probability that closes it, at most threshold (null: threshold - 0.15)")
+    min_speech_s: NonNegative = setting(0.25, "shorter bursts are dropped (s)")
+    min_silence_s: NonNegative = setting(0.3, "shorter pauses do not split an utterance (s)")
+    speech_pad_s: NonNegative = setting(0.03, "added on both sides of an utterance (s)")
+    max_speech_s: Annotated[StrictFloat, Gt(0), Le(30)] = setting(
+        25.0, "longer speech is split (s; Whisper reads 30 s at most)")
+
+    @model_validator(mode="after")
+    def _closes_below_opening(self, info: ValidationInfo) -> "Vad":
+        if self.neg_threshold is not None and self.neg_threshold > self.threshold:
+            refuse(info, "neg_threshold", self.neg_threshold, f"<= threshold ({self.threshold:g})")
+        return self
 
 
 class Segments(Section):
     unread_by_training = True
-    block_s: float = setting(30.0, "seconds read from the file at a time", affects_results=False)
-    batch_utterances: int = setting(16, "utterances transcribed and scored per pass",
-                                    affects_results=False)
+    block_s: Positive = setting(30.0, "seconds read from the file at a time", affects_results=False)
+    batch_utterances: Whole = setting(16, "utterances transcribed and scored per pass", affects_results=False)
     vad: Vad = setting({}, "Silero VAD settings")
 
 
 class Biosignals(Section):
     unread_by_training = True
-    signals: list[str] = setting(["TEMP", "EDA"], "wrist signals analysed")
-    k: int = setting(5, "clusters of the reported DTW k-means")
-    ks: list[int] = setting(list(range(2, 11)), "ks of the silhouette sweep")
-    max_series: int = setting(600, "series clustered (stratified sample; DTW is O(n^2))")
-    series_length: int = setting(24, "each series resampled to this many steps")
-    alpha: float = setting(0.05, "significance level")
-    n_jobs: int = setting(1, "ks fitted in parallel threads (-1: every core)", affects_results=False)
+    signals: Signals = setting(["TEMP", "EDA"], "wrist signals analysed")
+    k: AtLeast2 = setting(5, "clusters of the reported DTW k-means")
+    ks: Annotated[list[AtLeast2], MinLen(1)] = setting(list(range(2, 11)), "ks of the silhouette sweep")
+    max_series: AtLeast2 = setting(600, "series clustered (stratified sample; DTW is O(n^2))")
+    series_length: AtLeast2 = setting(24, "each series resampled to this many steps")
+    alpha: Probability = setting(0.05, "significance level")
+    n_jobs: Jobs = setting(1, "ks fitted in parallel threads (-1: every core)", affects_results=False)
 
 
 class Ablation(Section):
-    audio_layers: list[int] = setting([3, 4, 5, 6, 7], "audio n_layers of the layer ablation")
-    text_layers: list[int] = setting([3, 4, 5, 6, 7], "text n_layers of the layer ablation")
-    combos: list[list[int]] = setting([[6, 6], [7, 6], [7, 5]], "[audio, text] depth combinations")
+    audio_layers: list[Whole] = setting([3, 4, 5, 6, 7], "audio n_layers of the layer ablation")
+    text_layers: list[Whole] = setting([3, 4, 5, 6, 7], "text n_layers of the layer ablation")
+    combos: list[Annotated[list[Whole], Len(2, 2)]] = setting([[6, 6], [7, 6], [7, 5]], "[audio, text] depths")
 
 
 class FusionStudy(Section):
-    kinds: list[str] = setting([], "classifier kinds compared")
-    protocol: str = setting("cv5", "split protocol of the study")
-    variant: str = setting("corrected", "faithful | corrected")
-    seeds: Optional[list[int]] = setting(None, "seeds (null: reproduce.seeds / cv5_seeds)")
+    kinds: list[FusionKind] = setting([], "classifier kinds compared")
+    protocol: Protocol = setting("cv5", "split protocol of the study")
+    variant: Variant = setting("corrected", "faithful | corrected")
+    seeds: Optional[list[Seed]] = setting(None, "seeds (null: reproduce.seeds / cv5_seeds)")
 
 
 class CrossCorpusStudy(Section):
-    kinds: Optional[list[str]] = setting(None, "classifier kinds compared (null: the fusion study's)")
-    variant: str = setting("corrected", "faithful | corrected")
-    seeds: Optional[list[int]] = setting(None, "seeds (null: reproduce.cv5_seeds / seeds)")
-
-
-# ---- the foundation-model study of notebook 5-4 (koemo.experiments.foundation)
-class FoundationProbe(Section):
-    layer: Union[Literal["weighted"], StrictInt] = setting(
-        "weighted", "weighted (a learned softmax weighting over every hidden state) | N: hidden "
-                    "state N alone (0: the embeddings; negative counts from the last; EmoBox: -1)")
-    hidden: Annotated[int, Field(gt=0)] = setting(256, "width of the probe's hidden layer (EmoBox: 256)")
-    epochs: Annotated[int, Field(gt=0)] = setting(20, "epoch budget (EmoBox: 20)")
-    batch_size: Annotated[int, Field(gt=0)] = setting(32, "batch size (EmoBox: 32)")
-    lr: Annotated[float, Field(gt=0)] = setting(1.0e-4, "Adam learning rate (EmoBox: 1e-4)")
-    warmup_epochs: Annotated[int, Field(ge=0)] = setting(
-        10, "linear warm-up over this many epochs, then linear decay to 0 at `epochs` (EmoBox: "
-            "10 of 20); 0: a constant learning rate")
-    patience: Optional[Annotated[int, Field(gt=0)]] = setting(
-        5, "early stopping after this many epochs without a lower validation loss; the test is "
-           "scored with the best epoch (null: every epoch, as EmoBox)")
-
-
-class FusedUpstreams(Section):
-    audio: str = setting("microsoft/wavlm-large", "the audio upstream of a fused probe")
-    text: str = setting("klue/roberta-large", "the text upstream of a fused probe")
-
-
-class ZeroShotModel(Section):
-    kind: Literal["emotion2vec", "sensevoice"] = setting(
-        "emotion2vec", "emotion2vec (its 9-class head) | sensevoice (its emotion tag)")
-    model: str = setting("emotion2vec/emotion2vec_plus_large", "hub id, local directory or tiny:<kind>")
-
-
-class FoundationStudy(Section):
-    audio: list[str] = setting(
-        ["microsoft/wavlm-large", "facebook/hubert-large-ll60k", "openai/whisper-large-v3",
-         "facebook/wav2vec2-xls-r-300m", "emotion2vec/emotion2vec_plus_base", "emotion2vec/emotion2vec_plus_large"],
-        "frozen audio upstreams, one probe each: hub ids or local directories (tiny:<family> "
-        "builds a tiny random one in the workdir: demo and tests)")
-    text: list[str] = setting(
-        ["klue/roberta-large", "monologg/koelectra-base-v3-discriminator", "skt/kobert-base-v1"],
-        "frozen text upstreams, one probe each (standin: the workdir's KoBERT stand-in)")
-    fused: list[FusedUpstreams] = setting(
-        [{"audio": "microsoft/wavlm-large", "text": "klue/roberta-large"}],
-        "audio + text pairs, one fused probe each (the two pooled vectors concatenated)")
-    zero_shot: list[ZeroShotModel] = setting(
-        [{"kind": "emotion2vec", "model": "emotion2vec/emotion2vec_plus_base"},
-         {"kind": "emotion2vec", "model": "emotion2vec/emotion2vec_plus_large"},
-         {"kind": "sensevoice", "model": "FunAudioLLM/SenseVoiceSmall"}],
-        "models scored zero-shot on the same test rows, through their own emotion labels")
-    probe: FoundationProbe = setting({}, "the probe trained on each fold (EmoBox's downstream model)")
-    variant: Literal["faithful", "corrected"] = setting(
-        "corrected", "which rows train and score (corrected: recordings without signal left "
-                     "out), as the fusion and cross-corpus runs the table compares with")
-    seeds: Optional[list[int]] = setting(
-        None, "probe seeds (null: the cross-corpus study's, so each probe pairs with the "
-              "paper's run of its seed)")
-    text_max_length: Annotated[int, Field(gt=2)] = setting(128, "tokens per transcript read by the text upstreams")
-    device: str = setting("auto", "auto | cpu | cuda | cuda:N: where the upstreams run",
-                          affects_results=False)
-    batch_size: Annotated[int, Field(gt=0)] = setting(
-        16, "transcripts per text-upstream pass (and utterances per zero-shot batch)",
-        affects_results=False)
+    kinds: Optional[list[FusionKind]] = setting(None, "classifier kinds compared (null: the fusion study's)")
+    variant: Variant = setting("corrected", "faithful | corrected")
+    seeds: Optional[list[Seed]] = setting(None, "seeds (null: reproduce.cv5_seeds / seeds)")
 
 
 class Reproduce(Section):
     unread_by_training = True
-    parallel_runs: int = setting(1, "runs trained at once (worker processes)", affects_results=False)
-    runs_per_device: Union[Literal["auto"], StrictInt] = setting(
+    parallel_runs: Whole = setting(1, "runs trained at once (worker processes)", affects_results=False)
+    runs_per_device: Union[Literal["auto"], Whole] = setting(
         "auto", "runs trained at once per device: auto (as many as fit a GPU's free memory; "
                 "on a CPU, parallel_runs) | N", affects_results=False)
-    protocols: list[str] = setting(["paper", "cv5"], "protocols of the main runs")
-    variants: list[str] = setting(["faithful", "corrected"], "faithful | corrected (every fix on)")
-    seeds: list[int] = setting([1, 2, 3], "seeds of the main runs")
-    cv5_seeds: Optional[list[int]] = setting(None, "seeds of the session folds (null: seeds)")
-    folds: Optional[list[int]] = setting(None, "cv5 folds run (null: all five)")
+    protocols: list[Protocol] = setting(["paper", "cv5"], "protocols of the main runs")
+    variants: list[Variant] = setting(["faithful", "corrected"], "faithful | corrected (every fix on)")
+    seeds: Annotated[list[Seed], MinLen(1)] = setting([1, 2, 3], "seeds of the main runs")
+    cv5_seeds: Optional[Annotated[list[Seed], MinLen(1)]] = setting(None, "seeds of the session folds "
+                                                                          "(null: seeds)")
+    folds: Optional[list[Fold]] = setting(None, "cv5 folds run (null: all five)")
     ablation: Ablation = setting({}, "layer ablation and depth combinations")
-    frontends: list[str] = setting([], "other configs whose fusion study 5-2 puts beside this one's")
+    frontends: list[Name] = setting([], "other configs whose fusion study 5-2 puts beside this one's")
     fusion: Optional[FusionStudy] = setting(None, "the fusion study (null: none)")
     cross_corpus: Optional[CrossCorpusStudy] = setting(
         {}, "the cross-corpus study of notebook 5-3, run when a KEMDy19 copy is given "
@@ -404,31 +408,41 @@ class Reproduce(Section):
 
 
 class SyntheticKemdy19(Section):
-    sessions: int = setting(10, "sessions of the synthetic KEMDy19 corpus")
-    utterances_per_session: int = setting(24, "utterances per session (at least 20)")
-    mean_duration: float = setting(2.5, "mean utterance length (s)")
-    seed: int = setting(0, "generator seed")
+    sessions: Sessions = setting(10, "sessions of the synthetic KEMDy19 corpus")
+    utterances_per_session: Annotated[StrictInt, Ge(20)] = setting(
+        24, "utterances per session (at least 20: both actors in all ten dialogues)")
+    mean_duration: MeanDuration = setting(2.5, "mean utterance length (s)")
+    seed: Seed = setting(0, "generator seed")
 
 
 class Synthetic(Section):
     unread_by_training = True
-    sessions: int = setting(4, "sessions of the synthetic corpus")
-    utterances_per_session: int = setting(80, "utterances per session")
-    mean_duration: float = setting(3.5, "mean utterance length (s)")
-    seed: int = setting(0, "generator seed")
-    silent_recordings: int = setting(0, "recordings without signal per session")
-    faults: list[str] = setting([], "real-file faults planted into session 1 (names of "
-                                    "`koemo synth --faults`, or [all])")
+    sessions: Sessions = setting(4, "sessions of the synthetic corpus")
+    utterances_per_session: Annotated[StrictInt, Ge(12)] = setting(
+        80, "utterances per session (at least 12: both speakers in all six scripts)")
+    mean_duration: MeanDuration = setting(3.5, "mean utterance length (s)")
+    seed: Seed = setting(0, "generator seed")
+    silent_recordings: Count = setting(0, "recordings without signal per session (a quarter at most)")
+    faults: list[Union[SyntheticFault, Literal["all"]]] = setting(
+        [], "real-file faults planted into the corpus (names of `koemo synth --faults`, or "
+            "[all]: every one but those that take a session's rows away)")
     kemdy19: Optional[SyntheticKemdy19] = setting(
         None, "a synthetic KEMDy19 for the cross-corpus study (notebook 5-3; null: none)")
+
+    @model_validator(mode="after")
+    def _silent_share(self, info: ValidationInfo) -> "Synthetic":
+        if self.silent_recordings > self.utterances_per_session // 4:
+            refuse(info, "silent_recordings", self.silent_recordings,
+                   f"at most utterances_per_session // 4 = {self.utterances_per_session // 4}")
+        return self
 
 
 class Config(Section):
     """A whole experiment (top level). `base:` is resolved by koemo.config.load."""
-    name: str = setting("paper", "experiment name (default: the config file's stem); names run "
-                                 "directories", affects_results=False)
-    seed: int = setting(1, "default training seed")
-    regressor_runs: Optional[dict[str, str]] = setting(
+    name: RunName = setting("paper", "experiment name (default: the config file's stem); names run "
+                                     "directories", affects_results=False)
+    seed: Seed = setting(1, "default training seed")
+    regressor_runs: Optional[dict[Literal["audio", "text"], Name]] = setting(
         None, "run names of shared regressors {audio: NAME, text: NAME} (set by the plan)",
         affects_results=False)
     data: Data = setting({}, "the corpus rows and their split")
@@ -444,22 +458,17 @@ class Config(Section):
     segments: Segments = setting({}, "long recordings cut by VAD (`koemo predict --segments`)")
     synthetic: Optional[Synthetic] = setting(None, "the synthetic corpus recipe (demo, tests)")
 
-    def as_dict(self) -> dict:
-        """The whole config as written (after `base:` and overrides, without defaults)."""
-        return super().as_dict()
+
+
+def label_classes(policy: str, configured=None) -> tuple[str, ...]:
+    """The classes of a label policy in label-id order: all seven emotions under `seven`,
+    else data.classes (when set) or the paper's five."""
+    if policy == "seven":
+        return SEVEN_CLASSES
+    return tuple(configured) if configured else PAPER_CLASSES
 
 
 # ----------------------------------------------------------------------------- derived lists
-
-def _extra(section: type[Section], key: str) -> dict:
-    return section.model_fields[key].json_schema_extra or {}
-
-
-def speed_settings(section: type[Section]) -> tuple[str, ...]:
-    """The settings of `section` marked as not changing results (in schema order)."""
-    return tuple(k for k in section.model_fields
-                 if _extra(section, k).get("affects_results") is False)
-
 
 def not_results_sections() -> tuple[str, ...]:
     """Top-level keys that never make two runs different: names and unread sections."""
@@ -477,13 +486,4 @@ def feature_keys(*, model_input_only: bool = False) -> tuple[str, ...]:
     """features.* that shape the stored arrays; `model_input_only`: those that change the
     numbers the models see (not the backend, which agrees within tolerance, nor the dtype)."""
     flag = "model_input" if model_input_only else "stored"
-    return tuple(k for k in Features.model_fields if _extra(Features, k).get(flag))
-
-
-def _section_type(annotation) -> type[Section] | None:
-    if isinstance(annotation, type) and issubclass(annotation, Section):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        if isinstance(arg, type) and issubclass(arg, Section):
-            return arg
-    return None
+    return tuple(k for k in Features.model_fields if field_marks(Features, k).get(flag))

@@ -98,7 +98,7 @@ def combined_report(parts: list[dict], table: pd.DataFrame, workdir: Path, fp: s
                     part_dirs: dict[str, Path]) -> dict:
     """The keys of a one-corpus report, summed or listed over the corpora."""
     first = parts[0]
-    listed = ("dropped_rows", "problem_files", "notes", "no_signal_rows")
+    listed = ("dropped_rows", "problem_files", "sessions_without_rows", "notes", "no_signal_rows")
     return {
         "prepare_version": first["prepare_version"], "read_rules": first.get("read_rules"),
         "skipped_unreadable": [path for p in parts for path in p.get("skipped_unreadable") or []],
@@ -117,6 +117,8 @@ def combined_report(parts: list[dict], table: pd.DataFrame, workdir: Path, fp: s
         "splits": {col: {k: int(v) for k, v in table[col].value_counts().items()}
                    for col in SPLIT_COLUMNS + CROSS_COLUMNS + IN_CORPUS_COLUMNS},
         **{k: [entry for p in parts for entry in p[k]] for k in listed},
+        "sessions": {f"{p['corpus']}/{folder}": counts for p in parts
+                     for folder, counts in p["sessions"].items()},
         **{k: p[k] for p in parts for k in ("kemdy19",) if k in p},
         "repeated_transcripts": repeated_transcripts(table),
     }

@@ -11,7 +11,6 @@ from pathlib import Path
 from koemo.dataset import kemdy19, kemdy20
 from koemo.errors import KoemoInputError
 
-CORPORA = ("kemdy19", "kemdy20")
 AUTO = "auto"
 
 
@@ -30,10 +29,7 @@ def detect_corpus(data_root: Path) -> str:
 
 
 def corpus_of(data_root: Path, data_cfg) -> str:
-    """`data.corpus` when it names a corpus, else the one detected from the files."""
+    """`data.corpus` when it names a corpus (koemo.config.schema.Corpus), else the one
+    detected from the files."""
     chosen = data_cfg.corpus or AUTO
-    if chosen == AUTO:
-        return detect_corpus(data_root)
-    if chosen not in CORPORA:
-        raise KoemoInputError(f"data.corpus must be {AUTO} or one of {CORPORA}, not {chosen!r}")
-    return chosen
+    return detect_corpus(data_root) if chosen == AUTO else chosen

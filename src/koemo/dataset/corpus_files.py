@@ -7,7 +7,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from koemo.dataset.kemdy20 import CorpusFileError, session_of_annotation_file
+from koemo.dataset.kemdy20 import (ANNOTATION_FILE_PATTERN, CorpusFileError,
+                                   session_of_annotation_file)
 from koemo.errors import KoemoInputError
 
 
@@ -25,8 +26,26 @@ def annotation_files(data_root: Path) -> tuple[list[tuple[int, Path]], list[Path
         except KoemoInputError:
             misnamed.append(path)
     if not files:
-        raise KoemoInputError(f"{folder}: no SessNN_eval.csv annotation files")
+        others = f" (only {', '.join(p.name for p in misnamed)})" if misnamed else ""
+        raise KoemoInputError(f"{folder}: no {ANNOTATION_FILE_PATTERN} annotation files{others}")
     return sorted(files), misnamed
+
+
+def misnamed_annotation(path: Path, pattern: str, expected: str | None) -> CorpusFileError:
+    """Why a CSV under annotation/ whose name names no session is not read. `prepare` stops on
+    it as on an unreadable file (its rows would vanish unseen) unless --skip-unreadable.
+    `expected`: the name it most likely stands for (e.g. `Sess02_eval.csv` for a browser's
+    second download `Sess02_eval (1).csv`)."""
+    if expected is None:
+        hint = f"expected {pattern}"
+    elif (path.parent / expected).exists():
+        hint = (f"expected {pattern}; {expected} is there too, so this looks like a second copy "
+                "of it (a browser's duplicate download): remove one")
+    else:
+        hint = f"expected {pattern}: rename it {expected}"
+    return CorpusFileError(path, "bad_file_name",
+                           f"annotation file name not recognised, so its session is unknown "
+                           f"({hint})")
 
 
 def corpus_file_stats(data_root: Path) -> list[tuple[str, int, int]]:

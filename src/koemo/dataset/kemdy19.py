@@ -12,8 +12,9 @@ KEMDy19 differs from KEMDy20 in four ways a loader must honour:
 `session_frames` turns a session's two files into frames in KEMDy20's annotation-row shape
 (`line` + kemdy20.ANNOTATION_COLUMNS), one per run of rows taken from the same file, so
 `koemo.dataset.prepare` checks, pairs and labels them exactly as it does KEMDy20's rows. Rows
-it cannot use (a repeated Segment ID, an utterance the label file lacks) are reported to the
-collector with a reason, so every utterance is accounted for.
+it cannot use (a repeated Segment ID, by the rule KEMDy20's rows follow too:
+koemo.dataset.duplicates; an utterance the label file lacks) are reported to the collector with
+a reason, so every utterance is accounted for.
 """
 from __future__ import annotations
 
@@ -25,17 +26,22 @@ from typing import NamedTuple
 
 import pandas as pd
 
+from koemo.dataset.corpus_files import misnamed_annotation
+from koemo.dataset.duplicates import drop_repeated_ids
 from koemo.dataset.kemdy20 import ANNOTATION_COLUMNS, NUMERIC_COLUMNS, RATER_COLUMNS, CorpusFileError
 from koemo.errors import KoemoInputError
 
 N_COLUMNS = 43
 SEGMENT_ID_RE = re.compile(r"^Sess(\d{2})_(impro0[1-4]|script0[1-6])_([FM])(\d{3})$")
 ANNOTATION_FILE_RE = re.compile(r"^Session(\d{2})_([FM])_res\.csv$")
+ANNOTATION_FILE_PATTERN = "SessionNN_F_res.csv or SessionNN_M_res.csv"
+# A name that is nearly a rating file's (`Session02_F_res (1).csv`, `session2_f_res.csv`).
+_NEAR_ANNOTATION_NAME = re.compile(r"^session[ _-]?0*(\d{1,2})(?!\d)[ _-]*([FM])[ _-]*res",
+                                   re.IGNORECASE)
 # KEMDy20's markers plus KEMDy19's `o/` and `s/`, removed wherever they occur (also glued).
 MARKER_RE = re.compile(r"[cnNulbos]/|[*+]")
 # `(spelling)/(pronunciation)`: the written form is kept, as a text model reads written Korean.
 ALTERNATIVE_RE = re.compile(r"\(([^()]*)\)/\(([^()]*)\)")
-LABEL_SOURCES = ("own", "listener")
 TRANSCRIPT_ENCODING = "utf-8"
 # Where the KEMDy20-shaped columns sit in a 43-column row (3-8 are bio-signal values).
 _POSITIONS = [0, 1, 2, 9, 10, 11, 12] + list(range(13, N_COLUMNS))
@@ -74,6 +80,19 @@ def clean_transcript(text: str) -> str:
     """Keep the spelling of `(a)/(b)` pairs, remove the markers, collapse spaces."""
     text = ALTERNATIVE_RE.sub(lambda m: f" {m.group(1)} ", text)
     return " ".join(MARKER_RE.sub(" ", text).split())
+
+
+def annotation_names(session: int) -> list[str]:
+    """The two rating files of a session: `Session02_F_res.csv`, `Session02_M_res.csv`."""
+    return [f"Session{session:02d}_{gender}_res.csv" for gender in ("F", "M")]
+
+
+def expected_annotation_name(name: str) -> str | None:
+    """The rating file a CSV named almost like one stands for (`Session02_F_res (1).csv` ->
+    `Session02_F_res.csv`), or None."""
+    match = _NEAR_ANNOTATION_NAME.match(name)
+    return (f"Session{int(match.group(1)):02d}_{match.group(2).upper()}_res.csv"
+            if match else None)
 
 
 def annotation_files(data_root: Path) -> tuple[dict[int, dict[str, Path]], list[Path]]:
@@ -139,25 +158,10 @@ def read_annotations(csv_path: str | Path) -> pd.DataFrame:
 
 
 def _usable_rows(frame: pd.DataFrame, path: Path, session: int, out) -> dict[str, pd.Series]:
-    """Segment ID -> its row. An id written on several rows keeps one when they are copies;
-    when they differ, none of them is trusted. Each row left out is reported."""
-    rows: dict[str, pd.Series] = {}
-    content = [c for c in frame.columns if c not in ("line", "numb")]
-    for sid, group in frame.groupby("segment_id", sort=False):
-        if len(group) == 1:
-            rows[sid] = group.iloc[0]
-            continue
-        copies = len(group[content].drop_duplicates()) == 1
-        lines = ", ".join(str(n) for n in group["line"])
-        for k, (_, row) in enumerate(group.iterrows()):
-            if copies and k == 0:
-                rows[sid] = row
-                continue
-            why = ("a copy of an earlier row" if copies
-                   else "the rows differ, so none of them is used")
-            out.drop_row(sid, session, path, "duplicate_segment_id",
-                         f"{path} line {row['line']}: segment id {sid} is on lines {lines}; {why}")
-    return rows
+    """Segment ID -> its row, after the one rule for repeated ids (koemo.dataset.duplicates:
+    copies keep one row, conflicting rows none), each row left out reported."""
+    [(_, _, usable)] = drop_repeated_ids([(session, path, frame)], out)
+    return {row["segment_id"]: row for _, row in usable.iterrows()}
 
 
 def _label_file(sid: str, label_source: str) -> str | None:
@@ -170,9 +174,10 @@ def _label_file(sid: str, label_source: str) -> str | None:
 
 
 def session_frames(session: int, files: dict[str, Path], label_source: str, out,
-                   stats: dict) -> list[tuple[int, Path, pd.DataFrame]]:
+                   stats: dict, unreadable: list) -> list[tuple[int, Path, pd.DataFrame]]:
     """The label row of every utterance of one session (see module docstring), as
-    (session, source file, frame) runs in the order the F file lists them."""
+    (session, source file, frame) runs in the order the F file lists them. A file that cannot
+    be read is added to `unreadable` (prepare stops on it unless --skip-unreadable)."""
     read: dict[str, dict[str, pd.Series]] = {}
     for gender in ("F", "M"):
         path = files.get(gender)
@@ -181,7 +186,7 @@ def session_frames(session: int, files: dict[str, Path], label_source: str, out,
         try:
             frame = read_annotations(path)
         except CorpusFileError as err:
-            out.problem_file(path, err.reason, str(err))
+            unreadable.append(err)
             continue
         stats["annotation_rows"] += len(frame)
         read[gender] = _usable_rows(frame, path, session, out)
@@ -219,16 +224,14 @@ def _runs(session: int, files: dict[str, Path], chosen) -> list[tuple[int, Path,
     return runs
 
 
-def annotation_frames(data_root: Path, label_source: str, out) -> tuple[list, dict, set[str]]:
-    """Every session's label rows (session_frames), counts for the prepare report, and every
-    Segment ID the annotation files list."""
-    if label_source not in LABEL_SOURCES:
-        raise KoemoInputError(f"data.kemdy19_labels must be one of {LABEL_SOURCES}, "
-                              f"not {label_source!r}")
+def annotation_frames(data_root: Path, label_source: str, out
+                      ) -> tuple[list, dict, set[str], list[CorpusFileError]]:
+    """Every session's label rows (session_frames), counts for the prepare report, every
+    Segment ID the annotation files list, and the annotation files that cannot be used (not
+    readable, or a name that names no session): prepare stops on them unless --skip-unreadable."""
     sessions, misnamed = annotation_files(data_root)
-    for path in misnamed:
-        out.problem_file(path, "bad_file_name",
-                         f"{path}: not named SessionNN_F_res.csv or SessionNN_M_res.csv; skipped")
+    unreadable = [misnamed_annotation(path, ANNOTATION_FILE_PATTERN,
+                                      expected_annotation_name(path.name)) for path in misnamed]
     stats = {"label_source": label_source, "annotation_rows": 0, "utterances": 0,
              "both_files": 0, "labels_agree": 0, "ids": set()}
     frames = []
@@ -238,8 +241,8 @@ def annotation_frames(data_root: Path, label_source: str, out) -> tuple[list, di
                 missing = data_root / "annotation" / f"Session{session:02d}_{gender}_res.csv"
                 out.problem_file(missing, "missing_csv",
                                  f"{missing}: annotation file not found (the {gender} actor's ratings)")
-        frames += session_frames(session, files, label_source, out, stats)
-    return frames, stats, stats.pop("ids")
+        frames += session_frames(session, files, label_source, out, stats, unreadable)
+    return frames, stats, stats.pop("ids"), unreadable
 
 
 def report_lines(counts: dict | None) -> list[str]:

@@ -19,12 +19,17 @@ import numpy as np
 import pandas as pd
 
 from koemo.audio.io import SILENCE_PEAK
+from koemo.config.schema import TRANSCRIPT_ENCODINGS   # those tried; Korean-looking text wins
 from koemo.errors import KoemoInputError
 
 N_COLUMNS = 37
 N_RATERS = 10
 SEGMENT_ID_RE = re.compile(r"^Sess(\d{2})_script(0[1-6])_User(\d{3})([MF])_(\d{3})$")
 ANNOTATION_FILE_RE = re.compile(r"^Sess(\d{2})_eval\.csv$")
+ANNOTATION_FILE_PATTERN = "SessNN_eval.csv"
+# A name that is nearly an annotation file's (`Sess02_eval (1).csv`, `sess2_eval.csv`).
+_NEAR_ANNOTATION_NAME = re.compile(r"^sess(?:ion)?[ _-]?0*(\d{1,2})(?!\d)[ _-]*eval",
+                                   re.IGNORECASE)
 # Markers of the transcripts (breath, laugh, noise, unintelligible, unknown, ...). The original
 # removed them wherever they occur, which also catches markers glued to a word (`더라구.l/`).
 MARKER_RE = re.compile(r"[cnNulb]/|[*+]")
@@ -37,8 +42,6 @@ TRUNCATED_DATA_RE = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MU
 WAV_SUBTYPES = ("PCM_U8", "PCM_S8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE")
 # The range of every valence/arousal vote and of the totals (ten-rater means).
 LABEL_RANGE = (1.0, 5.0)
-# Transcript encodings tried; the one whose text reads as Korean wins (decode_transcript).
-TRANSCRIPT_ENCODINGS = ("cp949", "utf-8")
 # What `check_wav_content` may find; the first two are "no signal" (data.silent_audio decides).
 NO_SIGNAL_REASONS = ("silent_audio", "constant_audio")
 
@@ -99,6 +102,18 @@ def session_of_annotation_file(csv_path: str | Path) -> int:
     if not match:
         raise KoemoInputError(f"{csv_path}: annotation files must be named SessNN_eval.csv")
     return int(match.group(1))
+
+
+def annotation_names(session: int) -> list[str]:
+    """The annotation file of a session: `Sess02_eval.csv`."""
+    return [f"Sess{session:02d}_eval.csv"]
+
+
+def expected_annotation_name(name: str) -> str | None:
+    """The annotation file a CSV named almost like one stands for (`Sess02_eval (1).csv`, a
+    browser's second download, -> `Sess02_eval.csv`), or None."""
+    match = _NEAR_ANNOTATION_NAME.match(name)
+    return annotation_names(int(match.group(1)))[0] if match else None
 
 
 def _check_header(csv_path: Path, rows: list[list[str]]) -> list[str]:

@@ -6,12 +6,12 @@ both corpora annotate (fear and disgust too), in the order that gives their clas
 Cross-corpus work scores the classes both sides share (`shared_classes`)."""
 from __future__ import annotations
 
-# Class ids as the original: neutral 0, sad 1, happy 2, surprise 3, angry 4.
-PAPER_CLASSES = ("neutral", "sad", "happy", "surprise", "angry")
+# The classes in label-id order (neutral 0, sad 1, happy 2, surprise 3, angry 4; then disgust,
+# fear) and the label policies are settings' legal values: koemo.config.schema.
+from koemo.config.schema import PAPER_CLASSES, SEVEN_CLASSES, label_classes
+
 # KEMDy20 spells disgust `disqust` in the total column and `disgust` in rater columns.
-SEVEN_CLASSES = PAPER_CLASSES + ("disgust", "fear")
 SPELLING_FIXES = {"disqust": "disgust"}
-LABEL_POLICIES = ("paper5", "keep_ties", "seven")
 
 
 def normalise_label(name: str) -> str:
@@ -19,26 +19,10 @@ def normalise_label(name: str) -> str:
     return SPELLING_FIXES.get(name, name)
 
 
-def check_classes(classes) -> tuple[str, ...]:
-    """`classes` as a tuple, or ValueError naming what is not one of the seven emotions or is
-    listed twice (a misspelt class would otherwise silently drop all of its rows)."""
-    classes = tuple(classes)
-    unknown = [c for c in classes if c not in SEVEN_CLASSES]
-    if unknown:
-        raise ValueError(f"data.classes names {unknown}, not among the emotions both corpora "
-                         f"annotate: {', '.join(SEVEN_CLASSES)}")
-    twice = sorted({c for c in classes if classes.count(c) > 1})
-    if twice:
-        raise ValueError(f"data.classes lists {twice} more than once")
-    return classes
-
-
 def classes_for(policy: str, configured: list[str] | tuple[str, ...] | None = None) -> tuple[str, ...]:
-    if policy not in LABEL_POLICIES:
-        raise ValueError(f"unknown label policy {policy!r}; choose one of {LABEL_POLICIES}")
-    if policy == "seven":
-        return SEVEN_CLASSES
-    return check_classes(configured) if configured else PAPER_CLASSES
+    """data.label_policy's classes in label-id order (data.classes when set; the schema checks
+    both: a misspelt or repeated class is refused when the config loads)."""
+    return label_classes(policy, configured)
 
 
 def shared_classes(*class_sets) -> tuple[str, ...]:

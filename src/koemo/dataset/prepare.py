@@ -9,11 +9,13 @@ header, then its samples, one file at a time so memory stays flat), cleaned and 
 `koemo.dataset.labels.resolve_label`. A row with bad input is dropped and reported with its file and
 reason; `strict=True` raises KoemoInputError at the first one instead. Every annotation row
 that can be parsed is read (one bad row costs that row, never its file), and the report
-balances: rows_read = kept + dropped. An annotation file or session folder that cannot be
-read at all stops the run before the heavy work, naming each, unless `skip_unreadable`. Every
-reason is listed in docs/kemdy20.md. Rows the label policy
-drops are reported too but are not input errors. Files nobody refers to (a wav without an
-annotation row) are reported.
+balances: rows_read = kept + dropped. A Segment ID on several rows follows one rule for both
+corpora (koemo.dataset.duplicates). An annotation file or session folder that cannot be read
+at all, or an annotation file whose name names no session, stops the run before the heavy
+work, naming each, unless `skip_unreadable`. Every reason is listed in docs/kemdy20.md. Rows
+the label policy drops are reported too but are not input errors. Every session folder is
+accounted for (koemo.dataset.sessions): one without any annotation row is one finding with its
+wav count; elsewhere, files nobody refers to (a wav without an annotation row) are reported.
 
 Recordings without signal (digital silence, a constant value) are real KEMDy20 content. The
 original kept them, so they stay in the table with their reason in `audio_problem` and get
@@ -45,13 +47,16 @@ from koemo.dataset.kemdy20 import (NO_SIGNAL_REASONS, RATER_COLUMNS, CorpusFileE
                                    check_wav_content, clean_transcript, label_problem,
                                    parse_segment_id, read_annotations,
                                    read_transcript_with_encoding)
-from koemo.dataset.corpus_files import WavFolders, annotation_files, corpus_file_stats
+from koemo.dataset.corpus_files import (WavFolders, annotation_files, corpus_file_stats,
+                                        misnamed_annotation)
+from koemo.dataset.duplicates import drop_repeated_ids
 # NO_SIGNAL_POLICY_NOTE: re-exported for koemo.reporting.report.
-from koemo.dataset.prepare_report import (NO_SIGNAL_POLICY_NOTE, report_markdown,  # noqa: F401
-                                          summary_text)
-from koemo.dataset.prepare_output import (replace_atomic, unreadable_inputs_error,
-                                          workdir_lock, writing)
+from koemo.dataset.prepare_report import (NO_SIGNAL_POLICY_NOTE, input_problem_counts,  # noqa: F401
+                                          report_markdown, summary_text)
+from koemo.dataset.prepare_output import (unreadable_inputs_error, workdir_lock,
+                                          write_outputs, writing)
 from koemo.dataset.leakage import repeated_transcripts
+from koemo.dataset.sessions import account_sessions
 from koemo.dataset.sources import open_corpus
 from koemo.dataset.splits import SPLIT_COLUMNS, add_splits, resolve_folds_path
 from koemo.config.workdir import REPORT_JSON, REPORT_MD, TABLE_FILE
@@ -66,7 +71,9 @@ TABLE_COLUMNS = (
     "duration", "audio_problem", "text_encoding", "corpus", "dialogue") + SPLIT_COLUMNS + tuple(RATER_COLUMNS)
 # Bump when reading rules change the table of a corpus (not part of the input fingerprint,
 # which tests/golden pins): a workdir prepared under other rules is prepared again.
-READ_RULES = 2
+# 3: a row whose start is after its end is dropped; conflicting rows under one Segment ID are
+# all dropped (koemo.dataset.duplicates); sessions without rows are reported per session.
+READ_RULES = 3
 # The choice of protocol/fold only picks a split column, data.silent_audio only which rows a
 # run uses, and data.corpus only forces what detection finds: the table is the same for all.
 _DATA_KEYS_NOT_SHAPING_TABLE = ("protocol", "fold", "silent_audio", "corpus")
@@ -118,6 +125,7 @@ class _Collector:
         self.files: list[dict] = []
         self.notes: list[dict] = []
         self.no_signal: list[dict] = []
+        self.sessions: list[dict] = []
 
     def drop_row(self, segment_id, session, file, reason, message, input_problem=True):
         if input_problem and self.strict:
@@ -129,6 +137,13 @@ class _Collector:
         if self.strict:
             raise KoemoInputError(f"{message} (--strict: stopping at the first input problem)")
         self.files.append({"file": str(file), "reason": reason, "message": message})
+
+    def session_problem(self, folder, reason, message, **counts):
+        """A session folder holding recordings without any annotation row (dataset.sessions)."""
+        if self.strict:
+            raise KoemoInputError(f"{message} (--strict: stopping at the first input problem)")
+        self.sessions.append({"folder": str(folder), "reason": reason, "message": message,
+                              **counts})
 
     def no_signal_row(self, segment_id, session, label, err: CorpusFileError):
         """A kept row whose recording holds no signal (see module docstring)."""
@@ -151,9 +166,10 @@ def _label_reason(why: str) -> str:
     return "label_not_in_classes"
 
 
-def _check_row(row, csv_path: Path, session: int, seen: set, out: _Collector,
+def _check_row(row, csv_path: Path, session: int, out: _Collector,
                parse: Callable = parse_segment_id):
-    """Validate the annotation fields of one row; returns its SegmentId or None if dropped."""
+    """Validate the annotation fields of one row; returns its SegmentId or None if dropped.
+    (Repeated Segment IDs are left out before: koemo.dataset.duplicates.)"""
     sid = row.segment_id
     where = f"{csv_path} line {row.line}"
     try:
@@ -161,16 +177,15 @@ def _check_row(row, csv_path: Path, session: int, seen: set, out: _Collector,
     except KoemoInputError as err:
         out.drop_row(sid, session, csv_path, "bad_segment_id", f"{where}: {err}")
         return None
-    if sid in seen:
-        out.drop_row(sid, session, csv_path, "duplicate_segment_id",
-                     f"{where}: segment id {sid} appears more than once")
-        return None
-    seen.add(sid)
     missing = [c for c in ("start", "end", "valence", "arousal")
                if not math.isfinite(getattr(row, c))]        # NaN: empty or not a number
     if missing:
         out.drop_row(sid, session, csv_path, "bad_value",
                      f"{where}: {', '.join(missing)} missing, not a number or infinite")
+        return None
+    if row.start > row.end:
+        out.drop_row(sid, session, csv_path, "start_after_end",
+                     f"{where}: start {row.start:g} s is after end {row.end:g} s")
         return None
     out_of_range = label_problem(row.valence, row.arousal)
     if out_of_range:
@@ -223,14 +238,6 @@ def _read_files(row, folders: WavFolders, session: int, rules: dict, encoding: s
     return wav, txt, text_raw, duration, content, used
 
 
-def _orphans(folders: WavFolders, out: _Collector) -> None:
-    """wav/txt files under wav/SessionNN that no annotation row refers to."""
-    for path in folders.unclaimed():
-        kind = path.suffix[1:]
-        out.problem_file(path, f"{kind}_without_row",
-                         f"{path}: {kind} file without an annotation row")
-
-
 def _read_annotation_files(files, folders: WavFolders, out: _Collector
                            ) -> tuple[list, list[CorpusFileError]]:
     """(session, path, frame) of every readable annotation file, and the unreadable ones. The
@@ -263,6 +270,38 @@ def _skip_or_stop(unreadable: list[CorpusFileError], skip: bool, out: _Collector
         out.problem_file(err.path, err.reason, f"{err} (skipped: --skip-unreadable)")
 
 
+def _annotation_rows(data_root: Path, corpus, out: _Collector):
+    """(frames, wav folders, unusable annotation files and folders, rows read) of the corpus."""
+    if corpus.frames is not None:
+        # Rows the corpus reader already left out (KEMDy19's repeated ids) were read too.
+        total = sum(len(frame) for _, _, frame in corpus.frames) + len(out.dropped)
+        return corpus.frames, corpus.folders, list(corpus.unreadable), total
+    # KEMDy20: every row its file can give, unreadable files apart
+    files, misnamed = annotation_files(data_root)
+    folders = WavFolders(data_root)
+    frames, unreadable = _read_annotation_files(files, folders, out)
+    unreadable = ([misnamed_annotation(path, corpus.name_pattern, corpus.expected_name(path.name))
+                   for path in misnamed] + unreadable + list(folders.unreadable.values()))
+    return frames, folders, unreadable, sum(frame.attrs["data_rows"] for _, _, frame in frames)
+
+
+def _record(row, session: int, parsed, found, label: str, classes, corpus) -> dict:
+    """The table row of one kept annotation row."""
+    wav, txt, text_raw, duration, content, text_encoding = found
+    return {
+        "segment_id": row.segment_id, "session": session, "speaker": parsed.speaker,
+        "gender": parsed.gender, "script": parsed.script, "utt_index": parsed.utt_index,
+        "wav_path": str(wav), "txt_path": str(txt),
+        "text_raw": text_raw, "text": corpus.clean(text_raw),
+        "emotion_total": row.emotion_total, "label": label,
+        "label_id": classes.index(label), "valence": float(row.valence),
+        "arousal": float(row.arousal), "start": float(row.start),
+        "end": float(row.end), "duration": float(duration),
+        "audio_problem": content.reason if content is not None else "",
+        "text_encoding": text_encoding, "corpus": corpus.name, "dialogue": parsed.dialogue,
+        **rater_values(row)}
+
+
 def scan_corpus(data_root: Path, cfg: dict, strict: bool = False, progress: bool = True,
                 skip_unreadable: bool = False):
     """Read every annotation row and its files -> (records of kept rows, collector, counts)."""
@@ -276,26 +315,18 @@ def scan_corpus(data_root: Path, cfg: dict, strict: bool = False, progress: bool
         raise KoemoInputError(f"data.label_policy: {err}") from err
     out = _Collector(strict)
     corpus = open_corpus(data_root, data, out)
-    if corpus.frames is None:           # KEMDy20: every row its file can give, unreadable files apart
-        files, misnamed = annotation_files(data_root)
-        for path in misnamed:
-            out.problem_file(path, "bad_file_name", f"{path}: not named SessNN_eval.csv; skipped")
-        folders = WavFolders(data_root)
-        frames, unreadable = _read_annotation_files(files, folders, out)
-        unreadable += folders.unreadable.values()
-        total = sum(frame.attrs["data_rows"] for _, _, frame in frames)
-    else:
-        frames, folders, unreadable = corpus.frames, corpus.folders, []
-        # Rows the corpus reader already left out (KEMDy19's repeated ids) were read too.
-        total = sum(len(frame) for _, _, frame in frames) + len(out.dropped)
+    frames, folders, unreadable, total = _annotation_rows(data_root, corpus, out)
     _skip_or_stop(unreadable, skip_unreadable, out)
-    records, seen, labels_dropped = [], set(), Counter()
+    for session, _, frame in frames:     # every row's files are referred to, dropped or not
+        for sid in frame["segment_id"]:
+            folders.claim(session, sid)
+    frames = drop_repeated_ids(frames, out)
+    records, labels_dropped = [], Counter()
     bar = tqdm(total=total, desc="prepare", unit="utt", disable=not progress)
     for session, csv_path, frame in frames:
         for row in frame.itertuples(index=False):
             bar.update(1)
-            folders.claim(session, row.segment_id)
-            parsed = _check_row(row, csv_path, session, seen, out, corpus.parse)
+            parsed = _check_row(row, csv_path, session, out, corpus.parse)
             if parsed is None:
                 continue
             found = _read_files(row, folders, session, rules, corpus.encoding, out, corpus.clean)
@@ -307,26 +338,16 @@ def scan_corpus(data_root: Path, cfg: dict, strict: bool = False, progress: bool
                 out.drop_row(row.segment_id, session, csv_path, _label_reason(why),
                              f"{csv_path} line {row.line}: {why}", input_problem=False)
                 continue
-            wav, txt, text_raw, duration, content, text_encoding = found
-            if content is not None:
-                out.no_signal_row(row.segment_id, session, label, content)
-            records.append({
-                "segment_id": row.segment_id, "session": session, "speaker": parsed.speaker,
-                "gender": parsed.gender, "script": parsed.script, "utt_index": parsed.utt_index,
-                "wav_path": str(wav), "txt_path": str(txt),
-                "text_raw": text_raw, "text": corpus.clean(text_raw),
-                "emotion_total": row.emotion_total, "label": label,
-                "label_id": classes.index(label), "valence": float(row.valence),
-                "arousal": float(row.arousal), "start": float(row.start),
-                "end": float(row.end), "duration": float(duration),
-                "audio_problem": content.reason if content is not None else "",
-                "text_encoding": text_encoding, "corpus": corpus.name, "dialogue": parsed.dialogue,
-                **rater_values(row)})
+            no_signal = found[4]
+            if no_signal is not None:
+                out.no_signal_row(row.segment_id, session, label, no_signal)
+            records.append(_record(row, session, parsed, found, label, classes, corpus))
     bar.close()
-    _orphans(folders, out)
+    skipped = [err.path for err in unreadable]
+    sessions = account_sessions(folders, out, records, corpus, data_root / "annotation", skipped)
     return records, out, {"rows_read": total, "classes": list(classes), "corpus": corpus.name,
-                          "labels_dropped": dict(labels_dropped),
-                          "skipped_unreadable": [err.path for err in unreadable], **corpus.counts}
+                          "labels_dropped": dict(labels_dropped), "sessions": sessions,
+                          "skipped_unreadable": skipped, **corpus.counts}
 
 
 def rater_values(row) -> dict:
@@ -345,7 +366,8 @@ def build_table(records: list[dict], cfg: dict) -> pd.DataFrame:
 
 def make_report(data_root: Path, workdir: Path, cfg: dict, fp: str, table: pd.DataFrame,
                 out: _Collector, counts: dict) -> dict:
-    reasons = Counter(d["reason"] for d in out.dropped) + Counter(f["reason"] for f in out.files)
+    reasons = (Counter(d["reason"] for d in out.dropped) + Counter(f["reason"] for f in out.files)
+               + Counter(s["reason"] for s in out.sessions))
     return {
         "prepare_version": PREPARE_VERSION, "data_root": str(data_root.resolve()),
         "workdir": str(workdir.resolve()), "input_fingerprint": fp, "data_config": cfg.data.as_dict(),
@@ -353,7 +375,7 @@ def make_report(data_root: Path, workdir: Path, cfg: dict, fp: str, table: pd.Da
         "label_policy": cfg.data.label_policy, "classes": counts["classes"],
         "rows_read": counts["rows_read"], "rows_kept": len(table),
         "rows_dropped": len(out.dropped),
-        "input_problems": sum(d["input_problem"] for d in out.dropped) + len(out.files),
+        "input_problems": sum(input_problem_counts(out.dropped, out.files, out.sessions).values()),
         "counts_by_reason": dict(sorted(reasons.items())),
         "labels_kept": {k: int(v) for k, v in table["label"].value_counts().items()}
         if len(table) else {},
@@ -361,31 +383,13 @@ def make_report(data_root: Path, workdir: Path, cfg: dict, fp: str, table: pd.Da
         "splits": {col: {k: int(v) for k, v in table[col].value_counts().items()}
                    for col in SPLIT_COLUMNS if col in table},
         "dropped_rows": out.dropped, "problem_files": out.files,
+        "sessions_without_rows": out.sessions, "sessions": counts["sessions"],
         "notes_by_reason": dict(Counter(n["reason"] for n in out.notes)), "notes": out.notes,
         "no_signal_by_reason": dict(sorted(Counter(r["reason"] for r in out.no_signal).items())),
         "no_signal_rows": out.no_signal, "corpus": counts["corpus"],
         **{k: counts[k] for k in ("kemdy19",) if k in counts},
         "repeated_transcripts": repeated_transcripts(table),
     }
-
-
-def write_outputs(workdir: Path, table: pd.DataFrame | None, report: dict) -> None:
-    """Table, then Markdown, then JSON: the JSON (holding the fingerprint) is the completion
-    mark, so an interrupted run is never mistaken for a finished one. Each file is written
-    under a unique temporary name and renamed; a failed write (full disk, read-only folder)
-    removes its temporary file and raises KoemoInputError naming the file."""
-    with writing(workdir, "the workdir"):
-        workdir.mkdir(parents=True, exist_ok=True)
-        (workdir / REPORT_JSON).unlink(missing_ok=True)
-    if table is None:
-        with writing(workdir / TABLE_FILE, "the utterance table"):
-            (workdir / TABLE_FILE).unlink(missing_ok=True)  # never leave a stale table behind
-    else:
-        replace_atomic(workdir / TABLE_FILE, lambda tmp: table.to_parquet(tmp, index=False))
-    markdown = report_markdown(report)
-    replace_atomic(workdir / REPORT_MD, lambda tmp: tmp.write_text(markdown, encoding="utf-8"))
-    text = json.dumps(report, indent=1, ensure_ascii=False, default=str)
-    replace_atomic(workdir / REPORT_JSON, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def load_previous(workdir: Path, fp: str, skip_unreadable: bool = False
@@ -413,7 +417,7 @@ def load_previous(workdir: Path, fp: str, skip_unreadable: bool = False
 
 def _raise_if_strict_problems(report: dict) -> None:
     problems = ([d for d in report["dropped_rows"] if d["input_problem"]] + report["problem_files"]
-                + report["no_signal_rows"])
+                + report["sessions_without_rows"] + report["no_signal_rows"])
     if problems:
         raise KoemoInputError(f"{problems[0]['message']} (--strict: {len(problems)} input "
                               f"problem(s), see {Path(report['workdir']) / REPORT_MD})")

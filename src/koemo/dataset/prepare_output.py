@@ -8,11 +8,14 @@ ends in one KoemoInputError line naming the path instead of a traceback.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Callable
 
+from koemo.config.workdir import REPORT_JSON, REPORT_MD, TABLE_FILE
+from koemo.dataset.prepare_report import report_markdown
 from koemo.errors import KoemoInputError
 
 LOCK_FILE = ".prepare.lock"
@@ -54,9 +57,30 @@ def replace_atomic(path: Path, write: Callable[[Path], object]) -> None:
 
 
 def unreadable_inputs_error(problems) -> KoemoInputError:
-    """One error naming every corpus file or folder that cannot be read (CorpusFileErrors)."""
+    """One error naming every corpus file or folder that cannot be read, or whose name koemo
+    does not recognise (CorpusFileErrors)."""
     listed = "; ".join(str(p) for p in problems)
     return KoemoInputError(
-        f"{listed} ({len(problems)} corpus file(s) or folder(s) cannot be read; nothing was "
-        "prepared. Fix them, or pass --skip-unreadable to go on without them: the report "
-        "then lists them)")
+        f"{listed} ({len(problems)} corpus file(s) or folder(s) cannot be used as they are; "
+        "nothing was prepared. Fix them, or pass --skip-unreadable to go on without them: the "
+        "report then lists them)")
+
+
+def write_outputs(workdir: Path, table, report: dict) -> None:
+    """The table (a DataFrame, or None: any old one is removed), then the report's Markdown,
+    then its JSON: the JSON (holding the fingerprint) is the completion mark, so an interrupted
+    run is never mistaken for a finished one. Each file is written under a unique temporary
+    name and renamed; a failed write (full disk, read-only folder) removes its temporary file
+    and raises KoemoInputError naming the file."""
+    with writing(workdir, "the workdir"):
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / REPORT_JSON).unlink(missing_ok=True)
+    if table is None:
+        with writing(workdir / TABLE_FILE, "the utterance table"):
+            (workdir / TABLE_FILE).unlink(missing_ok=True)  # never leave a stale table behind
+    else:
+        replace_atomic(workdir / TABLE_FILE, lambda tmp: table.to_parquet(tmp, index=False))
+    markdown = report_markdown(report)
+    replace_atomic(workdir / REPORT_MD, lambda tmp: tmp.write_text(markdown, encoding="utf-8"))
+    text = json.dumps(report, indent=1, ensure_ascii=False, default=str)
+    replace_atomic(workdir / REPORT_JSON, lambda tmp: tmp.write_text(text, encoding="utf-8"))

@@ -14,6 +14,31 @@ NO_SIGNAL_POLICY_NOTE = (
     "scoring.")
 
 
+def input_problem_counts(dropped_rows: list[dict], problem_files: list[dict],
+                         sessions_without_rows: list[dict]) -> dict[str, int]:
+    """The input problems of a prepare run by kind: dropped rows that are input problems (not
+    the label policy's drops), problem files, and session folders without annotation rows. The
+    report's `input_problems` is their sum and the summary prints both, so the two agree."""
+    return {"rows": sum(bool(d["input_problem"]) for d in dropped_rows),
+            "files": len(problem_files), "sessions": len(sessions_without_rows)}
+
+
+def _problems_text(report: dict) -> str:
+    """`1029 input problems (3 rows, 1026 files)`, from the report's own lists."""
+    counts = input_problem_counts(report["dropped_rows"], report["problem_files"],
+                                  report["sessions_without_rows"])
+    parts = ", ".join(f"{n} {kind if n != 1 else kind[:-1]}" for kind, n in counts.items() if n)
+    total = report["input_problems"]
+    return (f"{total} input problem{'s' if total != 1 else ''}"
+            + (f" ({parts})" if parts else ""))
+
+
+def _session_rows(report: dict) -> list[tuple]:
+    return [(folder, c["rows_read"], c["rows_kept"], c["rows_dropped"], c["wavs"],
+             c["wavs_with_row"], c["wavs_without_row"])
+            for folder, c in report["sessions"].items()]
+
+
 def _md_table(header: list[str], rows) -> list[str]:
     def cell(value) -> str:
         return str(value).replace("|", "\\|").replace("\n", " ")
@@ -27,9 +52,9 @@ def report_markdown(report: dict) -> str:
              *kemdy19.report_lines(report.get("kemdy19")), f"- workdir: `{report['workdir']}`",
              f"- label policy: {report['label_policy']} (classes {', '.join(report['classes'])})",
              f"- rows read: {report['rows_read']}, kept: {report['rows_kept']}, "
-             f"dropped: {report['rows_dropped']}; files with problems: "
-             f"{len(report['problem_files'])}", f"- input fingerprint: `{report['input_fingerprint']}`",
-             "- skipped as unreadable (--skip-unreadable): "
+             f"dropped: {report['rows_dropped']}; {_problems_text(report)}",
+             f"- input fingerprint: `{report['input_fingerprint']}`",
+             "- skipped, unreadable or not recognised (--skip-unreadable): "
              + (", ".join(f"`{p}`" for p in report.get("skipped_unreadable") or []) or "none"),
              "", "## Kept rows per label", ""]
     lines += _md_table(["label", "rows"], report["labels_kept"].items())
@@ -39,6 +64,14 @@ def report_markdown(report: dict) -> str:
     lines += _md_table(["column", "train", "valid", "test"],
                        [(c, s.get("train", 0), s.get("valid", 0), s.get("test", 0))
                         for c, s in report["splits"].items()])
+    lines += ["", "## Sessions", "",
+              "Rows read = kept + dropped; wav files = with an annotation row + without one.", ""]
+    lines += _md_table(["session folder", "rows read", "kept", "dropped", "wav files",
+                        "with a row", "without a row"], _session_rows(report))
+    lines += ["", "## Session folders without annotation rows", ""]
+    lines += _md_table(["folder", "wav files", "transcripts", "message"],
+                       [(s["folder"], s["wavs"], s["txts"], s["message"])
+                        for s in report["sessions_without_rows"]])
     lines += ["", "## Problem files", ""]
     lines += _md_table(["file", "reason", "message"],
                        [(f["file"], f["reason"], f["message"]) for f in report["problem_files"]])
@@ -68,10 +101,11 @@ def summary_text(report: dict, reused: bool = False) -> str:
               + "); data.silent_audio: keep trains and scores on them (as the original), "
               "drop leaves them out\n") if no_signal else ""
     skipped = report.get("skipped_unreadable") or []
-    skipped = (f"  skipped, unreadable (--skip-unreadable): {', '.join(skipped)}\n"
-               if skipped else "")
+    skipped = (f"  skipped, unreadable or not recognised (--skip-unreadable): "
+               f"{', '.join(skipped)}\n" if skipped else "")
+    sessions = "".join(f"  {s['message']}\n" for s in report["sessions_without_rows"])
     return (f"{head}prepare: {report['rows_read']} rows read, {report['rows_kept']} kept, "
-            f"{report['rows_dropped']} dropped, {len(report['problem_files'])} problem files\n"
-            f"{skipped}"
+            f"{report['rows_dropped']} dropped; {_problems_text(report)}\n"
+            f"{sessions}{skipped}"
             f"  kept per label: {labels}\n  dropped/problems per reason: {reasons}\n{silent}"
             f"  details: {Path(report['workdir']) / REPORT_MD}")

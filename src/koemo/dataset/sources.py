@@ -11,31 +11,39 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, NamedTuple
 
-from koemo.dataset import kemdy19
+from koemo.dataset import kemdy19, kemdy20
 from koemo.dataset.corpora import corpus_of
-from koemo.dataset.kemdy20 import clean_transcript, parse_segment_id
 
 
 class _Corpus(NamedTuple):
     """What differs between the corpora; the row loop of scan_corpus is shared."""
     name: str
     frames: list            # (session, annotation file, rows in KEMDy20's column shape)
-    folders: object         # folder_problem, locate, claim and unclaimed (as corpus_files.WavFolders)
+    folders: object         # root, names, folder_problem, locate, claim and unclaimed (as
+                            # corpus_files.WavFolders)
     parse: Callable
     encoding: str
     clean: Callable
     counts: dict            # corpus-specific counts for the report
+    unreadable: list        # annotation files that cannot be used as they are (CorpusFileError)
+    annotation_names: Callable  # session -> the names of its annotation file(s)
+    expected_name: Callable     # a CSV's name -> the annotation file it most likely stands for
+    name_pattern: str           # how annotation files must be named
 
 
 def open_corpus(data_root: Path, data: dict, out) -> _Corpus:
     """The readers of the corpus under `data_root` (data.corpus, or detected from its files)."""
     name = corpus_of(data_root, data)
     if name == "kemdy19":
-        frames, counts, listed = kemdy19.annotation_frames(
+        frames, counts, listed, unreadable = kemdy19.annotation_frames(
             data_root, data.kemdy19_labels, out)
         return _Corpus(name, frames, kemdy19.DialogueFolders(data_root, listed, out),
                        kemdy19.parse_segment_id, kemdy19.TRANSCRIPT_ENCODING,
-                       kemdy19.clean_transcript, {"kemdy19": counts})
+                       kemdy19.clean_transcript, {"kemdy19": counts}, unreadable,
+                       kemdy19.annotation_names, kemdy19.expected_annotation_name,
+                       kemdy19.ANNOTATION_FILE_PATTERN)
     # KEMDy20's rows and files are read by koemo.dataset.prepare (row by row, unreadable files
-    # apart): no frames or folders here.
-    return _Corpus(name, None, None, parse_segment_id, data.transcript_encoding, clean_transcript, {})
+    # apart): no frames, folders or unreadable files here.
+    return _Corpus(name, None, None, kemdy20.parse_segment_id, data.transcript_encoding,
+                   kemdy20.clean_transcript, {}, [], kemdy20.annotation_names,
+                   kemdy20.expected_annotation_name, kemdy20.ANNOTATION_FILE_PATTERN)

@@ -23,30 +23,21 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from koemo.config.load import CONFIG_DIR
-from koemo.config.schema import CROSS_PROTOCOLS, IN_CORPUS_PROTOCOLS, PROTOCOLS
+from koemo.config.schema import CROSS_PROTOCOLS, IN_CORPUS_PROTOCOLS, N_FOLDS
 from koemo.errors import KoemoInputError
 
-N_FOLDS = 5
 UNUSED = "unused"       # a row the protocol neither trains, validates nor scores on
 FOLDED_PROTOCOLS = ("cv5",) + IN_CORPUS_PROTOCOLS
 SPLIT_COLUMNS = ("split_paper", "split_session") + tuple(f"split_cv5_{k}" for k in range(N_FOLDS))
 
 
 def split_column(cfg: dict) -> str:
-    """The split column a run uses: cfg.data.protocol (+ cfg.data.fold for cv5)."""
+    """The split column a run uses: cfg.data.protocol (+ cfg.data.fold for the session folds;
+    the schema allows only its protocols and folds 0 to N_FOLDS - 1)."""
     protocol = cfg.data.protocol
-    if protocol == "paper":
-        return "split_paper"
-    if protocol == "session":
-        return "split_session"
     if protocol in FOLDED_PROTOCOLS:
-        fold = cfg.data.fold
-        if not isinstance(fold, int) or not 0 <= fold < N_FOLDS:
-            raise KoemoInputError(f"data.fold must be an integer 0..{N_FOLDS - 1}, not {fold!r}")
-        return f"split_{protocol}_{fold}"
-    if protocol in CROSS_PROTOCOLS:
-        return f"split_{protocol}"
-    raise KoemoInputError(f"data.protocol must be one of {PROTOCOLS}, not {protocol!r}")
+        return f"split_{protocol}_{cfg.data.fold}"
+    return f"split_{protocol}"
 
 
 def paper_split(n_rows: int, seed: int = 1) -> np.ndarray:

@@ -16,7 +16,6 @@ An estimate meant to err high: `auto` must never pick a count that runs out of m
 """
 from __future__ import annotations
 
-from koemo.errors import KoemoInputError
 
 CUDA_CONTEXT_BYTES = 768 << 20      # a process's CUDA context, cuBLAS/cuDNN workspaces, slack
 FLOAT_BYTES = 4
@@ -103,13 +102,8 @@ def runs_that_fit(free_bytes: int, footprint_bytes: int, cap: int = MAX_RUNS_PER
 
 
 def parse_runs_per_device(setting) -> int | None:
-    """`reproduce.runs_per_device`: auto (None) or a positive count."""
-    if setting in (None, "auto"):
-        return None
-    if isinstance(setting, bool) or not str(setting).isdigit() or int(setting) < 1:
-        raise KoemoInputError(f"reproduce.runs_per_device must be auto or a positive whole "
-                              f"number, not {setting!r}")
-    return int(setting)
+    """`reproduce.runs_per_device`: auto (None) or a positive count (the schema's range)."""
+    return None if setting in (None, "auto") else int(setting)
 
 
 def workdir_rows(workdir, cfg: dict) -> int:

@@ -4,10 +4,10 @@ koemo.experiments.foundation_plan). Per table: probes over pooled upstream state
 predictions scored two ways, and the majority class.
 
 Every run is a koemo run directory beside the paper method's runs of the same split
-(W/runs/<split>/<config name>/<leaf>/seed<s>/: run.json with config, seed, versions and the
-run's identity, test_metrics.json, test_predictions.parquet), so the reports read them as they
-read every classifier run. A run whose run.json records the same identity and whose test is
-scored is reused; anything else is (re)written.
+(W/runs/<split>/<config name>/<leaf>/seed<s>/, through koemo.modeling.runs.RunDir: the run
+record with config, seed, versions and the run's identity, the test metrics and predictions),
+so the reports read them as they read every classifier run. A run whose record holds the same
+identity and whose test is scored is reused; anything else is (re)written.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from koemo.config.fingerprints import fingerprint, save_run_record
+from koemo.config.fingerprints import fingerprint
 from koemo.config.schema import Config
 from koemo.experiments.foundation_plan import (METRICS, RUN_COLUMNS, Context, check_names,
                                                contexts, left_out, resolve_name, run_config, run_directory,
@@ -95,7 +95,7 @@ def context_runs(cfg: Config, context: Context, main_workdir: Path, progress: bo
     from koemo.modeling.precision import resolve_device
 
     study, skipped = study_of(cfg), left_out(cfg)
-    device = str(resolve_device(study.device))
+    device = str(resolve_device(cfg.train.device))        # where training runs
     table = load_utterances(context.workdir)
     stores = Stores(cfg, context.workdir, main_workdir, device, progress)
     predictions = {entry: zero_shot_predictions(cfg, entry, table, context.workdir, main_workdir,
@@ -117,9 +117,9 @@ def context_runs(cfg: Config, context: Context, main_workdir: Path, progress: bo
 
 def _row(context: Context, system: str, kind: str, run_cfg: Config, seed: int,
          run_dir: Path) -> dict:
-    from koemo.modeling.runs import split_name
+    from koemo.modeling.runs import RunDir, split_name
 
-    metrics = json.loads((run_dir / "test_metrics.json").read_text(encoding="utf-8"))
+    metrics = RunDir(run_dir).metrics().as_dict()
     return {"table": context.table, "system": system, "kind": kind, "split": split_name(run_cfg),
             "seed": seed, "run_dir": str(run_dir), **{m: metrics[m] for m in METRICS},
             "outside": metrics.get("outside", np.nan)}
@@ -163,11 +163,14 @@ def _scored_run(run_dir: Path, identity: str, run_cfg: Config, record: dict, wri
     """(Re)write a run that trains nothing, unless it is scored with the same identity."""
     from koemo.modeling.probe import run_identity
 
+    from koemo.modeling.runs import RunDir
+
     if run_identity(run_dir) == identity:
         return
+    run = RunDir(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "test_metrics.json").unlink(missing_ok=True)
-    save_run_record(run_dir, run_cfg, 0, identity=identity, **record)
+    run.clear()
+    run.write_record(run_cfg, 0, identity=identity, **record)
     write()
 
 

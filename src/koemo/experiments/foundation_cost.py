@@ -212,5 +212,5 @@ def study_cost(cfg: Config, workdir: str | Path | None = None) -> dict:
                          "both directions: pass --workdir of a prepared one for those counts."
                          if workdir is None else ""),
                       f"GPU-min = operations / {ASSUMED_TFLOPS:g} TFLOP/s, an assumed sustained "
-                      "float32 rate (not measured); unknown where the model's config.json (a "
-                      "FunASR model's config.yaml) is not at hand (offline)."]}
+                      "float32 rate (not measured); unknown where the model's config file "
+                      "(transformers' JSON, FunASR's YAML) is not at hand (offline)."]}

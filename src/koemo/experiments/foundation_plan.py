@@ -16,8 +16,9 @@ upstream and per fused pair (koemo.modeling.probe over koemo.upstreams.pooled st
 once per workdir and upstream); per zero-shot model two scored runs of its predictions (made
 once per workdir and model): `excluded` (test rows whose prediction maps outside the study's
 classes left out) and `errors` (those rows kept, their prediction an extra class that is never
-right); and the majority class of the training rows. Rows: `reproduce.foundation.variant`'s
-(corrected: recordings without signal left out, as the fusion and cross-corpus runs).
+right); and the majority class of the training rows. Rows: those of the paper's runs the
+tables compare with (`study_variant`: the cross-corpus study's variant, else the fusion
+study's; corrected leaves recordings without signal out). The upstreams run on `train.device`.
 
 Names: a hub id or local directory; `tiny:<family>` builds a tiny random upstream of that
 family in `<workdir>/tiny-upstreams/` once (koemo.synth.encoders; emotion2vec and sensevoice:
@@ -188,8 +189,16 @@ def study_seeds(cfg: Config, split: str) -> list[int]:
     return list(study_of(cfg).seeds or cross_seeds(cfg, split))
 
 
+def study_variant(cfg: Config) -> str:
+    """The rows the study trains and scores: those of the paper's runs it is compared with
+    (the cross-corpus study's variant, else the fusion study's, else corrected)."""
+    rep = cfg.reproduce
+    study = rep.cross_corpus if rep.cross_corpus is not None else rep.fusion
+    return study.variant if study is not None else "corrected"
+
+
 def run_config(cfg: Config, split: str) -> Config:
-    return split_config(variant_config(cfg, study_of(cfg).variant), split)
+    return split_config(variant_config(cfg, study_variant(cfg)), split)
 
 
 def run_directory(workdir: Path, run_cfg: Config, leaf: str, seed: int) -> Path:

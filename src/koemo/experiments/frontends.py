@@ -82,7 +82,7 @@ def frontend_fusion_table(runs: pd.DataFrame, metric: str = "macro_f1") -> pd.Da
     baseline = {}
     for label, group in classifiers.groupby("frontend", sort=False):
         first = group[group["seed"] == group["seed"].min()].drop_duplicates("split")
-        scores = [load_metrics(d)["baseline"][metric] for d in first["run_dir"]]
+        scores = [load_metrics(d).majority().score(metric) for d in first["run_dir"]]
         baseline[label] = f"{sum(scores) / len(scores):.3f}"
     table[MAJORITY] = pd.Series(baseline)
     order = list(dict.fromkeys(classifiers["frontend"]))

@@ -3,7 +3,7 @@
 A *plan* is a list of `RunSpec`s: one training stage, one config variant (faithful/corrected or
 an ablation), one split (paper protocol or a cv5 fold) and one seed. `run_plan` trains what is
 missing (every stage is resumable and a finished run is skipped), and `collect` reads each
-run's `test_metrics.json` back into one table. Notebooks 2-1 .. 5-2 only call these.
+run's test metrics (koemo.modeling.runs.RunDir) back into one table. Notebooks 2-1 .. 5-2 only call these.
 
 A partial corpus leaves some splits without rows (three sessions fill cv5 folds 0-2 only):
 given the workdir, the plans leave those splits out with a printed note, `run_plan` drops any
@@ -11,7 +11,6 @@ that remain, and the table it returns names them in `attrs["skipped"]` for the r
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pandas as pd
 from koemo.config.load import with_changes
 from koemo.config.schema import IN_CORPUS_PROTOCOLS, Config, not_results_sections
 from koemo.modeling.progress import emit as emit_progress
+from koemo.modeling.runs import RunDir, SplitMetrics
 
 REGRESSOR_STAGES = ("audio", "text")
 FOLDED = ("cv5",) + IN_CORPUS_PROTOCOLS      # protocols of five session folds each
@@ -277,7 +277,8 @@ def run_plan(plan: list[RunSpec], workdir: str | Path, progress: bool = True,
     lines of `koemo plan`): each run trains under its run directory's lock (koemo.experiments.runlock), so
     no run trains twice. A run another worker holds is left for later, then waited for.
     """
-    from koemo.modeling.runs import run_dir_for, run_is_finished
+    from koemo.modeling.resume import run_is_finished
+    from koemo.modeling.runs import run_dir_for
     from koemo.experiments.workers import plan_workers, run_threads
 
     skipped = unusable_splits(workdir)
@@ -391,37 +392,37 @@ def _prepare_shared_inputs(specs: list[RunSpec], workdir: str | Path) -> None:
 
 
 def _row(spec: RunSpec, run_dir: Path) -> dict:
-    metrics = json.loads((run_dir / "test_metrics.json").read_text(encoding="utf-8"))
-    if spec.stage == "multimodal" and "label_set" not in metrics:
-        metrics = rescore_classifier(run_dir, metrics)
-    flat = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))}
+    run = RunDir(run_dir)
+    metrics = run.metrics()
+    if spec.stage == "multimodal" and metrics.label_set is None:
+        metrics = rescore_classifier(run_dir)
     return {"stage": spec.stage, "variant": spec.variant, "split": spec.split, "seed": spec.seed,
             "classifier": spec.classifier_kind if spec.stage == "multimodal" else "",
-            "run_dir": str(run_dir), **flat}
+            "run_dir": str(run_dir), **metrics.scalars()}
 
 
-def rescore_classifier(run_dir: Path, metrics: dict) -> dict:
+LABEL_SET_RESCORE = "averaged over one label set: the classes present in the test set"
+
+
+def rescore_classifier(run_dir: str | Path) -> SplitMetrics:
     """Re-score a classifier run finished before the averages used one label set (its metrics
-    have no `label_set`) from its saved predictions, and save the result, so a reused run and
-    a new one are scored by the same rule."""
-    import os
-
+    have no `label_set`) from its saved predictions, as a new version of its metrics (the
+    run's first stays as it was), so a reused run and a new one are scored by the same rule."""
     from koemo.modeling.metrics import classification_report
 
-    predictions = pd.read_parquet(run_dir / "test_predictions.parquet")
-    baseline = metrics.get("baseline", {})
-    majority = baseline.get("majority_class") if baseline.get("majority_source") == "train" else None
-    metrics = {**metrics, **classification_report(predictions["true"].to_numpy(),
-                                                  predictions["pred"].to_numpy(),
-                                                  metrics["classes"], majority)}
-    tmp = run_dir / "test_metrics.json.tmp"
-    tmp.write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, run_dir / "test_metrics.json")
-    return metrics
+    run = RunDir(run_dir)
+    metrics, predictions = run.metrics(), run.predictions()
+    baseline = metrics.majority()
+    majority = baseline.majority_class if baseline.majority_source == "train" else None
+    report = classification_report(predictions["true"].to_numpy(), predictions["pred"].to_numpy(),
+                                   metrics.class_names(), majority)
+    return run.rescore(SplitMetrics.model_validate({**metrics.as_dict(), **report}),
+                       because=LABEL_SET_RESCORE)
 
 
-def load_metrics(run_dir: str | Path) -> dict:
-    return json.loads((Path(run_dir) / "test_metrics.json").read_text(encoding="utf-8"))
+def load_metrics(run_dir: str | Path) -> SplitMetrics:
+    """A run's test metrics (the newest version)."""
+    return RunDir(run_dir).metrics()
 
 
 def mean_std(table: pd.DataFrame, by: list[str], metrics: list[str]) -> pd.DataFrame:

@@ -22,12 +22,12 @@ import logging
 from pathlib import Path
 from typing import Iterator
 
-LOCK_NAME = ".koemo-run.lock"
 log = logging.getLogger(__name__)
 
 
 def lock_path(run_dir: str | Path) -> Path:
-    return Path(run_dir) / LOCK_NAME
+    from koemo.modeling.runs import RunDir
+    return RunDir(run_dir).lock
 
 
 @contextlib.contextmanager
@@ -65,7 +65,8 @@ def train_once(stage: str, workdir: str | Path, cfg: dict, seed: int, *,
     someone else trained it) or `busy` (held by another worker; only when blocking=False).
     `train` (default: koemo.modeling.train.train_stage) is called as
     train(stage, workdir, cfg, seed, out_dir=, resume=, classifier_kind=, progress=)."""
-    from koemo.modeling.runs import run_dir_for, run_is_finished
+    from koemo.modeling.resume import run_is_finished
+    from koemo.modeling.runs import run_dir_for
     from koemo.modeling.train import train_stage
 
     run_dir = Path(out_dir) if out_dir is not None else run_dir_for(workdir, cfg, stage, seed,

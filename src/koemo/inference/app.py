@@ -36,8 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from koemo.errors import KoemoInputError
+from koemo.inference.palette import class_colours
 from koemo.inference.predictor import SCALE
-from koemo.inference.provenance import describe
+from koemo.inference.provenance import describe, provenance_notes
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +47,6 @@ DEFAULT_PORT = 7860
 DEFAULT_MAX_UPLOAD_MB = 50.0
 DEFAULT_MAX_SECONDS = 600.0
 TITLE = "koemo: Korean speech emotion recognition"
-# Colours of the five classes, the same in every chart.
-CLASS_COLOURS = {"neutral": "#8c8c8c", "sad": "#3b6fb6", "happy": "#e3a21a",
-                 "surprise": "#8e5bb5", "angry": "#c8372d"}
 
 
 @dataclass(frozen=True)
@@ -199,9 +197,7 @@ def speech_recognition_ready(predictor) -> bool:
 
 def add_window_timeline(out: AppOutput, predictor, result) -> None:
     """The windows the result averages, one row each (a typed transcript: no speech model)."""
-    import pandas as pd
-
-    from koemo.inference.segments import timeline_columns
+    from koemo.inference.segments import timeline_frame
 
     w, scores = result.windows, result.per_window
     rows = []
@@ -212,8 +208,9 @@ def add_window_timeline(out: AppOutput, predictor, result) -> None:
                      "label": max(probs, key=probs.get) if probs else "",
                      **{f"prob_{c}": float(p) for c, p in probs.items()},
                      "arousal": float(scores.arousal[k]), "valence": result.valence,
-                     "text": result.text or "", "text_source": result.text_source or ""})
-    frame = pd.DataFrame(rows, columns=timeline_columns(predictor.classes))
+                     "text": result.text or "", "text_source": result.text_source or "",
+                     "notes": result.notes})
+    frame = timeline_frame(rows, predictor.classes, provenance_notes(predictor.provenance))
     caption = (f"Timeline: the {w.n_windows} overlapping windows of {w.window_s:.1f} s that the "
                "result averages, each scored with the typed transcript (valence reads the "
                "transcript alone: the same in every window)")
@@ -281,7 +278,7 @@ def probability_figure(probabilities: dict[str, float] | None, classes):
     ax = fig.add_subplot()
     names = list(classes)
     values = [probabilities.get(c, 0.0) if probabilities else 0.0 for c in names]
-    ax.barh(names[::-1], values[::-1], color=[CLASS_COLOURS.get(c, "#555555") for c in names[::-1]])
+    ax.barh(names[::-1], values[::-1], color=[class_colours(names)[c] for c in names[::-1]])
     for y, value in enumerate(values[::-1]):
         ax.text(min(value + 0.02, 0.9), y, f"{value:.2f}", va="center", fontsize=9)
     ax.set_xlim(0, 1)
@@ -293,8 +290,10 @@ def probability_figure(probabilities: dict[str, float] | None, classes):
     return fig
 
 
-def va_figure(arousal: float | None, valence: float | None, label: str | None = None):
-    """The valence-arousal plane on the annotation scale; arousal alone is a dashed line."""
+def va_figure(arousal: float | None, valence: float | None, label: str | None = None,
+              classes=()):
+    """The valence-arousal plane on the annotation scale, the point in `label`'s colour among
+    `classes` (koemo.inference.palette); arousal alone is a dashed line."""
     from matplotlib.figure import Figure
 
     low, high = SCALE
@@ -304,7 +303,8 @@ def va_figure(arousal: float | None, valence: float | None, label: str | None = 
     ax.axhline(mid, color="#cccccc", lw=0.8)
     ax.axvline(mid, color="#cccccc", lw=0.8)
     if arousal is not None and valence is not None:
-        ax.scatter([valence], [arousal], s=120, zorder=3, color=CLASS_COLOURS.get(label, "#222222"))
+        colour = class_colours(list(classes) or [label]).get(label, "#222222")
+        ax.scatter([valence], [arousal], s=120, zorder=3, color=colour)
         ax.annotate(f"({valence:.2f}, {arousal:.2f})", (valence, arousal), textcoords="offset points",
                     xytext=(8, 8), fontsize=9)
     elif arousal is not None:
@@ -339,7 +339,7 @@ def build_app(predictor, settings: AppSettings = AppSettings()):
         return (gr.update(value="", visible=False),
                 gr.update(value=out.summary, visible=True),
                 gr.update(value=probability_figure(out.probabilities, classes), visible=True),
-                gr.update(value=va_figure(out.arousal, out.valence, out.label), visible=True),
+                gr.update(value=va_figure(out.arousal, out.valence, out.label, classes), visible=True),
                 gr.update(value=f"**Notes**\n\n{notes}" if notes else "", visible=bool(notes)),
                 gr.update(value=out.timeline_image, visible=has_image),
                 gr.update(value=rounded_table(out.timeline) if has_table else None,

@@ -114,9 +114,46 @@ def check_meta_sizes(meta: dict, stage_dir: Path) -> None:
               if v is not None]
     sizes += [(".".join(keys), (cfg.get(keys[0]) or {}).get(keys[1]), limit)
               for keys, limit in SIZE_LIMITS.items() if (cfg.get(keys[0]) or {}).get(keys[1]) is not None]
-    for key, value, limit in sizes:
+    check_sizes(Path(stage_dir) / "meta.json", [(key, value, 1, limit) for key, value, limit in sizes])
+
+
+def check_sizes(path: Path, sizes) -> None:
+    """Every (key, value, low, high) of `sizes` is a whole number within [low, high]
+    (CheckpointError naming `path`, the key and the bound otherwise)."""
+    for key, value, low, limit in sizes:
         whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-        if isinstance(value, bool) or not whole or not 1 <= value <= limit:
-            raise CheckpointError(f"{Path(stage_dir) / 'meta.json'}: {key} = {value!r} is not a "
-                                  f"size koemo builds (a whole number 1-{limit}); refusing to "
-                                  "build this model")
+        if isinstance(value, bool) or not whole or not low <= value <= limit:
+            raise CheckpointError(f"{path}: {key} = {value!r} is not a size koemo builds (a whole "
+                                  f"number {low}-{limit}); refusing to build this model")
+
+
+# What an encoder folder's config.json (the text encoder; the speech encoder) may ask for,
+# checked the same way before transformers builds it: `num_hidden_layers: 100000` grew memory
+# for minutes with no output, `hidden_size: 1e9` failed with a 29-line load report. Generous:
+# (key, low, high); vocabularies up to 2**20 pieces (XLM-R: 250,002), no type vocabulary (0,
+# DeBERTa) allowed.
+MAX_VOCAB = 2 ** 20
+MAX_POSITIONS = 65536
+ENCODER_SIZE_LIMITS = (("num_hidden_layers", 1, MAX_LAYERS), ("num_attention_heads", 1, MAX_HEADS),
+                       ("hidden_size", 1, MAX_WIDTH), ("intermediate_size", 1, MAX_WIDTH),
+                       ("embedding_size", 1, MAX_WIDTH), ("vocab_size", 1, MAX_VOCAB),
+                       ("max_position_embeddings", 1, MAX_POSITIONS),
+                       ("type_vocab_size", 0, MAX_POSITIONS))
+
+
+def check_encoder_config(folder: str | Path) -> None:
+    """The sizes an encoder folder's config.json asks for are bounded (ENCODER_SIZE_LIMITS);
+    a hub id, or a folder without config.json, is left to its loader."""
+    import json
+
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        return
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path}: corrupt JSON ({err})") from err
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: not a JSON object")
+    check_sizes(path, [(key, config[key], low, high) for key, low, high in ENCODER_SIZE_LIMITS
+                       if config.get(key) is not None])

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from koemo.errors import CheckpointError, KoemoInputError
 from koemo.modeling.checkpoint import saved_config
+from koemo.modeling.runs import RunDir, run_dir_for
 from koemo.inference.predictor import Predictor
 from koemo.inference.manifest import MANIFEST_FILE, MANIFEST_FORMAT, STAGE_DIRS, TEXT_MODEL_DIR
 from koemo.inference.checks import check_stage_metas
@@ -22,12 +23,11 @@ def checkpoint_dir(path: str | Path, which: str = "best") -> Path:
     path = Path(path)
     if (path / "meta.json").is_file():
         return path
+    run = RunDir(path)
     if which == "tested":
-        metrics = path / "test_metrics.json"
-        which = json.loads(metrics.read_text(encoding="utf-8")).get("checkpoint", "best") \
-            if metrics.is_file() else "best"
-    if (path / which / "meta.json").is_file():
-        return path / which
+        which = (run.metrics().checkpoint if run.is_scored() else None) or "best"
+    if (run.checkpoint(which) / "meta.json").is_file():
+        return run.checkpoint(which)
     raise CheckpointError(f"{path}: neither a checkpoint (meta.json) nor a run directory with "
                           f"{which}/meta.json")
 
@@ -108,8 +108,6 @@ def export_from_workdir(workdir: str | Path, cfg: dict, seed: int, out_dir: str 
                         classifier_kind: str = "attention_lstm", text_model: str | None = None,
                         overwrite: bool = False) -> Path:
     """`export_predictor` over the runs `koemo train` wrote for this config, split and seed."""
-    from koemo.modeling.runs import run_dir_for
-
     runs = [run_dir_for(workdir, cfg, stage, seed, classifier_kind)
             for stage in ("audio", "text", "multimodal")]
     for run in runs:

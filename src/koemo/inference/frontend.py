@@ -12,6 +12,7 @@ from pathlib import Path
 
 from koemo.errors import CheckpointError, KoemoInputError
 from koemo.audio.speech_encoder import encoder_settings, load_speech_encoder, uses_speech_encoder
+from koemo.inference.checks import check_encoder_config
 from koemo.inference.manifest import inside
 
 AUDIO_ENCODER_DIR = "audio-encoder"
@@ -38,6 +39,7 @@ def attach_speech_encoder(predictor, directory: Path, manifest: dict, device: st
     local = Path(directory) / str(reference)
     if local.exists() or str(reference).startswith((".", "/", "~")):
         local = inside(directory, reference, "audio_encoder")      # never a folder outside
+        check_encoder_config(local)             # bounded before transformers builds it
     try:
         encoder = load_speech_encoder(str(local) if local.exists() else reference,
                                       spec.layers, device=device)

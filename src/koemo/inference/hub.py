@@ -10,7 +10,7 @@ with three changes made in a staging copy (the directory itself is never touched
   next to the majority-class baseline, the config's key settings and switches, and whether
   predictions are random draws (faithful checkpoints keep attention dropout on at inference);
 - metrics.json: the test metrics of each stage, read from the runs the stages were exported
-  from (`<run>/test_metrics.json`), or from the directory's own metrics.json (a downloaded
+  from (koemo.modeling.runs.RunDir), or from the directory's own metrics.json (a downloaded
   predictor pushed again keeps its numbers);
 - predictor.json: the absolute paths of the exported runs are cut to `runs/...` (the uploader's
   file system is nobody's business; loading does not read them).
@@ -29,6 +29,7 @@ from pathlib import Path
 
 from koemo.errors import CheckpointError, KoemoInputError
 from koemo.inference.manifest import MANIFEST_FILE
+from koemo.modeling.runs import RunDir
 
 HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 CARD_FILE = "README.md"
@@ -158,18 +159,17 @@ def shareable_source(path: str) -> str:
 
 
 def collect_metrics(directory: Path, manifest: dict) -> dict:
-    """{stage: test metrics}: the directory's metrics.json, else each exported run's
-    test_metrics.json (stages without one are left out)."""
+    """{stage: test metrics}: the directory's metrics.json, else each exported run's test
+    metrics (stages without any are left out)."""
     own = directory / METRICS_FILE
     if own.is_file():
         return json.loads(own.read_text(encoding="utf-8"))
     found = {}
     for stage, source in manifest.get("sources", {}).items():
         source = Path(source)
-        for run in (source, source.parent):
-            path = run / "test_metrics.json"
-            if path.is_file():
-                found[stage] = json.loads(path.read_text(encoding="utf-8"))
+        for run in (RunDir(source), RunDir(source.parent)):
+            if run.is_scored():
+                found[stage] = run.metrics().as_dict()
                 break
     return found
 
@@ -230,7 +230,7 @@ def text_model_line(manifest: dict, cfg: dict) -> str:
 
 def metrics_lines(metrics: dict) -> list[str]:
     if not metrics:
-        return ["No test metrics were found next to the exported runs (`test_metrics.json`); "
+        return ["No test metrics were found next to the exported runs; "
                 "evaluate with `koemo evaluate` before trusting this model."]
     lines = []
     clf = metrics.get("multimodal")

@@ -48,7 +48,6 @@ The checkpoint DIR for prediction (`koemo.inference.export.export_predictor` ass
 """
 from __future__ import annotations
 
-import contextlib
 import re
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -65,8 +64,8 @@ from koemo.inference.windows import LONG_AUDIO_MODES, WindowInfo, WindowSource, 
 from koemo.inference.manifest import (MANIFEST_FILE, STAGE_DIRS, read_manifest,  # noqa: F401
                                  resolve_text_model, stage_dirs as manifest_stage_dirs)
 from koemo.inference.provenance import provenance_notes
-from koemo.inference.checks import (check_meta_sizes, check_stage_metas, check_text_model,
-                                  mismatched_regressors, same_regressor)
+from koemo.inference.checks import (check_encoder_config, check_meta_sizes, check_stage_metas,
+                                    check_text_model, mismatched_regressors, same_regressor)
 
 SCALE = (1.0, 5.0)
 HANGUL_RE = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
@@ -186,6 +185,7 @@ class Predictor:
                                                str(stage_dirs["multimodal"] / "meta.json"))
         tokenizer_source = resolve_text_model(directory, manifest, "tokenizer")
         encoder_source = resolve_text_model(directory, manifest, "encoder")
+        check_encoder_config(encoder_source)       # bounded before transformers builds it
         try:
             tokenizer = load_text_tokenizer(tokenizer_source, cfg.text.tokenizer_kind)
             encoder = load_text_encoder(encoder_source, cfg.text.tokenizer_kind, device=device)
@@ -470,12 +470,9 @@ def _progress(items: Iterable, enabled: bool):
     return tqdm(items, total=total, desc="predict", unit="utt")
 
 
-@contextlib.contextmanager
 def _seeded(seed: int, device):
-    """Seed torch inside a forked RNG: reproducible draws, the caller's RNG state untouched."""
-    import torch
+    """Seed torch inside a forked RNG: reproducible draws, the caller's RNG state untouched
+    (koemo.modeling.stage.seeded, as test scoring and `koemo evaluate` draw)."""
+    from koemo.modeling.stage import seeded
 
-    devices = [device] if getattr(device, "type", "cpu") == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
+    return seeded(seed, device)

@@ -40,11 +40,11 @@ def corpus_record(checkpoint: Path, workdir: str | Path | None) -> dict:
 
 def stage_test_metrics(source: Path) -> dict:
     """The scalar test metrics of the run a stage checkpoint came from ({} without any)."""
-    for run in (Path(source), Path(source).parent):
-        path = run / "test_metrics.json"
-        if path.is_file():
-            metrics = json.loads(path.read_text(encoding="utf-8"))
-            return {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
+    from koemo.modeling.runs import RunDir
+
+    for run in (RunDir(source), RunDir(Path(source).parent)):
+        if run.is_scored():
+            return run.metrics().scalars()
     return {}
 
 

@@ -20,29 +20,66 @@ whole and encodes it in one pass (the reference path of the tests).
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from koemo.audio.io import AudioInfo, AudioSource, load_audio
+from koemo.audio.io import AudioInfo, AudioSource, load_audio, read_file_header
 from koemo.audio.stream import AudioStream
 from koemo.errors import KoemoInputError
 from koemo.inference.windows import WindowInfo, WindowSource, window_info, window_starts
+
+
+# What `koemo prepare` refuses in a corpus wav (koemo.dataset.kemdy20.check_wav, called as it
+# is), as prediction treats it. Converted, and noted by the reader: another sample rate or
+# channel count. Refused: a cut file (its header declares more data than it holds), whose
+# prediction would be of the part that survived, named as if it were the whole recording, and
+# which a new copy fixes. Predicted with a note: a sample format prepare does not read (mu-law,
+# A-law, ADPCM, MP3 data under a .wav name): libsndfile decodes every sample, only coarser than
+# the PCM the models were trained on. Any other problem check_wav may name: a note.
+REFUSED_WAV_PROBLEMS = ("truncated_wav",)
+CONVERTED_WAV_PROBLEMS = ("wrong_sample_rate", "not_mono")
+
+
+def wav_notes(audio: AudioSource) -> list[str]:
+    """The notes prediction adds for a `.wav` file that `koemo prepare` would drop (none for
+    other files and arrays); KoemoInputError for a cut one. A multichannel wav is checked up to
+    its channel count, where check_wav stops."""
+    if not isinstance(audio, (str, Path)) or Path(audio).suffix.lower() != ".wav":
+        return []
+    from koemo.dataset.kemdy20 import CorpusFileError, check_wav
+
+    rate = read_file_header(Path(audio), None)[0]      # unreadable or empty: the reader's error
+    try:
+        check_wav(audio, sample_rate=rate)
+    except CorpusFileError as err:
+        if err.reason in REFUSED_WAV_PROBLEMS:
+            raise KoemoInputError(f"{err}: the prediction would be of a cut recording; copy or "
+                                  "export the file again") from None
+        if err.reason not in CONVERTED_WAV_PROBLEMS:
+            return [f"{err.problem}: `koemo prepare` leaves such a wav out; predicted from its "
+                    "decoded samples, which differ from the PCM audio the models were trained on"]
+    return []
 
 
 def recording_windows(predictor, audio: AudioSource, sample_rate: int | None
                       ) -> tuple[WindowSource, WindowInfo, AudioInfo, Callable[[int], np.ndarray]]:
     """(windows, their WindowInfo, AudioInfo, head: n -> the first n samples at 16 kHz)."""
     rate = predictor.cfg.features.sample_rate
+    checked = wav_notes(audio)          # before any sample is read: a cut file stops here
     if not predictor.read_in_blocks:
         wave, info = load_audio(audio, sample_rate, target_sample_rate=rate)
+        info.notes += checked
         return (*whole_windows(predictor, wave, info), info, lambda n: wave[:n])
     stream = AudioStream(audio, sample_rate, target_sample_rate=rate)
     if predictor.speech_encoder is not None:
         frames, windows = encoded_windows(predictor, stream)
     else:
         frames, windows = streamed_windows(predictor, stream)
-    return frames, windows, stream.info(), stream.head
+    info = stream.info()
+    info.notes += checked
+    return frames, windows, info, stream.head
 
 
 def encoded_windows(predictor, stream: AudioStream) -> tuple[WindowSource, WindowInfo]:

@@ -6,9 +6,13 @@
     plot_timeline(frame, "timeline.png")
 
 `predict_timeline` returns one row per utterance with the columns
-`start, end, label, prob_<class>..., arousal, valence, text, text_source` (seconds; 1-5 scales;
-text_source "asr" when the transcript came from speech recognition, empty when the text path
-was skipped). How it runs, in bounded memory (an hour of audio is never held at once):
+`start, end, label, prob_<class>..., arousal, valence, text, text_source, notes` (seconds; 1-5
+scales; text_source "asr" when the transcript came from speech recognition, empty when the text
+path was skipped; notes: the row's prediction notes joined by " | ", the recording's own first,
+so a predictor trained on synthetic data says so on every row). The notes that hold for the
+whole recording (the predictor's provenance, the file's format) are also `frame.attrs["notes"]`,
+which `timeline_figure` prints as a caption under the figure. How it runs, in bounded memory
+(an hour of audio is never held at once):
 1. The file is read in blocks (`segments.block_s`, default 30 s) with soundfile, averaged to
    mono, resampled to 16 kHz as a stream (soxr), and Silero VAD (`koemo.audio.vad`) scores every
    32 ms; only these probabilities (4 bytes per 32 ms) are kept.
@@ -17,7 +21,7 @@ was skipped). How it runs, in bounded memory (an hour of audio is never held at 
    transcribed together when no transcript is known (Whisper, `koemo.inference.asr`), and scored by the
    predictor in batches.
 Utterances the predictor rejects (e.g. too short for the features) keep their row with empty
-label and NaN values.
+label, NaN values and the reason in its notes.
 """
 from __future__ import annotations
 
@@ -33,13 +37,31 @@ from koemo.errors import KoemoInputError
 from koemo.audio.vad import SAMPLE_RATE, SileroVAD, speech_segments
 from koemo.config.load import parse_section
 from koemo.config.schema import Config, Segments
+from koemo.inference.palette import class_colours
+from koemo.inference.provenance import provenance_notes
+from koemo.inference.recording import wav_notes
 
 TABLE_DECIMALS = 3          # timeline tables (CSV, terminal, the app): ms and 0.001 probability
 
 
+NOTE_SEPARATOR = " | "      # between the notes of one row (as the --batch CSV's notes column)
+
+
 def timeline_columns(classes) -> list[str]:
     return (["start", "end", "label"] + [f"prob_{c}" for c in classes]
-            + ["arousal", "valence", "text", "text_source"])
+            + ["arousal", "valence", "text", "text_source", "notes"])
+
+
+def timeline_frame(rows: list[dict], classes, notes: list[str]):
+    """The timeline DataFrame of `rows`, each row's notes led by the recording's `notes`, which
+    are also `frame.attrs["notes"]` (the figure's caption)."""
+    import pandas as pd
+
+    rows = [{**row, "notes": NOTE_SEPARATOR.join(dict.fromkeys([*notes, *row.get("notes", [])]))}
+            for row in rows]
+    frame = pd.DataFrame(rows, columns=timeline_columns(classes))
+    frame.attrs["notes"] = list(notes)
+    return frame
 
 
 def segment_settings(section=None, **overrides) -> Segments:
@@ -55,6 +77,7 @@ class _Recording:
     """A file read in blocks (or an array already in memory), as 16 kHz mono pieces."""
 
     def __init__(self, audio: AudioSource, sample_rate: int | None = None):
+        self.notes = wav_notes(audio)       # prepare's wav checks: a cut file stops here
         self.stream = AudioStream(audio, sample_rate, target_sample_rate=SAMPLE_RATE)
         self.path, self.wave = self.stream.path, self.stream.wave
         if self.wave is not None:
@@ -105,8 +128,6 @@ def predict_timeline(predictor, audio: AudioSource, sample_rate: int | None = No
     """Emotion, arousal, valence and transcript per utterance of a long recording (a file path,
     or an array with `sample_rate`) -> pandas.DataFrame (columns: `timeline_columns`).
     `settings`: the `segments:` config section (default: the predictor's config)."""
-    import pandas as pd
-
     settings = segment_settings(predictor.cfg if settings is None else settings)
     recording = _Recording(audio, sample_rate)
     spans = find_utterances(recording, settings, vad, progress)
@@ -130,24 +151,28 @@ def predict_timeline(predictor, audio: AudioSource, sample_rate: int | None = No
             bar.update(len(batch))
     if bar is not None:
         bar.close()
-    return pd.DataFrame(rows, columns=timeline_columns(predictor.classes))
+    return timeline_frame(rows, predictor.classes,
+                          recording.notes + provenance_notes(predictor.provenance))
 
 
 def _row(span: tuple[float, float], result, classes) -> dict:
     row = {"start": span[0], "end": span[1]}
     if isinstance(result, Exception):
         return {**row, "label": "", **{f"prob_{c}": math.nan for c in classes},
-                "arousal": math.nan, "valence": math.nan, "text": "", "text_source": ""}
+                "arousal": math.nan, "valence": math.nan, "text": "", "text_source": "",
+                "notes": [f"not predicted: {result}"]}
     probs = result.probabilities or {}
     return {**row, "label": result.label or "",
             **{f"prob_{c}": probs.get(c, math.nan) for c in classes},
             "arousal": result.arousal,
             "valence": math.nan if result.valence is None else result.valence,
-            "text": result.text or "", "text_source": result.text_source or ""}
+            "text": result.text or "", "text_source": result.text_source or "",
+            "notes": list(result.notes)}
 
 
 NOT_PREDICTED = "not predicted"
 NOT_PREDICTED_COLOUR = (0.85, 0.85, 0.85)
+CAPTION_COLOUR = "#b00020"
 
 
 def plot_timeline(frame, path: str | Path, title: str | None = None) -> Path:
@@ -166,7 +191,9 @@ def timeline_figure(frame, title: str | None = None):
     """One coloured band per utterance (its emotion), its class probabilities stacked, and
     arousal/valence (1-5) per utterance. Utterances without an emotion (no transcript, e.g.
     speech recognition off) are hatched grey bands, and a panel with nothing predicted says
-    "not predicted" rather than staying empty."""
+    "not predicted" rather than staying empty. The recording's notes (`frame.attrs["notes"]`:
+    e.g. a predictor trained on synthetic data) are a red caption under the panels. Class
+    colours: koemo.inference.palette, as the page's other charts."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -174,7 +201,7 @@ def timeline_figure(frame, title: str | None = None):
 
     prob_cols = [c for c in frame.columns if c.startswith("prob_")]
     classes = [c[len("prob_"):] for c in prob_cols]
-    colours = dict(zip(classes, plt.get_cmap("tab10").colors))
+    colours = class_colours(classes)
     end = float(frame["end"].max()) if len(frame) else 1.0
     fig, (ax_label, ax_prob, ax_av) = plt.subplots(3, 1, figsize=(12, 6), sharex=True,
                                                    gridspec_kw={"height_ratios": [1, 2, 2]})
@@ -215,7 +242,10 @@ def timeline_figure(frame, title: str | None = None):
     ax_av.legend(loc="upper right", fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    notes = frame.attrs.get("notes", [])
+    fig.tight_layout(rect=(0, 0.035 * len(notes), 1, 1))
+    for k, note in enumerate(notes):
+        fig.text(0.01, 0.035 * (len(notes) - k - 0.8), note, color=CAPTION_COLOUR, fontsize=9)
     return fig
 
 

@@ -17,7 +17,8 @@ Multimodal: the classifier freezes both regressors, so their outputs (audio hidd
 text hidden [L,D] + mask) can be computed once per row and read back from float16 npy memmaps
 (`train.multimodal.cache_frozen`). Caveat, faithful mode: the original keeps attention dropout
 on in eval (`fixes.eval_attention_dropout_off: false`), so the frozen outputs are random; the
-cache fixes ONE draw per row, where recomputing every step (cache_frozen: false) draws anew.
+cache fixes ONE draw per row (each split's drawn from the run's seed, so a cache written again
+holds the same draw), where recomputing every step (cache_frozen: false) draws anew.
 
 Evaluation sets keep every row (no drop_last) in table order.
 """
@@ -76,16 +77,10 @@ def stage_rows(table: pd.DataFrame, cfg: dict, split: str, seed: int,
     return rows.assign(aug_kind="orig", aug_seed=0)
 
 
-TARGET_KINDS = ("hard", "soft")
-
-
 def target_kind(cfg: dict) -> str:
     """train.multimodal.target: hard (the paper: the total label) or soft (the raters' label
     distribution). Either way the classifier is scored on the total label."""
-    kind = cfg.train.multimodal.target
-    if kind not in TARGET_KINDS:
-        raise KoemoInputError(f"train.multimodal.target must be one of {TARGET_KINDS}, not {kind!r}")
-    return kind
+    return cfg.train.multimodal.target
 
 
 def classifier_target(rows: pd.DataFrame, cfg: dict) -> np.ndarray | None:

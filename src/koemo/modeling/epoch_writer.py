@@ -20,13 +20,14 @@ from pathlib import Path
 def write_epoch_files(run_dir: Path, last: dict, improved: bool, log: list[dict],
                       state: dict) -> None:
     from koemo.modeling.checkpoint import copy_checkpoint, write_checkpoint, write_training_state
-    from koemo.modeling.runs import write_log
+    from koemo.modeling.runs import RunDir
 
-    write_checkpoint(run_dir / "last", last)
+    run = RunDir(run_dir)
+    write_checkpoint(run.last, last)
     if improved:
-        copy_checkpoint(run_dir / "last", run_dir / "best")
-    write_log(run_dir, log)
-    write_training_state(run_dir / "state", state)
+        copy_checkpoint(run.last, run.best)
+    run.write_log(log)
+    write_training_state(run.state, state)
 
 
 class EpochWriter:

@@ -27,11 +27,11 @@ import math
 import torch
 from torch import nn
 
+from koemo.config.schema import FUSION_KINDS
 from koemo.modeling.layers import masked_mean
 from koemo.modeling.models import (AttentionLSTMHead, AudioRegressor, EmoClassifier,
                                    FrozenRegressors, TextRegressor, num_classes)
 
-FUSION_KINDS = ("audio_only", "text_only", "early", "late", "sum", "tensor", "attention_lstm")
 # Width of each modality's projection before the outer product: (32 + 1)^2 = 1089 features.
 DEFAULT_TENSOR_DIM = 32
 

@@ -327,3 +327,15 @@ class EmoClassifier(AttentionLSTMHead):
 
 def trainable_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def set_eval_attention_dropout(model: nn.Module, off: bool) -> nn.Module:
+    """A built model switched to `fixes.eval_attention_dropout_off` = `off` (every attention
+    layer, the classifier's frozen regressors included): the one fix that changes how a trained
+    model runs in eval and not what it learned, so `koemo evaluate` can honour it."""
+    for mha in attention_modules(model):
+        mha.dropout_in_eval = not off
+    for module in model.modules():
+        if isinstance(getattr(module, "fixes", None), dict):
+            module.fixes["eval_attention_dropout_off"] = bool(off)
+    return model

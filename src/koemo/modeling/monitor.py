@@ -8,9 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from koemo.modeling import progress
+from koemo.modeling.runs import RunDir
 from koemo.errors import KoemoInputError
-
-TENSORBOARD_DIR = "tensorboard"
 
 
 class RunMonitor:
@@ -24,7 +23,7 @@ class RunMonitor:
                        "precision": precision}
         self.writer = None
         if enabled and cfg.train.tensorboard:
-            self.writer = tensorboard_writer(self.run_dir / TENSORBOARD_DIR)
+            self.writer = tensorboard_writer(RunDir(run_dir).tensorboard)
 
     def _emit(self, event: str, **fields) -> None:
         if self.enabled:

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
+from koemo.config.schema import Train
 from koemo.errors import KoemoInputError
 
-PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -33,10 +35,8 @@ def resolve_device(spec: str = "auto") -> torch.device:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """The precision a run on `device` computes in: fp32, bf16 or fp16 (see the module doc)."""
-    if precision not in PRECISIONS:
-        raise KoemoInputError(f"train.precision must be one of {', '.join(PRECISIONS)}, "
-                              f"not {precision!r}")
+    """The precision a run on `device` computes in: fp32, bf16 or fp16 (see the module doc;
+    `precision` is train.precision, koemo.config.schema.Precision, or already resolved)."""
     if device.type != "cuda":
         return "fp32"
     if precision != "auto":
@@ -75,23 +75,16 @@ def maybe_accelerator(precision: str, device: torch.device):
                        cpu=device.type == "cpu")
 
 
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-
-
 def compile_mode(setting, stage: str) -> str | None:
-    """`train.compile`: false, true (torch.compile's default mode), a mode name, or a mapping
-    stage -> one of those (e.g. {text: reduce-overhead}: CUDA graphs for the latency-bound text
-    stage only). None: the stage trains uncompiled."""
+    """`train.compile`: false, true (torch.compile's default mode), a mode name (one of
+    koemo.config.schema.CompileMode), or a mapping stage -> one of those (e.g. {text:
+    reduce-overhead}: CUDA graphs for the latency-bound text stage only). None: the stage
+    trains uncompiled."""
     if isinstance(setting, dict):
         setting = setting.get(stage, False)
-    if setting in (False, None, "false"):
+    if setting in (False, None):
         return None
-    if setting in (True, "true"):
-        return "default"
-    if setting not in COMPILE_MODES:
-        raise KoemoInputError(f"train.compile must be true, false, one of {', '.join(COMPILE_MODES)}"
-                              f" or a mapping of stages to those, not {setting!r}")
-    return setting
+    return "default" if setting is True else setting
 
 
 def compiled_model(model: torch.nn.Module, setting, stage: str, device: torch.device):
@@ -120,11 +113,39 @@ def configure_tf32(setting, device: torch.device) -> bool:
     products, fp32 accumulation). Sets torch's matmul and cuDNN switches on CUDA only (note
     torch's own default keeps cuDNN's TF32 on; false turns it off); a no-op on a CPU.
     Returns whether TF32 is on for the run."""
-    if setting not in (True, False, "true", "false"):
-        raise KoemoInputError(f"train.tf32 must be true or false, not {setting!r}")
     if device.type != "cuda":
         return False
-    enabled = setting in (True, "true")
+    enabled = bool(setting)
     torch.backends.cuda.matmul.allow_tf32 = enabled
     torch.backends.cudnn.allow_tf32 = enabled
     return enabled
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where and how a run computes: its device, the precision it resolved to (`auto` and any
+    mixed setting on a CPU resolve here), TF32, and the accelerate launch it is part of."""
+    device: torch.device
+    precision: str
+    tf32: bool
+    accelerator: Any = None                 # accelerate.Accelerator under a multi-process launch
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process writes the run's files (always, without accelerate)."""
+        return self.accelerator is None or bool(self.accelerator.is_main_process)
+
+
+def set_up_runtime(train: Train) -> Runtime:
+    """The run's device and precision from `train`, an accelerate launch joined where there
+    is one, TF32 set, denormals flushed on a CPU (the RNN backward runs several times slower
+    without)."""
+    device = resolve_device(train.device)
+    precision = resolve_precision(train.precision, device)
+    accelerator = maybe_accelerator(precision, device)
+    if accelerator is not None:
+        device = accelerator.device
+        precision = resolve_precision(precision, device)
+    if device.type == "cpu":
+        torch.set_flush_denormal(True)
+    return Runtime(device, precision, configure_tf32(train.tf32, device), accelerator)

@@ -17,13 +17,13 @@ loss after `patience` epochs without improvement; the test rows are scored with 
 the epoch of lowest validation loss. EmoBox trains all 20 epochs and tests every saved epoch.
 
 A run directory (W/runs/<split>/<config>/<probe name>/seed<s>/) holds what every koemo run
-holds: run.json + config.yaml (config, seed, library versions), log.csv/log.json,
-best/model.safetensors + best/meta.json, test_metrics.json and test_predictions.parquet.
+holds, written through its owner koemo.modeling.runs.RunDir: the run record (config, seed,
+library versions), the log, the best epoch's weights (model.safetensors + meta.json in the
+`best` checkpoint folder), the test metrics and predictions.
 """
 from __future__ import annotations
 
 import copy
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -35,9 +35,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from koemo.config.fingerprints import save_run_record
+from koemo.errors import KoemoInputError
 from koemo.modeling.metrics import classification_report
-from koemo.modeling.runs import write_json, write_log
+from koemo.modeling.runs import RunDir, SplitMetrics, write_json
 
 WEIGHTS = "model.safetensors"
 
@@ -159,18 +159,18 @@ def train_probe(run_dir: str | Path, data: ProbeData, settings, seed: int, cfg,
     shapes = [(a.shape[1], a.shape[2]) for a in data.arrays["train"]]
     seed_everything(seed)                       # the initial weights are the seed's
     model = Probe(shapes, settings.layer, settings.hidden, len(data.classes)).to(torch_device)
+    run = RunDir(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("test_metrics.json", "test_predictions.parquet"):   # unfinished until scored
-        (run_dir / name).unlink(missing_ok=True)
-    save_run_record(run_dir, cfg, seed, stage="probe", device=str(torch_device), **(record or {}))
+    run.clear()                                         # unfinished until scored
+    run.write_record(cfg, seed, stage="probe", device=str(torch_device), **(record or {}))
     log, best_state = fit(model, tensors, settings, seed, torch_device)
     model.load_state_dict(best_state)
     model.eval()
     with torch.no_grad():
         probs = torch.softmax(_logits(model, tensors["test"][0]).float(), dim=1).cpu().numpy()
-    write_log(run_dir, log)
-    save_weights(run_dir / "best", model, {"seed": seed, "classes": list(data.classes),
-                                           "epoch": _best_epoch(log), "shapes": shapes})
+    run.write_log(log)
+    save_weights(run.best, model, {"seed": seed, "classes": list(data.classes),
+                                   "epoch": _best_epoch(log), "shapes": shapes})
     train = np.asarray(data.labels["train"])
     majority = int(np.bincount(train, minlength=len(data.classes)).argmax())
     return write_test_outputs(run_dir, data.test_ids, np.asarray(data.labels["test"]),
@@ -199,10 +199,9 @@ def write_test_outputs(run_dir: str | Path, segment_ids: Sequence[str], true_ids
                        pred_ids: np.ndarray, classes: Sequence[str], majority: int,
                        probs: np.ndarray | None = None, extra: dict | None = None,
                        columns: dict | None = None) -> dict:
-    """test_metrics.json and test_predictions.parquet of a classifier run, as
-    koemo.modeling.train writes them (class names in `true`/`pred`, `columns` added beside
-    them); returns the metrics."""
-    run_dir, classes = Path(run_dir), list(classes)
+    """The test metrics and predictions of a classifier run, as koemo.modeling.train scores
+    them (class names in `true`/`pred`, `columns` added beside them); returns the metrics."""
+    run, classes = RunDir(run_dir), list(classes)
     metrics = classification_report(true_ids, pred_ids, classes, int(majority))
     metrics.update(subset="test", **(extra or {}))
     table = pd.DataFrame({"segment_id": [str(s) for s in segment_ids],
@@ -212,17 +211,18 @@ def write_test_outputs(run_dir: str | Path, segment_ids: Sequence[str], true_ids
         table[f"prob_{name}"] = probs[:, k]
     for name, values in (columns or {}).items():
         table[name] = list(values)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / "test_predictions.parquet.tmp"
-    table.to_parquet(tmp, index=False)
-    os.replace(tmp, run_dir / "test_predictions.parquet")
-    write_json(run_dir / "test_metrics.json", metrics)   # last: its presence = scored
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.write_predictions(table)
+    run.write_metrics(SplitMetrics.model_validate(metrics))   # last: its presence = scored
     return metrics
 
 
 def run_identity(run_dir: str | Path) -> str | None:
     """The identity a finished run recorded (None: unfinished or none recorded)."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "test_metrics.json").is_file() or not (run_dir / "run.json").is_file():
+    run = RunDir(run_dir)
+    if not run.is_scored():
         return None
-    return json.loads((run_dir / "run.json").read_text(encoding="utf-8")).get("identity")
+    try:
+        return run.record().model_dump().get("identity")
+    except (KoemoInputError, FileNotFoundError):
+        return None

@@ -23,7 +23,6 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from koemo.errors import KoemoInputError
 from koemo.modeling import data as D
 
 GPU_FRACTION, RAM_FRACTION = 0.5, 0.25
@@ -251,12 +250,8 @@ def available_bytes(device: torch.device) -> int:
 
 def wants_resident(setting, datasets: dict, device: torch.device) -> bool:
     """train.resident: true/false, or auto (when the data fits the device's share)."""
-    if setting in (True, "true"):
-        return True
-    if setting in (False, None, "false"):
-        return False
     if setting != "auto":
-        raise KoemoInputError(f"train.resident must be auto, true or false, not {setting!r}")
+        return bool(setting)
     return resident_bytes(datasets) <= available_bytes(device)
 
 

@@ -2,13 +2,17 @@
 multimodal classifier) for one config and seed (`koemo.modeling.evaluate` scores a finished
 run or checkpoint again).
 
-Run directory: `W/runs/<protocol>[_f<k>]/<config name>/<stage>/seed<s>/`, where the multimodal
-stage uses its classifier kind (`attention_lstm`, the paper's model, or a fusion baseline) as
-<stage>. It holds `best/` and `last/` checkpoints (koemo.modeling.checkpoint), `state/` (optimizer,
-scheduler, epoch counters: what resume needs), `log.csv` + `log.json` (one row per epoch),
-`run.json` + `config.yaml`, and after training `test_metrics.json` + `test_predictions.parquet`;
-with train.tensorboard, `tensorboard/` event files. Every epoch is also reported to
+The run directory (`W/runs/<protocol>[_f<k>]/<config name>/<stage or classifier kind>/seed<s>/`;
+its layout and every file in it: koemo.modeling.runs.RunDir) gets each epoch's checkpoints,
+training state and log row, the run record, and after training the test metrics and
+predictions; with train.tensorboard, TensorBoard event files. Every epoch is also reported to
 `W/progress.jsonl` (koemo.modeling.monitor, koemo.modeling.progress) for `koemo reproduce` to show.
+
+One function per concern: whether and where to resume (koemo.modeling.resume.resume_point),
+the runtime (koemo.modeling.precision.set_up_runtime), the stage's job on the device
+(`prepare_job`), the loop (`fit_model`: `run_epoch`, `write_epoch`, early stopping) and test
+scoring (koemo.modeling.scoring.score_test_split). The job is frozen: what the loop runs is
+derived from it, never written into it.
 
 As the paper (docs/paper.md, training): RMSE loss (sqrt of the batch MSE) for the regressors,
 cross-entropy for the classifier (class weights optional: train.multimodal.class_weights), Adam,
@@ -17,12 +21,15 @@ The test set is scored with the last epoch's weights as the original did, or wit
 validation checkpoint under `fixes.test_best_checkpoint`.
 
 Determinism: every epoch reseeds torch/numpy/random from (seed, epoch) and shuffles with its own
-generator, so a resumed run draws exactly what an uninterrupted one would.
+generator, so a resumed run draws exactly what an uninterrupted one would. The test split is
+scored with every draw (attention dropout, which the faithful model keeps on in eval) from the
+run's seed (koemo.modeling.scoring; the metrics record it as `scoring_seed`), as `koemo
+evaluate` scores it again: the same numbers on every call.
 
 Devices: cfg.train.device (auto|cpu|cuda[:N]), precision fp32|bf16|fp16|auto (autocast, CUDA
 only; fp16 with a gradient scaler; auto = bf16 where supported, else fp16; see
-koemo.modeling.precision; the resolved precision goes into run.json, test_metrics.json and
-the progress events), num_workers (pin_memory on CUDA), compile (torch.compile of the trained
+koemo.modeling.precision; the resolved precision goes into the run record, the test metrics
+and the progress events), num_workers (pin_memory on CUDA), compile (torch.compile of the trained
 module). On CPU denormal flushing is on: without it the RNN backward runs several times slower.
 
 Multi-GPU: under `accelerate launch` or `torchrun` (WORLD_SIZE > 1, the optional `accelerate`
@@ -38,38 +45,32 @@ accelerate (koemo.experiments.runlock.launch_state), which would train the whole
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 import torch
 
-from koemo.config.fingerprints import save_run_record
+from koemo.config.schema import Config, TrainStage
 from koemo.config.workdir import data_fingerprint
 from koemo.errors import KoemoInputError
-from koemo.modeling.metrics import batch_averaged_f1, classification_report, regression_report
 from koemo.modeling import data as D
 from koemo.modeling.monitor import RunMonitor
-from koemo.modeling.precision import (autocast_for, grad_scaler_for,  # noqa: F401 (re-exported)
-                                      compiled_model, configure_tf32, maybe_accelerator,
-                                      resolve_device, resolve_precision)
-from koemo.modeling.stage import (STAGES, StageJob, build_stage, cached_forward, make_loader,
-                                  raw_forward, resident_datasets)
-from koemo.modeling.trim import trimming_forward
-from koemo.modeling.runs import (clear_run, counters_snapshot, read_counters,
-                                 resume_fingerprint, run_dir_for, same_settings, split_name,
-                                 state_finished, weights_match_state, write_counters, write_json)
+from koemo.modeling.precision import (Runtime, autocast_for, compiled_model, grad_scaler_for,
+                                      set_up_runtime)
+from koemo.modeling.resume import (counters_snapshot, resume_fingerprint, resume_point,
+                                   state_finished, write_counters)
+from koemo.modeling.runs import RunDir, run_dir_for, split_name
+from koemo.modeling.scoring import predict, score, score_test_split
+from koemo.modeling.stage import STAGES, StageJob, build_stage, make_loader, on_device
 
 BAR_EVERY = 20          # training steps between loss read-backs for the progress bar
-REGRESSION_TARGETS = {"audio": "arousal", "text": "valence"}
 
-# ----------------------------------------------------------------------------- devices
-# (resolve_device, resolve_precision, autocast_for, grad_scaler_for, maybe_accelerator live in
-# koemo.modeling.precision and are re-exported here.)
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
@@ -83,7 +84,10 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 # ----------------------------------------------------------------------------- loop pieces
 
-def loss_function(job: StageJob, cfg: dict, device: torch.device):
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def loss_function(job: StageJob, cfg: Config, device: torch.device) -> LossFn:
     if not job.is_classifier:
         return lambda out, target: torch.sqrt(torch.nn.functional.mse_loss(out.float(), target.float()))
     weight = class_weights(job, cfg)
@@ -93,7 +97,7 @@ def loss_function(job: StageJob, cfg: dict, device: torch.device):
     return lambda out, target: ce(out.float(), target.long())
 
 
-def class_weights(job: StageJob, cfg: dict) -> torch.Tensor | None:
+def class_weights(job: StageJob, cfg: Config) -> torch.Tensor | None:
     """train.multimodal.class_weights: false (the paper), true/"balanced" (n / (C * n_c) over
     the augmented train rows), or an explicit list in class order."""
     setting = cfg.train.multimodal.class_weights
@@ -103,60 +107,14 @@ def class_weights(job: StageJob, cfg: dict) -> torch.Tensor | None:
     if setting is True or setting == "balanced":
         counts = np.bincount(job.rows["train"]["label_id"].to_numpy(), minlength=n_classes)
         weights = len(job.rows["train"]) / (n_classes * np.maximum(counts, 1))
-    else:
+    else:                      # one weight per class (koemo.config.load.validate)
         weights = np.asarray(setting, dtype=float)
-        if weights.shape != (n_classes,):
-            raise KoemoInputError(f"train.multimodal.class_weights needs {n_classes} values")
     return torch.tensor(weights, dtype=torch.float32)
 
 
-@torch.no_grad()
-def predict(job: StageJob, model, loader, device, precision: str) -> np.ndarray:
-    """Raw outputs over a whole loader: predictions [N] or logits [N, C] (float32)."""
-    model.eval()
-    outputs = []
-    for batch in loader:
-        with autocast_for(device, precision):
-            outputs.append(job.forward(model, batch, device).float())
-    return torch.cat(outputs).cpu().numpy()      # one copy back: no host sync per batch
-
-
-def score(job: StageJob, outputs: np.ndarray, split: str, cfg: dict) -> dict:
-    """Whole-set metrics plus the loss, for a split's raw outputs."""
-    rows = job.rows[split]
-    if not job.is_classifier:
-        target = rows[REGRESSION_TARGETS[job.stage]].to_numpy(dtype=float)
-        report = regression_report(target, outputs)
-        return {"loss": report["rmse"], **report}
-    target = rows["label_id"].to_numpy()
-    logits = torch.from_numpy(outputs)
-    loss = float(torch.nn.functional.cross_entropy(logits, torch.tensor(target)))
-    pred = outputs.argmax(axis=1)
-    report = classification_report(target, pred, job.classes, job.majority_class)
-    batch = cfg.train.multimodal.batch_size
-    # The paper's number: per-batch weighted F1 averaged, its test loader dropping the last batch.
-    report["weighted_f1_batch_mean"] = batch_averaged_f1(target, pred, batch,
-                                                         drop_last=len(target) >= batch)
-    return {"loss": loss, **report}
-
-
-def prediction_table(job: StageJob, outputs: np.ndarray, split: str) -> pd.DataFrame:
-    rows = job.rows[split]
-    table = pd.DataFrame({"segment_id": rows["segment_id"].to_numpy()})
-    if not job.is_classifier:
-        table["true"] = rows[REGRESSION_TARGETS[job.stage]].to_numpy(dtype=float)
-        table["pred"] = outputs.astype(float)
-        return table
-    probs = torch.softmax(torch.from_numpy(outputs), dim=1).numpy()
-    table["true"] = [job.classes[i] for i in rows["label_id"]]
-    table["pred"] = [job.classes[i] for i in outputs.argmax(axis=1)]
-    for k, name in enumerate(job.classes):
-        table[f"prob_{name}"] = probs[:, k]
-    return table
-
-
-def train_epoch(job: StageJob, model, loader, optimizer, loss_fn, device, precision: str, *,
-                scaler=None, accelerator=None, desc: str = "", progress: bool = True) -> float:
+def train_epoch(job: StageJob, model: torch.nn.Module, loader: Any, optimizer: Any,
+                loss_fn: LossFn, device: torch.device, precision: str, *, scaler: Any = None,
+                accelerator: Any = None, desc: str = "", progress: bool = True) -> float:
     """One pass over the training loader; returns the row-weighted mean training loss.
 
     The loss is summed on the device (float64, the same sums as Python floats), read back once
@@ -190,8 +148,8 @@ def train_epoch(job: StageJob, model, loader, optimizer, loss_fn, device, precis
     return float(total) / max(count, 1)
 
 
-def checkpoint_meta(job: StageJob, cfg: dict, seed: int, epoch: int, metrics: dict,
-                    classifier_kind: str) -> dict:
+def checkpoint_meta(job: StageJob, cfg: Config, seed: int, epoch: int,
+                    metrics: dict[str, Any], classifier_kind: str) -> dict[str, Any]:
     return {"stage": job.stage, "seed": seed, "epoch": epoch, "classifier_kind": classifier_kind,
             "classes": list(cfg.data.classes), "split": split_name(cfg),
             "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))}}
@@ -199,162 +157,189 @@ def checkpoint_meta(job: StageJob, cfg: dict, seed: int, epoch: int, metrics: di
 
 # ----------------------------------------------------------------------------- train_stage
 
-def train_stage(stage: str, workdir: str | Path, cfg: dict, seed: int, out_dir: str | Path | None = None,
-                resume: bool = True, classifier_kind: str = "attention_lstm",
-                progress: bool = True) -> Path:
+def train_stage(stage: str, workdir: str | Path, cfg: Config, seed: int,
+                out_dir: str | Path | None = None, resume: bool = True,
+                classifier_kind: str = "attention_lstm", progress: bool = True) -> Path:
     """Train one stage and score its test split; returns the run directory.
 
     A finished run (all epochs or early-stopped, test scored) with the same settings is returned
     as it is; an interrupted one continues from its last epoch (resume=False starts over).
     """
-    from koemo.modeling.checkpoint import checkpoint_snapshot, load_checkpoint, load_training_state
-    from koemo.modeling.epoch_writer import EpochWriter, write_epoch_files
-
     if stage not in STAGES:
         raise KoemoInputError(f"stage must be one of {STAGES}, not {stage!r}")
     workdir = Path(workdir)
-    run_dir = Path(out_dir) if out_dir is not None else run_dir_for(workdir, cfg, stage, seed,
-                                                                     classifier_kind)
-    settings = cfg.train.stage(stage)
-    run_fp = resume_fingerprint(cfg, stage)
-    state = read_counters(run_dir) if resume else None
-    if state is not None and not same_settings(state, cfg, stage):
-        raise KoemoInputError(f"{run_dir}: holds a run with other settings; use --no-resume to "
-                              f"start over or another --config name / out_dir")
+    run = RunDir(out_dir if out_dir is not None
+                 else run_dir_for(workdir, cfg, stage, seed, classifier_kind))
     data_fp = data_fingerprint(workdir)
-    if state is not None and state.get("data") != data_fp:
-        print(f"{run_dir}: trained on an earlier preparation of the corpus "
-              f"({state.get('data')} -> {data_fp}); training it again")
-        state = None
-    if state is not None and not weights_match_state(run_dir, state):
-        # Killed after saving an epoch's weights but before its optimizer state: the two no
-        # longer describe the same epoch, so continuing would not give the uninterrupted run.
-        print(f"{run_dir}: interrupted between saving epoch {state['epoch'] + 1} and its "
-              "training state; training it again from the start")
-        state = None
-    if state is None:
-        clear_run(run_dir)
-    elif state_finished(state, settings, run_dir):
-        return run_dir
-
-    device = resolve_device(cfg.train.device)
-    # What the run really computes in (`auto` and any mixed setting on a CPU resolve here).
-    precision = resolve_precision(cfg.train.precision, device)
-    accelerator = maybe_accelerator(precision, device)
-    if accelerator is not None:
-        device = accelerator.device
-        precision = resolve_precision(precision, device)
-    if device.type == "cpu":
-        torch.set_flush_denormal(True)
-    tf32 = configure_tf32(cfg.train.tf32, device)
-    is_main = accelerator is None or accelerator.is_main_process
+    state = resume_point(run, cfg, stage, data_fp, resume)
+    if state is not None and state_finished(state, cfg.train.stage(stage), run.path):
+        return run.path
+    runtime = set_up_runtime(cfg.train)
     seed_everything(seed)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run.path.mkdir(parents=True, exist_ok=True)
+    fit = Fit(prepare_job(stage, workdir, cfg, seed, run, runtime, classifier_kind, progress),
+              cfg, seed, run, runtime, workdir, classifier_kind, progress,
+              resume_fingerprint(cfg, stage), data_fp)
+    model = fit.job.model.to(runtime.device)
+    optimizer, scheduler, counters, log = start_training(fit, model, state)
+    if runtime.is_main:
+        run.write_record(cfg, seed, stage=stage, classifier_kind=classifier_kind,
+                         device=str(runtime.device), precision=runtime.precision,
+                         tf32=runtime.tf32)
+    counters = fit_model(fit, model, optimizer, scheduler, counters, log)
+    if runtime.is_main:
+        write_counters(run.path, optimizer, scheduler, counters, fit.run_fp, data_fp)
+        score_test_split(fit.job, model, run.path, cfg, seed, counters["epoch"], classifier_kind,
+                         runtime.device, runtime.precision, int(cfg.train.num_workers))
+    if runtime.accelerator is not None:
+        runtime.accelerator.wait_for_everyone()      # the run's files are complete for every process
+    return run.path
+
+
+def prepare_job(stage: str, workdir: Path, cfg: Config, seed: int, run: RunDir,
+                runtime: Runtime, classifier_kind: str, progress: bool) -> StageJob:
+    """The stage's job on the run's device (koemo.modeling.stage.on_device)."""
+    accelerator = runtime.accelerator
     # Under accelerate the main process fills the on-disk caches (KoBERT states, frozen
     # outputs) first; the others then find them complete instead of writing them too.
     with accelerator.main_process_first() if accelerator is not None else contextlib.nullcontext():
-        job = build_stage(stage, workdir, cfg, seed, run_dir=run_dir, device=device,
-                          classifier_kind=classifier_kind, progress=progress and is_main)
-    if accelerator is None:         # accelerate shards a DataLoader; resident data is not one
-        job.datasets = resident_datasets(job.datasets, cfg, device)
-    model = job.model.to(device)
-    # train.trim_padding: batches cut to their longest valid length where that is exact.
-    job.forward = trimming_forward(job.forward, cfg, stage, job.forward is cached_forward,
-                                   classifier_kind)
+        job = build_stage(stage, workdir, cfg, seed, run_dir=run.path, device=runtime.device,
+                          classifier_kind=classifier_kind, progress=progress and runtime.is_main)
+    if accelerator is not None and job.runs_regressors:
+        raise KoemoInputError("multi-process training of the multimodal stage needs "
+                              "train.multimodal.cache_frozen=true (forward_raw bypasses DDP)")
+    # accelerate shards a DataLoader; resident data is not one
+    return on_device(job, cfg, runtime.device, classifier_kind, resident=accelerator is None)
+
+
+# ----------------------------------------------------------------------------- fit
+
+@dataclass(frozen=True)
+class Fit:
+    """What the training loop of one run reads (it changes none of it)."""
+    job: StageJob
+    cfg: Config
+    seed: int
+    run: RunDir
+    runtime: Runtime
+    workdir: Path
+    classifier_kind: str
+    progress: bool
+    run_fp: str                             # the resume fingerprint its state records
+    data_fp: str | None                     # the prepared data it trains on
+
+    @property
+    def settings(self) -> TrainStage:
+        return self.cfg.train.stage(self.job.stage)
+
+
+def start_training(fit: Fit, model: torch.nn.Module, state: dict[str, Any] | None
+                   ) -> tuple[Any, Any, dict[str, Any], list[dict[str, Any]]]:
+    """(optimizer, scheduler, epoch counters, log rows): new, or where `state` left them."""
+    from koemo.modeling.checkpoint import load_checkpoint, load_training_state
+
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(trainable, lr=settings.lr)
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=settings.gamma)
-    log = json.loads((run_dir / "log.json").read_text(encoding="utf-8")) if state else []
-    counters = {"epoch": 0, "best": math.inf, "bad_epochs": 0, "stopped_early": False}
-    if state is not None:
-        model.load_state_dict(load_checkpoint(run_dir / "last")[0])
-        # Every epoch reseeds itself, so the global RNG state is not restored.
-        load_training_state(run_dir / "state", optimizer, scheduler, restore_rng=False)
-        counters.update({k: state[k] for k in counters})
-        log = log[:state["epoch"]]
-    if is_main:
-        save_run_record(run_dir, cfg, seed, stage=stage, classifier_kind=classifier_kind,
-                        device=str(device), precision=precision, tf32=tf32,
-                        run_dir=str(run_dir))
+    optimizer = torch.optim.Adam(trainable, lr=fit.settings.lr)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=fit.settings.gamma)
+    counters: dict[str, Any] = {"epoch": 0, "best": math.inf, "bad_epochs": 0,
+                                "stopped_early": False}
+    if state is None:
+        return optimizer, scheduler, counters, []
+    model.load_state_dict(load_checkpoint(fit.run.last)[0])
+    # Every epoch reseeds itself, so the global RNG state is not restored.
+    load_training_state(fit.run.state, optimizer, scheduler, restore_rng=False)
+    counters.update({k: state[k] for k in counters})
+    return optimizer, scheduler, counters, fit.run.log_rows()[:state["epoch"]]
 
-    train_model = compiled_model(model, cfg.train.compile, stage, device)
+
+def fit_model(fit: Fit, model: torch.nn.Module, optimizer: Any, scheduler: Any,
+              counters: dict[str, Any], log: list[dict[str, Any]]) -> dict[str, Any]:
+    """Train epochs from counters["epoch"] to the budget, stopping early after `patience`
+    epochs without a lower validation loss; each epoch's files are written while the next
+    trains. Returns the final counters."""
+    from koemo.modeling.epoch_writer import EpochWriter
+
+    runtime, settings, stage = fit.runtime, fit.settings, fit.job.stage
+    train_model = compiled_model(model, fit.cfg.train.compile, stage, runtime.device)
     # fp16 scales the loss (accelerate does that itself under a multi-process launch).
-    scaler = grad_scaler_for(device, precision) if accelerator is None else None
-    if accelerator is not None:
-        if job.forward is raw_forward:
-            raise KoemoInputError("multi-process training of the multimodal stage needs "
-                                  "train.multimodal.cache_frozen=true (forward_raw bypasses DDP)")
-        train_model, optimizer = accelerator.prepare(train_model, optimizer)
-    loss_fn = loss_function(job, cfg, device)
-    num_workers = int(cfg.train.num_workers)
-    valid_loader = make_loader(job.datasets["valid"], settings.batch_size, device, num_workers)
+    scaler = grad_scaler_for(runtime.device, runtime.precision) if runtime.accelerator is None \
+        else None
+    if runtime.accelerator is not None:
+        train_model, optimizer = runtime.accelerator.prepare(train_model, optimizer)
+    loop = Loop(train_model, optimizer, scheduler, scaler,
+                loss_function(fit.job, fit.cfg, runtime.device),
+                make_loader(fit.job.datasets["valid"], settings.batch_size, runtime.device,
+                            int(fit.cfg.train.num_workers)))
     patience = settings.epochs if settings.patience is None else settings.patience
-    monitor = RunMonitor(workdir, run_dir, cfg, stage, seed, split_name(cfg), classifier_kind,
-                         precision, enabled=is_main)
+    monitor = RunMonitor(fit.workdir, fit.run.path, fit.cfg, stage, fit.seed, split_name(fit.cfg),
+                         fit.classifier_kind, runtime.precision, enabled=runtime.is_main)
     monitor.start(counters["epoch"])
-
-    with EpochWriter(background=bool(cfg.train.background_writes)) as writer:
+    with EpochWriter(background=bool(fit.cfg.train.background_writes)) as writer:
         for epoch in range(counters["epoch"], settings.epochs):
             if counters["bad_epochs"] >= patience:
                 counters["stopped_early"] = True
                 break
-            seed_everything(epoch_seed(seed, epoch))
-            loader = make_loader(job.datasets["train"], settings.batch_size, device,
-                                 num_workers, shuffle_seed=epoch_seed(seed, epoch))
-            if accelerator is not None:
-                loader = accelerator.prepare(loader)
-            # Frozen regressors follow the classifier's mode, as the original (they only run
-            # here when cache_frozen is off; the cache holds eval-mode outputs).
-            model.train()
-            started = time.perf_counter()
-            train_loss = train_epoch(job, train_model, loader, optimizer, loss_fn, device,
-                                     precision, scaler=scaler, accelerator=accelerator,
-                                     desc=f"{stage} epoch {epoch + 1}/{settings.epochs}",
-                                     progress=progress and is_main)
-            lr = optimizer.param_groups[0]["lr"]
-            scheduler.step()
-            valid = score(job, predict(job, model, valid_loader, device, precision), "valid", cfg)
-            improved = valid["loss"] < counters["best"]
-            counters.update(epoch=epoch + 1,
-                            bad_epochs=0 if improved else counters["bad_epochs"] + 1,
-                            best=min(valid["loss"], counters["best"]))
-            log.append({"epoch": epoch + 1, "lr": lr, "train_loss": train_loss,
-                        "valid_loss": valid["loss"],
-                        **{f"valid_{k}": v for k, v in valid.items()
-                           if k != "loss" and isinstance(v, (int, float)) and k != "n"},
-                        "seconds": time.perf_counter() - started, "best": improved})
-            if is_main:     # copies taken now, written while the next epoch trains
-                meta = checkpoint_meta(job, cfg, seed, epoch + 1, valid, classifier_kind)
-                writer.submit(write_epoch_files, run_dir, checkpoint_snapshot(model, cfg, meta),
-                              improved, list(log),
-                              counters_snapshot(optimizer, scheduler, counters, run_fp, data_fp))
+            valid = run_epoch(fit, model, loop, epoch, counters, log)
+            if runtime.is_main:     # copies taken now, written while the next epoch trains
+                write_epoch(fit, model, loop, writer, epoch, valid, counters, log)
             monitor.epoch(log[-1], log)
     monitor.done(counters)
-    if is_main:
-        write_counters(run_dir, optimizer, scheduler, counters, run_fp, data_fp)
-        score_test_split(job, model, run_dir, cfg, seed, counters["epoch"], classifier_kind,
-                         device, precision, num_workers)
-    if accelerator is not None:
-        accelerator.wait_for_everyone()      # the run's files are complete for every process
-    return run_dir
+    return counters
 
 
-def score_test_split(job: StageJob, model, run_dir: Path, cfg: dict, seed: int, epochs: int,
-                     classifier_kind: str, device, precision: str, num_workers: int) -> dict:
-    """Score the test split with the last epoch's weights (faithful) or the best checkpoint
-    (fixes.test_best_checkpoint); write test_metrics.json and test_predictions.parquet."""
-    from koemo.modeling.checkpoint import load_checkpoint
+@dataclass(frozen=True)
+class Loop:
+    """The pieces of one run's loop that stay the same from epoch to epoch."""
+    train_model: Any                        # the model as trained (compiled, accelerate-wrapped)
+    optimizer: Any
+    scheduler: Any
+    scaler: Any                             # fp16's gradient scaler, else None
+    loss_fn: LossFn
+    valid_loader: Any
 
-    use_best = bool(cfg.fixes.test_best_checkpoint)
-    if use_best:
-        model.load_state_dict(load_checkpoint(run_dir / "best")[0])
-    loader = make_loader(job.datasets["test"], cfg.train.stage(job.stage).batch_size, device,
-                         num_workers)
-    outputs = predict(job, model, loader, device, precision)
-    metrics = score(job, outputs, "test", cfg)
-    metrics.update(checkpoint="best" if use_best else "last", epochs_trained=epochs,
-                   stage=job.stage, classifier_kind=classifier_kind if job.is_classifier else "",
-                   split=split_name(cfg), subset="test", seed=seed, precision=precision)
-    write_json(run_dir / "test_metrics.json", metrics)
-    prediction_table(job, outputs, "test").to_parquet(run_dir / "test_predictions.parquet", index=False)
-    return metrics
+
+def run_epoch(fit: Fit, model: torch.nn.Module, loop: Loop, epoch: int,
+              counters: dict[str, Any], log: list[dict[str, Any]]) -> dict[str, Any]:
+    """Train one epoch, score the validation split, update `counters` and append the epoch's
+    row to `log`; returns the validation metrics."""
+    runtime, settings, job = fit.runtime, fit.settings, fit.job
+    seed_everything(epoch_seed(fit.seed, epoch))
+    loader = make_loader(job.datasets["train"], settings.batch_size, runtime.device,
+                         int(fit.cfg.train.num_workers), shuffle_seed=epoch_seed(fit.seed, epoch))
+    if runtime.accelerator is not None:
+        loader = runtime.accelerator.prepare(loader)
+    # Frozen regressors follow the classifier's mode, as the original (they only run
+    # here when cache_frozen is off; the cache holds eval-mode outputs).
+    model.train()
+    started = time.perf_counter()
+    train_loss = train_epoch(job, loop.train_model, loader, loop.optimizer, loop.loss_fn,
+                             runtime.device, runtime.precision, scaler=loop.scaler,
+                             accelerator=runtime.accelerator,
+                             desc=f"{job.stage} epoch {epoch + 1}/{settings.epochs}",
+                             progress=fit.progress and runtime.is_main)
+    lr = loop.optimizer.param_groups[0]["lr"]
+    loop.scheduler.step()
+    valid = score(job, predict(job, model, loop.valid_loader, runtime.device, runtime.precision),
+                  "valid", fit.cfg)
+    improved = valid["loss"] < counters["best"]
+    counters.update(epoch=epoch + 1, bad_epochs=0 if improved else counters["bad_epochs"] + 1,
+                    best=min(valid["loss"], counters["best"]))
+    log.append({"epoch": epoch + 1, "lr": lr, "train_loss": train_loss,
+                "valid_loss": valid["loss"],
+                **{f"valid_{k}": v for k, v in valid.items()
+                   if k != "loss" and isinstance(v, (int, float)) and k != "n"},
+                "seconds": time.perf_counter() - started, "best": improved})
+    return valid
+
+
+def write_epoch(fit: Fit, model: torch.nn.Module, loop: Loop, writer: Any, epoch: int,
+                valid: dict[str, Any], counters: dict[str, Any], log: list[dict[str, Any]]) -> None:
+    """Hand the epoch's files (weights, log, training state: copies taken now) to the writer."""
+    from koemo.modeling.checkpoint import checkpoint_snapshot
+    from koemo.modeling.epoch_writer import write_epoch_files
+
+    meta = checkpoint_meta(fit.job, fit.cfg, fit.seed, epoch + 1, valid, fit.classifier_kind)
+    writer.submit(write_epoch_files, fit.run.path, checkpoint_snapshot(model, fit.cfg, meta),
+                  bool(log[-1]["best"]), list(log),
+                  counters_snapshot(loop.optimizer, loop.scheduler, counters, fit.run_fp,
+                                    fit.data_fp))

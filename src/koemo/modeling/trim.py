@@ -25,7 +25,6 @@ from typing import Callable
 
 import torch
 
-from koemo.errors import KoemoInputError
 
 
 def _dropout_free(cfg: dict, stage: str, training: bool) -> bool:
@@ -50,12 +49,7 @@ def _masks_padding(cfg: dict, stage: str, cached: bool, classifier_kind: str) ->
 
 def trim_setting(cfg: dict) -> bool:
     """train.trim_padding: auto (trim where exact) or false."""
-    setting = cfg.train.trim_padding
-    if setting in (False, "false"):
-        return False
-    if setting != "auto":
-        raise KoemoInputError(f"train.trim_padding must be auto or false, not {setting!r}")
-    return True
+    return cfg.train.trim_padding == "auto"
 
 
 def trimmed_passes(cfg: dict, stage: str, cached: bool = False,

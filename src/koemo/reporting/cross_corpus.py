@@ -10,14 +10,13 @@ the run met in training (koemo.reporting.leakage).
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from koemo.config.schema import CROSS_PROTOCOLS
 from koemo.experiments.plan import protocol_of
+from koemo.modeling.runs import RunDir
 from koemo.reporting.leakage import UNSEEN, UNSEEN_SHARE, unseen_columns
 
 CROSS_METRICS = ["macro_f1", "uar", "weighted_f1"]    # as koemo.reporting.leakage scores
@@ -54,8 +53,8 @@ def test_majority_rows(runs: pd.DataFrame) -> pd.DataFrame:
         first = group[group["seed"] == group["seed"].min()].drop_duplicates("split")
         scores = []
         for run_dir in first["run_dir"]:
-            predictions = pd.read_parquet(Path(run_dir) / "test_predictions.parquet")
-            classes = json.loads((Path(run_dir) / "test_metrics.json").read_text())["classes"]
+            run = RunDir(run_dir)
+            predictions, classes = run.predictions(), run.metrics().class_names()
             true = predictions["true"].to_numpy()
             scores.append(classification_report(true, true, classes)["baseline"])
         rows.append({**dict(zip(BY[:3], key)), "classifier": MAJORITY,

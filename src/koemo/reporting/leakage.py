@@ -8,14 +8,13 @@ usual score when `reproduce.leakage_free` is on.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from koemo.experiments.plan import split_column_of
-from koemo.modeling.runs import workdir_of_run
+from koemo.modeling.runs import RunDir, workdir_of_run
 
 METRICS = ["macro_f1", "uar", "weighted_f1"]
 UNSEEN = "macro_f1 unseen text"
@@ -45,13 +44,13 @@ def unseen_text_scores(run_dir: str | Path, split: str, tables: _Tables | None =
     not among its training or validation texts, with `n_unseen` and `n_test`."""
     from koemo.modeling.metrics import classification_report
 
-    run_dir = Path(run_dir)
-    table = (tables or _Tables())(workdir_of_run(run_dir))
-    predictions = pd.read_parquet(run_dir / "test_predictions.parquet")
+    run = RunDir(run_dir)
+    table = (tables or _Tables())(workdir_of_run(run.path))
+    predictions = run.predictions()
     text = table.set_index("segment_id")["text"]
     seen = seen_texts(table, split_column_of(split))
     unseen = ~predictions["segment_id"].map(text).isin(seen).to_numpy()
-    classes = json.loads((run_dir / "test_metrics.json").read_text(encoding="utf-8"))["classes"]
+    classes = run.metrics().class_names()
     scores = {m: np.nan for m in METRICS}
     if unseen.any():
         report = classification_report(predictions["true"][unseen].to_numpy(),

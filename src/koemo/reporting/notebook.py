@@ -12,7 +12,7 @@ from pathlib import Path
 
 from koemo.config import assets
 from koemo.config.load import load_config
-from koemo.config.fingerprints import save_run_record
+from koemo.modeling.runs import save_run_record
 from koemo.errors import KoemoInputError
 
 
@@ -114,12 +114,15 @@ def ensure_synthetic_corpus(workdir: Path, cfg: dict) -> Path:
     """Write the synthetic KEMDy20 corpus once, with the recipe's faults planted; a complete
     one (marked by a stamp file naming its arguments and the generator version) is reused."""
     from koemo.synth import write_corpus
+    from koemo.synth.faults import parse_faults
 
     synth = cfg.synthetic.as_dict() if cfg.synthetic else {}     # the stamp: as written
     synth.pop("kemdy19", None)                                   # the other corpus' recipe
     kwargs = {k: v for k, v in synth.items()
               if k in ("sessions", "seed", "utterances_per_session", "mean_duration",
                        "silent_recordings")}
+    if "faults" in synth:   # the names `all` stands for today, so a changed `all` rewrites it
+        synth["faults"] = parse_faults(synth["faults"])
     faults = ",".join(synth.get("faults", []))
     return _written_once(workdir / "corpus" / "KEMDy20_v1_1", synth,
                          lambda root: write_corpus(root, overwrite=True, faults=faults, **kwargs))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from koemo.modeling.runs import LOG_CSV, RECORD_FILE
 from koemo.reporting import claims as C
 from koemo.reporting import plots
 from koemo.reporting.foundation import TABLES as FOUNDATION_TABLES
@@ -73,7 +74,7 @@ def write_paper_page(workdir: str | Path, cfg: dict, out: str | Path) -> Path:
     runs_csv = tables / "runs_main.csv"
     lines = [f"# Results: config `{cfg.name}`", "",
              "Numbers marked *paper (reported)* are quoted from the reference paper; every other "
-             "number was measured by this run (config, seed and library versions in `run.json`). "
+             f"number was measured by this run (config, seed and library versions in `{RECORD_FILE}`). "
              "Averages over classes (macro F1, UAR, weighted F1) run over the classes present in "
              "each test set, the same set for every row of a table; notes under a table say when "
              "a statistic or a fold could not be computed.", ""]
@@ -93,7 +94,7 @@ def write_paper_page(workdir: str | Path, cfg: dict, out: str | Path) -> Path:
     curves = [(name, path) for name, path in curves if path.is_file()]
     if curves:
         lines += ["## Learning curves", "",
-                  "Per epoch, from each run's log.csv: mean over the seeds and folds of each "
+                  f"Per epoch, from each run's {LOG_CSV}: mean over the seeds and folds of each "
                   "variant and protocol, band = min-max over them (written by the notebook that "
                   "trains the stage).", ""]
         lines += [f"![{CURVE_FIGURES[name]}](figures/{path.name})" for name, path in curves] + [""]

@@ -1,7 +1,6 @@
 """Figures for paper/ (matplotlib, headless Agg backend)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -11,6 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from koemo.modeling.runs import RunDir  # noqa: E402
 from koemo.reporting import paper_numbers as P  # noqa: E402
 
 
@@ -49,8 +49,7 @@ def confusion_matrices(runs: pd.DataFrame, classes, path: str | Path) -> Path | 
     fig, axes = plt.subplots(1, len(groups) + 1, figsize=(3.6 * (len(groups) + 1), 3.6))
     _matrix(axes[0], np.array(P.CONFUSION), P.CLASSES, "paper (reported), KEMDy20")
     for ax, ((protocol, variant), group) in zip(axes[1:], groups):
-        cm = sum(np.array(json.loads((Path(d) / "test_metrics.json").read_text())["confusion_matrix"])
-                 for d in group["run_dir"])
+        cm = sum(np.array(RunDir(d).metrics().confusion_matrix) for d in group["run_dir"])
         _matrix(ax, cm, classes, f"ours: {protocol}, {variant}\n(sum over {len(group)} runs)")
     return _save(fig, path)
 
@@ -101,7 +100,7 @@ CURVE_METRICS = {"audio": ("valid_ccc", "validation CCC"), "text": ("valid_ccc",
 
 def learning_curves(runs: pd.DataFrame, path: str | Path, stage: str | None = None,
                     by: tuple[str, ...] = ("variant", "protocol")) -> Path | None:
-    """Per-epoch curves of a notebook's runs (each run's log.csv): train loss, validation loss
+    """Per-epoch curves of a notebook's runs (each run's log): train loss, validation loss
     and the validation metric (CCC for the regressors, macro F1 for the classifier). Runs are
     pooled by `by` (plus the classifier for multimodal runs): the line is the mean over the
     runs (seeds, folds) still training at that epoch, the band their min-max range.
@@ -119,8 +118,7 @@ def learning_curves(runs: pd.DataFrame, path: str | Path, stage: str | None = No
     columns = [("train_loss", "train loss"), ("valid_loss", "validation loss"), (metric, metric_label)]
     groups = []
     for key, group in runs.groupby(keys, sort=False):
-        logs = [pd.read_csv(Path(d) / "log.csv") for d in dict.fromkeys(group["run_dir"])
-                if (Path(d) / "log.csv").is_file()]
+        logs = [run.log() for run in map(RunDir, dict.fromkeys(group["run_dir"])) if run.has_log()]
         if logs:
             label = " / ".join(str(k) for k in (key if isinstance(key, tuple) else (key,)))
             groups.append((f"{label} ({len(logs)} run{'s' * (len(logs) > 1)})", pd.concat(logs)))

@@ -18,6 +18,7 @@ from koemo.reporting.agreement import agreement_table
 from koemo.reporting.uncertainty import CLASS_METRICS, REGRESSION_METRICS as REG_METRICS, PredictionCache
 from koemo.dataset.prepare import NO_SIGNAL_POLICY_NOTE
 from koemo.experiments.plan import mean_std, with_protocol
+from koemo.modeling.runs import RunDir
 
 REPORTED = "paper (reported)"
 CLASSIFICATION_METRICS = ["accuracy", "weighted_f1", "weighted_f1_batch_mean", "macro_f1", "uar"]
@@ -238,9 +239,9 @@ def label_set_notes(runs: pd.DataFrame) -> list[str]:
         return []
     details = []
     for protocol, group in with_protocol(runs).groupby("protocol", sort=False):
-        metrics = [json.loads((Path(d) / "test_metrics.json").read_text()) for d in group["run_dir"]]
-        sets = {tuple(m.get("label_set", m["classes"])) for m in metrics}
-        if all(len(found) == len(metrics[0]["classes"]) for found in sets):
+        metrics = [RunDir(d).metrics() for d in group["run_dir"]]
+        sets = {tuple(m.label_set or m.class_names()) for m in metrics}
+        if all(len(found) == len(metrics[0].class_names()) for found in sets):
             continue
         if len(sets) == 1:
             details.append(f"{protocol}: {', '.join(next(iter(sets)))}")
@@ -252,7 +253,7 @@ def label_set_notes(runs: pd.DataFrame) -> list[str]:
 
 def best_valid_loss(run_dir: str | Path) -> float:
     """Lowest validation loss in a run's log (RMSE for the regressors, as the paper reports)."""
-    log = pd.read_csv(Path(run_dir) / "log.csv")
+    log = RunDir(run_dir).log()
     column = next(c for c in ("valid_loss", "val_loss", "valid_rmse") if c in log.columns)
     return float(log[column].min())
 
@@ -302,12 +303,11 @@ def _baseline_rows(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for protocol, group in with_protocol(runs).groupby("protocol"):
         first_seed = group[group["seed"] == group["seed"].min()].drop_duplicates("split")
-        scores = [json.loads((Path(d) / "test_metrics.json").read_text())["baseline"]
-                  for d in first_seed["run_dir"]]
+        scores = [RunDir(d).metrics().majority() for d in first_seed["run_dir"]]
         rows.append({"protocol": protocol, "variant": "majority class (ours)",
                      "n_folds": len(scores), "n_runs": len(scores),
-                     **{m: float(np.mean([s[m] for s in scores])) for m in ("accuracy", "weighted_f1",
-                                                                              "macro_f1", "uar")}})
+                     **{m: float(np.mean([s.score(m) for s in scores]))
+                        for m in ("accuracy", "weighted_f1", "macro_f1", "uar")}})
     rows.append({"protocol": "paper", "variant": f"all neutral {REPORTED}", "n_folds": 1, "n_runs": 1,
                  **P.ALL_NEUTRAL})
     return pd.DataFrame(rows)
@@ -319,13 +319,13 @@ def per_class_table(runs: pd.DataFrame) -> pd.DataFrame:
     it (blank when none does); `support` counts its test rows over all runs."""
     rows = []
     for (protocol, variant), group in with_protocol(runs).groupby(["protocol", "variant"], sort=False):
-        metrics = [json.loads((Path(d) / "test_metrics.json").read_text()) for d in group["run_dir"]]
-        for name in metrics[0]["classes"]:
-            held = [m["per_class"][name] for m in metrics if m["per_class"][name]["support"] > 0]
+        tables = [RunDir(d).metrics().class_table() for d in group["run_dir"]]
+        for name in tables[0]:
+            held = [t[name] for t in tables if t[name].support > 0]
             rows.append({"protocol": protocol, "variant": variant, "class": name,
-                         "support": sum(m["per_class"][name]["support"] for m in metrics),
-                         "recall": np.mean([c["recall"] for c in held]) if held else np.nan,
-                         "precision": np.mean([m["per_class"][name]["precision"] for m in metrics]),
+                         "support": sum(t[name].support for t in tables),
+                         "recall": np.mean([c.recall for c in held]) if held else np.nan,
+                         "precision": np.mean([t[name].precision for t in tables]),
                          f"recall {REPORTED}": P.RECALL.get(name, np.nan) if protocol == "paper" else np.nan})
     return pd.DataFrame(rows)
 

@@ -15,17 +15,25 @@ their training workers with the kernel (koemo.experiments.workers), and every te
 this process, its kernels and their workers (the kernels' connection files among them) goes to
 one folder `<tmp>/koemo-reproduce-<pid>-*`, removed at the end; the next `reproduce` removes
 those of processes no longer alive.
+
+An interrupted run (Ctrl-C, or SIGTERM: a scheduler's time limit) stops quietly: the first
+signal ends the kernel and its workers at once with SIGKILL (as a `kill -9` would: every file
+they write is complete or absent, and the next run resumes from what finished), before either
+can print a traceback, then `Interrupted` names the notebook that stopped; the CLI prints it as
+one line and exits 130 (SIGINT) or 143 (SIGTERM).
 """
 from __future__ import annotations
 
 import contextlib
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from pathlib import Path
 
-from koemo.errors import KoemoInputError
+from koemo.errors import Interrupted, KoemoInputError
 from koemo.reporting.notebook import resolve_path
 from koemo.modeling.progress import ProgressWatcher, progress_path
 
@@ -52,6 +60,29 @@ NOTEBOOK_ORDER = (
 )
 
 
+# What the runs of each notebook load (koemo.inference.pretrained.USES); 5-2 also trains the
+# configs of reproduce.frontends.
+NOTEBOOK_USES = {"2-1_audio_arousal": ("audio",), "3-1_text_valence": ("text",),
+                 "4-1_multimodal_classifier": ("audio", "text"),
+                 "5-2_fusion_study": ("audio", "text"), "5-3_cross_corpus": ("audio", "text")}
+FRONTENDS_NOTEBOOK = "5-2_fusion_study"
+
+
+def require_models(config: str, overrides, names: list[str]) -> None:
+    """Before the first notebook: every pretrained model the chosen notebooks load is on this
+    machine (or on a reachable hub), else one line naming each missing one."""
+    from koemo.config.load import load_config
+    from koemo.experiments.frontends import frontend_configs
+    from koemo.inference.pretrained import require_assets
+
+    uses = sorted({use for name in names for use in NOTEBOOK_USES.get(name, ())})
+    if not uses:
+        return
+    cfg = load_config(config, list(overrides))
+    configs = frontend_configs(cfg, overrides) if FRONTENDS_NOTEBOOK in names else [cfg]
+    require_assets(configs, uses, str(config), list(overrides))
+
+
 def notebooks_dir() -> Path:
     """The checkout's notebooks/, or the copy a wheel carries (koemo.config.assets)."""
     from koemo.config.assets import notebooks_dir as located
@@ -74,19 +105,22 @@ def reproduce(config: str, workdir: str | Path, out: str | Path, data_root: str 
               "WORKDIR": str(workdir), "OUT": str(out), "SYNTHETIC": bool(synthetic),
               "OVERRIDES": list(overrides), "PROGRESS": bool(progress), "MOUNT_DRIVE": False,
               "KEMDY19_ROOT": str(resolve_path(kemdy19_root)) if kemdy19_root else ""}
-    with private_tempdir():
-        timings = [_run_one(name, executed, params, workdir)
-                   for name in NOTEBOOK_ORDER
-                   if not only or any(name.startswith(prefix) for prefix in only)]
+    names = [name for name in NOTEBOOK_ORDER
+             if not only or any(name.startswith(prefix) for prefix in only)]
+    require_models(config, overrides, names)
+    running: dict = {}
+    with stop_children_on_signal(running), private_tempdir():
+        timings = [_run_one(name, executed, params, workdir, running) for name in names]
     _write_timings(out, timings)
     return timings
 
 
-def _run_one(name: str, executed: Path, params: dict, workdir: Path) -> dict:
-    """Execute one notebook; its timing row."""
+def _run_one(name: str, executed: Path, params: dict, workdir: Path, running: dict) -> dict:
+    """Execute one notebook; its timing row. `running` names it while it runs."""
     import papermill
 
     started = time.perf_counter()
+    running["what"] = f"notebook {name}"
     print(f"[koemo reproduce] {name} ...", flush=True)
     try:
         with ProgressWatcher(progress_path(workdir), prefix=f"[koemo reproduce] {name}"):
@@ -97,8 +131,55 @@ def _run_one(name: str, executed: Path, params: dict, workdir: Path) -> dict:
         raise NotebookFailed(f"notebook {name} failed in cell {err.exec_count}: {err.ename}: "
                              f"{err.evalue} (executed copy: {executed / f'{name}.ipynb'})") from err
     seconds = time.perf_counter() - started
+    running.pop("what", None)
     print(f"[koemo reproduce] {name} done in {seconds:.0f} s", flush=True)
     return {"notebook": name, "seconds": round(seconds, 1)}
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def stop_children_on_signal(running: dict):
+    """Inside: SIGINT or SIGTERM first kills every process started meanwhile (the notebook
+    kernel, its training workers: nothing is left to print a traceback or to outlive the run),
+    then raises Interrupted naming `running["what"]`. Further signals are ignored until the way
+    out is done (the temp folder removed); the previous handlers are back afterwards. Signal
+    handlers can only be set from the main thread: elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    import psutil
+
+    before = {child.pid for child in psutil.Process().children(recursive=True)}
+
+    def stop(signum, frame):
+        for number in STOP_SIGNALS:
+            signal.signal(number, signal.SIG_IGN)
+        kill_children(spare=before)
+        raise Interrupted(signum, running.get("what", ""))
+
+    saved = {number: signal.getsignal(number) for number in STOP_SIGNALS}
+    for number in STOP_SIGNALS:
+        signal.signal(number, stop)
+    try:
+        yield
+    finally:
+        for number, handler in saved.items():
+            signal.signal(number, handler)
+
+
+def kill_children(spare: set[int] = frozenset()) -> None:
+    """SIGKILL to every descendant of this process but those in `spare` (processes that were
+    there before reproduce started theirs), then wait for them to go."""
+    import psutil
+
+    family = [child for child in psutil.Process().children(recursive=True)
+              if child.pid not in spare]
+    for process in family:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(family, timeout=10)
 
 
 @contextlib.contextmanager

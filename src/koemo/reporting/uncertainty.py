@@ -1,5 +1,5 @@
 """Numbers with uncertainty: bootstrap confidence intervals over test utterances, and paired
-tests for "A beats B", from the test predictions every run writes (`test_predictions.parquet`).
+tests for "A beats B", from the test predictions every run writes (koemo.modeling.runs.RunDir).
 
 - A run's interval resamples its test utterances (percentile bootstrap, 95%).
 - A table row averages runs (seeds, cv5 folds); its interval resamples the utterances of each
@@ -16,12 +16,13 @@ every draw comes from one confusion-matrix bincount (classes) or array reduction
 """
 from __future__ import annotations
 
-import json
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from koemo.modeling.runs import RunDir
 
 N_RESAMPLES = 1000
 CONFIDENCE = 0.95
@@ -78,18 +79,18 @@ class Predictions:
     """One run's test predictions as arrays, by segment id."""
 
     def __init__(self, run_dir: str | Path):
-        run_dir = Path(run_dir)
-        frame = pd.read_parquet(run_dir / "test_predictions.parquet")
+        run = RunDir(run_dir)
+        frame = run.predictions()
         self.segment_ids = frame["segment_id"].to_numpy()
         self._memo: dict = {}
         self.classes = None
         if not pd.api.types.is_numeric_dtype(frame["true"]):         # class names
-            metrics = json.loads((run_dir / "test_metrics.json").read_text(encoding="utf-8"))
-            self.classes = list(metrics["classes"])
+            metrics = run.metrics()
+            self.classes = metrics.class_names()
             lookup = {name: i for i, name in enumerate(self.classes)}
             self.true = frame["true"].map(lookup).to_numpy(dtype=np.int64)
             self.pred = frame["pred"].map(lookup).to_numpy(dtype=np.int64)
-            self.majority = self.classes.index(metrics["baseline"]["majority_class"])
+            self.majority = self.classes.index(metrics.majority().majority_class)
         else:
             self.true = frame["true"].to_numpy(dtype=float)
             self.pred = frame["pred"].to_numpy(dtype=float)

@@ -1,22 +1,34 @@
 """Real-file faults planted into a written synthetic corpus (`koemo synth --faults ...`).
 
 Real copies of KEMDy20 are messier than a generated one: an editor leaves a trailing comma,
-a row loses a column, transcripts are re-saved as UTF-8, a label is mistyped, a wav is
-re-exported at 8 bits or replaced by a link that leads nowhere. Each fault below damages
-fixed rows of session 1 (which every corpus has), so the demo and the tests keep exercising
-what `koemo prepare` does with them; docs/kemdy20.md lists what prepare reports for each.
+a row loses a column, transcripts are re-saved as UTF-8, a label is mistyped, a row's times
+are swapped, a row is written twice, a wav is re-exported at 8 bits or replaced by a link that
+leads nowhere, a session is recorded but not annotated. Each row fault damages fixed rows of
+session 1 (which every corpus has), so the demo and the tests keep exercising what
+`koemo prepare` does with them; docs/kemdy20.md lists what prepare reports for each.
 
 Rows are addressed by their position among session 1's data rows (0 = first), each fault its
 own rows, so any combination can be planted and the same faults always give the same bytes.
+Repeated rows are added at the end of the file, so no other fault's row moves.
+
+Two faults cost a whole session its labels and are planted only when named, never by `all`
+(koemo.config.schema.FAULTS_ONLY_BY_NAME): the last session's annotation file left with its header rows only, or saved
+under a browser's duplicate-download name (`Sess05_eval (1).csv`, which stops prepare unless
+--skip-unreadable). In the demo (`faults: [all]`) either would take a tenth of the corpus out
+of its session folds, or stop it; `all` plants `unannotated-session` instead: a session that
+was recorded but has no annotation file, as in a partial download, which loses no row.
 """
 from __future__ import annotations
 
 import io
 import os
+import re
+import shutil
 from pathlib import Path
 
 import soundfile as sf
 
+from koemo.config.schema import FAULTS_ONLY_BY_NAME, SYNTHETIC_FAULTS
 from koemo.errors import KoemoInputError
 
 # UTF-8 bytes of this sentence also decode as cp949 (into `萸먯빞 洹멸굔.`): a reader that takes
@@ -38,8 +50,22 @@ def _edit_rows(root: Path, edits: dict[int, callable]) -> None:
     path.write_bytes("\n".join(lines).encode("utf-8"))
 
 
+def _row(root: Path, position: int) -> list[str]:
+    return _csv_path(root).read_text(encoding="utf-8").split("\n")[2 + position].split(",")
+
+
 def _segment_id(root: Path, position: int) -> str:
-    return _csv_path(root).read_text(encoding="utf-8").split("\n")[2 + position].split(",")[3]
+    return _row(root, position)[3]
+
+
+def _append_rows(root: Path, rows: list[list[str]]) -> None:
+    path = _csv_path(root)
+    text = path.read_bytes().decode("utf-8").rstrip("\n")
+    path.write_bytes((text + "\n" + "\n".join(",".join(r) for r in rows) + "\n").encode("utf-8"))
+
+
+def _last_annotation(root: Path) -> Path:
+    return sorted((root / "annotation").glob("Sess[0-9][0-9]_eval.csv"))[-1]
 
 
 def _file_of(root: Path, position: int, suffix: str) -> Path:
@@ -91,7 +117,57 @@ def dangling_link(root: Path) -> None:
     os.symlink(wav.with_name("moved-away.wav"), wav)
 
 
-# name -> (planter, what it does and what prepare reports for it)
+def start_after_end(root: Path) -> None:
+    """Row 9's start and end swapped: the segment would end before it starts."""
+    _edit_rows(root, {8: lambda cells: cells[:1] + [cells[2], cells[1]] + cells[3:]})
+
+
+def repeated_row(root: Path) -> None:
+    """Row 10 written a second time, unchanged."""
+    _append_rows(root, [_row(root, 9)])
+
+
+def conflicting_id(root: Path) -> None:
+    """Row 11's Segment ID on a second row with another total emotion."""
+    cells = _row(root, 10)
+    cells[4] = "sad" if cells[4] != "sad" else "happy"
+    _append_rows(root, [cells])
+
+
+def unannotated_session(root: Path) -> None:
+    """A session folder after the last one, holding copies of three of session 1's recordings
+    (renamed to the new session's ids), with no annotation file: recorded, not annotated."""
+    wav_root = root / "wav"
+    new = max(int(p.name[7:]) for p in wav_root.glob("Session[0-9][0-9]")) + 1
+    target = wav_root / f"Session{new:02d}"
+    target.mkdir()
+    source = wav_root / f"Session{SESSION:02d}"
+    pairs = [w for w in sorted(source.glob("*.wav"))
+             if w.is_file() and not w.is_symlink() and w.with_suffix(".txt").is_file()][:3]
+
+    def renamed(name: str) -> str:      # Sess01_script01_User002M_001 -> Sess06_script01_User012M_001
+        return re.sub(r"^Sess\d\d_(script\d\d)_User(\d{3})",
+                      lambda m: f"Sess{new:02d}_{m[1]}_User{int(m[2]) + 2 * (new - SESSION):03d}",
+                      name)
+    for wav in pairs:
+        for path in (wav, wav.with_suffix(".txt")):
+            shutil.copyfile(path, target / renamed(path.name))
+
+
+def header_only_session(root: Path) -> None:
+    """The last session's annotation file keeps its two header rows only."""
+    path = _last_annotation(root)
+    path.write_bytes(b"\n".join(path.read_bytes().split(b"\n")[:2]) + b"\n")
+
+
+def duplicate_download_name(root: Path) -> None:
+    """The last session's annotation file under a browser's second-download name."""
+    path = _last_annotation(root)
+    path.rename(path.with_name(f"{path.stem} (1){path.suffix}"))
+
+
+# name (one of koemo.config.schema.SYNTHETIC_FAULTS, synthetic.faults' choices) -> (planter,
+# what it does and what prepare reports for it)
 FAULTS = {
     "stray-comma": (stray_comma, "row 1 of Sess01_eval.csv ends with an extra comma: kept, "
                                  "note stray_field"),
@@ -105,22 +181,40 @@ FAULTS = {
     "pcm8-wavs": (pcm8_wavs, "the wavs of rows 6 and 7 as 8-bit PCM: read"),
     "dangling-link": (dangling_link, "the wav of row 8 is a link to nowhere: dropped, "
                                      "broken_link"),
+    "start-after-end": (start_after_end, "row 9's start and end swapped: dropped, "
+                                         "start_after_end"),
+    "repeated-row": (repeated_row, "row 10 written again at the end of the file: the copy "
+                                   "dropped, duplicate_segment_id; row 10 read"),
+    "conflicting-id": (conflicting_id, "row 11's Segment ID again at the end of the file, with "
+                                       "another emotion: both dropped, conflicting_segment_id"),
+    "unannotated-session": (unannotated_session, "a session folder after the last, three "
+                                                 "recordings, no annotation file: one "
+                                                 "session_without_rows line"),
+    "header-only-session": (header_only_session, "the last session's annotation file has its "
+                                                 "header rows only: session_without_rows"),
+    "duplicate-download-name": (duplicate_download_name, "the last session's annotation file "
+                                                         "named `SessNN_eval (1).csv`: prepare "
+                                                         "stops (bad_file_name) unless "
+                                                         "--skip-unreadable"),
 }
 
 
 def parse_faults(spec: str | list[str] | tuple[str, ...] | None) -> list[str]:
-    """'stray-comma,pcm8-wavs' or 'all' (or a list of names) -> fault names, checked."""
+    """'stray-comma,pcm8-wavs' or 'all' (or a list of names) -> fault names, checked, in
+    FAULTS order. 'all' is every fault but FAULTS_ONLY_BY_NAME's, which may be added by name
+    ('all,header-only-session')."""
     if not spec:
         return []
     names = spec.split(",") if isinstance(spec, str) else list(spec)
     names = [n.strip() for n in names if n.strip()]
-    if names == ["all"]:
-        return list(FAULTS)
-    unknown = [n for n in names if n not in FAULTS]
+    unknown = [n for n in names if n not in SYNTHETIC_FAULTS and n != "all"]
     if unknown:
         raise KoemoInputError(f"unknown fault(s) {', '.join(unknown)}; choose from "
-                              f"{', '.join(FAULTS)} or 'all'")
-    return list(dict.fromkeys(names))
+                              f"{', '.join(SYNTHETIC_FAULTS)} or 'all' (all but "
+                              f"{', '.join(FAULTS_ONLY_BY_NAME)})")
+    wanted = set(names) | ({n for n in SYNTHETIC_FAULTS if n not in FAULTS_ONLY_BY_NAME}
+                           if "all" in names else set())
+    return [n for n in SYNTHETIC_FAULTS if n in wanted]
 
 
 def plant_faults(root: Path, faults) -> list[str]:

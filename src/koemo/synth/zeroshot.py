@@ -90,12 +90,14 @@ def _write_common(directory: Path, config: dict, metas: dict, task: str, state: 
     import torch
     import yaml
 
+    from koemo.upstreams.funasr_loader import CONFIG_FILE
+
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "config.yaml").write_text(
+    (directory / CONFIG_FILE).write_text(
         yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
     (directory / "configuration.json").write_text(json.dumps(
         {"framework": "pytorch", "task": task, "model": {"type": "funasr"},
-         "file_path_metas": {"init_param": "model.pt", "config": "config.yaml", **metas}},
+         "file_path_metas": {"init_param": "model.pt", "config": CONFIG_FILE, **metas}},
         indent=2), encoding="utf-8")
     torch.save(state, directory / "model.pt")
 

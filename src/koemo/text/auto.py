@@ -28,7 +28,6 @@ from koemo.text.tokenizer import (CONFIG_FILE as KOBERT_CONFIG_FILE, MODEL_FILE 
                                   offline_hub_message, mask_before_trailing_pad,
                                   single_sequence)
 
-KINDS = ("kobert", "auto")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
                    "vocab.json", "merges.txt", "sentencepiece.bpe.model", "spiece.model",
                    "added_tokens.json")
@@ -36,9 +35,7 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 
 def text_model_kind(source: str | Path, configured: str | None = None) -> str:
     """`kobert` or `auto` for a tokenizer/encoder reference (see the module docstring)."""
-    if configured:
-        if configured not in KINDS:
-            raise KoemoInputError(f"text.tokenizer_kind must be one of {KINDS}, not {configured!r}")
+    if configured:            # text.tokenizer_kind (koemo.config.schema.TokenizerKind)
         return configured
     path = Path(str(source)).expanduser()
     if path.is_dir():
@@ -75,6 +72,11 @@ def snapshot_folder(hub_id_or_dir: str | Path, patterns: Sequence[str], what: st
         raise KoemoInputError(f"{hub_id_or_dir}: could not fetch the {what}: {err}") from err
 
 
+def auto_tokenizer_folder(hub_id_or_dir: str | Path) -> Path:
+    """Where AutoTextTokenizer.from_pretrained reads (a directory, or a hub id's snapshot)."""
+    return snapshot_folder(hub_id_or_dir, [*TOKENIZER_FILES, "config.json"], "tokenizer")
+
+
 class AutoTextTokenizer:
     """A transformers Auto tokenizer behind KoBERTTokenizer's interface."""
 
@@ -93,7 +95,7 @@ class AutoTextTokenizer:
 
     @classmethod
     def from_pretrained(cls, hub_id_or_dir: str | Path) -> "AutoTextTokenizer":
-        folder = snapshot_folder(hub_id_or_dir, [*TOKENIZER_FILES, "config.json"], "tokenizer")
+        folder = auto_tokenizer_folder(hub_id_or_dir)
         from transformers import AutoTokenizer
 
         try:

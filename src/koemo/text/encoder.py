@@ -20,12 +20,12 @@ from filelock import FileLock
 
 from koemo.config.fingerprints import fingerprint as config_fingerprint
 from koemo.errors import KoemoInputError
-from koemo.text.auto import AutoTextTokenizer, text_model_kind
+from koemo.text.auto import AutoTextTokenizer, auto_tokenizer_folder, text_model_kind
 from koemo.text.quiet import quiet_weight_loading  # noqa: F401 (re-exported)
 from koemo.text.standin import (STANDIN_KEYWORD, ensure_standin, read_utterance_texts,
                                  resolve_text_source)
-from koemo.text.tokenizer import (KoBERTTokenizer, fetch_hub_files, file_sha1, looks_like_hub_id,
-                                  resolve_pretrained)
+from koemo.text.tokenizer import (KoBERTTokenizer, fetch_hub_files, file_sha1,
+                                  kobert_tokenizer_folder, looks_like_hub_id, resolve_pretrained)
 
 CONFIG_NAME = "config.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -107,6 +107,19 @@ def _frozen(model, folder: Path, source, device: str):
     return model
 
 
+def text_tokenizer_folder(hub_id_or_dir: str | Path, kind: str | None = None) -> Path:
+    """The folder `load_text_tokenizer` reads (a hub id: fetched, or from the hub cache)."""
+    if text_model_kind(hub_id_or_dir, kind) == "kobert":
+        return kobert_tokenizer_folder(hub_id_or_dir)
+    return auto_tokenizer_folder(hub_id_or_dir)
+
+
+def text_encoder_folder(hub_id_or_dir: str | Path, kind: str | None = None) -> Path:
+    """The folder `load_text_encoder` reads, its weights checked."""
+    kobert = text_model_kind(hub_id_or_dir, kind) == "kobert"
+    return encoder_directory(hub_id_or_dir, what="KoBERT encoder" if kobert else "text encoder")
+
+
 def load_text_tokenizer(hub_id_or_dir: str | Path, kind: str | None = None):
     """KoBERTTokenizer for KoBERT (hub id, stand-in, spiece.model directory), else an
     AutoTextTokenizer (koemo.text.auto); `kind` (text.tokenizer_kind) overrides the guess."""
@@ -120,7 +133,7 @@ def load_text_encoder(hub_id_or_dir: str | Path, kind: str | None = None, device
     with the same fingerprint/source attributes."""
     if text_model_kind(hub_id_or_dir, kind) == "kobert":
         return load_kobert(hub_id_or_dir, device=device)
-    folder = encoder_directory(hub_id_or_dir, what="text encoder")
+    folder = text_encoder_folder(hub_id_or_dir, kind)
     from transformers import AutoModel
 
     try:

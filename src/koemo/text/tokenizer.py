@@ -18,6 +18,8 @@ so this module re-implements that layer and depends on no transformers tokenizer
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import json
 import os
@@ -81,8 +83,26 @@ def file_sha1(path: str | Path, chunk: int = 1 << 20) -> str:
 
 # ---------------------------------------------------------------- hub / directory resolution
 
+_LOCAL_ONLY = contextvars.ContextVar("koemo_hub_local_only", default=False)
+
+
+@contextlib.contextmanager
+def hub_local_only():
+    """Inside: every hub lookup of koemo's loaders is answered from this machine alone (local
+    directories and the hub cache), as when offline: nothing is downloaded, nothing waits on
+    the network (koemo.inference.pretrained finds a run's models this way before it starts)."""
+    token = _LOCAL_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _LOCAL_ONLY.reset(token)
+
+
 def hub_is_offline() -> bool:
-    """True when the user asked for no hub access (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE)."""
+    """True when the user asked for no hub access (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE), or
+    inside `hub_local_only()`."""
+    if _LOCAL_ONLY.get():
+        return True
     flags = (os.environ.get("HF_HUB_OFFLINE", ""), os.environ.get("TRANSFORMERS_OFFLINE", ""))
     if any(flag.strip().lower() in ("1", "true", "yes", "on") for flag in flags):
         return True
@@ -173,6 +193,12 @@ def resolve_pretrained(name_or_dir: str | Path, required: Sequence[str], optiona
     return fetch_hub_files(str(name_or_dir), required, optional, what)
 
 
+def kobert_tokenizer_folder(hub_id_or_dir: str | Path) -> Path:
+    """Where KoBERTTokenizer.from_pretrained reads: a directory with `spiece.model`, or a hub
+    id's files (fetched, or from the hub cache)."""
+    return resolve_pretrained(hub_id_or_dir, [MODEL_FILE], [VOCAB_FILE], what="tokenizer")
+
+
 # ---------------------------------------------------------------- the tokenizer
 
 class KoBERTTokenizer:
@@ -203,7 +229,7 @@ class KoBERTTokenizer:
     def from_pretrained(cls, hub_id_or_dir: str | Path, **kwargs) -> "KoBERTTokenizer":
         """A directory with `spiece.model` (+ optional vocab.txt and koemo_tokenizer.json), or a
         hub id such as `skt/kobert-base-v1` (needs a reachable hub or a filled local hub cache)."""
-        folder = resolve_pretrained(hub_id_or_dir, [MODEL_FILE], [VOCAB_FILE], what="tokenizer")
+        folder = kobert_tokenizer_folder(hub_id_or_dir)
         settings = dict(_PREPROCESS_DEFAULTS)
         config_path = folder / CONFIG_FILE
         if config_path.is_file():
