@@ -49,7 +49,8 @@ def test_wheel_install_finds_configs_and_notebooks_without_a_checkout(tmp_path):
     wheel = _build_wheel(tmp_path / "dist")
     names = set(zipfile.ZipFile(wheel).namelist())
     for name in ("koemo/_data/configs/paper.yaml", "koemo/_data/configs/folds/kemdy20_cv5.csv",
-                 "koemo/_data/notebooks/1-1_data_aggregation.ipynb"):
+                 "koemo/_data/notebooks/1-1_data_aggregation.ipynb",
+                 "koemo/py.typed"):         # PEP 561: type checkers read koemo's annotations
         assert name in names
     assert not any(n.startswith("koemo/_data/notebooks/build_") for n in names)
 

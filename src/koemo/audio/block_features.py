@@ -31,7 +31,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from koemo.audio.features import AMIN, delta_kernel, feature_section, _mel_transform
+from koemo.audio.features import AMIN, delta_kernel, _mel_transform
+from koemo.config.schema import FeatureBackend, Features
 from koemo.errors import KoemoInputError
 
 # Frames per piece (~33 s at hop 512 / 16 kHz): ~10 MB of STFT bins at n_fft 2048.
@@ -51,17 +52,16 @@ class Reference:
     log_max: float        # max of 10*log10(max(power, AMIN)): top_db counts down from it
 
 
-def block_samples(feat_cfg, block_frames: int = BLOCK_FRAMES) -> int:
+def block_samples(fc: Features, block_frames: int = BLOCK_FRAMES) -> int:
     """Samples per block to read from the audio stream for pieces of `block_frames` frames."""
-    return int(block_frames) * int(feature_section(feat_cfg).hop_length)
+    return int(block_frames) * int(fc.hop_length)
 
 
-def padded_pieces(blocks: Iterable[np.ndarray], feat_cfg, block_frames: int = BLOCK_FRAMES
+def padded_pieces(blocks: Iterable[np.ndarray], fc: Features, block_frames: int = BLOCK_FRAMES
                   ) -> Iterator[tuple[int, np.ndarray]]:
     """(first frame, samples) of consecutive pieces of the centre-padded wave, `block_frames`
     frames each; the last one takes the rest and is held back so it has at least
     `block_frames` frames (a very short piece rounds differently, see the module docstring)."""
-    fc = feature_section(feat_cfg)
     n_fft, hop = int(fc.n_fft), int(fc.hop_length)
     span = (block_frames - 1) * hop + n_fft          # samples of one piece
     held, first = np.zeros(n_fft // 2, np.float32), 0
@@ -96,7 +96,7 @@ def context_span(first: int, stop: int, n_frames: int, width: int) -> tuple[int,
 class _TorchOps:
     """The torch backend's arithmetic, op for op as koemo.audio.features.extract_batch."""
 
-    def __init__(self, fc):
+    def __init__(self, fc: Features):
         import torch
 
         self.torch = torch
@@ -138,7 +138,7 @@ class _TorchOps:
 class _LibrosaOps:
     """The librosa backend, through the same librosa calls as features.librosa_features."""
 
-    def __init__(self, fc):
+    def __init__(self, fc: Features):
         self.fc = fc
 
     def mel(self, piece: np.ndarray) -> np.ndarray:
@@ -157,7 +157,8 @@ class _LibrosaOps:
         import librosa
 
         ref = np.float32(reference.power_max)
-        db = librosa.power_to_db(power, ref=ref, amin=AMIN, top_db=None)
+        # librosa's stubs type `ref` as a Python float; the float32 keeps the whole-file rounding.
+        db = librosa.power_to_db(power, ref=ref, amin=AMIN, top_db=None)  # type: ignore[call-overload]
         top = np.float32(reference.log_max) - 10.0 * np.log10(np.maximum(AMIN, ref))
         return np.maximum(db, top - top_db)
 
@@ -173,17 +174,16 @@ class _LibrosaOps:
         return np.stack([db.T, delta.T]).astype(np.float32)
 
 
-def _ops(backend: str, fc):
+def _ops(backend: FeatureBackend, fc: Features) -> _TorchOps | _LibrosaOps:
     """features.backend's operations (the schema allows torch and librosa only)."""
     return _LibrosaOps(fc) if backend == "librosa" else _TorchOps(fc)
 
 
 # ----------------------------------------------------------------------------- the two passes
 
-def scan_reference(blocks: Iterable[np.ndarray], feat_cfg, backend: str = "torch",
+def scan_reference(blocks: Iterable[np.ndarray], fc: Features, backend: FeatureBackend = "torch",
                    block_frames: int = BLOCK_FRAMES) -> Reference:
     """Pass 1: the loudest mel bin (and its log) and the number of frames of the recording."""
-    fc = feature_section(feat_cfg)
     ops = _ops(backend, fc)
     power_max = log_max = -np.inf
     n_frames = 0
@@ -195,12 +195,12 @@ def scan_reference(blocks: Iterable[np.ndarray], feat_cfg, backend: str = "torch
     return Reference(n_frames, power_max, log_max)
 
 
-def feature_blocks(blocks: Iterable[np.ndarray], feat_cfg, reference: Reference,
-                   backend: str = "torch", block_frames: int = BLOCK_FRAMES) -> Iterator[np.ndarray]:
+def feature_blocks(blocks: Iterable[np.ndarray], fc: Features, reference: Reference,
+                   backend: FeatureBackend = "torch", block_frames: int = BLOCK_FRAMES
+                   ) -> Iterator[np.ndarray]:
     """Pass 2: float32 [2, k, n_mels] blocks of consecutive frames, all `reference.n_frames`
     of them in order, equal to the whole recording's features (module docstring). `blocks`
     must give the samples pass 1 read."""
-    fc = feature_section(feat_cfg)
     ops, width, n_frames = _ops(backend, fc), int(fc.delta_width), reference.n_frames
     if n_frames < width:
         raise KoemoInputError(f"{n_frames} frames: the delta of width {width} needs at least {width}")

@@ -23,9 +23,11 @@ import numpy as np
 
 import koemo.audio.feature_store as F
 from koemo.config.fingerprints import fingerprint as config_fingerprint
+from koemo.config.schema import Config
 from koemo.errors import KoemoInputError
-from koemo.audio.speech_encoder import (MIN_SAMPLES, SpeechEncoder, encoder_folder, encoder_settings,
-                                  folder_fingerprint, load_speech_encoder, uses_speech_encoder)
+from koemo.audio.speech_encoder import (MIN_SAMPLES, EncoderSpec, SpeechEncoder, encoder_folder,
+                                        encoder_settings, folder_fingerprint, load_speech_encoder,
+                                        uses_speech_encoder)
 
 STORE_SUBDIR = "audio_states"
 STATES_FILE = "states.npy"
@@ -52,7 +54,7 @@ class EncoderStateStore(F.RowStore):
         return self.get_batch([i])[0]
 
 
-def store_key(cfg: dict, encoder_fp: str) -> dict:
+def store_key(cfg: Config, encoder_fp: str) -> dict:
     spec = encoder_settings(cfg)
     return {"encoder": encoder_fp, "layers": spec.layers, "max_frames": spec.max_frames,
             "sample_rate": int(cfg.features.sample_rate), "dtype": "float16"}
@@ -86,7 +88,7 @@ def _write_rows(partial: Path, offset: int, row_shape: tuple, paths: list[str], 
     return n_frames
 
 
-def build_encoder_store(table, workdir: str | Path, cfg: dict, progress: bool = True,
+def build_encoder_store(table, workdir: str | Path, cfg: Config, progress: bool = True,
                         device: str | None = None, encoder: SpeechEncoder | None = None
                         ) -> EncoderStateStore:
     """States of every row of `table` (segment_id, wav_path); a complete cache with the same key,
@@ -124,7 +126,8 @@ def build_encoder_store(table, workdir: str | Path, cfg: dict, progress: bool = 
 
 
 def _build_files(directory: Path, segment_ids: list[str], paths: list[str], lengths: np.ndarray,
-                 encoder: SpeechEncoder, spec: dict, key: dict, source, progress: bool) -> None:
+                 encoder: SpeechEncoder, spec: EncoderSpec, key: dict, source: str | None,
+                 progress: bool) -> None:
     import pandas as pd
 
     (directory / F.META_FILE).unlink(missing_ok=True)
@@ -146,7 +149,8 @@ def _build_files(directory: Path, segment_ids: list[str], paths: list[str], leng
         "bytes": int(np.prod(shape)) * 2, "complete": True})
 
 
-def open_audio_store(workdir: str | Path, cfg: dict, progress: bool = False, device=None):
+def open_audio_store(workdir: str | Path, cfg: Config, progress: bool = False, device=None
+                     ) -> F.FeatureStore | EncoderStateStore:
     """What the audio model reads: the mel FeatureStore, or the speech-encoder state cache
     (filled here for every prepared utterance the first time)."""
     if not uses_speech_encoder(cfg):

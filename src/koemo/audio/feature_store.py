@@ -17,10 +17,10 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from koemo.config.fingerprints import feature_fingerprint, written_config
+from koemo.config.schema import Config, Features, StoreDtype
 from koemo.config.workdir import data_fingerprint
 from koemo.errors import KoemoInputError
-from koemo.audio.features import (librosa_features, check_wave, extract_batch,
-                            feature_section, min_samples)
+from koemo.audio.features import librosa_features, check_wave, extract_batch, min_samples
 
 STORE_SUBDIR = "features"
 # Padded audio per torch batch: batch_size utterances of this many seconds (KEMDy20 mean: 6 s).
@@ -29,7 +29,7 @@ META_FILE, INDEX_FILE, MEL_FILE = "meta.json", "index.parquet", "mel.npy"
 LOCK_SUFFIX, PARTIAL_SUFFIX = ".lock", ".partial"
 
 
-def store_dir(workdir: str | Path, cfg: dict) -> Path:
+def store_dir(workdir: str | Path, cfg: Config) -> Path:
     return Path(workdir) / STORE_SUBDIR / feature_fingerprint(cfg)
 
 
@@ -62,7 +62,7 @@ class RowStore:
         self.segment_ids: list[str] = index["segment_id"].astype(str).tolist()
         self.n_frames: np.ndarray = index["n_frames"].to_numpy(dtype=np.int32)
         self._positions = {sid: i for i, sid in enumerate(self.segment_ids)}
-        self._array = None
+        self._array: np.ndarray | None = None
         if tuple(self.array.shape) != tuple(meta["shape"]) or len(self.segment_ids) != meta["shape"][0]:
             raise KoemoInputError(
                 f"{self.directory / self.ARRAY_FILE}: shape {self.array.shape} does not match "
@@ -128,7 +128,7 @@ class FeatureStore(RowStore):
         return self.get_batch([i], db_floor_padding)[0]
 
 
-def open_feature_store(workdir: str | Path, cfg: dict) -> FeatureStore:
+def open_feature_store(workdir: str | Path, cfg: Config) -> FeatureStore:
     """The complete store for this config's features under `workdir`."""
     directory = store_dir(workdir, cfg)
     meta = read_meta(directory)
@@ -169,7 +169,7 @@ def complete_for(store_class, directory: Path, segment_ids: list[str], source) -
         return False
 
 
-def resolve_device(cfg: dict, device=None) -> str:
+def resolve_device(cfg: Config, device=None) -> str:
     """Explicit device, else cfg.train.device; "auto" = cuda when available."""
     import torch
     wanted = device if device is not None else cfg.train.device
@@ -211,7 +211,8 @@ def length_sorted_batches(lengths: np.ndarray, batch_size: int, max_samples: int
     """Row indices grouped by similar length (little padding), at most `batch_size` rows and,
     when given, at most `max_samples` padded samples per batch (long utterances come in
     smaller batches, so peak memory stays flat)."""
-    batches, current = [], []
+    batches: list[np.ndarray] = []
+    current: list[int] = []
     for row in np.argsort(lengths, kind="stable"):
         padded = (len(current) + 1) * int(lengths[row])        # ascending: row is the longest
         if current and (len(current) == batch_size or (max_samples and padded > max_samples)):
@@ -223,7 +224,7 @@ def length_sorted_batches(lengths: np.ndarray, batch_size: int, max_samples: int
     return batches
 
 
-def create_npy_file(path: Path, shape: tuple, dtype: str) -> int:
+def create_npy_file(path: Path, shape: tuple, dtype: StoreDtype) -> int:
     """Allocate the .npy file (sparse) with its header; return the byte offset of row 0."""
     mel = np.lib.format.open_memmap(path, mode="w+", dtype=np.dtype(dtype), shape=shape)
     offset = int(mel.offset)
@@ -253,7 +254,7 @@ def table_segment_ids(table) -> list[str]:
 
 
 def _write_feature_rows(partial: Path, offset: int, row_bytes: int, paths: list[str],
-                        lengths: np.ndarray, fc: dict, device: str, batch_size: int,
+                        lengths: np.ndarray, fc: Features, device: str, batch_size: int,
                         progress: bool) -> np.ndarray:
     """Extract every file, batch by batch, and pwrite its row; returns n_frames per row."""
     from tqdm.auto import tqdm
@@ -284,7 +285,7 @@ def _write_feature_rows(partial: Path, offset: int, row_bytes: int, paths: list[
     return n_frames
 
 
-def build_feature_store(table, workdir: str | Path, cfg: dict, progress: bool = True,
+def build_feature_store(table, workdir: str | Path, cfg: Config, progress: bool = True,
                         device=None, batch_size: int = 32) -> FeatureStore:
     """Features of every row of `table` (columns segment_id, wav_path) into the store.
 
@@ -296,7 +297,7 @@ def build_feature_store(table, workdir: str | Path, cfg: dict, progress: bool = 
     anything is computed. A build that fails or is interrupted removes its .partial files; one
     that was killed outright leaves them for the next build, which removes them first. `device` (torch backend): None = cfg.train.device ("auto": cuda
     when available)."""
-    fc = feature_section(cfg)
+    fc = cfg.features
     segment_ids = table_segment_ids(table)
     fingerprint = feature_fingerprint(cfg)
     source = data_fingerprint(workdir)
@@ -343,7 +344,7 @@ def remove_partials(directory: Path) -> None:
 
 
 def _build_store_files(directory: Path, segment_ids: list[str], paths: list[str],
-                       lengths: np.ndarray, fc: dict, cfg: dict, device, batch_size: int,
+                       lengths: np.ndarray, fc: Features, cfg: Config, device, batch_size: int,
                        progress: bool, fingerprint: str, source: str | None) -> None:
     """Write mel.npy and index.parquet as .partial files, rename them, then meta.json."""
     (directory / META_FILE).unlink(missing_ok=True)      # from now on the store is incomplete

@@ -30,7 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
-from koemo.config.schema import Config, FeatureBackend, Features
+from koemo.config.schema import FeatureBackend, Features
 from koemo.errors import KoemoInputError
 
 # Max abs difference (dB) between the torch and librosa backends over valid frames, both
@@ -40,30 +40,23 @@ PARITY_TOLERANCE_DB = 0.02
 AMIN = 1e-10
 
 
-def feature_section(cfg: Config | Features) -> Features:
-    """Accept either a whole config or its `features` section."""
-    return cfg.features if isinstance(cfg, Config) else cfg
-
-
 def frames_for(n_samples: int, hop_length: int) -> int:
     """Frames of a centred STFT (center=True): one per hop, plus the frame at sample 0."""
     return 1 + int(n_samples) // int(hop_length)
 
 
-def min_samples(feat_cfg: dict) -> int:
+def min_samples(fc: Features) -> int:
     """Shortest wave with at least `delta_width` frames (librosa's delta needs that many)."""
-    fc = feature_section(feat_cfg)
     return (int(fc.delta_width) - 1) * int(fc.hop_length)
 
 
-def check_wave(wave: np.ndarray, feat_cfg: dict, label: str = "wave") -> np.ndarray:
+def check_wave(wave: np.ndarray, fc: Features, label: str = "wave") -> np.ndarray:
     """A 1-D finite float32 wave long enough for the delta; else KoemoInputError naming `label`."""
     wave = np.asarray(wave)
     if wave.ndim != 1:
         raise KoemoInputError(f"{label}: expected a 1-D mono wave, got shape {wave.shape}")
     if not np.issubdtype(wave.dtype, np.floating):
         raise KoemoInputError(f"{label}: expected float samples in [-1, 1], got {wave.dtype}")
-    fc = feature_section(feat_cfg)
     need = min_samples(fc)
     if wave.shape[0] < need:
         raise KoemoInputError(
@@ -83,7 +76,7 @@ def fit_frames(feat: np.ndarray, max_frames: int) -> tuple[np.ndarray, int]:
 
 
 # ----------------------------------------------------------------------------------- librosa
-def librosa_features(wave: np.ndarray, fc: dict) -> tuple[np.ndarray, int]:
+def librosa_features(wave: np.ndarray, fc: Features) -> tuple[np.ndarray, int]:
     import librosa
     mel = librosa.feature.melspectrogram(
         y=wave, sr=fc.sample_rate, n_fft=fc.n_fft, hop_length=fc.hop_length,
@@ -156,14 +149,13 @@ def _pad_batch(waves: Sequence[np.ndarray]) -> np.ndarray:
     return padded
 
 
-def extract_batch(waves: Sequence[np.ndarray], feat_cfg: dict, device="cpu"
+def extract_batch(waves: Sequence[np.ndarray], fc: Features, device="cpu"
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Torch backend on a batch: -> (float32 [B, 2, T, F], int32 n_frames [B]).
 
     Waves may differ in length; each result equals `extract_features(wave, backend="torch")`
     of that wave alone (frames beyond each utterance's length are zero)."""
     import torch
-    fc = feature_section(feat_cfg)
     if len(waves) == 0:
         raise KoemoInputError("extract_batch: no waves given")
     waves = [check_wave(w, fc, label=f"wave {i}") for i, w in enumerate(waves)]
@@ -185,10 +177,9 @@ def extract_batch(waves: Sequence[np.ndarray], feat_cfg: dict, device="cpu"
     return out.numpy(), lengths.clamp(max=max_frames).numpy().astype(np.int32)
 
 
-def extract_features(wave: np.ndarray, feat_cfg: dict, backend: FeatureBackend = "torch"
+def extract_features(wave: np.ndarray, fc: Features, backend: FeatureBackend = "torch"
                      ) -> tuple[np.ndarray, int]:
     """One 16 kHz mono wave -> (float32 [2, T, F], n_frames). See the module docstring."""
-    fc = feature_section(feat_cfg)
     if backend == "librosa":
         return librosa_features(check_wave(wave, fc), fc)
     feats, n_frames = extract_batch([wave], fc)

@@ -37,11 +37,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from koemo.config.schema import Config, SpeechEncoderSettings
+from koemo.config.schema import Config, Frontend, Pooling, SpeechEncoderSettings
 from koemo.errors import KoemoInputError
 
 PREPROCESSOR_FILE = "preprocessor_config.json"
@@ -49,7 +49,7 @@ PREPROCESSOR_FILE = "preprocessor_config.json"
 MIN_SAMPLES = 400
 
 
-def audio_frontend(cfg: Config) -> str:
+def audio_frontend(cfg: Config) -> Frontend:
     """`mel` (the paper; also when unset) or `encoder`."""
     return cfg.models.audio.frontend or "mel"
 
@@ -58,16 +58,31 @@ def uses_speech_encoder(cfg: Config) -> bool:
     return audio_frontend(cfg) == "encoder"
 
 
-def encoder_settings(cfg: Config) -> SpeechEncoderSettings:
+@dataclass(frozen=True)
+class EncoderSpec:
+    """models.audio.encoder (koemo.config.schema.SpeechEncoderSettings) with its open sizes
+    resolved: what the state cache, the audio model and the predictor read."""
+    name: str                     # hub id or local directory
+    layers: list[int]             # hidden_states indices, as given (negative: from the last)
+    pooling: Pooling
+    input_dim: int                # the encoder's width (unset: models.d_model)
+    max_frames: int               # encoder frames kept (unset: features.max_frames)
+    batch_size: int
+
+
+def encoder_settings(cfg: Config) -> EncoderSpec:
     """models.audio.encoder with its open sizes resolved (max_frames: features.max_frames,
     input_dim: models.d_model; layers as a list, as given). The schema checked the rest: a
     name when the frontend is `encoder`, distinct layers, the pooling."""
     spec = cfg.models.audio.encoder or SpeechEncoderSettings()
+    if spec.name is None:
+        raise KoemoInputError("models.audio.encoder.name: not set; the speech encoder's hub id "
+                              "or local directory is needed (models.audio.frontend: encoder)")
     layers = spec.layers if isinstance(spec.layers, (list, tuple)) else [spec.layers]
-    return spec.model_copy(update={
-        "layers": [int(x) for x in layers],
-        "max_frames": int(spec.max_frames or cfg.features.max_frames),
-        "input_dim": int(spec.input_dim or cfg.models.d_model)})
+    return EncoderSpec(name=spec.name, layers=[int(x) for x in layers], pooling=spec.pooling,
+                       input_dim=int(spec.input_dim or cfg.models.d_model),
+                       max_frames=int(spec.max_frames or cfg.features.max_frames),
+                       batch_size=spec.batch_size)
 
 
 def resolve_layers(layers: Sequence[int], num_layers: int) -> list[int]:
@@ -114,8 +129,8 @@ def folder_fingerprint(folder: Path) -> str:
 @dataclass
 class SpeechEncoder:
     """A frozen speech encoder, its feature extractor and what the cache key needs."""
-    model: object
-    extractor: object
+    model: Any                    # a transformers AutoModel (wav2vec2, HuBERT, WavLM)
+    extractor: Any                # its AutoFeatureExtractor
     source: str
     fingerprint: str
     layers: list[int]             # resolved hidden_states indices

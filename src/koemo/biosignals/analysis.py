@@ -22,6 +22,7 @@ from koemo.biosignals.clustering import (N_INIT, N_PERMUTATIONS, cluster_associa
                                          dtw_kmeans_sweep, normalised_series, stratified_sample)
 from koemo.biosignals.io import _load_with_labels, check_request, require_signal_folders
 from koemo.biosignals.levels import level_tests
+from koemo.config.schema import Biosignal, LabelPolicy
 from koemo.errors import KoemoInputError
 from koemo.dataset.labels import PAPER_CLASSES, classes_for, resolve_label
 
@@ -110,7 +111,7 @@ def conclude_level(signal: str, tests: pd.DataFrame, alpha: float) -> str:
     return f"{signal}: per-utterance " + "; ".join(parts) + "."
 
 
-def labelled_series(series: pd.DataFrame, labels: pd.DataFrame, label_policy: str,
+def labelled_series(series: pd.DataFrame, labels: pd.DataFrame, label_policy: LabelPolicy,
                     classes: Sequence[str], signal: str) -> tuple[pd.DataFrame, list[dict]]:
     """Join series with their emotion label under the label policy; returns the usable rows
     (segment_id, speaker, label, values, level) and one skip record per dropped utterance."""
@@ -168,10 +169,10 @@ def analyse_signal(frame: pd.DataFrame, signal: str, ks: Iterable[int], k: int, 
         conclusion_level=conclude_level(signal, tests, alpha))
 
 
-def analyse(data_root: str | Path, signals: Iterable[str] = ("TEMP", "EDA"),
+def analyse(data_root: str | Path, signals: Iterable[Biosignal] = ("TEMP", "EDA"),
             ks: Iterable[int] = range(2, 11), k: int = 5, seed: int = 0,
             max_series: int = DEFAULT_MAX_SERIES, series_length: int = DEFAULT_SERIES_LENGTH,
-            alpha: float = 0.05, label_policy: str = "paper5",
+            alpha: float = 0.05, label_policy: LabelPolicy = "paper5",
             classes: Sequence[str] = PAPER_CLASSES, n_jobs: int = 1) -> BiosignalReport:
     """The original's step 1-3, redone: do TEMP/EDA carry emotion? (module docstring).
 
@@ -198,7 +199,8 @@ def analyse(data_root: str | Path, signals: Iterable[str] = ("TEMP", "EDA"),
     if labels.empty:
         raise no_labels
     classes = classes_for(label_policy, classes)
-    results, skipped = {}, []
+    results: dict[str, SignalResult] = {}
+    skipped: list[dict] = []
     for signal in signals:
         frame, dropped = labelled_series(series[signal], labels, label_policy, classes, signal)
         skipped.extend(dropped)

@@ -67,7 +67,8 @@ def _cache_numba_kernels() -> None:
         if not name.startswith("tslearn") or module is None:
             continue
         for obj in list(vars(module).values()):
-            if isinstance(obj, Dispatcher) and isinstance(obj._cache, NullCache):
+            # numba has no public accessor for a dispatcher's cache (nor a stub for `_cache`)
+            if isinstance(obj, Dispatcher) and isinstance(obj._cache, NullCache):  # type: ignore[attr-defined]
                 try:
                     obj.enable_caching()
                 except Exception:       # e.g. a kernel numba cannot cache: it compiles as before

@@ -209,7 +209,7 @@ def _kmeans_class():
     return _EXACT_CLASS
 
 
-_EXACT_CLASS = None
+_EXACT_CLASS: type | None = None
 
 
 def exact_path_applies(X: np.ndarray) -> bool:

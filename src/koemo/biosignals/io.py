@@ -20,12 +20,13 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable, cast
 
 import numpy as np
 import pandas as pd
 
 from koemo.config.schema import BIOSIGNALS as SIGNALS      # biosignals.signals' choices
+from koemo.config.schema import Biosignal
 from koemo.errors import BiosignalsNotAvailable, KoemoInputError
 
 # Each data row: the value columns, then an optional segment id.
@@ -359,7 +360,7 @@ def _load_signal(data_root: Path, signal: str, labels: pd.DataFrame
     file_status: dict[tuple[int, int, str], str] = {}
     for key in sorted(found.keys() | expected):
         session, script, speaker = key
-        where = dict(session=session, script=script, speaker=speaker)
+        where: dict[str, Any] = dict(session=session, script=script, speaker=speaker)
         path = found.get(key) or Path(data_root, signal, f"Session{session:02d}",
                                       f"Sess{session:02d}_script{script:02d}_{speaker}.csv")
         status, problem, segments, bad_rows = _read_expected_file(path, signal, key, key in found)
@@ -416,7 +417,8 @@ def load_biosignals(data_root: str | Path, signals: Iterable[str] = SIGNALS
     return series, coverage
 
 
-def check_request(data_root: str | Path, signals: Iterable[str]) -> tuple[Path, tuple[str, ...]]:
+def check_request(data_root: str | Path, signals: Iterable[str]
+                  ) -> tuple[Path, tuple[Biosignal, ...]]:
     """The data root must be a folder and every signal one of SIGNALS; returns both normalised."""
     data_root = Path(data_root)
     if not data_root.is_dir():
@@ -425,7 +427,7 @@ def check_request(data_root: str | Path, signals: Iterable[str]) -> tuple[Path, 
     unknown = [s for s in signals if s not in SIGNALS]
     if unknown:
         raise KoemoInputError(f"unknown bio-signal(s) {unknown}; choose from {SIGNALS}")
-    return data_root, signals
+    return data_root, cast("tuple[Biosignal, ...]", signals)      # each one checked above
 
 
 def require_signal_folders(data_root: str | Path, signals: Iterable[str]) -> list[Path]:
@@ -447,7 +449,7 @@ def _load_with_labels(data_root: str | Path, signals: Iterable[str]
     data_root, signals = check_request(data_root, signals)
     labels, coverage_rows = read_labels(data_root)
     coverage_rows = coverage_rows.to_dict("records")
-    series = {}
+    series: dict[str, pd.DataFrame] = {}
     for signal in signals:
         series[signal], rows = _load_signal(data_root, signal, labels)
         coverage_rows.extend(rows)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -71,7 +72,7 @@ def corpus_relative(coverage: pd.DataFrame, data_root: str | Path) -> pd.DataFra
     return out
 
 
-def shown_settings(settings: dict) -> dict:
+def shown_settings(settings: dict[str, Any]) -> dict[str, Any]:
     """The analysis settings as the report prints them: the corpus by its folder name only."""
     return {**settings, "data_root": Path(settings["data_root"]).name}
 

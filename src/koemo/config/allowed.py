@@ -2,9 +2,10 @@
 
 The schema writes each setting's legal values once, as types: `Literal` choices, strict numbers
 with ranges (annotated_types Ge/Gt/Le/Lt/Len), unions, lists, and `Rule` for what types cannot
-say (an odd width, distinct items, a device pattern). `describe` turns that annotation into the
-phrase a config error and docs/configuration.md show ("an integer >= 1", "cp949 or utf-8",
-"null, or a number in (0, 1)"), so the words can never disagree with what is checked.
+say (an odd width, distinct items, a device pattern), as `Annotated[base, Rule(text, check)]`.
+`describe` turns that annotation into the phrase a config error and docs/configuration.md show
+("an integer >= 1", "cp949 or utf-8", "null, or a number in (0, 1)"), so the words can never
+disagree with what is checked.
 """
 from __future__ import annotations
 
@@ -13,24 +14,27 @@ import types
 from dataclasses import dataclass
 from typing import Annotated, Any, Callable, Literal, Union, get_args, get_origin
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, GetCoreSchemaHandler
+from pydantic_core import CoreSchema
 
 
 @dataclass(frozen=True)
 class Rule:
     """A legal-value rule types cannot express: `check(value)` is true for a legal value and
-    `text` says in words what is allowed (it replaces the words `describe` would derive)."""
+    `text` says in words what is allowed (it replaces the words `describe` would derive).
+
+    Written as `Annotated[base, ..., Rule(text, check)]`, so the schema's aliases stay types a
+    type checker reads; pydantic checks it after `base` (and the metadata before it) validates."""
     text: str
     check: Callable[[Any], bool]
 
-
-def ruled(base: Any, text: str, check: Callable[[Any], bool]) -> Any:
-    """`base` narrowed by a Rule: checked after `base` validates, described by `text`."""
-    def validate(value):
-        if not check(value):
-            raise ValueError(f"must be {text}")
+    def _validate(self, value: Any) -> Any:
+        if not self.check(value):
+            raise ValueError(f"must be {self.text}")
         return value
-    return Annotated[base, AfterValidator(validate), Rule(text, check)]
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return AfterValidator(self._validate).__get_pydantic_core_schema__(source, handler)
 
 
 def shown(value: Any) -> str:

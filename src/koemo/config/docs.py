@@ -15,7 +15,7 @@ from typing import Annotated, Any, Iterator, Literal, Union, get_args, get_origi
 
 from koemo.config.allowed import field_allowed
 from koemo.config.schema import Config
-from koemo.config.section import Section, section_type
+from koemo.config.section import Section, field_marks, section_type
 
 DOCS_PAGE = Path(__file__).resolve().parents[3] / "docs" / "configuration.md"
 
@@ -82,17 +82,16 @@ def rows(section: type[Section] = Config, prefix: str = "",
     """(key, type, default, allowed, results, help) of every setting, depth first."""
     for name, field in section.model_fields.items():
         key = f"{prefix}{name}"
-        extra = field.json_schema_extra or {}
-        affects = results and extra.get("affects_results", True)
+        affects = results and field_marks(section, name).get("affects_results", True) is not False
         sub = section_type(field.annotation)
         if sub is not None:
             affects = affects and not sub.unread_by_training
             yield (key, "section", _default(field), "", "yes" if affects else "no",
-                   field.description)
+                   field.description or "")
             yield from rows(sub, f"{key}.", affects)
         else:
             yield (key, _type_name(field.annotation), _default(field), field_allowed(field) or "",
-                   "yes" if affects else "no", field.description)
+                   "yes" if affects else "no", field.description or "")
 
 
 def render() -> str:

@@ -11,6 +11,7 @@ from importlib import metadata
 from typing import Any
 
 from koemo.config.schema import Section, feature_keys
+from koemo.config.schema import Config
 
 
 def as_written(obj: Any) -> Any:
@@ -18,7 +19,7 @@ def as_written(obj: Any) -> Any:
     return obj.as_dict() if isinstance(obj, Section) else str(obj)
 
 
-def written_config(cfg: Any) -> Any:
+def written_config(cfg: Section | dict[str, Any]) -> dict[str, Any]:
     """A typed config as written (a plain mapping stays as it is): what run files record."""
     return cfg.as_dict() if isinstance(cfg, Section) else cfg
 
@@ -30,10 +31,10 @@ def fingerprint(obj: Any, length: int = 12) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:length]
 
 
-def feature_fingerprint(cfg) -> str:
+def feature_fingerprint(cfg: Config) -> str:
     """Only the settings that change the stored mel+delta arrays (marked `stored` in the
     schema), as written."""
-    written = cfg.features.as_dict() if isinstance(cfg, Section) else cfg["features"]
+    written = cfg.features.as_dict()
     return fingerprint({k: written[k] for k in feature_keys()})
 
 

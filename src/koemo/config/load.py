@@ -13,10 +13,12 @@ from __future__ import annotations
 import copy
 import difflib
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, TypeVar
 
 import yaml
 from pydantic import ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
 
 from koemo.config.allowed import field_allowed, shown
 from koemo.config.assets import configs_dir
@@ -146,8 +148,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), parsed
 
 
-def apply_overrides(cfg: dict, overrides: Iterable[str]) -> dict:
-    cfg = copy.deepcopy(cfg)
+def apply_overrides(written: Mapping[str, Any], overrides: Iterable[str]) -> dict:
+    """A copy of the mapping as written with each `key.sub=value` override set."""
+    cfg = copy.deepcopy(dict(written))
     for text in overrides:
         keys, value = parse_override(text)
         node = cfg
@@ -173,14 +176,14 @@ _RENAMED_FIXES = {
 }
 
 
-def _check_written(cfg: dict) -> None:
+def _check_written(written: Mapping[str, Any]) -> None:
     """Checks on the mapping as written, before the schema sees it (their messages predate it)."""
     for section in ("data", "features", "text", "models", "fixes", "train"):
-        if section not in cfg:
-            raise ConfigError(f"config {cfg.get('name', '?')}: missing section `{section}`")
+        if section not in written:
+            raise ConfigError(f"config {written.get('name', '?')}: missing section `{section}`")
     for old, message in _RENAMED_FIXES.items():
-        if old in (cfg["fixes"] or {}):
-            raise ConfigError(f"config {cfg.get('name', '?')}: {message}")
+        if old in (written["fixes"] or {}):
+            raise ConfigError(f"config {written.get('name', '?')}: {message}")
 
 
 def _error_path(loc: tuple) -> str:
@@ -199,7 +202,7 @@ def _section_at(loc: tuple, root: type[Section] = Config) -> type[Section] | Non
     return section
 
 
-def _setting_at(loc: tuple, root: type[Section]) -> tuple[int, Any]:
+def _setting_at(loc: tuple, root: type[Section]) -> tuple[int, FieldInfo | None]:
     """(n, field): the first n parts of `loc` lead to the setting `field`; field None when they
     end at a section (an error of the section itself: not a mapping, or a cross-field rule)."""
     section = root
@@ -207,9 +210,10 @@ def _setting_at(loc: tuple, root: type[Section]) -> tuple[int, Any]:
         field = section.model_fields.get(part) if isinstance(part, str) else None
         if field is None:
             return n, None
-        if section_type(field.annotation) is None:
+        inner = section_type(field.annotation)
+        if inner is None:
             return n + 1, field
-        section = section_type(field.annotation)
+        section = inner
     return len(loc), None
 
 
@@ -222,7 +226,7 @@ def _given(data: Any, loc: tuple, fallback: Any) -> Any:
     return data
 
 
-def describe_error(error: dict, root: type[Section] = Config, prefix: str = "",
+def describe_error(error: ErrorDetails, root: type[Section] = Config, prefix: str = "",
                    data: Any = None) -> str:
     """One pydantic error as one line: `key: value is not allowed: must be <what the schema
     allows>`, or an unknown key with a close-match hint (`root`: the section validated,
@@ -256,15 +260,18 @@ def describe_errors(err: ValidationError, data: Any, root: type[Section] = Confi
     return "; ".join(dict.fromkeys(lines))
 
 
-def parse_config(cfg: Mapping, source: str = "config") -> Config:
+def parse_config(written: Mapping[str, Any], source: str = "config") -> Config:
     """The mapping as written -> the typed config; ConfigError naming every bad path."""
     try:
-        return Config.model_validate(cfg)
+        return Config.model_validate(written)
     except ValidationError as err:
-        raise ConfigError(f"{source}: {describe_errors(err, cfg)}") from None
+        raise ConfigError(f"{source}: {describe_errors(err, written)}") from None
 
 
-def parse_section(section: type[Section], value: Any, path: str) -> Section:
+S = TypeVar("S", bound=Section)
+
+
+def parse_section(section: type[S], value: Any, path: str) -> S:
     """One section (a typed one, or a mapping checked against the schema) at config path
     `path`; ConfigError naming the bad keys."""
     if isinstance(value, section):
@@ -278,7 +285,8 @@ def parse_section(section: type[Section], value: Any, path: str) -> Section:
 _KEPT = " -- kept as written (this koemo refuses it in a new config)"
 
 
-def _set_aside(errors: list[dict], known: dict, kept: dict, notes: list[str], source: str) -> bool:
+def _set_aside(errors: list[ErrorDetails], known: dict, kept: dict, notes: list[str],
+               source: str) -> bool:
     """One pass of parse_saved_config: drop unknown keys and take out settings this koemo
     refuses (remembered in `kept`), a note each. True when only cross-field rules are left."""
     settings = False
@@ -315,13 +323,15 @@ def _restore(parsed: Config, kept: dict) -> None:
             object.__setattr__(node, loc[-1], value)
 
 
-def parse_saved_config(cfg: Mapping, source: str) -> tuple[Config, list[str]]:
+def parse_saved_config(written: Mapping[str, Any], source: str) -> tuple[Config, list[str]]:
     """A config read back from an old run or predictor (meta.json, config.yaml). Keys this
     koemo does not know are dropped with a note each instead of failing; a value this koemo
     refuses in a new config (a range or rule added since) is kept as written, with a note, so
     the run is read with the settings it ran with. What was written (unknown keys included)
     stays the config's `as_dict()`, so its fingerprints are kept."""
-    known, notes, kept, lenient = copy.deepcopy(dict(cfg)), [], {}, False
+    known, lenient = copy.deepcopy(dict(written)), False
+    notes: list[str] = []
+    kept: dict[tuple, Any] = {}
     for _ in range(64):      # each pass sets aside what pydantic reports
         try:
             parsed = Config.model_validate(known, context={"lenient": lenient})
@@ -329,7 +339,7 @@ def parse_saved_config(cfg: Mapping, source: str) -> tuple[Config, list[str]]:
             lenient = _set_aside(err.errors(), known, kept, notes, source)
             continue
         _restore(parsed, kept)
-        parsed._written = copy.deepcopy(dict(cfg))
+        parsed._written = copy.deepcopy(dict(written))
         return parsed, notes
     raise ConfigError(f"{source}: could not be read as a config")
 
@@ -374,17 +384,17 @@ def validate(cfg: Config) -> Config:
     return cfg
 
 
-def config_from_dict(cfg: Mapping, source: str = "config") -> Config:
+def config_from_dict(written: Mapping[str, Any], source: str = "config") -> Config:
     """A whole config mapping (as written) -> the checked, typed config."""
-    _check_written(cfg)
-    parsed = parse_config(cfg, source)
+    _check_written(written)
+    parsed = parse_config(written, source)
     try:
         return validate(parsed)
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None
 
 
-def with_changes(cfg: Config, changes: Mapping) -> Config:
+def with_changes(cfg: Config, changes: Mapping[str, Any]) -> Config:
     """A new config: `changes` (a nested mapping) merged into `cfg` as written, re-validated."""
     return config_from_dict(_deep_merge(cfg.as_dict(), changes), f"config {cfg.name}")
 

@@ -11,12 +11,12 @@ docs/configuration.md from this module.
 """
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional, Union, get_args
+from typing import Annotated, Literal, Optional, Sequence, Union, get_args
 
 from annotated_types import Ge, Gt, Le, Len, Lt, MinLen, MultipleOf
 from pydantic import StrictFloat, StrictInt, ValidationInfo, model_validator
 
-from koemo.config.allowed import ruled
+from koemo.config.allowed import Rule
 from koemo.config.section import (AtLeast2, Count, Decay, Dropout, Name, NonNegative, Positive,
                                   Probability, Section, Seed, Share, Whole, distinct, field_marks,
                                   refuse, setting, speed_settings)
@@ -82,25 +82,27 @@ FAULTS_ONLY_BY_NAME = ("header-only-session", "duplicate-download-name")
 
 # Values only some settings take (the kinds of numbers all settings use: koemo.config.section).
 Fold = Annotated[StrictInt, Ge(0), Lt(N_FOLDS)]
-Device = ruled(str, "auto, cpu, cuda, cuda:N or mps", lambda v: v in ("auto", "cpu", "cuda", "mps")
-               or (v.startswith("cuda:") and v[5:].isascii() and v[5:].isdigit()))
+Device = Annotated[str, Rule("auto, cpu, cuda, cuda:N or mps",
+                             lambda v: v in ("auto", "cpu", "cuda", "mps")
+                             or (v.startswith("cuda:") and v[5:].isascii() and v[5:].isdigit()))]
 
-Emotions = ruled(list[Emotion], f"a list of distinct emotions among {', '.join(SEVEN_CLASSES)}",
-                 distinct)
-Classes = ruled(Annotated[list[Emotion], MinLen(2)], "a list of at least 2 distinct emotions "
-                f"among {', '.join(SEVEN_CLASSES)}", distinct)
+Emotions = Annotated[list[Emotion], Rule("a list of distinct emotions among "
+                                         f"{', '.join(SEVEN_CLASSES)}", distinct)]
+Classes = Annotated[list[Emotion], MinLen(2), Rule("a list of at least 2 distinct emotions among "
+                                                   f"{', '.join(SEVEN_CLASSES)}", distinct)]
 Mels = Annotated[StrictInt, Ge(4), MultipleOf(4)]
-OddWidth = ruled(StrictInt, "an odd integer >= 3", lambda v: v >= 3 and v % 2 == 1)
-WidthRange = ruled(Annotated[list[Count], Len(2, 2)], "[low, high]: integers with 0 <= low < high",
-                   lambda v: v[0] < v[1])
-DbRange = ruled(Annotated[list[StrictFloat], Len(2, 2)], "[low, high]: numbers with low <= high",
-                lambda v: v[0] <= v[1])
-Layers = Union[ruled(Annotated[list[StrictInt], MinLen(1)], "a list of distinct integers", distinct), StrictInt]
-Signals = ruled(Annotated[list[Biosignal], MinLen(1)], "a list of distinct signals among "
-                f"{', '.join(BIOSIGNALS)}", distinct)
-Jobs = ruled(StrictInt, "an integer other than 0 (-1: every core)", lambda v: v != 0)
-RunName = ruled(str, "a name without / or \\ (it names run directories)",
-                lambda v: bool(v) and v not in (".", "..") and not set(v) & set("/\\"))
+OddWidth = Annotated[StrictInt, Rule("an odd integer >= 3", lambda v: v >= 3 and v % 2 == 1)]
+WidthRange = Annotated[list[Count], Len(2, 2), Rule("[low, high]: integers with 0 <= low < high",
+                                                    lambda v: v[0] < v[1])]
+DbRange = Annotated[list[StrictFloat], Len(2, 2), Rule("[low, high]: numbers with low <= high",
+                                                       lambda v: v[0] <= v[1])]
+Layers = Union[Annotated[list[StrictInt], MinLen(1), Rule("a list of distinct integers", distinct)],
+               StrictInt]
+Signals = Annotated[list[Biosignal], MinLen(1), Rule("a list of distinct signals among "
+                                                     f"{', '.join(BIOSIGNALS)}", distinct)]
+Jobs = Annotated[StrictInt, Rule("an integer other than 0 (-1: every core)", lambda v: v != 0)]
+RunName = Annotated[str, Rule("a name without / or \\ (it names run directories)",
+                              lambda v: bool(v) and v not in (".", "..") and not set(v) & set("/\\"))]
 # Sessions are numbered with two digits; the generators' durations are clipped to 1-8 s.
 Sessions = Annotated[StrictInt, Ge(1), Le(99)]
 MeanDuration = Annotated[StrictFloat, Ge(1.0), Le(8.0)]
@@ -460,7 +462,7 @@ class Config(Section):
 
 
 
-def label_classes(policy: str, configured=None) -> tuple[str, ...]:
+def label_classes(policy: LabelPolicy, configured: Sequence[str] | None = None) -> tuple[str, ...]:
     """The classes of a label policy in label-id order: all seven emotions under `seven`,
     else data.classes (when set) or the paper's five."""
     if policy == "seven":
@@ -478,8 +480,8 @@ def not_results_sections() -> tuple[str, ...]:
 def unread_sections() -> tuple[str, ...]:
     """Top-level sections no training stage reads."""
     return tuple(k for k, f in Config.model_fields.items()
-                 if _section_type(f.annotation) is not None
-                 and _section_type(f.annotation).unread_by_training)
+                 if (section := _section_type(f.annotation)) is not None
+                 and section.unread_by_training)
 
 
 def feature_keys(*, model_input_only: bool = False) -> tuple[str, ...]:

@@ -15,6 +15,7 @@ from typing import Annotated, Any, ClassVar, Mapping
 from annotated_types import Ge, Gt, Le, Lt
 from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, StrictFloat, StrictInt,
                       StringConstraints, ValidationInfo, model_validator)
+from pydantic.config import JsonDict
 
 from koemo.config.allowed import shown
 
@@ -42,11 +43,13 @@ def setting(default: Any, help: str, *, affects_results: bool = True, **marks: b
     """A field with its one line of help. `affects_results=False` marks a setting that never
     changes what is computed (devices, speed knobs, names); `marks` (stored, model_input) tag
     the feature settings the feature store and the predictor checks key on."""
-    extra = dict(marks, **({} if affects_results else {"affects_results": False})) or None
+    extra: JsonDict = dict(marks)
+    if not affects_results:
+        extra["affects_results"] = False
     if isinstance(default, (list, dict)):
         return Field(default_factory=lambda d=default: copy.deepcopy(d), description=help,
-                     json_schema_extra=extra)
-    return Field(default, description=help, json_schema_extra=extra)
+                     json_schema_extra=extra or None)
+    return Field(default, description=help, json_schema_extra=extra or None)
 
 
 def refuse(info: ValidationInfo, key: str, value: Any, allowed: str) -> None:
@@ -100,8 +103,10 @@ def section_type(annotation) -> type[Section] | None:
     return None
 
 
-def field_marks(section: type[Section], key: str) -> dict:
-    return section.model_fields[key].json_schema_extra or {}
+def field_marks(section: type[Section], key: str) -> JsonDict:
+    """The marks `setting` gave field `key` of `section` (affects_results, stored, model_input)."""
+    marks = section.model_fields[key].json_schema_extra
+    return marks if isinstance(marks, dict) else {}
 
 
 def speed_settings(section: type[Section]) -> tuple[str, ...]:

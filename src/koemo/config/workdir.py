@@ -11,8 +11,12 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from koemo.errors import KoemoInputError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TABLE_FILE = "utterances.parquet"
 REPORT_JSON = "prepare_report.json"

@@ -27,7 +27,7 @@ from sklearn.model_selection import train_test_split
 from koemo.config.fingerprints import fingerprint
 from koemo.dataset.corpora import corpus_of
 from koemo.dataset.leakage import repeated_transcripts
-from koemo.config.schema import CORPORA
+from koemo.config.schema import CORPORA, Config
 from koemo.dataset.splits import (CROSS_PROTOCOLS, N_FOLDS, SPLIT_COLUMNS, UNUSED, add_splits)
 from koemo.errors import KoemoInputError
 
@@ -50,7 +50,7 @@ def cross_split(corpus: pd.Series, source: str, target: str, seed: int = 1) -> n
     return split
 
 
-def combine_tables(tables: list[pd.DataFrame], cfg: dict) -> pd.DataFrame:
+def combine_tables(tables: list[pd.DataFrame], cfg: Config) -> pd.DataFrame:
     """One table of several corpora's rows with every protocol's split column (module doc)."""
     rows = pd.concat([t.drop(columns=[c for c in SPLIT_COLUMNS if c in t]) for t in tables],
                      ignore_index=True)
@@ -67,7 +67,7 @@ def combine_tables(tables: list[pd.DataFrame], cfg: dict) -> pd.DataFrame:
 def in_corpus_columns(tables: list[pd.DataFrame]) -> dict[str, np.ndarray]:
     """`split_<corpus>_cv5_k` over the concatenated rows of `tables` (each table one corpus,
     with its own split columns): that corpus' own fold split, the other rows UNUSED."""
-    columns = {column: [] for column in IN_CORPUS_COLUMNS}
+    columns: dict[str, list[np.ndarray]] = {column: [] for column in IN_CORPUS_COLUMNS}
     for part in tables:
         corpus = str(part["corpus"].iloc[0]) if len(part) else ""
         prefix = f"split_{corpus}_"
@@ -79,7 +79,7 @@ def in_corpus_columns(tables: list[pd.DataFrame]) -> dict[str, np.ndarray]:
     return {column: np.concatenate(parts) for column, parts in columns.items()}
 
 
-def combined_fingerprint(parts: list[dict], cfg: dict) -> str:
+def combined_fingerprint(parts: list[dict], cfg: Config) -> str:
     """The corpora's own input fingerprints plus what the combined split columns read."""
     return fingerprint({"combine": COMBINE_VERSION, "parts": [p["input_fingerprint"] for p in parts],
                         "split_seed": cfg.data.split_seed, "folds_file": cfg.data.folds_file},
@@ -132,7 +132,7 @@ def check_corpora(names: list[str], roots: list) -> None:
                               "copy of each corpus")
 
 
-def prepare_corpora(roots: list, workdir, cfg, strict: bool = False,
+def prepare_corpora(roots: list, workdir: str | Path, cfg: Config, strict: bool = False,
                     progress: bool = True, features: bool = True, skip_unreadable: bool = False):
     """Prepare several corpora into one workdir (module docstring) -> PrepareResult."""
     from koemo.dataset import prepare as prep
@@ -166,7 +166,7 @@ def prepare_corpora(roots: list, workdir, cfg, strict: bool = False,
     return prep.PrepareResult(table, report, store, workdir, previous is not None)
 
 
-def build_features(table: pd.DataFrame, workdir: Path, cfg: dict, progress: bool) -> Path:
+def build_features(table: pd.DataFrame, workdir: Path, cfg: Config, progress: bool) -> Path:
     from koemo.audio.feature_store import build_feature_store
 
     return Path(build_feature_store(table, workdir, cfg, progress=progress).directory)

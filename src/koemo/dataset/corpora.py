@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from koemo.config.schema import Data
 from koemo.dataset import kemdy19, kemdy20
 from koemo.errors import KoemoInputError
 
@@ -28,7 +29,7 @@ def detect_corpus(data_root: Path) -> str:
     return found[0] if found else "kemdy20"
 
 
-def corpus_of(data_root: Path, data_cfg) -> str:
+def corpus_of(data_root: Path, data_cfg: Data) -> str:
     """`data.corpus` when it names a corpus (koemo.config.schema.Corpus), else the one
     detected from the files."""
     chosen = data_cfg.corpus or AUTO

@@ -22,10 +22,11 @@ import csv
 import os
 import re
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pandas as pd
 
+from koemo.config.schema import Kemdy19Labels, TranscriptEncoding
 from koemo.dataset.corpus_files import misnamed_annotation
 from koemo.dataset.duplicates import drop_repeated_ids
 from koemo.dataset.kemdy20 import ANNOTATION_COLUMNS, NUMERIC_COLUMNS, RATER_COLUMNS, CorpusFileError
@@ -42,7 +43,7 @@ _NEAR_ANNOTATION_NAME = re.compile(r"^session[ _-]?0*(\d{1,2})(?!\d)[ _-]*([FM])
 MARKER_RE = re.compile(r"[cnNulbos]/|[*+]")
 # `(spelling)/(pronunciation)`: the written form is kept, as a text model reads written Korean.
 ALTERNATIVE_RE = re.compile(r"\(([^()]*)\)/\(([^()]*)\)")
-TRANSCRIPT_ENCODING = "utf-8"
+TRANSCRIPT_ENCODING: TranscriptEncoding = "utf-8"
 # Where the KEMDy20-shaped columns sit in a 43-column row (3-8 are bio-signal values).
 _POSITIONS = [0, 1, 2, 9, 10, 11, 12] + list(range(13, N_COLUMNS))
 _HEADER1 = {0: "Numb", 1: "Wav", 9: "Segment ID", 10: "Total Evaluation"}
@@ -164,7 +165,7 @@ def _usable_rows(frame: pd.DataFrame, path: Path, session: int, out) -> dict[str
     return {row["segment_id"]: row for _, row in usable.iterrows()}
 
 
-def _label_file(sid: str, label_source: str) -> str | None:
+def _label_file(sid: str, label_source: Kemdy19Labels) -> str | None:
     """Which file ("F"/"M") holds the rating the label source asks for; None for a bad id."""
     match = SEGMENT_ID_RE.match(sid)
     if not match:
@@ -173,7 +174,7 @@ def _label_file(sid: str, label_source: str) -> str | None:
     return speaker if label_source == "own" else {"F": "M", "M": "F"}[speaker]
 
 
-def session_frames(session: int, files: dict[str, Path], label_source: str, out,
+def session_frames(session: int, files: dict[str, Path], label_source: Kemdy19Labels, out,
                    stats: dict, unreadable: list) -> list[tuple[int, Path, pd.DataFrame]]:
     """The label row of every utterance of one session (see module docstring), as
     (session, source file, frame) runs in the order the F file lists them. A file that cannot
@@ -224,7 +225,7 @@ def _runs(session: int, files: dict[str, Path], chosen) -> list[tuple[int, Path,
     return runs
 
 
-def annotation_frames(data_root: Path, label_source: str, out
+def annotation_frames(data_root: Path, label_source: Kemdy19Labels, out
                       ) -> tuple[list, dict, set[str], list[CorpusFileError]]:
     """Every session's label rows (session_frames), counts for the prepare report, every
     Segment ID the annotation files list, and the annotation files that cannot be used (not
@@ -232,7 +233,7 @@ def annotation_frames(data_root: Path, label_source: str, out
     sessions, misnamed = annotation_files(data_root)
     unreadable = [misnamed_annotation(path, ANNOTATION_FILE_PATTERN,
                                       expected_annotation_name(path.name)) for path in misnamed]
-    stats = {"label_source": label_source, "annotation_rows": 0, "utterances": 0,
+    stats: dict[str, Any] = {"label_source": label_source, "annotation_rows": 0, "utterances": 0,
              "both_files": 0, "labels_agree": 0, "ids": set()}
     frames = []
     for session, files in sessions.items():

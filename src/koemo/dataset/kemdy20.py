@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from koemo.audio.io import SILENCE_PEAK
-from koemo.config.schema import TRANSCRIPT_ENCODINGS   # those tried; Korean-looking text wins
+from koemo.config.schema import (TRANSCRIPT_ENCODINGS,   # those tried; Korean-looking text wins
+                                 TranscriptEncoding)
 from koemo.errors import KoemoInputError
 
 N_COLUMNS = 37
@@ -180,7 +181,7 @@ def split_csv_lines(raw: bytes) -> list[tuple[int, list[str] | None, str]]:
 
 def _data_row(cells: list[str] | None, problem: str, line_no: int):
     """(cells, None, repair) for a readable data row, (None, problem, "") for one that is not."""
-    if problem:
+    if problem or cells is None:        # no cells: a CSV error, which `problem` says
         return None, f"line {line_no}: {problem}", ""
     trimmed = _without_stray_fields(cells)
     if len(trimmed) != N_COLUMNS:
@@ -207,14 +208,14 @@ def read_annotations(csv_path: str | Path) -> pd.DataFrame:
     """
     csv_path = Path(csv_path)
     lines = split_csv_lines(read_csv_bytes(csv_path))
-    header = [cells for _, cells, _ in lines[:2]]
+    header = [cells or [] for _, cells, _ in lines[:2]]
     bad = next((problem for _, _, problem in lines[:2] if problem), "")
     if bad:
         raise CorpusFileError(csv_path, "malformed_csv", f"header: {bad}")
     raters = _check_header(csv_path, header)
     data, numbers, bad_rows, repaired = [], [], [], []
     for line_no, cells, problem in lines[2:]:
-        if not problem and not any(cell.strip() for cell in cells):
+        if not problem and not any(cell.strip() for cell in cells or ()):
             continue  # blank line
         row, bad, repair = _data_row(cells, problem, line_no)
         sid = (cells[3].strip() if cells and len(cells) > 3 else "")
@@ -253,14 +254,15 @@ def _korean_share(text: str) -> float:
     return hangul / len(wide)
 
 
-def decode_transcript(raw: bytes, preferred: str = "cp949") -> tuple[str, str] | None:
+def decode_transcript(raw: bytes, preferred: TranscriptEncoding = "cp949"
+                      ) -> tuple[str, TranscriptEncoding] | None:
     """(text, encoding) of transcript bytes, or None when no encoding decodes them.
 
     Decided by content, not by which codec raises first: UTF-8 bytes of Korean text often
     decode as cp949 too, into mojibake (`뭐야 그건.` -> `萸먯빞 洹멸굔.`). Of the decodings that
     succeed the most Korean-looking wins; a tie (e.g. ASCII) goes to `preferred`.
     """
-    decoded = []
+    decoded: list[tuple[float, int, str, TranscriptEncoding]] = []
     for rank, candidate in enumerate(dict.fromkeys((preferred,) + TRANSCRIPT_ENCODINGS)):
         try:
             text = raw.decode(candidate)
@@ -305,7 +307,8 @@ def file_problem(path: Path, kind: str, what: str) -> CorpusFileError | None:
     return None
 
 
-def read_transcript_with_encoding(path: str | Path, encoding: str = "cp949") -> tuple[str, str]:
+def read_transcript_with_encoding(path: str | Path, encoding: TranscriptEncoding = "cp949"
+                                  ) -> tuple[str, TranscriptEncoding]:
     """First line of a transcript and the encoding that decoded it (decode_transcript).
 
     KEMDy20 transcripts are cp949; KEMDy19 and re-saved files are UTF-8. The caller records
@@ -320,7 +323,7 @@ def read_transcript_with_encoding(path: str | Path, encoding: str = "cp949") -> 
     return text.lstrip("\ufeff").splitlines()[0].strip() if text.strip() else "", used
 
 
-def read_transcript(path: str | Path, encoding: str = "cp949") -> str:
+def read_transcript(path: str | Path, encoding: TranscriptEncoding = "cp949") -> str:
     """First line of a transcript (decoded by content: decode_transcript), without the line break."""
     return read_transcript_with_encoding(path, encoding)[0]
 

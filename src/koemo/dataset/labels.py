@@ -6,9 +6,11 @@ both corpora annotate (fear and disgust too), in the order that gives their clas
 Cross-corpus work scores the classes both sides share (`shared_classes`)."""
 from __future__ import annotations
 
+from typing import Sequence
+
 # The classes in label-id order (neutral 0, sad 1, happy 2, surprise 3, angry 4; then disgust,
 # fear) and the label policies are settings' legal values: koemo.config.schema.
-from koemo.config.schema import PAPER_CLASSES, SEVEN_CLASSES, label_classes
+from koemo.config.schema import PAPER_CLASSES, SEVEN_CLASSES, LabelPolicy, label_classes
 
 # KEMDy20 spells disgust `disqust` in the total column and `disgust` in rater columns.
 SPELLING_FIXES = {"disqust": "disgust"}
@@ -19,7 +21,7 @@ def normalise_label(name: str) -> str:
     return SPELLING_FIXES.get(name, name)
 
 
-def classes_for(policy: str, configured: list[str] | tuple[str, ...] | None = None) -> tuple[str, ...]:
+def classes_for(policy: LabelPolicy, configured: Sequence[str] | None = None) -> tuple[str, ...]:
     """data.label_policy's classes in label-id order (data.classes when set; the schema checks
     both: a misspelt or repeated class is refused when the config loads)."""
     return label_classes(policy, configured)
@@ -32,7 +34,8 @@ def shared_classes(*class_sets) -> tuple[str, ...]:
     return tuple(c for c in first if all(c in other for other in others))
 
 
-def resolve_label(emotion_total: str, policy: str, classes: tuple[str, ...]) -> tuple[str | None, str]:
+def resolve_label(emotion_total: str, policy: LabelPolicy, classes: tuple[str, ...]
+                  ) -> tuple[str | None, str]:
     """Return (label, reason). label is None when the row is dropped; reason says why.
 
     paper5:    keep rows whose total emotion is exactly one of the classes (ties dropped).

@@ -43,6 +43,7 @@ from typing import Callable
 import pandas as pd
 
 from koemo.config.fingerprints import fingerprint
+from koemo.config.schema import Config, TranscriptEncoding
 from koemo.dataset.kemdy20 import (NO_SIGNAL_REASONS, RATER_COLUMNS, CorpusFileError, check_wav,
                                    check_wav_content, clean_transcript, label_problem,
                                    parse_segment_id, read_annotations,
@@ -97,15 +98,15 @@ class PrepareResult:
     reused: bool = False  # True: the inputs were unchanged and the earlier table was reused
 
 
-def wav_rules(cfg: dict) -> dict:
+def wav_rules(cfg: Config) -> dict:
     """What a kept wav must satisfy: the feature sample rate, and enough samples for the
     delta features (koemo.audio.features.min_samples), so the feature step never meets a bad file."""
     from koemo.audio.features import min_samples
 
-    return {"sample_rate": int(cfg.features.sample_rate), "min_samples": min_samples(cfg)}
+    return {"sample_rate": int(cfg.features.sample_rate), "min_samples": min_samples(cfg.features)}
 
 
-def input_fingerprint(data_root: Path, cfg: dict) -> str:
+def input_fingerprint(data_root: Path, cfg: Config) -> str:
     """Hash of everything the table depends on (see module docstring)."""
     data = {k: v for k, v in cfg.data.as_dict().items() if k not in _DATA_KEYS_NOT_SHAPING_TABLE
             and _DATA_DEFAULTS_OUTSIDE_FINGERPRINT.get(k, object()) != v}
@@ -194,7 +195,7 @@ def _check_row(row, csv_path: Path, session: int, out: _Collector,
     return parsed
 
 
-def _read_files(row, folders: WavFolders, session: int, rules: dict, encoding: str,
+def _read_files(row, folders: WavFolders, session: int, rules: dict, encoding: TranscriptEncoding,
                 out: _Collector, clean: Callable = clean_transcript):
     """Check the wav and read the transcript of one row; None when either is unusable."""
     sid = row.segment_id
@@ -302,7 +303,7 @@ def _record(row, session: int, parsed, found, label: str, classes, corpus) -> di
         **rater_values(row)}
 
 
-def scan_corpus(data_root: Path, cfg: dict, strict: bool = False, progress: bool = True,
+def scan_corpus(data_root: Path, cfg: Config, strict: bool = False, progress: bool = True,
                 skip_unreadable: bool = False):
     """Read every annotation row and its files -> (records of kept rows, collector, counts)."""
     from tqdm.auto import tqdm
@@ -321,7 +322,8 @@ def scan_corpus(data_root: Path, cfg: dict, strict: bool = False, progress: bool
         for sid in frame["segment_id"]:
             folders.claim(session, sid)
     frames = drop_repeated_ids(frames, out)
-    records, labels_dropped = [], Counter()
+    records: list[dict] = []
+    labels_dropped: Counter[str] = Counter()
     bar = tqdm(total=total, desc="prepare", unit="utt", disable=not progress)
     for session, csv_path, frame in frames:
         for row in frame.itertuples(index=False):
@@ -357,14 +359,14 @@ def rater_values(row) -> dict:
             for col, v in values.items()}
 
 
-def build_table(records: list[dict], cfg: dict) -> pd.DataFrame:
+def build_table(records: list[dict], cfg: Config) -> pd.DataFrame:
     frame = pd.DataFrame.from_records(records, columns=list(_BASE_COLUMNS) + RATER_COLUMNS)
     for col in ("session", "script", "utt_index", "label_id"):
         frame[col] = frame[col].astype("int64")
     return add_splits(frame, cfg)[list(TABLE_COLUMNS)]
 
 
-def make_report(data_root: Path, workdir: Path, cfg: dict, fp: str, table: pd.DataFrame,
+def make_report(data_root: Path, workdir: Path, cfg: Config, fp: str, table: pd.DataFrame,
                 out: _Collector, counts: dict) -> dict:
     reasons = (Counter(d["reason"] for d in out.dropped) + Counter(f["reason"] for f in out.files)
                + Counter(s["reason"] for s in out.sessions))
@@ -423,7 +425,7 @@ def _raise_if_strict_problems(report: dict) -> None:
                               f"problem(s), see {Path(report['workdir']) / REPORT_MD})")
 
 
-def _build_features(table: pd.DataFrame, workdir: Path, cfg: dict, progress: bool) -> Path:
+def _build_features(table: pd.DataFrame, workdir: Path, cfg: Config, progress: bool) -> Path:
     from koemo.audio.feature_store import build_feature_store, store_dir
 
     # The store removes its partial files itself; a write that fails ends in one line.
@@ -431,7 +433,7 @@ def _build_features(table: pd.DataFrame, workdir: Path, cfg: dict, progress: boo
         return Path(build_feature_store(table, workdir, cfg, progress=progress).directory)
 
 
-def _scan_and_write(data_root: Path, workdir: Path, cfg: dict, fp: str, strict: bool,
+def _scan_and_write(data_root: Path, workdir: Path, cfg: Config, fp: str, strict: bool,
                     progress: bool, skip_unreadable: bool, started: float):
     records, out, counts = scan_corpus(data_root, cfg, strict, progress, skip_unreadable)
     table = build_table(records, cfg) if len(records) >= 3 else None
@@ -446,8 +448,9 @@ def _scan_and_write(data_root: Path, workdir: Path, cfg: dict, fp: str, strict: 
     return table, report
 
 
-def prepare(data_root, workdir, cfg: dict, strict: bool = False, progress: bool = True,
-            features: bool = True, skip_unreadable: bool = False) -> PrepareResult:
+def prepare(data_root: str | Path, workdir: str | Path, cfg: Config, strict: bool = False,
+            progress: bool = True, features: bool = True,
+            skip_unreadable: bool = False) -> PrepareResult:
     """Prepare a KEMDy20-format corpus into `workdir` (see module docstring).
 
     features=False stops after the table and reports (the feature store is built by the
@@ -465,7 +468,7 @@ def prepare(data_root, workdir, cfg: dict, strict: bool = False, progress: bool 
         fp = input_fingerprint(data_root, cfg)
         previous = load_previous(workdir, fp, skip_unreadable)
         reused = previous is not None
-        if reused:
+        if previous is not None:
             table, report = previous
             if strict:
                 _raise_if_strict_problems(report)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, NamedTuple
 
+from koemo.config.schema import Data, TranscriptEncoding
 from koemo.dataset import kemdy19, kemdy20
 from koemo.dataset.corpora import corpus_of
 
@@ -18,11 +19,11 @@ from koemo.dataset.corpora import corpus_of
 class _Corpus(NamedTuple):
     """What differs between the corpora; the row loop of scan_corpus is shared."""
     name: str
-    frames: list            # (session, annotation file, rows in KEMDy20's column shape)
+    frames: list | None     # (session, annotation file, rows in KEMDy20's column shape)
     folders: object         # root, names, folder_problem, locate, claim and unclaimed (as
                             # corpus_files.WavFolders)
     parse: Callable
-    encoding: str
+    encoding: TranscriptEncoding
     clean: Callable
     counts: dict            # corpus-specific counts for the report
     unreadable: list        # annotation files that cannot be used as they are (CorpusFileError)
@@ -31,7 +32,7 @@ class _Corpus(NamedTuple):
     name_pattern: str           # how annotation files must be named
 
 
-def open_corpus(data_root: Path, data: dict, out) -> _Corpus:
+def open_corpus(data_root: Path, data: Data, out) -> _Corpus:
     """The readers of the corpus under `data_root` (data.corpus, or detected from its files)."""
     name = corpus_of(data_root, data)
     if name == "kemdy19":

@@ -23,7 +23,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from koemo.config.load import CONFIG_DIR
-from koemo.config.schema import CROSS_PROTOCOLS, IN_CORPUS_PROTOCOLS, N_FOLDS
+from koemo.config.schema import CROSS_PROTOCOLS, IN_CORPUS_PROTOCOLS, N_FOLDS, Config
 from koemo.errors import KoemoInputError
 
 UNUSED = "unused"       # a row the protocol neither trains, validates nor scores on
@@ -31,7 +31,7 @@ FOLDED_PROTOCOLS = ("cv5",) + IN_CORPUS_PROTOCOLS
 SPLIT_COLUMNS = ("split_paper", "split_session") + tuple(f"split_cv5_{k}" for k in range(N_FOLDS))
 
 
-def split_column(cfg: dict) -> str:
+def split_column(cfg: Config) -> str:
     """The split column a run uses: cfg.data.protocol (+ cfg.data.fold for the session folds;
     the schema allows only its protocols and folds 0 to N_FOLDS - 1)."""
     protocol = cfg.data.protocol
@@ -107,7 +107,7 @@ def cv5_split(sessions: np.ndarray, folds: dict[int, int], fold: int, seed: int 
     return split
 
 
-def add_splits(table: pd.DataFrame, cfg: dict) -> pd.DataFrame:
+def add_splits(table: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     """Return a copy of `table` (rows in annotation order, a `session` column) with every
     protocol's split column added."""
     data = cfg.data

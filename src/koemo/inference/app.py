@@ -205,7 +205,7 @@ def add_window_timeline(out: AppOutput, predictor, result) -> None:
         probs = dict(zip(predictor.classes, scores.probabilities[k])) \
             if scores.probabilities is not None else {}
         rows.append({"start": start, "end": min(start + w.window_s, w.audio_s),
-                     "label": max(probs, key=probs.get) if probs else "",
+                     "label": max(probs, key=probs.get) if probs else "",  # type: ignore[arg-type]
                      **{f"prob_{c}": float(p) for c, p in probs.items()},
                      "arousal": float(scores.arousal[k]), "valence": result.valence,
                      "text": result.text or "", "text_source": result.text_source or "",
@@ -255,7 +255,7 @@ def rounded_table(frame):
 
 def summary_markdown(out: AppOutput) -> str:
     lines = []
-    if out.label is None:
+    if out.label is None or out.probabilities is None:
         lines.append("**Emotion:** not predicted (no transcript: the classifier needs audio and text)")
     else:
         lines.append(f"**Emotion: {out.label}** ({out.probabilities[out.label]:.0%})")
@@ -303,7 +303,8 @@ def va_figure(arousal: float | None, valence: float | None, label: str | None = 
     ax.axhline(mid, color="#cccccc", lw=0.8)
     ax.axvline(mid, color="#cccccc", lw=0.8)
     if arousal is not None and valence is not None:
-        colour = class_colours(list(classes) or [label]).get(label, "#222222")
+        colour = "#222222" if label is None else \
+            class_colours(list(classes) or [label]).get(label, "#222222")
         ax.scatter([valence], [arousal], s=120, zorder=3, color=colour)
         ax.annotate(f"({valence:.2f}, {arousal:.2f})", (valence, arousal), textcoords="offset points",
                     xytext=(8, 8), fontsize=9)

@@ -27,7 +27,7 @@ saying how to use a local directory instead (as the KoBERT loader does).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -47,7 +47,8 @@ OPTIONAL_FILES = ("generation_config.json", "tokenizer.json", "vocab.json", "mer
 WEIGHT_FILES = ("model.safetensors",)
 
 
-def asr_settings(cfg=None, model: str | None = None, **overrides) -> Asr | None:
+def asr_settings(cfg: Config | Asr | Mapping[str, Any] | None = None, model: str | None = None,
+                 **overrides: Any) -> Asr | None:
     """The `asr:` section (of a config or a {"asr": ...} mapping, or given as a typed section
     or mapping; absent: the schema's defaults, koemo.config.schema.Asr), `model` (a hub id, a
     directory or "none") and the other overrides taking precedence; None when speech
@@ -101,7 +102,7 @@ def whisper_directory(reference: str) -> Path:
         raise
 
 
-def _resolve_device(device: str, fallback: str) -> str:
+def _resolve_device(device: str | None, fallback: str) -> str:
     if device in (None, "auto"):
         return str(fallback)
     return str(device)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 SPECIALS = ["<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|ko|>", "<|translate|>",
             "<|transcribe|>", "<|startoflm|>", "<|startofprev|>", "<|nospeech|>",
@@ -91,7 +92,8 @@ def build_standin_whisper(directory: str | Path, seed: int = 0, dims: dict | Non
                                  unk_token="<|endoftext|>", bos_token="<|endoftext|>",
                                  eos_token="<|endoftext|>", pad_token="<|endoftext|>")
     tokenizer.add_special_tokens({"additional_special_tokens": SPECIALS[1:]})
-    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIALS}
+    # one token, one id (transformers types the result of a list argument too)
+    ids = {token: cast(int, tokenizer.convert_tokens_to_ids(token)) for token in SPECIALS}
     config = WhisperConfig(vocab_size=len(vocab), **dims, decoder_start_token_id=ids["<|startoftranscript|>"],
                            eos_token_id=ids["<|endoftext|>"], pad_token_id=ids["<|endoftext|>"],
                            bos_token_id=ids["<|endoftext|>"])

@@ -4,9 +4,9 @@ fit the text regressor."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
-from koemo.config.schema import feature_keys
+from koemo.config.schema import Config, feature_keys
 from koemo.errors import CheckpointError
 
 # Feature settings that change the numbers the models see (the backend does not: the torch
@@ -66,7 +66,7 @@ def mismatched_regressors(models: dict) -> list[str]:
     return [stage for stage, model in inside.items() if not same_weights(models[stage], model)]
 
 
-def check_text_model(tokenizer, encoder, cfg: dict, directory: Path) -> None:
+def check_text_model(tokenizer, encoder, cfg: Config, directory: Path) -> None:
     from koemo.config.load import text_input_dim
 
     hidden, vocab = int(encoder.config.hidden_size), int(encoder.config.vocab_size)
@@ -94,9 +94,11 @@ def _size_limit(key: str) -> int:
     return MAX_LAYERS if "layers" in key else MAX_HEADS if "heads" in key else MAX_WIDTH
 
 
-def _model_sizes(section, prefix: str):
-    """(dotted key, value, limit) of every size in a `models` section (dropout is no size)."""
-    for key, value in (section or {}).items():
+def _model_sizes(written: Mapping[str, Any] | None, prefix: str
+                 ) -> Iterator[tuple[str, Any, int]]:
+    """(dotted key, value, limit) of every size in a `models` section as a meta.json wrote it
+    (not parsed yet: this check comes first; dropout is no size)."""
+    for key, value in (written or {}).items():
         name = f"{prefix}.{key}"
         if isinstance(value, dict):
             yield from _model_sizes(value, name)
@@ -108,12 +110,14 @@ def _model_sizes(section, prefix: str):
 def check_meta_sizes(meta: dict, stage_dir: Path) -> None:
     """Every size a stage asks for is a whole number within bounds (CheckpointError naming
     meta.json and the key otherwise)."""
-    cfg = meta.get("config") if isinstance(meta.get("config"), dict) else {}
-    sizes = list(_model_sizes(cfg.get("models"), "models"))
+    # The config as meta.json wrote it: read before it is parsed, so nothing huge gets built.
+    written: dict = meta["config"] if isinstance(meta.get("config"), dict) else {}
+    sizes = list(_model_sizes(written.get("models"), "models"))
     sizes += [(f"num_heads.{k}", v, MAX_HEADS) for k, v in (meta.get("num_heads") or {}).items()
               if v is not None]
-    sizes += [(".".join(keys), (cfg.get(keys[0]) or {}).get(keys[1]), limit)
-              for keys, limit in SIZE_LIMITS.items() if (cfg.get(keys[0]) or {}).get(keys[1]) is not None]
+    sizes += [(".".join(keys), (written.get(keys[0]) or {}).get(keys[1]), limit)
+              for keys, limit in SIZE_LIMITS.items()
+              if (written.get(keys[0]) or {}).get(keys[1]) is not None]
     check_sizes(Path(stage_dir) / "meta.json", [(key, value, 1, limit) for key, value, limit in sizes])
 
 

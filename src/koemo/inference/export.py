@@ -9,6 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
+from koemo.config.schema import Config, FusionKind
 from koemo.errors import CheckpointError, KoemoInputError
 from koemo.modeling.checkpoint import saved_config
 from koemo.modeling.runs import RunDir, run_dir_for
@@ -16,6 +17,7 @@ from koemo.inference.predictor import Predictor
 from koemo.inference.manifest import MANIFEST_FILE, MANIFEST_FORMAT, STAGE_DIRS, TEXT_MODEL_DIR
 from koemo.inference.checks import check_stage_metas
 from koemo.inference.provenance import make_provenance
+from koemo.text.standin import TextPart
 
 def checkpoint_dir(path: str | Path, which: str = "best") -> Path:
     """A checkpoint directory, or a training run directory holding `best/` and `last/`.
@@ -32,7 +34,8 @@ def checkpoint_dir(path: str | Path, which: str = "best") -> Path:
                           f"{which}/meta.json")
 
 
-def _text_model_source(cfg: dict, part: str, checkpoint: Path, workdir: str | Path | None) -> str:
+def _text_model_source(cfg: Config, part: TextPart, checkpoint: Path,
+                       workdir: str | Path | None) -> str:
     """cfg.text.<part> as a usable reference: a stand-in resolves to W/kobert-standin, the
     workdir given or found above the checkpoint (runs live at W/runs/...)."""
     from koemo.text import resolve_text_source
@@ -75,8 +78,9 @@ def export_predictor(audio: str | Path, text: str | Path, multimodal: str | Path
             raise CheckpointError(f"{sources[stage]}: a {meta.get('stage')} checkpoint given as the {stage} stage")
     check_stage_metas(metas, {s: out_dir / d for s, d in STAGE_DIRS.items()})
     cfg = saved_config(metas["multimodal"])
+    parts: tuple[TextPart, ...] = ("tokenizer", "encoder")
     refs = {part: text_model or _text_model_source(cfg, part, sources["multimodal"], workdir)
-            for part in ("tokenizer", "encoder")}
+            for part in parts}
     if out_dir.exists() and any(out_dir.iterdir()):
         if not overwrite:
             raise KoemoInputError(f"{out_dir}: exists and is not empty (use overwrite=True / --force)")
@@ -104,8 +108,8 @@ def export_predictor(audio: str | Path, text: str | Path, multimodal: str | Path
     return out_dir
 
 
-def export_from_workdir(workdir: str | Path, cfg: dict, seed: int, out_dir: str | Path,
-                        classifier_kind: str = "attention_lstm", text_model: str | None = None,
+def export_from_workdir(workdir: str | Path, cfg: Config, seed: int, out_dir: str | Path,
+                        classifier_kind: FusionKind = "attention_lstm", text_model: str | None = None,
                         overwrite: bool = False) -> Path:
     """`export_predictor` over the runs `koemo train` wrote for this config, split and seed."""
     runs = [run_dir_for(workdir, cfg, stage, seed, classifier_kind)
@@ -114,7 +118,8 @@ def export_from_workdir(workdir: str | Path, cfg: dict, seed: int, out_dir: str 
         if not run.is_dir():
             raise KoemoInputError(f"{run}: no training run here; train the three stages with "
                                   "`koemo train audio|text|multimodal` and the same --config/--seed/--set")
-    return export_predictor(*runs, out_dir, workdir=workdir, text_model=text_model, overwrite=overwrite)
+    return export_predictor(runs[0], runs[1], runs[2], out_dir, workdir=workdir,
+                            text_model=text_model, overwrite=overwrite)
 
 
 def _copy_text_models(refs: dict, out_dir: Path) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from koemo.config.schema import Config
 from koemo.errors import CheckpointError, KoemoInputError
 from koemo.audio.speech_encoder import encoder_settings, load_speech_encoder, uses_speech_encoder
 from koemo.inference.checks import check_encoder_config
@@ -18,7 +19,7 @@ from koemo.inference.manifest import inside
 AUDIO_ENCODER_DIR = "audio-encoder"
 
 
-def copy_speech_encoder(cfg: dict, out_dir: Path) -> dict:
+def copy_speech_encoder(cfg: Config, out_dir: Path) -> dict:
     """Manifest entry {"audio_encoder": reference} ({} for the mel front-end)."""
     if not uses_speech_encoder(cfg):
         return {}

@@ -27,6 +27,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from koemo.config.schema import Config
 from koemo.errors import CheckpointError, KoemoInputError
 from koemo.inference.manifest import MANIFEST_FILE
 from koemo.modeling.runs import RunDir
@@ -217,7 +218,7 @@ def model_card(repo_id: str, manifest: dict, metas: dict, metrics: dict,
     return "\n".join(lines)
 
 
-def text_model_line(manifest: dict, cfg: dict) -> str:
+def text_model_line(manifest: dict, cfg: Config) -> str:
     from koemo.text.standin import STANDIN_KEYWORD
 
     parts = [f"{part} `{ref}`" + ("" if "/" in ref else " (a folder of this repository)")
@@ -264,7 +265,7 @@ def randomness_note(random_in_eval: bool) -> str:
             "the same input always gives the same output.")
 
 
-def config_lines(cfg: dict) -> list[str]:
+def config_lines(cfg: Config) -> list[str]:
     fc = cfg.features
     lines = ["| setting | value |", "|---|---|",
              f"| features | {fc.n_mels} mel bins + delta, n_fft {fc.n_fft}, hop {fc.hop_length}, "

@@ -52,20 +52,25 @@ import re
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence, Sized
 
 import numpy as np
 
 from koemo.audio.io import AudioInfo, AudioSource
 from koemo.config.load import parse_saved_config
+from koemo.config.schema import Asr, Config
 from koemo.errors import CheckpointError, KoemoInputError
 from koemo.inference.recording import recording_windows, whole_windows
-from koemo.inference.windows import LONG_AUDIO_MODES, WindowInfo, WindowSource, floor_padding
+from koemo.inference.windows import (LONG_AUDIO_MODES, LongAudio, WindowInfo, WindowSource,
+                                     floor_padding)
 from koemo.inference.manifest import (MANIFEST_FILE, STAGE_DIRS, read_manifest,  # noqa: F401
                                  resolve_text_model, stage_dirs as manifest_stage_dirs)
 from koemo.inference.provenance import provenance_notes
 from koemo.inference.checks import (check_encoder_config, check_meta_sizes, check_stage_metas,
                                     check_text_model, mismatched_regressors, same_regressor)
+
+if TYPE_CHECKING:
+    from koemo.inference.asr import Transcriber
 
 SCALE = (1.0, 5.0)
 HANGUL_RE = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
@@ -117,10 +122,10 @@ class Predictor:
     # benchmarks/bench_predict_memory.py); a speech encoder then encodes it in one pass.
     read_in_blocks = True
 
-    def __init__(self, audio_model, text_model, classifier, tokenizer, encoder, cfg: dict,
-                 classes: Sequence[str], device: str = "cpu", long_audio: str = "windows",
+    def __init__(self, audio_model, text_model, classifier, tokenizer, encoder, cfg: Config,
+                 classes: Sequence[str], device: str = "cpu", long_audio: LongAudio = "windows",
                  batch_size: int = 8, seed: int = 0, source: str | None = None,
-                 mismatched: Sequence[str] = (), asr: dict | None = None):
+                 mismatched: Sequence[str] = (), asr: Asr | None = None):
         import torch
 
         if long_audio not in LONG_AUDIO_MODES:
@@ -144,14 +149,15 @@ class Predictor:
         self.random_in_eval = not cfg.fixes.eval_attention_dropout_off
         self.mismatched = list(mismatched)  # stages whose weights differ from the classifier's copy
         self.asr = asr                      # speech recognition settings (koemo.inference.asr); None: off
-        self._transcriber = None            # loaded on first use
+        self._transcriber: Transcriber | None = None     # loaded on first use
         self.config_notes: list[str] = []   # keys of the saved config this koemo did not know
 
     # -- construction
 
     @classmethod
-    def from_checkpoint(cls, directory: str | Path, device: str = "cpu", long_audio: str = "windows",
-                        batch_size: int = 8, seed: int = 0, attention_impl: str = "sdpa",
+    def from_checkpoint(cls, directory: str | Path, device: str = "cpu",
+                        long_audio: LongAudio = "windows", batch_size: int = 8, seed: int = 0,
+                        attention_impl: str = "sdpa",
                         asr: str | dict | None = "config") -> "Predictor":
         """Load a predictor directory (see the module docstring). Problems with it raise
         CheckpointError naming the file. `asr`: speech recognition for utterances without a
@@ -193,13 +199,13 @@ class Predictor:
             raise CheckpointError(f"{directory / MANIFEST_FILE}: text model not usable: {err}") from err
         check_text_model(tokenizer, encoder, cfg, directory)
         if isinstance(asr, dict):
-            asr = asr_settings(asr)
+            recognition = asr_settings(asr)
         else:
-            asr = asr_settings(cfg, model=None if asr == "config" else (asr or "none"))
+            recognition = asr_settings(cfg, model=None if asr == "config" else (asr or "none"))
         predictor = cls(models["audio"], models["text"], models["multimodal"], tokenizer, encoder,
                         cfg, metas["multimodal"]["classes"], device=device, long_audio=long_audio,
                         batch_size=batch_size, seed=seed, source=str(directory),
-                        mismatched=mismatched, asr=asr)
+                        mismatched=mismatched, asr=recognition)
         predictor.config_notes = config_notes
         for note in config_notes:
             warnings.warn(note, stacklevel=2)
@@ -315,7 +321,7 @@ class Predictor:
         return item
 
     @property
-    def transcriber(self):
+    def transcriber(self) -> Transcriber:
         """The Whisper transcriber (koemo.inference.asr.Transcriber), loaded on first use."""
         if self._transcriber is None:
             from koemo.inference.asr import Transcriber
@@ -329,11 +335,11 @@ class Predictor:
         """Fill in the transcript of items without one by speech recognition (batched)."""
         from koemo.inference.asr import truncation_note
 
-        todo = [item for item in items if item.wave is not None]
+        todo = [(item, item.wave) for item in items if item.wave is not None]
         if not todo:
             return
-        texts = self.transcriber.transcribe([item.wave for item in todo])
-        for item, heard in zip(todo, texts):
+        texts = self.transcriber.transcribe([wave for _, wave in todo])
+        for (item, _), heard in zip(todo, texts):
             item.wave = None
             note = truncation_note(item.audio.duration_s)
             item.notes += [note] if note else []
@@ -414,11 +420,13 @@ class Predictor:
 
         from koemo.text.encoder import last_hidden_states
 
-        texted = [i for i, item in enumerate(items) if item.token_ids is not None]
-        if not texted:
+        tokens = [(i, item.token_ids, item.token_mask) for i, item in enumerate(items)
+                  if item.token_ids is not None and item.token_mask is not None]
+        if not tokens:
             return {"rows": {}}
-        ids = torch.as_tensor(np.stack([items[i].token_ids for i in texted]), device=self.device)
-        mask = torch.as_tensor(np.stack([items[i].token_mask for i in texted]), device=self.device)
+        texted = [i for i, _, _ in tokens]
+        ids = torch.as_tensor(np.stack([ids for _, ids, _ in tokens]), device=self.device)
+        mask = torch.as_tensor(np.stack([mask for _, _, mask in tokens]), device=self.device)
         states = last_hidden_states(self.encoder(input_ids=ids, attention_mask=mask,
                                                  token_type_ids=torch.zeros_like(ids)))
         # The training cache stored KoBERT states as float16: the regressors saw rounded states.
@@ -466,7 +474,7 @@ def _progress(items: Iterable, enabled: bool):
     if not enabled:
         return items
     from tqdm.auto import tqdm
-    total = len(items) if hasattr(items, "__len__") else None
+    total = len(items) if isinstance(items, Sized) else None
     return tqdm(items, total=total, desc="predict", unit="utt")
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from koemo.config.schema import Config
+
 SYNTHETIC_MARKS = ("koemo-synthetic.json", ".koemo-synth.json")
 SYNTHETIC_NOTE = "trained on synthetic data: not meaningful on real speech"
 UNKNOWN_NOTE = "provenance unknown: this predictor does not record what it was trained on"
@@ -48,7 +50,7 @@ def stage_test_metrics(source: Path) -> dict:
     return {}
 
 
-def make_provenance(cfg, sources: dict, workdir: str | Path | None) -> dict:
+def make_provenance(cfg: Config, sources: dict, workdir: str | Path | None) -> dict:
     return {**corpus_record(sources["multimodal"], workdir), "config_name": cfg.name,
             "test_metrics": {stage: stage_test_metrics(path) for stage, path in sources.items()}}
 

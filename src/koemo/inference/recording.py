@@ -27,6 +27,7 @@ import numpy as np
 
 from koemo.audio.io import AudioInfo, AudioSource, load_audio, read_file_header
 from koemo.audio.stream import AudioStream
+from koemo.config.schema import Features
 from koemo.errors import KoemoInputError
 from koemo.inference.windows import WindowInfo, WindowSource, window_info, window_starts
 
@@ -144,7 +145,7 @@ def whole_windows(predictor, wave: np.ndarray, info: AudioInfo) -> tuple[WindowS
     return frames, window_info(frames, predictor.window_seconds, hop_s, info.duration_s)
 
 
-def check_length(fc, info: AudioInfo) -> None:
+def check_length(fc: Features, info: AudioInfo) -> None:
     """KoemoInputError unless the recording has the frames the delta needs."""
     from koemo.audio.features import min_samples
 

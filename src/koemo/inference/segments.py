@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
@@ -64,7 +64,8 @@ def timeline_frame(rows: list[dict], classes, notes: list[str]):
     return frame
 
 
-def segment_settings(section=None, **overrides) -> Segments:
+def segment_settings(section: Config | Segments | Mapping[str, Any] | None = None,
+                     **overrides: Any) -> Segments:
     """The `segments:` section (typed, or a mapping checked against koemo.config.schema;
     absent: its defaults; a whole config: its section), overrides taking precedence."""
     section = section.segments if isinstance(section, Config) else section
@@ -105,7 +106,7 @@ class _Recording:
         return data, rate
 
 
-def find_utterances(recording: _Recording, settings: dict, vad: SileroVAD | None = None,
+def find_utterances(recording: _Recording, settings: Segments, vad: SileroVAD | None = None,
                     progress: bool = False) -> list[tuple[float, float]]:
     """Pass 1: speech probabilities block by block -> [(start_s, end_s)]."""
     vad = vad or SileroVAD()
@@ -123,17 +124,17 @@ def find_utterances(recording: _Recording, settings: dict, vad: SileroVAD | None
 
 
 def predict_timeline(predictor, audio: AudioSource, sample_rate: int | None = None,
-                     settings: dict | None = None, progress: bool = False,
+                     settings: Segments | Mapping[str, Any] | None = None, progress: bool = False,
                      vad: SileroVAD | None = None):
     """Emotion, arousal, valence and transcript per utterance of a long recording (a file path,
     or an array with `sample_rate`) -> pandas.DataFrame (columns: `timeline_columns`).
     `settings`: the `segments:` config section (default: the predictor's config)."""
-    settings = segment_settings(predictor.cfg if settings is None else settings)
+    parsed = segment_settings(predictor.cfg if settings is None else settings)
     recording = _Recording(audio, sample_rate)
-    spans = find_utterances(recording, settings, vad, progress)
+    spans = find_utterances(recording, parsed, vad, progress)
     rows = []
     bar = _bar(progress, total=len(spans), unit="utt", desc="utterances")
-    size = max(1, int(settings.batch_utterances))
+    size = max(1, int(parsed.batch_utterances))
     for first in range(0, len(spans), size):
         batch = spans[first:first + size]
         prepared, results = [], {}

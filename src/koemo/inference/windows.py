@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Literal, Sequence, get_args
 
 import numpy as np
 
 from koemo.errors import KoemoInputError
 
-LONG_AUDIO_MODES = ("windows", "cut")
+# What a recording longer than the model's window becomes (`long_audio`, module docstring).
+LongAudio = Literal["windows", "cut"]
+LONG_AUDIO_MODES = get_args(LongAudio)
 
 
 @dataclass
@@ -26,7 +28,7 @@ class WindowInfo:
 
 
 
-def window_starts(n_frames: int, max_frames: int, mode: str = "windows") -> list[int]:
+def window_starts(n_frames: int, max_frames: int, mode: LongAudio = "windows") -> list[int]:
     """Start frames of the windows covering `n_frames` frames (see the module docstring)."""
     if mode not in LONG_AUDIO_MODES:
         raise KoemoInputError(f"long_audio must be one of {LONG_AUDIO_MODES}, not {mode!r}")
@@ -73,8 +75,8 @@ def iter_windows(feature_blocks: Iterable[np.ndarray], n_frames: int, max_frames
     try:
         for first in range(0, len(starts), chunk):
             group = starts[first:first + chunk]
-            frames.fill(min(n_frames, group[-1] + max_frames))
-            out, lengths = frame_windows(frames.held, n_frames - frames.offset, max_frames,
+            held = frames.fill(min(n_frames, group[-1] + max_frames))
+            out, lengths = frame_windows(held, n_frames - frames.offset, max_frames,
                                          [start - frames.offset for start in group])
             frames.drop_before(starts[first + chunk] if first + chunk < len(starts) else n_frames)
             yield (finish(out, lengths) if finish is not None else out), lengths
@@ -86,11 +88,12 @@ class _FrameBuffer:
     """Frames [offset, offset + held) of a recording, read on from its blocks as needed."""
 
     def __init__(self, blocks: Iterator[np.ndarray]):
-        self.blocks, self.held, self.offset = blocks, None, 0
+        self.blocks, self.offset = blocks, 0
+        self.held: np.ndarray | None = None
 
-    def fill(self, stop: int) -> None:
-        """Read blocks until frame `stop` (exclusive) is held."""
-        pieces = [] if self.held is None else [self.held]
+    def fill(self, stop: int) -> np.ndarray:
+        """Read blocks until frame `stop` (exclusive) is held; returns the frames held."""
+        pieces: list[np.ndarray] = [] if self.held is None else [self.held]
         have = self.offset + sum(piece.shape[1] for piece in pieces)
         while have < stop:
             block = next(self.blocks, None)
@@ -99,8 +102,11 @@ class _FrameBuffer:
             pieces.append(block)
             have += block.shape[1]
         self.held = pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=1)
+        return self.held
 
     def drop_before(self, frame: int) -> None:
+        if self.held is None:           # nothing read yet
+            return
         frame = min(frame, self.offset + self.held.shape[1])     # never skip unread frames
         self.held = self.held[:, frame - self.offset:]
         self.offset = frame

@@ -206,7 +206,7 @@ def class_counts(probs: dict[str, float], per_session: int, session: int) -> dic
         counts[name] = after - before
         if name in PAPER_FIVE and p >= GUARANTEED_SHARE:
             counts[name] = max(counts[name], MIN_PER_SESSION)
-    largest = max(probs, key=probs.get)
+    largest = max(probs, key=probs.get)  # type: ignore[arg-type]  # typeshed: dict.get overloads
     counts[largest] += per_session - sum(counts.values())
     if counts[largest] < 1:
         raise KoemoInputError(
@@ -266,7 +266,8 @@ def _script_sizes(total: int, rng: np.random.Generator, n_scripts: int = N_SCRIP
 
 def _turns(n: int, rng: np.random.Generator) -> list[int]:
     """Who speaks each utterance of a script: alternating turns of 1-3 utterances, both speak."""
-    who, order = int(rng.integers(2)), []
+    who = int(rng.integers(2))
+    order: list[int] = []
     while len(order) < n:
         order += [who] * int(rng.integers(1, 4))
         who = 1 - who
@@ -414,7 +415,7 @@ def _worker_context():
 
 
 def _check_args(out: Path, sessions: int, utterances_per_session: int, mean_duration: float,
-                duration_range: tuple[float, float], overwrite: bool) -> None:
+                duration_range: tuple[float, ...], overwrite: bool) -> None:
     if not 1 <= sessions <= 99:
         raise KoemoInputError(f"sessions must be 1-99 (two-digit session numbers), got {sessions}")
     if utterances_per_session < 2 * N_SCRIPTS:
@@ -434,7 +435,7 @@ def write_corpus(out: Path, sessions: int = 4, seed: int = 0, utterances_per_ses
                  class_probs: dict | None = None, biosignal_effects: dict | None = None, *,
                  mean_duration: float = 3.5, duration_range: tuple[float, float] = (1.0, 8.0),
                  silent_recordings: int = 0, workers: int = 1, overwrite: bool = False,
-                 faults: str | list[str] = ()) -> Path:
+                 faults: str | list[str] | tuple[str, ...] = ()) -> Path:
     """Write a synthetic KEMDy20-format corpus with `sessions` sessions under `out`; returns `out`.
 
     class_probs: class -> share of utterances (any of CLASS_TARGETS; normalised; default

@@ -18,7 +18,10 @@ Their outputs carry no meaning: they test plumbing and cost, never accuracy.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Any, Iterable
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 SPEECH_FAMILIES = ("wav2vec2", "hubert", "wavlm")
 TEXT_FAMILIES = ("roberta", "electra")
@@ -78,8 +81,9 @@ def build_text_encoder(family: str, out_dir: str | Path, texts: Iterable[str], h
         raise ValueError(f"family must be one of {TEXT_FAMILIES}, not {family!r}")
     tokenizer.save_pretrained(str(out_dir))
     torch.manual_seed(seed)
-    sizes = dict(vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=1,
+    sizes: dict[str, Any] = dict(vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=1,
                  num_attention_heads=2, intermediate_size=2 * hidden_size, max_position_embeddings=130)
+    model: PreTrainedModel
     if family == "roberta":
         from transformers import RobertaConfig, RobertaModel
         model = RobertaModel(RobertaConfig(pad_token_id=tokenizer.pad_token_id, type_vocab_size=1,
@@ -106,7 +110,8 @@ def _roberta_tokenizer(texts: list[str]):
 
 def _electra_tokenizer(texts: list[str]):
     """WordPiece over characters: every character, and every character as a continuation."""
-    from transformers import ElectraTokenizerFast
+    # transformers 5 maps this name lazily (to BertTokenizer); its stubs do not list it
+    from transformers import ElectraTokenizerFast  # type: ignore[attr-defined]
 
     chars = sorted({c for t in texts for c in t if not c.isspace()})
     vocab = _SPECIALS + chars + [f"##{c}" for c in chars]

@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 from pathlib import Path
+from typing import Callable
 
 import soundfile as sf
 
@@ -41,7 +42,7 @@ def _csv_path(root: Path) -> Path:
     return root / "annotation" / f"Sess{SESSION:02d}_eval.csv"
 
 
-def _edit_rows(root: Path, edits: dict[int, callable]) -> None:
+def _edit_rows(root: Path, edits: dict[int, Callable[[list[str]], list[str]]]) -> None:
     """Apply `edit(cells) -> cells` to data rows of session 1 (by position, headers skipped)."""
     path = _csv_path(root)
     lines = path.read_bytes().decode("utf-8").split("\n")

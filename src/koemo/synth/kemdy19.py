@@ -134,7 +134,8 @@ def plan_session(session: int, seed: int, per_session: int, probs: dict[str, flo
     biases = {actor: rng.normal(0.0, 0.2, (corpus.N_RATERS, 2)) for actor in "FM"}
     counts = corpus.class_counts(probs, per_session, session)
     classes = rng.permutation([name for name, k in counts.items() for _ in range(k)]).tolist()
-    utterances, slot = [], 0
+    utterances: list[Utterance] = []
+    slot = 0
     for dialogue, size in zip(DIALOGUES, corpus._script_sizes(per_session, rng, len(DIALOGUES))):
         lengths = corpus._durations_units(size, mean_duration, duration_range, rng)
         cursor = int(round(rng.uniform(1.0, 12.0) / corpus.TIME_GRID_S))
@@ -222,8 +223,8 @@ def write_corpus(out: Path, sessions: int = 4, seed: int = 0, utterances_per_ses
     if overwrite:
         for sub in ("annotation", "wav"):
             shutil.rmtree(out / sub, ignore_errors=True)
+    span = (duration_range[0], duration_range[1])       # two values: _check_args unpacked them
     for session in range(1, sessions + 1):
-        plan = plan_session(session, seed, utterances_per_session, probs, mean_duration,
-                            tuple(duration_range))
+        plan = plan_session(session, seed, utterances_per_session, probs, mean_duration, span)
         write_session(out, plan, seed)
     return out

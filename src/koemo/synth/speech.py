@@ -141,9 +141,9 @@ def _vowel_sos(vowel: str, voice: Voice) -> np.ndarray:
     """Second-order sections of a cascade of formant resonators for one vowel and speaker."""
     sections = []
     for freq, bw in zip(VOWEL_FORMANTS[vowel], FORMANT_BANDWIDTHS):
-        freq = min(freq * voice.formant_scale, 0.45 * SAMPLE_RATE)
+        scaled = min(freq * voice.formant_scale, 0.45 * SAMPLE_RATE)
         radius = np.exp(-np.pi * bw / SAMPLE_RATE)
-        theta = 2 * np.pi * freq / SAMPLE_RATE
+        theta = 2 * np.pi * scaled / SAMPLE_RATE
         a = [1.0, -2.0 * radius * np.cos(theta), radius * radius]
         gain = sum(a)  # unit gain at DC keeps the cascade level stable across vowels
         sections.append([gain, 0.0, 0.0, *a])
@@ -162,7 +162,8 @@ def synthesize(n_samples: int, arousal: float, voice: Voice, rng: np.random.Gene
 
     noise = rng.standard_normal(2 * n_samples, dtype=np.float32)
     source = _polyblep_saw(f0) + np.float32(voice.breathiness) * noise[:n_samples]
-    source = signal.lfilter(np.float32([1.0 - prosody.tilt]), np.float32([1.0, -prosody.tilt]), source)
+    source = signal.lfilter(np.asarray([1.0 - prosody.tilt], np.float32),
+                            np.asarray([1.0, -prosody.tilt], np.float32), source)
 
     vowels = rng.choice(list(VOWEL_FORMANTS), size=3, replace=False)
     syllable_vowel = rng.integers(0, 3, len(bounds) - 1)[syll]

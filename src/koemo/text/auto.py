@@ -18,10 +18,11 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Sequence, overload
 
 import numpy as np
 
+from koemo.config.schema import TokenizerKind
 from koemo.errors import KoemoInputError
 from koemo.text.tokenizer import (CONFIG_FILE as KOBERT_CONFIG_FILE, MODEL_FILE as KOBERT_MODEL_FILE,
                                   hub_is_offline, hub_reachable, looks_like_hub_id,
@@ -33,7 +34,7 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
                    "added_tokens.json")
 
 
-def text_model_kind(source: str | Path, configured: str | None = None) -> str:
+def text_model_kind(source: str | Path, configured: TokenizerKind | None = None) -> TokenizerKind:
     """`kobert` or `auto` for a tokenizer/encoder reference (see the module docstring)."""
     if configured:            # text.tokenizer_kind (koemo.config.schema.TokenizerKind)
         return configured
@@ -125,6 +126,11 @@ class AutoTextTokenizer:
         if not isinstance(text, str):
             raise KoemoInputError(f"tokenize expects a str, got {type(text).__name__}: {text!r}")
         return list(self.hf.tokenize(text)) if text.strip() else []
+
+    @overload     # a str is an Iterable[str] too: this overload wins, as the isinstance below
+    def convert_tokens_to_ids(self, tokens: str) -> int: ...  # type: ignore[overload-overlap]
+    @overload
+    def convert_tokens_to_ids(self, tokens: Iterable[str]) -> list[int]: ...
 
     def convert_tokens_to_ids(self, tokens: str | Iterable[str]) -> int | list[int]:
         if isinstance(tokens, str):

@@ -19,6 +19,7 @@ import numpy as np
 from filelock import FileLock
 
 from koemo.config.fingerprints import fingerprint as config_fingerprint
+from koemo.config.schema import Config, TokenizerKind
 from koemo.errors import KoemoInputError
 from koemo.text.auto import AutoTextTokenizer, auto_tokenizer_folder, text_model_kind
 from koemo.text.quiet import quiet_weight_loading  # noqa: F401 (re-exported)
@@ -107,20 +108,21 @@ def _frozen(model, folder: Path, source, device: str):
     return model
 
 
-def text_tokenizer_folder(hub_id_or_dir: str | Path, kind: str | None = None) -> Path:
+def text_tokenizer_folder(hub_id_or_dir: str | Path, kind: TokenizerKind | None = None) -> Path:
     """The folder `load_text_tokenizer` reads (a hub id: fetched, or from the hub cache)."""
     if text_model_kind(hub_id_or_dir, kind) == "kobert":
         return kobert_tokenizer_folder(hub_id_or_dir)
     return auto_tokenizer_folder(hub_id_or_dir)
 
 
-def text_encoder_folder(hub_id_or_dir: str | Path, kind: str | None = None) -> Path:
+def text_encoder_folder(hub_id_or_dir: str | Path, kind: TokenizerKind | None = None) -> Path:
     """The folder `load_text_encoder` reads, its weights checked."""
     kobert = text_model_kind(hub_id_or_dir, kind) == "kobert"
     return encoder_directory(hub_id_or_dir, what="KoBERT encoder" if kobert else "text encoder")
 
 
-def load_text_tokenizer(hub_id_or_dir: str | Path, kind: str | None = None):
+def load_text_tokenizer(hub_id_or_dir: str | Path, kind: TokenizerKind | None = None
+                        ) -> KoBERTTokenizer | AutoTextTokenizer:
     """KoBERTTokenizer for KoBERT (hub id, stand-in, spiece.model directory), else an
     AutoTextTokenizer (koemo.text.auto); `kind` (text.tokenizer_kind) overrides the guess."""
     if text_model_kind(hub_id_or_dir, kind) == "kobert":
@@ -128,7 +130,8 @@ def load_text_tokenizer(hub_id_or_dir: str | Path, kind: str | None = None):
     return AutoTextTokenizer.from_pretrained(hub_id_or_dir)
 
 
-def load_text_encoder(hub_id_or_dir: str | Path, kind: str | None = None, device: str = "cpu"):
+def load_text_encoder(hub_id_or_dir: str | Path, kind: TokenizerKind | None = None,
+                      device: str = "cpu"):
     """`load_kobert` for KoBERT, else any transformers AutoModel encoder, frozen in eval mode,
     with the same fingerprint/source attributes."""
     if text_model_kind(hub_id_or_dir, kind) == "kobert":
@@ -381,7 +384,7 @@ class TextPipeline:
     max_length: int
 
 
-def open_text_pipeline(cfg: dict, workdir: str | Path, device: str = "cpu",
+def open_text_pipeline(cfg: Config, workdir: str | Path, device: str = "cpu",
                        build_missing_standin: bool = True) -> TextPipeline:
     """Resolve cfg.text sources (building W/kobert-standin from the transcripts first when the
     config asks for the stand-in and none is there), load tokenizer and frozen encoder, open the
@@ -403,7 +406,7 @@ def open_text_pipeline(cfg: dict, workdir: str | Path, device: str = "cpu",
                         int(cfg.text.max_length))
 
 
-def encode_workdir_texts(workdir: str | Path, cfg: dict, device: str = "cpu",
+def encode_workdir_texts(workdir: str | Path, cfg: Config, device: str = "cpu",
                          batch_size: int | None = None, progress: bool = True) -> dict:
     """Fill the state cache for every utterance of W/utterances.parquet (`koemo encode-text`).
     Nothing is skipped: an empty transcript encodes as [CLS] [SEP] and a long one is truncated;

@@ -13,9 +13,9 @@ import hashlib
 import io
 import json
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable, Literal
 
-from koemo.config.schema import Standin, Text
+from koemo.config.schema import Config, Standin, Text
 from koemo.errors import KoemoInputError
 from koemo.text.quiet import quiet_weight_loading
 from koemo.text.tokenizer import KoBERTTokenizer, MODEL_FILE, preprocess_text
@@ -23,6 +23,7 @@ from koemo.text.tokenizer import KoBERTTokenizer, MODEL_FILE, preprocess_text
 STANDIN_DIRNAME = "kobert-standin"
 STANDIN_MARKER = "standin.json"      # written last: its presence means the build completed
 STANDIN_KEYWORD = "standin"
+TextPart = Literal["tokenizer", "encoder"]     # the two text.* references resolve_text_source reads
 
 
 def clean_training_texts(texts: Iterable[str]) -> list[str]:
@@ -151,13 +152,13 @@ def read_transcripts(workdir: str | Path) -> list[str]:
     return read_utterance_texts(workdir)["text"].tolist()
 
 
-def standin_settings(text: Text) -> dict:
+def standin_settings(text: Text) -> dict[str, Any]:
     """text.standin (sizes; all optional) with the defaults of the schema (koemo.config.schema.
     Standin, which are build_standin's) filled in: build_standin's keyword arguments."""
     return (text.standin or Standin()).model_dump()
 
 
-def standin_is_current(out_dir: Path, settings: dict, texts: list[str]) -> bool:
+def standin_is_current(out_dir: Path, settings: dict[str, Any], texts: list[str]) -> bool:
     marker = out_dir / STANDIN_MARKER
     if not marker.is_file():
         return False
@@ -168,7 +169,7 @@ def standin_is_current(out_dir: Path, settings: dict, texts: list[str]) -> bool:
     return same_sizes and meta.get("texts_sha1") == texts_sha1(clean_training_texts(texts))
 
 
-def ensure_standin(workdir: str | Path, cfg: dict, force: bool = False) -> tuple[Path, bool]:
+def ensure_standin(workdir: str | Path, cfg: Config, force: bool = False) -> tuple[Path, bool]:
     """Build W/kobert-standin from the workdir's transcripts unless an identical build (same
     sizes, seed and texts) is already there. Returns (directory, built_now)."""
     texts = read_transcripts(workdir)
@@ -179,7 +180,8 @@ def ensure_standin(workdir: str | Path, cfg: dict, force: bool = False) -> tuple
     return build_standin(texts, out_dir, **settings), True
 
 
-def resolve_text_source(cfg: dict, workdir: str | Path, part: str | None = None) -> str:
+def resolve_text_source(cfg: Config, workdir: str | Path,
+                        part: TextPart | None = None) -> str:
     """Where the tokenizer (part="tokenizer") or encoder (part="encoder") comes from:
     `W/kobert-standin` for "standin", else the configured hub id or directory. Without `part`,
     both must name the same source."""

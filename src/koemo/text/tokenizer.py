@@ -29,7 +29,7 @@ import socket
 import unicodedata
 import warnings
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Sequence, overload
 from urllib.parse import urlparse
 
 import numpy as np
@@ -220,7 +220,7 @@ class KoBERTTokenizer:
             raise KoemoInputError(f"{self.model_file}: not a readable sentencepiece model ({err})") from err
         self._check_special_ids()
         if self.vocab_file is not None:
-            self._check_vocab_file()
+            self._check_vocab_file(self.vocab_file)
         self.fingerprint = self._compute_fingerprint()
 
     # -- loading and saving
@@ -266,10 +266,10 @@ class KoBERTTokenizer:
                 f"{self.model_file}: special token ids {found} differ from KoBERT's "
                 f"{KOBERT_SPECIAL_IDS}; not a KoBERT sentencepiece model")
 
-    def _check_vocab_file(self) -> None:
+    def _check_vocab_file(self, vocab_file: Path) -> None:
         """SKT's tokenizer takes its ids from the sentencepiece model and never reads a vocab.txt;
         one shipped beside it is carried along, and a warning says when its order disagrees."""
-        lines = self.vocab_file.read_text(encoding="utf-8").splitlines()
+        lines = vocab_file.read_text(encoding="utf-8").splitlines()
         pieces = [line.split("\t")[0] for line in lines if line.strip()]
         expected = [self.sp_model.IdToPiece(i) for i in range(len(pieces))]
         if len(pieces) != self.vocab_size or pieces != expected:
@@ -292,6 +292,11 @@ class KoBERTTokenizer:
     # Fixed by KoBERT (checked against the model file when loading).
     unk_token, pad_token, cls_token, sep_token, mask_token = "[UNK]", "[PAD]", "[CLS]", "[SEP]", "[MASK]"
     unk_token_id, pad_token_id, cls_token_id, sep_token_id, mask_token_id = 0, 1, 2, 3, 4
+
+    @overload     # a str is an Iterable[str] too: this overload wins, as the isinstance below
+    def convert_tokens_to_ids(self, tokens: str) -> int: ...  # type: ignore[overload-overlap]
+    @overload
+    def convert_tokens_to_ids(self, tokens: Iterable[str]) -> list[int]: ...
 
     def convert_tokens_to_ids(self, tokens: str | Iterable[str]) -> int | list[int]:
         """Pieces not in the vocabulary (emoji, unseen letters) map to [UNK] = 0."""
