@@ -153,7 +153,7 @@ def test_results_page_and_plan_summary_hold_the_study(study, cross_study_config,
 
 # ---------------------------------------------------------------- small cases, by hand
 def test_zero_shot_predictions_scored_excluded_and_as_errors(tiny_config, tmp_path):
-    from koemo.config.schema import ZeroShotModel
+    from koemo.config.foundation import ZeroShotModel
 
     cfg = with_changes(tiny_config, {"reproduce": {"foundation": {}}})
     run_cfg = split_config(cfg, "cv5_f0")

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from koemo.config.load import with_changes
-from koemo.config.schema import FoundationProbe
+from koemo.config.foundation import FoundationProbe
 from koemo.modeling.probe import LayerChoice, Probe, ProbeData, lr_factor, run_identity, train_probe
 
 

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from koemo.config.fingerprints import fingerprint
-from koemo.config.schema import CROSS_PROTOCOLS, Config, FoundationStudy
+from koemo.config.foundation import FoundationStudy
+from koemo.config.schema import CROSS_PROTOCOLS, Config
 from koemo.experiments.plan import split_config, splits_for, usable, variant_config
 
 TINY = "tiny:"
