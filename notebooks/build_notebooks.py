@@ -217,6 +217,35 @@ NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
             "page = koemo.reporting.page.write_paper_page(ctx.workdir, cfg, ctx.out)",
         ],
     ),
+    "5-4_foundation_models": (
+        "Foundation models on the same folds (`reproduce.foundation`): frozen audio upstreams "
+        "(WavLM, HuBERT, Whisper's encoder, XLS-R, emotion2vec+) and Korean text encoders (KLUE "
+        "RoBERTa, KoELECTRA, KoBERT), each read by a small probe trained per fold (EmoBox's, over "
+        "every layer's mean over time), a fused audio + text probe, and emotion2vec+ and "
+        "SenseVoice zero-shot, beside the paper's attention + LSTM and the best fusion kind "
+        "(their runs from 5-2 and 5-3) and the majority class: one table per corpus and "
+        "direction, each row paired against the paper's method on the same test utterances. "
+        "With a KEMDy19 copy (`KEMDY19_ROOT`, or `synthetic.kemdy19`) also KEMDy19's folds and "
+        "both cross-corpus directions.",
+        [
+            "import koemo.experiments.foundation as fd, koemo.reporting.foundation as fr\n"
+            "import koemo.reporting.report\n"
+            "runs = fd.run_study(cfg, ctx.corpus_root(), ctx.second_corpus_root(), ctx.workdir,\n"
+            "                    progress=PROGRESS)",
+            "if runs is None:\n"
+            "    tables = fr.not_run()\n"
+            "else:\n"
+            "    koemo.reporting.report.save_runs(runs, ctx.tables / 'runs_foundation.csv', ctx.workdir)\n"
+            "    tables = fr.foundation_tables(runs, fr.paper_runs(ctx.tables, ctx.workdir),\n"
+            "                                  leakage_free=cfg.reproduce.leakage_free)\n"
+            "koemo.reporting.report.save_tables(tables, ctx.tables, prefix='foundation_')\n"
+            "for name, table in tables.items():\n"
+            "    display(Markdown(f'### {name}\\n\\n' + koemo.reporting.report.markdown_table(table)))",
+            "# the results page gains the foundation tables and what their intervals support\n"
+            "import koemo.reporting.page\n"
+            "page = koemo.reporting.page.write_paper_page(ctx.workdir, cfg, ctx.out)",
+        ],
+    ),
 }
 
 

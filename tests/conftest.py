@@ -121,3 +121,47 @@ def kemdy19_corpus(tmp_path_factory):
     from koemo.synth.kemdy19 import write_corpus
     root = tmp_path_factory.mktemp("corpus19") / "KEMDy19"
     return write_corpus(root, sessions=3, utterances_per_session=30)
+
+
+@pytest.fixture(scope="session")
+def cross_study_corpus19(tmp_path_factory):
+    """A synthetic KEMDy19 with all five session folds (the cross-corpus study's second corpus)."""
+    from koemo.synth.kemdy19 import write_corpus
+    return write_corpus(tmp_path_factory.mktemp("k19") / "KEMDy19", sessions=5,
+                        utterances_per_session=20)
+
+
+@pytest.fixture(scope="session")
+def cross_study_config(tiny_config):
+    """One fold, one epoch a stage: what is trained where does not depend on more."""
+    from koemo.config.load import with_changes
+    return with_changes(tiny_config, {"reproduce": {"folds": [0]}, "train": {
+        stage: {"epochs": 1} for stage in ("audio", "text", "multimodal")}})
+
+
+@pytest.fixture(scope="session")
+def cross_study_workdir(tiny_workdir, tmp_path_factory):
+    """A copy of the prepared tiny workdir (without runs) for the cross-corpus study."""
+    import shutil
+    workdir = tmp_path_factory.mktemp("study") / "work"
+    shutil.copytree(tiny_workdir, workdir, ignore=shutil.ignore_patterns("runs"))
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def cross_study_watcher(cross_study_workdir):
+    """What `koemo reproduce` shows of notebook 5-3, started before the study trains."""
+    from koemo.reporting.reproduce import progress_watcher
+    return progress_watcher(cross_study_workdir, "5-3_cross_corpus")
+
+
+@pytest.fixture(scope="session")
+def cross_study(cross_study_config, tiny_corpus, cross_study_workdir, cross_study_corpus19,
+                cross_study_watcher):
+    """(workdir, runs) of the cross-corpus study (notebook 5-3) trained once per session: its
+    own tests (tests/test_cross_study.py) and the foundation study's (5-4 reads these runs as
+    the paper's method) share it."""
+    from koemo.experiments import cross
+    runs = cross.run_study(cross_study_config, tiny_corpus, cross_study_corpus19,
+                           cross_study_workdir, progress=False)
+    return cross_study_workdir, runs

@@ -2,8 +2,6 @@
 table's rows and baselines, and the second score without test text seen in training."""
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,37 +15,20 @@ from koemo.reporting import leakage, report
 
 
 @pytest.fixture(scope="module")
-def corpus19(tmp_path_factory):
-    from koemo.synth.kemdy19 import write_corpus
-    return write_corpus(tmp_path_factory.mktemp("k19") / "KEMDy19", sessions=5,
-                        utterances_per_session=20)
+def cfg(cross_study_config):
+    return cross_study_config
 
 
 @pytest.fixture(scope="module")
-def cfg(tiny_config):
-    """One fold, one epoch a stage: what is trained where does not depend on more."""
-    return with_changes(tiny_config, {"reproduce": {"folds": [0]}, "train": {
-        stage: {"epochs": 1} for stage in ("audio", "text", "multimodal")}})
+def study(cross_study):
+    """The study trained once per session (conftest: notebook 5-4's tests read its runs too)."""
+    return cross_study
 
 
 @pytest.fixture(scope="module")
-def study_workdir(tiny_workdir, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("study") / "work"
-    shutil.copytree(tiny_workdir, workdir, ignore=shutil.ignore_patterns("runs"))
-    return workdir
-
-
-@pytest.fixture(scope="module")
-def watcher(study_workdir):
-    """What `koemo reproduce` shows of notebook 5-3, started before the study trains."""
-    from koemo.reporting.reproduce import progress_watcher
-    return progress_watcher(study_workdir, "5-3_cross_corpus")
-
-
-@pytest.fixture(scope="module")
-def study(cfg, tiny_corpus, study_workdir, corpus19, watcher):
-    runs = cross.run_study(cfg, tiny_corpus, corpus19, study_workdir, progress=False)
-    return study_workdir, runs
+def watcher(cross_study_watcher):
+    """What `koemo reproduce` shows of notebook 5-3 (conftest: started before the study trains)."""
+    return cross_study_watcher
 
 
 def test_no_second_corpus_no_study(cfg, tiny_corpus, tmp_path):

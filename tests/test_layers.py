@@ -8,7 +8,7 @@ import koemo
 
 PACKAGE = Path(koemo.__file__).parent
 # Lower number = lower layer. Sub-packages on one level never import each other.
-LAYERS = {"errors": 0, "config": 1, "text": 2, "audio": 3, "dataset": 4, "synth": 5,
+LAYERS = {"errors": 0, "config": 1, "text": 2, "audio": 3, "dataset": 4, "upstreams": 4, "synth": 5,
           "modeling": 5, "inference": 6, "experiments": 6, "reporting": 7, "biosignals": 8,
           "commands": 9, "cli": 10, "__main__": 11, "__init__": 11}
 

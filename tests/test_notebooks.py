@@ -38,7 +38,8 @@ def test_reproduce_runs_every_notebook_on_the_tiny_config(tmp_path):
     page = (out / "README.md").read_text(encoding="utf-8")
     for section in ("Final multimodal test", "Audio regressor (arousal)", "Text regressor (valence)",
                     "Welch ANOVA by emotion", "Fusion study", "paired by fold", "paper (reported)",
-                    "macro_f1 unseen text", "Cross-corpus evaluation"):
+                    "macro_f1 unseen text", "Cross-corpus evaluation",
+                    "Foundation models: KEMDy20 session folds"):
         assert section in page
     assert "No cross-corpus study: it needs a KEMDy19 copy" in page    # tiny: no synthetic KEMDy19
     assert (out / "figures" / "confusion.png").stat().st_size > 1000

@@ -182,9 +182,19 @@ def test_the_scan_finds_a_run_file_opened_by_name():
         "line 1: / 'best'", "line 2: '/log.csv'"]
 
 
+# Modules that name a file of another format with a run file's name: FunASR's model
+# directory (emotion2vec+, SenseVoice) holds its own config.yaml, named once there.
+OTHER_FORMATS = {"upstreams/funasr_loader.py": {"'config.yaml'"}}
+
+
 def test_no_module_but_the_owner_names_a_run_file():
     package = Path(koemo.__file__).parent
-    found = {str(path.relative_to(package)): hits for path in sorted(package.rglob("*.py"))
-             if path.relative_to(package).as_posix() != OWNER
-             and (hits := run_file_mentions(path.read_text(encoding="utf-8")))}
+    found = {}
+    for path in sorted(package.rglob("*.py")):
+        module = path.relative_to(package).as_posix()
+        other = OTHER_FORMATS.get(module, set())
+        hits = [hit for hit in run_file_mentions(path.read_text(encoding="utf-8"))
+                if hit.split(": ", 1)[1] not in other]
+        if module != OWNER and hits:
+            found[module] = hits
     assert found == {}, f"read and write runs through koemo.modeling.runs.RunDir: {found}"

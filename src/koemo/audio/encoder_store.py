@@ -104,13 +104,7 @@ def build_encoder_store(table, workdir: str | Path, cfg: Config, progress: bool 
     directory = Path(workdir) / STORE_SUBDIR / digest
 
     def reusable() -> bool:
-        meta = F.read_meta(directory)
-        if not meta or not meta.get("complete") or meta.get("source") != source:
-            return False
-        try:
-            return EncoderStateStore(directory).segment_ids == segment_ids
-        except (KoemoInputError, OSError, ValueError, KeyError):
-            return False
+        return F.complete_for(EncoderStateStore, directory, segment_ids, source)
 
     if reusable():
         return EncoderStateStore(directory)

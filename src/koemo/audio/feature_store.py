@@ -157,6 +157,18 @@ def _reusable(directory: Path, fingerprint: str, segment_ids: list[str], source:
     return store.segment_ids == segment_ids
 
 
+def complete_for(store_class, directory: Path, segment_ids: list[str], source) -> bool:
+    """Whether `directory` holds a complete `store_class` store of these segment ids, built
+    from the prepared data `source` (a store that cannot be opened is not)."""
+    meta = read_meta(directory)
+    if not meta or not meta.get("complete") or meta.get("source") != source:
+        return False
+    try:
+        return store_class(directory).segment_ids == segment_ids
+    except (KoemoInputError, OSError, ValueError, KeyError):
+        return False
+
+
 def resolve_device(cfg: Config, device=None) -> str:
     """Explicit device, else cfg.train.device; "auto" = cuda when available."""
     import torch

@@ -95,9 +95,10 @@ def resolve_layers(layers: Sequence[int], num_layers: int) -> list[int]:
     return resolved
 
 
-def encoder_folder(name: str) -> Path:
+def encoder_folder(name: str, setting: str = "models.audio.encoder.name") -> Path:
     """Local directory of the encoder (a hub id is fetched into the hub cache); offline and not
-    cached -> KoemoInputError within seconds, saying how to use a local directory."""
+    cached -> KoemoInputError within seconds, saying how to use a local directory instead (in
+    the config `setting` that named it)."""
     from koemo.text.encoder import encoder_directory
     from koemo.text.tokenizer import fetch_hub_files
 
@@ -107,9 +108,9 @@ def encoder_folder(name: str) -> Path:
             folder = fetch_hub_files(name, [PREPROCESSOR_FILE], what="speech encoder")
     except KoemoInputError as err:
         raise KoemoInputError(
-            f"audio encoder {name!r}: {err}\nFor the audio front-end, download it where the hub is "
-            f"reachable (huggingface_hub.snapshot_download({name!r}, local_dir=DIR)) and set "
-            f"models.audio.encoder.name=DIR (--set models.audio.encoder.name=DIR)") from err
+            f"audio encoder {name!r}: {err}\nDownload it where the hub is reachable "
+            f"(huggingface_hub.snapshot_download({name!r}, local_dir=DIR)) and name DIR in "
+            f"{setting} instead (--set {setting}=DIR)") from err
     if not (folder / PREPROCESSOR_FILE).is_file():
         raise KoemoInputError(f"{folder}: speech encoder directory without {PREPROCESSOR_FILE} "
                               "(save the feature extractor there too: extractor.save_pretrained(DIR))")
@@ -154,11 +155,12 @@ class SpeechEncoder:
         lengths = torch.as_tensor(np.atleast_1d(n_samples), dtype=torch.long)
         return self.model._get_feat_extract_output_lengths(lengths).cpu().numpy().astype(np.int64)
 
-    def states(self, waves: Sequence[np.ndarray]) -> list[np.ndarray]:
+    def states(self, waves: Sequence[np.ndarray], half: bool = True) -> list[np.ndarray]:
         """float16 [K, n_i, H] states of the chosen layers per wave (a padded batch with the
-        attention mask when the encoder takes one, else one wave at a time)."""
+        attention mask when the encoder takes one, else one wave at a time); `half=False`:
+        float32, as the encoder computed them."""
         if not self.batched and len(waves) > 1:
-            return [s for wave in waves for s in self.states([wave])]
+            return [s for wave in waves for s in self.states([wave], half)]
         import torch
 
         device = next(self.model.parameters()).device
@@ -171,15 +173,17 @@ class SpeechEncoder:
         with torch.inference_mode():
             out = self.model(inputs["input_values"].to(device), **kwargs)
             stack = torch.stack([out.hidden_states[i] for i in self.layers], dim=1)  # [B,K,T,H]
-            half = stack.to(torch.float16).cpu().numpy()
-        if not np.isfinite(half).all():
+            found = stack.to(torch.float16 if half else torch.float32).cpu().numpy()
+        if half and not np.isfinite(found).all():
             raise ValueError("speech encoder states overflow float16 (values beyond +-65504)")
         frames = self.frames([len(w) for w in waves])
-        return [half[b, :, :int(frames[b])] for b in range(len(waves))]
+        return [found[b, :, :int(frames[b])] for b in range(len(waves))]
 
 
-def load_speech_encoder(name: str, layers: Sequence[int], device: str = "cpu") -> SpeechEncoder:
-    """AutoModel + AutoFeatureExtractor from a hub id or local directory, frozen, eval mode."""
+def load_speech_encoder(name: str, layers: Sequence[int] | None, device: str = "cpu"
+                        ) -> SpeechEncoder:
+    """AutoModel + AutoFeatureExtractor from a hub id or local directory, frozen, eval mode;
+    `layers` None: every hidden state (0 = the CNN features .. the last layer)."""
     folder = encoder_folder(name)
     from transformers import AutoFeatureExtractor, AutoModel
 
@@ -195,7 +199,8 @@ def load_speech_encoder(name: str, layers: Sequence[int], device: str = "cpu") -
     model.eval()
     model.to(device)
     config = model.config
-    resolved = resolve_layers(layers, int(config.num_hidden_layers))
+    every = range(int(config.num_hidden_layers) + 1)
+    resolved = resolve_layers(every if layers is None else layers, int(config.num_hidden_layers))
     # Layers past the deepest chosen hidden state are never needed: drop them (one more is kept,
     # so a stable-layer-norm model's final norm never lands on a chosen state).
     keep = min(int(config.num_hidden_layers), max(resolved) + 1)

@@ -21,6 +21,7 @@ from koemo.config.section import (AtLeast2, Count, Decay, Dropout, Name, NonNega
                                   Probability, Section, Seed, Share, Whole, distinct, field_marks,
                                   refuse, setting, speed_settings)
 from koemo.config.section import section_type as _section_type
+from koemo.config.foundation import FoundationStudy
 
 # ----------------------------------------------------------------------------- legal values
 # Each setting's choices are written once, here, as a Literal; where a module needs them as
@@ -416,6 +417,9 @@ class Reproduce(Section):
     leakage_free: bool = setting(
         True, "also score each classifier without the test utterances whose text occurs in "
               "its training or validation rows (the fusion and cross-corpus tables)")
+    foundation: Optional[FoundationStudy] = setting(
+        None, "the foundation-model study of notebook 5-4: frozen upstreams + probes and "
+              "zero-shot models on the same folds (null: none)")
 
 
 class SyntheticKemdy19(Section):

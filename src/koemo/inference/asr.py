@@ -13,6 +13,12 @@ the result says the text came from speech recognition (`text_source="asr"`). Set
       max_new_tokens: 128
       num_beams: 1
 
+`asr.model` may also name SenseVoice-Small (FunAudioLLM/SenseVoiceSmall, or a FunASR directory
+whose config.yaml says `model: SenseVoiceSmall`; needs the optional extra `koemo[foundation]`):
+one non-autoregressive pass instead of Whisper's decoding, koemo.upstreams.sensevoice. It
+reads asr.language (korean -> ko) and asr.batch_size; task, max_new_tokens and num_beams are
+Whisper's alone. docs/foundation.md compares the two.
+
 Whisper reads at most 30 s; longer audio is transcribed from its first 30 s and a note says
 so (cut long recordings into utterances with `koemo predict --segments`). A hub id needs a
 reachable hub or a filled local hub cache; offline it fails at once with a KoemoInputError
@@ -114,6 +120,12 @@ class Transcriber:
 
     @classmethod
     def load(cls, settings: Asr, device: str = "cpu") -> "Transcriber":
+        from koemo.upstreams.funasr_loader import is_kind
+
+        if is_kind("sensevoice", str(settings.model)):
+            from koemo.upstreams.sensevoice import SenseVoiceTranscriber
+
+            return SenseVoiceTranscriber.load(settings, _resolve_device(settings.device, device))
         folder = whisper_directory(str(settings.model))   # before importing transformers: fast errors
         from transformers import WhisperForConditionalGeneration, WhisperProcessor
 

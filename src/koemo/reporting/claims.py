@@ -190,7 +190,8 @@ def claim_sentences(frame: pd.DataFrame, digits: int = 3) -> tuple[list[str], li
 
 
 # ---------------------------------------------------------------- the results page
-CLAIM_TABLES = ("multimodal_claims", "fusion_paired", "audio_claims", "text_claims")
+CLAIM_TABLES = ("multimodal_claims", "fusion_paired", "audio_claims", "text_claims",
+                "foundation_claims")
 PAGE_NOTE = ("Every \"A beats B\" below is a paired test over the same test utterances "
              f"(bootstrap {CI} of the difference, two-sided p-value); a comparison is stated "
              "as a claim only where its interval excludes 0.")

@@ -8,6 +8,7 @@ from pathlib import Path
 from koemo.modeling.runs import LOG_CSV, RECORD_FILE
 from koemo.reporting import claims as C
 from koemo.reporting import plots
+from koemo.reporting.foundation import TABLES as FOUNDATION_TABLES
 from koemo.reporting.report import load_runs
 
 PAGE_SECTIONS = (
@@ -53,6 +54,11 @@ PAGE_SECTIONS = (
      "own session folds (notebook 5-3)."),
     ("Cross-corpus: fusion against single modalities", "cross_paired",
      "As the fusion study's paired table, within each train -> test direction."),
+    *((f"Foundation models: {title}", f"foundation_{name}",
+       "" if i else "Frozen upstreams with a probe trained per fold, zero-shot models and the "
+       "majority class beside the paper's attention + LSTM on the same folds (notebook 5-4); "
+       "each row paired against the paper's method on the same test utterances.")
+      for i, (name, title) in enumerate(FOUNDATION_TABLES.items())),
 )
 
 

@@ -99,9 +99,13 @@ def summarize(cfg: dict, workdir: str | Path | None = None) -> dict:
         row["H100 estimate (min)"] = (
             round(sum(row[f"{s} row-epochs"] * rates[s] for s in STAGES) / 60, 1)
             if rates else None)
+    foundation = None
+    if cfg.reproduce.foundation is not None:     # notebook 5-4 (koemo.experiments.foundation_cost)
+        from koemo.experiments.foundation_cost import study_cost
+        foundation = study_cost(cfg, workdir)
     return {"config": cfg.name, "workdir": str(workdir) if workdir else None,
             "epochs": {s: int(cfg.train.stage(s).epochs) for s in STAGES},
-            "parts": parts, "notes": _notes(cfg, workdir, rates)}
+            "parts": parts, "notes": _notes(cfg, workdir, rates), "foundation": foundation}
 
 
 def h100_seconds_per_row(cfg: dict) -> dict[str, float] | None:
@@ -162,7 +166,25 @@ def render(summary: dict, fmt: str = "txt") -> str:
         cells = [row[key] if key == "part" else _number(row[key]) for key in keys]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     lines += [""] + [f"- {note}" for note in summary["notes"]]
+    if summary.get("foundation"):
+        lines += [""] + _foundation_lines(summary["foundation"])
     return "\n".join(lines) + "\n"
+
+
+def _foundation_lines(study: dict) -> list[str]:
+    """The foundation study (notebook 5-4): its runs, then each upstream's pass over the corpus."""
+    lines = [f"Foundation study (notebook 5-4): tables {', '.join(study['tables'])}; "
+             f"{study['splits']} splits: {study['probe runs']:,} probe runs, "
+             f"{study['zero-shot runs']:,} zero-shot and {study['majority runs']:,} majority-class "
+             f"runs; {study['GPU-min (estimate)']:,.1f} GPU-minutes estimated for the upstreams "
+             "(the known ones):", ""]
+    keys = list(study["upstreams"][0]) if study["upstreams"] else []
+    lines += ["| " + " | ".join(keys) + " |", "|---|---|" + "|".join("---:" for _ in keys[2:]) + "|"]
+    for row in study["upstreams"]:
+        cells = [_number(row[k]) if isinstance(row[k], (int, float)) else
+                 ("unknown" if row[k] is None else row[k]) for k in keys]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return lines + [""] + [f"- {note}" for note in study["notes"]]
 
 
 def _number(value) -> str:

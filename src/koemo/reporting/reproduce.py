@@ -56,6 +56,7 @@ NOTEBOOK_ORDER = (
     "5-1_paper_tables",
     "5-2_fusion_study",
     "5-3_cross_corpus",
+    "5-4_foundation_models",
 )
 
 

@@ -6,7 +6,13 @@ saved with `save_pretrained` exactly as a downloaded hub snapshot is laid out:
 - speech: wav2vec2, HuBERT, WavLM; `size="tiny"` (32 wide, 2 layers) or `size="base"`
   (the base models' dimensions: 768 wide, 12 layers, 7-layer conv feature encoder);
 - text: RoBERTa (byte-level BPE tokenizer) or ELECTRA (WordPiece tokenizer), tokenizers trained
-  or listed from the given texts.
+  or listed from the given texts;
+- Whisper's encoder: a random WhisperModel (32 wide, 2 encoder layers, 80 mel bins) with a
+  WhisperFeatureExtractor in preprocessor_config.json, as openai/whisper-* are laid out.
+`build_tiny_upstream(family, out_dir, texts)` builds the foundation study's tiny upstreams by
+family (`tiny:<family>` in reproduce.foundation): wavlm, hubert and xlsr in the large models'
+style (layer-norm feature encoder, stable layer norm, attention mask), wav2vec2 as its base,
+whisper, roberta and electra.
 Their outputs carry no meaning: they test plumbing and cost, never accuracy.
 """
 from __future__ import annotations
@@ -113,3 +119,39 @@ def _electra_tokenizer(texts: list[str]):
     vocab = _SPECIALS + chars + [f"##{c}" for c in chars]
     return ElectraTokenizerFast(vocab={v: i for i, v in enumerate(vocab)}, do_lower_case=False,
                                 strip_accents=False, tokenize_chinese_chars=False)
+
+
+_TINY_WHISPER = dict(d_model=32, encoder_layers=2, decoder_layers=1, encoder_attention_heads=2,
+                     decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
+                     num_mel_bins=80, max_source_positions=1500, max_target_positions=32,
+                     vocab_size=64)
+
+
+def build_whisper_encoder(out_dir: str | Path, seed: int = 0) -> Path:
+    """A random tiny WhisperModel + WhisperFeatureExtractor saved to out_dir (no tokenizer:
+    only the encoder is read)."""
+    import torch
+    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperModel
+
+    torch.manual_seed(seed)
+    config = WhisperConfig(**_TINY_WHISPER, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+                           decoder_start_token_id=1)
+    out_dir = Path(out_dir)
+    WhisperModel(config).eval().save_pretrained(str(out_dir))
+    WhisperFeatureExtractor(feature_size=config.num_mel_bins).save_pretrained(str(out_dir))
+    return out_dir
+
+
+TINY_UPSTREAMS = ("wavlm", "hubert", "xlsr", "wav2vec2", "whisper", "roberta", "electra")
+
+
+def build_tiny_upstream(family: str, out_dir: str | Path, texts: Iterable[str] = ()) -> Path:
+    """A tiny random upstream of `family` (TINY_UPSTREAMS; see the module doc) in out_dir."""
+    if family in ("wavlm", "hubert", "xlsr", "wav2vec2"):
+        name = "wav2vec2" if family == "xlsr" else family
+        return build_speech_encoder(name, out_dir, large_style=family != "wav2vec2")
+    if family == "whisper":
+        return build_whisper_encoder(out_dir)
+    if family in TEXT_FAMILIES:
+        return build_text_encoder(family, out_dir, texts)
+    raise ValueError(f"tiny upstream family must be one of {TINY_UPSTREAMS}, not {family!r}")
