@@ -25,13 +25,16 @@ NO_CHOICE = "no-such-choice"
 
 
 def leaves(section=Config, prefix=()):
-    """(path, field) of every setting, found by walking the schema."""
+    """(path, field) of every setting, found by walking the schema; a list of sections is
+    walked through its first item (`name[0]`)."""
     for name, field in section.model_fields.items():
         sub = section_type(field.annotation)
         if sub is None:
             yield prefix + (name,), field
         else:
-            yield from leaves(sub, prefix + (name,))
+            listed = any(get_origin(a) is list for a in (field.annotation,
+                                                         *get_args(field.annotation)))
+            yield from leaves(sub, prefix + (f"{name}[0]" if listed else name,))
 
 
 def _bounds(metadata) -> dict:
@@ -90,7 +93,7 @@ def _refused_by(rule: Rule, value) -> bool:
 
 def nested(path: tuple, value) -> dict:
     for key in reversed(path):
-        value = {key: value}
+        value = {key[:-3]: [value]} if key.endswith("[0]") else {key: value}
     return value
 
 

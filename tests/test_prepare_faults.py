@@ -346,7 +346,7 @@ def test_all_synth_faults_together(tiny_config, tmp_path, capsys):
 
 
 def test_all_plants_every_fault_but_those_named_only_and_unknown_names_are_refused():
-    from koemo.config.schema import FAULTS_ONLY_BY_NAME, SYNTHETIC_FAULTS
+    from koemo.config.synthetic import FAULTS_ONLY_BY_NAME, SYNTHETIC_FAULTS
     from koemo.synth.faults import FAULTS, parse_faults
     assert set(FAULTS) == set(SYNTHETIC_FAULTS)          # every legal name has its planter
     assert parse_faults("all") == [n for n in SYNTHETIC_FAULTS if n not in FAULTS_ONLY_BY_NAME]

@@ -205,24 +205,29 @@ def _section_at(loc: tuple, root: type[Section] = Config) -> type[Section] | Non
 def _setting_at(loc: tuple, root: type[Section]) -> tuple[int, FieldInfo | None]:
     """(n, field): the first n parts of `loc` lead to the setting `field`; field None when they
     end at a section (an error of the section itself: not a mapping, or a cross-field rule)."""
-    section = root
-    for n, part in enumerate(loc):
-        field = section.model_fields.get(part) if isinstance(part, str) else None
+    section, n = root, 0
+    while n < len(loc):
+        field = section.model_fields.get(loc[n]) if isinstance(loc[n], str) else None
         if field is None:
             return n, None
         inner = section_type(field.annotation)
         if inner is None:
             return n + 1, field
-        section = inner
+        section, n = inner, n + 1
+        if n < len(loc) and isinstance(loc[n], int):      # an item of a list of sections
+            n += 1
     return len(loc), None
 
 
 def _given(data: Any, loc: tuple, fallback: Any) -> Any:
     """The value written at `loc` in `data` (the mapping validated), else `fallback`."""
     for part in loc:
-        if not isinstance(data, Mapping) or part not in data:
+        if isinstance(part, int) and isinstance(data, list) and part < len(data):
+            data = data[part]
+        elif isinstance(data, Mapping) and part in data:
+            data = data[part]
+        else:
             return fallback
-        data = data[part]
     return data
 
 

@@ -22,6 +22,7 @@ from koemo.config.section import (AtLeast2, Count, Decay, Dropout, Name, NonNega
                                   refuse, setting, speed_settings)
 from koemo.config.section import section_type as _section_type
 from koemo.config.foundation import FoundationStudy
+from koemo.config.synthetic import Synthetic
 
 # ----------------------------------------------------------------------------- legal values
 # Each setting's choices are written once, here, as a Literal; where a module needs them as
@@ -79,14 +80,6 @@ CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotun
 Variant = Literal["faithful", "corrected"]
 Biosignal = Literal["EDA", "TEMP", "IBI"]
 BIOSIGNALS = get_args(Biosignal)
-# Real-file faults koemo.synth.faults plants into a synthetic corpus (`koemo synth --faults`).
-SyntheticFault = Literal["stray-comma", "missing-column", "extra-column", "out-of-range-labels",
-                         "utf8-transcripts", "pcm8-wavs", "dangling-link", "start-after-end",
-                         "repeated-row", "conflicting-id", "unannotated-session",
-                         "header-only-session", "duplicate-download-name"]
-SYNTHETIC_FAULTS = get_args(SyntheticFault)
-# Faults `all` leaves out (they take a session's rows away or stop prepare): planted by name only.
-FAULTS_ONLY_BY_NAME = ("header-only-session", "duplicate-download-name")
 
 # Values only some settings take (the kinds of numbers all settings use: koemo.config.section).
 Fold = Annotated[StrictInt, Ge(0), Lt(N_FOLDS)]
@@ -111,11 +104,6 @@ Signals = Annotated[list[Biosignal], MinLen(1), Rule("a list of distinct signals
 Jobs = Annotated[StrictInt, Rule("an integer other than 0 (-1: every core)", lambda v: v != 0)]
 RunName = Annotated[str, Rule("a name without / or \\ (it names run directories)",
                               lambda v: bool(v) and v not in (".", "..") and not set(v) & set("/\\"))]
-# Sessions are numbered with two digits; the generators clip utterance lengths to DURATION_RANGE
-# (seconds), so the mean length a recipe asks for lies in it.
-DURATION_RANGE = (1.0, 8.0)
-Sessions = Annotated[StrictInt, Ge(1), Le(99)]
-MeanDuration = Annotated[StrictFloat, Ge(DURATION_RANGE[0]), Le(DURATION_RANGE[1])]
 
 
 # ----------------------------------------------------------------------------- sections
@@ -420,36 +408,6 @@ class Reproduce(Section):
     foundation: Optional[FoundationStudy] = setting(
         None, "the foundation-model study of notebook 5-4: frozen upstreams + probes and "
               "zero-shot models on the same folds (null: none)")
-
-
-class SyntheticKemdy19(Section):
-    sessions: Sessions = setting(10, "sessions of the synthetic KEMDy19 corpus")
-    utterances_per_session: Annotated[StrictInt, Ge(20)] = setting(
-        24, "utterances per session (at least 20: both actors in all ten dialogues)")
-    mean_duration: MeanDuration = setting(2.5, "mean utterance length (s)")
-    seed: Seed = setting(0, "generator seed")
-
-
-class Synthetic(Section):
-    unread_by_training = True
-    sessions: Sessions = setting(4, "sessions of the synthetic corpus")
-    utterances_per_session: Annotated[StrictInt, Ge(12)] = setting(
-        80, "utterances per session (at least 12: both speakers in all six scripts)")
-    mean_duration: MeanDuration = setting(3.5, "mean utterance length (s)")
-    seed: Seed = setting(0, "generator seed")
-    silent_recordings: Count = setting(0, "recordings without signal per session (a quarter at most)")
-    faults: list[Union[SyntheticFault, Literal["all"]]] = setting(
-        [], "real-file faults planted into the corpus (names of `koemo synth --faults`, or "
-            "[all]: every one but those that take a session's rows away)")
-    kemdy19: Optional[SyntheticKemdy19] = setting(
-        None, "a synthetic KEMDy19 for the cross-corpus study (notebook 5-3; null: none)")
-
-    @model_validator(mode="after")
-    def _silent_share(self, info: ValidationInfo) -> "Synthetic":
-        if self.silent_recordings > self.utterances_per_session // 4:
-            refuse(info, "silent_recordings", self.silent_recordings,
-                   f"at most utterances_per_session // 4 = {self.utterances_per_session // 4}")
-        return self
 
 
 class Config(Section):

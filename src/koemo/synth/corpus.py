@@ -63,7 +63,8 @@ import soundfile as sf
 
 from koemo.config.load import parse_section
 from koemo.config.section import Section
-from koemo.config.schema import DURATION_RANGE, PAPER_CLASSES, SAMPLE_RATE, Synthetic
+from koemo.config.schema import PAPER_CLASSES, SAMPLE_RATE
+from koemo.config.synthetic import DURATION_RANGE, Synthetic
 from koemo.dataset.labels import SPELLING_FIXES
 from koemo.errors import KoemoInputError
 from koemo.synth import sentences, speech

@@ -12,7 +12,7 @@ own rows, so any combination can be planted and the same faults always give the 
 Repeated rows are added at the end of the file, so no other fault's row moves.
 
 Two faults cost a whole session its labels and are planted only when named, never by `all`
-(koemo.config.schema.FAULTS_ONLY_BY_NAME): the last session's annotation file left with its header rows only, or saved
+(koemo.config.synthetic.FAULTS_ONLY_BY_NAME): the last session's annotation file left with its header rows only, or saved
 under a browser's duplicate-download name (`Sess05_eval (1).csv`, which stops prepare unless
 --skip-unreadable). In the demo (`faults: [all]`) either would take a tenth of the corpus out
 of its session folds, or stop it; `all` plants `unannotated-session` instead: a session that
@@ -29,7 +29,7 @@ from typing import Callable
 
 import soundfile as sf
 
-from koemo.config.schema import FAULTS_ONLY_BY_NAME, SYNTHETIC_FAULTS
+from koemo.config.synthetic import FAULTS_ONLY_BY_NAME, SYNTHETIC_FAULTS
 from koemo.errors import KoemoInputError
 
 # UTF-8 bytes of this sentence also decode as cp949 (into `萸먯빞 洹멸굔.`): a reader that takes
@@ -167,7 +167,7 @@ def duplicate_download_name(root: Path) -> None:
     path.rename(path.with_name(f"{path.stem} (1){path.suffix}"))
 
 
-# name (one of koemo.config.schema.SYNTHETIC_FAULTS, synthetic.faults' choices) -> (planter,
+# name (one of koemo.config.synthetic.SYNTHETIC_FAULTS, synthetic.faults' choices) -> (planter,
 # what it does and what prepare reports for it)
 FAULTS = {
     "stray-comma": (stray_comma, "row 1 of Sess01_eval.csv ends with an extra comma: kept, "

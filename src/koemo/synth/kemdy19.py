@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from koemo.config.schema import DURATION_RANGE, SyntheticKemdy19
+from koemo.config.synthetic import DURATION_RANGE, SyntheticKemdy19
 from koemo.synth import corpus, sentences, speech
 
 DIALOGUES = tuple([("impro", k) for k in range(1, 5)] + [("script", k) for k in range(1, 7)])
