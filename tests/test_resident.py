@@ -34,7 +34,7 @@ def both_paths(stage, workdir, cfg, run_dir, shuffle_seed):
         from koemo.modeling.fusion import build_classifier
         from koemo.modeling.models import AudioRegressor, TextRegressor
         torch.manual_seed(0)
-        model = build_classifier("attention_lstm", cfg, AudioRegressor(cfg), TextRegressor(cfg))
+        model = build_classifier("attention_lstm", cfg.models, cfg.fixes, cfg.data, AudioRegressor(cfg.models, cfg.fixes), TextRegressor(cfg.models, cfg.fixes))
     job = build_stage(stage, workdir, cfg, 1, run_dir=run_dir, device=CPU, model=model,
                       splits=("train", "valid"))
     on_device = R.make_resident(job.datasets, CPU)
@@ -141,7 +141,7 @@ def test_splits_share_one_copy_of_the_store_rows(workdir, tmp_path):
 def _fresh_classifier(cfg):
     from koemo.modeling.fusion import build_classifier
     from koemo.modeling.models import AudioRegressor, TextRegressor
-    return build_classifier("attention_lstm", cfg, AudioRegressor(cfg), TextRegressor(cfg))
+    return build_classifier("attention_lstm", cfg.models, cfg.fixes, cfg.data, AudioRegressor(cfg.models, cfg.fixes), TextRegressor(cfg.models, cfg.fixes))
 
 
 class CountingLoader:
