@@ -17,6 +17,7 @@ skip those folds instead of failing.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -83,7 +84,7 @@ def read_folds_file(folds_file: str | Path) -> dict[int, int]:
     return dict(zip(frame["session"].astype(int), frame["fold"].astype(int)))
 
 
-def session_folds(sessions, folds_file: str | Path | None = None) -> dict[int, int]:
+def session_folds(sessions: Iterable[int], folds_file: str | Path | None = None) -> dict[int, int]:
     """Fold of every session: (s - 1) % 5, or the assignment in `folds_file`."""
     sessions = sorted({int(s) for s in sessions})
     if folds_file is None:
