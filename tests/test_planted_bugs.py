@@ -33,8 +33,8 @@ BUGS = {
         (FIX + "test_classifier_lstm_ignores_trailing_padding_only_with_last_valid_step",)),
     "evaluate ignores test_best_checkpoint": PlantedBug(
         "src/koemo/modeling/evaluate.py",
-        'which = "best" if cfg.fixes.test_best_checkpoint else "last"',
-        'which = "last"',
+        "checkpoint = run.best if cfg.fixes.test_best_checkpoint else run.last",
+        "checkpoint = run.last",
         (FIX + "test_evaluate_scores_the_checkpoint_the_test_rule_names",)),
     "prepare drops a duplicate Segment ID unreported": PlantedBug(
         "src/koemo/dataset/duplicates.py",
