@@ -18,6 +18,7 @@ from koemo.modeling import (AudioRegressor, TextRegressor, build_classifier,
                             save_checkpoint, save_training_state)
 from koemo.modeling.checkpoint import META_FILE, WEIGHTS_FILE, load_into
 from koemo.modeling.models import text_input_dim
+from tests.builders import regressors, sections
 
 # Deterministic eval outputs (original attention dropout stays on in eval).
 DETERMINISTIC = ["fixes.eval_attention_dropout_off=true"]
@@ -64,7 +65,7 @@ def test_round_trip_restores_the_model_and_records_its_provenance(cfg, audio_ckp
 def test_classifier_round_trip_keeps_the_faithful_head_reuse(tmp_path):
     cfg = load_config("tiny", DETERMINISTIC + ["models.multimodal.reuse_audio_num_heads=4"])
     torch.manual_seed(0)
-    clf = build_classifier("attention_lstm", cfg.models, cfg.fixes, cfg.data, AudioRegressor(cfg.models, cfg.fixes), TextRegressor(cfg.models, cfg.fixes)).eval()
+    clf = build_classifier("attention_lstm", *sections(cfg), *regressors(cfg)).eval()
     save_checkpoint(tmp_path, clf, cfg)
     state, meta = load_checkpoint(tmp_path, expect_stage="multimodal")
     assert meta["kind"] == "attention_lstm" and meta["regressors"] is True
@@ -91,12 +92,12 @@ def test_a_frozen_encoder_never_enters_checkpoints_and_rebuilds_attach_it(cfg, t
     torch.manual_seed(0)
     bert = tiny_bert(text_input_dim(cfg.models))
     text = TextRegressor(cfg.models, cfg.fixes, encoder=bert).eval()
-    clf = build_classifier("attention_lstm", cfg.models, cfg.fixes, cfg.data, AudioRegressor(cfg.models, cfg.fixes), text)
+    clf = build_classifier("attention_lstm", *sections(cfg), AudioRegressor(cfg.models, cfg.fixes), text)
     save_checkpoint(tmp_path / "text", text, cfg)
     save_checkpoint(tmp_path / "multimodal", clf, cfg)
     for stage, plain in (("text", TextRegressor(cfg.models, cfg.fixes)),
-                         ("multimodal", build_classifier("attention_lstm", cfg.models, cfg.fixes, cfg.data, AudioRegressor(cfg.models, cfg.fixes),
-                                                         TextRegressor(cfg.models, cfg.fixes)))):
+                         ("multimodal", build_classifier("attention_lstm", *sections(cfg),
+                                                         *regressors(cfg)))):
         state, _ = load_checkpoint(tmp_path / stage, expect_stage=stage)
         assert set(state) == set(plain.state_dict())
         load_into(plain, tmp_path / stage)   # strict, into a model without an encoder
@@ -112,7 +113,7 @@ def test_a_frozen_encoder_never_enters_checkpoints_and_rebuilds_attach_it(cfg, t
 
 
 def test_baseline_without_regressors_round_trips(cfg, tmp_path):
-    model = build_classifier("tensor", cfg.models, cfg.fixes, cfg.data)
+    model = build_classifier("tensor", *sections(cfg))
     save_checkpoint(tmp_path, model, cfg)
     rebuilt = build_from_checkpoint(tmp_path, expect_stage="multimodal")
     assert rebuilt.kind == "tensor" and not rebuilt.has_regressors
@@ -315,7 +316,7 @@ def test_a_pooled_fusion_with_regressors_has_no_fusion_heads(cfg):
     """The regressors' attention is theirs, not the fusion's. model_num_heads 13-15 (the
     TextModel prefix broken: the text regressor's heads counted as the fusion's)."""
     from koemo.modeling.checkpoint import model_num_heads
-    model = build_classifier("tensor", cfg.models, cfg.fixes, cfg.data, AudioRegressor(cfg.models, cfg.fixes), TextRegressor(cfg.models, cfg.fixes))
+    model = build_classifier("tensor", *sections(cfg), *regressors(cfg))
     assert model_num_heads(model) == {"multimodal": None, "audio": 2, "text": 2}
 
 
@@ -326,8 +327,9 @@ def test_a_rebuild_uses_the_recorded_heads_and_the_asked_attention(cfg, tmp_path
     dropped)."""
     from koemo.modeling.layers import MultiHeadAttention
     torch.manual_seed(0)
-    audio, text = AudioRegressor(cfg.models, cfg.fixes, num_heads=4), TextRegressor(cfg.models, cfg.fixes, num_heads=4)
-    clf = build_classifier("attention_lstm", cfg.models, cfg.fixes, cfg.data, AudioRegressor(cfg.models, cfg.fixes), TextRegressor(cfg.models, cfg.fixes, num_heads=4))
+    audio, text = regressors(cfg, num_heads=4)
+    clf = build_classifier("attention_lstm", *sections(cfg), AudioRegressor(cfg.models, cfg.fixes),
+                           TextRegressor(cfg.models, cfg.fixes, num_heads=4))
     for stage, model in (("audio", audio), ("text", text), ("multimodal", clf)):
         save_checkpoint(tmp_path / stage, model, cfg)
         rebuilt = build_from_checkpoint(tmp_path / stage, attention_impl="manual")
@@ -345,7 +347,7 @@ def test_unknown_stage_and_unbuildable_meta_name_the_problem(cfg, tmp_path):
     from koemo.modeling.checkpoint import build_model
     with pytest.raises(CheckpointError, match="unknown checkpoint stage 'foo'"):
         build_model({"stage": "foo", "config": cfg})
-    directory = save_checkpoint(tmp_path, build_classifier("tensor", cfg.models, cfg.fixes, cfg.data), cfg)
+    directory = save_checkpoint(tmp_path, build_classifier("tensor", *sections(cfg)), cfg)
     meta = json.loads((directory / META_FILE).read_text())
     (directory / META_FILE).write_text(json.dumps({**meta, "kind": "nope"}))
     with pytest.raises(CheckpointError, match="cannot rebuild the model from meta.json") as err:

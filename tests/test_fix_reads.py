@@ -13,6 +13,7 @@ import torch
 from koemo.config.load import load_config
 from koemo.errors import CheckpointError
 from koemo.modeling import AudioRegressor, EmoClassifier, TextRegressor
+from tests.builders import regressors, sections
 
 # Attention masks that really mask, deterministic eval: only last_valid_step is left to decide.
 MASKED = ["fixes.eval_attention_dropout_off=true", "fixes.text_padding_mask=true",
@@ -34,8 +35,8 @@ def predictor(tiny_workdir, tiny_config):
 
     cfg = tiny_config
     text = open_text_pipeline(cfg, tiny_workdir)
-    audio_model, text_model = AudioRegressor(cfg.models, cfg.fixes), TextRegressor(cfg.models, cfg.fixes)
-    return Predictor(audio_model, text_model, EmoClassifier(cfg.models, cfg.fixes, cfg.data, audio_model, text_model),
+    audio_model, text_model = regressors(cfg)
+    return Predictor(audio_model, text_model, EmoClassifier(*sections(cfg), audio_model, text_model),
                      text.tokenizer, text.encoder, cfg, classes_for(cfg.data.label_policy))
 
 
@@ -111,7 +112,7 @@ def test_classifier_lstm_ignores_trailing_padding_only_with_last_valid_step(fixe
     the last (padding) step, as the original did."""
     cfg = load_config("tiny", MASKED + [f"fixes.last_valid_step={str(fixed).lower()}"])
     torch.manual_seed(0)
-    clf = EmoClassifier(cfg.models, cfg.fixes, cfg.data, AudioRegressor(cfg.models, cfg.fixes), TextRegressor(cfg.models, cfg.fixes)).eval()
+    clf = EmoClassifier(*sections(cfg), *regressors(cfg)).eval()
     d_model, gen = cfg.models.d_model, torch.Generator().manual_seed(0)
     audio = torch.randn(2, 6, d_model, generator=gen)
     audio_mask = torch.tensor([[1] * 6, [1] * 4 + [0] * 2])
@@ -127,7 +128,7 @@ def test_classifier_lstm_ignores_trailing_padding_only_with_last_valid_step(fixe
 
 def test_the_seven_label_policy_gives_seven_logits():
     cfg = load_config("tiny", ["data.label_policy=seven"])
-    clf = EmoClassifier(cfg.models, cfg.fixes, cfg.data, AudioRegressor(cfg.models, cfg.fixes), TextRegressor(cfg.models, cfg.fixes))
+    clf = EmoClassifier(*sections(cfg), *regressors(cfg))
     assert clf.fc.out_features == 7
 
 

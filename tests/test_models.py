@@ -16,6 +16,7 @@ from koemo.modeling.fusion import LateFusionClassifier, UnimodalClassifier
 from koemo.modeling.models import text_input_dim
 from koemo.modeling.layers import (MultiHeadAttention, length_mask, manual_attention,
                                    pick_step, sdpa_attention, set_attention_impl)
+from tests.builders import regressors, sections
 
 FIX_NAMES = ("eval_attention_dropout_off", "text_padding_mask", "length_padding_mask",
              "last_valid_step", "consistent_heads")
@@ -84,10 +85,10 @@ def original_classifier_keys(cfg: dict) -> set[str]:
 
 def test_paper_config_parameter_counts_match_the_paper():
     cfg = load_config("paper")
-    audio, text = AudioRegressor(cfg.models, cfg.fixes), TextRegressor(cfg.models, cfg.fixes)
+    audio, text = regressors(cfg)
     assert trainable_parameters(audio) == 27_748_865
     assert trainable_parameters(text) == 19_869_505
-    clf = EmoClassifier(cfg.models, cfg.fixes, cfg.data, audio, text)
+    clf = EmoClassifier(*sections(cfg), audio, text)
     assert trainable_parameters(clf) == 28_929_669
     assert (audio.num_heads, clf.audio_num_heads, clf.num_heads) == (6, 4, 6)
 
@@ -95,27 +96,27 @@ def test_paper_config_parameter_counts_match_the_paper():
 def test_state_dict_names_are_the_original_ones():
     cfg = load_config("paper", ["models.audio.n_layers=2", "models.text.n_layers=2",
                                 "models.multimodal.n_layers=2"])
-    audio, text = AudioRegressor(cfg.models, cfg.fixes), TextRegressor(cfg.models, cfg.fixes)
+    audio, text = regressors(cfg)
     assert set(audio.state_dict()) == original_audio_keys(2)
     assert set(text.state_dict()) == original_text_keys(2)
-    clf = EmoClassifier(cfg.models, cfg.fixes, cfg.data, audio, text)
+    clf = EmoClassifier(*sections(cfg), audio, text)
     assert set(clf.state_dict()) == original_classifier_keys(cfg)
     # A state dict saved by the original code (same names) loads strictly into a new model.
-    EmoClassifier(cfg.models, cfg.fixes, cfg.data, AudioRegressor(cfg.models, cfg.fixes), TextRegressor(cfg.models, cfg.fixes)).load_state_dict(clf.state_dict())
+    EmoClassifier(*sections(cfg), *regressors(cfg)).load_state_dict(clf.state_dict())
 
 
 def test_forward_shapes_and_masks():
     cfg = tiny()
     feats, lengths = audio_batch(cfg)
     states, text_mask = text_batch(cfg)
-    audio, text = AudioRegressor(cfg.models, cfg.fixes), TextRegressor(cfg.models, cfg.fixes)
+    audio, text = regressors(cfg)
     a, t = audio(feats, lengths), text(states, text_mask)
     steps, d_model = cfg.features.max_frames, cfg.models.d_model
     assert a["pred"].shape == (BATCH,) and a["hidden"].shape == (BATCH, steps, d_model)
     assert a["mask"].dtype == torch.bool and a["mask"].sum(1).tolist() == list(LENGTHS)
     assert t["hidden"].shape == (BATCH, cfg.text.max_length, d_model)
     assert torch.equal(t["mask"], text_mask.bool())
-    clf = EmoClassifier(cfg.models, cfg.fixes, cfg.data, audio, text)
+    clf = EmoClassifier(*sections(cfg), audio, text)
     logits = clf(a["hidden"], a["mask"], t["hidden"], t["mask"])["logits"]
     assert logits.shape == (BATCH, len(cfg.data.classes))
     raw = clf.forward_raw(feats, lengths, states, text_mask)
@@ -168,7 +169,7 @@ def test_models_give_the_same_outputs_with_sdpa_and_manual_attention():
     cfg = tiny("eval_attention_dropout_off")
     feats, lengths = audio_batch(cfg)
     states, text_mask = text_batch(cfg)
-    clf = EmoClassifier(cfg.models, cfg.fixes, cfg.data, AudioRegressor(cfg.models, cfg.fixes), TextRegressor(cfg.models, cfg.fixes)).eval()
+    clf = EmoClassifier(*sections(cfg), *regressors(cfg)).eval()
     with torch.no_grad():
         fast = clf.forward_raw(feats, lengths, states, text_mask)
         slow = set_attention_impl(clf, "manual").forward_raw(feats, lengths, states, text_mask)
@@ -248,7 +249,7 @@ def test_predictions_ignore_trailing_padding_only_with_last_valid_step(fixed):
 def test_faithful_classifier_reuses_the_audio_weights_with_fewer_heads():
     cfg = tiny("eval_attention_dropout_off", models__multimodal__reuse_audio_num_heads=4)
     audio = AudioRegressor(cfg.models, cfg.fixes)
-    clf = EmoClassifier(cfg.models, cfg.fixes, cfg.data, audio, TextRegressor(cfg.models, cfg.fixes))
+    clf = EmoClassifier(*sections(cfg), audio, TextRegressor(cfg.models, cfg.fixes))
     assert (audio.num_heads, clf.audio_num_heads) == (2, 4)
     reused = clf.AudioModel.state_dict()
     assert all(torch.equal(v, reused[k]) for k, v in audio.state_dict().items())
@@ -262,11 +263,11 @@ def test_consistent_heads_refuses_a_head_count_change():
     cfg = tiny("consistent_heads")
     mismatched = AudioRegressor(cfg.models, cfg.fixes, num_heads=4)
     with pytest.raises(CheckpointError, match="4 attention heads.*asks for 2"):
-        EmoClassifier(cfg.models, cfg.fixes, cfg.data, mismatched, TextRegressor(cfg.models, cfg.fixes))
-    assert EmoClassifier(cfg.models, cfg.fixes, cfg.data, AudioRegressor(cfg.models, cfg.fixes), TextRegressor(cfg.models, cfg.fixes)).audio_num_heads == 2
+        EmoClassifier(*sections(cfg), mismatched, TextRegressor(cfg.models, cfg.fixes))
+    assert EmoClassifier(*sections(cfg), *regressors(cfg)).audio_num_heads == 2
     # with the fix the faithful reuse count (4) is never read: the regressor keeps its 2 heads
     cfg = tiny("consistent_heads", models__multimodal__reuse_audio_num_heads=4)
-    assert EmoClassifier(cfg.models, cfg.fixes, cfg.data, AudioRegressor(cfg.models, cfg.fixes), TextRegressor(cfg.models, cfg.fixes)).audio_num_heads == 2
+    assert EmoClassifier(*sections(cfg), *regressors(cfg)).audio_num_heads == 2
 
 
 def test_num_heads_must_divide_d_model():
@@ -288,7 +289,7 @@ def cached_batch(cfg: dict, n: int = 10, seed: int = 0) -> tuple[torch.Tensor, .
 def test_tiny_classifier_overfits_one_batch():
     torch.manual_seed(0)
     cfg = tiny(*FIX_NAMES)
-    clf = EmoClassifier(cfg.models, cfg.fixes, cfg.data, AudioRegressor(cfg.models, cfg.fixes), TextRegressor(cfg.models, cfg.fixes))
+    clf = EmoClassifier(*sections(cfg), *regressors(cfg))
     *inputs, labels = cached_batch(cfg)
     params = [p for p in clf.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=3e-3)
@@ -310,7 +311,7 @@ def test_tiny_classifier_overfits_one_batch():
 def test_every_fusion_kind_trains_on_cached_states_and_leaves_regressors_frozen(kind):
     torch.manual_seed(0)
     cfg = tiny(*FIX_NAMES)
-    clf = build_classifier(kind, cfg.models, cfg.fixes, cfg.data, AudioRegressor(cfg.models, cfg.fixes), TextRegressor(cfg.models, cfg.fixes))
+    clf = build_classifier(kind, *sections(cfg), *regressors(cfg))
     *inputs, labels = cached_batch(cfg, n=4)
     logits = clf(*inputs)["logits"]
     assert logits.shape == (4, len(cfg.data.classes))
@@ -325,7 +326,7 @@ def test_every_fusion_kind_trains_on_cached_states_and_leaves_regressors_frozen(
 
 def test_unimodal_classifier_reads_only_its_modality():
     cfg = tiny(*FIX_NAMES)
-    clf = build_classifier("audio_only", cfg.models, cfg.fixes, cfg.data).eval()
+    clf = build_classifier("audio_only", *sections(cfg)).eval()
     audio, audio_mask, text, text_mask, _ = cached_batch(cfg, n=3)
     with torch.no_grad():
         a = clf(audio, audio_mask, text, text_mask)["logits"]
@@ -335,9 +336,9 @@ def test_unimodal_classifier_reads_only_its_modality():
 
 def test_late_fusion_averages_the_unimodal_probabilities():
     cfg = tiny(*FIX_NAMES)
-    audio_clf = UnimodalClassifier(cfg.models, cfg.fixes, cfg.data, "audio").eval()
-    text_clf = UnimodalClassifier(cfg.models, cfg.fixes, cfg.data, "text").eval()
-    late = LateFusionClassifier.from_unimodal(cfg.models, cfg.fixes, cfg.data, audio_clf, text_clf).eval()
+    audio_clf = UnimodalClassifier(*sections(cfg), "audio").eval()
+    text_clf = UnimodalClassifier(*sections(cfg), "text").eval()
+    late = LateFusionClassifier.from_unimodal(*sections(cfg), audio_clf, text_clf).eval()
     inputs = cached_batch(cfg, n=3)[:4]
     with torch.no_grad():
         expected = (audio_clf(*inputs)["logits"].softmax(-1) + text_clf(*inputs)["logits"].softmax(-1)) / 2
@@ -348,7 +349,7 @@ def test_late_fusion_averages_the_unimodal_probabilities():
 
 def test_sum_fusion_projects_each_modality_before_adding():
     cfg = tiny(*FIX_NAMES)
-    clf = build_classifier("sum", cfg.models, cfg.fixes, cfg.data).eval()
+    clf = build_classifier("sum", *sections(cfg)).eval()
     audio, audio_mask, text, text_mask, _ = cached_batch(cfg, n=3)
     pooled_audio = (audio * audio_mask[..., None]).sum(1) / audio_mask.sum(1, keepdim=True)
     pooled_text = (text * text_mask[..., None]).sum(1) / text_mask.sum(1, keepdim=True)
@@ -365,7 +366,7 @@ def test_sum_fusion_projects_each_modality_before_adding():
 def test_unknown_fusion_kind_is_rejected():
     with pytest.raises(ValueError, match="unknown fusion kind"):
         cfg = tiny()
-        build_classifier("mystery", cfg.models, cfg.fixes, cfg.data)
+        build_classifier("mystery", *sections(cfg))
 
 
 def test_attention_benchmark_runs_at_tiny_size():
@@ -423,8 +424,8 @@ def test_a_passed_encoder_is_frozen_and_outside_parameters_and_state_dict():
 def test_classifier_over_a_text_model_with_encoder_has_the_original_keys():
     cfg = tiny()
     text = TextRegressor(cfg.models, cfg.fixes, encoder=tiny_bert(text_input_dim(cfg.models)))
-    clf = EmoClassifier(cfg.models, cfg.fixes, cfg.data, AudioRegressor(cfg.models, cfg.fixes), text)
-    plain = EmoClassifier(cfg.models, cfg.fixes, cfg.data, AudioRegressor(cfg.models, cfg.fixes), TextRegressor(cfg.models, cfg.fixes))
+    clf = EmoClassifier(*sections(cfg), AudioRegressor(cfg.models, cfg.fixes), text)
+    plain = EmoClassifier(*sections(cfg), *regressors(cfg))
     assert set(clf.state_dict()) == set(plain.state_dict())
     assert trainable_parameters(clf) == trainable_parameters(plain)
     clf.load_state_dict(plain.state_dict(), strict=True)
@@ -583,8 +584,8 @@ def test_forward_raw_passes_the_lengths_to_the_audio_regressor():
     feats, lengths = audio_batch(cfg)
     feats = floor_padded(feats, LENGTHS)
     states, mask = text_batch(cfg)
-    audio, text = AudioRegressor(cfg.models, cfg.fixes), TextRegressor(cfg.models, cfg.fixes)
-    clf = EmoClassifier(cfg.models, cfg.fixes, cfg.data, audio, text).eval()
+    audio, text = regressors(cfg)
+    clf = EmoClassifier(*sections(cfg), audio, text).eval()
     with torch.no_grad():
         a, t = clf.AudioModel(feats, lengths), clf.TextModel(states, mask)
         expected = clf(a["hidden"], a["mask"], t["hidden"], t["mask"])["logits"]
@@ -621,7 +622,7 @@ def test_classifier_computes_in_its_own_dtype():
     """AttentionLSTMHead.classify 6 (`x.to(weight dtype)` -> `x.to(None)`): cached hidden states
     stored in another precision are scored as float32."""
     cfg = tiny("eval_attention_dropout_off")
-    clf = EmoClassifier(cfg.models, cfg.fixes, cfg.data, AudioRegressor(cfg.models, cfg.fixes), TextRegressor(cfg.models, cfg.fixes)).eval()
+    clf = EmoClassifier(*sections(cfg), *regressors(cfg)).eval()
     audio, audio_mask, text, text_mask, _ = cached_batch(cfg, n=4)
     with torch.no_grad():
         expected = clf(audio, audio_mask, text, text_mask)["logits"]
@@ -633,7 +634,7 @@ def test_one_regressor_without_the_other_is_refused_with_a_reason():
     """FrozenRegressors.attach_regressors 4/5/6 (the message: None, or changed)."""
     cfg = tiny()
     with pytest.raises(ValueError, match="pass both regressors or neither"):
-        EmoClassifier(cfg.models, cfg.fixes, cfg.data, AudioRegressor(cfg.models, cfg.fixes), None)
+        EmoClassifier(*sections(cfg), AudioRegressor(cfg.models, cfg.fixes), None)
 
 
 def test_audio_extractor_halves_the_frequency_axis_twice():
@@ -668,7 +669,7 @@ def test_dropout_heads_and_attention_kind_reach_every_layer():
     cfg = tiny(models__audio__dropout=0.3, models__text__dropout=0.2, models__multimodal__dropout=0.4)
     audio = AudioRegressor(cfg.models, cfg.fixes, attention_impl="manual")
     text = TextRegressor(cfg.models, cfg.fixes, attention_impl="manual", num_heads=4)
-    clf = EmoClassifier(cfg.models, cfg.fixes, cfg.data, audio, text, attention_impl="manual")
+    clf = EmoClassifier(*sections(cfg), audio, text, attention_impl="manual")
     for model, rnn, p in ((audio, audio.gru, 0.3), (text, text.gru, 0.2), (clf, clf.LSTM, 0.4)):
         assert rnn.dropout == p
         stack = model.MBA if model is clf else model.AEBlock1 if model is audio else model.TEBlock1

@@ -21,6 +21,7 @@ from koemo.inference.predictor import Predictor
 from koemo.inference.windows import frame_windows, window_starts
 from koemo.inference.manifest import MANIFEST_FILE
 from koemo.inference.export import export_from_workdir, export_predictor
+from tests.builders import sections
 
 SEED = 1
 
@@ -502,7 +503,7 @@ def test_matches_the_classifiers_own_raw_forward(predictor_dir, trained_cfg, tin
     with torch.no_grad():               # outputs inside 1-5, so nothing is clipped
         audio.fc.bias += 3.0
         text.fc.bias += 3.0
-    classifier = EmoClassifier(cfg.models, cfg.fixes, cfg.data, audio, text).eval()
+    classifier = EmoClassifier(*sections(cfg), audio, text).eval()
     for stage, model in (("audio", audio), ("text", text), ("multimodal", classifier)):
         save_checkpoint(tmp_path / stage, model, cfg)
     out = export_predictor(tmp_path / "audio", tmp_path / "text", tmp_path / "multimodal",

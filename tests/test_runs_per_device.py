@@ -13,6 +13,7 @@ from koemo.config.load import load_config, text_input_dim
 from koemo.errors import KoemoInputError
 from koemo.experiments import footprint, workers
 from koemo.experiments import plan as ex
+from tests.builders import regressors
 
 GIB = 2**30
 
@@ -20,7 +21,7 @@ GIB = 2**30
 def test_parameter_counts_are_the_models_own(tiny_config):
     from koemo.modeling.models import AudioRegressor, TextRegressor, trainable_parameters
 
-    audio, text = AudioRegressor(tiny_config.models, tiny_config.fixes), TextRegressor(tiny_config.models, tiny_config.fixes)
+    audio, text = regressors(tiny_config)
     assert footprint.parameter_counts(tiny_config, "audio") == (trainable_parameters(audio), 0)
     assert footprint.parameter_counts(tiny_config, "text") == (trainable_parameters(text), 0)
     head, frozen = footprint.parameter_counts(tiny_config, "multimodal")

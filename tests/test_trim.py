@@ -15,6 +15,7 @@ from koemo.experiments.plan import corrected
 from koemo.modeling import trim
 from koemo.modeling.train import train_stage
 from koemo.modeling.stage import cached_forward, regressor_forward
+from tests.builders import regressors, sections
 
 # Trimming changes nothing in exact arithmetic; in float32 a shorter tensor can take other
 # kernel blocking and summation order (one AVX-512 EPYC: 1.2e-6 absolute, 7.6e-7 relative on a
@@ -84,7 +85,7 @@ def test_trimmed_classifier_predicts_the_same():
 
     cfg = _corrected()
     torch.manual_seed(0)
-    model = EmoClassifier(cfg.models, cfg.fixes, cfg.data, AudioRegressor(cfg.models, cfg.fixes), TextRegressor(cfg.models, cfg.fixes))
+    model = EmoClassifier(*sections(cfg), *regressors(cfg))
     frames, tokens, d = cfg.features.max_frames, cfg.text.max_length, cfg.models.d_model
     batch = {"audio_hidden": torch.randn(3, frames, d).half(),
              "audio_mask": torch.arange(frames)[None] < torch.tensor([10, 64, 30])[:, None],

@@ -37,7 +37,7 @@ from koemo.config.fingerprints import fingerprint
 from koemo.config.schema import Config, Target
 from koemo.dataset.augment import (AUDIO_MASK_KINDS, ORIG, TEXT_KINDS, frequency_mask,
                                    plan_augmentation)
-from koemo.dataset.splits import SPLITS
+from koemo.dataset.splits import SPLITS, Split
 from koemo.dataset.labels import data_classes
 from koemo.errors import KoemoInputError
 
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
 # ----------------------------------------------------------------------------- rows
 
-def split_rows(table: pd.DataFrame, cfg: Config, split: str) -> pd.DataFrame:
+def split_rows(table: pd.DataFrame, cfg: Config, split: Split) -> pd.DataFrame:
     """Rows of one split (train/valid/test) under the configured protocol and fold; with
     `data.silent_audio: drop`, without the recordings that hold no signal (their split stays
     assigned in the table, so every other row keeps its split under either policy)."""
@@ -75,7 +75,7 @@ def split_rows(table: pd.DataFrame, cfg: Config, split: str) -> pd.DataFrame:
     return rows
 
 
-def stage_rows(table: pd.DataFrame, cfg: Config, split: str, seed: int,
+def stage_rows(table: pd.DataFrame, cfg: Config, split: Split, seed: int,
                augment: bool = True) -> pd.DataFrame:
     """The rows a stage sees: train gets the augmentation plan (unless augment=False, e.g. to
     score the training set), valid/test the originals."""

@@ -27,6 +27,7 @@ import torch
 
 from koemo.config.schema import (Config, FusionKind, Section, Stage, _section_type,
                                  not_results_sections, speed_settings)
+from koemo.dataset.splits import Split
 from koemo.errors import KoemoInputError
 from koemo.modeling.precision import resolve_device, resolve_precision
 from koemo.modeling.runs import RunDir, scores_files, split_name
@@ -123,7 +124,7 @@ def evaluation_changes(saved: Config, cfg: Config, stage: Stage, source: Path) -
 
 
 def evaluate(run_or_checkpoint: str | Path, workdir: str | Path, cfg: Config | None = None,
-             split: str = "test", predictions_out: str | Path | None = None,
+             split: Split = "test", predictions_out: str | Path | None = None,
              progress: bool = False, overrides: Iterable[str] = ()) -> dict:
     """Score a run's checkpoint (or a checkpoint dir) on one split of `workdir`; returns the
     metrics dict (as in test_metrics.json) and writes per-row predictions to `predictions_out`.
@@ -170,7 +171,7 @@ def evaluate(run_or_checkpoint: str | Path, workdir: str | Path, cfg: Config | N
     return metrics
 
 
-def unseeded_run_note(run_dir: Path, split: str, cfg: Config) -> list[str]:
+def unseeded_run_note(run_dir: Path, split: Split, cfg: Config) -> list[str]:
     """A note when the run's test metrics were scored before koemo seeded test scoring
     (no `scoring_seed`) and attention dropout is drawn in eval: evaluate cannot give its numbers."""
     run = RunDir(run_dir)

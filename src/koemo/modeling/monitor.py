@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from koemo.config.schema import Config, FusionKind, Stage
+from koemo.config.schema import Config, FusionKind, Precision, Stage
 from koemo.modeling import progress
 from koemo.modeling.runs import RunDir
 from koemo.errors import KoemoInputError
@@ -16,7 +16,7 @@ from koemo.errors import KoemoInputError
 
 class RunMonitor:
     def __init__(self, workdir: str | Path, run_dir: Path, cfg: Config, stage: Stage, seed: int,
-                 split: str, classifier_kind: FusionKind, precision: str, enabled: bool = True):
+                 split: str, classifier_kind: FusionKind, precision: Precision, enabled: bool = True):
         self.workdir, self.run_dir, self.enabled = Path(workdir), Path(run_dir), enabled
         self.epochs = int(cfg.train.stage(stage).epochs)
         self.fields: dict[str, Any] = {"run": str(run_dir), "stage": stage, "seed": seed,

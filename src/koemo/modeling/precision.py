@@ -19,7 +19,7 @@ from typing import Any, ContextManager, Mapping
 
 import torch
 
-from koemo.config.schema import CompileMode, CompileSetting, Stage, Train
+from koemo.config.schema import CompileMode, CompileSetting, Precision, Stage, Train
 from koemo.errors import KoemoInputError
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -34,7 +34,7 @@ def resolve_device(spec: str = "auto") -> torch.device:
     return device
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
+def resolve_precision(precision: Precision, device: torch.device) -> Precision:
     """The precision a run on `device` computes in: fp32, bf16 or fp16 (see the module doc;
     `precision` is train.precision, koemo.config.schema.Precision, or already resolved)."""
     if device.type != "cuda":
@@ -44,7 +44,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
-def autocast_for(device: torch.device, precision: str) -> ContextManager[Any]:
+def autocast_for(device: torch.device, precision: Precision) -> ContextManager[Any]:
     """Mixed precision on CUDA only; fp32 (and any CPU run) gets a no-op context.
     `precision` may be `auto` (resolved here) or already resolved."""
     resolved = resolve_precision(precision, device)
@@ -53,7 +53,7 @@ def autocast_for(device: torch.device, precision: str) -> ContextManager[Any]:
     return torch.autocast("cuda", dtype=_DTYPES[resolved])
 
 
-def grad_scaler_for(device: torch.device, precision: str) -> torch.amp.GradScaler | None:
+def grad_scaler_for(device: torch.device, precision: Precision) -> torch.amp.GradScaler | None:
     """A torch.amp.GradScaler for fp16 on CUDA (loss scaling keeps small float16 gradients from
     flushing to zero); None otherwise (bf16 has fp32's exponent range and needs none)."""
     if resolve_precision(precision, device) != "fp16":
@@ -61,7 +61,7 @@ def grad_scaler_for(device: torch.device, precision: str) -> torch.amp.GradScale
     return torch.amp.GradScaler("cuda")
 
 
-def maybe_accelerator(precision: str, device: torch.device) -> Any:
+def maybe_accelerator(precision: Precision, device: torch.device) -> Any:
     """An accelerate.Accelerator under a multi-process launch (`accelerate launch`, torchrun:
     WORLD_SIZE > 1), else None. train.device=cpu keeps the processes on the CPU (gloo).
     `precision` must be resolved (fp32 | bf16 | fp16); accelerate then owns the fp16 scaler."""
@@ -127,7 +127,7 @@ class Runtime:
     """Where and how a run computes: its device, the precision it resolved to (`auto` and any
     mixed setting on a CPU resolve here), TF32, and the accelerate launch it is part of."""
     device: torch.device
-    precision: str
+    precision: Precision
     tf32: bool
     accelerator: Any = None                 # accelerate.Accelerator under a multi-process launch
 

@@ -17,6 +17,7 @@ from koemo.config.fingerprints import fingerprint
 from koemo.config.schema import REGRESSOR_STAGES, STAGES, Config, FusionKind, Stage
 from koemo.config.workdir import load_utterances
 from koemo.dataset.labels import data_classes
+from koemo.dataset.splits import Split
 from koemo.errors import KoemoInputError
 from koemo.modeling import data as D
 from koemo.modeling.resume import resume_fingerprint
@@ -97,7 +98,7 @@ def _feature_store(workdir: str | Path, cfg: Config, progress: bool = False) -> 
 
 def build_stage(stage: Stage, workdir: str | Path, cfg: Config, seed: int, *, run_dir: Path,
                 device: torch.device, classifier_kind: FusionKind = "attention_lstm",
-                splits: Sequence[str] = D.SPLITS, model: torch.nn.Module | None = None,
+                splits: Sequence[Split] = D.SPLITS, model: torch.nn.Module | None = None,
                 cache_frozen: bool | None = None, augment: bool = True,
                 progress: bool = False, scratch: Path | None = None) -> StageJob:
     """Datasets and model for one stage. `model` (e.g. from a checkpoint) replaces a fresh one;
@@ -109,7 +110,8 @@ def build_stage(stage: Stage, workdir: str | Path, cfg: Config, seed: int, *, ru
     if stage == "multimodal" and model is None:     # first: missing regressors fail fast
         model = build_classifier_from_regressors(workdir, cfg, seed, classifier_kind)
     table = load_utterances(workdir)
-    rows = {split: D.stage_rows(table, cfg, split, seed, augment) for split in splits}
+    rows: dict[str, pd.DataFrame] = {split: D.stage_rows(table, cfg, split, seed, augment)
+                                     for split in splits}
     train_rows = D.split_rows(table, cfg, "train")
     majority = train_rows["label"].value_counts().idxmax() if "label" in train_rows else None
     if stage == "audio":
@@ -117,8 +119,8 @@ def build_stage(stage: Stage, workdir: str | Path, cfg: Config, seed: int, *, ru
         store = _feature_store(workdir, cfg)
         datasets: dict[str, Any] = {s: D.AudioDataset(r, D.AudioFeatures(r, store, cfg))
                                     for s, r in rows.items()}
-        return StageJob(stage, model or AudioRegressor(cfg.models, cfg.fixes), datasets, rows, regressor_forward,
-                        majority_class=majority)
+        return StageJob(stage, model or AudioRegressor(cfg.models, cfg.fixes), datasets, rows,
+                        regressor_forward, majority_class=majority)
     from koemo.text.encoder import open_text_pipeline
     # The frozen encoder fills the state cache on the training device (a GPU encodes KoBERT's
     # ~17,000 paper-scale sequences in seconds, a CPU in minutes); cached states are reused.
@@ -128,10 +130,10 @@ def build_stage(stage: Stage, workdir: str | Path, cfg: Config, seed: int, *, ru
     if stage == "text":
         from koemo.modeling.models import TextRegressor
         datasets = {s: D.TextDataset(r, texts[s]) for s, r in rows.items()}
-        return StageJob(stage, model or TextRegressor(cfg.models, cfg.fixes), datasets, rows, regressor_forward,
-                        majority_class=majority)
+        return StageJob(stage, model or TextRegressor(cfg.models, cfg.fixes), datasets, rows,
+                        regressor_forward, majority_class=majority)
     store = _feature_store(workdir, cfg)
-    raw = {s: D.MultimodalDataset(r, D.AudioFeatures(r, store, cfg), texts[s],
+    raw: dict[str, D.MultimodalDataset] = {s: D.MultimodalDataset(r, D.AudioFeatures(r, store, cfg), texts[s],
                                   D.classifier_target(r, cfg) if s == "train" else None)
            for s, r in rows.items()}
     if cache_frozen is None:

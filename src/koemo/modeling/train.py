@@ -56,7 +56,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from koemo.config.schema import Config, FusionKind, Stage, TrainStage
+from koemo.config.schema import Config, FusionKind, Precision, Stage, TrainStage
 from koemo.config.workdir import data_fingerprint
 from koemo.dataset.labels import data_classes
 from koemo.errors import KoemoInputError
@@ -114,7 +114,7 @@ def class_weights(job: StageJob, cfg: Config) -> torch.Tensor | None:
 
 
 def train_epoch(job: StageJob, model: torch.nn.Module, loader: Any, optimizer: Any,
-                loss_fn: LossFn, device: torch.device, precision: str, *, scaler: Any = None,
+                loss_fn: LossFn, device: torch.device, precision: Precision, *, scaler: Any = None,
                 accelerator: Any = None, desc: str = "", progress: bool = True) -> float:
     """One pass over the training loader; returns the row-weighted mean training loss.
 
