@@ -96,13 +96,13 @@ def _rows(cfg: dict, batch: int, repeats: int, device: torch.device) -> list[dic
     rows.append({"benchmark": f"transformer layer fwd+bwd [{batch},{steps},{d_model}]",
                  **_compare(layer, lambda: layer(x), repeats, device)})
 
-    audio = AudioRegressor(cfg).to(device)
+    audio = AudioRegressor(cfg.models, cfg.fixes).to(device)
     feats, lengths = (t.to(device) for t in _audio_inputs(cfg, batch))
     rows.append({"benchmark": f"audio regressor step ({spec.n_layers} layer) [{batch},2,{steps},"
                               f"{cfg.features.n_mels}]",
                  **_compare(audio, lambda: audio(feats, lengths)["pred"], repeats, device)})
 
-    clf = EmoClassifier(cfg, AudioRegressor(cfg), TextRegressor(cfg)).to(device)
+    clf = EmoClassifier(cfg.models, cfg.fixes, cfg.data, AudioRegressor(cfg.models, cfg.fixes), TextRegressor(cfg.models, cfg.fixes)).to(device)
     gen = torch.Generator().manual_seed(1)
     audio_hidden = torch.randn(batch, steps, d_model, generator=gen).to(device)
     text_hidden = torch.randn(batch, tokens, d_model, generator=gen).to(device)

@@ -86,7 +86,7 @@ def run(size: str = "tiny") -> list[dict]:
     feats = (torch.rand(b, 2, feats_cfg.max_frames, feats_cfg.n_mels, device=device) * -80)
     lengths = torch.full((b,), feats_cfg.max_frames, device=device)
     target = torch.rand(b, device=device) * 4 + 1
-    audio = AudioRegressor(cfg).to(device).train()
+    audio = AudioRegressor(cfg.models, cfg.fixes).to(device).train()
     audio_loss = lambda: torch.sqrt(((audio(feats, lengths)["pred"].float() - target) ** 2).mean())  # noqa: E731
     fp32 = _step_seconds(_trainer(audio, audio.parameters(), audio_loss, "fp32", device), steps, device)
     low = "bf16" if device.type == "cuda" else "fp32"
@@ -97,11 +97,11 @@ def run(size: str = "tiny") -> list[dict]:
 
     # text: KoBERT forward every step vs cached states
     b = batch["text"]
-    bert = random_bert(8002, seed=0, hidden_size=text_input_dim(cfg), **spec["bert"]).to(device).eval().requires_grad_(False)
+    bert = random_bert(8002, seed=0, hidden_size=text_input_dim(cfg.models), **spec["bert"]).to(device).eval().requires_grad_(False)
     ids = torch.randint(5, 8002, (b, length), device=device)
     mask = torch.ones(b, length, dtype=torch.long, device=device)
     states = torch.randn(b, length, bert.config.hidden_size, device=device)
-    text = TextRegressor(cfg).to(device).train()
+    text = TextRegressor(cfg.models, cfg.fixes).to(device).train()
     target = torch.rand(b, device=device) * 4 + 1
 
     def text_with_bert():
@@ -118,7 +118,7 @@ def run(size: str = "tiny") -> list[dict]:
 
     # multimodal: recompute frozen regressors every step vs cached frozen outputs
     b = batch["multimodal"]
-    classifier = build_classifier("attention_lstm", cfg, AudioRegressor(cfg), TextRegressor(cfg)).to(device)
+    classifier = build_classifier("attention_lstm", cfg.models, cfg.fixes, cfg.data, AudioRegressor(cfg.models, cfg.fixes), TextRegressor(cfg.models, cfg.fixes)).to(device)
     classifier.train()
     feats, lengths = feats[:1].expand(b, -1, -1, -1).contiguous(), lengths[:1].expand(b).contiguous()
     states = states[:1].expand(b, -1, -1).contiguous()

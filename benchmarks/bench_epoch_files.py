@@ -29,9 +29,9 @@ def _models(cfg: dict) -> dict:
     from koemo.modeling.models import AudioRegressor, TextRegressor
 
     torch.manual_seed(0)
-    return {"audio": AudioRegressor(cfg), "text": TextRegressor(cfg),
-            "multimodal": build_classifier("attention_lstm", cfg, AudioRegressor(cfg),
-                                           TextRegressor(cfg))}
+    return {"audio": AudioRegressor(cfg.models, cfg.fixes), "text": TextRegressor(cfg.models, cfg.fixes),
+            "multimodal": build_classifier("attention_lstm", cfg.models, cfg.fixes, cfg.data, AudioRegressor(cfg.models, cfg.fixes),
+                                           TextRegressor(cfg.models, cfg.fixes))}
 
 
 def _optimizer(model):

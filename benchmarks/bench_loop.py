@@ -67,7 +67,7 @@ def _job(stage: str, workdir: Path, cfg: dict, run_dir: Path, device):
     if stage == "multimodal":   # fresh regressors: their speed, not their training, matters here
         from koemo.modeling.fusion import build_classifier
         from koemo.modeling.models import AudioRegressor, TextRegressor
-        model = build_classifier("attention_lstm", cfg, AudioRegressor(cfg), TextRegressor(cfg))
+        model = build_classifier("attention_lstm", cfg.models, cfg.fixes, cfg.data, AudioRegressor(cfg.models, cfg.fixes), TextRegressor(cfg.models, cfg.fixes))
     return build_stage(stage, workdir, cfg, SEED, run_dir=run_dir, device=device, model=model,
                        splits=("train",), progress=False)
 

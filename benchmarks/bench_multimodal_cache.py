@@ -116,7 +116,7 @@ def run(size: str = "tiny") -> list[dict]:
     torch.set_flush_denormal(True)
     torch.manual_seed(0)
     hidden = spec["bert"]["hidden_size"]
-    classifier = build_classifier("attention_lstm", cfg, AudioRegressor(cfg), TextRegressor(cfg))
+    classifier = build_classifier("attention_lstm", cfg.models, cfg.fixes, cfg.data, AudioRegressor(cfg.models, cfg.fixes), TextRegressor(cfg.models, cfg.fixes))
     classifier.to(device)
     initial = copy.deepcopy(classifier.state_dict())
     bert = random_bert(256, **spec["bert"]).to(device)

@@ -86,8 +86,8 @@ def build_predictor_dir(root: Path, cfg: dict, text_model: Path) -> Path:
     from koemo.inference.export import export_predictor
 
     torch.manual_seed(0)
-    audio, text = AudioRegressor(cfg), TextRegressor(cfg)
-    stages = {"audio": audio, "text": text, "multimodal": EmoClassifier(cfg, audio, text)}
+    audio, text = AudioRegressor(cfg.models, cfg.fixes), TextRegressor(cfg.models, cfg.fixes)
+    stages = {"audio": audio, "text": text, "multimodal": EmoClassifier(cfg.models, cfg.fixes, cfg.data, audio, text)}
     for name, model in stages.items():
         save_checkpoint(root / "stages" / name, model, cfg)
     return export_predictor(*(root / "stages" / name for name in stages), root / "predictor",

@@ -33,7 +33,8 @@ def _sync(device) -> None:
 
 def _random_stage(stage: str, cfg: dict, device, generator: torch.Generator):
     """(model, batch maker, loss) for one stage at the config's padded shapes."""
-    from koemo.experiments.footprint import sequence_length, text_width
+    from koemo.config.load import text_input_dim
+    from koemo.experiments.footprint import sequence_length
     from koemo.modeling.models import AudioRegressor, EmoClassifier, TextRegressor
     from koemo.modeling.stage import cached_forward, regressor_forward
 
@@ -46,18 +47,18 @@ def _random_stage(stage: str, cfg: dict, device, generator: torch.Generator):
         return torch.arange(length)[None] < valid[:, None]
 
     if stage == "audio":
-        model = AudioRegressor(cfg)
+        model = AudioRegressor(cfg.models, cfg.fixes)
         make = lambda: {"feats": torch.randn(batch_size, 2, steps, int(cfg.features.n_mels),  # noqa: E731
                                              generator=generator),
                         "lengths": mask(steps).sum(1), "target": torch.rand(batch_size, generator=generator)}
         return model, make, regressor_forward, "rmse"
     if stage == "text":
-        model = TextRegressor(cfg)
-        make = lambda: {"states": torch.randn(batch_size, steps, text_width(cfg), generator=generator),  # noqa: E731
+        model = TextRegressor(cfg.models, cfg.fixes)
+        make = lambda: {"states": torch.randn(batch_size, steps, text_input_dim(cfg.models), generator=generator),  # noqa: E731
                         "attention_mask": mask(steps).long(),
                         "target": torch.rand(batch_size, generator=generator)}
         return model, make, regressor_forward, "rmse"
-    model = EmoClassifier(cfg, AudioRegressor(cfg), TextRegressor(cfg))
+    model = EmoClassifier(cfg.models, cfg.fixes, cfg.data, AudioRegressor(cfg.models, cfg.fixes), TextRegressor(cfg.models, cfg.fixes))
     classes = len(cfg.data.classes)
     make = lambda: {"audio_hidden": torch.randn(batch_size, frames, d_model, generator=generator).half(),  # noqa: E731
                     "audio_mask": mask(frames), "text_mask": mask(tokens),

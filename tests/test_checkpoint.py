@@ -18,6 +18,7 @@ from koemo.modeling import (AudioRegressor, TextRegressor, build_classifier,
                             save_checkpoint, save_training_state)
 from koemo.modeling.checkpoint import META_FILE, WEIGHTS_FILE, load_into
 from koemo.modeling.models import text_input_dim
+from tests.builders import regressors, sections
 
 # Deterministic eval outputs (original attention dropout stays on in eval).
 DETERMINISTIC = ["fixes.eval_attention_dropout_off=true"]
@@ -39,7 +40,7 @@ def audio_inputs(cfg: dict) -> tuple[torch.Tensor, torch.Tensor]:
 @pytest.fixture(scope="module")
 def audio_ckpt(cfg, tmp_path_factory):
     torch.manual_seed(0)
-    model = AudioRegressor(cfg).eval()
+    model = AudioRegressor(cfg.models, cfg.fixes).eval()
     directory = save_checkpoint(tmp_path_factory.mktemp("ckpt") / "audio", model, cfg,
                                 {"epoch": 3, "metrics": {"rmse": 0.5}, "data_fingerprint": "abc"})
     return directory, model
@@ -64,7 +65,7 @@ def test_round_trip_restores_the_model_and_records_its_provenance(cfg, audio_ckp
 def test_classifier_round_trip_keeps_the_faithful_head_reuse(tmp_path):
     cfg = load_config("tiny", DETERMINISTIC + ["models.multimodal.reuse_audio_num_heads=4"])
     torch.manual_seed(0)
-    clf = build_classifier("attention_lstm", cfg, AudioRegressor(cfg), TextRegressor(cfg)).eval()
+    clf = build_classifier("attention_lstm", *sections(cfg), *regressors(cfg)).eval()
     save_checkpoint(tmp_path, clf, cfg)
     state, meta = load_checkpoint(tmp_path, expect_stage="multimodal")
     assert meta["kind"] == "attention_lstm" and meta["regressors"] is True
@@ -72,7 +73,7 @@ def test_classifier_round_trip_keeps_the_faithful_head_reuse(tmp_path):
     rebuilt = build_from_checkpoint(tmp_path)
     assert rebuilt.audio_num_heads == 4
     feats, lengths = audio_inputs(cfg)
-    states = torch.randn(2, cfg.text.max_length, text_input_dim(cfg))
+    states = torch.randn(2, cfg.text.max_length, text_input_dim(cfg.models))
     mask = torch.ones(2, cfg.text.max_length, dtype=torch.long)
     with torch.no_grad():
         a = clf.forward_raw(feats, lengths, states, mask)["logits"]
@@ -89,14 +90,14 @@ def tiny_bert(hidden_size: int):
 
 def test_a_frozen_encoder_never_enters_checkpoints_and_rebuilds_attach_it(cfg, tmp_path):
     torch.manual_seed(0)
-    bert = tiny_bert(text_input_dim(cfg))
-    text = TextRegressor(cfg, encoder=bert).eval()
-    clf = build_classifier("attention_lstm", cfg, AudioRegressor(cfg), text)
+    bert = tiny_bert(text_input_dim(cfg.models))
+    text = TextRegressor(cfg.models, cfg.fixes, encoder=bert).eval()
+    clf = build_classifier("attention_lstm", *sections(cfg), AudioRegressor(cfg.models, cfg.fixes), text)
     save_checkpoint(tmp_path / "text", text, cfg)
     save_checkpoint(tmp_path / "multimodal", clf, cfg)
-    for stage, plain in (("text", TextRegressor(cfg)),
-                         ("multimodal", build_classifier("attention_lstm", cfg, AudioRegressor(cfg),
-                                                         TextRegressor(cfg)))):
+    for stage, plain in (("text", TextRegressor(cfg.models, cfg.fixes)),
+                         ("multimodal", build_classifier("attention_lstm", *sections(cfg),
+                                                         *regressors(cfg)))):
         state, _ = load_checkpoint(tmp_path / stage, expect_stage=stage)
         assert set(state) == set(plain.state_dict())
         load_into(plain, tmp_path / stage)   # strict, into a model without an encoder
@@ -112,7 +113,7 @@ def test_a_frozen_encoder_never_enters_checkpoints_and_rebuilds_attach_it(cfg, t
 
 
 def test_baseline_without_regressors_round_trips(cfg, tmp_path):
-    model = build_classifier("tensor", cfg)
+    model = build_classifier("tensor", *sections(cfg))
     save_checkpoint(tmp_path, model, cfg)
     rebuilt = build_from_checkpoint(tmp_path, expect_stage="multimodal")
     assert rebuilt.kind == "tensor" and not rebuilt.has_regressors
@@ -131,7 +132,7 @@ def test_failed_save_leaves_the_previous_checkpoint_intact(cfg, audio_ckpt, tmp_
 
     monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(OSError, match="disk full"):
-        save_checkpoint(target, AudioRegressor(cfg), cfg)
+        save_checkpoint(target, AudioRegressor(cfg.models, cfg.fixes), cfg)
     monkeypatch.undo()
     assert {p.name: p.read_bytes() for p in target.iterdir()} == before  # no temp files left
     load_checkpoint(target)
@@ -180,16 +181,16 @@ def test_weights_that_do_not_fit_the_model_are_reported(audio_ckpt):
     directory, _ = audio_ckpt
     deeper = load_config("tiny", ["models.audio.n_layers=2"])
     with pytest.raises(CheckpointError, match=r"missing: AEBlock1\.AE1\.1\."):
-        load_into(AudioRegressor(deeper), directory)
+        load_into(AudioRegressor(deeper.models, deeper.fixes), directory)
     wider = load_config("tiny", ["models.audio.inner_dim=96"])
     with pytest.raises(CheckpointError, match=r"shape: AEBlock1\.AE1\.0\.ffn\.fc1\.weight"):
-        load_into(AudioRegressor(wider), directory)
+        load_into(AudioRegressor(wider.models, wider.fixes), directory)
 
 
 def test_head_count_mismatch_is_an_error(cfg, audio_ckpt):
     directory, _ = audio_ckpt
     with pytest.raises(CheckpointError, match="audio: saved with 2 heads, model has 4"):
-        load_into(AudioRegressor(cfg, num_heads=4), directory)
+        load_into(AudioRegressor(cfg.models, cfg.fixes, num_heads=4), directory)
 
 
 def test_config_mismatch_is_an_error(audio_ckpt):
@@ -203,10 +204,10 @@ def test_config_mismatch_is_an_error(audio_ckpt):
 
 def test_training_state_resumes_optimizer_scheduler_and_rngs(cfg, tmp_path):
     torch.manual_seed(0)
-    model = TextRegressor(cfg)
+    model = TextRegressor(cfg.models, cfg.fixes)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.8)
-    states = torch.randn(2, cfg.text.max_length, text_input_dim(cfg))
+    states = torch.randn(2, cfg.text.max_length, text_input_dim(cfg.models))
     mask = torch.ones(2, cfg.text.max_length)
     for _ in range(2):
         optimizer.zero_grad()
@@ -254,7 +255,7 @@ def test_meta_json_holds_exactly_the_documented_entries(tmp_path):
 
     from koemo.config.fingerprints import fingerprint
     three = load_config("tiny", DETERMINISTIC + ["data.classes=[neutral,happy,sad]"])
-    directory = save_checkpoint(tmp_path / "runs" / "r1" / "audio", AudioRegressor(three), three,
+    directory = save_checkpoint(tmp_path / "runs" / "r1" / "audio", AudioRegressor(three.models, three.fixes), three,
                                 {"source": tmp_path / "elsewhere"})
     meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
     assert set(meta) == META_KEYS | {"source"}
@@ -272,7 +273,7 @@ def test_a_meta_stage_that_contradicts_the_model_is_refused(cfg, tmp_path):
     """checkpoint_snapshot 6/10/11 (the check reads another key: meta's stage would overwrite
     the record's), 13-15 (no message, or a KeyError building it)."""
     with pytest.raises(ValueError, match="meta says stage 'text' but the model is a audio model"):
-        save_checkpoint(tmp_path, AudioRegressor(cfg), cfg, {"stage": "text"})
+        save_checkpoint(tmp_path, AudioRegressor(cfg.models, cfg.fixes), cfg, {"stage": "text"})
     assert not (tmp_path / META_FILE).exists()
 
 
@@ -280,7 +281,7 @@ def test_a_snapshot_does_not_share_memory_with_the_model(cfg):
     """Background writers save a snapshot while training updates the weights in place.
     cpu_copy 4/7 (`.to("cpu")` without copy=True returns the CPU tensor itself)."""
     from koemo.modeling.checkpoint import checkpoint_snapshot
-    model = AudioRegressor(cfg)
+    model = AudioRegressor(cfg.models, cfg.fixes)
     snapshot = checkpoint_snapshot(model, cfg)
     before = {k: v.clone() for k, v in snapshot["state"].items()}
     with torch.no_grad():
@@ -315,7 +316,7 @@ def test_a_pooled_fusion_with_regressors_has_no_fusion_heads(cfg):
     """The regressors' attention is theirs, not the fusion's. model_num_heads 13-15 (the
     TextModel prefix broken: the text regressor's heads counted as the fusion's)."""
     from koemo.modeling.checkpoint import model_num_heads
-    model = build_classifier("tensor", cfg, AudioRegressor(cfg), TextRegressor(cfg))
+    model = build_classifier("tensor", *sections(cfg), *regressors(cfg))
     assert model_num_heads(model) == {"multimodal": None, "audio": 2, "text": 2}
 
 
@@ -326,8 +327,9 @@ def test_a_rebuild_uses_the_recorded_heads_and_the_asked_attention(cfg, tmp_path
     dropped)."""
     from koemo.modeling.layers import MultiHeadAttention
     torch.manual_seed(0)
-    audio, text = AudioRegressor(cfg, num_heads=4), TextRegressor(cfg, num_heads=4)
-    clf = build_classifier("attention_lstm", cfg, AudioRegressor(cfg), TextRegressor(cfg, num_heads=4))
+    audio, text = regressors(cfg, num_heads=4)
+    clf = build_classifier("attention_lstm", *sections(cfg), AudioRegressor(cfg.models, cfg.fixes),
+                           TextRegressor(cfg.models, cfg.fixes, num_heads=4))
     for stage, model in (("audio", audio), ("text", text), ("multimodal", clf)):
         save_checkpoint(tmp_path / stage, model, cfg)
         rebuilt = build_from_checkpoint(tmp_path / stage, attention_impl="manual")
@@ -345,7 +347,7 @@ def test_unknown_stage_and_unbuildable_meta_name_the_problem(cfg, tmp_path):
     from koemo.modeling.checkpoint import build_model
     with pytest.raises(CheckpointError, match="unknown checkpoint stage 'foo'"):
         build_model({"stage": "foo", "config": cfg})
-    directory = save_checkpoint(tmp_path, build_classifier("tensor", cfg), cfg)
+    directory = save_checkpoint(tmp_path, build_classifier("tensor", *sections(cfg)), cfg)
     meta = json.loads((directory / META_FILE).read_text())
     (directory / META_FILE).write_text(json.dumps({**meta, "kind": "nope"}))
     with pytest.raises(CheckpointError, match="cannot rebuild the model from meta.json") as err:
@@ -360,17 +362,17 @@ def test_load_into_checks_stage_config_heads_and_keys_naming_the_directory(cfg, 
     11/25/31 (None for the directory); load_weights 7/21/22 (unexpected keys unreported)."""
     from safetensors.torch import save_file
     directory, model = audio_ckpt
-    text_dir = save_checkpoint(tmp_path / "text", TextRegressor(cfg), cfg)
+    text_dir = save_checkpoint(tmp_path / "text", TextRegressor(cfg.models, cfg.fixes), cfg)
     with pytest.raises(CheckpointError, match="a text checkpoint, expected a audio one"):
-        load_into(AudioRegressor(cfg), text_dir)
-    assert load_into(AudioRegressor(cfg), directory, cfg)["stage"] == "audio"
+        load_into(AudioRegressor(cfg.models, cfg.fixes), text_dir)
+    assert load_into(AudioRegressor(cfg.models, cfg.fixes), directory, cfg)["stage"] == "audio"
     other = load_config("tiny", ["models.audio.rnn_hidden=8"])
-    wrong_heads = AudioRegressor(cfg, num_heads=4)
-    for call in (lambda: load_into(AudioRegressor(other), directory, other),
+    wrong_heads = AudioRegressor(cfg.models, cfg.fixes, num_heads=4)
+    shallower = load_config("tiny", ["models.audio.n_layers=2"])
+    for call in (lambda: load_into(AudioRegressor(other.models, other.fixes), directory, other),
                  lambda: build_from_checkpoint(directory, cfg=other),
                  lambda: load_into(wrong_heads, directory),
-                 lambda: load_into(AudioRegressor(load_config("tiny", ["models.audio.n_layers=2"])),
-                                   directory)):
+                 lambda: load_into(AudioRegressor(shallower.models, shallower.fixes), directory)):
         with pytest.raises(CheckpointError) as err:
             call()
         assert str(err.value).startswith(f"{directory}: "), str(err.value)
@@ -382,7 +384,7 @@ def test_load_into_checks_stage_config_heads_and_keys_naming_the_directory(cfg, 
     meta = json.loads((directory / META_FILE).read_text())
     meta["weights_sha256"] = hashlib.sha256((extra / WEIGHTS_FILE).read_bytes()).hexdigest()
     (extra / META_FILE).write_text(json.dumps(meta))
-    for call in (lambda: load_into(AudioRegressor(cfg), extra),
+    for call in (lambda: load_into(AudioRegressor(cfg.models, cfg.fixes), extra),
                  lambda: build_from_checkpoint(extra)):
         with pytest.raises(CheckpointError, match=r"unexpected: stray\.weight") as err:
             call()
@@ -471,7 +473,7 @@ def test_a_meta_without_head_counts_is_a_checkpoint_error(cfg, audio_ckpt, tmp_p
     (directory / META_FILE).unlink()                    # a hard link: do not edit the source
     (directory / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
     with pytest.raises(CheckpointError, match="head count mismatch") as err:
-        load_into(AudioRegressor(cfg), directory)
+        load_into(AudioRegressor(cfg.models, cfg.fixes), directory)
     assert str(directory) in str(err.value)
     with pytest.raises(CheckpointError, match="head count mismatch"):
         build_from_checkpoint(directory, expect_stage="audio")

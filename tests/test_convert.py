@@ -186,7 +186,7 @@ def test_wrapped_state_dicts_are_accepted(originals, tmp_path):
 
 def test_pickled_whole_module_gets_a_resave_recipe(cfg, tmp_path, capsys):
     path = tmp_path / "audio_arousal.pt"
-    torch.save(AudioRegressor(cfg), path)
+    torch.save(AudioRegressor(cfg.models, cfg.fixes), path)
     with pytest.raises(KoemoInputError, match=r"not a state dict.*torch\.save\(m\.state_dict\(\)"):
         read_original_state(path)
     assert main(["convert-original", "--audio", str(path), "--out", str(tmp_path / "o"),

@@ -44,7 +44,7 @@ def test_background_writes_give_the_same_run_files(workdir, tmp_path):
 
 def test_best_is_a_copy_of_last_that_later_epochs_leave_alone(tmp_path):
     cfg = load_config("tiny")
-    model = AudioRegressor(cfg)
+    model = AudioRegressor(cfg.models, cfg.fixes)
     write_checkpoint(tmp_path / "last", checkpoint_snapshot(model, cfg, {"epoch": 1}))
     copy_checkpoint(tmp_path / "last", tmp_path / "best")
     assert read_meta(tmp_path / "best")["epoch"] == 1

@@ -13,6 +13,7 @@ import torch
 from koemo.config.load import load_config
 from koemo.errors import CheckpointError
 from koemo.modeling import AudioRegressor, EmoClassifier, TextRegressor
+from tests.builders import regressors, sections
 
 # Attention masks that really mask, deterministic eval: only last_valid_step is left to decide.
 MASKED = ["fixes.eval_attention_dropout_off=true", "fixes.text_padding_mask=true",
@@ -34,8 +35,8 @@ def predictor(tiny_workdir, tiny_config):
 
     cfg = tiny_config
     text = open_text_pipeline(cfg, tiny_workdir)
-    audio_model, text_model = AudioRegressor(cfg), TextRegressor(cfg)
-    return Predictor(audio_model, text_model, EmoClassifier(cfg, audio_model, text_model),
+    audio_model, text_model = regressors(cfg)
+    return Predictor(audio_model, text_model, EmoClassifier(*sections(cfg), audio_model, text_model),
                      text.tokenizer, text.encoder, cfg, classes_for(cfg.data.label_policy))
 
 
@@ -111,7 +112,7 @@ def test_classifier_lstm_ignores_trailing_padding_only_with_last_valid_step(fixe
     the last (padding) step, as the original did."""
     cfg = load_config("tiny", MASKED + [f"fixes.last_valid_step={str(fixed).lower()}"])
     torch.manual_seed(0)
-    clf = EmoClassifier(cfg, AudioRegressor(cfg), TextRegressor(cfg)).eval()
+    clf = EmoClassifier(*sections(cfg), *regressors(cfg)).eval()
     d_model, gen = cfg.models.d_model, torch.Generator().manual_seed(0)
     audio = torch.randn(2, 6, d_model, generator=gen)
     audio_mask = torch.tensor([[1] * 6, [1] * 4 + [0] * 2])
@@ -127,7 +128,7 @@ def test_classifier_lstm_ignores_trailing_padding_only_with_last_valid_step(fixe
 
 def test_the_seven_label_policy_gives_seven_logits():
     cfg = load_config("tiny", ["data.label_policy=seven"])
-    clf = EmoClassifier(cfg, AudioRegressor(cfg), TextRegressor(cfg))
+    clf = EmoClassifier(*sections(cfg), *regressors(cfg))
     assert clf.fc.out_features == 7
 
 
@@ -136,14 +137,32 @@ def test_checkpoints_record_and_check_their_own_label_policy(tmp_path):
 
     paper5, seven = load_config("tiny"), load_config("tiny", ["data.label_policy=seven"])
     torch.manual_seed(0)
-    saved = save_checkpoint(tmp_path / "seven", AudioRegressor(seven), seven)
+    saved = save_checkpoint(tmp_path / "seven", AudioRegressor(seven.models, seven.fixes), seven)
     assert len(read_meta(saved)["classes"]) == 7
     build_from_checkpoint(saved, cfg=seven)                      # its own policy fits
     with pytest.raises(CheckpointError, match="classes"):
         build_from_checkpoint(saved, cfg=paper5)
-    five = save_checkpoint(tmp_path / "paper5", AudioRegressor(paper5), paper5)
+    five = save_checkpoint(tmp_path / "paper5", AudioRegressor(paper5.models, paper5.fixes), paper5)
     with pytest.raises(CheckpointError, match="classes"):
         build_from_checkpoint(five, cfg=seven)
+
+
+def test_a_classifier_run_names_and_targets_the_seven_classes_of_its_policy():
+    """data.classes (the shipped configs list the paper's five) is not the class list under
+    label_policy seven: a run's checkpoints, scores and soft targets use the policy's seven."""
+    from koemo.modeling.data import classifier_target
+    from koemo.modeling.stage import StageJob, regressor_forward
+    from koemo.modeling.train import checkpoint_meta
+
+    cfg = load_config("tiny", ["data.label_policy=seven", "train.multimodal.target=soft"])
+    assert len(cfg.data.classes) == 5
+    rows = pd.DataFrame({"label_id": [6, 0], "rater01_emotion": ["fear", "neutral"],
+                         "rater02_emotion": ["fear", "sad"]})
+    target = classifier_target(rows, cfg)
+    assert target.shape == (2, 7) and target[0, 6] == 1.0 and target[1, :2].tolist() == [0.5, 0.5]
+    job = StageJob("multimodal", torch.nn.Linear(1, 1), {}, {}, regressor_forward)
+    meta = checkpoint_meta(job, cfg, seed=1, epoch=1, metrics={}, classifier_kind="attention_lstm")
+    assert meta["classes"][5:] == ["disgust", "fear"]
 
 
 # ----------------------------------------------------------------------------- evaluation

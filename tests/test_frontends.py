@@ -67,7 +67,7 @@ def test_state_cache_holds_the_chosen_layers_of_each_utterance(family, encoders,
     again = build_encoder_store(table, tiny_workdir, cfg, progress=False)
     assert again.directory == store.directory
     # The audio regressor takes the states as they come out of the cache.
-    model = AudioRegressor(cfg).eval()
+    model = AudioRegressor(cfg.models, cfg.fixes).eval()
     out = model(torch.from_numpy(store.get_batch([0, 1])), torch.from_numpy(store.n_frames[:2].astype(np.int64)))
     assert out["pred"].shape == (2,) and out["hidden"].shape == (2, 40, cfg.models.d_model)
     assert out["mask"].sum(1).tolist() == store.n_frames[:2].tolist()
@@ -176,12 +176,13 @@ def test_shipped_ssl_configs_build_the_paper_models_over_the_encoders():
     from koemo.modeling.models import AudioExtractor, AudioRegressor, TextRegressor
 
     xlsr = load_config("ssl_wav2vec2_klue")
-    model = AudioRegressor(xlsr)
+    model = AudioRegressor(xlsr.models, xlsr.fixes)
     assert model.Extractor.proj.weight.shape == (768, 1024) and model.Extractor.n_layers == 2
     wavlm = load_config("ssl_wavlm_koelectra")
-    assert not hasattr(AudioRegressor(wavlm).Extractor, "proj")
-    assert not hasattr(TextRegressor(wavlm), "input_proj")
-    assert isinstance(AudioRegressor(load_config("paper")).Extractor, AudioExtractor)
+    assert not hasattr(AudioRegressor(wavlm.models, wavlm.fixes).Extractor, "proj")
+    assert not hasattr(TextRegressor(wavlm.models, wavlm.fixes), "input_proj")
+    paper = load_config("paper")
+    assert isinstance(AudioRegressor(paper.models, paper.fixes).Extractor, AudioExtractor)
     with pytest.raises(KoemoInputError, match="encoder.name"):
         load_config("paper", ["models.audio.frontend=encoder"])
 

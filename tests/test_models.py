@@ -16,6 +16,7 @@ from koemo.modeling.fusion import LateFusionClassifier, UnimodalClassifier
 from koemo.modeling.models import text_input_dim
 from koemo.modeling.layers import (MultiHeadAttention, length_mask, manual_attention,
                                    pick_step, sdpa_attention, set_attention_impl)
+from tests.builders import regressors, sections
 
 FIX_NAMES = ("eval_attention_dropout_off", "text_padding_mask", "length_padding_mask",
              "last_valid_step", "consistent_heads")
@@ -48,7 +49,7 @@ def audio_batch(cfg: dict, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 def text_batch(cfg: dict, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     steps = cfg.text.max_length
-    states = torch.randn(BATCH, steps, text_input_dim(cfg), generator=gen)
+    states = torch.randn(BATCH, steps, text_input_dim(cfg.models), generator=gen)
     mask = length_mask(torch.tensor(TEXT_LENGTHS), steps, BATCH).long()
     return states, mask
 
@@ -84,10 +85,10 @@ def original_classifier_keys(cfg: dict) -> set[str]:
 
 def test_paper_config_parameter_counts_match_the_paper():
     cfg = load_config("paper")
-    audio, text = AudioRegressor(cfg), TextRegressor(cfg)
+    audio, text = regressors(cfg)
     assert trainable_parameters(audio) == 27_748_865
     assert trainable_parameters(text) == 19_869_505
-    clf = EmoClassifier(cfg, audio, text)
+    clf = EmoClassifier(*sections(cfg), audio, text)
     assert trainable_parameters(clf) == 28_929_669
     assert (audio.num_heads, clf.audio_num_heads, clf.num_heads) == (6, 4, 6)
 
@@ -95,27 +96,27 @@ def test_paper_config_parameter_counts_match_the_paper():
 def test_state_dict_names_are_the_original_ones():
     cfg = load_config("paper", ["models.audio.n_layers=2", "models.text.n_layers=2",
                                 "models.multimodal.n_layers=2"])
-    audio, text = AudioRegressor(cfg), TextRegressor(cfg)
+    audio, text = regressors(cfg)
     assert set(audio.state_dict()) == original_audio_keys(2)
     assert set(text.state_dict()) == original_text_keys(2)
-    clf = EmoClassifier(cfg, audio, text)
+    clf = EmoClassifier(*sections(cfg), audio, text)
     assert set(clf.state_dict()) == original_classifier_keys(cfg)
     # A state dict saved by the original code (same names) loads strictly into a new model.
-    EmoClassifier(cfg, AudioRegressor(cfg), TextRegressor(cfg)).load_state_dict(clf.state_dict())
+    EmoClassifier(*sections(cfg), *regressors(cfg)).load_state_dict(clf.state_dict())
 
 
 def test_forward_shapes_and_masks():
     cfg = tiny()
     feats, lengths = audio_batch(cfg)
     states, text_mask = text_batch(cfg)
-    audio, text = AudioRegressor(cfg), TextRegressor(cfg)
+    audio, text = regressors(cfg)
     a, t = audio(feats, lengths), text(states, text_mask)
     steps, d_model = cfg.features.max_frames, cfg.models.d_model
     assert a["pred"].shape == (BATCH,) and a["hidden"].shape == (BATCH, steps, d_model)
     assert a["mask"].dtype == torch.bool and a["mask"].sum(1).tolist() == list(LENGTHS)
     assert t["hidden"].shape == (BATCH, cfg.text.max_length, d_model)
     assert torch.equal(t["mask"], text_mask.bool())
-    clf = EmoClassifier(cfg, audio, text)
+    clf = EmoClassifier(*sections(cfg), audio, text)
     logits = clf(a["hidden"], a["mask"], t["hidden"], t["mask"])["logits"]
     assert logits.shape == (BATCH, len(cfg.data.classes))
     raw = clf.forward_raw(feats, lengths, states, text_mask)
@@ -124,15 +125,15 @@ def test_forward_shapes_and_masks():
 
 def test_text_states_wider_than_d_model_enter_through_a_projection():
     cfg = tiny()                                   # stand-in states 256 wide, d_model 64
-    assert text_input_dim(cfg) == 256 != cfg.models.d_model
-    text = TextRegressor(cfg)
+    assert text_input_dim(cfg.models) == 256 != cfg.models.d_model
+    text = TextRegressor(cfg.models, cfg.fixes)
     assert {"input_proj.weight", "input_proj.bias"} <= set(text.state_dict())
     states, mask = text_batch(cfg)
     assert text(states, mask)["hidden"].shape[-1] == cfg.models.d_model
     with pytest.raises(ValueError, match="width 64 but the text model expects 256"):
         text(torch.randn(BATCH, states.size(1), 64), mask)
     same = tiny(models__text__input_dim="null", text__standin__hidden_size=64)
-    assert not any(k.startswith("input_proj") for k in TextRegressor(same).state_dict())
+    assert not any(k.startswith("input_proj") for k in TextRegressor(same.models, same.fixes).state_dict())
 
 
 def test_a_standin_width_other_than_the_text_input_is_a_config_error():
@@ -146,7 +147,7 @@ def test_faithful_audio_mask_is_the_nonzero_mel_rule():
     cfg = tiny()
     feats, lengths = audio_batch(cfg)
     feats[0, 0, 3, 7] = 0.0  # a 0 dB bin inside a real frame: the original masks that frame
-    mask = AudioRegressor(cfg)(feats, lengths)["mask"]
+    mask = AudioRegressor(cfg.models, cfg.fixes)(feats, lengths)["mask"]
     assert not mask[0, 3] and mask[0, 2] and mask[0, 4]
     assert mask.sum(1).tolist() == [LENGTHS[0] - 1, LENGTHS[1], LENGTHS[2]]
 
@@ -168,7 +169,7 @@ def test_models_give_the_same_outputs_with_sdpa_and_manual_attention():
     cfg = tiny("eval_attention_dropout_off")
     feats, lengths = audio_batch(cfg)
     states, text_mask = text_batch(cfg)
-    clf = EmoClassifier(cfg, AudioRegressor(cfg), TextRegressor(cfg)).eval()
+    clf = EmoClassifier(*sections(cfg), *regressors(cfg)).eval()
     with torch.no_grad():
         fast = clf.forward_raw(feats, lengths, states, text_mask)
         slow = set_attention_impl(clf, "manual").forward_raw(feats, lengths, states, text_mask)
@@ -180,7 +181,7 @@ def test_models_give_the_same_outputs_with_sdpa_and_manual_attention():
 def test_eval_outputs_are_deterministic_only_with_attention_dropout_fix(fixed):
     cfg = tiny(*(["eval_attention_dropout_off"] if fixed else []))
     feats, lengths = audio_batch(cfg)
-    model = AudioRegressor(cfg).eval()
+    model = AudioRegressor(cfg.models, cfg.fixes).eval()
     with torch.no_grad():
         first, second = model(feats, lengths)["pred"], model(feats, lengths)["pred"]
     assert torch.equal(first, second) == fixed
@@ -194,7 +195,7 @@ def test_text_padding_content_reaches_valid_tokens_only_without_the_mask_fix(fix
     states, mask = text_batch(cfg)
     other = states.clone()
     other[~mask.bool()] = torch.randn(int((~mask.bool()).sum()), states.size(-1))
-    model = TextRegressor(cfg).eval()
+    model = TextRegressor(cfg.models, cfg.fixes).eval()
     with torch.no_grad():
         a, b = model(states, mask)["hidden"], model(other, mask)["hidden"]
     valid = mask.bool()
@@ -208,7 +209,7 @@ def test_audio_padding_content_reaches_valid_frames_only_without_the_length_fix(
     floored = feats.clone()
     for i, n in enumerate(LENGTHS):
         floored[i, 0, n:] = -80.0  # padding at the dB floor instead of 0: no longer "all zero"
-    model = AudioRegressor(cfg).eval()
+    model = AudioRegressor(cfg.models, cfg.fixes).eval()
     with torch.no_grad():
         a, b = model(feats, lengths), model(floored, lengths)
     valid = length_mask(lengths, feats.size(2), BATCH)
@@ -232,12 +233,12 @@ def test_predictions_ignore_trailing_padding_only_with_last_valid_step(fixed):
     other = states.clone()
     padding = ~mask.bool()
     other[padding] = torch.randn(int(padding.sum()), states.size(-1))
-    text = TextRegressor(cfg).eval()
+    text = TextRegressor(cfg.models, cfg.fixes).eval()
     feats, lengths = audio_batch(cfg)
     shifted = feats.clone()
     for i, n in enumerate(LENGTHS):
         shifted[i, :, n:] = -80 * torch.rand_like(shifted[i, :, n:]) - 1e-3
-    audio = AudioRegressor(cfg).eval()
+    audio = AudioRegressor(cfg.models, cfg.fixes).eval()
     with torch.no_grad():
         same_text = torch.allclose(text(states, mask)["pred"], text(other, mask)["pred"], atol=1e-6)
         same_audio = torch.allclose(audio(feats, lengths)["pred"], audio(shifted, lengths)["pred"],
@@ -247,8 +248,8 @@ def test_predictions_ignore_trailing_padding_only_with_last_valid_step(fixed):
 
 def test_faithful_classifier_reuses_the_audio_weights_with_fewer_heads():
     cfg = tiny("eval_attention_dropout_off", models__multimodal__reuse_audio_num_heads=4)
-    audio = AudioRegressor(cfg)
-    clf = EmoClassifier(cfg, audio, TextRegressor(cfg))
+    audio = AudioRegressor(cfg.models, cfg.fixes)
+    clf = EmoClassifier(*sections(cfg), audio, TextRegressor(cfg.models, cfg.fixes))
     assert (audio.num_heads, clf.audio_num_heads) == (2, 4)
     reused = clf.AudioModel.state_dict()
     assert all(torch.equal(v, reused[k]) for k, v in audio.state_dict().items())
@@ -260,13 +261,13 @@ def test_faithful_classifier_reuses_the_audio_weights_with_fewer_heads():
 
 def test_consistent_heads_refuses_a_head_count_change():
     cfg = tiny("consistent_heads")
-    mismatched = AudioRegressor(cfg, num_heads=4)
+    mismatched = AudioRegressor(cfg.models, cfg.fixes, num_heads=4)
     with pytest.raises(CheckpointError, match="4 attention heads.*asks for 2"):
-        EmoClassifier(cfg, mismatched, TextRegressor(cfg))
-    assert EmoClassifier(cfg, AudioRegressor(cfg), TextRegressor(cfg)).audio_num_heads == 2
+        EmoClassifier(*sections(cfg), mismatched, TextRegressor(cfg.models, cfg.fixes))
+    assert EmoClassifier(*sections(cfg), *regressors(cfg)).audio_num_heads == 2
     # with the fix the faithful reuse count (4) is never read: the regressor keeps its 2 heads
     cfg = tiny("consistent_heads", models__multimodal__reuse_audio_num_heads=4)
-    assert EmoClassifier(cfg, AudioRegressor(cfg), TextRegressor(cfg)).audio_num_heads == 2
+    assert EmoClassifier(*sections(cfg), *regressors(cfg)).audio_num_heads == 2
 
 
 def test_num_heads_must_divide_d_model():
@@ -288,7 +289,7 @@ def cached_batch(cfg: dict, n: int = 10, seed: int = 0) -> tuple[torch.Tensor, .
 def test_tiny_classifier_overfits_one_batch():
     torch.manual_seed(0)
     cfg = tiny(*FIX_NAMES)
-    clf = EmoClassifier(cfg, AudioRegressor(cfg), TextRegressor(cfg))
+    clf = EmoClassifier(*sections(cfg), *regressors(cfg))
     *inputs, labels = cached_batch(cfg)
     params = [p for p in clf.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=3e-3)
@@ -310,7 +311,7 @@ def test_tiny_classifier_overfits_one_batch():
 def test_every_fusion_kind_trains_on_cached_states_and_leaves_regressors_frozen(kind):
     torch.manual_seed(0)
     cfg = tiny(*FIX_NAMES)
-    clf = build_classifier(kind, cfg, AudioRegressor(cfg), TextRegressor(cfg))
+    clf = build_classifier(kind, *sections(cfg), *regressors(cfg))
     *inputs, labels = cached_batch(cfg, n=4)
     logits = clf(*inputs)["logits"]
     assert logits.shape == (4, len(cfg.data.classes))
@@ -325,7 +326,7 @@ def test_every_fusion_kind_trains_on_cached_states_and_leaves_regressors_frozen(
 
 def test_unimodal_classifier_reads_only_its_modality():
     cfg = tiny(*FIX_NAMES)
-    clf = build_classifier("audio_only", cfg).eval()
+    clf = build_classifier("audio_only", *sections(cfg)).eval()
     audio, audio_mask, text, text_mask, _ = cached_batch(cfg, n=3)
     with torch.no_grad():
         a = clf(audio, audio_mask, text, text_mask)["logits"]
@@ -335,9 +336,9 @@ def test_unimodal_classifier_reads_only_its_modality():
 
 def test_late_fusion_averages_the_unimodal_probabilities():
     cfg = tiny(*FIX_NAMES)
-    audio_clf = UnimodalClassifier(cfg, "audio").eval()
-    text_clf = UnimodalClassifier(cfg, "text").eval()
-    late = LateFusionClassifier.from_unimodal(cfg, audio_clf, text_clf).eval()
+    audio_clf = UnimodalClassifier(*sections(cfg), "audio").eval()
+    text_clf = UnimodalClassifier(*sections(cfg), "text").eval()
+    late = LateFusionClassifier.from_unimodal(*sections(cfg), audio_clf, text_clf).eval()
     inputs = cached_batch(cfg, n=3)[:4]
     with torch.no_grad():
         expected = (audio_clf(*inputs)["logits"].softmax(-1) + text_clf(*inputs)["logits"].softmax(-1)) / 2
@@ -348,7 +349,7 @@ def test_late_fusion_averages_the_unimodal_probabilities():
 
 def test_sum_fusion_projects_each_modality_before_adding():
     cfg = tiny(*FIX_NAMES)
-    clf = build_classifier("sum", cfg).eval()
+    clf = build_classifier("sum", *sections(cfg)).eval()
     audio, audio_mask, text, text_mask, _ = cached_batch(cfg, n=3)
     pooled_audio = (audio * audio_mask[..., None]).sum(1) / audio_mask.sum(1, keepdim=True)
     pooled_text = (text * text_mask[..., None]).sum(1) / text_mask.sum(1, keepdim=True)
@@ -364,7 +365,8 @@ def test_sum_fusion_projects_each_modality_before_adding():
 
 def test_unknown_fusion_kind_is_rejected():
     with pytest.raises(ValueError, match="unknown fusion kind"):
-        build_classifier("mystery", tiny())
+        cfg = tiny()
+        build_classifier("mystery", *sections(cfg))
 
 
 def test_attention_benchmark_runs_at_tiny_size():
@@ -398,8 +400,8 @@ def token_batch(cfg: dict) -> tuple[torch.Tensor, torch.Tensor]:
 
 def test_a_passed_encoder_is_frozen_and_outside_parameters_and_state_dict():
     cfg = tiny()
-    bert = tiny_bert(text_input_dim(cfg)).train()
-    plain, with_encoder = TextRegressor(cfg), TextRegressor(cfg, encoder=bert)
+    bert = tiny_bert(text_input_dim(cfg.models)).train()
+    plain, with_encoder = TextRegressor(cfg.models, cfg.fixes), TextRegressor(cfg.models, cfg.fixes, encoder=bert)
     assert with_encoder.encoder is bert
     assert set(with_encoder.state_dict()) == set(plain.state_dict())
     assert ([n for n, _ in with_encoder.named_parameters()]
@@ -415,15 +417,15 @@ def test_a_passed_encoder_is_frozen_and_outside_parameters_and_state_dict():
     assert all(p.grad is not None for p in with_encoder.parameters())
     assert not bert.training
     # Assigning an encoder later follows the same rule.
-    plain.encoder = tiny_bert(text_input_dim(cfg))
+    plain.encoder = tiny_bert(text_input_dim(cfg.models))
     assert set(plain.state_dict()) == set(with_encoder.state_dict())
 
 
 def test_classifier_over_a_text_model_with_encoder_has_the_original_keys():
     cfg = tiny()
-    text = TextRegressor(cfg, encoder=tiny_bert(text_input_dim(cfg)))
-    clf = EmoClassifier(cfg, AudioRegressor(cfg), text)
-    plain = EmoClassifier(cfg, AudioRegressor(cfg), TextRegressor(cfg))
+    text = TextRegressor(cfg.models, cfg.fixes, encoder=tiny_bert(text_input_dim(cfg.models)))
+    clf = EmoClassifier(*sections(cfg), AudioRegressor(cfg.models, cfg.fixes), text)
+    plain = EmoClassifier(*sections(cfg), *regressors(cfg))
     assert set(clf.state_dict()) == set(plain.state_dict())
     assert trainable_parameters(clf) == trainable_parameters(plain)
     clf.load_state_dict(plain.state_dict(), strict=True)
@@ -433,15 +435,15 @@ def test_classifier_over_a_text_model_with_encoder_has_the_original_keys():
 def test_encode_reads_the_states_of_a_model_output_or_a_tuple(return_dict):
     """SKT's loader builds KoBERT with return_dict=False: the model then returns a tuple."""
     cfg = tiny("eval_attention_dropout_off")   # deterministic eval, to compare two runs
-    bert = tiny_bert(text_input_dim(cfg), return_dict=return_dict)
-    text = TextRegressor(cfg, encoder=bert).eval()   # also puts KoBERT in eval mode
+    bert = tiny_bert(text_input_dim(cfg.models), return_dict=return_dict)
+    text = TextRegressor(cfg.models, cfg.fixes, encoder=bert).eval()   # also puts KoBERT in eval mode
     ids, mask = token_batch(cfg)
     with torch.no_grad():
         out = bert(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids))
     assert isinstance(out, tuple) != return_dict
     expected = out[0] if isinstance(out, tuple) else out.last_hidden_state
     states = text.encode(ids, mask)
-    assert states.shape == (BATCH, cfg.text.max_length, text_input_dim(cfg))
+    assert states.shape == (BATCH, cfg.text.max_length, text_input_dim(cfg.models))
     assert torch.equal(states, expected)
     assert torch.equal(text.forward_tokens(ids, mask)["pred"], text(expected, mask)["pred"])
 
@@ -471,7 +473,7 @@ def test_last_valid_step_reads_the_lengths_even_under_the_faithful_masks():
     lengths, zero padding ends the utterance where its frames stop."""
     cfg = tiny("eval_attention_dropout_off", "last_valid_step")
     feats, lengths = audio_batch(cfg)
-    model = AudioRegressor(cfg).eval()
+    model = AudioRegressor(cfg.models, cfg.fixes).eval()
     with torch.no_grad():
         floored = floor_padded(feats, LENGTHS)
         out = model(floored, lengths)
@@ -490,7 +492,7 @@ def test_length_masks_have_the_frames_shape_when_frames_differ_from_d_model():
     feats, _ = audio_batch(cfg)
     feats[0] = -80 * torch.rand_like(feats[0]) - 1e-3     # first utterance: all 80 frames
     lengths = (80, 40, 10)
-    model = AudioRegressor(cfg).eval()
+    model = AudioRegressor(cfg.models, cfg.fixes).eval()
     with torch.no_grad():
         out = model(feats, torch.tensor(lengths))
         assert torch.equal(out["mask"], length_mask(torch.tensor(lengths), 80, BATCH))
@@ -502,7 +504,7 @@ def test_length_padding_mask_without_lengths_means_every_frame_is_valid():
     frame count): the fixed mask of a batch without lengths is all True, [B, T]."""
     cfg = tiny("eval_attention_dropout_off", "length_padding_mask")
     feats, _ = audio_batch(cfg)
-    model = AudioRegressor(cfg).eval()
+    model = AudioRegressor(cfg.models, cfg.fixes).eval()
     with torch.no_grad():
         mask = model(feats)["mask"]
     assert mask.shape == (BATCH, cfg.features.max_frames) and bool(mask.all())
@@ -513,7 +515,7 @@ def test_faithful_layer_mask_drops_the_all_zero_extractor_frames():
     -2): zero padding gives all-zero extractor output, which the layers' mask leaves out."""
     cfg = tiny()
     feats, lengths = audio_batch(cfg)
-    model = AudioRegressor(cfg)
+    model = AudioRegressor(cfg.models, cfg.fixes)
     layer_mask, out_mask = model.masks(feats, model.Extractor(feats), lengths)
     assert torch.equal(layer_mask, length_mask(lengths, cfg.features.max_frames, BATCH))
     assert torch.equal(out_mask, layer_mask)
@@ -524,13 +526,14 @@ def test_encoder_frontend_masks_by_lengths():
     are padded with whatever the encoder gives, so with lengths the mask follows them, even
     with fixes.length_padding_mask off; without lengths every frame is valid."""
     cfg = load_config("tiny_ssl", ["fixes.length_padding_mask=false"])
-    model = AudioRegressor(cfg)
+    model = AudioRegressor(cfg.models, cfg.fixes)
     assert model.frontend == "encoder"
     enc = cfg.models.audio.encoder      # AudioRegressor.__init__ 14-20: the extractor's settings
     assert (model.Extractor.n_layers, model.Extractor.pooling) == (len(enc.layers), enc.pooling)
     assert model.Extractor.layer_weights.shape == (len(enc.layers),)
     assert model.Extractor.proj.weight.shape == (cfg.models.d_model, enc.input_dim)
-    mean = AudioRegressor(load_config("tiny_ssl", ["models.audio.encoder.pooling=mean"]))
+    mean_cfg = load_config("tiny_ssl", ["models.audio.encoder.pooling=mean"])
+    mean = AudioRegressor(mean_cfg.models, mean_cfg.fixes)
     assert mean.Extractor.pooling == "mean" and not hasattr(mean.Extractor, "layer_weights")
     n_layers, width = model.Extractor.n_layers, cfg.models.audio.encoder.input_dim
     states = torch.randn(BATCH, n_layers, 64, width)            # non-zero at every frame
@@ -550,7 +553,7 @@ def test_models_compute_in_their_own_dtype_whatever_the_input_dtype():
     feats, lengths = audio_batch(cfg)
     feats = feats.half()
     states, mask = text_batch(cfg)
-    audio, text = AudioRegressor(cfg).eval(), TextRegressor(cfg).eval()
+    audio, text = AudioRegressor(cfg.models, cfg.fixes).eval(), TextRegressor(cfg.models, cfg.fixes).eval()
     with torch.no_grad():
         assert torch.equal(audio(feats, lengths)["pred"], audio(feats.float(), lengths)["pred"])
         assert torch.equal(text(states.double(), mask)["pred"], text(states, mask)["pred"])
@@ -565,9 +568,9 @@ def test_faithful_text_mask_leaves_out_all_zero_states():
     states, mask = text_batch(faithful_cfg)
     states[~mask.bool()] = 0
     torch.manual_seed(3)
-    faithful = TextRegressor(faithful_cfg).eval()
+    faithful = TextRegressor(faithful_cfg.models, faithful_cfg.fixes).eval()
     torch.manual_seed(3)
-    fixed = TextRegressor(fixed_cfg).eval()
+    fixed = TextRegressor(fixed_cfg.models, fixed_cfg.fixes).eval()
     valid = mask.bool()
     with torch.no_grad():
         a, b = faithful(states, mask)["hidden"], fixed(states, mask)["hidden"]
@@ -581,8 +584,8 @@ def test_forward_raw_passes_the_lengths_to_the_audio_regressor():
     feats, lengths = audio_batch(cfg)
     feats = floor_padded(feats, LENGTHS)
     states, mask = text_batch(cfg)
-    audio, text = AudioRegressor(cfg), TextRegressor(cfg)
-    clf = EmoClassifier(cfg, audio, text).eval()
+    audio, text = regressors(cfg)
+    clf = EmoClassifier(*sections(cfg), audio, text).eval()
     with torch.no_grad():
         a, t = clf.AudioModel(feats, lengths), clf.TextModel(states, mask)
         expected = clf(a["hidden"], a["mask"], t["hidden"], t["mask"])["logits"]
@@ -594,8 +597,8 @@ def test_forward_raw_passes_the_lengths_to_the_audio_regressor():
 def test_forward_tokens_passes_the_token_type_ids_on():
     """TextRegressor.forward_tokens 7/10 (token_type_ids dropped: zeros instead)."""
     cfg = tiny("eval_attention_dropout_off")
-    bert = tiny_bert(text_input_dim(cfg))
-    text = TextRegressor(cfg, encoder=bert).eval()
+    bert = tiny_bert(text_input_dim(cfg.models))
+    text = TextRegressor(cfg.models, cfg.fixes, encoder=bert).eval()
     ids, mask = token_batch(cfg)
     types = torch.ones_like(ids)
     with torch.no_grad():
@@ -610,8 +613,8 @@ def test_text_prediction_is_one_value_per_utterance():
     broadcast against [B] targets in the loss ([B, B]) instead of failing."""
     cfg = tiny()
     states, mask = text_batch(cfg)
-    assert TextRegressor(cfg)(states, mask)["pred"].shape == (BATCH,)
-    one = TextRegressor(cfg)(states[:1], mask[:1])["pred"]
+    assert TextRegressor(cfg.models, cfg.fixes)(states, mask)["pred"].shape == (BATCH,)
+    one = TextRegressor(cfg.models, cfg.fixes)(states[:1], mask[:1])["pred"]
     assert one.shape == (1,)
 
 
@@ -619,7 +622,7 @@ def test_classifier_computes_in_its_own_dtype():
     """AttentionLSTMHead.classify 6 (`x.to(weight dtype)` -> `x.to(None)`): cached hidden states
     stored in another precision are scored as float32."""
     cfg = tiny("eval_attention_dropout_off")
-    clf = EmoClassifier(cfg, AudioRegressor(cfg), TextRegressor(cfg)).eval()
+    clf = EmoClassifier(*sections(cfg), *regressors(cfg)).eval()
     audio, audio_mask, text, text_mask, _ = cached_batch(cfg, n=4)
     with torch.no_grad():
         expected = clf(audio, audio_mask, text, text_mask)["logits"]
@@ -631,7 +634,7 @@ def test_one_regressor_without_the_other_is_refused_with_a_reason():
     """FrozenRegressors.attach_regressors 4/5/6 (the message: None, or changed)."""
     cfg = tiny()
     with pytest.raises(ValueError, match="pass both regressors or neither"):
-        EmoClassifier(cfg, AudioRegressor(cfg), None)
+        EmoClassifier(*sections(cfg), AudioRegressor(cfg.models, cfg.fixes), None)
 
 
 def test_audio_extractor_halves_the_frequency_axis_twice():
@@ -654,7 +657,8 @@ def test_audio_extractor_halves_the_frequency_axis_twice():
 def test_a_null_frontend_is_the_papers_mel_frontend():
     """AudioRegressor.__init__ 6/7/8 (`frontend or "mel"` -> `and`, or another name): the
     schema allows `frontend: null`, which means the mel extractor."""
-    model = AudioRegressor(tiny(models__audio__frontend="null"))
+    cfg = tiny(models__audio__frontend="null")
+    model = AudioRegressor(cfg.models, cfg.fixes)
     assert model.frontend == "mel" and type(model.Extractor).__name__ == "AudioExtractor"
 
 
@@ -663,9 +667,9 @@ def test_dropout_heads_and_attention_kind_reach_every_layer():
     dropped: always sdpa), _recurrent 12 (the GRU/LSTM dropout dropped: 0), TextRegressor.
     __init__ 19/24 (num_heads dropped)."""
     cfg = tiny(models__audio__dropout=0.3, models__text__dropout=0.2, models__multimodal__dropout=0.4)
-    audio = AudioRegressor(cfg, attention_impl="manual")
-    text = TextRegressor(cfg, attention_impl="manual", num_heads=4)
-    clf = EmoClassifier(cfg, audio, text, attention_impl="manual")
+    audio = AudioRegressor(cfg.models, cfg.fixes, attention_impl="manual")
+    text = TextRegressor(cfg.models, cfg.fixes, attention_impl="manual", num_heads=4)
+    clf = EmoClassifier(*sections(cfg), audio, text, attention_impl="manual")
     for model, rnn, p in ((audio, audio.gru, 0.3), (text, text.gru, 0.2), (clf, clf.LSTM, 0.4)):
         assert rnn.dropout == p
         stack = model.MBA if model is clf else model.AEBlock1 if model is audio else model.TEBlock1

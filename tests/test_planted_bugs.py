@@ -28,7 +28,7 @@ BUGS = {
         (FIX + "test_predictor_pads_like_training_reads_the_store",)),
     "classifier LSTM ignores last_valid_step": PlantedBug(
         "src/koemo/modeling/models.py",
-        'self.fc(pick_step(outputs, mask, self.fixes["last_valid_step"]))',
+        'self.fc(pick_step(outputs, mask, self.fixes.last_valid_step))',
         "self.fc(pick_step(outputs, mask, False))",
         (FIX + "test_classifier_lstm_ignores_trailing_padding_only_with_last_valid_step",)),
     "evaluate ignores test_best_checkpoint": PlantedBug(

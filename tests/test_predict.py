@@ -21,6 +21,7 @@ from koemo.inference.predictor import Predictor
 from koemo.inference.windows import frame_windows, window_starts
 from koemo.inference.manifest import MANIFEST_FILE
 from koemo.inference.export import export_from_workdir, export_predictor
+from tests.builders import sections
 
 SEED = 1
 
@@ -440,7 +441,7 @@ def test_stage_from_another_config(predictor_dir, trained_cfg, tmp_path):
     from koemo.modeling.models import AudioRegressor
 
     other = with_changes(trained_cfg, {"features": {"max_frames": 48}})
-    mixed = replace_stage(predictor_dir, tmp_path, "audio", AudioRegressor(other), other)
+    mixed = replace_stage(predictor_dir, tmp_path, "audio", AudioRegressor(other.models, other.fixes), other)
     with pytest.raises(CheckpointError, match="different configs: features.max_frames"):
         Predictor.from_checkpoint(mixed)
 
@@ -449,7 +450,7 @@ def test_regressor_that_is_not_the_classifiers(predictor_dir, trained_cfg, utter
     from koemo.modeling.models import AudioRegressor
 
     torch.manual_seed(123)
-    mixed = replace_stage(predictor_dir, tmp_path, "audio", AudioRegressor(trained_cfg), trained_cfg)
+    mixed = replace_stage(predictor_dir, tmp_path, "audio", AudioRegressor(trained_cfg.models, trained_cfg.fixes), trained_cfg)
     with pytest.raises(CheckpointError, match="trained on other audio regressor weights"):
         Predictor.from_checkpoint(mixed)
     # Allowed explicitly (e.g. the authors' files from different runs): loads, and says so.
@@ -498,11 +499,11 @@ def test_matches_the_classifiers_own_raw_forward(predictor_dir, trained_cfg, tin
         "fixes": {"eval_attention_dropout_off": True, "last_valid_step": True},
         "models": {"multimodal": {"reuse_audio_num_heads": 4}}})
     torch.manual_seed(0)
-    audio, text = AudioRegressor(cfg).eval(), TextRegressor(cfg).eval()
+    audio, text = AudioRegressor(cfg.models, cfg.fixes).eval(), TextRegressor(cfg.models, cfg.fixes).eval()
     with torch.no_grad():               # outputs inside 1-5, so nothing is clipped
         audio.fc.bias += 3.0
         text.fc.bias += 3.0
-    classifier = EmoClassifier(cfg, audio, text).eval()
+    classifier = EmoClassifier(*sections(cfg), audio, text).eval()
     for stage, model in (("audio", audio), ("text", text), ("multimodal", classifier)):
         save_checkpoint(tmp_path / stage, model, cfg)
     out = export_predictor(tmp_path / "audio", tmp_path / "text", tmp_path / "multimodal",

@@ -15,6 +15,7 @@ from koemo.modeling import data as D
 from koemo.modeling import resident as R
 from koemo.modeling.train import train_stage
 from koemo.modeling.stage import build_stage, make_loader
+from tests.builders import regressors, sections
 
 CPU = torch.device("cpu")
 FAITHFUL = ["train.resident=false"]
@@ -34,7 +35,7 @@ def both_paths(stage, workdir, cfg, run_dir, shuffle_seed):
         from koemo.modeling.fusion import build_classifier
         from koemo.modeling.models import AudioRegressor, TextRegressor
         torch.manual_seed(0)
-        model = build_classifier("attention_lstm", cfg, AudioRegressor(cfg), TextRegressor(cfg))
+        model = build_classifier("attention_lstm", *sections(cfg), *regressors(cfg))
     job = build_stage(stage, workdir, cfg, 1, run_dir=run_dir, device=CPU, model=model,
                       splits=("train", "valid"))
     on_device = R.make_resident(job.datasets, CPU)
@@ -141,7 +142,7 @@ def test_splits_share_one_copy_of_the_store_rows(workdir, tmp_path):
 def _fresh_classifier(cfg):
     from koemo.modeling.fusion import build_classifier
     from koemo.modeling.models import AudioRegressor, TextRegressor
-    return build_classifier("attention_lstm", cfg, AudioRegressor(cfg), TextRegressor(cfg))
+    return build_classifier("attention_lstm", *sections(cfg), *regressors(cfg))
 
 
 class CountingLoader:

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from koemo.config.load import load_config
+from koemo.config.load import load_config, text_input_dim
 from koemo.errors import KoemoInputError
 from koemo.experiments import footprint, workers
 from koemo.experiments import plan as ex
+from tests.builders import regressors
 
 GIB = 2**30
 
@@ -20,7 +21,7 @@ GIB = 2**30
 def test_parameter_counts_are_the_models_own(tiny_config):
     from koemo.modeling.models import AudioRegressor, TextRegressor, trainable_parameters
 
-    audio, text = AudioRegressor(tiny_config), TextRegressor(tiny_config)
+    audio, text = regressors(tiny_config)
     assert footprint.parameter_counts(tiny_config, "audio") == (trainable_parameters(audio), 0)
     assert footprint.parameter_counts(tiny_config, "text") == (trainable_parameters(text), 0)
     head, frozen = footprint.parameter_counts(tiny_config, "multimodal")
@@ -51,12 +52,12 @@ def test_activation_estimate_bounds_what_autograd_keeps(tiny_config, stage):
     batch, steps = cfg.train.stage(stage).batch_size, footprint.sequence_length(cfg, stage)
     torch.manual_seed(0)
     if stage == "audio":
-        model = AudioRegressor(cfg).train()
+        model = AudioRegressor(cfg.models, cfg.fixes).train()
         feats = torch.randn(batch, 2, steps, cfg.features.n_mels)
         saved = _saved_bytes(model, feats, torch.full((batch,), steps))
     else:
-        model = TextRegressor(cfg).train()
-        states = torch.randn(batch, steps, footprint.text_width(cfg))
+        model = TextRegressor(cfg.models, cfg.fixes).train()
+        states = torch.randn(batch, steps, text_input_dim(cfg.models))
         saved = _saved_bytes(model, states, torch.ones(batch, steps, dtype=torch.long))
     estimate = footprint.activation_bytes(cfg, stage)
     assert saved <= estimate <= 4 * saved

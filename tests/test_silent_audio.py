@@ -158,7 +158,7 @@ def test_attention_over_no_valid_key_is_finite(attend, dtype):
 @pytest.mark.parametrize("impl", ["manual", "sdpa"])
 def test_faithful_audio_model_on_silence_trains_and_predicts_finite(tiny_config, impl):
     torch.manual_seed(0)
-    model = AudioRegressor(tiny_config, attention_impl=impl)
+    model = AudioRegressor(tiny_config.models, tiny_config.fixes, attention_impl=impl)
     feats = torch.zeros(2, 2, tiny_config.features.max_frames, tiny_config.features.n_mels)
     feats[1, :, :10] = -20.0                      # a second, non-silent utterance
     out = model(feats)                            # faithful mask: silence is all padding

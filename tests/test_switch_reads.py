@@ -94,9 +94,7 @@ READERS = {
         "koemo.dataset.prepare:scan_corpus": "tests/test_prepare.py::test_seven_label_policy",
         "koemo.dataset.prepare:make_report":
             FIX + "test_prepare_report_names_the_label_policy_it_applied",
-        "koemo.modeling.models:num_classes": FIX + "test_the_seven_label_policy_gives_seven_logits",
-        "koemo.modeling.checkpoint:checkpoint_snapshot":
-            FIX + "test_checkpoints_record_and_check_their_own_label_policy",
+        "koemo.dataset.labels:data_classes": FIX + "test_the_seven_label_policy_gives_seven_logits",
         "koemo.modeling.checkpoint:config_differences":
             FIX + "test_checkpoints_record_and_check_their_own_label_policy",
         "koemo.inference.hub:config_lines": FIX + "test_model_card_names_the_label_policy",

@@ -15,6 +15,7 @@ from koemo.experiments.plan import corrected
 from koemo.modeling import trim
 from koemo.modeling.train import train_stage
 from koemo.modeling.stage import cached_forward, regressor_forward
+from tests.builders import regressors, sections
 
 # Trimming changes nothing in exact arithmetic; in float32 a shorter tensor can take other
 # kernel blocking and summation order (one AVX-512 EPYC: 1.2e-6 absolute, 7.6e-7 relative on a
@@ -70,12 +71,12 @@ def test_trimmed_regressors_predict_the_same():
     frames, bins = cfg.features.max_frames, cfg.features.n_mels
     lengths = torch.tensor([5, 40, 17, 33])
     feats = torch.randn(4, 2, frames, bins)
-    _compare(regressor_forward, AudioRegressor(cfg), {"feats": feats, "lengths": lengths},
+    _compare(regressor_forward, AudioRegressor(cfg.models, cfg.fixes), {"feats": feats, "lengths": lengths},
              "audio", "feats")
     tokens, width = cfg.text.max_length, cfg.models.text.input_dim
     mask = (torch.arange(tokens)[None] < torch.tensor([3, 9, 12, 7])[:, None]).long()
     states = torch.randn(4, tokens, width)
-    _compare(regressor_forward, TextRegressor(cfg), {"states": states, "attention_mask": mask},
+    _compare(regressor_forward, TextRegressor(cfg.models, cfg.fixes), {"states": states, "attention_mask": mask},
              "text", "states")
 
 
@@ -84,7 +85,7 @@ def test_trimmed_classifier_predicts_the_same():
 
     cfg = _corrected()
     torch.manual_seed(0)
-    model = EmoClassifier(cfg, AudioRegressor(cfg), TextRegressor(cfg))
+    model = EmoClassifier(*sections(cfg), *regressors(cfg))
     frames, tokens, d = cfg.features.max_frames, cfg.text.max_length, cfg.models.d_model
     batch = {"audio_hidden": torch.randn(3, frames, d).half(),
              "audio_mask": torch.arange(frames)[None] < torch.tensor([10, 64, 30])[:, None],

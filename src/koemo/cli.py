@@ -28,13 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _interrupt_on_sigterm(signum, frame):
+def _interrupt_on_sigterm(signum: int, frame: object) -> None:
     """SIGTERM (a scheduler's or Colab's stop) unwinds like Ctrl-C, so cleanup code runs
     (e.g. the feature build removes its half-written files) instead of dying mid-write."""
     raise Interrupted(signum)
 
 
-def _report_interrupt(args, err: KeyboardInterrupt) -> int:
+def _report_interrupt(args: argparse.Namespace, err: KeyboardInterrupt) -> int:
     """One line for a stopped command: the signal, what stopped (when known) and the
     command's own note on resuming (its `interrupt_note` default); exit 128 + signal."""
     signum = getattr(err, "signum", signal.SIGINT)

@@ -1,4 +1,8 @@
 """Errors that mean "your input is wrong", as opposed to bugs. The CLI prints them as one line."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
 
 
 class KoemoInputError(ValueError):
@@ -14,7 +18,7 @@ class BiosignalsNotAvailable(KoemoInputError):
     audio + text only). Callers that can go on without bio-signals catch this one; `missing`
     and `found` are the signal folders looked for that are absent and present."""
 
-    def __init__(self, data_root, missing, found=()):
+    def __init__(self, data_root: str | Path, missing: Iterable[Path], found: Iterable[Path] = ()):
         self.data_root = data_root
         self.missing = list(missing)
         self.found = list(found)

@@ -27,13 +27,16 @@ product (einsum over the frames, ~1e-7 relative). They agree within BLOCK_TOLERA
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Protocol
 
 import numpy as np
 
 from koemo.audio.features import AMIN, delta_kernel, _mel_transform
 from koemo.config.schema import FeatureBackend, Features
 from koemo.errors import KoemoInputError
+
+if TYPE_CHECKING:
+    import torch
 
 # Frames per piece (~33 s at hop 512 / 16 kHz): ~10 MB of STFT bins at n_fft 2048.
 BLOCK_FRAMES = 1024
@@ -105,33 +108,34 @@ class _TorchOps:
                                         center=False)
         self.kernel = delta_kernel(int(fc.delta_width), torch.float32, "cpu")
 
-    def mel(self, piece: np.ndarray):
+    def mel(self, piece: np.ndarray) -> torch.Tensor:
         with self.torch.inference_mode():
             return self.transform(self.torch.from_numpy(np.ascontiguousarray(piece))[None])[0]
 
-    def log(self, power):
+    def log(self, power: torch.Tensor) -> torch.Tensor:
         return 10.0 * self.torch.log10(power.clamp_min(AMIN))
 
-    def peaks(self, power) -> tuple[float, float]:
+    def peaks(self, power: torch.Tensor) -> tuple[float, float]:
         return float(power.max()), float(self.log(power).max())
 
-    def db(self, power, reference: Reference, top_db: float):
+    def db(self, power: torch.Tensor, reference: Reference, top_db: float) -> torch.Tensor:
         ref = self.torch.tensor(reference.power_max, dtype=self.torch.float32)
         offset = 10.0 * self.torch.log10(ref.clamp_min(AMIN))
         top = self.torch.tensor(reference.log_max, dtype=self.torch.float32) - offset
         return self.torch.maximum(self.log(power) - offset, top - top_db)
 
-    def join(self, a, b):
+    def join(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return self.torch.cat([a, b], dim=1)
 
-    def delta(self, db, c0: int, first: int, stop: int, n_frames: int, width: int):
+    def delta(self, db: torch.Tensor, c0: int, first: int, stop: int, n_frames: int,
+              width: int) -> torch.Tensor:
         """Centred slopes over db = frames [c0, c0 + len); edge frames clamp to frame h / L-1-h."""
         torch, half = self.torch, width // 2
         inner = torch.nn.functional.conv1d(db[:, None, :], self.kernel)[:, 0]
         frames = torch.arange(first, stop).clamp(half, n_frames - 1 - half)
         return inner[:, frames - (c0 + half)]
 
-    def stack(self, db, delta) -> np.ndarray:
+    def stack(self, db: torch.Tensor, delta: torch.Tensor) -> np.ndarray:
         return np.ascontiguousarray(self.torch.stack([db, delta]).transpose(1, 2).float().numpy())
 
 
@@ -165,7 +169,8 @@ class _LibrosaOps:
     def join(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.concatenate([a, b], axis=1)
 
-    def delta(self, db: np.ndarray, c0: int, first: int, stop: int, n_frames: int, width: int):
+    def delta(self, db: np.ndarray, c0: int, first: int, stop: int, n_frames: int,
+              width: int) -> np.ndarray:
         import librosa
 
         return librosa.feature.delta(db, width=width, order=1)[:, first - c0:stop - c0]
@@ -174,7 +179,18 @@ class _LibrosaOps:
         return np.stack([db.T, delta.T]).astype(np.float32)
 
 
-def _ops(backend: FeatureBackend, fc: Features) -> _TorchOps | _LibrosaOps:
+class _Ops(Protocol):
+    """What the two passes call; arrays are the backend's own (torch tensors or numpy)."""
+
+    def mel(self, piece: np.ndarray) -> Any: ...
+    def peaks(self, power: Any) -> tuple[float, float]: ...
+    def db(self, power: Any, reference: Reference, top_db: float) -> Any: ...
+    def join(self, a: Any, b: Any) -> Any: ...
+    def delta(self, db: Any, c0: int, first: int, stop: int, n_frames: int, width: int) -> Any: ...
+    def stack(self, db: Any, delta: Any) -> np.ndarray: ...
+
+
+def _ops(backend: FeatureBackend, fc: Features) -> _Ops:
     """features.backend's operations (the schema allows torch and librosa only)."""
     return _LibrosaOps(fc) if backend == "librosa" else _TorchOps(fc)
 

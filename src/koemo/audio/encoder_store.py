@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from koemo.errors import KoemoInputError
 from koemo.audio.speech_encoder import (MIN_SAMPLES, EncoderSpec, SpeechEncoder, encoder_folder,
                                         encoder_settings, folder_fingerprint, load_speech_encoder,
                                         uses_speech_encoder)
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 STORE_SUBDIR = "audio_states"
 STATES_FILE = "states.npy"
@@ -88,7 +91,7 @@ def _write_rows(partial: Path, offset: int, row_shape: tuple, paths: list[str], 
     return n_frames
 
 
-def build_encoder_store(table, workdir: str | Path, cfg: Config, progress: bool = True,
+def build_encoder_store(table: pd.DataFrame, workdir: str | Path, cfg: Config, progress: bool = True,
                         device: str | None = None, encoder: SpeechEncoder | None = None
                         ) -> EncoderStateStore:
     """States of every row of `table` (segment_id, wav_path); a complete cache with the same key,
@@ -149,7 +152,8 @@ def _build_files(directory: Path, segment_ids: list[str], paths: list[str], leng
         "bytes": int(np.prod(shape)) * 2, "complete": True})
 
 
-def open_audio_store(workdir: str | Path, cfg: Config, progress: bool = False, device=None
+def open_audio_store(workdir: str | Path, cfg: Config, progress: bool = False,
+                     device: str | None = None
                      ) -> F.FeatureStore | EncoderStateStore:
     """What the audio model reads: the mel FeatureStore, or the speech-encoder state cache
     (filled here for every prepared utterance the first time)."""

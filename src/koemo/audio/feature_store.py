@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -21,6 +21,9 @@ from koemo.config.schema import Config, Features, StoreDtype
 from koemo.config.workdir import data_fingerprint
 from koemo.errors import KoemoInputError
 from koemo.audio.features import librosa_features, check_wave, extract_batch, min_samples
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 STORE_SUBDIR = "features"
 # Padded audio per torch batch: batch_size utterances of this many seconds (KEMDy20 mean: 6 s).
@@ -75,7 +78,7 @@ class RowStore:
             self._array = np.lib.format.open_memmap(self.directory / self.ARRAY_FILE, mode="r")
         return self._array
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_array"] = None
         return state
@@ -157,7 +160,7 @@ def _reusable(directory: Path, fingerprint: str, segment_ids: list[str], source:
     return store.segment_ids == segment_ids
 
 
-def complete_for(store_class, directory: Path, segment_ids: list[str], source) -> bool:
+def complete_for(store_class: type, directory: Path, segment_ids: list[str], source: object) -> bool:
     """Whether `directory` holds a complete `store_class` store of these segment ids, built
     from the prepared data `source` (a store that cannot be opened is not)."""
     meta = read_meta(directory)
@@ -169,7 +172,7 @@ def complete_for(store_class, directory: Path, segment_ids: list[str], source) -
         return False
 
 
-def resolve_device(cfg: Config, device=None) -> str:
+def resolve_device(cfg: Config, device: str | None = None) -> str:
     """Explicit device, else cfg.train.device; "auto" = cuda when available."""
     import torch
     wanted = device if device is not None else cfg.train.device
@@ -238,7 +241,7 @@ def write_json_atomic(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def table_segment_ids(table) -> list[str]:
+def table_segment_ids(table: pd.DataFrame) -> list[str]:
     """Segment ids of the utterance table; KoemoInputError for missing columns or duplicates."""
     from collections import Counter
     for column in ("segment_id", "wav_path"):
@@ -285,8 +288,8 @@ def _write_feature_rows(partial: Path, offset: int, row_bytes: int, paths: list[
     return n_frames
 
 
-def build_feature_store(table, workdir: str | Path, cfg: Config, progress: bool = True,
-                        device=None, batch_size: int = 32) -> FeatureStore:
+def build_feature_store(table: pd.DataFrame, workdir: str | Path, cfg: Config,
+                        progress: bool = True, device: str | None = None, batch_size: int = 32) -> FeatureStore:
     """Features of every row of `table` (columns segment_id, wav_path) into the store.
 
     Idempotent: a complete store with the same fingerprint, the same segment ids (in order) and
@@ -319,7 +322,7 @@ def build_feature_store(table, workdir: str | Path, cfg: Config, progress: bool 
     return FeatureStore(directory)
 
 
-def build_locked(directory: Path, reusable, build) -> None:
+def build_locked(directory: Path, reusable: Callable[[], bool], build: Callable[[], object]) -> None:
     """Run `build` (which writes .partial files and renames them, meta.json last) under the
     store's lock, unless `reusable()` says another process built it while we waited. Partial
     files of a killed build are removed first; an error, Ctrl-C or SIGTERM removes its own."""
@@ -344,7 +347,8 @@ def remove_partials(directory: Path) -> None:
 
 
 def _build_store_files(directory: Path, segment_ids: list[str], paths: list[str],
-                       lengths: np.ndarray, fc: Features, cfg: Config, device, batch_size: int,
+                       lengths: np.ndarray, fc: Features, cfg: Config, device: str | None,
+                       batch_size: int,
                        progress: bool, fingerprint: str, source: str | None) -> None:
     """Write mel.npy and index.parquet as .partial files, rename them, then meta.json."""
     (directory / META_FILE).unlink(missing_ok=True)      # from now on the store is incomplete

@@ -26,12 +26,15 @@ The on-disk store every model reads them from is `koemo.audio.feature_store`.
 from __future__ import annotations
 
 import functools
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from koemo.config.schema import FeatureBackend, Features
 from koemo.errors import KoemoInputError
+
+if TYPE_CHECKING:
+    import torch
 
 # Max abs difference (dB) between the torch and librosa backends over valid frames, both
 # channels; measured on sines, chirps and noise (~1e-3 dB typical), with margin.
@@ -90,7 +93,7 @@ def librosa_features(wave: np.ndarray, fc: Features) -> tuple[np.ndarray, int]:
 # ------------------------------------------------------------------------------------- torch
 @functools.lru_cache(maxsize=8)
 def _mel_transform(sample_rate: int, n_fft: int, hop_length: int, fmin: float, fmax: float,
-                   n_mels: int, device: str, center: bool = True):
+                   n_mels: int, device: str, center: bool = True) -> torch.nn.Module:
     """torchaudio MelSpectrogram set to librosa's choices (its own defaults differ: htk scale,
     no norm, reflect padding). center=False: frames of an already padded piece
     (koemo.audio.block_features)."""
@@ -102,7 +105,7 @@ def _mel_transform(sample_rate: int, n_fft: int, hop_length: int, fmin: float, f
         pad_mode="constant", norm="slaney", mel_scale="slaney").to(device)
 
 
-def _masked_power_to_db(mel, valid, top_db: float):
+def _masked_power_to_db(mel: torch.Tensor, valid: torch.Tensor, top_db: float) -> torch.Tensor:
     """power_to_db(ref=max, top_db) per utterance, the max taken over its valid frames only.
     mel: [B, F, L] power; valid: [B, L] bool."""
     import torch
@@ -113,7 +116,7 @@ def _masked_power_to_db(mel, valid, top_db: float):
     return torch.maximum(db, top - top_db)
 
 
-def delta_kernel(width: int, dtype, device):
+def delta_kernel(width: int, dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
     """conv1d weights [1, 1, width] of the savgol first derivative: n / sum(n^2), n in [-h, h]."""
     import torch
     half = width // 2
@@ -121,7 +124,7 @@ def delta_kernel(width: int, dtype, device):
     return (taps / taps.pow(2).sum()).view(1, 1, -1)
 
 
-def _delta_interp(db, lengths, width: int):
+def _delta_interp(db: torch.Tensor, lengths: torch.Tensor, width: int) -> torch.Tensor:
     """librosa.feature.delta(order=1, mode="interp") per utterance over its own frames.
 
     Inside, the savgol first derivative is sum(n * x[t+n]) / sum(n^2), n in [-h, h]. In "interp"
@@ -149,7 +152,7 @@ def _pad_batch(waves: Sequence[np.ndarray]) -> np.ndarray:
     return padded
 
 
-def extract_batch(waves: Sequence[np.ndarray], fc: Features, device="cpu"
+def extract_batch(waves: Sequence[np.ndarray], fc: Features, device: torch.device | str = "cpu"
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Torch backend on a batch: -> (float32 [B, 2, T, F], int32 n_frames [B]).
 

@@ -117,7 +117,7 @@ def read_file_header(path: Path, sample_rate: int | None) -> tuple[int, int, int
             f"{file_info.format}/{file_info.subtype}")
 
 
-def unreadable_error(path, err: Exception) -> KoemoInputError:
+def unreadable_error(path: object, err: Exception) -> KoemoInputError:
     """The error for a file libsndfile cannot read."""
     return KoemoInputError(f"{path}: not a readable audio file (soundfile/libsndfile: {err}); "
                            "use wav, flac or ogg")

@@ -40,8 +40,9 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from koemo.config.schema import Config, Frontend, Pooling, SpeechEncoderSettings
+from koemo.config.schema import Config, Frontend, Models, Pooling, SpeechEncoderSettings
 from koemo.errors import KoemoInputError
 
 PREPROCESSOR_FILE = "preprocessor_config.json"
@@ -70,6 +71,15 @@ class EncoderSpec:
     batch_size: int
 
 
+def encoder_layout(models: Models) -> tuple[list[int], int, Pooling]:
+    """What the audio model's front-end is built from: the hidden_states indices
+    models.audio.encoder mixes (a list, as given), their width (input_dim; unset:
+    models.d_model) and the pooling."""
+    spec = models.audio.encoder or SpeechEncoderSettings()
+    layers = spec.layers if isinstance(spec.layers, (list, tuple)) else [spec.layers]
+    return [int(x) for x in layers], int(spec.input_dim or models.d_model), spec.pooling
+
+
 def encoder_settings(cfg: Config) -> EncoderSpec:
     """models.audio.encoder with its open sizes resolved (max_frames: features.max_frames,
     input_dim: models.d_model; layers as a list, as given). The schema checked the rest: a
@@ -78,9 +88,8 @@ def encoder_settings(cfg: Config) -> EncoderSpec:
     if spec.name is None:
         raise KoemoInputError("models.audio.encoder.name: not set; the speech encoder's hub id "
                               "or local directory is needed (models.audio.frontend: encoder)")
-    layers = spec.layers if isinstance(spec.layers, (list, tuple)) else [spec.layers]
-    return EncoderSpec(name=spec.name, layers=[int(x) for x in layers], pooling=spec.pooling,
-                       input_dim=int(spec.input_dim or cfg.models.d_model),
+    layers, input_dim, pooling = encoder_layout(cfg.models)
+    return EncoderSpec(name=spec.name, layers=layers, pooling=pooling, input_dim=input_dim,
                        max_frames=int(spec.max_frames or cfg.features.max_frames),
                        batch_size=spec.batch_size)
 
@@ -148,7 +157,7 @@ class SpeechEncoder:
     def hop_seconds(self) -> float:
         return self.hop_samples / self.sample_rate
 
-    def frames(self, n_samples) -> np.ndarray:
+    def frames(self, n_samples: ArrayLike) -> np.ndarray:
         """Encoder frames of waves of `n_samples` samples (the conv stack's output lengths)."""
         import torch
 

@@ -15,7 +15,7 @@ same errors and notes as load_audio.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -121,7 +121,7 @@ class AudioStream:
             raise KoemoInputError(f"{self.label}: audio has zero length (no samples)")
         self._scanned = (samples_in, samples_out, peak)
 
-    def _resampler(self):
+    def _resampler(self) -> Any:
         if self.rate == self.target_rate:
             return None
         import soxr  # installed with librosa, as in koemo.audio.io.resample

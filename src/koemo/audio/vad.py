@@ -21,11 +21,15 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from koemo.config.schema import SAMPLE_RATE, Vad
 from koemo.errors import KoemoInputError
+
+if TYPE_CHECKING:
+    import torch
 
 CHUNK = 512                 # samples per probability (32 ms at 16 kHz)
 CONTEXT = 64                # samples of the previous chunk the model also reads
@@ -46,14 +50,14 @@ def weights_path() -> Path:
     return path
 
 
-def _build_network():
+def _build_network() -> Any:          # a SileroNet (defined here: torch is imported lazily)
     import torch
     from torch import nn
 
     class SileroNet(nn.Module):
         """Silero VAD 16 kHz: STFT as a convolution, four convolutions, an LSTM cell, a sigmoid."""
 
-        def __init__(self):
+        def __init__(self) -> None:
             super().__init__()
             self.stft_conv = nn.Conv1d(1, 258, kernel_size=256, stride=128, bias=False)
             self.conv1 = nn.Conv1d(129, 128, 3, padding=1)
@@ -72,7 +76,8 @@ def _build_network():
                 x = torch.relu(conv(x))
             return x.squeeze(-1)
 
-        def decode(self, feats: torch.Tensor, state):
+        def decode(self, feats: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None
+                   ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
             """[N, 128] features of consecutive chunks -> [N] speech probabilities."""
             hs = []
             for row in feats:

@@ -5,7 +5,7 @@ Min-max normalisation keeps only the shape of each series, so this cannot see le
 from __future__ import annotations
 
 import warnings
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -100,7 +100,7 @@ def normalised_series(values: Sequence[np.ndarray], length: int) -> np.ndarray:
     return TimeSeriesScalerMinMax().fit_transform(TimeSeriesResampler(sz=length).fit_transform(dataset))
 
 
-def _fit_k(X: np.ndarray, k: int, seed: int, max_iter: int, max_iter_barycenter: int):
+def _fit_k(X: np.ndarray, k: int, seed: int, max_iter: int, max_iter_barycenter: int) -> Any:
     """One k of the sweep (a joblib task: runs in a worker thread when n_jobs > 1).
     tslearn's TimeSeriesKMeans(metric="dtw"), through dtw.py's exact fast path where it applies."""
     _import_tslearn()

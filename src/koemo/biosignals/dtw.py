@@ -18,6 +18,7 @@ tslearn's class unchanged (`make_dtw_kmeans`).
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -27,7 +28,7 @@ VERIFIED_TSLEARN = ("0.10.",)
 
 
 @njit(cache=True, nogil=True)
-def _cell(cost, up, left, diag):
+def _cell(cost: float, up: float, left: float, diag: float) -> float:
     """One cell of the accumulated cost, as tslearn adds it: cost, then + min of the three."""
     acc = cost
     acc += min(up, left, diag)
@@ -35,7 +36,7 @@ def _cell(cost, up, left, diag):
 
 
 @njit(cache=True, nogil=True)
-def _accumulate(s1, s2, cum):
+def _accumulate(s1: np.ndarray, s2: np.ndarray, cum: np.ndarray) -> None:
     """Fill cum[1:, 1:] with the DTW accumulated cost matrix of s1 vs s2: tslearn's
     `_njit_accumulated_matrix` without a mask (cum[0, :] and cum[:, 0] stay inf, cum[0, 0] 0)."""
     l1, l2, d = s1.shape[0], s2.shape[0], s1.shape[1]
@@ -49,14 +50,14 @@ def _accumulate(s1, s2, cum):
 
 
 @njit(cache=True, nogil=True)
-def _empty_cum(l1, l2):
+def _empty_cum(l1: int, l2: int) -> np.ndarray:
     cum = np.full((l1 + 1, l2 + 1), np.inf)
     cum[0, 0] = 0.0
     return cum
 
 
 @njit(cache=True, nogil=True)
-def _cdist(A, B):
+def _cdist(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     out = np.empty((A.shape[0], B.shape[0]))
     cum = _empty_cum(A.shape[1], B.shape[1])
     for i in range(A.shape[0]):
@@ -67,7 +68,7 @@ def _cdist(A, B):
 
 
 @njit(cache=True, nogil=True)
-def _pdist(A):
+def _pdist(A: np.ndarray) -> np.ndarray:
     """Self-distances as tslearn computes them: the upper triangle, mirrored; zero diagonal."""
     n = A.shape[0]
     out = np.zeros((n, n))
@@ -81,7 +82,7 @@ def _pdist(A):
 
 
 @njit(cache=True, nogil=True)
-def _dba_alignment(X, barycenter):
+def _dba_alignment(X: np.ndarray, barycenter: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One DBA assignment step (tslearn's `_petitjean_assignment`): each series' DTW distance to
     the barycenter, and the values aligned to every barycenter point, grouped by that point in
     the order tslearn appends them (series by series, along each warping path)."""
@@ -170,7 +171,7 @@ def dba_petitjean(X: np.ndarray, init_barycenter: np.ndarray, max_iter: int = 30
     return barycenter
 
 
-def _kmeans_class():
+def _kmeans_class() -> type:
     """ExactDTWKMeans, built on first use: tslearn is slow to import and warns about h5py."""
     global _EXACT_CLASS
     if _EXACT_CLASS is not None:
@@ -183,7 +184,7 @@ def _kmeans_class():
         """TimeSeriesKMeans(metric="dtw") whose distances and DBA run in the kernels above.
         The three overrides mirror tslearn 0.10's methods line for line (dtw branch only)."""
 
-        def _fit_one_init(self, X, x_squared_norms, rs):
+        def _fit_one_init(self, X: np.ndarray, x_squared_norms: Any, rs: Any) -> ExactDTWKMeans:
             self.cluster_centers_ = _k_init_metric(X, self.n_clusters, cdist_metric=cdist_dtw,
                                                    random_state=rs)
             self.cluster_centers_ = _check_full_length(self.cluster_centers_)
@@ -197,10 +198,10 @@ def _kmeans_class():
             self._iter = it + 1
             return self
 
-        def _transform(self, X):
+        def _transform(self, X: np.ndarray) -> np.ndarray:
             return cdist_dtw(X, self.cluster_centers_)
 
-        def _update_centroids(self, X):
+        def _update_centroids(self, X: np.ndarray) -> None:
             for k in range(self.n_clusters):
                 self.cluster_centers_[k] = dba_petitjean(X[self.labels_ == k],
                                                          self.cluster_centers_[k])
@@ -220,7 +221,7 @@ def exact_path_applies(X: np.ndarray) -> bool:
             and bool(np.isfinite(X).all()))
 
 
-def make_dtw_kmeans(X: np.ndarray, **params):
+def make_dtw_kmeans(X: np.ndarray, **params: Any) -> Any:
     """A `TimeSeriesKMeans(metric="dtw", **params)` for X: the fast exact class when
     `exact_path_applies(X)` and no metric_params / init are given, else tslearn's own."""
     from tslearn.clustering import TimeSeriesKMeans

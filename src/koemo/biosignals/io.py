@@ -229,7 +229,8 @@ class _RepeatedIdRows:
     def __init__(self, problems: list[dict]):
         self.problems = problems
 
-    def drop_row(self, segment_id, session, file, reason, message, input_problem=True):
+    def drop_row(self, segment_id: str, session: int, file: str | Path, reason: str, message: str,
+                 input_problem: bool = True) -> None:
         self.problems.append(_coverage_row("annotation", "row", path=file, session=session,
                                            segment_id=segment_id, status="bad_row",
                                            problem=f"{message} ({reason})"))

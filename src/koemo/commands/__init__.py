@@ -1,4 +1,12 @@
-"""One module per `koemo` sub-command; see koemo.cli."""
+"""One module per `koemo` sub-command; see koemo.cli. Each module has `register(subparsers)`,
+which adds its parser, and `run(args) -> int`, the exit status."""
+from __future__ import annotations
+
+import argparse
+from typing import Iterator
+
+# What each command's `register` receives (ArgumentParser.add_subparsers' result).
+Subparsers = argparse._SubParsersAction
 
 
 class SettingChoices:
@@ -10,21 +18,21 @@ class SettingChoices:
     def __init__(self, name: str, module: str = "koemo.config.schema"):
         self.name, self.module = name, module
 
-    def _values(self) -> tuple:
+    def _values(self) -> tuple[object, ...]:
         import importlib
         return getattr(importlib.import_module(self.module), self.name)
 
-    def __contains__(self, value) -> bool:
+    def __contains__(self, value: object) -> bool:
         return value in self._values()
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[object]:
         return iter(self._values())
 
     def __len__(self) -> int:
         return len(self._values())
 
 
-def add_config_arguments(parser, default: str = "paper") -> None:
+def add_config_arguments(parser: argparse.ArgumentParser, default: str = "paper") -> None:
     """--config and repeatable --set, the same for every command that reads a config."""
     parser.add_argument("--config", default=default,
                         help=f"config name in configs/ or a path (default: {default})")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 
-from koemo.commands import SettingChoices
+from koemo.commands import SettingChoices, Subparsers
 from koemo.errors import KoemoInputError
 
 DESCRIPTION = """\
@@ -21,7 +21,7 @@ The page listens on 127.0.0.1 (this machine only) unless --host says otherwise; 
 and recordings longer than --max-seconds are refused with a message."""
 
 
-def register(subparsers) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "app", help="web demo: upload or record audio, see emotion, arousal and valence",
         formatter_class=argparse.RawDescriptionHelpFormatter, description=DESCRIPTION)

@@ -2,9 +2,14 @@
 per-utterance series vs emotion labels, plus a direct level test), written to WORKDIR/biosignals/.
 A KEMDy20 copy without the EDA/TEMP/IBI folders (audio + text only) is an error naming them.
 An option not given takes the default of the `biosignals` setting of its name (docs/configuration.md)."""
+from __future__ import annotations
+
+import argparse
+
+from koemo.commands import Subparsers
 
 
-def register(sub):
+def register(sub: Subparsers) -> None:
     parser = sub.add_parser("biosignals", help="bio-signal coverage and DTW k-means analysis",
                             description=__doc__)
     parser.add_argument("--data", required=True,
@@ -26,7 +31,7 @@ def register(sub):
     parser.set_defaults(func=run)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from koemo.biosignals import analyse, write_report

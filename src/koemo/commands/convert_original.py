@@ -3,9 +3,14 @@ Multi_Modal_Classifier_ye.pt) -> koemo checkpoints OUT/{audio,text,multimodal}/ 
 `koemo evaluate`/`koemo predict` load. The files must hold state dicts (as the authors'
 EarlyStopping saved them); KoBERT's weights inside them are set aside (koemo loads KoBERT
 from `text.encoder`)."""
+from __future__ import annotations
+
+import argparse
+
+from koemo.commands import Subparsers
 
 
-def register(sub):
+def register(sub: Subparsers) -> None:
     parser = sub.add_parser("convert-original", help="convert the authors' .pt checkpoints",
                             description=__doc__)
     parser.add_argument("--audio", help="audio_arousal.pt (audio regressor state dict)")
@@ -22,7 +27,7 @@ def register(sub):
     parser.set_defaults(func=run)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     import json
 
     from koemo.config.load import load_config

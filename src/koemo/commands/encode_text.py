@@ -2,11 +2,14 @@
 KoBERT (or stand-in) hidden states in the text-state cache W/text/<fingerprint>/. Only
 sequences not cached yet are computed; empty and truncated transcripts are listed in
 encode_report.json next to the cache."""
+from __future__ import annotations
 
-from koemo.commands import add_config_arguments
+import argparse
+
+from koemo.commands import Subparsers, add_config_arguments
 
 
-def register(sub):
+def register(sub: Subparsers) -> None:
     parser = sub.add_parser("encode-text", help="fill the KoBERT hidden-state cache for all utterances",
                             description=__doc__)
     parser.add_argument("--workdir", required=True, help="prepared workdir (with utterances.parquet)")
@@ -18,7 +21,7 @@ def register(sub):
                                                 "the same command computes the rest")
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     from koemo.config.load import load_config
     from koemo.inference.pretrained import require_assets
     from koemo.text.encoder import encode_workdir_texts

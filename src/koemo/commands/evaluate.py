@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import argparse
 
-from koemo.commands import SettingChoices
+from koemo.commands import SettingChoices, Subparsers
 
 
-def register(subparsers) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "evaluate", help="score a training run (or a checkpoint directory) on a split",
         description="Load a run's checkpoint (last or best, as the run's config says; or the "

@@ -3,11 +3,14 @@ tokenizer and encoder, speech encoder, Whisper; also those of the configs in its
 reproduce.frontends) into DIR, on a machine with the hub (a cluster's login node), and write
 DIR/<name>.yaml: the config with its models in DIR. Run on a machine without the hub with
 `--config DIR/<name>.yaml`, or with the `--set` options printed for the config itself."""
+from __future__ import annotations
 
-from koemo.commands import add_config_arguments
+import argparse
+
+from koemo.commands import Subparsers, add_config_arguments
 
 
-def register(sub):
+def register(sub: Subparsers) -> None:
     parser = sub.add_parser("fetch", help="download the pretrained models a config needs into a "
                                           "folder, for machines without the hub",
                             description=__doc__)
@@ -20,7 +23,7 @@ def register(sub):
                                                 "the same command fetches the rest")
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from koemo.config.load import load_config

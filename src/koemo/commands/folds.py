@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import argparse
+
+from koemo.commands import Subparsers
 import json
 from pathlib import Path
 
 
-def register(subparsers) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "folds", help="export the session folds of prepared corpora in EmoBox's JSON and JSONL layouts",
         description="Write the five session folds (koemo's cv5 protocol) of every corpus in "

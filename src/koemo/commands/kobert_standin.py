@@ -1,11 +1,14 @@
 """`koemo kobert-standin`: build the offline KoBERT stand-in (sentencepiece model trained on the
 workdir's transcripts + a random-weight BertModel) in W/kobert-standin/, sized by
 cfg.text.standin. An identical existing build is reused unless --force."""
+from __future__ import annotations
 
-from koemo.commands import add_config_arguments
+import argparse
+
+from koemo.commands import Subparsers, add_config_arguments
 
 
-def register(sub):
+def register(sub: Subparsers) -> None:
     parser = sub.add_parser("kobert-standin", help="build the offline KoBERT stand-in in W/kobert-standin",
                             description=__doc__)
     parser.add_argument("--workdir", required=True, help="prepared workdir (with utterances.parquet)")
@@ -14,7 +17,7 @@ def register(sub):
     parser.set_defaults(func=run)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     import json
 
     from koemo.config.load import load_config

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from koemo.commands import SettingChoices, add_config_arguments
+from koemo.commands import SettingChoices, Subparsers, add_config_arguments
 
 
-def register(subparsers) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "plan", help="list every training run as an independent `koemo train` command",
         description="Print (or --export) one `koemo train` line per run of the experiment plan "

@@ -13,9 +13,15 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, Sequence
 
-from koemo.commands import SettingChoices
+from koemo.commands import SettingChoices, Subparsers
 from koemo.errors import KoemoInputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from koemo.inference.predictor import Prediction, Predictor
 
 BAR_WIDTH = 30
 # Plain output shows at most this much of a transcript (--json prints it whole; a timeline
@@ -45,7 +51,7 @@ paths are relative to the CSV's folder). Every row is written to --out, failed o
 their error; the exit status is 1 when any row failed."""
 
 
-def register(subparsers) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "predict", help="predict emotion, arousal and valence from a wav and its transcript",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -118,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def predictor_record(predictor) -> dict:
+def predictor_record(predictor: Predictor) -> dict:
     from koemo.inference.provenance import describe
 
     return {"checkpoint": predictor.source, "provenance": predictor.provenance,
@@ -134,7 +140,7 @@ def printable(text: str, limit: int | None = PLAIN_TEXT_LIMIT) -> str:
     return safe
 
 
-def load_predictor(args: argparse.Namespace):
+def load_predictor(args: argparse.Namespace) -> Predictor:
     from koemo.inference.predictor import Predictor
 
     return Predictor.from_checkpoint(args.checkpoint, device=args.device, long_audio=args.long_audio,
@@ -156,7 +162,7 @@ def read_text_file(path: Path) -> str:
     raise KoemoInputError(f"{path}: transcript is neither UTF-8 nor cp949 text")
 
 
-def format_prediction(name: str, result, provenance: dict | None = None) -> str:
+def format_prediction(name: str, result: Prediction, provenance: dict | None = None) -> str:
     from koemo.inference.provenance import describe
 
     w = result.windows
@@ -182,7 +188,7 @@ def format_prediction(name: str, result, provenance: dict | None = None) -> str:
 
 # ----------------------------------------------------------------------------- batch
 
-def read_batch_list(path: Path):
+def read_batch_list(path: Path) -> pd.DataFrame:
     import pandas as pd
 
     if not path.is_file():
@@ -199,13 +205,14 @@ def read_batch_list(path: Path):
     return table
 
 
-def batch_items(table, base: Path):
+def batch_items(table: pd.DataFrame, base: Path) -> Iterator[tuple[Path, str | None]]:
     for wav, text in zip(table["wav"], table["text"]):
         path = Path(wav)
         yield (path if path.is_absolute() else base / path), (text if text.strip() else None)
 
 
-def prediction_row(wav: str, text: str, result, classes) -> dict:
+def prediction_row(wav: str, text: str, result: Prediction | Exception,
+                   classes: Sequence[str]) -> dict:
     row = {"wav": wav, "text": text}
     if isinstance(result, Exception):
         return {**row, "status": "error", "error": str(result)}

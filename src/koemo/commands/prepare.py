@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import argparse
 
-from koemo.commands import add_config_arguments
+from koemo.commands import Subparsers, add_config_arguments
 
 
-def register(subparsers) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "prepare", help="read a KEMDy19 or KEMDy20 corpus into a workdir (table, report, features)",
         description="Pair every annotation row with its wav and transcript by Segment ID, check "

@@ -1,11 +1,14 @@
 """`koemo reproduce`: run notebooks 1-1 .. 5-3 in order and write the paper/ tables."""
+from __future__ import annotations
+
+import argparse
 
 from pathlib import Path
 
-from koemo.commands import add_config_arguments
+from koemo.commands import Subparsers, add_config_arguments
 
 
-def register(sub):
+def register(sub: Subparsers) -> None:
     parser = sub.add_parser("reproduce", help="run the numbered notebooks in order, write paper/",
                             description=__doc__)
     add_config_arguments(parser, default="paper")
@@ -23,7 +26,7 @@ def register(sub):
                                                 "the same command resumes the run")
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     from koemo.errors import KoemoInputError
     from koemo.reporting.reproduce import reproduce
 

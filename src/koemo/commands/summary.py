@@ -4,10 +4,12 @@ committed ones (`--against paper/demo`, what `make demo` prints) or as paper/REA
 from __future__ import annotations
 
 import argparse
+
+from koemo.commands import Subparsers
 from pathlib import Path
 
 
-def register(subparsers) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "summary", help="a results folder's headline figures beside committed ones, or as "
                         "paper/README.md", description=__doc__)

@@ -1,14 +1,16 @@
 """`koemo synth`: write a synthetic KEMDy20- or KEMDy19-format corpus."""
 from __future__ import annotations
 
+import argparse
+
 import time
 from pathlib import Path
 
-from koemo.commands import SettingChoices
+from koemo.commands import SettingChoices, Subparsers
 from koemo.errors import KoemoInputError
 
 
-def register(subparsers) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "synth", help="write a synthetic corpus in KEMDy20's (or KEMDy19's) on-disk format",
         description="Write a deterministic synthetic corpus (annotation CSVs, wav + txt, and for "
@@ -38,7 +40,7 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     began = time.perf_counter()
     if args.corpus == "kemdy19":
         if args.silent_recordings:

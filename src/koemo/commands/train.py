@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import argparse
 
-from koemo.commands import SettingChoices, add_config_arguments
+from koemo.commands import SettingChoices, Subparsers, add_config_arguments
 from koemo.errors import Interrupted, KoemoInputError
 
 
-def register(subparsers) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "train", help="train one stage (audio/text regressor or the multimodal classifier)",
         description="Train one stage on a prepared workdir and score its test split. The run "

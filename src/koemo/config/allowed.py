@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Callable, Literal, Union, get_args, get_origin
 
 from pydantic import AfterValidator, GetCoreSchemaHandler
+from pydantic.fields import FieldInfo
 from pydantic_core import CoreSchema
 
 
@@ -172,6 +173,6 @@ def _type_word(annotation: Any) -> str:
         annotation, getattr(annotation, "__name__", str(annotation)))
 
 
-def field_allowed(field) -> str | None:
+def field_allowed(field: FieldInfo) -> str | None:
     """`describe` for a pydantic FieldInfo (its annotation and the metadata pydantic split off)."""
     return describe(field.annotation, tuple(field.metadata))

@@ -13,6 +13,8 @@ import types
 from pathlib import Path
 from typing import Annotated, Any, Iterator, Literal, Union, get_args, get_origin
 
+from pydantic.fields import FieldInfo
+
 from koemo.config.allowed import field_allowed
 from koemo.config.schema import Config
 from koemo.config.section import Section, field_marks, section_type
@@ -70,7 +72,7 @@ def _type_name(annotation: Any) -> str:
     return getattr(annotation, "__name__", str(annotation))
 
 
-def _default(field) -> str:
+def _default(field: FieldInfo) -> str:
     value = field.get_default(call_default_factory=True)
     if isinstance(value, dict) and not value:
         return "(section)"

@@ -22,7 +22,7 @@ from pydantic_core import ErrorDetails
 
 from koemo.config.allowed import field_allowed, shown
 from koemo.config.assets import configs_dir
-from koemo.config.schema import STAGES, Config, label_classes
+from koemo.config.schema import STAGES, Config, Models, label_classes
 from koemo.config.section import Section, section_type
 from koemo.errors import KoemoInputError
 
@@ -100,7 +100,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     """SafeLoader that refuses a key written twice in one mapping (YAML's last-wins would drop
     a whole section or a setting silently). `<<` merge keys may still be overridden."""
 
-    def construct_mapping(self, node, deep=False):
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, yaml.MappingNode):
             first: dict = {}
             for key_node, _ in node.value:
@@ -162,10 +162,10 @@ def apply_overrides(written: Mapping[str, Any], overrides: Iterable[str]) -> dic
     return cfg
 
 
-def text_input_dim(cfg: Config) -> int:
+def text_input_dim(models: Models) -> int:
     """Width of the text encoder's states: models.text.input_dim, or d_model when unset (the
     paper: KoBERT's 768 = d_model, no projection)."""
-    return int(cfg.models.text.input_dim or cfg.models.d_model)
+    return int(models.text.input_dim or models.d_model)
 
 
 # fixes: switches renamed so that every one reads false = as the original: old name -> message.
@@ -374,7 +374,7 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"models.d_model must be divisible by models.{stage}.num_heads")
     # The stand-in's width is checked here when set; an unset one takes build_standin's
     # default and a mismatch then surfaces in the text model.
-    text_dim = text_input_dim(cfg)
+    text_dim = text_input_dim(cfg.models)
     standin = cfg.text.standin
     if cfg.text.encoder == "standin" and standin is not None and "hidden_size" in standin \
             and standin.hidden_size != text_dim:

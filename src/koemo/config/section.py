@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Annotated, Any, ClassVar, Mapping
+from typing import Annotated, Any, ClassVar, Hashable, Mapping, Sequence
 
 from annotated_types import Ge, Gt, Le, Lt
-from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, StrictFloat, StrictInt,
-                      StringConstraints, ValidationInfo, model_validator)
+from pydantic import (BaseModel, ConfigDict, Field, ModelWrapValidatorHandler, PrivateAttr,
+                      StrictFloat, StrictInt, StringConstraints, ValidationInfo, model_validator)
 from pydantic.config import JsonDict
 
 from koemo.config.allowed import shown
@@ -34,7 +34,7 @@ Decay = Annotated[StrictFloat, Gt(0), Le(1)]
 Name = Annotated[str, StringConstraints(min_length=1)]
 
 
-def distinct(items) -> bool:
+def distinct(items: Sequence[Hashable]) -> bool:
     """No item listed twice (a Rule check)."""
     return len(set(items)) == len(items)
 
@@ -69,7 +69,7 @@ class Section(BaseModel):
 
     @model_validator(mode="wrap")
     @classmethod
-    def _keep_written(cls, data: Any, handler):
+    def _keep_written(cls, data: Any, handler: ModelWrapValidatorHandler[Section]) -> Section:
         model = handler(data)
         if isinstance(data, Section):
             model._written = copy.deepcopy(data._written)
@@ -93,7 +93,7 @@ class Section(BaseModel):
         return key in self._written
 
 
-def section_type(annotation) -> type[Section] | None:
+def section_type(annotation: Any) -> type[Section] | None:
     """The Section a field holds (itself, or inside Optional), or None for a leaf setting."""
     if isinstance(annotation, type) and issubclass(annotation, Section):
         return annotation

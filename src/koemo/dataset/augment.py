@@ -20,11 +20,15 @@ distinct, deterministic seed per (seed, segment_id, kind).
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from koemo.config.schema import Augment, Config
 from koemo.errors import KoemoInputError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ORIG, SWAP_TEXT, MASK_AUDIO, DELETE_TEXT_MASK_AUDIO = (
     "orig", "swap_text", "mask_audio", "delete_text_mask_audio")
@@ -75,7 +79,8 @@ def derived_seed(seed: int, segment_id: str, kind: str) -> int:
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
-def plan_augmentation(train_table, cfg: Config, seed: int | None = None):
+def plan_augmentation(train_table: pd.DataFrame, cfg: Config, seed: int | None = None
+                      ) -> pd.DataFrame:
     """Train rows plus three augmented copies of each minority-class row.
 
     Returns a DataFrame: every column of `train_table` + `aug_kind` (orig | swap_text |

@@ -19,6 +19,7 @@ their reports (every row still accounted for) and names where each corpus' own r
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,9 @@ from koemo.dataset.leakage import repeated_transcripts
 from koemo.config.schema import CORPORA, CROSS_PROTOCOLS, N_FOLDS, Config
 from koemo.dataset.splits import SPLIT_COLUMNS, UNUSED, add_splits
 from koemo.errors import KoemoInputError
+
+if TYPE_CHECKING:
+    from koemo.dataset.prepare import PrepareResult
 
 CORPUS_ORDER = CORPORA
 CROSS_COLUMNS = tuple(f"split_{name}" for name in CROSS_PROTOCOLS)
@@ -124,7 +128,7 @@ def combined_report(parts: list[dict], table: pd.DataFrame, workdir: Path, fp: s
     }
 
 
-def check_corpora(names: list[str], roots: list) -> None:
+def check_corpora(names: list[str], roots: Sequence[str | Path]) -> None:
     """Each corpus once, and only corpora the cross-corpus protocols know."""
     if len(set(names)) != len(names):
         raise KoemoInputError(f"--data {', '.join(map(str, roots))}: the same corpus "
@@ -132,8 +136,9 @@ def check_corpora(names: list[str], roots: list) -> None:
                               "copy of each corpus")
 
 
-def prepare_corpora(roots: list, workdir: str | Path, cfg: Config, strict: bool = False,
-                    progress: bool = True, features: bool = True, skip_unreadable: bool = False):
+def prepare_corpora(roots: Sequence[str | Path], workdir: str | Path, cfg: Config,
+                    strict: bool = False, progress: bool = True, features: bool = True,
+                    skip_unreadable: bool = False) -> PrepareResult:
     """Prepare several corpora into one workdir (module docstring) -> PrepareResult."""
     from koemo.dataset import prepare as prep
 

@@ -17,10 +17,18 @@ exactly this code. Every row left out is reported to prepare's collector (`out.d
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Protocol
 
 import pandas as pd
 
 from koemo.dataset.kemdy20 import ANNOTATION_COLUMNS
+
+
+class RowDropper(Protocol):
+    """Where a left-out row is reported: prepare's collector, or the bio-signal coverage."""
+
+    def drop_row(self, segment_id: str, session: int, file: str | Path, reason: str, message: str,
+                 input_problem: bool = True) -> None: ...
 
 # What a row says: every field but the running number (`line` is where it is, not what).
 CONTENT_COLUMNS = [c for c in ANNOTATION_COLUMNS if c != "numb"]
@@ -28,7 +36,7 @@ CONTENT_COLUMNS = [c for c in ANNOTATION_COLUMNS if c != "numb"]
 _SHOWN_FIELDS = 3
 
 
-def _same(a, b) -> bool:
+def _same(a: object, b: object) -> bool:
     return (pd.isna(a) and pd.isna(b)) if (pd.isna(a) or pd.isna(b)) else a == b
 
 
@@ -38,7 +46,7 @@ def differing_fields(rows: list[pd.Series]) -> list[str]:
     return [c for c in CONTENT_COLUMNS if not all(_same(first[c], row[c]) for row in rows[1:])]
 
 
-def _value(value) -> str:
+def _value(value: Any) -> str:
     if isinstance(value, str):
         return repr(value)
     return "empty" if pd.isna(value) else f"{float(value):g}"
@@ -50,7 +58,7 @@ def _describe(fields: list[str], rows: list[pd.Series]) -> str:
     return ", ".join(shown) + (f" and {more} more field(s)" if more > 0 else "")
 
 
-def drop_repeated_ids(frames: list[tuple[int, Path, pd.DataFrame]], out
+def drop_repeated_ids(frames: list[tuple[int, Path, pd.DataFrame]], out: RowDropper
                       ) -> list[tuple[int, Path, pd.DataFrame]]:
     """`frames` (session, annotation file, rows with `line` and ANNOTATION_COLUMNS) without the
     rows the module's rule leaves out, each of them reported to `out` with its file and line."""

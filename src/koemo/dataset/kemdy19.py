@@ -22,7 +22,7 @@ import csv
 import os
 import re
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pandas as pd
 
@@ -31,6 +31,9 @@ from koemo.dataset.corpus_files import misnamed_annotation
 from koemo.dataset.duplicates import drop_repeated_ids
 from koemo.dataset.kemdy20 import ANNOTATION_COLUMNS, NUMERIC_COLUMNS, RATER_COLUMNS, CorpusFileError
 from koemo.errors import KoemoInputError
+
+if TYPE_CHECKING:
+    from koemo.dataset.prepare import _Collector
 
 N_COLUMNS = 43
 SEGMENT_ID_RE = re.compile(r"^Sess(\d{2})_(impro0[1-4]|script0[1-6])_([FM])(\d{3})$")
@@ -158,7 +161,8 @@ def read_annotations(csv_path: str | Path) -> pd.DataFrame:
     return frame
 
 
-def _usable_rows(frame: pd.DataFrame, path: Path, session: int, out) -> dict[str, pd.Series]:
+def _usable_rows(frame: pd.DataFrame, path: Path, session: int, out: _Collector
+                 ) -> dict[str, pd.Series]:
     """Segment ID -> its row, after the one rule for repeated ids (koemo.dataset.duplicates:
     copies keep one row, conflicting rows none), each row left out reported."""
     [(_, _, usable)] = drop_repeated_ids([(session, path, frame)], out)
@@ -174,7 +178,8 @@ def _label_file(sid: str, label_source: Kemdy19Labels) -> str | None:
     return speaker if label_source == "own" else {"F": "M", "M": "F"}[speaker]
 
 
-def session_frames(session: int, files: dict[str, Path], label_source: Kemdy19Labels, out,
+def session_frames(session: int, files: dict[str, Path], label_source: Kemdy19Labels,
+                   out: _Collector,
                    stats: dict, unreadable: list) -> list[tuple[int, Path, pd.DataFrame]]:
     """The label row of every utterance of one session (see module docstring), as
     (session, source file, frame) runs in the order the F file lists them. A file that cannot
@@ -212,7 +217,8 @@ def session_frames(session: int, files: dict[str, Path], label_source: Kemdy19La
     return _runs(session, files, chosen)
 
 
-def _runs(session: int, files: dict[str, Path], chosen) -> list[tuple[int, Path, pd.DataFrame]]:
+def _runs(session: int, files: dict[str, Path], chosen: list[tuple[str, pd.Series]]
+          ) -> list[tuple[int, Path, pd.DataFrame]]:
     """Consecutive rows from the same file as one frame each, so messages name the right file."""
     runs: list[tuple[int, Path, pd.DataFrame]] = []
     start = 0
@@ -225,7 +231,7 @@ def _runs(session: int, files: dict[str, Path], chosen) -> list[tuple[int, Path,
     return runs
 
 
-def annotation_frames(data_root: Path, label_source: Kemdy19Labels, out
+def annotation_frames(data_root: Path, label_source: Kemdy19Labels, out: _Collector
                       ) -> tuple[list, dict, set[str], list[CorpusFileError]]:
     """Every session's label rows (session_frames), counts for the prepare report, every
     Segment ID the annotation files list, and the annotation files that cannot be used (not
@@ -266,7 +272,7 @@ class DialogueFolders:
     `..._M016.wav`) is read for its utterance, with a note, when no utterance of that other
     number exists."""
 
-    def __init__(self, data_root: Path, listed_ids: set[str], out):
+    def __init__(self, data_root: Path, listed_ids: set[str], out: _Collector):
         self.root = data_root / "wav"
         if not self.root.is_dir():
             raise KoemoInputError(f"{self.root}: no wav folder; --data must be the KEMDy19 root")
@@ -284,7 +290,7 @@ class DialogueFolders:
             else:
                 self.names.setdefault(rel, set()).add(entry.name)
 
-    def folder_problem(self, session: int):
+    def folder_problem(self, session: int) -> None:
         """An unreadable session folder (KEMDy20's reader stops or skips those): none here, a
         missing dialogue folder shows as its rows' missing files."""
         return None

@@ -179,8 +179,9 @@ def split_csv_lines(raw: bytes) -> list[tuple[int, list[str] | None, str]]:
     return out
 
 
-def _data_row(cells: list[str] | None, problem: str, line_no: int):
-    """(cells, None, repair) for a readable data row, (None, problem, "") for one that is not."""
+def _data_row(cells: list[str] | None, problem: str, line_no: int
+              ) -> tuple[list[str] | None, str, str]:
+    """(cells, "", repair) for a readable data row, (None, problem, "") for one that is not."""
     if problem or cells is None:        # no cells: a CSV error, which `problem` says
         return None, f"line {line_no}: {problem}", ""
     trimmed = _without_stray_fields(cells)
@@ -188,7 +189,7 @@ def _data_row(cells: list[str] | None, problem: str, line_no: int):
         return None, f"line {line_no} has {len(cells)} columns, expected {N_COLUMNS}", ""
     repair = (f"line {line_no}: {len(cells) - N_COLUMNS} empty field(s) after column "
               f"{N_COLUMNS} ignored (stray comma)") if len(trimmed) < len(cells) else ""
-    return [c.strip() for c in trimmed], None, repair
+    return [c.strip() for c in trimmed], "", repair
 
 
 def read_annotations(csv_path: str | Path) -> pd.DataFrame:

@@ -10,7 +10,7 @@ from typing import Sequence
 
 # The classes in label-id order (neutral 0, sad 1, happy 2, surprise 3, angry 4; then disgust,
 # fear) and the label policies are settings' legal values: koemo.config.schema.
-from koemo.config.schema import PAPER_CLASSES, SEVEN_CLASSES, LabelPolicy, label_classes
+from koemo.config.schema import PAPER_CLASSES, SEVEN_CLASSES, Data, LabelPolicy, label_classes
 
 # KEMDy20 spells disgust `disqust` in the total column and `disgust` in rater columns.
 SPELLING_FIXES = {"disqust": "disgust"}
@@ -27,7 +27,13 @@ def classes_for(policy: LabelPolicy, configured: Sequence[str] | None = None) ->
     return label_classes(policy, configured)
 
 
-def shared_classes(*class_sets) -> tuple[str, ...]:
+def data_classes(data: Data) -> tuple[str, ...]:
+    """The classes of a config's data section in label-id order: what prepare labels its rows
+    with, the classifier's outputs and what its scores are named by."""
+    return classes_for(data.label_policy, data.classes)
+
+
+def shared_classes(*class_sets: Sequence[str]) -> tuple[str, ...]:
     """The classes every set holds, in the first set's order: what a model trained on one
     corpus can be scored on in another."""
     first, *others = [tuple(normalise_label(c) for c in classes) for classes in class_sets]

@@ -38,7 +38,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 import pandas as pd
 
@@ -58,7 +58,7 @@ from koemo.dataset.prepare_output import (unreadable_inputs_error, workdir_lock,
                                           write_outputs, writing)
 from koemo.dataset.leakage import repeated_transcripts
 from koemo.dataset.sessions import account_sessions
-from koemo.dataset.sources import open_corpus
+from koemo.dataset.sources import Corpus, open_corpus
 from koemo.dataset.splits import SPLIT_COLUMNS, add_splits, resolve_folds_path
 from koemo.config.workdir import REPORT_JSON, REPORT_MD, TABLE_FILE
 from koemo.errors import KoemoInputError
@@ -128,32 +128,33 @@ class _Collector:
         self.no_signal: list[dict] = []
         self.sessions: list[dict] = []
 
-    def drop_row(self, segment_id, session, file, reason, message, input_problem=True):
+    def drop_row(self, segment_id: str, session: int, file: str | Path, reason: str, message: str,
+                 input_problem: bool = True) -> None:
         if input_problem and self.strict:
             raise KoemoInputError(f"{message} (--strict: stopping at the first input problem)")
         self.dropped.append({"segment_id": segment_id, "session": session, "file": str(file),
                              "reason": reason, "message": message, "input_problem": input_problem})
 
-    def problem_file(self, file, reason, message):
+    def problem_file(self, file: str | Path, reason: str, message: str) -> None:
         if self.strict:
             raise KoemoInputError(f"{message} (--strict: stopping at the first input problem)")
         self.files.append({"file": str(file), "reason": reason, "message": message})
 
-    def session_problem(self, folder, reason, message, **counts):
+    def session_problem(self, folder: str | Path, reason: str, message: str, **counts: int) -> None:
         """A session folder holding recordings without any annotation row (dataset.sessions)."""
         if self.strict:
             raise KoemoInputError(f"{message} (--strict: stopping at the first input problem)")
         self.sessions.append({"folder": str(folder), "reason": reason, "message": message,
                               **counts})
 
-    def no_signal_row(self, segment_id, session, label, err: CorpusFileError):
+    def no_signal_row(self, segment_id: str, session: int, label: str, err: CorpusFileError) -> None:
         """A kept row whose recording holds no signal (see module docstring)."""
         if self.strict:
             raise KoemoInputError(f"{err} (--strict: stopping at the first input problem)")
         self.no_signal.append({"segment_id": segment_id, "session": session, "label": label,
                                "file": str(err.path), "reason": err.reason, "message": str(err)})
 
-    def note(self, segment_id, file, reason, message):
+    def note(self, segment_id: str | None, file: str | Path, reason: str, message: str) -> None:
         self.notes.append({"segment_id": segment_id, "file": str(file), "reason": reason,
                            "message": message})
 
@@ -167,8 +168,8 @@ def _label_reason(why: str) -> str:
     return "label_not_in_classes"
 
 
-def _check_row(row, csv_path: Path, session: int, out: _Collector,
-               parse: Callable = parse_segment_id):
+def _check_row(row: Any, csv_path: Path, session: int, out: _Collector,
+               parse: Callable = parse_segment_id) -> Any:
     """Validate the annotation fields of one row; returns its SegmentId or None if dropped.
     (Repeated Segment IDs are left out before: koemo.dataset.duplicates.)"""
     sid = row.segment_id
@@ -195,8 +196,8 @@ def _check_row(row, csv_path: Path, session: int, out: _Collector,
     return parsed
 
 
-def _read_files(row, folders: WavFolders, session: int, rules: dict, encoding: TranscriptEncoding,
-                out: _Collector, clean: Callable = clean_transcript):
+def _read_files(row: Any, folders: WavFolders, session: int, rules: dict, encoding: TranscriptEncoding,
+                out: _Collector, clean: Callable = clean_transcript) -> tuple | None:
     """Check the wav and read the transcript of one row; None when either is unusable."""
     sid = row.segment_id
     wav = folders.locate(session, sid, ".wav")
@@ -239,7 +240,7 @@ def _read_files(row, folders: WavFolders, session: int, rules: dict, encoding: T
     return wav, txt, text_raw, duration, content, used
 
 
-def _read_annotation_files(files, folders: WavFolders, out: _Collector
+def _read_annotation_files(files: list[tuple[int, Path]], folders: WavFolders, out: _Collector
                            ) -> tuple[list, list[CorpusFileError]]:
     """(session, path, frame) of every readable annotation file, and the unreadable ones. The
     rows a readable file could not parse are dropped here, with their line numbers (their
@@ -271,7 +272,8 @@ def _skip_or_stop(unreadable: list[CorpusFileError], skip: bool, out: _Collector
         out.problem_file(err.path, err.reason, f"{err} (skipped: --skip-unreadable)")
 
 
-def _annotation_rows(data_root: Path, corpus, out: _Collector):
+def _annotation_rows(data_root: Path, corpus: Corpus,
+                     out: _Collector) -> tuple[list, Any, list[CorpusFileError], int]:
     """(frames, wav folders, unusable annotation files and folders, rows read) of the corpus."""
     if corpus.frames is not None:
         # Rows the corpus reader already left out (KEMDy19's repeated ids) were read too.
@@ -286,7 +288,8 @@ def _annotation_rows(data_root: Path, corpus, out: _Collector):
     return frames, folders, unreadable, sum(frame.attrs["data_rows"] for _, _, frame in frames)
 
 
-def _record(row, session: int, parsed, found, label: str, classes, corpus) -> dict:
+def _record(row: Any, session: int, parsed: Any, found: tuple, label: str, classes: Sequence[str],
+            corpus: Corpus) -> dict:
     """The table row of one kept annotation row."""
     wav, txt, text_raw, duration, content, text_encoding = found
     return {
@@ -304,7 +307,7 @@ def _record(row, session: int, parsed, found, label: str, classes, corpus) -> di
 
 
 def scan_corpus(data_root: Path, cfg: Config, strict: bool = False, progress: bool = True,
-                skip_unreadable: bool = False):
+                skip_unreadable: bool = False) -> tuple[list[dict], _Collector, dict]:
     """Read every annotation row and its files -> (records of kept rows, collector, counts)."""
     from tqdm.auto import tqdm
 
@@ -352,7 +355,7 @@ def scan_corpus(data_root: Path, cfg: Config, strict: bool = False, progress: bo
                           "skipped_unreadable": skipped, **corpus.counts}
 
 
-def rater_values(row) -> dict:
+def rater_values(row: Any) -> dict:
     """The raters' columns of one annotation row; emotions spelled as the classes are."""
     values = {col: getattr(row, col) for col in RATER_COLUMNS}
     return {col: normalise_label(v or "") if col.endswith("_emotion") else float(v)
@@ -434,7 +437,8 @@ def _build_features(table: pd.DataFrame, workdir: Path, cfg: Config, progress: b
 
 
 def _scan_and_write(data_root: Path, workdir: Path, cfg: Config, fp: str, strict: bool,
-                    progress: bool, skip_unreadable: bool, started: float):
+                    progress: bool, skip_unreadable: bool,
+                    started: float) -> tuple[pd.DataFrame, dict]:
     records, out, counts = scan_corpus(data_root, cfg, strict, progress, skip_unreadable)
     table = build_table(records, cfg) if len(records) >= 3 else None
     report = make_report(data_root, workdir, cfg, fp,

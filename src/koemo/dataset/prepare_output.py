@@ -12,17 +12,21 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from koemo.config.workdir import REPORT_JSON, REPORT_MD, TABLE_FILE
 from koemo.dataset.prepare_report import report_markdown
 from koemo.errors import KoemoInputError
 
+if TYPE_CHECKING:
+    import pandas as pd
+    from filelock import FileLock
+
 LOCK_FILE = ".prepare.lock"
 
 
 @contextlib.contextmanager
-def writing(path: Path, what: str):
+def writing(path: Path, what: str) -> Iterator[None]:
     """Turn an OSError while writing `what` at `path` into a one-line KoemoInputError."""
     try:
         yield
@@ -30,7 +34,7 @@ def writing(path: Path, what: str):
         raise KoemoInputError(f"{path}: cannot write {what}: {err.strerror or err}") from err
 
 
-def workdir_lock(workdir: Path):
+def workdir_lock(workdir: Path) -> FileLock:
     """The workdir's prepare lock, its file created here so a read-only workdir fails with
     its path rather than inside filelock."""
     from filelock import FileLock
@@ -56,7 +60,7 @@ def replace_atomic(path: Path, write: Callable[[Path], object]) -> None:
             raise
 
 
-def unreadable_inputs_error(problems) -> KoemoInputError:
+def unreadable_inputs_error(problems: Sequence[object]) -> KoemoInputError:
     """One error naming every corpus file or folder that cannot be read, or whose name koemo
     does not recognise (CorpusFileErrors)."""
     listed = "; ".join(str(p) for p in problems)
@@ -66,7 +70,7 @@ def unreadable_inputs_error(problems) -> KoemoInputError:
         "report then lists them)")
 
 
-def write_outputs(workdir: Path, table, report: dict) -> None:
+def write_outputs(workdir: Path, table: pd.DataFrame | None, report: dict) -> None:
     """The table (a DataFrame, or None: any old one is removed), then the report's Markdown,
     then its JSON: the JSON (holding the fingerprint) is the completion mark, so an interrupted
     run is never mistaken for a finished one. Each file is written under a unique temporary

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterable, Sequence
 
 from koemo.config.workdir import REPORT_MD
 from koemo.dataset import kemdy19
@@ -39,8 +40,8 @@ def _session_rows(report: dict) -> list[tuple]:
             for folder, c in report["sessions"].items()]
 
 
-def _md_table(header: list[str], rows) -> list[str]:
-    def cell(value) -> str:
+def _md_table(header: list[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    def cell(value: object) -> str:
         return str(value).replace("|", "\\|").replace("\n", " ")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]

@@ -15,6 +15,11 @@ from __future__ import annotations
 import re
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from koemo.dataset.prepare import _Collector
+    from koemo.dataset.sources import Corpus
 
 SESSION_FOLDER_RE = re.compile(r"^Session(\d+)$")
 
@@ -23,7 +28,7 @@ def session_folder(session: int) -> str:
     return f"Session{session:02d}"
 
 
-def _files_per_folder(folders) -> dict[str, Counter]:
+def _files_per_folder(folders: Any) -> dict[str, Counter]:
     """wav and txt files per session folder (`folders.names` keys start with the folder)."""
     found: dict[str, Counter] = {}
     for key, names in folders.names.items():
@@ -34,7 +39,7 @@ def _files_per_folder(folders) -> dict[str, Counter]:
     return found
 
 
-def _why_no_rows(folder: str, annotation_root: Path, corpus, skipped: list[str]) -> str:
+def _why_no_rows(folder: str, annotation_root: Path, corpus: Corpus, skipped: list[str]) -> str:
     """Why a session folder has no annotation row: its annotation file(s) and what is wrong."""
     match = SESSION_FOLDER_RE.match(folder)
     if not match or session_folder(int(match.group(1))) != folder:
@@ -53,7 +58,8 @@ def _why_no_rows(folder: str, annotation_root: Path, corpus, skipped: list[str])
     return "; ".join(parts)
 
 
-def account_sessions(folders, out, records: list[dict], corpus, annotation_root: Path,
+def account_sessions(folders: Any, out: _Collector, records: list[dict], corpus: Corpus,
+                     annotation_root: Path,
                      skipped: list[str]) -> dict[str, dict]:
     """Counts per session folder (module docstring); reports to `out` each session folder
     without annotation rows (`session_problem`) and each file without a row elsewhere

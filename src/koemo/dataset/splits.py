@@ -17,6 +17,7 @@ skip those folds instead of failing.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterable, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -26,7 +27,8 @@ from koemo.config.load import CONFIG_DIR
 from koemo.config.schema import CROSS_PROTOCOLS, FOLDED_PROTOCOLS, IN_CORPUS_PROTOCOLS, N_FOLDS, Config
 from koemo.errors import KoemoInputError
 
-SPLITS = ("train", "valid", "test")   # the values of a split column a run reads
+Split = Literal["train", "valid", "test"]     # the values of a split column a run reads
+SPLITS = get_args(Split)
 UNUSED = "unused"       # a row the protocol neither trains, validates nor scores on
 SPLIT_COLUMNS = ("split_paper", "split_session") + tuple(f"split_cv5_{k}" for k in range(N_FOLDS))
 
@@ -83,7 +85,7 @@ def read_folds_file(folds_file: str | Path) -> dict[int, int]:
     return dict(zip(frame["session"].astype(int), frame["fold"].astype(int)))
 
 
-def session_folds(sessions, folds_file: str | Path | None = None) -> dict[int, int]:
+def session_folds(sessions: Iterable[int], folds_file: str | Path | None = None) -> dict[int, int]:
     """Fold of every session: (s - 1) % 5, or the assignment in `folds_file`."""
     sessions = sorted({int(s) for s in sessions})
     if folds_file is None:

@@ -20,20 +20,21 @@ from pathlib import Path
 
 import pandas as pd
 
-from koemo.config.schema import CROSS_PROTOCOLS, REGRESSOR_STAGES, Config
+from koemo.config.schema import (CROSS_PROTOCOLS, REGRESSOR_STAGES, Config, CrossCorpusStudy,
+                                 FusionKind)
 from koemo.experiments.plan import (RunSpec, run_plan, seeds_for, split_config, splits_for, usable,
                                     variant_config)
 
 CROSS_WORKDIR = "cross"
 SECOND_CORPUS = "kemdy19"        # the main workdir is KEMDy20's (the paper's corpus)
-DEFAULT_KINDS = ("audio_only", "text_only", "attention_lstm")
+DEFAULT_KINDS: tuple[FusionKind, ...] = ("audio_only", "text_only", "attention_lstm")
 
 
 def cross_workdir(workdir: str | Path) -> Path:
     return Path(workdir) / CROSS_WORKDIR
 
 
-def study_kinds(cfg: Config) -> list[str]:
+def study_kinds(cfg: Config) -> list[FusionKind]:
     """The classifier kinds of the study: its own, else the fusion study's, else the paper's
     classifier beside the two single modalities."""
     study = cfg.reproduce.cross_corpus
@@ -47,15 +48,14 @@ def study_seeds(cfg: Config, split: str) -> list[int]:
     """The study's seeds, else the fusion study's (so KEMDy20 in-corpus reuses its runs), else
     the plan's seeds for that split."""
     study, fusion = cfg.reproduce.cross_corpus, cfg.reproduce.fusion
-    if study.seeds:
+    if study is not None and study.seeds:
         return list(study.seeds)
     if fusion is not None and fusion.seeds:
         return list(fusion.seeds)
     return seeds_for(cfg, split)
 
 
-def _specs(cfg: Config, splits: list[str]) -> list[RunSpec]:
-    study = cfg.reproduce.cross_corpus
+def _specs(cfg: Config, study: CrossCorpusStudy, splits: list[str]) -> list[RunSpec]:
     plan = []
     for split in splits:
         run_cfg = split_config(variant_config(cfg, study.variant), split)
@@ -69,18 +69,20 @@ def _specs(cfg: Config, splits: list[str]) -> list[RunSpec]:
 
 def in_corpus_plan(cfg: Config, workdir: str | Path) -> list[RunSpec]:
     """The main corpus' session folds (usable ones, given the main workdir)."""
-    if cfg.reproduce.cross_corpus is None:
+    study = cfg.reproduce.cross_corpus
+    if study is None:
         return []
-    return _specs(cfg, usable(splits_for(["cv5"], cfg.reproduce.folds), workdir))
+    return _specs(cfg, study, usable(splits_for(["cv5"], cfg.reproduce.folds), workdir))
 
 
 def cross_plan(cfg: Config, workdir: str | Path) -> list[RunSpec]:
     """The second corpus' own folds and both cross-corpus directions, in `workdir` (the
     combined one); splits without train, valid or test rows there are left out, named."""
-    if cfg.reproduce.cross_corpus is None:
+    study = cfg.reproduce.cross_corpus
+    if study is None:
         return []
     splits = splits_for([f"{SECOND_CORPUS}_cv5"], cfg.reproduce.folds) + list(CROSS_PROTOCOLS)
-    return _specs(cfg, usable(splits, workdir))
+    return _specs(cfg, study, usable(splits, workdir))
 
 
 def prepare_cross(main_root: str | Path, second_root: str | Path, workdir: str | Path,

@@ -16,6 +16,14 @@ An estimate meant to err high: `auto` must never pick a count that runs out of m
 """
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from koemo.config.load import text_input_dim
+from koemo.config.schema import AudioModel, Config, Stage
+
+if TYPE_CHECKING:
+    import torch
 
 CUDA_CONTEXT_BYTES = 768 << 20      # a process's CUDA context, cuBLAS/cuDNN workspaces, slack
 FLOAT_BYTES = 4
@@ -23,63 +31,59 @@ MAX_RUNS_PER_DEVICE = 8
 MEMORY_SHARE = 0.8                  # of the device's free memory the runs may take together
 
 
-def parameter_counts(cfg: dict, stage: str) -> tuple[int, int]:
+def parameter_counts(cfg: Config, stage: Stage) -> tuple[int, int]:
     """(trainable, frozen) parameter counts of the stage's model, built on the meta device
     (no memory, no weights drawn). The classifier counts the paper's attention+LSTM head."""
     import torch
 
-    from koemo.modeling.models import AttentionLSTMHead, AudioRegressor, TextRegressor
+    from koemo.modeling.models import (AttentionLSTMHead, AudioRegressor, TextRegressor,
+                                       num_classes)
 
+    models, fixes = cfg.models, cfg.fixes
     with torch.device("meta"):
         if stage == "audio":
-            return _count(AudioRegressor(cfg)), 0
+            return _count(AudioRegressor(models, fixes)), 0
         if stage == "text":
-            return _count(TextRegressor(cfg)), 0
+            return _count(TextRegressor(models, fixes)), 0
         head = AttentionLSTMHead()
-        head.build_head(cfg, "sdpa")
-        return _count(head), _count(AudioRegressor(cfg)) + _count(TextRegressor(cfg))
+        head.build_head(models, fixes, num_classes(cfg.data), "sdpa")
+        return _count(head), _count(AudioRegressor(models, fixes)) + _count(TextRegressor(models, fixes))
 
 
-def _count(module) -> int:
+def _count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def sequence_length(cfg: dict, stage: str) -> int:
+def sequence_length(cfg: Config, stage: Stage) -> int:
     """Time steps of a padded batch: audio frames, text tokens, or both (the classifier)."""
     frames, tokens = int(cfg.features.max_frames), int(cfg.text.max_length)
     return {"audio": frames, "text": tokens, "multimodal": frames + tokens}[stage]
 
 
-def text_width(cfg: dict) -> int:
-    """Width of the cached text-encoder states (models.text.input_dim, default d_model)."""
-    return int(cfg.models.text.input_dim or cfg.models.d_model)
-
-
-def activation_bytes(cfg: dict, stage: str) -> int:
+def activation_bytes(cfg: Config, stage: Stage) -> int:
     """Bytes autograd keeps for one training batch of the stage (see the module doc)."""
-    models = cfg.models.model_dump()   # every setting, defaults filled in
-    spec, d_model = models[stage], int(models["d_model"])
+    spec, d_model = cfg.models.stage(stage), int(cfg.models.d_model)
     steps, batch = sequence_length(cfg, stage), int(cfg.train.stage(stage).batch_size)
     # attention: scores, probabilities, their dropout mask and the dropped probabilities
-    per_layer = 10 * d_model + 3 * int(spec["inner_dim"]) + 4 * int(spec["num_heads"]) * steps
+    per_layer = 10 * d_model + 3 * int(spec.inner_dim) + 4 * int(spec.num_heads) * steps
     gates = 4 if stage == "multimodal" else 3            # LSTM or GRU, two layers
     # The CPU's step-by-step RNN keeps each step's gates before and after their activation.
-    rnn = 2 * (2 * gates + 2) * int(spec["rnn_hidden"])
-    inputs = text_width(cfg) if stage == "text" else d_model
-    per_token = int(spec["n_layers"]) * per_layer + rnn + inputs
-    if stage == "audio" and (spec.get("frontend") or "mel") == "mel":
-        c1, c2 = spec["conv_channels"]
+    rnn = 2 * (2 * gates + 2) * int(spec.rnn_hidden)
+    inputs = text_input_dim(cfg.models) if stage == "text" else d_model
+    per_token = int(spec.n_layers) * per_layer + rnn + inputs
+    if isinstance(spec, AudioModel) and (spec.frontend or "mel") == "mel":
+        c1, c2 = spec.conv_channels
         n_mels = int(cfg.features.n_mels)
         per_token += 2 * (2 * c1 * n_mels // 2 + 2 * c2 * n_mels // 4) + 2 * n_mels
     return batch * steps * per_token * FLOAT_BYTES
 
 
-def data_bytes(cfg: dict, stage: str, rows: int) -> int:
+def data_bytes(cfg: Config, stage: Stage, rows: int) -> int:
     """The stage's inputs on the device for `rows` utterances (augmented copies counted as
     rows): float16 mel+delta, KoBERT states, or the classifier's cached frozen outputs."""
     frames, tokens = int(cfg.features.max_frames), int(cfg.text.max_length)
     audio = rows * frames * 2 * int(cfg.features.n_mels) * 2
-    text = rows * tokens * text_width(cfg) * 2
+    text = rows * tokens * text_input_dim(cfg.models) * 2
     if stage == "audio":
         return audio
     if stage == "text":
@@ -87,7 +91,7 @@ def data_bytes(cfg: dict, stage: str, rows: int) -> int:
     return rows * (frames + tokens) * (int(cfg.models.d_model) * 2 + 1)
 
 
-def run_footprint_bytes(cfg: dict, stage: str, rows: int = 0) -> int:
+def run_footprint_bytes(cfg: Config, stage: Stage, rows: int = 0) -> int:
     """Device memory of one training run of `stage` (`rows`: utterances it holds resident)."""
     trainable, frozen = parameter_counts(cfg, stage)
     model_state = (trainable * 4 + frozen) * FLOAT_BYTES     # weights, gradients, Adam m and v
@@ -101,17 +105,15 @@ def runs_that_fit(free_bytes: int, footprint_bytes: int, cap: int = MAX_RUNS_PER
     return max(1, min(int(cap), int(free_bytes * MEMORY_SHARE) // max(1, int(footprint_bytes))))
 
 
-def parse_runs_per_device(setting) -> int | None:
+def parse_runs_per_device(setting: int | str | None) -> int | None:
     """`reproduce.runs_per_device`: auto (None) or a positive count (the schema's range)."""
     return None if setting in (None, "auto") else int(setting)
 
 
-def workdir_rows(workdir, cfg: dict) -> int:
+def workdir_rows(workdir: str | Path | None, cfg: Config) -> int:
     """Rows a run may hold resident: the prepared table's utterances, doubled for augmented
     copies when augmentation is on (minority classes get up to three each); 0 unprepared or
     with train.resident: false (the data then stays on the host)."""
-    from pathlib import Path
-
     path = Path(workdir) / "utterances.parquet" if workdir is not None else None
     if path is None or not path.is_file() or cfg.train.resident in (False, "false"):
         return 0

@@ -16,14 +16,17 @@ returns it followed by those, with the same command-line overrides applied to ea
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from koemo.config.schema import Config
 
 MAJORITY = "majority class"
 
 
-def frontend_label(cfg: dict) -> str:
+def frontend_label(cfg: Config) -> str:
     """`mel + skt/kobert-base-v1`, `wav2vec2-xls-r-300m[8,16] + klue/roberta-base`, ..."""
     from koemo.audio.speech_encoder import encoder_settings, uses_speech_encoder
 
@@ -37,7 +40,8 @@ def frontend_label(cfg: dict) -> str:
     return f"{audio} + {text}"
 
 
-def frontend_configs(cfg_or_names: dict | Iterable, overrides: Iterable[str] = ()) -> list[dict]:
+def frontend_configs(cfg_or_names: Config | Iterable[str | Path],
+                     overrides: Iterable[str] = ()) -> list[Config]:
     """Configs of the study: a config and its `reproduce.frontends`, or a list of names/paths."""
     from koemo.config.load import load_config
     from koemo.config.schema import Config
@@ -48,17 +52,18 @@ def frontend_configs(cfg_or_names: dict | Iterable, overrides: Iterable[str] = (
     return [load_config(name, list(overrides)) for name in cfg_or_names]
 
 
-def run_frontend_study(configs: Iterable, workdir: str | Path, progress: bool = False,
+def run_frontend_study(configs: Iterable[Config | str | Path], workdir: str | Path,
+                       progress: bool = False,
                        parallel_runs: int | None = None) -> pd.DataFrame:
     """Train (or reuse) every config's fusion-study runs; one row per run with a `frontend`
-    column. `configs`: config dicts or names/paths."""
+    column. `configs`: typed configs or names/paths."""
     from koemo.config.load import load_config
     from koemo.config.schema import Config
     from koemo.experiments.plan import fusion_plan, run_plan
 
     tables, labels = [], set()
-    for cfg in configs:
-        cfg = load_config(cfg) if not isinstance(cfg, Config) else cfg
+    for given in configs:
+        cfg = given if isinstance(given, Config) else load_config(given)
         label = frontend_label(cfg)
         if label in labels:
             raise ValueError(f"two configs of the study have the same front-ends ({label})")

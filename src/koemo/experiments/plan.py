@@ -13,24 +13,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Sequence
 
 import pandas as pd
 
 from koemo.config.load import with_changes
 from koemo.config.schema import (CROSS_PROTOCOLS, FOLDED_PROTOCOLS, N_FOLDS, REGRESSOR_STAGES,
-                                  STAGES, Config, not_results_sections)
+                                  STAGES, Config, FusionKind, Stage, not_results_sections)
 from koemo.modeling.progress import emit as emit_progress
 from koemo.modeling.runs import RunDir, SplitMetrics
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    stage: str                 # audio | text | multimodal
+    stage: Stage
     variant: str               # faithful | corrected | an ablation name
     split: str                 # paper | cv5_f0 .. cv5_f4
     seed: int
     cfg: Config = field(hash=False, compare=False, repr=False)
-    classifier_kind: str = "attention_lstm"
+    classifier_kind: FusionKind = "attention_lstm"
 
     @property
     def key(self) -> tuple:
@@ -58,6 +59,7 @@ def split_config(cfg: Config, split: str) -> Config:
     -> that corpus' own folds (a workdir holding both corpora); a cross-corpus protocol ->
     itself. The inverse of koemo.modeling.runs.split_name: a config's own split gives it back."""
     protocol, _, fold = split.rpartition("_f")
+    data: dict[str, str | int]
     if split in ("paper", "session") or split in CROSS_PROTOCOLS:
         data = {"protocol": split}
     elif protocol in FOLDED_PROTOCOLS and fold.isdigit():
@@ -88,7 +90,7 @@ def with_protocol(runs: pd.DataFrame) -> pd.DataFrame:
     return runs.assign(protocol=runs["split"].map(protocol_of))
 
 
-def splits_for(protocols: list[str], folds: list[int] | None = None) -> list[str]:
+def splits_for(protocols: Sequence[str], folds: Sequence[int] | None = None) -> list[str]:
     names = []
     for protocol in protocols:
         if protocol == "paper" or protocol in CROSS_PROTOCOLS:
@@ -130,7 +132,7 @@ def usable(splits: list[str], workdir: str | Path | None) -> list[str]:
     return [split for split in splits if split not in skipped]
 
 
-def main_plan(cfg: dict, stages=STAGES,
+def main_plan(cfg: Config, stages: Sequence[Stage] = STAGES,
               workdir: str | Path | None = None) -> list[RunSpec]:
     """Every stage x variant x split x seed of the `reproduce:` section; given the workdir,
     splits without train, valid or test rows are left out."""
@@ -153,7 +155,7 @@ def seeds_for(cfg: Config, split: str) -> list[int]:
     return list(rep.seeds)
 
 
-def run_config(cfg: Config, variant: str, split: str, stage: str | None = None) -> Config:
+def run_config(cfg: Config, variant: str, split: str, stage: Stage | None = None) -> Config:
     """The config of one run of a plan, from the base config, the run's variant, split and
     stage: `faithful`, `corrected`, `<stage>_layers=<n>` (layer ablation) or `audio<a>/text<t>`
     (regressor-depth combination). What `koemo train STAGE --variant V --split S` trains.
@@ -172,12 +174,16 @@ def run_config(cfg: Config, variant: str, split: str, stage: str | None = None) 
     if combo is not None and stage in REGRESSOR_STAGES:
         depth = combo[1] if stage == "audio" else combo[2]
         return run_config(cfg, f"{stage}_layers={depth}", split)
-    depths = {layers[1]: int(layers[2])} if layers else {"audio": int(combo[1]),
-                                                          "text": int(combo[2])}
-    changes: dict = {"models": {name: {"n_layers": n} for name, n in depths.items()}}
+    if layers is not None:
+        depths = {layers[1]: int(layers[2])}
+        suffix = f"{layers[1]}L{layers[2]}"
+    else:
+        assert combo is not None                        # one of the two matched (above)
+        depths = {"audio": int(combo[1]), "text": int(combo[2])}
+        suffix = f"combo-a{combo[1]}t{combo[2]}"
+    changes: dict[str, Any] = {"models": {name: {"n_layers": n} for name, n in depths.items()}}
     if any(n != getattr(cfg.models, name).n_layers for name, n in depths.items()):
         # the config's own depth reuses the main run; other depths are runs of their own
-        suffix = f"{layers[1]}L{layers[2]}" if layers else f"combo-a{combo[1]}t{combo[2]}"
         changes["name"] = f"{cfg.name}-{suffix}"
         if combo is not None:
             changes["regressor_runs"] = {
@@ -186,7 +192,7 @@ def run_config(cfg: Config, variant: str, split: str, stage: str | None = None) 
     return with_changes(split_config(cfg, split), changes)
 
 
-def layer_ablation_plan(cfg: dict, stage: str) -> list[RunSpec]:
+def layer_ablation_plan(cfg: Config, stage: Stage) -> list[RunSpec]:
     """n_layers ablation of one regressor (paper protocol, faithful, first seed)."""
     seed = cfg.reproduce.seeds[0]
     return [RunSpec(stage, variant, "paper", seed, run_config(cfg, variant, "paper"))
@@ -194,7 +200,7 @@ def layer_ablation_plan(cfg: dict, stage: str) -> list[RunSpec]:
                             for n in getattr(cfg.reproduce.ablation, f"{stage}_layers"))]
 
 
-def combination_plan(cfg: dict) -> list[RunSpec]:
+def combination_plan(cfg: Config) -> list[RunSpec]:
     """Multimodal classifier over regressors of (audio layers, text layers) combinations. Its
     regressors are the layer-ablation (or main) runs of their depth (see run_config)."""
     seed = cfg.reproduce.seeds[0]
@@ -206,7 +212,7 @@ def combination_plan(cfg: dict) -> list[RunSpec]:
     return plan
 
 
-def fusion_plan(cfg: dict, workdir: str | Path | None = None) -> list[RunSpec]:
+def fusion_plan(cfg: Config, workdir: str | Path | None = None) -> list[RunSpec]:
     """Every fusion kind on the same folds, seeds and frozen regressors (usable folds only,
     given the workdir); none when `reproduce.fusion` is null or has no kinds (the study is
     not one of the paper's tables: configs/paper_budget.yaml leaves it out)."""
@@ -225,7 +231,7 @@ def fusion_plan(cfg: dict, workdir: str | Path | None = None) -> list[RunSpec]:
     return plan
 
 
-def plan_parts(cfg: dict, workdir: str | Path | None = None) -> dict[str, list[RunSpec]]:
+def plan_parts(cfg: Config, workdir: str | Path | None = None) -> dict[str, list[RunSpec]]:
     """The plan of notebooks 2-1 .. 5-2 by part, in the order the notebooks train them (a run
     two parts share is trained by the first)."""
     return {"main": main_plan(cfg, workdir=workdir),

@@ -20,7 +20,10 @@ from __future__ import annotations
 import contextlib
 import logging
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+if TYPE_CHECKING:
+    from koemo.config.schema import Config, FusionKind, Stage
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +58,10 @@ def hold_run(run_dir: str | Path, blocking: bool = True) -> Iterator[bool]:
         lock.release()
 
 
-def train_once(stage: str, workdir: str | Path, cfg: dict, seed: int, *,
-               classifier_kind: str = "attention_lstm", out_dir: str | Path | None = None,
+def train_once(stage: Stage, workdir: str | Path, cfg: Config, seed: int, *,
+               classifier_kind: FusionKind = "attention_lstm", out_dir: str | Path | None = None,
                resume: bool = True, progress: bool = True, blocking: bool = True,
-               train=None) -> tuple[str, Path]:
+               train: Callable[..., object] | None = None) -> tuple[str, Path]:
     """Train one run unless it is finished or another worker holds it.
 
     Returns (status, run_dir) with status `trained`, `finished` (found finished under the lock:
@@ -89,7 +92,7 @@ def train_once(stage: str, workdir: str | Path, cfg: dict, seed: int, *,
         return "trained", run_dir
 
 
-def launch_state(cfg: dict):
+def launch_state(cfg: Config) -> Any:
     """accelerate's PartialState under a multi-process launch (WORLD_SIZE > 1), else None.
     Such a launch needs accelerate: without it every process would train the whole run."""
     import os

@@ -18,6 +18,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from koemo.config.schema import Config
 from koemo.experiments import plan as ex
 from koemo.errors import KoemoInputError
 
@@ -25,7 +26,7 @@ FORMATS = ("txt", "sh", "json")
 PHASES = ("regressors", "classifiers")
 
 
-def full_plan(cfg: dict, workdir: str | Path | None = None) -> list[ex.RunSpec]:
+def full_plan(cfg: Config, workdir: str | Path | None = None) -> list[ex.RunSpec]:
     """Every run of notebooks 2-1 .. 5-2, once per run directory, regressors first (given the
     workdir, without the splits it has no rows for)."""
     from koemo.modeling.runs import run_dir_for

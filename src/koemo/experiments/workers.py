@@ -30,6 +30,11 @@ import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
+
+if TYPE_CHECKING:
+    from koemo.config.schema import Config, Stage
 
 PR_SET_PDEATHSIG = 1        # linux/prctl.h
 PARENT_POLL_SECONDS = 0.5
@@ -47,8 +52,8 @@ def visible_gpus() -> list[str]:
     return listed[:count] if len(listed) >= count else [str(k) for k in range(count)]
 
 
-def plan_workers(cfg: dict, parallel_runs: int | None, stages=(),
-                 workdir=None) -> tuple[int, list[str]]:
+def plan_workers(cfg: Config, parallel_runs: int | None, stages: Sequence[Stage] = (),
+                 workdir: str | Path | None = None) -> tuple[int, list[str]]:
     """(worker count, GPUs to pin workers to). Explicit `parallel_runs` wins; else with GPUs
     visible `reproduce.runs_per_device` runs on each (auto: as many of `stages`' runs as fit
     its free memory); else N = runs_per_device on the one device, or `reproduce.parallel_runs`
@@ -73,7 +78,8 @@ def device_free_bytes(gpu_count: int) -> int:
     return min(torch.cuda.mem_get_info(k)[0] for k in range(gpu_count))
 
 
-def runs_per_gpu(cfg: dict, stages, workdir, gpus: list[str]) -> int:
+def runs_per_gpu(cfg: Config, stages: Sequence[Stage], workdir: str | Path | None,
+                 gpus: list[str]) -> int:
     """How many runs of the largest of `stages` fit on each GPU at once (a printed note says
     why); 1 when no stage is named."""
     from koemo.experiments.footprint import run_footprint_bytes, runs_that_fit, workdir_rows
@@ -96,7 +102,7 @@ def thread_share(workers: int) -> int:
 
 
 @contextlib.contextmanager
-def run_threads(workers: int):
+def run_threads(workers: int) -> Iterator[None]:
     """Inside: torch uses a worker's thread share (for a run of a parallel plan trained in this
     process); nothing changes for a plan of one worker at a time."""
     import torch
@@ -132,7 +138,7 @@ def die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="koemo-parent-watch", daemon=True).start()
 
 
-def _init_worker(threads: int, gpu_queue, parent_pid: int | None = None) -> None:
+def _init_worker(threads: int, gpu_queue: Any, parent_pid: int | None = None) -> None:
     if parent_pid is not None:
         die_with_parent(parent_pid)
     if gpu_queue is not None:

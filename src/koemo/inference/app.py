@@ -34,11 +34,18 @@ import socket
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from koemo.errors import KoemoInputError
 from koemo.inference.palette import class_colours
 from koemo.inference.predictor import SCALE
 from koemo.inference.provenance import describe, provenance_notes
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from koemo.inference.predictor import Prediction, Predictor
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +63,7 @@ class AppSettings:
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB
     max_seconds: float = DEFAULT_MAX_SECONDS
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not self.max_upload_mb > 0 or not self.max_seconds > 0:
             raise KoemoInputError(f"app limits must be positive: max_upload_mb={self.max_upload_mb}, "
                                   f"max_seconds={self.max_seconds}")
@@ -81,7 +88,7 @@ class AppOutput:
 
 # ----------------------------------------------------------------------------- logic
 
-def choose_audio(upload, recording) -> str:
+def choose_audio(upload: object, recording: object) -> str:
     """The uploaded file wins over a microphone recording; neither is an input error."""
     for candidate in (upload, recording):
         path = getattr(candidate, "name", candidate)    # gr.File may hand a tempfile wrapper
@@ -117,7 +124,7 @@ def check_audio_file(path: str, settings: AppSettings) -> float:
     return duration
 
 
-def load_timeline_tools():
+def load_timeline_tools() -> tuple[Callable[..., pd.DataFrame], Callable[..., Path]] | None:
     """(predict_timeline, plot_timeline) from koemo.inference.segments, or None where that module is
     not installed yet (long recordings are then averaged over windows)."""
     try:
@@ -129,7 +136,7 @@ def load_timeline_tools():
     return segments.predict_timeline, segments.plot_timeline
 
 
-def analyse(predictor, upload, recording, transcript: str | None,
+def analyse(predictor: Predictor, upload: object, recording: object, transcript: str | None,
             settings: AppSettings = AppSettings()) -> AppOutput:
     """One prediction for the page: every input problem becomes `AppOutput.error`."""
     path = None
@@ -182,7 +189,7 @@ def page_message(message: str, path: str | None = None) -> str:
     return "; ".join(kept) if kept else FLAG_RE.sub("", clauses[0]).strip()
 
 
-def speech_recognition_ready(predictor) -> bool:
+def speech_recognition_ready(predictor: Predictor) -> bool:
     """Without a transcript the page needs speech recognition, or the predictor has it off
     (arousal only). A speech model that cannot load is logged, not shown."""
     if predictor.asr is None:
@@ -195,11 +202,12 @@ def speech_recognition_ready(predictor) -> bool:
     return True
 
 
-def add_window_timeline(out: AppOutput, predictor, result) -> None:
+def add_window_timeline(out: AppOutput, predictor: Predictor, result: Prediction) -> None:
     """The windows the result averages, one row each (a typed transcript: no speech model)."""
     from koemo.inference.segments import timeline_frame
 
     w, scores = result.windows, result.per_window
+    assert scores is not None              # every prediction keeps its windows' scores
     rows = []
     for k, start in enumerate(w.starts_s):
         probs = dict(zip(predictor.classes, scores.probabilities[k])) \
@@ -217,7 +225,7 @@ def add_window_timeline(out: AppOutput, predictor, result) -> None:
     show_timeline(out, frame, caption)
 
 
-def add_timeline(out: AppOutput, predictor, path: str) -> None:
+def add_timeline(out: AppOutput, predictor: Predictor, path: str) -> None:
     tools = load_timeline_tools()
     if tools is None:
         out.notes.append("timeline not shown: koemo.inference.segments is not installed in this koemo")
@@ -229,7 +237,7 @@ def add_timeline(out: AppOutput, predictor, path: str) -> None:
     show_timeline(out, predict_timeline(predictor, path), caption)
 
 
-def show_timeline(out: AppOutput, frame, caption: str) -> None:
+def show_timeline(out: AppOutput, frame: pd.DataFrame, caption: str) -> None:
     """The timeline's table, caption and figure (drawn in a temporary folder, then removed)."""
     from PIL import Image
 
@@ -246,7 +254,7 @@ def show_timeline(out: AppOutput, frame, caption: str) -> None:
             out.timeline_image = png.copy()
 
 
-def rounded_table(frame):
+def rounded_table(frame: pd.DataFrame) -> pd.DataFrame:
     """The timeline as the page shows it: numbers to 3 decimals."""
     from koemo.inference.segments import TABLE_DECIMALS
 
@@ -270,7 +278,7 @@ def summary_markdown(out: AppOutput) -> str:
 
 # ----------------------------------------------------------------------------- figures
 
-def probability_figure(probabilities: dict[str, float] | None, classes):
+def probability_figure(probabilities: dict[str, float] | None, classes: Sequence[str]) -> Figure:
     """Horizontal bars of the class probabilities (empty axes with a note when None)."""
     from matplotlib.figure import Figure
 
@@ -291,7 +299,7 @@ def probability_figure(probabilities: dict[str, float] | None, classes):
 
 
 def va_figure(arousal: float | None, valence: float | None, label: str | None = None,
-              classes=()):
+              classes: Sequence[str] = ()) -> Figure:
     """The valence-arousal plane on the annotation scale, the point in `label`'s colour among
     `classes` (koemo.inference.palette); arousal alone is a dashed line."""
     from matplotlib.figure import Figure
@@ -322,13 +330,13 @@ def va_figure(arousal: float | None, valence: float | None, label: str | None = 
 
 # ----------------------------------------------------------------------------- the page
 
-def build_app(predictor, settings: AppSettings = AppSettings()):
+def build_app(predictor: Predictor, settings: AppSettings = AppSettings()) -> Any:
     """The Gradio Blocks of the page (not launched)."""
     import gradio as gr
 
     classes = list(predictor.classes)
 
-    def on_predict(upload, recording, transcript):
+    def on_predict(upload: object, recording: object, transcript: str | None) -> tuple:
         out = analyse(predictor, upload, recording, transcript, settings)
         if out.error:
             return (gr.update(value=f"**Cannot predict:** {out.error}", visible=True),
@@ -396,8 +404,8 @@ def check_port_free(host: str, port: int) -> None:
                                   "choose another with --port") from err
 
 
-def serve(predictor, settings: AppSettings = AppSettings(), host: str = DEFAULT_HOST,
-          port: int = DEFAULT_PORT, block: bool = True):
+def serve(predictor: Predictor, settings: AppSettings = AppSettings(), host: str = DEFAULT_HOST,
+          port: int = DEFAULT_PORT, block: bool = True) -> Any:
     """Launch the page; returns the Blocks (running in a thread when block=False)."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     check_port_free(host, port)

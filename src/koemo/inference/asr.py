@@ -111,7 +111,7 @@ class Transcriber:
     """Whisper (processor + WhisperForConditionalGeneration) that turns 16 kHz waves into text,
     in batches. Greedy decoding by default: the same audio gives the same text."""
 
-    def __init__(self, model, processor, settings: Asr, device: str = "cpu"):
+    def __init__(self, model: Any, processor: Any, settings: Asr, device: str = "cpu"):
         self.model = model.to(device).eval()
         self.processor = processor
         self.settings = settings

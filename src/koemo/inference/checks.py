@@ -4,10 +4,15 @@ fit the text regressor."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 from koemo.config.schema import Config, feature_keys
 from koemo.errors import CheckpointError
+
+if TYPE_CHECKING:
+    import torch
+
+    from koemo.text.encoder import TextTokenizer
 
 # Feature settings that change the numbers the models see (the backend does not: the torch
 # and librosa backends agree within koemo.audio.features.PARITY_TOLERANCE_DB).
@@ -15,13 +20,13 @@ FEATURE_KEYS = feature_keys(model_input_only=True)     # marked model_input in t
 TEXT_KEYS = ("tokenizer", "encoder", "max_length")
 
 
-def same_weights(a, b) -> bool:
+def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     sa, sb = a.state_dict(), b.state_dict()
     return sa.keys() == sb.keys() and all(
         sa[k].shape == sb[k].shape and bool((sa[k] == sb[k]).all()) for k in sa)
 
 
-def same_regressor(standalone, inside) -> bool:
+def same_regressor(standalone: torch.nn.Module, inside: torch.nn.Module) -> bool:
     """True when the classifier's frozen regressor computes exactly what the standalone one
     does (same weights, head count and fix switches)."""
     if standalone is inside:
@@ -66,13 +71,13 @@ def mismatched_regressors(models: dict) -> list[str]:
     return [stage for stage, model in inside.items() if not same_weights(models[stage], model)]
 
 
-def check_text_model(tokenizer, encoder, cfg: Config, directory: Path) -> None:
+def check_text_model(tokenizer: TextTokenizer, encoder: Any, cfg: Config, directory: Path) -> None:
     from koemo.config.load import text_input_dim
 
     hidden, vocab = int(encoder.config.hidden_size), int(encoder.config.vocab_size)
-    if hidden != text_input_dim(cfg):
+    if hidden != text_input_dim(cfg.models):
         raise CheckpointError(f"{directory}: the text encoder's hidden size {hidden} differs from "
-                              f"the text model's input width {text_input_dim(cfg)} "
+                              f"the text model's input width {text_input_dim(cfg.models)} "
                               "(models.text.input_dim, default models.d_model): wrong text model")
     if tokenizer.vocab_size > vocab:
         raise CheckpointError(f"{directory}: tokenizer has {tokenizer.vocab_size} pieces but the "
@@ -121,7 +126,7 @@ def check_meta_sizes(meta: dict, stage_dir: Path) -> None:
     check_sizes(Path(stage_dir) / "meta.json", [(key, value, 1, limit) for key, value, limit in sizes])
 
 
-def check_sizes(path: Path, sizes) -> None:
+def check_sizes(path: Path, sizes: Iterable[tuple[str, Any, int, int]]) -> None:
     """Every (key, value, low, high) of `sizes` is a whole number within [low, high]
     (CheckpointError naming `path`, the key and the bound otherwise)."""
     for key, value, low, limit in sizes:

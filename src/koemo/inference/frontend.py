@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from koemo.config.schema import Config
 from koemo.errors import CheckpointError, KoemoInputError
 from koemo.audio.speech_encoder import encoder_settings, load_speech_encoder, uses_speech_encoder
 from koemo.inference.checks import check_encoder_config
 from koemo.inference.manifest import inside
+
+if TYPE_CHECKING:
+    from koemo.inference.predictor import Predictor
 
 AUDIO_ENCODER_DIR = "audio-encoder"
 
@@ -30,7 +34,8 @@ def copy_speech_encoder(cfg: Config, out_dir: Path) -> dict:
     return {"audio_encoder": name}
 
 
-def attach_speech_encoder(predictor, directory: Path, manifest: dict, device: str):
+def attach_speech_encoder(predictor: Predictor, directory: Path, manifest: dict,
+                          device: str) -> Predictor:
     """Load the predictor's speech encoder when its config uses one; returns the predictor."""
     cfg = predictor.cfg
     if not uses_speech_encoder(cfg):

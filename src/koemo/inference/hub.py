@@ -277,5 +277,5 @@ def config_lines(cfg: Config) -> list[str]:
     return lines
 
 
-def _num(value) -> str:
+def _num(value: object) -> str:
     return f"{value:.3f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "—"

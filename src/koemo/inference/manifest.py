@@ -31,7 +31,7 @@ def read_manifest(directory: Path) -> dict:
         "`koemo predict --export DIR ...` (koemo.inference.export.export_predictor)")
 
 
-def inside(directory: Path, reference, key: str) -> Path:
+def inside(directory: Path, reference: object, key: str) -> Path:
     """directory/reference, refused (naming the manifest and key) unless it stays inside."""
     manifest = Path(directory) / MANIFEST_FILE
     if not isinstance(reference, str) or not reference.strip():

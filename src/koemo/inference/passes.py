@@ -17,9 +17,14 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+    from koemo.inference.predictor import Predictor
 
 
 @dataclass
@@ -32,7 +37,7 @@ class WindowScores:
 class RngStream:
     """A seeded torch RNG stream that can be paused between batches and resumed."""
 
-    def __init__(self, seed: int, device):
+    def __init__(self, seed: int, device: torch.device | str):
         import torch
 
         self.devices = [device] if getattr(device, "type", "cpu") == "cuda" else []
@@ -40,13 +45,13 @@ class RngStream:
             torch.manual_seed(seed)
             self.state = self._current()
 
-    def _current(self):
+    def _current(self) -> tuple[torch.Tensor, list[torch.Tensor]]:
         import torch
 
         return torch.get_rng_state(), [torch.cuda.get_rng_state(d) for d in self.devices]
 
     @contextlib.contextmanager
-    def active(self):
+    def active(self) -> Iterator[None]:
         """Draw from this stream inside the block; the caller's RNG state is untouched."""
         import torch
 
@@ -84,7 +89,7 @@ def _split(pieces: list, size: int) -> tuple[tuple, list]:
     return tuple(part[:size] for part in joined), ([rest] if len(rest[0]) else [])
 
 
-def score_windows(predictor, items: Sequence, text_out: dict) -> list[WindowScores]:
+def score_windows(predictor: Predictor, items: Sequence, text_out: dict) -> list[WindowScores]:
     """Audio regressor over every window, fusion classifier over the windows of the items
     with a transcript (`text_out["rows"]`: item -> row of the text pass)."""
     import torch
@@ -112,7 +117,7 @@ def score_windows(predictor, items: Sequence, text_out: dict) -> list[WindowScor
     return scores
 
 
-def _fuse(predictor, rows: list[tuple], text_out: dict, scores: list[WindowScores],
+def _fuse(predictor: Predictor, rows: list[tuple], text_out: dict, scores: list[WindowScores],
           rng: RngStream) -> None:
     """Classifier over one batch of queued windows -> their class probabilities."""
     import torch

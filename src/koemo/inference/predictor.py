@@ -52,7 +52,7 @@ import re
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator, Sequence, Sized
+from typing import TYPE_CHECKING, Any, ContextManager, Iterable, Iterator, Sequence, Sized
 
 import numpy as np
 
@@ -70,7 +70,14 @@ from koemo.inference.checks import (check_encoder_config, check_meta_sizes, chec
                                     check_text_model, mismatched_regressors, same_regressor)
 
 if TYPE_CHECKING:
+    import torch
+
+    from koemo.audio.speech_encoder import SpeechEncoder
     from koemo.inference.asr import Transcriber
+    from koemo.inference.passes import WindowScores
+    from koemo.modeling.models import AudioRegressor, FrozenRegressors, TextRegressor
+    from koemo.text.encoder import TextTokenizer
+    from koemo.modeling.layers import AttentionImpl
 
 SCALE = (1.0, 5.0)
 HANGUL_RE = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
@@ -89,7 +96,7 @@ class Prediction:
     text: str | None = None                  # the transcript as the model read it (cleaned)
     text_source: str | None = None           # "given", "asr" (speech recognition) or None
     # Per window (koemo.inference.passes.WindowScores): what the averages above were made of.
-    per_window: object | None = field(default=None, repr=False, compare=False)
+    per_window: WindowScores | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k != "per_window"}
@@ -115,14 +122,15 @@ class Predictor:
     """Holds the three stages, tokenizer and frozen encoder; `predict` per utterance,
     `predict_many` in batches. Build with `Predictor.from_checkpoint(DIR)`."""
 
-    speech_encoder = None     # koemo.audio.speech_encoder.SpeechEncoder with models.audio.frontend: encoder
+    speech_encoder: SpeechEncoder | None = None    # with models.audio.frontend: encoder
     provenance = None         # what it was trained on (koemo.inference.provenance); None: unknown
     # False: load the whole recording and compute its features at once, as koemo did before
     # reading in blocks; the reference the block-wise path equals (tests/test_block_features.py,
     # benchmarks/bench_predict_memory.py); a speech encoder then encodes it in one pass.
     read_in_blocks = True
 
-    def __init__(self, audio_model, text_model, classifier, tokenizer, encoder, cfg: Config,
+    def __init__(self, audio_model: AudioRegressor, text_model: TextRegressor,
+                 classifier: FrozenRegressors, tokenizer: TextTokenizer, encoder: Any, cfg: Config,
                  classes: Sequence[str], device: str = "cpu", long_audio: LongAudio = "windows",
                  batch_size: int = 8, seed: int = 0, source: str | None = None,
                  mismatched: Sequence[str] = (), asr: Asr | None = None):
@@ -157,7 +165,7 @@ class Predictor:
     @classmethod
     def from_checkpoint(cls, directory: str | Path, device: str = "cpu",
                         long_audio: LongAudio = "windows", batch_size: int = 8, seed: int = 0,
-                        attention_impl: str = "sdpa",
+                        attention_impl: AttentionImpl = "sdpa",
                         asr: str | dict | None = "config") -> "Predictor":
         """Load a predictor directory (see the module docstring). Problems with it raise
         CheckpointError naming the file. `asr`: speech recognition for utterances without a
@@ -167,6 +175,7 @@ class Predictor:
         from koemo.inference.asr import asr_settings
 
         from koemo.modeling.checkpoint import build_from_checkpoint, read_meta
+        from koemo.modeling.models import AudioRegressor, FrozenRegressors, TextRegressor
         from koemo.text.encoder import load_text_encoder, load_text_tokenizer
 
         directory = Path(directory)
@@ -202,7 +211,11 @@ class Predictor:
             recognition = asr_settings(asr)
         else:
             recognition = asr_settings(cfg, model=None if asr == "config" else (asr or "none"))
-        predictor = cls(models["audio"], models["text"], models["multimodal"], tokenizer, encoder,
+        audio, text, classifier = models["audio"], models["text"], models["multimodal"]
+        # build_from_checkpoint checked each stage (expect_stage): these are its model classes
+        assert isinstance(audio, AudioRegressor) and isinstance(text, TextRegressor) \
+            and isinstance(classifier, FrozenRegressors)
+        predictor = cls(audio, text, classifier, tokenizer, encoder,
                         cfg, metas["multimodal"]["classes"], device=device, long_audio=long_audio,
                         batch_size=batch_size, seed=seed, source=str(directory),
                         mismatched=mismatched, asr=recognition)
@@ -216,7 +229,7 @@ class Predictor:
     @classmethod
     def from_pretrained(cls, name_or_dir: str | Path, revision: str | None = None,
                         cache_dir: str | Path | None = None, token: str | bool | None = None,
-                        **kwargs) -> "Predictor":
+                        **kwargs: Any) -> "Predictor":
         """A predictor directory or a hub id "org/name" (downloaded once through koemo.inference.hub,
         then read from the hub cache); other keyword arguments go to `from_checkpoint`."""
         from koemo.inference.hub import predictor_dir
@@ -224,7 +237,7 @@ class Predictor:
         return cls.from_checkpoint(predictor_dir(name_or_dir, revision=revision,
                                                  cache_dir=cache_dir, token=token), **kwargs)
 
-    def push_to_hub(self, repo_id: str, **kwargs) -> str:
+    def push_to_hub(self, repo_id: str, **kwargs: Any) -> str:
         """Upload this predictor's directory with a generated model card (koemo.inference.hub.push_to_hub)."""
         from koemo.inference.hub import push_to_hub
 
@@ -437,7 +450,7 @@ class Predictor:
         return {"rows": {item: row for row, item in enumerate(texted)}, "valence": out["pred"].cpu(),
                 "hidden": inner["hidden"], "mask": inner["mask"]}
 
-    def _result(self, item: _Item, scores, text_out: dict, index: int) -> Prediction:
+    def _result(self, item: _Item, scores: WindowScores, text_out: dict, index: int) -> Prediction:
         notes = list(item.notes)
         arousal = _on_scale(float(scores.arousal.mean()), "arousal", notes)
         valence = label = probabilities = None
@@ -452,7 +465,7 @@ class Predictor:
 
 # ----------------------------------------------------------------------------- helpers
 
-def _as_args(item) -> tuple:
+def _as_args(item: Any) -> tuple:
     """A predict_many item: (audio, text[, sample_rate]), or a bare path/array (no transcript)."""
     if isinstance(item, (str, Path, np.ndarray)):
         return (item,)
@@ -471,7 +484,7 @@ def _preview(text: str, limit: int = 40) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
-def _progress(items: Iterable, enabled: bool):
+def _progress(items: Iterable, enabled: bool) -> Iterable:
     if not enabled:
         return items
     from tqdm.auto import tqdm
@@ -479,7 +492,7 @@ def _progress(items: Iterable, enabled: bool):
     return tqdm(items, total=total, desc="predict", unit="utt")
 
 
-def _seeded(seed: int, device):
+def _seeded(seed: int, device: torch.device | str) -> ContextManager[None]:
     """Seed torch inside a forked RNG: reproducible draws, the caller's RNG state untouched
     (koemo.modeling.stage.seeded, as test scoring and `koemo evaluate` draw)."""
     from koemo.modeling.stage import seeded

@@ -21,7 +21,7 @@ whole and encodes it in one pass (the reference path of the tests).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from koemo.audio.stream import AudioStream
 from koemo.config.schema import Features
 from koemo.errors import KoemoInputError
 from koemo.inference.windows import WindowInfo, WindowSource, window_info, window_starts
+
+if TYPE_CHECKING:
+    from koemo.inference.predictor import Predictor
 
 
 # What `koemo prepare` refuses in a corpus wav (koemo.dataset.kemdy20.check_wav, called as it
@@ -64,7 +67,7 @@ def wav_notes(audio: AudioSource) -> list[str]:
     return []
 
 
-def recording_windows(predictor, audio: AudioSource, sample_rate: int | None
+def recording_windows(predictor: Predictor, audio: AudioSource, sample_rate: int | None
                       ) -> tuple[WindowSource, WindowInfo, AudioInfo, Callable[[int], np.ndarray]]:
     """(windows, their WindowInfo, AudioInfo, head: n -> the first n samples at 16 kHz)."""
     rate = predictor.cfg.features.sample_rate
@@ -83,12 +86,13 @@ def recording_windows(predictor, audio: AudioSource, sample_rate: int | None
     return frames, windows, info, stream.head
 
 
-def encoded_windows(predictor, stream: AudioStream) -> tuple[WindowSource, WindowInfo]:
+def encoded_windows(predictor: Predictor, stream: AudioStream) -> tuple[WindowSource, WindowInfo]:
     """Pass 1 now (the file's checks and length); the speech encoder's states of each piece
     are computed by pass 2 each time the windows are cut."""
     from koemo.audio import speech_encoder as se
 
     encoder, step = predictor.speech_encoder, int(se.PIECE_SECONDS * predictor.cfg.features.sample_rate)
+    assert encoder is not None             # recording_windows: a speech-encoder front-end only
     for _ in stream.blocks(step):       # pass 1: info() (silence, length) needs one
         pass
     info = stream.info()
@@ -103,7 +107,7 @@ def encoded_windows(predictor, stream: AudioStream) -> tuple[WindowSource, Windo
                                info.duration_s)
 
 
-def streamed_windows(predictor, stream: AudioStream) -> tuple[WindowSource, WindowInfo]:
+def streamed_windows(predictor: Predictor, stream: AudioStream) -> tuple[WindowSource, WindowInfo]:
     """Pass 1 now (dB reference, number of frames, the file's checks); the windows' features
     are computed by pass 2 each time they are cut."""
     from koemo.audio import block_features
@@ -121,7 +125,7 @@ def streamed_windows(predictor, stream: AudioStream) -> tuple[WindowSource, Wind
     return frames, window_info(frames, predictor.window_seconds, hop_s, info.duration_s)
 
 
-def whole_windows(predictor, wave: np.ndarray, info: AudioInfo) -> tuple[WindowSource, WindowInfo]:
+def whole_windows(predictor: Predictor, wave: np.ndarray, info: AudioInfo) -> tuple[WindowSource, WindowInfo]:
     """The windows of a recording held whole: the speech encoder's states, or the mel features
     computed at once."""
     from koemo.audio.features import extract_features, frames_for

@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from koemo.audio.io import AudioSource
 from koemo.audio.stream import AudioStream
@@ -41,18 +42,24 @@ from koemo.inference.palette import class_colours
 from koemo.inference.provenance import provenance_notes
 from koemo.inference.recording import wav_notes
 
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from koemo.inference.predictor import Prediction, Predictor
+
 TABLE_DECIMALS = 3          # timeline tables (CSV, terminal, the app): ms and 0.001 probability
 
 
 NOTE_SEPARATOR = " | "      # between the notes of one row (as the --batch CSV's notes column)
 
 
-def timeline_columns(classes) -> list[str]:
+def timeline_columns(classes: Sequence[str]) -> list[str]:
     return (["start", "end", "label"] + [f"prob_{c}" for c in classes]
             + ["arousal", "valence", "text", "text_source", "notes"])
 
 
-def timeline_frame(rows: list[dict], classes, notes: list[str]):
+def timeline_frame(rows: list[dict], classes: Sequence[str], notes: list[str]) -> pd.DataFrame:
     """The timeline DataFrame of `rows`, each row's notes led by the recording's `notes`, which
     are also `frame.attrs["notes"]` (the figure's caption)."""
     import pandas as pd
@@ -123,9 +130,9 @@ def find_utterances(recording: _Recording, settings: Segments, vad: SileroVAD | 
     return speech_segments(np.concatenate(probs), settings.vad, recording.duration_s)
 
 
-def predict_timeline(predictor, audio: AudioSource, sample_rate: int | None = None,
+def predict_timeline(predictor: Predictor, audio: AudioSource, sample_rate: int | None = None,
                      settings: Segments | Mapping[str, Any] | None = None, progress: bool = False,
-                     vad: SileroVAD | None = None):
+                     vad: SileroVAD | None = None) -> pd.DataFrame:
     """Emotion, arousal, valence and transcript per utterance of a long recording (a file path,
     or an array with `sample_rate`) -> pandas.DataFrame (columns: `timeline_columns`).
     `settings`: the `segments:` config section (default: the predictor's config)."""
@@ -137,7 +144,8 @@ def predict_timeline(predictor, audio: AudioSource, sample_rate: int | None = No
     size = max(1, int(parsed.batch_utterances))
     for first in range(0, len(spans), size):
         batch = spans[first:first + size]
-        prepared, results = [], {}
+        prepared: list[tuple[int, Any]] = []
+        results: dict[int, Prediction | KoemoInputError] = {}
         for k, (start, end) in enumerate(batch):
             data, rate = recording.piece(start, end)
             try:
@@ -156,7 +164,7 @@ def predict_timeline(predictor, audio: AudioSource, sample_rate: int | None = No
                           recording.notes + provenance_notes(predictor.provenance))
 
 
-def _row(span: tuple[float, float], result, classes) -> dict:
+def _row(span: tuple[float, float], result: Prediction | Exception, classes: Sequence[str]) -> dict:
     row = {"start": span[0], "end": span[1]}
     if isinstance(result, Exception):
         return {**row, "label": "", **{f"prob_{c}": math.nan for c in classes},
@@ -176,7 +184,7 @@ NOT_PREDICTED_COLOUR = (0.85, 0.85, 0.85)
 CAPTION_COLOUR = "#b00020"
 
 
-def plot_timeline(frame, path: str | Path, title: str | None = None) -> Path:
+def plot_timeline(frame: pd.DataFrame, path: str | Path, title: str | None = None) -> Path:
     """A PNG of a timeline frame (see `timeline_figure`)."""
     import matplotlib.pyplot as plt
 
@@ -188,7 +196,7 @@ def plot_timeline(frame, path: str | Path, title: str | None = None) -> Path:
     return path
 
 
-def timeline_figure(frame, title: str | None = None):
+def timeline_figure(frame: pd.DataFrame, title: str | None = None) -> Figure:
     """One coloured band per utterance (its emotion), its class probabilities stacked, and
     arousal/valence (1-5) per utterance. Utterances without an emotion (no transcript, e.g.
     speech recognition off) are hatched grey bands, and a panel with nothing predicted says
@@ -250,11 +258,11 @@ def timeline_figure(frame, title: str | None = None):
     return fig
 
 
-def _finite(values) -> np.ndarray:
+def _finite(values: ArrayLike) -> np.ndarray:
     return np.isfinite(np.asarray(values, dtype=float))
 
 
-def _bar(enabled: bool, **kwargs):
+def _bar(enabled: bool, **kwargs: Any) -> Any:
     if not enabled:
         return None
     from tqdm.auto import tqdm

@@ -25,11 +25,11 @@ from torch import nn
 from koemo.config.fingerprints import (feature_fingerprint, fingerprint, library_versions,
                                        written_config)
 from koemo.config.load import parse_saved_config
-from koemo.config.schema import STAGES, Config
+from koemo.config.schema import STAGES, Config, Stage
 from koemo.errors import CheckpointError
-from koemo.dataset.labels import classes_for
+from koemo.dataset.labels import classes_for, data_classes
 from koemo.modeling.fusion import build_classifier, fusion_kind
-from koemo.modeling.layers import MultiHeadAttention
+from koemo.modeling.layers import AttentionImpl, MultiHeadAttention
 from koemo.modeling.models import AudioRegressor, FrozenRegressors, TextRegressor
 
 CHECKPOINT_FORMAT = "koemo-checkpoint/1"
@@ -54,7 +54,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def model_stage(model: nn.Module) -> str:
+def model_stage(model: nn.Module) -> Stage:
     if isinstance(model, AudioRegressor):
         return "audio"
     if isinstance(model, TextRegressor):
@@ -67,12 +67,13 @@ def model_stage(model: nn.Module) -> str:
 def model_num_heads(model: nn.Module) -> dict[str, int | None]:
     """Head counts as the model runs them: the regressors' own, and for a classifier also
     its fusion layers' (None when it has none) and its regressors' as run inside it."""
-    stage = model_stage(model)
-    if stage != "multimodal":
-        return {stage: model.num_heads}
+    if isinstance(model, (AudioRegressor, TextRegressor)):
+        return {model_stage(model): model.num_heads}
+    if not isinstance(model, FrozenRegressors):
+        raise ValueError(f"{type(model).__name__} is not a koemo model")
     own = [m for name, m in model.named_modules()
            if isinstance(m, MultiHeadAttention) and not name.startswith(("AudioModel.", "TextModel."))]
-    heads = {"multimodal": own[0].num_heads if own else None}
+    heads: dict[str, int | None] = {"multimodal": own[0].num_heads if own else None}
     if model.has_regressors:
         heads.update(audio=model.AudioModel.num_heads, text=model.TextModel.num_heads)
     return heads
@@ -82,7 +83,7 @@ def _weights_bytes(state: dict, stage: str) -> bytes:
     return safetensors_save(state, metadata={"format": "pt", "koemo_stage": stage})
 
 
-def cpu_copy(value):
+def cpu_copy(value: Any) -> Any:
     """A CPU copy of every tensor in a nested dict/list (what is saved must not change while a
     background writer saves it and training goes on)."""
     if isinstance(value, torch.Tensor):
@@ -94,7 +95,7 @@ def cpu_copy(value):
     return value
 
 
-def checkpoint_snapshot(model: nn.Module, cfg: dict, meta: dict | None = None) -> dict:
+def checkpoint_snapshot(model: nn.Module, cfg: Config, meta: dict | None = None) -> dict:
     """What `save_checkpoint` writes, taken now: CPU copies of the weights and the meta record
     (without the weights' hash, computed when written)."""
     meta = dict(meta or {})
@@ -106,7 +107,7 @@ def checkpoint_snapshot(model: nn.Module, cfg: dict, meta: dict | None = None) -
         "stage": stage,
         "kind": fusion_kind(model) if stage == "multimodal" else None,
         "regressors": bool(getattr(model, "has_regressors", False)),
-        "classes": list(classes_for(cfg.data.label_policy, cfg.data.classes)),
+        "classes": list(data_classes(cfg.data)),
         "num_heads": model_num_heads(model),
         "config_name": cfg.name,
         "config_fingerprint": fingerprint(cfg),
@@ -135,7 +136,7 @@ def write_checkpoint(directory: str | Path, snapshot: dict) -> Path:
     return directory
 
 
-def save_checkpoint(directory: str | Path, model: nn.Module, cfg: dict,
+def save_checkpoint(directory: str | Path, model: nn.Module, cfg: Config,
                     meta: dict | None = None) -> Path:
     """Write `directory/model.safetensors` and `directory/meta.json`; return the directory.
 
@@ -226,24 +227,25 @@ def saved_config(meta: dict, source: str | Path = "checkpoint meta.json") -> Con
     return cfg
 
 
-def config_differences(saved: dict, cfg: dict) -> list[str]:
-    """Model-shaping config entries that differ between a checkpoint's config and `cfg`."""
+def config_differences(saved: Config | dict[str, Any], cfg: Config) -> list[str]:
+    """Model-shaping config entries that differ between a checkpoint's config (typed, or as
+    its meta.json wrote it) and `cfg`."""
     diffs = []
-    saved, cfg = written_config(saved), written_config(cfg)     # compared as written
+    was, now = written_config(saved), written_config(cfg)     # compared as written
     for keys in _MODEL_SHAPING:
-        a, b = saved, cfg
+        a, b = was, now
         for key in keys:
             a, b = a.get(key, {}), b.get(key, {})
         if a != b:
             diffs.append(f"{'.'.join(keys)}: checkpoint {a!r} vs config {b!r}")
-    saved_classes = classes_for(saved["data"]["label_policy"], saved["data"].get("classes"))
-    classes = classes_for(cfg["data"]["label_policy"], cfg["data"].get("classes"))
+    saved_classes = classes_for(was["data"]["label_policy"], was["data"].get("classes"))
+    classes = classes_for(now["data"]["label_policy"], now["data"].get("classes"))
     if saved_classes != classes:
         diffs.append(f"classes: checkpoint {list(saved_classes)} vs config {list(classes)}")
     return diffs
 
 
-def check_config(meta: dict, cfg: dict, source: str | Path) -> None:
+def check_config(meta: dict, cfg: Config, source: str | Path) -> None:
     diffs = config_differences(meta["config"], cfg)
     if diffs:
         raise CheckpointError(f"{source}: checkpoint does not fit the config: " + "; ".join(diffs))
@@ -277,7 +279,7 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str |
     model.load_state_dict(state, strict=True)
 
 
-def load_into(model: nn.Module, directory: str | Path, cfg: dict | None = None) -> dict:
+def load_into(model: nn.Module, directory: str | Path, cfg: Config | None = None) -> dict:
     """Load a checkpoint into an existing model (stage, heads, config and shapes checked)."""
     state, meta = load_checkpoint(directory, expect_stage=model_stage(model))
     if cfg is not None:
@@ -287,26 +289,28 @@ def load_into(model: nn.Module, directory: str | Path, cfg: dict | None = None) 
     return meta
 
 
-def build_model(meta: dict, attention_impl: str = "sdpa", encoder: nn.Module | None = None) -> nn.Module:
+def build_model(meta: dict, attention_impl: AttentionImpl = "sdpa",
+                encoder: nn.Module | None = None) -> nn.Module:
     """An untrained model of the architecture a checkpoint's meta describes."""
     cfg, stage = saved_config(meta), meta["stage"]
+    models, fixes = cfg.models, cfg.fixes
     heads = meta.get("num_heads", {})
     if stage == "audio":
-        return AudioRegressor(cfg, attention_impl, num_heads=heads.get("audio"))
+        return AudioRegressor(models, fixes, attention_impl, num_heads=heads.get("audio"))
     if stage == "text":
-        return TextRegressor(cfg, encoder, attention_impl, num_heads=heads.get("text"))
+        return TextRegressor(models, fixes, encoder, attention_impl, num_heads=heads.get("text"))
     if stage != "multimodal":
         raise CheckpointError(f"unknown checkpoint stage {stage!r}")
-    audio = text = None
+    audio, text = None, None
     if meta.get("regressors"):
-        # As trained: the classifier's own reuse rule (cfg) sets the audio heads it runs with.
-        audio = AudioRegressor(cfg, attention_impl)
-        text = TextRegressor(cfg, encoder, attention_impl, num_heads=heads.get("text"))
-    return build_classifier(meta["kind"], cfg, audio, text, attention_impl)
+        # As trained: the classifier's own reuse rule (fixes) sets the audio heads it runs with.
+        audio = AudioRegressor(models, fixes, attention_impl)
+        text = TextRegressor(models, fixes, encoder, attention_impl, num_heads=heads.get("text"))
+    return build_classifier(meta["kind"], models, fixes, cfg.data, audio, text, attention_impl)
 
 
 def build_from_checkpoint(directory: str | Path, expect_stage: str | None = None,
-                          cfg: dict | None = None, attention_impl: str = "sdpa",
+                          cfg: Config | None = None, attention_impl: AttentionImpl = "sdpa",
                           encoder: nn.Module | None = None) -> nn.Module:
     """Rebuild the saved model from its own config and load its weights; returns it in eval
     mode. With `cfg`, also require that the checkpoint fits that config."""
@@ -326,7 +330,9 @@ def build_from_checkpoint(directory: str | Path, expect_stage: str | None = None
 
 def capture_rng_state() -> dict:
     """Python, NumPy (global) and torch RNG states as tensors/primitives (weights_only-safe)."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()
+    legacy = np.random.get_state(legacy=True)
+    assert isinstance(legacy, tuple)          # legacy=True: the tuple form, never the dict
+    name, keys, pos, has_gauss, cached = legacy
     return {
         "python": random.getstate(),
         "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),

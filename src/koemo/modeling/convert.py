@@ -23,10 +23,12 @@ from __future__ import annotations
 import hashlib
 import pickle
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import save as safetensors_save
 
+from koemo.config.schema import Config, Fixes, Models
 from koemo.errors import CheckpointError, KoemoInputError
 from koemo.modeling.checkpoint import atomic_write_bytes, load_weights, save_checkpoint
 from koemo.modeling.models import (AudioRegressor, EmoClassifier, TextRegressor,
@@ -86,7 +88,7 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def source_meta(path: Path, **extra) -> dict:
+def source_meta(path: Path, **extra: Any) -> dict:
     return {"source": "authors' checkpoint (jiwooya1000/KOR-Multimodal-Emotion-Recognition)",
             "source_file": str(path.resolve()), "source_sha256": file_sha256(path), **extra}
 
@@ -99,17 +101,17 @@ def load_original(model: torch.nn.Module, state: dict, path: Path) -> None:
                               "(--config / --set models....)") from err
 
 
-def convert_audio(path: str | Path, out_dir: Path, cfg: dict) -> Path:
+def convert_audio(path: str | Path, out_dir: Path, cfg: Config) -> Path:
     path = Path(path)
-    model = AudioRegressor(cfg)
+    model = AudioRegressor(cfg.models, cfg.fixes)
     load_original(model, read_original_state(path), path)
     return save_checkpoint(out_dir, model, cfg, source_meta(path))
 
 
-def convert_text(path: str | Path, out_dir: Path, cfg: dict, keep_kobert: bool = False) -> Path:
+def convert_text(path: str | Path, out_dir: Path, cfg: Config, keep_kobert: bool = False) -> Path:
     path = Path(path)
     state, kobert = split_prefix(read_original_state(path), KOBERT_PREFIX)
-    model = TextRegressor(cfg)
+    model = TextRegressor(cfg.models, cfg.fixes)
     load_original(model, state, path)
     directory = save_checkpoint(out_dir, model, cfg, source_meta(
         path, kobert_tensors_set_aside=len(kobert),
@@ -121,25 +123,28 @@ def convert_text(path: str | Path, out_dir: Path, cfg: dict, keep_kobert: bool =
     return directory
 
 
-def heads_resolution(cfg: dict) -> str:
-    heads = audio_heads_for_classifier(cfg)
-    trained = cfg.models.audio.num_heads
-    if cfg.fixes.consistent_heads:
+def heads_resolution(models: Models, fixes: Fixes) -> str:
+    heads = audio_heads_for_classifier(models, fixes)
+    trained = models.audio.num_heads
+    if fixes.consistent_heads:
         return (f"consistent: the audio regressor runs with its trained {trained} heads; the "
                 "authors' fusion layers were trained on 4-head audio features, so outputs "
                 "differ from theirs")
-    dim = cfg.models.d_model // heads
+    dim = models.d_model // heads
     return (f"faithful reuse: the {trained}-head audio regressor's Q/K/V/Out matrices split into "
             f"{heads} heads of {dim} dims, as the authors' classifier ran it")
 
 
-def convert_classifier(path: str | Path, out_dir: Path, cfg: dict,
+def convert_classifier(path: str | Path, out_dir: Path, cfg: Config,
                        audio_state: dict | None = None) -> Path:
     path = Path(path)
     state, kobert = split_prefix(read_original_state(path), CLASSIFIER_KOBERT_PREFIX)
-    model = EmoClassifier(cfg, AudioRegressor(cfg), TextRegressor(cfg))
+    models, fixes = cfg.models, cfg.fixes
+    model = EmoClassifier(models, fixes, cfg.data, AudioRegressor(models, fixes),
+                          TextRegressor(models, fixes))
     load_original(model, state, path)
-    extra = {"kobert_tensors_set_aside": len(kobert), "heads_resolution": heads_resolution(cfg)}
+    extra: dict[str, Any] = {"kobert_tensors_set_aside": len(kobert),
+                             "heads_resolution": heads_resolution(models, fixes)}
     if audio_state is not None:
         # Their classifier file has its own copy of the audio regressor: same weights?
         inner = {k[len("AudioModel."):]: v for k, v in state.items() if k.startswith("AudioModel.")}
@@ -149,7 +154,7 @@ def convert_classifier(path: str | Path, out_dir: Path, cfg: dict,
 
 
 def convert_original(audio_pt: str | Path | None, text_pt: str | Path | None,
-                     classifier_pt: str | Path | None, out_dir: str | Path, cfg: dict,
+                     classifier_pt: str | Path | None, out_dir: str | Path, cfg: Config,
                      keep_kobert: bool = False) -> dict[str, Path]:
     """Convert whichever of the three files are given into OUT/{audio,text,multimodal}/.
     Returns {stage: checkpoint directory}."""

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence, Union
 
 import numpy as np
 import pandas as pd
@@ -33,15 +34,23 @@ import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from koemo.config.fingerprints import fingerprint
+from koemo.config.schema import Config, Target
 from koemo.dataset.augment import (AUDIO_MASK_KINDS, ORIG, TEXT_KINDS, frequency_mask,
                                    plan_augmentation)
-from koemo.dataset.splits import SPLITS
+from koemo.dataset.splits import SPLITS, Split
+from koemo.dataset.labels import data_classes
 from koemo.errors import KoemoInputError
+
+if TYPE_CHECKING:
+    from koemo.audio.encoder_store import EncoderStateStore
+    from koemo.audio.feature_store import FeatureStore
+    from koemo.text.encoder import TextStateCache, TextTokenizer
+    from koemo.modeling.models import FrozenRegressors
 
 
 # ----------------------------------------------------------------------------- rows
 
-def split_rows(table: pd.DataFrame, cfg: dict, split: str) -> pd.DataFrame:
+def split_rows(table: pd.DataFrame, cfg: Config, split: Split) -> pd.DataFrame:
     """Rows of one split (train/valid/test) under the configured protocol and fold; with
     `data.silent_audio: drop`, without the recordings that hold no signal (their split stays
     assigned in the table, so every other row keeps its split under either policy)."""
@@ -66,7 +75,7 @@ def split_rows(table: pd.DataFrame, cfg: dict, split: str) -> pd.DataFrame:
     return rows
 
 
-def stage_rows(table: pd.DataFrame, cfg: dict, split: str, seed: int,
+def stage_rows(table: pd.DataFrame, cfg: Config, split: Split, seed: int,
                augment: bool = True) -> pd.DataFrame:
     """The rows a stage sees: train gets the augmentation plan (unless augment=False, e.g. to
     score the training set), valid/test the originals."""
@@ -76,19 +85,19 @@ def stage_rows(table: pd.DataFrame, cfg: dict, split: str, seed: int,
     return rows.assign(aug_kind=ORIG, aug_seed=0)
 
 
-def target_kind(cfg: dict) -> str:
+def target_kind(cfg: Config) -> Target:
     """train.multimodal.target: hard (the paper: the total label) or soft (the raters' label
     distribution). Either way the classifier is scored on the total label."""
     return cfg.train.multimodal.target
 
 
-def classifier_target(rows: pd.DataFrame, cfg: dict) -> np.ndarray | None:
+def classifier_target(rows: pd.DataFrame, cfg: Config) -> np.ndarray | None:
     """The training target of the classifier's rows: None (the total label's class id) or,
     for soft labels, the raters' vote shares over the classes [N, C]."""
     if target_kind(cfg) == "hard":
         return None
     from koemo.dataset.raters import soft_targets
-    return soft_targets(rows, cfg.data.classes)
+    return soft_targets(rows, data_classes(cfg.data))
 
 
 # ----------------------------------------------------------------------------- audio
@@ -96,7 +105,7 @@ def classifier_target(rows: pd.DataFrame, cfg: dict) -> np.ndarray | None:
 class AudioFeatures:
     """Features of each row from the FeatureStore, with the dB-floor fix and frequency masking."""
 
-    def __init__(self, rows: pd.DataFrame, store, cfg: dict):
+    def __init__(self, rows: pd.DataFrame, store: AudioStore, cfg: Config):
         self.store, self.cfg = store, cfg
         self.kinds = rows["aug_kind"].to_numpy()
         self.seeds = rows["aug_seed"].to_numpy()
@@ -117,7 +126,7 @@ class AudioFeatures:
         return np.asarray(feats, dtype=np.float32), n_frames
 
 
-def store_indices(store, segment_ids) -> np.ndarray:
+def store_indices(store: AudioStore, segment_ids: Iterable[str]) -> np.ndarray:
     """Store row of every segment id; all missing ids are reported together."""
     index, missing = [], []
     for segment_id in segment_ids:
@@ -133,7 +142,8 @@ def store_indices(store, segment_ids) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- text
 
-def encode_rows(rows: pd.DataFrame, tokenizer, cfg: dict) -> tuple[np.ndarray, np.ndarray]:
+def encode_rows(rows: pd.DataFrame, tokenizer: TextTokenizer,
+                cfg: Config) -> tuple[np.ndarray, np.ndarray]:
     """Token ids [N, L] and attention masks [N, L] of every row, augmented text included."""
     from koemo.text.augment import random_delete, random_swap
 
@@ -154,7 +164,8 @@ def encode_rows(rows: pd.DataFrame, tokenizer, cfg: dict) -> tuple[np.ndarray, n
 class TextStates:
     """Frozen-encoder states per row, read from the cache (filled by `ensure_states`)."""
 
-    def __init__(self, rows: pd.DataFrame, tokenizer, cache, cfg: dict):
+    def __init__(self, rows: pd.DataFrame, tokenizer: TextTokenizer, cache: TextStateCache,
+                 cfg: Config):
         self.input_ids, self.attention_mask = encode_rows(rows, tokenizer, cfg)
         self.cache = cache
 
@@ -227,6 +238,9 @@ class MultimodalDataset(Dataset):
                 "target": self.target[i], "row": i}
 
 
+# What the audio model reads: mel+delta rows, or cached speech-encoder states.
+AudioStore = Union["FeatureStore", "EncoderStateStore"]
+
 FROZEN_ARRAYS = ("audio_hidden", "audio_mask", "text_hidden", "text_mask")
 
 
@@ -252,24 +266,24 @@ class FrozenOutputsDataset(Dataset):
     def __getitem__(self, i: int) -> dict:
         return {name: value[0] for name, value in self.__getitems__([i]).items()}
 
-    def __getitems__(self, indices) -> dict:
-        indices = np.asarray(indices, dtype=np.int64)
-        order = np.argsort(indices, kind="stable")
+    def __getitems__(self, indices: Sequence[int]) -> dict:
+        rows = np.asarray(indices, dtype=np.int64)
+        order = np.argsort(rows, kind="stable")
         back = np.empty_like(order)
         back[order] = np.arange(len(order))
-        batch = {name: torch.from_numpy(np.ascontiguousarray(arr[indices[order]][back]))
+        batch = {name: torch.from_numpy(np.ascontiguousarray(arr[rows[order]][back]))
                  for name, arr in self.arrays.items()}
-        batch.update(target=torch.from_numpy(self.target[indices]), row=torch.from_numpy(indices))
+        batch.update(target=torch.from_numpy(self.target[rows]), row=torch.from_numpy(rows))
         return batch
 
 
-def collate(batch):
+def collate(batch: Any) -> Any:
     """default_collate, except for batches a dataset already assembled (`__getitems__`)."""
     return batch if isinstance(batch, dict) else default_collate(batch)
 
 
 @torch.no_grad()
-def frozen_outputs(classifier, batch: dict, device) -> dict:
+def frozen_outputs(classifier: FrozenRegressors, batch: dict, device: torch.device | str) -> dict:
     """The classifier's frozen regressors (as it runs them, e.g. the 4-head audio reuse) on one
     raw multimodal batch: the four inputs of its forward."""
     out = classifier.frozen_features(batch["feats"].to(device), batch["lengths"].to(device),
@@ -286,14 +300,16 @@ def frozen_cache_is_current(directory: str | Path, key: dict, rows: int) -> bool
     return bool(meta.get("complete")) and meta.get("key") == fingerprint(key) and meta.get("rows") == rows
 
 
-def frozen_cache_missing(root: str | Path, key: dict, raw: dict) -> bool:
+def frozen_cache_missing(root: str | Path, key: dict, raw: Mapping[str, Any]) -> bool:
     """Whether any split's cache under `root` (root/<split>) must be (re)written."""
     return not all(frozen_cache_is_current(Path(root) / split, {**key, "split": split}, len(ds))
                    for split, ds in raw.items())
 
 
-def cache_frozen_outputs(raw: MultimodalDataset, classifier, directory: str | Path, key: dict,
-                         batch_size: int, device, progress: bool = False, loader=None) -> Path:
+def cache_frozen_outputs(raw: MultimodalDataset, classifier: FrozenRegressors,
+                         directory: str | Path, key: dict, batch_size: int,
+                         device: torch.device | str, progress: bool = False,
+                         loader: Any = None) -> Path:
     """Write the frozen outputs of every row of `raw` once (classifier in eval mode); reused
     while `key` is unchanged. `loader` (default: a DataLoader over `raw` in row order) may give
     the same batches from elsewhere, e.g. from the rows resident on the device.
@@ -314,7 +330,8 @@ def cache_frozen_outputs(raw: MultimodalDataset, classifier, directory: str | Pa
         loader = DataLoader(raw, batch_size=batch_size, shuffle=False)
     was_training = classifier.training
     classifier.eval()
-    arrays, start = {}, 0
+    arrays: dict[str, np.memmap] = {}
+    start = 0
     for batch in tqdm(iter(loader), total=len(loader), disable=not progress,   # one iterator
                       desc=f"caching frozen outputs ({directory.name})"):
         out = frozen_outputs(classifier, batch, device)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, Callable
 
 
 def write_epoch_files(run_dir: Path, last: dict, improved: bool, log: list[dict],
@@ -38,7 +39,7 @@ class EpochWriter:
             if background else None
         self._pending: list[Future] = []
 
-    def submit(self, function, *args) -> None:
+    def submit(self, function: Callable[..., object], *args: Any) -> None:
         self._raise_errors(wait=False)
         if self._pool is None:
             function(*args)
@@ -65,5 +66,5 @@ class EpochWriter:
     def __enter__(self) -> "EpochWriter":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

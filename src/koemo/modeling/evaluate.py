@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable, Iterator, cast
 
 import torch
 
-from koemo.config.schema import Config, _section_type, not_results_sections, speed_settings
+from koemo.config.schema import (Config, FusionKind, Section, Stage, _section_type,
+                                 not_results_sections, speed_settings)
+from koemo.dataset.splits import Split
 from koemo.errors import KoemoInputError
 from koemo.modeling.precision import resolve_device, resolve_precision
 from koemo.modeling.runs import RunDir, scores_files, split_name
@@ -47,8 +49,8 @@ REFUSAL_REASONS = (
 )
 
 
-def resolve_checkpoint(run_or_checkpoint: str | Path, cfg: dict | None,
-                       overrides: Iterable[str] = ()) -> tuple[Path, dict]:
+def resolve_checkpoint(run_or_checkpoint: str | Path, cfg: Config | None,
+                       overrides: Iterable[str] = ()) -> tuple[Path, Config]:
     """(checkpoint dir, config) from a run dir (its config.yaml; best or last checkpoint as the
     test-scoring rule says) or a checkpoint dir (model.safetensors + meta.json). `overrides`
     (`key=value`) are applied to the config first."""
@@ -74,7 +76,7 @@ def resolve_checkpoint(run_or_checkpoint: str | Path, cfg: dict | None,
     return checkpoint, cfg
 
 
-def _leaves(value, prefix: str = ""):
+def _leaves(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
     """(dotted key, value) of every leaf of a nested dict."""
     if isinstance(value, dict) and value:
         for key, item in value.items():
@@ -88,7 +90,7 @@ def _changes_no_result(key: str) -> bool:
     parts = key.split(".")
     if parts[0] in not_results_sections():
         return True
-    section = Config
+    section: type[Section] | None = Config
     for part in parts:
         if section is None or part not in section.model_fields:
             return False
@@ -98,7 +100,7 @@ def _changes_no_result(key: str) -> bool:
     return False
 
 
-def evaluation_changes(saved: Config, cfg: Config, stage: str, source: Path) -> dict:
+def evaluation_changes(saved: Config, cfg: Config, stage: Stage, source: Path) -> dict:
     """{key: (checkpoint's value, evaluated value)} of the settings where `cfg` differs from the
     checkpoint's config and evaluation honours it; KoemoInputError (one line) naming every
     setting it cannot honour."""
@@ -121,8 +123,8 @@ def evaluation_changes(saved: Config, cfg: Config, stage: str, source: Path) -> 
     return {k: v for k, v in honoured.items() if k.split(".")[0] not in not_results_sections()}
 
 
-def evaluate(run_or_checkpoint: str | Path, workdir: str | Path, cfg: dict | None = None,
-             split: str = "test", predictions_out: str | Path | None = None,
+def evaluate(run_or_checkpoint: str | Path, workdir: str | Path, cfg: Config | None = None,
+             split: Split = "test", predictions_out: str | Path | None = None,
              progress: bool = False, overrides: Iterable[str] = ()) -> dict:
     """Score a run's checkpoint (or a checkpoint dir) on one split of `workdir`; returns the
     metrics dict (as in test_metrics.json) and writes per-row predictions to `predictions_out`.
@@ -132,9 +134,9 @@ def evaluate(run_or_checkpoint: str | Path, workdir: str | Path, cfg: dict | Non
 
     checkpoint, cfg = resolve_checkpoint(run_or_checkpoint, cfg, overrides)
     meta = read_meta(checkpoint)
-    stage = meta.get("stage")
-    if stage not in STAGES:
-        raise KoemoInputError(f"{checkpoint}/meta.json: unknown stage {stage!r}")
+    if meta.get("stage") not in STAGES:
+        raise KoemoInputError(f"{checkpoint}/meta.json: unknown stage {meta.get('stage')!r}")
+    stage = cast(Stage, meta["stage"])
     changed = evaluation_changes(saved_config(meta, checkpoint / "meta.json"), cfg, stage,
                                  checkpoint / "meta.json")
     device = resolve_device(cfg.train.device)
@@ -144,7 +146,7 @@ def evaluate(run_or_checkpoint: str | Path, workdir: str | Path, cfg: dict | Non
     model = set_eval_attention_dropout(build_from_checkpoint(checkpoint),
                                        bool(cfg.fixes.eval_attention_dropout_off)).to(device)
     seed = int(meta.get("seed", cfg.seed))
-    kind = meta.get("classifier_kind") or "attention_lstm"
+    kind: FusionKind = meta.get("classifier_kind") or "attention_lstm"
     with tempfile.TemporaryDirectory(prefix="koemo-evaluate-") as scratch:
         job = build_stage(stage, workdir, cfg, seed, run_dir=checkpoint.parent, device=device,
                           classifier_kind=kind, splits=(split,), model=model, augment=False,
@@ -169,7 +171,7 @@ def evaluate(run_or_checkpoint: str | Path, workdir: str | Path, cfg: dict | Non
     return metrics
 
 
-def unseeded_run_note(run_dir: Path, split: str, cfg: Config) -> list[str]:
+def unseeded_run_note(run_dir: Path, split: Split, cfg: Config) -> list[str]:
     """A note when the run's test metrics were scored before koemo seeded test scoring
     (no `scoring_seed`) and attention dropout is drawn in eval: evaluate cannot give its numbers."""
     run = RunDir(run_dir)

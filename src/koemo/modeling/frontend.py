@@ -12,11 +12,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from koemo.config.schema import Pooling
+
 
 class EncoderStatesExtractor(nn.Module):
     """[B, K, T, H] encoder states -> [B, T, d_model]."""
 
-    def __init__(self, n_layers: int, input_dim: int, d_model: int, pooling: str = "weighted"):
+    def __init__(self, n_layers: int, input_dim: int, d_model: int, pooling: Pooling = "weighted"):
         super().__init__()
         self.n_layers, self.pooling = int(n_layers), pooling
         if self.n_layers > 1 and pooling == "weighted":

@@ -27,8 +27,11 @@ import math
 import torch
 from torch import nn
 
-from koemo.config.schema import FUSION_KINDS, REGRESSOR_STAGES, UNIMODAL_KINDS
-from koemo.modeling.layers import masked_mean
+from typing import Literal
+
+from koemo.config.schema import (FUSION_KINDS, REGRESSOR_STAGES, UNIMODAL_KINDS, Data, Fixes,
+                                 FusionKind, Models, RegressorStage)
+from koemo.modeling.layers import AttentionImpl, masked_mean
 from koemo.modeling.models import (AttentionLSTMHead, AudioRegressor, EmoClassifier,
                                    FrozenRegressors, TextRegressor, num_classes)
 
@@ -36,14 +39,15 @@ from koemo.modeling.models import (AttentionLSTMHead, AudioRegressor, EmoClassif
 class UnimodalClassifier(AttentionLSTMHead):
     """The paper's attention+LSTM head on one modality's hidden states."""
 
-    def __init__(self, cfg: dict, modality: str, audio_model: AudioRegressor | None = None,
-                 text_model: TextRegressor | None = None, attention_impl: str = "sdpa"):
+    def __init__(self, models: Models, fixes: Fixes, data: Data, modality: RegressorStage,
+                 audio_model: AudioRegressor | None = None, text_model: TextRegressor | None = None,
+                 attention_impl: AttentionImpl = "sdpa"):
         super().__init__()
         if modality not in REGRESSOR_STAGES:
             raise ValueError(f"modality must be audio or text, not {modality!r}")
         self.modality = modality
-        self.attach_regressors(cfg, audio_model, text_model)
-        self.build_head(cfg, attention_impl)
+        self.attach_regressors(models, fixes, audio_model, text_model)
+        self.build_head(models, fixes, num_classes(data), attention_impl)
 
     def forward(self, audio_hidden: torch.Tensor, audio_mask: torch.Tensor,
                 text_hidden: torch.Tensor, text_mask: torch.Tensor) -> dict:
@@ -52,36 +56,39 @@ class UnimodalClassifier(AttentionLSTMHead):
         return self.classify(text_hidden, text_mask.bool())
 
 
-def _mlp(in_dim: int, cfg: dict) -> nn.Sequential:
-    spec = cfg.models.multimodal
+def _mlp(in_dim: int, models: Models, n_classes: int) -> nn.Sequential:
+    spec = models.multimodal
     return nn.Sequential(nn.Linear(in_dim, spec.rnn_hidden), nn.ReLU(),
-                         nn.Dropout(spec.dropout), nn.Linear(spec.rnn_hidden, num_classes(cfg)))
+                         nn.Dropout(spec.dropout), nn.Linear(spec.rnn_hidden, n_classes))
 
 
 def _projection(in_dim: int, out_dim: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(in_dim, out_dim), nn.ReLU())
 
 
+PooledKind = Literal["early", "sum", "tensor"]
+
+
 class PooledFusionClassifier(FrozenRegressors):
     """early / sum / tensor fusion of the two masked-mean pooled modalities."""
 
-    def __init__(self, cfg: dict, kind: str, audio_model: AudioRegressor | None = None,
-                 text_model: TextRegressor | None = None):
+    def __init__(self, models: Models, fixes: Fixes, data: Data, kind: PooledKind,
+                 audio_model: AudioRegressor | None = None, text_model: TextRegressor | None = None):
         super().__init__()
         if kind not in ("early", "sum", "tensor"):
             raise ValueError(f"pooled fusion kind must be early, sum or tensor, not {kind!r}")
         self.kind = kind
-        self.attach_regressors(cfg, audio_model, text_model)
-        d_model = cfg.models.d_model
+        self.attach_regressors(models, fixes, audio_model, text_model)
+        d_model, n_classes = models.d_model, num_classes(data)
         if kind == "early":
-            self.mlp = _mlp(2 * d_model, cfg)
+            self.mlp = _mlp(2 * d_model, models, n_classes)
         elif kind == "sum":
             self.audio_proj, self.text_proj = _projection(d_model, d_model), _projection(d_model, d_model)
-            self.mlp = _mlp(d_model, cfg)
+            self.mlp = _mlp(d_model, models, n_classes)
         else:
-            dim = cfg.models.fusion.tensor_dim
+            dim = models.fusion.tensor_dim
             self.audio_proj, self.text_proj = _projection(d_model, dim), _projection(d_model, dim)
-            self.mlp = _mlp((dim + 1) ** 2, cfg)
+            self.mlp = _mlp((dim + 1) ** 2, models, n_classes)
 
     def fuse(self, audio: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         if self.kind == "early":
@@ -96,7 +103,7 @@ class PooledFusionClassifier(FrozenRegressors):
 
     def forward(self, audio_hidden: torch.Tensor, audio_mask: torch.Tensor,
                 text_hidden: torch.Tensor, text_mask: torch.Tensor) -> dict:
-        dtype = self.mlp[0].weight.dtype
+        dtype = next(self.mlp.parameters()).dtype
         audio = masked_mean(audio_hidden.to(dtype), audio_mask.bool())
         text = masked_mean(text_hidden.to(dtype), text_mask.bool())
         return {"logits": self.mlp(self.fuse(audio, text))}
@@ -106,19 +113,22 @@ class LateFusionClassifier(FrozenRegressors):
     """Mean of the class probabilities of an audio-only and a text-only classifier.
     `logits` = log of that mean (a valid input to cross-entropy)."""
 
-    def __init__(self, cfg: dict, audio_model: AudioRegressor | None = None,
-                 text_model: TextRegressor | None = None, attention_impl: str = "sdpa"):
+    def __init__(self, models: Models, fixes: Fixes, data: Data,
+                 audio_model: AudioRegressor | None = None, text_model: TextRegressor | None = None,
+                 attention_impl: AttentionImpl = "sdpa"):
         super().__init__()
-        self.attach_regressors(cfg, audio_model, text_model)
-        self.audio_branch = UnimodalClassifier(cfg, "audio", attention_impl=attention_impl)
-        self.text_branch = UnimodalClassifier(cfg, "text", attention_impl=attention_impl)
+        self.attach_regressors(models, fixes, audio_model, text_model)
+        self.audio_branch = UnimodalClassifier(models, fixes, data, "audio",
+                                               attention_impl=attention_impl)
+        self.text_branch = UnimodalClassifier(models, fixes, data, "text",
+                                              attention_impl=attention_impl)
 
     @classmethod
-    def from_unimodal(cls, cfg: dict, audio_clf: UnimodalClassifier, text_clf: UnimodalClassifier,
-                      audio_model: AudioRegressor | None = None,
+    def from_unimodal(cls, models: Models, fixes: Fixes, data: Data, audio_clf: UnimodalClassifier,
+                      text_clf: UnimodalClassifier, audio_model: AudioRegressor | None = None,
                       text_model: TextRegressor | None = None) -> "LateFusionClassifier":
         """Combine two trained unimodal classifiers (their heads only) without retraining."""
-        late = cls(cfg, audio_model, text_model)
+        late = cls(models, fixes, data, audio_model, text_model)
         late.audio_branch.load_state_dict(_head_state(audio_clf))
         late.text_branch.load_state_dict(_head_state(text_clf))
         return late
@@ -137,21 +147,24 @@ def _head_state(clf: UnimodalClassifier) -> dict:
             if not k.startswith(("AudioModel.", "TextModel."))}
 
 
-def build_classifier(kind: str, cfg: dict, audio_model: AudioRegressor | None = None,
+def build_classifier(kind: FusionKind, models: Models, fixes: Fixes, data: Data,
+                     audio_model: AudioRegressor | None = None,
                      text_model: TextRegressor | None = None,
-                     attention_impl: str = "sdpa") -> FrozenRegressors:
-    """One factory for every fusion kind (see the module docstring)."""
+                     attention_impl: AttentionImpl = "sdpa") -> FrozenRegressors:
+    """One factory for every fusion kind (see the module docstring), built from the model
+    shapes, the fix switches and the data section (its classes)."""
     if kind == "attention_lstm":
         if audio_model is None or text_model is None:
             raise ValueError("attention_lstm (EmoClassifier) needs both frozen regressors")
-        return EmoClassifier(cfg, audio_model, text_model, attention_impl)
+        return EmoClassifier(models, fixes, data, audio_model, text_model, attention_impl)
     if kind in UNIMODAL_KINDS:
-        return UnimodalClassifier(cfg, kind.removesuffix("_only"), audio_model, text_model,
+        modality = next(m for m in REGRESSOR_STAGES if kind == f"{m}_only")
+        return UnimodalClassifier(models, fixes, data, modality, audio_model, text_model,
                                   attention_impl)
     if kind == "late":
-        return LateFusionClassifier(cfg, audio_model, text_model, attention_impl)
-    if kind in ("early", "sum", "tensor"):
-        return PooledFusionClassifier(cfg, kind, audio_model, text_model)
+        return LateFusionClassifier(models, fixes, data, audio_model, text_model, attention_impl)
+    if kind == "early" or kind == "sum" or kind == "tensor":
+        return PooledFusionClassifier(models, fixes, data, kind, audio_model, text_model)
     raise ValueError(f"unknown fusion kind {kind!r}; choose one of {FUSION_KINDS}")
 
 

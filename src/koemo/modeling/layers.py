@@ -9,12 +9,14 @@ Masks are key-padding masks [B, T] with True = valid, as everywhere in koemo.
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-ATTENTION_IMPLS = ("sdpa", "manual")
+AttentionImpl = Literal["sdpa", "manual"]
+ATTENTION_IMPLS = get_args(AttentionImpl)
 # The authors fill masked scores with -1e9 (not -inf): a sequence with no valid key then
 # attends uniformly to all keys instead of producing NaN.
 MASKED_SCORE = -1e9
@@ -62,7 +64,7 @@ class MultiHeadAttention(nn.Module):
     """
 
     def __init__(self, d_model: int, num_heads: int, dropout: float = 0.1,
-                 dropout_in_eval: bool = True, attention_impl: str = "sdpa"):
+                 dropout_in_eval: bool = True, attention_impl: AttentionImpl = "sdpa"):
         super().__init__()
         self.d_model = d_model
         self.num_heads = num_heads
@@ -85,11 +87,11 @@ class MultiHeadAttention(nn.Module):
         self._num_heads = int(value)
 
     @property
-    def attention_impl(self) -> str:
+    def attention_impl(self) -> AttentionImpl:
         return self._attention_impl
 
     @attention_impl.setter
-    def attention_impl(self, value: str) -> None:
+    def attention_impl(self, value: AttentionImpl) -> None:
         if value not in ATTENTION_IMPLS:
             raise ValueError(f"attention_impl must be one of {ATTENTION_IMPLS}, not {value!r}")
         self._attention_impl = value
@@ -127,7 +129,7 @@ class TransformerLayer(nn.Module):
     so the second sub-layer carries the residual twice (faithful to the original)."""
 
     def __init__(self, d_model: int, num_heads: int, inner_dim: int, dropout: float = 0.1,
-                 dropout_in_eval: bool = True, attention_impl: str = "sdpa"):
+                 dropout_in_eval: bool = True, attention_impl: AttentionImpl = "sdpa"):
         super().__init__()
         self.MHA = MultiHeadAttention(d_model, num_heads, dropout, dropout_in_eval, attention_impl)
         self.layerNorm1 = nn.LayerNorm(d_model)
@@ -147,7 +149,7 @@ class TransformerStack(nn.Module):
 
     def __init__(self, list_name: str, n_layers: int, d_model: int, num_heads: int,
                  inner_dim: int, dropout: float = 0.1, dropout_in_eval: bool = True,
-                 attention_impl: str = "sdpa"):
+                 attention_impl: AttentionImpl = "sdpa"):
         super().__init__()
         self.list_name = list_name
         setattr(self, list_name, nn.ModuleList(
@@ -168,7 +170,7 @@ def attention_modules(module: nn.Module) -> list[MultiHeadAttention]:
     return [m for m in module.modules() if isinstance(m, MultiHeadAttention)]
 
 
-def set_attention_impl(module: nn.Module, impl: str) -> nn.Module:
+def set_attention_impl(module: nn.Module, impl: AttentionImpl) -> nn.Module:
     """Switch every attention layer inside `module` to "sdpa" or "manual" (weights unchanged)."""
     for mha in attention_modules(module):
         mha.attention_impl = impl

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn import metrics as skm
 
 
-def _as_ids(values, classes: Sequence[str]) -> np.ndarray:
+def _as_ids(values: ArrayLike, classes: Sequence[str]) -> np.ndarray:
     """Class ids from ids or class names (names are looked up in `classes`)."""
     arr = np.asarray(values)
     if arr.dtype.kind in "USO":  # strings or objects: class names
@@ -28,7 +29,7 @@ def _as_ids(values, classes: Sequence[str]) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def _quiet_absent_classes():
+def _quiet_absent_classes() -> Iterator[None]:
     """Small sets (a validation split, one test batch) often lack a class the model predicts.
     The averaging rules here are documented; scikit-learn's warning about it would repeat for
     every epoch and batch of every run."""
@@ -58,7 +59,7 @@ def _summary(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
         }
 
 
-def classification_report(y_true, y_pred, classes: Sequence[str],
+def classification_report(y_true: ArrayLike, y_pred: ArrayLike, classes: Sequence[str],
                           majority_class: int | str | None = None) -> dict:
     """Whole-set classification metrics, per-class table, confusion matrix and the baseline.
 
@@ -104,7 +105,7 @@ def classification_report(y_true, y_pred, classes: Sequence[str],
     }
 
 
-def report_from_confusion(cm, classes: Sequence[str],
+def report_from_confusion(cm: ArrayLike, classes: Sequence[str],
                           majority_class: int | str | None = None) -> dict:
     """The same report from a confusion matrix (rows true, columns predicted), e.g. a
     published one: the matrix is expanded back into (true, pred) pairs."""
@@ -118,7 +119,7 @@ def report_from_confusion(cm, classes: Sequence[str],
                                  np.repeat(pred_ids.ravel(), counts), classes, majority_class)
 
 
-def batch_averaged_f1(y_true, y_pred, batch_size: int, drop_last: bool = False,
+def batch_averaged_f1(y_true: ArrayLike, y_pred: ArrayLike, batch_size: int, drop_last: bool = False,
                       average: str = "weighted") -> float:
     """The paper's number: the mean over consecutive batches of each batch's F1.
 
@@ -141,7 +142,7 @@ def batch_averaged_f1(y_true, y_pred, batch_size: int, drop_last: bool = False,
     return float(np.mean(scores))
 
 
-def concordance_correlation(y, yhat) -> float:
+def concordance_correlation(y: ArrayLike, yhat: ArrayLike) -> float:
     """Lin's concordance correlation coefficient (population moments)."""
     y, yhat = np.asarray(y, dtype=float), np.asarray(yhat, dtype=float)
     covariance = np.mean((y - y.mean()) * (yhat - yhat.mean()))
@@ -149,7 +150,7 @@ def concordance_correlation(y, yhat) -> float:
     return float(2 * covariance / denominator) if denominator > 0 else float("nan")
 
 
-def pearson_r(y, yhat) -> float:
+def pearson_r(y: ArrayLike, yhat: ArrayLike) -> float:
     """Pearson r; NaN (without a warning) when either side is constant."""
     y, yhat = np.asarray(y, dtype=float), np.asarray(yhat, dtype=float)
     if len(y) < 2 or np.ptp(y) == 0 or np.ptp(yhat) == 0:
@@ -158,7 +159,7 @@ def pearson_r(y, yhat) -> float:
     return float(pearsonr(y, yhat).statistic)
 
 
-def regression_report(y, yhat) -> dict:
+def regression_report(y: ArrayLike, yhat: ArrayLike) -> dict:
     """RMSE, MAE, Pearson r and CCC of predictions `yhat` against targets `y`."""
     y, yhat = np.asarray(y, dtype=float).ravel(), np.asarray(yhat, dtype=float).ravel()
     if y.shape != yhat.shape or len(y) == 0:

@@ -1,4 +1,7 @@
-"""The paper's three models, faithful by default, each known defect fixed behind cfg.fixes.
+"""The paper's three models, faithful by default, each known defect fixed behind a `fixes` switch.
+
+Each is built from the config sections it reads: `models` (its shape), `fixes` (the switches),
+and for the classifiers `data` (the number of classes).
 
 - AudioRegressor: conv extractor [B,2,T,F] -> [B,T,D], transformer layers, GRU -> arousal.
 - TextRegressor: cached KoBERT states [B,L,H] -> transformer layers, GRU -> valence.
@@ -13,41 +16,44 @@ from __future__ import annotations
 
 import copy
 import logging
+from typing import Any
 
 import torch
 from torch import nn
 
 from koemo.config.load import text_input_dim
+from koemo.config.schema import Data, Fixes, Models, Stage
 from koemo.text.encoder import last_hidden_states
 from koemo.errors import CheckpointError
-from koemo.dataset.labels import classes_for
-from koemo.modeling.layers import (TransformerStack, attention_modules, length_mask,
-                                   pick_step)
+from koemo.dataset.labels import data_classes
+from koemo.modeling.layers import (AttentionImpl, TransformerStack, attention_modules,
+                                   length_mask, pick_step)
 
 log = logging.getLogger(__name__)
 
 
-def num_classes(cfg: dict) -> int:
-    return len(classes_for(cfg.data.label_policy, cfg.data.classes))
+def num_classes(data: Data) -> int:
+    return len(data_classes(data))
 
 
-def _stack(cfg: dict, stage: str, list_name: str, attention_impl: str,
-           num_heads: int | None = None) -> TransformerStack:
-    spec = cfg.models.stage(stage)
+def _stack(models: Models, fixes: Fixes, stage: Stage, list_name: str,
+           attention_impl: AttentionImpl, num_heads: int | None = None) -> TransformerStack:
+    spec = models.stage(stage)
     return TransformerStack(
-        list_name, spec.n_layers, cfg.models.d_model,
+        list_name, spec.n_layers, models.d_model,
         num_heads or spec.num_heads, spec.inner_dim, spec.dropout,
-        dropout_in_eval=not cfg.fixes.eval_attention_dropout_off,
+        dropout_in_eval=not fixes.eval_attention_dropout_off,
         attention_impl=attention_impl)
 
 
-def _recurrent(kind: type[nn.RNNBase], d_model: int, hidden: int, dropout: float) -> nn.RNNBase:
+def _recurrent(kind: type[nn.GRU] | type[nn.LSTM], d_model: int, hidden: int,
+               dropout: float) -> nn.GRU | nn.LSTM:
     # Bias-free, 2 layers, batch first: the authors' GRU/LSTM (zero initial states).
     return kind(input_size=d_model, hidden_size=hidden, num_layers=2, bias=False,
                 batch_first=True, dropout=dropout)
 
 
-class _HeadCount:
+class _HeadCount(nn.Module):
     """Head count of every attention layer of a model (they are equal by construction)."""
 
     @property
@@ -82,7 +88,7 @@ class AudioExtractor(nn.Module):
         return x.transpose(1, 2).reshape(batch, steps, -1)
 
 
-class AudioRegressor(_HeadCount, nn.Module):
+class AudioRegressor(_HeadCount):
     """Mel+delta [B,2,T,F] -> arousal. forward -> dict(pred[B], hidden[B,T,D], mask[B,T]).
 
     Masks (True = valid). Original: the layers mask frames whose extractor output is zero in
@@ -91,29 +97,30 @@ class AudioRegressor(_HeadCount, nn.Module):
     fixes.length_padding_mask both come from `lengths` (None: every frame valid).
     """
 
-    def __init__(self, cfg: dict, attention_impl: str = "sdpa", num_heads: int | None = None):
+    def __init__(self, models: Models, fixes: Fixes, attention_impl: AttentionImpl = "sdpa",
+                 num_heads: int | None = None):
         super().__init__()
-        spec = cfg.models.audio
-        self.fixes = cfg.fixes.model_dump()
+        spec = models.audio
+        self.fixes = fixes
         # frontend: encoder reads cached speech-encoder states; padding follows the lengths.
         self.frontend = spec.frontend or "mel"
+        self.Extractor: nn.Module
         if self.frontend == "mel":
             self.Extractor = AudioExtractor(spec.conv_channels)
         else:
             from koemo.modeling.frontend import EncoderStatesExtractor
-            from koemo.audio.speech_encoder import encoder_settings
-            enc = encoder_settings(cfg)
-            self.Extractor = EncoderStatesExtractor(len(enc.layers), enc.input_dim,
-                                                    cfg.models.d_model, enc.pooling)
-        self.AEBlock1 = _stack(cfg, "audio", "AE1", attention_impl, num_heads)
-        self.gru = _recurrent(nn.GRU, cfg.models.d_model, spec.rnn_hidden, spec.dropout)
+            from koemo.audio.speech_encoder import encoder_layout
+            layers, input_dim, pooling = encoder_layout(models)
+            self.Extractor = EncoderStatesExtractor(len(layers), input_dim, models.d_model, pooling)
+        self.AEBlock1 = _stack(models, fixes, "audio", "AE1", attention_impl, num_heads)
+        self.gru = _recurrent(nn.GRU, models.d_model, spec.rnn_hidden, spec.dropout)
         self.fc = nn.Linear(spec.rnn_hidden, 1)
         nn.init.xavier_uniform_(self.fc.weight)
 
     def masks(self, feats: torch.Tensor, extracted: torch.Tensor,
               lengths: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(mask for the layers, mask handed to the classifier)."""
-        if self.fixes["length_padding_mask"] or (self.frontend != "mel" and lengths is not None):
+        if self.fixes.length_padding_mask or (self.frontend != "mel" and lengths is not None):
             mask = length_mask(lengths, extracted.size(1), extracted.size(0), extracted.device)
             return mask, mask
         return (extracted != 0).all(dim=-1), (feats[:, 0] != 0).all(dim=-1)
@@ -126,11 +133,11 @@ class AudioRegressor(_HeadCount, nn.Module):
         outputs, _ = self.gru(hidden)
         step_mask = layer_mask if lengths is None else length_mask(
             lengths, hidden.size(1), hidden.size(0), hidden.device)
-        step = pick_step(outputs, step_mask, self.fixes["last_valid_step"])
+        step = pick_step(outputs, step_mask, self.fixes.last_valid_step)
         return {"pred": self.fc(step).squeeze(-1), "hidden": hidden, "mask": out_mask}
 
 
-class TextRegressor(_HeadCount, nn.Module):
+class TextRegressor(_HeadCount):
     """Cached KoBERT states [B,L,H] + attention mask -> valence; same output dict.
 
     Original: the layers' mask is "states not all zero", which never masks (KoBERT outputs
@@ -140,23 +147,23 @@ class TextRegressor(_HeadCount, nn.Module):
     run it for raw-token inference.
     """
 
-    def __init__(self, cfg: dict, encoder: nn.Module | None = None, attention_impl: str = "sdpa",
-                 num_heads: int | None = None):
+    def __init__(self, models: Models, fixes: Fixes, encoder: nn.Module | None = None,
+                 attention_impl: AttentionImpl = "sdpa", num_heads: int | None = None):
         super().__init__()
-        spec = cfg.models.text
-        self.fixes = cfg.fixes.model_dump()
-        self.d_model = cfg.models.d_model
-        self.input_dim = text_input_dim(cfg)
+        spec = models.text
+        self.fixes = fixes
+        self.d_model = models.d_model
+        self.input_dim = text_input_dim(models)
         if self.input_dim != self.d_model:
             # Only when the encoder is wider than the models (the demo's stand-in): the paper's
             # KoBERT states enter the layers as they are, and its state dict has no such key.
             self.input_proj = nn.Linear(self.input_dim, self.d_model)
-        self.TEBlock1 = _stack(cfg, "text", "TE1", attention_impl, num_heads)
+        self.TEBlock1 = _stack(models, fixes, "text", "TE1", attention_impl, num_heads)
         self.gru = _recurrent(nn.GRU, self.d_model, spec.rnn_hidden, spec.dropout)
         self.fc = nn.Linear(spec.rnn_hidden, 1)
         self.encoder = encoder
 
-    def __setattr__(self, name: str, value) -> None:
+    def __setattr__(self, name: str, value: Any) -> None:
         # nn.Module.__setattr__ registers any Module value as a submodule before a property
         # setter could run; `encoder` must go through the setter below instead.
         if name == "encoder":
@@ -200,33 +207,33 @@ class TextRegressor(_HeadCount, nn.Module):
                              "the encoder's hidden size must match")
         states = states.to(self.fc.weight.dtype)
         mask = attention_mask.bool()
-        layer_mask = mask if self.fixes["text_padding_mask"] else (states != 0).all(dim=-1)
+        layer_mask = mask if self.fixes.text_padding_mask else (states != 0).all(dim=-1)
         if self.input_dim != self.d_model:
             states = self.input_proj(states)
         hidden = self.TEBlock1(states, layer_mask)
         outputs, _ = self.gru(hidden)
-        step = pick_step(outputs, mask, self.fixes["last_valid_step"])
+        step = pick_step(outputs, mask, self.fixes.last_valid_step)
         return {"pred": self.fc(step).squeeze(-1), "hidden": hidden, "mask": mask}
 
 
-def audio_heads_for_classifier(cfg: dict) -> int:
+def audio_heads_for_classifier(models: Models, fixes: Fixes) -> int:
     """Head count the audio regressor runs with inside the classifier."""
-    if cfg.fixes.consistent_heads:
-        return cfg.models.audio.num_heads
-    return cfg.models.multimodal.reuse_audio_num_heads
+    if fixes.consistent_heads:
+        return models.audio.num_heads
+    return models.multimodal.reuse_audio_num_heads
 
 
-def reuse_audio_model(audio_model: AudioRegressor, cfg: dict) -> AudioRegressor:
+def reuse_audio_model(audio_model: AudioRegressor, models: Models, fixes: Fixes) -> AudioRegressor:
     """The audio regressor as the classifier will run it.
 
     Original: the 6-head model was rebuilt with 4 heads and its weights loaded silently
     (same matrices, split into 4 heads of D/4). Faithful mode does that explicitly, on a
     copy, with a warning; fixes.consistent_heads refuses any head-count change.
     """
-    target = audio_heads_for_classifier(cfg)
+    target = audio_heads_for_classifier(models, fixes)
     if audio_model.num_heads == target:
         return audio_model
-    if cfg.fixes.consistent_heads:
+    if fixes.consistent_heads:
         raise CheckpointError(
             f"audio regressor has {audio_model.num_heads} attention heads but the config "
             f"(models.audio.num_heads, fixes.consistent_heads=true) asks for {target}; "
@@ -245,16 +252,17 @@ class FrozenRegressors(nn.Module):
 
     has_regressors: bool = False
 
-    def attach_regressors(self, cfg: dict, audio_model: AudioRegressor | None,
+    def attach_regressors(self, models: Models, fixes: Fixes, audio_model: AudioRegressor | None,
                           text_model: TextRegressor | None) -> None:
-        if (audio_model is None) != (text_model is None):
-            raise ValueError("pass both regressors or neither")
-        self.has_regressors = audio_model is not None
-        if not self.has_regressors:
+        if audio_model is None or text_model is None:
+            if (audio_model is None) != (text_model is None):
+                raise ValueError("pass both regressors or neither")
+            self.has_regressors = False
             return
+        self.has_regressors = True
         # Frozen in place, as the original froze its loaded regressors.
         audio_model.requires_grad_(False)
-        self.AudioModel = reuse_audio_model(audio_model, cfg)
+        self.AudioModel = reuse_audio_model(audio_model, models, fixes)
         self.TextModel = text_model.requires_grad_(False)
 
     @property
@@ -286,18 +294,19 @@ class FrozenRegressors(nn.Module):
 class AttentionLSTMHead(FrozenRegressors):
     """Transformer layers (`MBA.MB.{i}`) -> LSTM -> step -> Linear (`fc`, xavier)."""
 
-    def build_head(self, cfg: dict, attention_impl: str) -> None:
-        spec = cfg.models.multimodal
-        self.fixes = cfg.fixes.model_dump()
-        self.MBA = _stack(cfg, "multimodal", "MB", attention_impl)
-        self.LSTM = _recurrent(nn.LSTM, cfg.models.d_model, spec.rnn_hidden, spec.dropout)
-        self.fc = nn.Linear(spec.rnn_hidden, num_classes(cfg))
+    def build_head(self, models: Models, fixes: Fixes, n_classes: int,
+                   attention_impl: AttentionImpl) -> None:
+        spec = models.multimodal
+        self.fixes = fixes
+        self.MBA = _stack(models, fixes, "multimodal", "MB", attention_impl)
+        self.LSTM = _recurrent(nn.LSTM, models.d_model, spec.rnn_hidden, spec.dropout)
+        self.fc = nn.Linear(spec.rnn_hidden, n_classes)
         nn.init.xavier_uniform_(self.fc.weight)
 
     def classify(self, x: torch.Tensor, mask: torch.Tensor) -> dict:
         hidden = self.MBA(x.to(self.fc.weight.dtype), mask)
         outputs, _ = self.LSTM(hidden)
-        return {"logits": self.fc(pick_step(outputs, mask, self.fixes["last_valid_step"]))}
+        return {"logits": self.fc(pick_step(outputs, mask, self.fixes.last_valid_step))}
 
 
 class EmoClassifier(AttentionLSTMHead):
@@ -308,15 +317,15 @@ class EmoClassifier(AttentionLSTMHead):
     fusion layers' head count; `audio_num_heads` the audio regressor's as run here.
     """
 
-    def __init__(self, cfg: dict, audio_model: AudioRegressor, text_model: TextRegressor,
-                 attention_impl: str = "sdpa"):
+    def __init__(self, models: Models, fixes: Fixes, data: Data, audio_model: AudioRegressor,
+                 text_model: TextRegressor, attention_impl: AttentionImpl = "sdpa"):
         super().__init__()
-        self.attach_regressors(cfg, audio_model, text_model)
-        self.build_head(cfg, attention_impl)
+        self.attach_regressors(models, fixes, audio_model, text_model)
+        self.build_head(models, fixes, num_classes(data), attention_impl)
 
     @property
     def num_heads(self) -> int:
-        return self.MBA.layers[0].MHA.num_heads
+        return attention_modules(self.MBA)[0].num_heads
 
     def forward(self, audio_hidden: torch.Tensor, audio_mask: torch.Tensor,
                 text_hidden: torch.Tensor, text_mask: torch.Tensor) -> dict:
@@ -336,6 +345,7 @@ def set_eval_attention_dropout(model: nn.Module, off: bool) -> nn.Module:
     for mha in attention_modules(model):
         mha.dropout_in_eval = not off
     for module in model.modules():
-        if isinstance(getattr(module, "fixes", None), dict):
-            module.fixes["eval_attention_dropout_off"] = bool(off)
+        fixes = getattr(module, "fixes", None)
+        if isinstance(fixes, Fixes):
+            setattr(module, "fixes", fixes.model_copy(update={"eval_attention_dropout_off": bool(off)}))
     return model

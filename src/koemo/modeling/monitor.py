@@ -6,18 +6,20 @@ shows every run)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from koemo.config.schema import Config, FusionKind, Precision, Stage
 from koemo.modeling import progress
 from koemo.modeling.runs import RunDir
 from koemo.errors import KoemoInputError
 
 
 class RunMonitor:
-    def __init__(self, workdir: str | Path, run_dir: Path, cfg: dict, stage: str, seed: int,
-                 split: str, classifier_kind: str, precision: str, enabled: bool = True):
+    def __init__(self, workdir: str | Path, run_dir: Path, cfg: Config, stage: Stage, seed: int,
+                 split: str, classifier_kind: FusionKind, precision: Precision, enabled: bool = True):
         self.workdir, self.run_dir, self.enabled = Path(workdir), Path(run_dir), enabled
         self.epochs = int(cfg.train.stage(stage).epochs)
-        self.fields = {"run": str(run_dir), "stage": stage, "seed": seed,
+        self.fields: dict[str, Any] = {"run": str(run_dir), "stage": stage, "seed": seed,
                        "split": split, "config": cfg.name,
                        "classifier_kind": classifier_kind, "epochs": self.epochs,
                        "precision": precision}
@@ -25,7 +27,7 @@ class RunMonitor:
         if enabled and cfg.train.tensorboard:
             self.writer = tensorboard_writer(RunDir(run_dir).tensorboard)
 
-    def _emit(self, event: str, **fields) -> None:
+    def _emit(self, event: str, **fields: Any) -> None:
         if self.enabled:
             progress.emit(self.workdir, event, **self.fields, **fields)
 
@@ -64,7 +66,7 @@ def _tag(key: str) -> str:
     return f"train/{key}"
 
 
-def tensorboard_writer(directory: Path):
+def tensorboard_writer(directory: Path) -> Any:
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as err:      # torch raises ImportError when tensorboard is missing

@@ -15,11 +15,11 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ContextManager, Mapping
 
 import torch
 
-from koemo.config.schema import Train
+from koemo.config.schema import CompileMode, CompileSetting, Precision, Stage, Train
 from koemo.errors import KoemoInputError
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -34,7 +34,7 @@ def resolve_device(spec: str = "auto") -> torch.device:
     return device
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
+def resolve_precision(precision: Precision, device: torch.device) -> Precision:
     """The precision a run on `device` computes in: fp32, bf16 or fp16 (see the module doc;
     `precision` is train.precision, koemo.config.schema.Precision, or already resolved)."""
     if device.type != "cuda":
@@ -44,7 +44,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
-def autocast_for(device: torch.device, precision: str):
+def autocast_for(device: torch.device, precision: Precision) -> ContextManager[Any]:
     """Mixed precision on CUDA only; fp32 (and any CPU run) gets a no-op context.
     `precision` may be `auto` (resolved here) or already resolved."""
     resolved = resolve_precision(precision, device)
@@ -53,7 +53,7 @@ def autocast_for(device: torch.device, precision: str):
     return torch.autocast("cuda", dtype=_DTYPES[resolved])
 
 
-def grad_scaler_for(device: torch.device, precision: str):
+def grad_scaler_for(device: torch.device, precision: Precision) -> torch.amp.GradScaler | None:
     """A torch.amp.GradScaler for fp16 on CUDA (loss scaling keeps small float16 gradients from
     flushing to zero); None otherwise (bf16 has fp32's exponent range and needs none)."""
     if resolve_precision(precision, device) != "fp16":
@@ -61,7 +61,7 @@ def grad_scaler_for(device: torch.device, precision: str):
     return torch.amp.GradScaler("cuda")
 
 
-def maybe_accelerator(precision: str, device: torch.device):
+def maybe_accelerator(precision: Precision, device: torch.device) -> Any:
     """An accelerate.Accelerator under a multi-process launch (`accelerate launch`, torchrun:
     WORLD_SIZE > 1), else None. train.device=cpu keeps the processes on the CPU (gloo).
     `precision` must be resolved (fp32 | bf16 | fp16); accelerate then owns the fp16 scaler."""
@@ -75,19 +75,20 @@ def maybe_accelerator(precision: str, device: torch.device):
                        cpu=device.type == "cpu")
 
 
-def compile_mode(setting, stage: str) -> str | None:
+def compile_mode(setting: CompileSetting | Mapping[Stage, CompileSetting],
+                 stage: Stage) -> CompileMode | None:
     """`train.compile`: false, true (torch.compile's default mode), a mode name (one of
     koemo.config.schema.CompileMode), or a mapping stage -> one of those (e.g. {text:
     reduce-overhead}: CUDA graphs for the latency-bound text stage only). None: the stage
     trains uncompiled."""
-    if isinstance(setting, dict):
-        setting = setting.get(stage, False)
-    if setting in (False, None):
+    chosen = setting.get(stage, False) if isinstance(setting, Mapping) else setting
+    if chosen is False or chosen is None:
         return None
-    return "default" if setting is True else setting
+    return "default" if chosen is True else chosen
 
 
-def compiled_model(model: torch.nn.Module, setting, stage: str, device: torch.device):
+def compiled_model(model: torch.nn.Module, setting: CompileSetting | Mapping[Stage, CompileSetting],
+                   stage: Stage, device: torch.device) -> Any:
     """The module `train.compile` asks for: torch.compile'd, or `model` itself (with one note
     saying why) where that cannot work: reduce-overhead records CUDA graphs, so off CUDA the
     stage trains uncompiled; so does a torch without a working torch.compile. The uncompiled
@@ -107,7 +108,7 @@ def compiled_model(model: torch.nn.Module, setting, stage: str, device: torch.de
         return model
 
 
-def configure_tf32(setting, device: torch.device) -> bool:
+def configure_tf32(setting: bool, device: torch.device) -> bool:
     """`train.tf32`: false (the default: full fp32 matrix products and convolutions, as the
     paper's numbers) or true (TF32 tensor cores on Ampere and later: ~10 mantissa bits in
     products, fp32 accumulation). Sets torch's matmul and cuDNN switches on CUDA only (note
@@ -126,7 +127,7 @@ class Runtime:
     """Where and how a run computes: its device, the precision it resolved to (`auto` and any
     mixed setting on a CPU resolve here), TF32, and the accelerate launch it is part of."""
     device: torch.device
-    precision: str
+    precision: Precision
     tf32: bool
     accelerator: Any = None                 # accelerate.Accelerator under a multi-process launch
 

@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import Any, Callable, TextIO
 
 PROGRESS_FILE = "progress.jsonl"
 
@@ -41,7 +41,7 @@ def progress_files(workdir: str | Path) -> list[Path]:
     return [path for path in found if path.is_file()]
 
 
-def emit(workdir: str | Path, event: str, **fields) -> None:
+def emit(workdir: str | Path, event: str, **fields: Any) -> None:
     """Append one event line (with a timestamp) to the workdir's progress file."""
     path = progress_path(workdir)
     line = json.dumps({"event": event, "time": time.time(), **fields}, default=str,
@@ -92,7 +92,7 @@ class ProgressWatcher:
         self._stopping = threading.Event()
 
     @classmethod
-    def of_workdir(cls, workdir: str | Path, **kwargs) -> "ProgressWatcher":
+    def of_workdir(cls, workdir: str | Path, **kwargs: Any) -> "ProgressWatcher":
         """A watcher of the workdir's progress file and those of the workdirs inside it."""
         return cls(progress_path(workdir), files=lambda: progress_files(workdir), **kwargs)
 
@@ -148,7 +148,7 @@ class ProgressWatcher:
 
     # -- background polling
     def start(self, interval: float = 0.5) -> "ProgressWatcher":
-        def loop():
+        def loop() -> None:
             while not self._stopping.wait(interval):
                 self.poll()
         self._thread = threading.Thread(target=loop, name="koemo-progress", daemon=True)
@@ -169,7 +169,7 @@ class ProgressWatcher:
     def __enter__(self) -> "ProgressWatcher":
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 

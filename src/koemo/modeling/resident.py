@@ -17,7 +17,9 @@ a quarter of the RAM on a CPU), true, or false (the DataLoader path, e.g. with n
 """
 from __future__ import annotations
 
+import functools
 import os
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -35,15 +37,15 @@ class ResidentAudio:
 
     def __init__(self, audio: D.AudioFeatures, shared: "SharedRows", device: torch.device):
         store = audio.store
-        self.base = shared.tensor
+        self.base = shared.loaded
         self.row_base = torch.as_tensor(np.searchsorted(shared.keys, audio.index), device=device)
         self.n_frames = torch.as_tensor(store.n_frames[audio.index].astype(np.int64), device=device)
-        self.floor_db = (-float(store.top_db)
+        self.floor_db = (-float(getattr(store, "top_db"))
                          if audio.cfg.fixes.db_floor_padding and hasattr(store, "top_db")
                          else None)
         self._draw_masks(audio, store, device)
 
-    def _draw_masks(self, audio: D.AudioFeatures, store, device) -> None:
+    def _draw_masks(self, audio: D.AudioFeatures, store: D.AudioStore, device: torch.device) -> None:
         """Start/stop bins and float32 noise [M, 2, T, W] of every masked row, drawn as
         frequency_mask draws them (W: the widest band)."""
         from koemo.dataset.augment import draw_frequency_mask
@@ -55,8 +57,8 @@ class ResidentAudio:
         # the device, so selecting them never waits for the GPU (nonzero() there would).
         self.mask_of = torch.full((len(audio.kinds),), -1, dtype=torch.long)
         self.mask_of[masked] = torch.arange(len(masked))
+        self.noise: torch.Tensor | None = None
         if not masked:
-            self.noise = None
             return
         _, _, n_time, n_bins = store.array.shape
         draws = []
@@ -92,15 +94,16 @@ class ResidentAudio:
         """Writes each masked row's noise into its band: a scatter into the features widened by
         the band width, so no index is ever clipped onto another. `mask_ids` on the host."""
         which = (mask_ids >= 0).nonzero().squeeze(1)
-        if which.numel() == 0:
+        noise = self.noise
+        if which.numel() == 0 or noise is None:
             return
         ids = mask_ids[which].to(feats.device, non_blocking=True)
         which = which.to(feats.device, non_blocking=True)
-        width = self.noise.shape[-1]
+        width = noise.shape[-1]
         rows = torch.nn.functional.pad(feats[which], (0, width))
         bins = (self.start[ids][:, None, None, None]
-                + torch.arange(width, device=feats.device)).expand_as(self.noise[ids])
-        values = torch.where(self.valid[ids], self.noise[ids], rows.gather(-1, bins))
+                + torch.arange(width, device=feats.device)).expand_as(noise[ids])
+        values = torch.where(self.valid[ids], noise[ids], rows.gather(-1, bins))
         rows.scatter_(-1, bins, values)
         feats[which] = rows[..., :feats.shape[-1]]
 
@@ -110,7 +113,7 @@ class ResidentText:
 
     def __init__(self, text: D.TextStates, shared: "SharedRows", row_seq: np.ndarray,
                  device: torch.device):
-        self.states = shared.tensor
+        self.states = shared.loaded
         self.row_seq = torch.as_tensor(row_seq, device=device)
         self.attention_mask = torch.as_tensor(text.attention_mask, device=device)
 
@@ -122,7 +125,7 @@ class ResidentDataset:
     """A stage dataset on the device: `batch(rows)` gives what the DataLoader would collate."""
 
     def __init__(self, target: np.ndarray, device: torch.device, audio: ResidentAudio | None = None,
-                 text: ResidentText | None = None, frozen: dict | None = None):
+                 text: ResidentText | None = None, frozen: dict[str, torch.Tensor] | None = None):
         self.target = torch.tensor(np.asarray(target), device=device)     # a copy: memmaps are read-only
         self.audio, self.text, self.frozen = audio, text, frozen
         self.device = device
@@ -133,7 +136,7 @@ class ResidentDataset:
     def batch(self, rows: torch.Tensor) -> dict:
         host_rows = rows.cpu()
         rows = host_rows.to(self.device, non_blocking=True)
-        out = {}
+        out: dict[str, torch.Tensor] = {}
         if self.audio is not None:
             out["feats"], out["lengths"] = self.audio.batch(rows, host_rows)
         if self.text is not None:
@@ -153,12 +156,14 @@ class ResidentBatches:
     def __len__(self) -> int:
         return -(-len(self.dataset) // self.batch_size)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[dict]:
         generator = None
         if self.shuffle_seed is not None:
             generator = torch.Generator().manual_seed(self.shuffle_seed)
-        order = DataLoader(range(len(self.dataset)), batch_size=self.batch_size,
-                           shuffle=generator is not None, generator=generator)
+        rows: Any = range(len(self.dataset))     # a sequence of row ids: the DataLoader's sampler
+        order: DataLoader[torch.Tensor] = DataLoader(rows, batch_size=self.batch_size,
+                                                    shuffle=generator is not None,
+                                                    generator=generator)
         for rows in order:
             yield self.dataset.batch(rows)
 
@@ -169,8 +174,10 @@ class SharedRows:
     """Rows of one store or state cache that any split of the stage uses, copied once (the
     splits' datasets index into the same tensor)."""
 
-    def __init__(self, keys: np.ndarray, row_bytes: int, load):
-        self.keys, self.row_bytes, self._load, self.tensor = keys, row_bytes, load, None
+    def __init__(self, keys: np.ndarray, row_bytes: int,
+                 load: Callable[[torch.device], torch.Tensor]):
+        self.keys, self.row_bytes, self._load = keys, row_bytes, load
+        self.tensor: torch.Tensor | None = None
 
     @property
     def nbytes(self) -> int:
@@ -180,48 +187,60 @@ class SharedRows:
         if self.tensor is None:
             self.tensor = self._load(device)
 
+    @property
+    def loaded(self) -> torch.Tensor:
+        """The rows on the device (after `materialise`)."""
+        if self.tensor is None:
+            raise RuntimeError("SharedRows read before materialise()")
+        return self.tensor
 
-def _audio_rows(datasets: dict) -> dict:
+
+def _audio_rows(datasets: Mapping[str, Any]) -> dict[int, SharedRows]:
     """id(store) -> SharedRows over the store positions every split's rows use."""
-    stores, positions = {}, {}
+    stores: dict[int, D.AudioStore] = {}
+    positions: dict[int, list[np.ndarray]] = {}
     for dataset in datasets.values():
         audio = getattr(dataset, "audio", None)
         if audio is not None:
             stores[id(audio.store)] = audio.store
             positions.setdefault(id(audio.store), []).append(audio.index)
-    shared = {}
+    shared: dict[int, SharedRows] = {}
     for key, store in stores.items():
         used = np.unique(np.concatenate(positions[key]))
         row_bytes = int(np.prod(store.array.shape[1:])) * store.array.itemsize
-        shared[key] = SharedRows(used, row_bytes,
-                                 lambda device, s=store, u=used: _to_device(s.array, u, device))
+        shared[key] = SharedRows(used, row_bytes, functools.partial(_to_device, store.array, used))
     return shared
 
 
-def _text_rows(datasets: dict) -> tuple[dict, dict]:
+def _text_rows(datasets: Mapping[str, Any]) -> tuple[dict[int, SharedRows], dict[str, np.ndarray]]:
     """id(cache) -> SharedRows over the distinct token-id sequences of every split, and each
     split's row -> sequence position."""
-    caches, ids = {}, {}
+    caches: dict[int, Any] = {}
+    ids: dict[int, list[tuple[str, np.ndarray]]] = {}
     for split, dataset in datasets.items():
         text = getattr(dataset, "text", None)
         if text is not None:
             caches[id(text.cache)] = text.cache
             ids.setdefault(id(text.cache), []).append((split, text.input_ids))
-    shared, row_seq = {}, {}
+    shared: dict[int, SharedRows] = {}
+    row_seq: dict[str, np.ndarray] = {}
     for key, cache in caches.items():
         stacked = np.concatenate([matrix for _, matrix in ids[key]])
         unique, inverse = np.unique(stacked, axis=0, return_inverse=True)
         inverse = inverse.reshape(-1)
-        bounds = np.cumsum([0] + [len(matrix) for _, matrix in ids[key]])
+        bounds = np.cumsum(np.asarray([0] + [len(matrix) for _, matrix in ids[key]], dtype=np.int64))
         for (split, _), first, last in zip(ids[key], bounds[:-1], bounds[1:]):
             row_seq[split] = inverse[first:last]
         row_bytes = unique.shape[1] * cache.hidden_size * 2           # float16 states
-        shared[key] = SharedRows(unique, row_bytes,
-                                 lambda device, c=cache, u=unique: torch.from_numpy(c.get_many(u)).to(device))
+        shared[key] = SharedRows(unique, row_bytes, functools.partial(_states_to_device, cache, unique))
     return shared, row_seq
 
 
-def _mask_bytes(datasets: dict) -> int:
+def _states_to_device(cache: Any, sequences: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(cache.get_many(sequences)).to(device)
+
+
+def _mask_bytes(datasets: Mapping[str, Any]) -> int:
     """The frequency masks' noise (float32) and validity (bool) per masked row."""
     total = 0
     for dataset in datasets.values():
@@ -233,7 +252,7 @@ def _mask_bytes(datasets: dict) -> int:
     return total
 
 
-def resident_bytes(datasets: dict) -> int:
+def resident_bytes(datasets: Mapping[str, Any]) -> int:
     """What the stage's datasets would occupy on the device (float16 rows, masks, states)."""
     frozen = sum(a.nbytes for d in datasets.values() if isinstance(d, D.FrozenOutputsDataset)
                  for a in d.arrays.values())
@@ -249,27 +268,28 @@ def available_bytes(device: torch.device) -> int:
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * RAM_FRACTION)
 
 
-def wants_resident(setting, datasets: dict, device: torch.device) -> bool:
+def wants_resident(setting: bool | str, datasets: Mapping[str, Any], device: torch.device) -> bool:
     """train.resident: true/false, or auto (when the data fits the device's share)."""
     if setting != "auto":
         return bool(setting)
     return resident_bytes(datasets) <= available_bytes(device)
 
 
-def make_resident(datasets: dict, device: torch.device) -> dict:
+def make_resident(datasets: Mapping[str, Any], device: torch.device) -> dict[str, ResidentDataset]:
     """The same datasets (split -> dataset) on the device."""
     audio_rows = _audio_rows(datasets)
     text_rows, row_seq = _text_rows(datasets)
     for rows in [*audio_rows.values(), *text_rows.values()]:
         rows.materialise(device)
-    out = {}
+    out: dict[str, ResidentDataset] = {}
     for split, dataset in datasets.items():
         if isinstance(dataset, D.FrozenOutputsDataset):
             frozen = {name: _to_device(array, np.arange(len(array)), device)
                       for name, array in dataset.arrays.items()}
             out[split] = ResidentDataset(dataset.target, device, frozen=frozen)
             continue
-        audio = text = None
+        audio: ResidentAudio | None = None
+        text: ResidentText | None = None
         if getattr(dataset, "audio", None) is not None:
             audio = ResidentAudio(dataset.audio, audio_rows[id(dataset.audio.store)], device)
         if getattr(dataset, "text", None) is not None:

@@ -38,7 +38,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 from koemo.config.fingerprints import library_versions, written_config
-from koemo.config.schema import FOLDED_PROTOCOLS, Config
+from koemo.config.schema import FOLDED_PROTOCOLS, Config, FusionKind, Stage
 from koemo.errors import KoemoInputError
 
 # The layouts this koemo writes; a file without the field was written before versioning (1).
@@ -371,8 +371,8 @@ def split_name(cfg: Config) -> str:
     return f"{protocol}_f{cfg.data.fold}" if protocol in FOLDED_PROTOCOLS else protocol
 
 
-def run_dir_for(workdir: str | Path, cfg: Config, stage: str, seed: int,
-                classifier_kind: str = "attention_lstm") -> Path:
+def run_dir_for(workdir: str | Path, cfg: Config, stage: Stage, seed: int,
+                classifier_kind: FusionKind = "attention_lstm") -> Path:
     """W/runs/<split>/<config name>/<stage or classifier kind>/seed<s>. A config may name the
     runs of its regressors apart (`regressor_runs: {audio: NAME, text: NAME}`, set for a
     depth combination by koemo.experiments.plan.run_config): its classifier then reads regressors

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from koemo.config.schema import Config
+from koemo.config.schema import Config, Precision
+from koemo.dataset.splits import Split
 from koemo.modeling.metrics import batch_averaged_f1, classification_report, regression_report
 from koemo.modeling.precision import autocast_for
 from koemo.modeling.runs import RunDir, SplitMetrics, split_name
@@ -26,7 +27,7 @@ REGRESSION_TARGETS = {"audio": "arousal", "text": "valence"}
 
 @torch.no_grad()
 def predict(job: StageJob, model: torch.nn.Module, loader: Any, device: torch.device,
-            precision: str) -> np.ndarray:
+            precision: Precision) -> np.ndarray:
     """Raw outputs over a whole loader: predictions [N] or logits [N, C] (float32)."""
     model.eval()
     outputs = []
@@ -36,7 +37,7 @@ def predict(job: StageJob, model: torch.nn.Module, loader: Any, device: torch.de
     return torch.cat(outputs).cpu().numpy()      # one copy back: no host sync per batch
 
 
-def score(job: StageJob, outputs: np.ndarray, split: str, cfg: Config) -> dict[str, Any]:
+def score(job: StageJob, outputs: np.ndarray, split: Split, cfg: Config) -> dict[str, Any]:
     """Whole-set metrics plus the loss, for a split's raw outputs."""
     rows = job.rows[split]
     if not job.is_classifier:
@@ -55,7 +56,7 @@ def score(job: StageJob, outputs: np.ndarray, split: str, cfg: Config) -> dict[s
     return {"loss": loss, **report}
 
 
-def prediction_table(job: StageJob, outputs: np.ndarray, split: str) -> pd.DataFrame:
+def prediction_table(job: StageJob, outputs: np.ndarray, split: Split) -> pd.DataFrame:
     rows = job.rows[split]
     table = pd.DataFrame({"segment_id": rows["segment_id"].to_numpy()})
     if not job.is_classifier:
@@ -70,8 +71,8 @@ def prediction_table(job: StageJob, outputs: np.ndarray, split: str) -> pd.DataF
     return table
 
 
-def score_split(job: StageJob, model: torch.nn.Module, split: str, cfg: Config, seed: int,
-                device: torch.device, precision: str,
+def score_split(job: StageJob, model: torch.nn.Module, split: Split, cfg: Config, seed: int,
+                device: torch.device, precision: Precision,
                 num_workers: int) -> tuple[np.ndarray, dict[str, Any]]:
     """(raw outputs, metrics) of one split as a run scores its test split and `koemo evaluate`
     scores it again: every row in table order, in batches of the stage's batch_size, every
@@ -86,7 +87,7 @@ def score_split(job: StageJob, model: torch.nn.Module, split: str, cfg: Config, 
 
 def score_test_split(job: StageJob, model: torch.nn.Module, run_dir: Path, cfg: Config,
                      seed: int, epochs: int, classifier_kind: str, device: torch.device,
-                     precision: str, num_workers: int) -> SplitMetrics:
+                     precision: Precision, num_workers: int) -> SplitMetrics:
     """Score the test split with the last epoch's weights (faithful) or the best checkpoint
     (fixes.test_best_checkpoint); write the run's test metrics and predictions."""
     from koemo.modeling.checkpoint import load_checkpoint

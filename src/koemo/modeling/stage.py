@@ -7,20 +7,25 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
 from koemo.config.fingerprints import fingerprint
-from koemo.config.schema import REGRESSOR_STAGES, STAGES, Config
+from koemo.config.schema import REGRESSOR_STAGES, STAGES, Config, FusionKind, Stage
 from koemo.config.workdir import load_utterances
+from koemo.dataset.labels import data_classes
+from koemo.dataset.splits import Split
 from koemo.errors import KoemoInputError
 from koemo.modeling import data as D
 from koemo.modeling.resume import resume_fingerprint
 from koemo.modeling.runs import RunDir, run_dir_for
 from koemo.modeling.trim import trimming_forward
+
+if TYPE_CHECKING:
+    from koemo.modeling.models import FrozenRegressors
 
 # (model, batch, device) -> predictions [B] (regressors) | logits [B, C] (the classifier)
 Forward = Callable[[torch.nn.Module, dict[str, Any], torch.device], torch.Tensor]
@@ -30,7 +35,7 @@ Forward = Callable[[torch.nn.Module, dict[str, Any], torch.device], torch.Tensor
 class StageJob:
     """Everything the loop needs for one stage: the module to train, data and how to call it.
     Frozen: a job for other inputs (on the device, trimmed) is a new one (`on_device`)."""
-    stage: str
+    stage: Stage
     model: torch.nn.Module                      # what gets checkpointed
     datasets: Mapping[str, Any]                 # split -> Dataset
     rows: Mapping[str, pd.DataFrame]            # split -> rows (row order = dataset order)
@@ -51,7 +56,7 @@ class StageJob:
         return self.is_classifier and not self.from_cache
 
 
-def on_device(job: StageJob, cfg: Config, device: torch.device, classifier_kind: str,
+def on_device(job: StageJob, cfg: Config, device: torch.device, classifier_kind: FusionKind,
               resident: bool = True) -> StageJob:
     """The job as the loop runs it: its inputs kept on the device where train.resident says
     (`resident`: False under accelerate, which shards a DataLoader), its batches trimmed of
@@ -79,8 +84,10 @@ def cached_forward(model: torch.nn.Module, batch: dict[str, Any],
 
 def raw_forward(model: torch.nn.Module, batch: dict[str, Any],
                 device: torch.device) -> torch.Tensor:
-    return model.forward_raw(batch["feats"].to(device), batch["lengths"].to(device),
-                             batch["states"].to(device), batch["attention_mask"].to(device))["logits"]
+    # The classifier (FrozenRegressors), or a wrapper (torch.compile) that forwards attributes.
+    forward_raw = getattr(model, "forward_raw")
+    return forward_raw(batch["feats"].to(device), batch["lengths"].to(device),
+                       batch["states"].to(device), batch["attention_mask"].to(device))["logits"]
 
 
 def _feature_store(workdir: str | Path, cfg: Config, progress: bool = False) -> Any:
@@ -89,9 +96,9 @@ def _feature_store(workdir: str | Path, cfg: Config, progress: bool = False) -> 
     return open_audio_store(workdir, cfg, progress=progress)
 
 
-def build_stage(stage: str, workdir: str | Path, cfg: Config, seed: int, *, run_dir: Path,
-                device: torch.device, classifier_kind: str = "attention_lstm",
-                splits: Sequence[str] = D.SPLITS, model: torch.nn.Module | None = None,
+def build_stage(stage: Stage, workdir: str | Path, cfg: Config, seed: int, *, run_dir: Path,
+                device: torch.device, classifier_kind: FusionKind = "attention_lstm",
+                splits: Sequence[Split] = D.SPLITS, model: torch.nn.Module | None = None,
                 cache_frozen: bool | None = None, augment: bool = True,
                 progress: bool = False, scratch: Path | None = None) -> StageJob:
     """Datasets and model for one stage. `model` (e.g. from a checkpoint) replaces a fresh one;
@@ -103,7 +110,8 @@ def build_stage(stage: str, workdir: str | Path, cfg: Config, seed: int, *, run_
     if stage == "multimodal" and model is None:     # first: missing regressors fail fast
         model = build_classifier_from_regressors(workdir, cfg, seed, classifier_kind)
     table = load_utterances(workdir)
-    rows = {split: D.stage_rows(table, cfg, split, seed, augment) for split in splits}
+    rows: dict[str, pd.DataFrame] = {split: D.stage_rows(table, cfg, split, seed, augment)
+                                     for split in splits}
     train_rows = D.split_rows(table, cfg, "train")
     majority = train_rows["label"].value_counts().idxmax() if "label" in train_rows else None
     if stage == "audio":
@@ -111,8 +119,8 @@ def build_stage(stage: str, workdir: str | Path, cfg: Config, seed: int, *, run_
         store = _feature_store(workdir, cfg)
         datasets: dict[str, Any] = {s: D.AudioDataset(r, D.AudioFeatures(r, store, cfg))
                                     for s, r in rows.items()}
-        return StageJob(stage, model or AudioRegressor(cfg), datasets, rows, regressor_forward,
-                        majority_class=majority)
+        return StageJob(stage, model or AudioRegressor(cfg.models, cfg.fixes), datasets, rows,
+                        regressor_forward, majority_class=majority)
     from koemo.text.encoder import open_text_pipeline
     # The frozen encoder fills the state cache on the training device (a GPU encodes KoBERT's
     # ~17,000 paper-scale sequences in seconds, a CPU in minutes); cached states are reused.
@@ -122,25 +130,26 @@ def build_stage(stage: str, workdir: str | Path, cfg: Config, seed: int, *, run_
     if stage == "text":
         from koemo.modeling.models import TextRegressor
         datasets = {s: D.TextDataset(r, texts[s]) for s, r in rows.items()}
-        return StageJob(stage, model or TextRegressor(cfg), datasets, rows, regressor_forward,
-                        majority_class=majority)
+        return StageJob(stage, model or TextRegressor(cfg.models, cfg.fixes), datasets, rows,
+                        regressor_forward, majority_class=majority)
     store = _feature_store(workdir, cfg)
-    raw = {s: D.MultimodalDataset(r, D.AudioFeatures(r, store, cfg), texts[s],
+    raw: dict[str, D.MultimodalDataset] = {s: D.MultimodalDataset(r, D.AudioFeatures(r, store, cfg), texts[s],
                                   D.classifier_target(r, cfg) if s == "train" else None)
            for s, r in rows.items()}
     if cache_frozen is None:
         cache_frozen = bool(cfg.train.multimodal.cache_frozen)
-    assert model is not None                        # the classifier: built first, above
+    from koemo.modeling.models import FrozenRegressors
+    assert isinstance(model, FrozenRegressors)      # the classifier: built first, above
     if not cache_frozen:
-        return StageJob(stage, model, raw, rows, raw_forward, classes=list(cfg.data.classes),
+        return StageJob(stage, model, raw, rows, raw_forward, classes=data_classes(cfg.data),
                         majority_class=majority)
     cached = frozen_datasets(raw, model.to(device), cfg, seed, RunDir(run_dir).frozen, device,
                              progress, scratch)
-    return StageJob(stage, model, cached, rows, cached_forward, classes=list(cfg.data.classes),
+    return StageJob(stage, model, cached, rows, cached_forward, classes=data_classes(cfg.data),
                     majority_class=majority, from_cache=True)
 
 
-def frozen_datasets(raw: Mapping[str, Any], model: torch.nn.Module, cfg: Config, seed: int,
+def frozen_datasets(raw: Mapping[str, Any], model: FrozenRegressors, cfg: Config, seed: int,
                     root: Path, device: torch.device, progress: bool = False,
                     scratch: Path | None = None) -> dict[str, Any]:
     """split -> the frozen regressors' outputs of `raw`'s rows, cached under root/<split> (or
@@ -196,20 +205,23 @@ def regressor_fingerprint(classifier: torch.nn.Module) -> str:
 
 
 def build_classifier_from_regressors(workdir: str | Path, cfg: Config, seed: int,
-                                     classifier_kind: str) -> torch.nn.Module:
+                                     classifier_kind: FusionKind) -> torch.nn.Module:
     """The classifier over the BEST regressor checkpoints of the same split/config/seed."""
     from koemo.modeling.checkpoint import build_from_checkpoint
     from koemo.modeling.fusion import build_classifier
+    from koemo.modeling.models import AudioRegressor, TextRegressor
 
-    regressors = []
+    regressors = {}
     for stage in REGRESSOR_STAGES:
         best = RunDir(run_dir_for(workdir, cfg, stage, seed)).best
         if not best.is_dir():
             raise KoemoInputError(
                 f"{best}: no trained {stage} regressor for this split/config/seed; run "
                 f"`koemo train {stage}` with the same --config/--seed/--set first")
-        regressors.append(build_from_checkpoint(best))
-    return build_classifier(classifier_kind, cfg, *regressors)
+        regressors[stage] = build_from_checkpoint(best, expect_stage=stage)
+    audio, text = regressors["audio"], regressors["text"]
+    assert isinstance(audio, AudioRegressor) and isinstance(text, TextRegressor)   # their stages
+    return build_classifier(classifier_kind, cfg.models, cfg.fixes, cfg.data, audio, text)
 
 
 def make_loader(dataset: Any, batch_size: int, device: torch.device, num_workers: int,

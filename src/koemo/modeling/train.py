@@ -56,8 +56,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from koemo.config.schema import Config, TrainStage
+from koemo.config.schema import Config, FusionKind, Precision, Stage, TrainStage
 from koemo.config.workdir import data_fingerprint
+from koemo.dataset.labels import data_classes
 from koemo.errors import KoemoInputError
 from koemo.modeling import data as D
 from koemo.modeling.monitor import RunMonitor
@@ -113,7 +114,7 @@ def class_weights(job: StageJob, cfg: Config) -> torch.Tensor | None:
 
 
 def train_epoch(job: StageJob, model: torch.nn.Module, loader: Any, optimizer: Any,
-                loss_fn: LossFn, device: torch.device, precision: str, *, scaler: Any = None,
+                loss_fn: LossFn, device: torch.device, precision: Precision, *, scaler: Any = None,
                 accelerator: Any = None, desc: str = "", progress: bool = True) -> float:
     """One pass over the training loader; returns the row-weighted mean training loss.
 
@@ -149,17 +150,17 @@ def train_epoch(job: StageJob, model: torch.nn.Module, loader: Any, optimizer: A
 
 
 def checkpoint_meta(job: StageJob, cfg: Config, seed: int, epoch: int,
-                    metrics: dict[str, Any], classifier_kind: str) -> dict[str, Any]:
+                    metrics: dict[str, Any], classifier_kind: FusionKind) -> dict[str, Any]:
     return {"stage": job.stage, "seed": seed, "epoch": epoch, "classifier_kind": classifier_kind,
-            "classes": list(cfg.data.classes), "split": split_name(cfg),
+            "classes": list(data_classes(cfg.data)), "split": split_name(cfg),
             "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))}}
 
 
 # ----------------------------------------------------------------------------- train_stage
 
-def train_stage(stage: str, workdir: str | Path, cfg: Config, seed: int,
+def train_stage(stage: Stage, workdir: str | Path, cfg: Config, seed: int,
                 out_dir: str | Path | None = None, resume: bool = True,
-                classifier_kind: str = "attention_lstm", progress: bool = True) -> Path:
+                classifier_kind: FusionKind = "attention_lstm", progress: bool = True) -> Path:
     """Train one stage and score its test split; returns the run directory.
 
     A finished run (all epochs or early-stopped, test scored) with the same settings is returned
@@ -196,8 +197,8 @@ def train_stage(stage: str, workdir: str | Path, cfg: Config, seed: int,
     return run.path
 
 
-def prepare_job(stage: str, workdir: Path, cfg: Config, seed: int, run: RunDir,
-                runtime: Runtime, classifier_kind: str, progress: bool) -> StageJob:
+def prepare_job(stage: Stage, workdir: Path, cfg: Config, seed: int, run: RunDir,
+                runtime: Runtime, classifier_kind: FusionKind, progress: bool) -> StageJob:
     """The stage's job on the run's device (koemo.modeling.stage.on_device)."""
     accelerator = runtime.accelerator
     # Under accelerate the main process fills the on-disk caches (KoBERT states, frozen
@@ -223,7 +224,7 @@ class Fit:
     run: RunDir
     runtime: Runtime
     workdir: Path
-    classifier_kind: str
+    classifier_kind: FusionKind
     progress: bool
     run_fp: str                             # the resume fingerprint its state records
     data_fp: str | None                     # the prepared data it trains on

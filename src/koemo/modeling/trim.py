@@ -21,25 +21,25 @@ compute the same values (to float rounding of the shorter matrix products: <= 1e
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
+from koemo.config.schema import Config, Fixes, FusionKind, Models, Stage, Train
 
 
-def _dropout_free(cfg: dict, stage: str, training: bool) -> bool:
+def _dropout_free(models: Models, fixes: Fixes, stage: Stage, training: bool) -> bool:
     if not training:
-        return bool(cfg.fixes.eval_attention_dropout_off) or \
-            float(getattr(cfg.models, stage).dropout) == 0
-    return float(getattr(cfg.models, stage).dropout) == 0
+        return bool(fixes.eval_attention_dropout_off) or float(models.stage(stage).dropout) == 0
+    return float(models.stage(stage).dropout) == 0
 
 
-def _masks_padding(cfg: dict, stage: str, cached: bool, classifier_kind: str) -> bool:
-    fixes = cfg.fixes
+def _masks_padding(models: Models, fixes: Fixes, stage: Stage, cached: bool,
+                   classifier_kind: FusionKind) -> bool:
     if not fixes.last_valid_step:
         return False
     if stage == "audio":
-        mel = (cfg.models.audio.frontend or "mel") == "mel"
+        mel = (models.audio.frontend or "mel") == "mel"
         return bool(fixes.length_padding_mask) or not mel
     if stage == "text":
         return bool(fixes.text_padding_mask)
@@ -47,17 +47,19 @@ def _masks_padding(cfg: dict, stage: str, cached: bool, classifier_kind: str) ->
     return cached and classifier_kind == "attention_lstm"
 
 
-def trim_setting(cfg: dict) -> bool:
+def trim_setting(train: Train) -> bool:
     """train.trim_padding: auto (trim where exact) or false."""
-    return cfg.train.trim_padding == "auto"
+    return train.trim_padding == "auto"
 
 
-def trimmed_passes(cfg: dict, stage: str, cached: bool = False,
-                   classifier_kind: str = "attention_lstm") -> dict[bool, bool]:
+def trimmed_passes(cfg: Config, stage: Stage, cached: bool = False,
+                   classifier_kind: FusionKind = "attention_lstm") -> dict[bool, bool]:
     """{training: trimmed?} for the stage's training and evaluation passes."""
-    if not trim_setting(cfg) or not _masks_padding(cfg, stage, cached, classifier_kind):
+    if not trim_setting(cfg.train) or not _masks_padding(cfg.models, cfg.fixes, stage, cached,
+                                                         classifier_kind):
         return {True: False, False: False}
-    return {training: _dropout_free(cfg, stage, training) for training in (True, False)}
+    return {training: _dropout_free(cfg.models, cfg.fixes, stage, training)
+            for training in (True, False)}
 
 
 def _keep(mask: torch.Tensor) -> int:
@@ -66,7 +68,7 @@ def _keep(mask: torch.Tensor) -> int:
     return max(1, int((mask.bool() * steps).max()))
 
 
-def trim_batch(batch: dict, stage: str) -> dict:
+def trim_batch(batch: dict, stage: Stage) -> dict:
     """The batch cut to its longest valid length along time (unchanged when a row has no valid
     step, or nothing can be cut)."""
     if stage == "audio":
@@ -95,15 +97,15 @@ def _unwrapped(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-def trimming_forward(forward: Callable, cfg: dict, stage: str, cached: bool = False,
-                     classifier_kind: str = "attention_lstm") -> Callable:
+def trimming_forward(forward: Callable, cfg: Config, stage: Stage, cached: bool = False,
+                     classifier_kind: FusionKind = "attention_lstm") -> Callable:
     """`forward(model, batch, device)` that trims the batch in the passes where that is exact
     (the model's train/eval mode says which pass); `forward` itself where none is."""
     passes = trimmed_passes(cfg, stage, cached, classifier_kind)
     if not any(passes.values()):
         return forward
 
-    def trimmed(model, batch, device):
+    def trimmed(model: torch.nn.Module, batch: dict, device: Any) -> Any:
         if passes[_unwrapped(model).training]:
             batch = trim_batch(batch, stage)
         return forward(model, batch, device)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from koemo.dataset.raters import rater_columns
 
@@ -39,7 +40,7 @@ def _value_counts(ratings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return values, counts
 
 
-def krippendorff_alpha(ratings, level: str = "nominal") -> float:
+def krippendorff_alpha(ratings: ArrayLike, level: str = "nominal") -> float:
     """Krippendorff's alpha of a [units, raters] array (NaN or None = no rating).
 
     nominal: any two different values disagree equally; interval: disagreement (a - b)^2."""
@@ -67,7 +68,7 @@ def krippendorff_alpha(ratings, level: str = "nominal") -> float:
     return float(1.0 - (n - 1) * (coincide * delta).sum() / expected)
 
 
-def fleiss_kappa(labels) -> float:
+def fleiss_kappa(labels: ArrayLike) -> float:
     """Fleiss' kappa of a [units, raters] array of category labels; units with a missing
     rating are left out (the statistic needs the same number of raters per unit)."""
     from statsmodels.stats.inter_rater import fleiss_kappa as _fleiss
@@ -84,8 +85,9 @@ def fleiss_kappa(labels) -> float:
 
 def _emotions(table: pd.DataFrame) -> np.ndarray:
     """Rater emotions [N, R] with "" (no vote) as missing."""
-    votes = table[rater_columns(table, "emotion")].to_numpy(dtype=object)
-    return np.where(votes == "", None, votes)
+    votes = table[rater_columns(table, "emotion")].to_numpy(dtype=object, copy=True)
+    votes[votes == ""] = None
+    return votes
 
 
 def corpus_agreement(table: pd.DataFrame) -> dict:

@@ -7,6 +7,9 @@ side the interval favours ("A", "B") or "" when it contains 0, in which case no 
 """
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -64,7 +67,8 @@ def per_fold_table(runs: pd.DataFrame, by: list[str], metrics: list[str],
     return frame
 
 
-def claim_row(protocol: str, a: str, b: str, metric: str, pairs: list, cache) -> dict:
+def claim_row(protocol: str, a: str, b: str, metric: str, pairs: list,
+              cache: U.PredictionCache) -> dict:
     test = U.paired_test(pairs, metric, cache)
     return {"protocol": protocol, "A": a, "B": b, "metric": metric, "pairs": test["pairs"],
             "difference": test["difference"], CI: U.format_interval(test["ci_low"], test["ci_high"]),
@@ -102,14 +106,15 @@ def best_of_pairs(runs: pd.DataFrame, a: str, candidates: tuple[str, ...], metri
             for (split, seed), b in best.items() if isinstance(dirs.loc[(split, seed), a], str)]
 
 
-def test_columns(pairs: list[tuple], metric: str, cache, a: str, b: str) -> dict:
+def test_columns(pairs: list[tuple], metric: str, cache: U.PredictionCache, a: str, b: str) -> dict:
     """The paired-test columns of one comparison (for tables that already hold the gains)."""
     test = U.paired_test(pairs, metric, cache)
     return {CI: U.format_interval(test["ci_low"], test["ci_high"]), "p": test["p"],
             "supported": winner(test, metric, a, b)}
 
 
-def variant_claims(runs: pd.DataFrame, metrics: list[str], cache=None) -> pd.DataFrame:
+def variant_claims(runs: pd.DataFrame, metrics: Sequence[str],
+                   cache: U.PredictionCache | None = None) -> pd.DataFrame:
     """Each variant against every other one and, for classifiers, against the majority-class
     baseline of its own runs, per protocol."""
     cache = cache or U.PredictionCache()
@@ -134,7 +139,8 @@ CLAIM_METRICS = {"classification": ["macro_f1", "uar", "weighted_f1"],
                  "regression": ["rmse", "ccc"]}
 
 
-def uncertainty_tables(runs: pd.DataFrame, metrics, claim_metrics) -> dict[str, pd.DataFrame]:
+def uncertainty_tables(runs: pd.DataFrame, metrics: Sequence[str],
+                       claim_metrics: Sequence[str]) -> dict[str, pd.DataFrame]:
     """Per-fold means with intervals, and the paired claims between variants (and against
     the majority-class baseline for classifiers); see koemo.reporting.claims."""
     if runs.empty:
@@ -144,7 +150,8 @@ def uncertainty_tables(runs: pd.DataFrame, metrics, claim_metrics) -> dict[str, 
             "claims": variant_claims(runs, claim_metrics)}
 
 
-def paper_value_notes(runs: pd.DataFrame, reported: dict, metrics: list[str], cache=None) -> list[str]:
+def paper_value_notes(runs: pd.DataFrame, reported: dict, metrics: Sequence[str],
+                      cache: U.PredictionCache | None = None) -> list[str]:
     """Whether the paper's reported value lies inside our interval (paper protocol only: the
     paper's own split). No predictions of the paper exist, so this is no paired test."""
     cache = cache or U.PredictionCache()
@@ -205,7 +212,7 @@ def fusion_as_claims(frame: pd.DataFrame, metric: str = "macro_f1") -> pd.DataFr
                         ).assign(metric=metric)[CLAIM_COLUMNS]
 
 
-def page_claims(tables) -> list[str]:
+def page_claims(tables: str | Path) -> list[str]:
     """The results page's section of claims, from the claims tables the notebooks saved."""
     from pathlib import Path
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from koemo.config.schema import CROSS_PROTOCOLS
+from koemo.config.schema import CROSS_PROTOCOLS, Corpus
 from koemo.experiments.plan import protocol_of
 from koemo.modeling.runs import RunDir
 # The metrics of the cross-corpus table are those the leakage-free score is computed for.
@@ -64,7 +64,7 @@ def test_majority_rows(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def cross_corpus_tables(in_corpus: pd.DataFrame, cross: pd.DataFrame, main_corpus: str = "kemdy20",
+def cross_corpus_tables(in_corpus: pd.DataFrame, cross: pd.DataFrame, main_corpus: Corpus = "kemdy20",
                         leakage_free: bool = True) -> dict[str, pd.DataFrame]:
     """{"cross_corpus": the table (module doc), "cross_paired": fusion against single
     modalities per direction}; notes only when the study trained nothing."""

@@ -24,7 +24,7 @@ UNSEEN_SHARE = "unseen share"
 class _Tables:
     """Each workdir's utterance table, read once."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._tables: dict[Path, pd.DataFrame] = {}
 
     def __call__(self, workdir: Path) -> pd.DataFrame:

@@ -9,9 +9,11 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Sequence
 
 from koemo.config import assets
 from koemo.config.load import load_config
+from koemo.config.schema import Config, Synthetic
 from koemo.modeling.runs import save_run_record
 from koemo.errors import KoemoInputError
 
@@ -63,7 +65,7 @@ def resolve_path(path: str | Path, root: Path | None = None) -> Path:
 
 @dataclass
 class Context:
-    cfg: dict
+    cfg: Config
     workdir: Path
     out: Path
     data_root: Path | None
@@ -110,38 +112,40 @@ def _mkdir(path: Path) -> Path:
     return path
 
 
-def ensure_synthetic_corpus(workdir: Path, cfg: dict) -> Path:
+def ensure_synthetic_corpus(workdir: Path, cfg: Config) -> Path:
     """Write the synthetic KEMDy20 corpus once, with the recipe's faults planted; a complete
     one (marked by a stamp file naming its arguments and the generator version) is reused."""
     from koemo.synth import write_corpus
     from koemo.synth.faults import parse_faults
 
-    synth = cfg.synthetic.as_dict() if cfg.synthetic else {}     # the stamp: as written
+    recipe = cfg.synthetic or Synthetic()
+    synth = recipe.as_dict()                                     # the stamp: as written
     synth.pop("kemdy19", None)                                   # the other corpus' recipe
-    kwargs = {k: v for k, v in synth.items()
-              if k in ("sessions", "seed", "utterances_per_session", "mean_duration",
-                       "silent_recordings")}
     if "faults" in synth:   # the names `all` stands for today, so a changed `all` rewrites it
         synth["faults"] = parse_faults(synth["faults"])
     faults = ",".join(synth.get("faults", []))
     return _written_once(workdir / "corpus" / "KEMDy20_v1_1", synth,
-                         lambda root: write_corpus(root, overwrite=True, faults=faults, **kwargs))
+                         lambda root: write_corpus(
+                             root, recipe.sessions, recipe.seed, recipe.utterances_per_session,
+                             mean_duration=recipe.mean_duration,
+                             silent_recordings=recipe.silent_recordings, overwrite=True,
+                             faults=faults))
 
 
-def ensure_synthetic_kemdy19(workdir: Path, cfg: dict) -> Path | None:
+def ensure_synthetic_kemdy19(workdir: Path, cfg: Config) -> Path | None:
     """Write the synthetic KEMDy19 corpus of `synthetic.kemdy19` once; None without a recipe."""
     from koemo.synth.kemdy19 import write_corpus
 
     recipe = cfg.synthetic.kemdy19 if cfg.synthetic else None
     if recipe is None:
         return None
-    wanted = recipe.as_dict()
-    kwargs = recipe.model_dump()
-    return _written_once(workdir / "corpus" / "KEMDy19", wanted,
-                         lambda root: write_corpus(root, overwrite=True, **kwargs))
+    return _written_once(workdir / "corpus" / "KEMDy19", recipe.as_dict(),
+                         lambda root: write_corpus(
+                             root, recipe.sessions, recipe.seed, recipe.utterances_per_session,
+                             mean_duration=recipe.mean_duration, overwrite=True))
 
 
-def _written_once(root: Path, recipe: dict, write) -> Path:
+def _written_once(root: Path, recipe: dict, write: Callable[[Path], object]) -> Path:
     from koemo.synth.corpus import GENERATOR_VERSION
 
     stamp = root / ".koemo-synth.json"
@@ -154,7 +158,7 @@ def _written_once(root: Path, recipe: dict, write) -> Path:
 
 
 def start(config: str, workdir: str, out: str, data_root: str | None = None,
-          synthetic: bool = False, overrides: list[str] | tuple = (),
+          synthetic: bool = False, overrides: Sequence[str] = (),
           kemdy19_root: str | None = None) -> Context:
     """Load the config, make the folders, record config + versions next to the outputs."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

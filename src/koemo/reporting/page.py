@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from koemo.config.schema import Config
+from koemo.dataset.labels import data_classes
 from koemo.modeling.runs import LOG_CSV, RECORD_FILE
 from koemo.reporting import claims as C
 from koemo.reporting import plots
@@ -67,7 +69,7 @@ CURVE_FIGURES = {"audio": "audio regressor", "text": "text regressor",
                  "multimodal": "multimodal classifier", "fusion": "fusion study classifiers"}
 
 
-def write_paper_page(workdir: str | Path, cfg: dict, out: str | Path) -> Path:
+def write_paper_page(workdir: str | Path, cfg: Config, out: str | Path) -> Path:
     """Assemble out/README.md from the tables the notebooks saved, plus the confusion matrices."""
     out = Path(out)
     tables = out / "tables"
@@ -80,7 +82,7 @@ def write_paper_page(workdir: str | Path, cfg: dict, out: str | Path) -> Path:
              "a statistic or a fold could not be computed.", ""]
     if runs_csv.is_file():
         runs = load_runs(runs_csv, workdir)
-        figure = plots.confusion_matrices(runs, cfg.data.classes, out / "figures" / "confusion.png")
+        figure = plots.confusion_matrices(runs, data_classes(cfg.data), out / "figures" / "confusion.png")
         lines += ["![confusion matrices](figures/confusion.png)", ""] if figure else []
     for title, stem, note in PAGE_SECTIONS:
         path = tables / f"{stem}.md"

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-from koemo.config.schema import STAGES
+from koemo.config.schema import STAGES, Config
 from koemo.experiments import plan as ex
 
 
@@ -67,7 +68,7 @@ class _Rows:
         return self.cache[key]
 
 
-def summarize(cfg: dict, workdir: str | Path | None = None) -> dict:
+def summarize(cfg: Config, workdir: str | Path | None = None) -> dict:
     """{"parts": one row per part plus `total`, "notes": how the numbers were obtained}."""
     from koemo.modeling.runs import run_dir_for
 
@@ -80,7 +81,7 @@ def summarize(cfg: dict, workdir: str | Path | None = None) -> dict:
     seen: set[Path] = set()
     parts = []
     for part, specs in ex.plan_parts(cfg, workdir).items():
-        row = {"part": part, **{stage: 0 for stage in STAGES}, "runs": 0, "shared": 0,
+        row: dict[str, Any] = {"part": part, **{stage: 0 for stage in STAGES}, "runs": 0, "shared": 0,
                **{f"{stage} row-epochs": 0 for stage in STAGES}}
         for spec in specs:
             run_dir = run_dir_for("", spec.cfg, spec.stage, spec.seed, spec.classifier_kind)
@@ -92,7 +93,7 @@ def summarize(cfg: dict, workdir: str | Path | None = None) -> dict:
             row["runs"] += 1
             row[f"{spec.stage} row-epochs"] += rows_of(spec) * int(cfg.train.stage(spec.stage).epochs)
         parts.append(row)
-    total = {"part": "total", **{key: sum(row[key] for row in parts)
+    total: dict[str, Any] = {"part": "total", **{key: sum(row[key] for row in parts)
                                  for key in parts[0] if key != "part"}}
     parts.append(total)
     for row in parts:
@@ -108,14 +109,15 @@ def summarize(cfg: dict, workdir: str | Path | None = None) -> dict:
             "parts": parts, "notes": _notes(cfg, workdir, rates), "foundation": foundation}
 
 
-def h100_seconds_per_row(cfg: dict) -> dict[str, float] | None:
+def h100_seconds_per_row(cfg: Config) -> dict[str, float] | None:
     """Measured H100 seconds per training row and epoch of each stage for this config's
     precision; None when the config's shapes are not the paper's (the figures do not apply)."""
     from koemo.config.load import load_config
 
     paper = load_config("paper")
     for path in PAPER_SHAPES:
-        ours, theirs = cfg.as_dict(), paper.as_dict()      # the shapes as written
+        ours: Any = cfg.as_dict()                           # the shapes as written
+        theirs: Any = paper.as_dict()
         for key in path:
             ours, theirs = ours.get(key), theirs.get(key)
         if ours != theirs:
@@ -127,7 +129,7 @@ def h100_seconds_per_row(cfg: dict) -> dict[str, float] | None:
             for s in STAGES}
 
 
-def _notes(cfg: dict, workdir, rates) -> list[str]:
+def _notes(cfg: Config, workdir: str | Path | None, rates: dict[str, float] | None) -> list[str]:
     epochs = ", ".join(f"{s} {int(cfg.train.stage(s).epochs)}" for s in STAGES)
     notes = [f"row-epochs = training rows x maximum epochs ({epochs}); early stopping "
              f"(patience {cfg.train.audio.patience or '-'}) can end a run sooner."]
@@ -171,7 +173,7 @@ def render(summary: dict, fmt: str = "txt") -> str:
     return "\n".join(lines) + "\n"
 
 
-def _foundation_lines(study: dict) -> list[str]:
+def _foundation_lines(study: dict[str, Any]) -> list[str]:
     """The foundation study (notebook 5-4): its runs, then each upstream's pass over the corpus."""
     lines = [f"Foundation study (notebook 5-4): tables {', '.join(study['tables'])}; "
              f"{study['splits']} splits: {study['probe runs']:,} probe runs, "
@@ -187,5 +189,5 @@ def _foundation_lines(study: dict) -> list[str]:
     return lines + [""] + [f"- {note}" for note in study["notes"]]
 
 
-def _number(value) -> str:
+def _number(value: float) -> str:
     return f"{value:,}" if isinstance(value, int) else f"{value:,.1f}"

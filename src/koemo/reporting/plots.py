@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 import matplotlib
 
@@ -10,11 +11,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from koemo.config.schema import Config  # noqa: E402
+
 from koemo.modeling.runs import RunDir  # noqa: E402
 from koemo.reporting import paper_numbers as P  # noqa: E402
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
-def _save(fig, path: str | Path) -> Path:
+
+def _save(fig: Figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
@@ -23,7 +30,7 @@ def _save(fig, path: str | Path) -> Path:
     return path
 
 
-def _matrix(ax, cm: np.ndarray, classes, title: str) -> None:
+def _matrix(ax: Axes, cm: np.ndarray, classes: Sequence[str], title: str) -> None:
     """Row-normalised colours (recall), raw counts written in the cells."""
     rows = cm.sum(axis=1, keepdims=True)
     norm = np.divide(cm, rows, out=np.zeros(cm.shape), where=rows > 0)
@@ -38,7 +45,7 @@ def _matrix(ax, cm: np.ndarray, classes, title: str) -> None:
     ax.set_title(title, fontsize=9)
 
 
-def confusion_matrices(runs: pd.DataFrame, classes, path: str | Path) -> Path | None:
+def confusion_matrices(runs: pd.DataFrame, classes: Sequence[str], path: str | Path) -> Path | None:
     """The paper's reported matrix beside ours (summed over seeds) for each protocol/variant."""
     from koemo.experiments.plan import with_protocol
 
@@ -49,7 +56,8 @@ def confusion_matrices(runs: pd.DataFrame, classes, path: str | Path) -> Path | 
     fig, axes = plt.subplots(1, len(groups) + 1, figsize=(3.6 * (len(groups) + 1), 3.6))
     _matrix(axes[0], np.array(P.CONFUSION), P.CLASSES, "paper (reported), KEMDy20")
     for ax, ((protocol, variant), group) in zip(axes[1:], groups):
-        cm = sum(np.array(RunDir(d).metrics().confusion_matrix) for d in group["run_dir"])
+        cm = np.sum([np.array(RunDir(d).metrics().confusion_matrix) for d in group["run_dir"]],
+                    axis=0)
         _matrix(ax, cm, classes, f"ours: {protocol}, {variant}\n(sum over {len(group)} runs)")
     return _save(fig, path)
 
@@ -75,7 +83,7 @@ def fusion_figure(summary: pd.DataFrame, path: str | Path) -> Path | None:
     return _save(fig, path)
 
 
-def augmentation_examples(workdir: str | Path, cfg: dict, path: str | Path) -> Path:
+def augmentation_examples(workdir: str | Path, cfg: Config, path: str | Path) -> Path:
     """One training utterance before and after frequency masking (mel channel)."""
     from koemo.dataset.augment import frequency_mask
     from koemo.audio.feature_store import open_feature_store

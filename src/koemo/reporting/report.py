@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from koemo.config.schema import N_FOLDS, UNIMODAL_KINDS
+from koemo.config.schema import N_FOLDS, UNIMODAL_KINDS, Config, Features
+from koemo.dataset.labels import data_classes
 from koemo.reporting import paper_numbers as P
 from koemo.reporting import claims as C
 from koemo.reporting.agreement import agreement_table
@@ -45,7 +47,7 @@ def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _fmt(value, digits: int) -> str:
+def _fmt(value: object, digits: int) -> str:
     if isinstance(value, (float, np.floating)):
         return "" if np.isnan(value) else f"{value:.{digits}f}"
     return "" if value is None else str(value)
@@ -84,10 +86,10 @@ def load_table(workdir: str | Path) -> pd.DataFrame:
     return pd.read_parquet(Path(workdir) / "utterances.parquet")
 
 
-def data_summary(workdir: str | Path, cfg: dict) -> dict[str, pd.DataFrame]:
+def data_summary(workdir: str | Path, cfg: Config) -> dict[str, pd.DataFrame]:
     table = load_table(workdir)
     report = json.loads((Path(workdir) / "prepare_report.json").read_text(encoding="utf-8"))
-    classes = cfg.data.classes
+    classes = list(data_classes(cfg.data))
     counts = table["label"].value_counts().reindex(classes, fill_value=0)
     class_counts = pd.DataFrame({"class": classes, "utterances": counts.to_numpy(),
                                  "share": (counts / counts.sum()).round(4).to_numpy()})
@@ -109,20 +111,20 @@ def data_summary(workdir: str | Path, cfg: dict) -> dict[str, pd.DataFrame]:
             "no_signal": no_signal, "rater_agreement": agreement_table(table)}
 
 
-def _frames(durations: np.ndarray, feats) -> np.ndarray:
+def _frames(durations: np.ndarray, feats: Features) -> np.ndarray:
     """Frames per utterance with center=True: 1 + floor(samples / hop)."""
     samples = np.round(durations * feats.sample_rate).astype(int)
     return 1 + samples // feats.hop_length
 
 
-def welch_tables(table: pd.DataFrame, cfg: dict) -> dict[str, pd.DataFrame]:
+def welch_tables(table: pd.DataFrame, cfg: Config) -> dict[str, pd.DataFrame]:
     """The paper's statistics: Welch ANOVA by emotion and class means, ours beside reported.
 
     Groups too small for Welch's test are left out of it (the `note` column names them); the
     class means still show every class with at least one row."""
     from koemo.reporting.stats import emotion_statistics
 
-    order = sorted(cfg.data.classes)  # the paper lists classes alphabetically
+    order = sorted(data_classes(cfg.data))  # the paper lists classes alphabetically
     stats = emotion_statistics(table, order=order)
     anova = pd.DataFrame([
         {"value": value, "source": source, "F": s["F"], "df1": s["df1"], "df2": s["df2"],
@@ -151,12 +153,12 @@ WELCH_RULE = ("A group with fewer than two rows (or no spread) has no variance e
               "two groups left the test is not computed.")
 
 
-def split_tables(workdir: str | Path, cfg: dict) -> dict[str, pd.DataFrame]:
+def split_tables(workdir: str | Path, cfg: Config) -> dict[str, pd.DataFrame]:
     from koemo.dataset.augment import plan_augmentation
     from koemo.dataset.splits import split_problem
 
     table = load_table(workdir)
-    classes = cfg.data.classes
+    classes = data_classes(cfg.data)
     columns = [split_column_of(split) for split in splits_for(["paper", "cv5"])]
     rows = []
     for column in columns:
@@ -189,7 +191,7 @@ def split_tables(workdir: str | Path, cfg: dict) -> dict[str, pd.DataFrame]:
 
 
 # ---------------------------------------------------------------- runs (2-1 .. 5-2)
-def summarise(runs: pd.DataFrame, by: list[str], metrics: list[str]) -> pd.DataFrame:
+def summarise(runs: pd.DataFrame, by: list[str], metrics: Sequence[str]) -> pd.DataFrame:
     """Mean ± std of `metrics` per group, with how many folds (splits) and runs it covers."""
     runs = with_protocol(runs)
     present = [m for m in metrics if m in runs.columns]
@@ -221,7 +223,7 @@ def fold_notes(runs: pd.DataFrame) -> list[str]:
     return ["; ".join(parts) + "."]
 
 
-def _join(numbers) -> str:
+def _join(numbers: Iterable[object]) -> str:
     return ", ".join(str(n) for n in numbers)
 
 
@@ -331,7 +333,7 @@ def per_class_table(runs: pd.DataFrame) -> pd.DataFrame:
 FUSION_METRICS = ["macro_f1", "uar", "weighted_f1", "accuracy"]
 
 
-def fusion_tables(runs: pd.DataFrame, cfg: dict | None = None) -> dict[str, pd.DataFrame]:
+def fusion_tables(runs: pd.DataFrame, cfg: Config | None = None) -> dict[str, pd.DataFrame]:
     """One row per fusion kind (mean ± std over folds and seeds) plus the majority baseline;
     `fusion_macro_f1` holds the numbers behind the figure. Without fusion runs, notes that say
     why (`cfg`: the study is off in this config's plan)."""
@@ -370,7 +372,7 @@ NO_FUSION_SPLIT = ("No fusion run: no split of the study has train, valid and te
                    "corpus (split sizes: notebook 1-2).")
 
 
-def not_in_plan(cfg: dict | None) -> dict[str, pd.DataFrame]:
+def not_in_plan(cfg: Config | None) -> dict[str, pd.DataFrame]:
     """The fusion tables of a plan without fusion runs: a note saying why, no empty tables."""
     fusion = cfg.reproduce.fusion if cfg is not None else None
     note = FUSION_OFF if cfg is not None and not (fusion and fusion.kinds) else NO_FUSION_SPLIT

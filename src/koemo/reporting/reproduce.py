@@ -32,6 +32,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Collection, Iterable, Iterator
 
 from koemo.errors import Interrupted, KoemoInputError
 from koemo.reporting.notebook import resolve_path
@@ -68,7 +69,7 @@ NOTEBOOK_USES = {"2-1_audio_arousal": ("audio",), "3-1_text_valence": ("text",),
 FRONTENDS_NOTEBOOK = "5-2_fusion_study"
 
 
-def require_models(config: str, overrides, names: list[str]) -> None:
+def require_models(config: str, overrides: Iterable[str], names: list[str]) -> None:
     """Before the first notebook: every pretrained model the chosen notebooks load is on this
     machine (or on a reachable hub), else one line naming each missing one."""
     from koemo.config.load import load_config
@@ -140,7 +141,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextlib.contextmanager
-def stop_children_on_signal(running: dict):
+def stop_children_on_signal(running: dict) -> Iterator[None]:
     """Inside: SIGINT or SIGTERM first kills every process started meanwhile (the notebook
     kernel, its training workers: nothing is left to print a traceback or to outlive the run),
     then raises Interrupted naming `running["what"]`. Further signals are ignored until the way
@@ -153,7 +154,7 @@ def stop_children_on_signal(running: dict):
 
     before = {child.pid for child in psutil.Process().children(recursive=True)}
 
-    def stop(signum, frame):
+    def stop(signum: int, frame: object) -> None:
         for number in STOP_SIGNALS:
             signal.signal(number, signal.SIG_IGN)
         kill_children(spare=before)
@@ -169,7 +170,7 @@ def stop_children_on_signal(running: dict):
             signal.signal(number, handler)
 
 
-def kill_children(spare: set[int] = frozenset()) -> None:
+def kill_children(spare: Collection[int] = frozenset()) -> None:
     """SIGKILL to every descendant of this process but those in `spare` (processes that were
     there before reproduce started theirs), then wait for them to go."""
     import psutil
@@ -189,7 +190,7 @@ def progress_watcher(workdir: Path, name: str) -> ProgressWatcher:
 
 
 @contextlib.contextmanager
-def private_tempdir():
+def private_tempdir() -> Iterator[Path]:
     """Inside: TMPDIR (inherited by kernels and workers) and this process's temp folder are a
     fresh `<tmp>/koemo-reproduce-<pid>-*`, removed on the way out; first, those of dead
     processes (a killed run) are removed."""

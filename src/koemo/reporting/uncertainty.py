@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import zlib
 from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -125,10 +126,10 @@ class Predictions:
 class PredictionCache:
     """Predictions read once per run directory."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._runs: dict[str, Predictions] = {}
 
-    def __call__(self, run_dir) -> Predictions:
+    def __call__(self, run_dir: str | Path) -> Predictions:
         key = str(run_dir)
         if key not in self._runs:
             self._runs[key] = Predictions(key)
@@ -160,12 +161,14 @@ def interval(point: float, draws: np.ndarray) -> tuple[float, float]:
     return float(np.percentile(draws, tail)), float(np.percentile(draws, 100 - tail))
 
 
-def mean_interval(by_split: dict[str, list[str]], metrics, cache: PredictionCache | None = None
+def mean_interval(by_split: dict[str, list[str]], metrics: Sequence[str],
+                  cache: PredictionCache | None = None
                   ) -> dict[str, tuple[float, float, float]]:
     """metric -> (mean over the runs, lower, upper): `by_split` maps each fold (split name) to
     the run directories scored on it (e.g. its seeds)."""
     cache = cache or PredictionCache()
-    total, count = {}, 0
+    total: dict[str, np.ndarray] = {}
+    count = 0
     for split, dirs in by_split.items():
         runs = [cache(d) for d in dirs]
         orders, _ = _aligned(runs)
@@ -186,7 +189,8 @@ def paired_test(pairs: list[tuple[str, str, str | None]], metric: str,
     """Mean difference A - B of `metric` over pairs (split, run dir A, run dir B) scored on the
     same utterances, its interval and p-value. B None: the majority-class baseline of A's run."""
     cache = cache or PredictionCache()
-    diffs, n_pairs = 0.0, 0
+    diffs: Any = 0.0                # then the sum of the pairs' [1 + B] difference arrays
+    n_pairs = 0
     for split, a_dir, b_dir in pairs:
         a = cache(a_dir)
         b = a if b_dir is None else cache(b_dir)

@@ -36,6 +36,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from typing import Sequence
+
 import numpy as np
 
 from koemo.config.schema import BIOSIGNALS
@@ -81,7 +83,8 @@ def wallclock(unix: np.ndarray) -> np.ndarray:
     return np.char.replace(text, "T", " ")
 
 
-def _segment_labels(times: np.ndarray, segments) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _segment_labels(times: np.ndarray, segments: Sequence[tuple[object, float, float, float]]
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For sample times (annotation clock): segment index (-1 outside), arousal, position u."""
     which = np.full(len(times), -1, dtype=np.int64)
     arousal = np.full(len(times), 3.0)

@@ -50,6 +50,7 @@ from __future__ import annotations
 import io
 import json
 import multiprocessing
+from multiprocessing.context import BaseContext
 import os
 import shutil
 import sys
@@ -409,7 +410,7 @@ def _build_session(args: tuple) -> int:
     return len(plan.utterances)
 
 
-def _worker_context():
+def _worker_context() -> BaseContext:
     """fork on Linux: spawn would re-run a caller's unguarded script (`python my_script.py`
     without `if __name__ == "__main__"`) in every worker. The workers only use numpy/scipy,
     never threads inherited from the parent (torch, BLAS), so forking is safe here."""
@@ -484,7 +485,7 @@ def write_corpus(out: Path, sessions: int = 4, seed: int = 0, utterances_per_ses
 SYNTHETIC_MARK = "koemo-synthetic.json"
 
 
-def _mark_synthetic(out: Path, **arguments) -> None:
+def _mark_synthetic(out: Path, **arguments: object) -> None:
     """A mark at the corpus root: predictors trained on it say they are (koemo.inference.provenance).
     Outside annotation/ and wav/, so the prepare fingerprint does not see it."""
     mark = {"format": "koemo-synthetic/1", "generator_version": GENERATOR_VERSION, **arguments}

@@ -98,7 +98,7 @@ def build_text_encoder(family: str, out_dir: str | Path, texts: Iterable[str], h
     return out_dir
 
 
-def _roberta_tokenizer(texts: list[str]):
+def _roberta_tokenizer(texts: list[str]) -> Any:
     from tokenizers import ByteLevelBPETokenizer
     from transformers import RobertaTokenizerFast
 
@@ -110,7 +110,7 @@ def _roberta_tokenizer(texts: list[str]):
                                 pad_token="<pad>", mask_token="<mask>")
 
 
-def _electra_tokenizer(texts: list[str]):
+def _electra_tokenizer(texts: list[str]) -> Any:
     """WordPiece over characters: every character, and every character as a continuation."""
     # transformers 5 maps this name lazily (to BertTokenizer); its stubs do not list it
     from transformers import ElectraTokenizerFast  # type: ignore[attr-defined]

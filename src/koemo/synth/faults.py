@@ -86,10 +86,10 @@ def extra_column(root: Path) -> None:
 
 
 def out_of_range_labels(root: Path) -> None:
-    def valence(cells):
+    def valence(cells: list[str]) -> list[str]:
         return cells[:5] + ["99"] + cells[6:]
 
-    def arousal(cells):
+    def arousal(cells: list[str]) -> list[str]:
         return cells[:6] + ["-7"] + cells[7:]
     _edit_rows(root, {3: valence, 4: arousal})
 
@@ -218,7 +218,7 @@ def parse_faults(spec: str | list[str] | tuple[str, ...] | None) -> list[str]:
     return [n for n in SYNTHETIC_FAULTS if n in wanted]
 
 
-def plant_faults(root: Path, faults) -> list[str]:
+def plant_faults(root: Path, faults: str | list[str] | tuple[str, ...] | None) -> list[str]:
     """Plant the named faults (parse_faults) into the corpus at `root`; returns their names."""
     names = parse_faults(faults)
     for name in names:

@@ -18,9 +18,10 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Iterable, Sequence, overload
+from typing import Any, Iterable, Sequence, overload
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from koemo.config.schema import TokenizerKind
 from koemo.errors import KoemoInputError
@@ -81,7 +82,7 @@ def auto_tokenizer_folder(hub_id_or_dir: str | Path) -> Path:
 class AutoTextTokenizer:
     """A transformers Auto tokenizer behind KoBERTTokenizer's interface."""
 
-    def __init__(self, hf_tokenizer, folder: Path, source: str):
+    def __init__(self, hf_tokenizer: Any, folder: Path, source: str):
         self.hf = hf_tokenizer
         self.folder, self.source = Path(folder), str(source)
         missing = [name for name in ("cls_token_id", "sep_token_id", "pad_token_id")
@@ -146,7 +147,7 @@ class AutoTextTokenizer:
         return single_sequence(body, self.cls_token_id, self.sep_token_id, self.pad_token_id,
                                max_length)
 
-    def attention_mask_for(self, input_ids) -> np.ndarray:
+    def attention_mask_for(self, input_ids: ArrayLike) -> np.ndarray:
         """1 up to the last non-pad id (encode's closing sep), 0 on the trailing pad run."""
         return mask_before_trailing_pad(input_ids, self.pad_token_id)
 

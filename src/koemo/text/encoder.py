@@ -14,8 +14,10 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from filelock import FileLock
 
 from koemo.config.fingerprints import fingerprint as config_fingerprint
@@ -27,6 +29,9 @@ from koemo.text.standin import (STANDIN_KEYWORD, ensure_standin, read_utterance_
                                  resolve_text_source)
 from koemo.text.tokenizer import (KoBERTTokenizer, fetch_hub_files, file_sha1,
                                   kobert_tokenizer_folder, looks_like_hub_id, resolve_pretrained)
+
+# The two tokenizers a text pipeline loads (KoBERT's own, or any transformers AutoTokenizer).
+TextTokenizer = KoBERTTokenizer | AutoTextTokenizer
 
 CONFIG_NAME = "config.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -82,7 +87,7 @@ def weights_fingerprint(folder: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def load_kobert(hub_id_or_dir: str | Path, device: str = "cpu"):
+def load_kobert(hub_id_or_dir: str | Path, device: str = "cpu") -> Any:
     """KoBERT (or a stand-in) as a transformers BertModel, frozen (requires_grad False) and in
     eval mode. A hub id needs a reachable hub or a filled local hub cache; offline it fails at
     once with a KoemoInputError that says how to use a local directory instead."""
@@ -97,7 +102,7 @@ def load_kobert(hub_id_or_dir: str | Path, device: str = "cpu"):
     return _frozen(model, folder, hub_id_or_dir, device)
 
 
-def _frozen(model, folder: Path, source, device: str):
+def _frozen(model: Any, folder: Path, source: str | Path, device: str) -> Any:
     """Frozen, in eval mode, on `device`, tagged with its weights' fingerprint (cache keys) and
     where it came from."""
     model.requires_grad_(False)
@@ -122,7 +127,7 @@ def text_encoder_folder(hub_id_or_dir: str | Path, kind: TokenizerKind | None = 
 
 
 def load_text_tokenizer(hub_id_or_dir: str | Path, kind: TokenizerKind | None = None
-                        ) -> KoBERTTokenizer | AutoTextTokenizer:
+                        ) -> TextTokenizer:
     """KoBERTTokenizer for KoBERT (hub id, stand-in, spiece.model directory), else an
     AutoTextTokenizer (koemo.text.auto); `kind` (text.tokenizer_kind) overrides the guess."""
     if text_model_kind(hub_id_or_dir, kind) == "kobert":
@@ -131,7 +136,7 @@ def load_text_tokenizer(hub_id_or_dir: str | Path, kind: TokenizerKind | None = 
 
 
 def load_text_encoder(hub_id_or_dir: str | Path, kind: TokenizerKind | None = None,
-                      device: str = "cpu"):
+                      device: str = "cpu") -> Any:
     """`load_kobert` for KoBERT, else any transformers AutoModel encoder, frozen in eval mode,
     with the same fingerprint/source attributes."""
     if text_model_kind(hub_id_or_dir, kind) == "kobert":
@@ -147,13 +152,13 @@ def load_text_encoder(hub_id_or_dir: str | Path, kind: TokenizerKind | None = No
     return _frozen(model, folder, hub_id_or_dir, device)
 
 
-def last_hidden_states(output):
+def last_hidden_states(output: Any) -> Any:
     """Last hidden states of a BertModel call: a ModelOutput, or the tuple that a model built
     with return_dict=False returns (as SKT's KoBERT loader builds it), states first."""
     return output[0] if isinstance(output, tuple) else output.last_hidden_state
 
 
-def encoder_fingerprint(encoder) -> str:
+def encoder_fingerprint(encoder: Any) -> str:
     """The fingerprint `load_kobert` recorded, else a hash of every parameter and buffer."""
     recorded = getattr(encoder, "koemo_fingerprint", None)
     if recorded:
@@ -167,13 +172,13 @@ def encoder_fingerprint(encoder) -> str:
     return digest.hexdigest()[:16]
 
 
-def ids_key(input_ids_row) -> str:
+def ids_key(input_ids_row: ArrayLike) -> str:
     """Cache key of one token-id sequence: sha1 of its int32 bytes (length included)."""
     row = np.ascontiguousarray(np.asarray(input_ids_row).reshape(-1), dtype=np.int32)
     return hashlib.sha1(row.tobytes()).hexdigest()
 
 
-def as_id_matrix(input_ids) -> np.ndarray:
+def as_id_matrix(input_ids: ArrayLike) -> np.ndarray:
     ids = np.asarray(input_ids)
     if ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer):
         raise ValueError(f"input_ids must be an integer [N, L] array, got {ids.dtype} {ids.shape}")
@@ -186,7 +191,8 @@ class TextStateCache:
     (key, shard, row) + `meta.json`. `ensure` computes only what is missing; `get`/`get_many`
     read memory-mapped shards."""
 
-    def __init__(self, workdir: str | Path, encoder, tokenizer, encoder_id: str | None = None,
+    def __init__(self, workdir: str | Path, encoder: Any, tokenizer: TextTokenizer,
+                 encoder_id: str | None = None,
                  shard_rows: int = 4096):
         self.encoder, self.tokenizer = encoder, tokenizer
         self.encoder_id = encoder_id or getattr(encoder, "koemo_source", None)
@@ -254,7 +260,7 @@ class TextStateCache:
 
     # -- computing
 
-    def _check_mask(self, ids: np.ndarray, attention_mask) -> np.ndarray:
+    def _check_mask(self, ids: np.ndarray, attention_mask: ArrayLike | None) -> np.ndarray:
         expected = self.tokenizer.attention_mask_for(ids)
         if attention_mask is not None and not np.array_equal(np.asarray(attention_mask), expected):
             # States are keyed by ids alone, which is only sound if the mask follows from them.
@@ -277,7 +283,7 @@ class TextStateCache:
         return half
 
     def _compute_shard(self, keys: list[str], ids: np.ndarray, mask: np.ndarray,
-                       batch_size: int, bar) -> None:
+                       batch_size: int, bar: Any) -> None:
         """Write one shard (at most shard_rows rows), then publish it in the index."""
         shard = self._next_shard()
         final = self._shard_path(shard)
@@ -294,7 +300,8 @@ class TextStateCache:
         self._index.update({key: (shard, row) for row, key in enumerate(keys)})
         self._write_index()
 
-    def ensure(self, input_ids, attention_mask=None, batch_size: int = 64,
+    def ensure(self, input_ids: ArrayLike, attention_mask: ArrayLike | None = None,
+               batch_size: int = 64,
                progress: bool = True) -> dict:
         """Compute and store the states of every row not cached yet (each distinct row once).
         Returns this call's counts: rows already cached (hits), rows not cached (misses) and
@@ -344,22 +351,22 @@ class TextStateCache:
     def __len__(self) -> int:
         return len(self._index)
 
-    def __contains__(self, input_ids_row) -> bool:
+    def __contains__(self, input_ids_row: ArrayLike) -> bool:
         return ids_key(input_ids_row) in self._index
 
-    def _locate(self, input_ids_row) -> tuple[int, int]:
+    def _locate(self, input_ids_row: ArrayLike) -> tuple[int, int]:
         try:
             return self._index[ids_key(input_ids_row)]
         except KeyError:
             raise KeyError(f"{self.directory}: no cached states for token ids "
                            f"{np.asarray(input_ids_row)[:8].tolist()}...; call ensure() first") from None
 
-    def get(self, input_ids_row) -> np.ndarray:
+    def get(self, input_ids_row: ArrayLike) -> np.ndarray:
         """float16 [L, H] states of one token-id sequence (a copy, safe to modify)."""
         shard, row = self._locate(input_ids_row)
         return np.array(self._shard(shard)[row])
 
-    def get_many(self, input_ids) -> np.ndarray:
+    def get_many(self, input_ids: ArrayLike) -> np.ndarray:
         """float16 [N, L, H] states, in the order of the rows of `input_ids`."""
         ids = as_id_matrix(input_ids)
         out = np.empty((len(ids), ids.shape[1], self.hidden_size), dtype=np.float16)
@@ -376,7 +383,7 @@ class TextStateCache:
 @dataclass
 class TextPipeline:
     """Tokenizer, frozen encoder and state cache of one config + workdir."""
-    tokenizer: KoBERTTokenizer | AutoTextTokenizer
+    tokenizer: TextTokenizer
     encoder: object
     cache: TextStateCache
     tokenizer_source: str

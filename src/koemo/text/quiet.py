@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import contextlib
+from typing import Iterator
 
 
 @contextlib.contextmanager
-def quiet_weight_loading():
+def quiet_weight_loading() -> Iterator[None]:
     """No transformers "Loading weights" / "Writing model shards" bar: the frozen encoder is
     loaded once per run, in worker processes too, and the stand-in is saved once per workdir;
     their bars would land in the `koemo reproduce` log."""

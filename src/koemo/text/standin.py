@@ -21,12 +21,15 @@ import hashlib
 import io
 import json
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import TYPE_CHECKING, Any, Iterable, Literal
 
 from koemo.config.schema import Config, Standin, Text
 from koemo.errors import KoemoInputError
 from koemo.text.quiet import quiet_weight_loading
 from koemo.text.tokenizer import KOBERT_SPECIAL_IDS, KoBERTTokenizer, MODEL_FILE, preprocess_text
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 STANDIN_DIRNAME = "kobert-standin"
 STANDIN_MARKER = "standin.json"      # written last: its presence means the build completed
@@ -99,7 +102,7 @@ def train_kobert_spm(texts: list[str], vocab_size: int, seed: int = 0) -> bytes:
 
 
 def random_bert(vocab_size: int, hidden_size: int, num_layers: int, num_heads: int,
-                intermediate_size: int, seed: int):
+                intermediate_size: int, seed: int) -> Any:
     """A randomly initialised BertModel with KoBERT's layout (pad id 1, 512 positions, 2 types),
     drawn from its own seeded generator so the global torch RNG is left alone."""
     import torch
@@ -116,7 +119,7 @@ def random_bert(vocab_size: int, hidden_size: int, num_layers: int, num_heads: i
     return model.eval()
 
 
-def keep_token_identity(model, residual_scale: float = 0.1) -> None:
+def keep_token_identity(model: Any, residual_scale: float = 0.1) -> None:
     """Make a random BertModel's states tell tokens apart, as a pretrained encoder's do.
 
     Freshly initialised, BERT's word and position embeddings have the same small scale and its
@@ -173,7 +176,7 @@ def build_standin(texts: Iterable[str], out_dir: str | Path, vocab_size: int = 8
     return out_dir
 
 
-def read_utterance_texts(workdir: str | Path):
+def read_utterance_texts(workdir: str | Path) -> pd.DataFrame:
     """segment_id and text columns of W/utterances.parquet (written by `koemo prepare`);
     a missing transcript reads as empty text."""
     import pandas as pd

@@ -29,10 +29,11 @@ import socket
 import unicodedata
 import warnings
 from pathlib import Path
-from typing import Iterable, Sequence, overload
+from typing import Any, Callable, Iterable, Iterator, Sequence, overload
 from urllib.parse import urlparse
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from koemo.errors import KoemoInputError
 
@@ -57,7 +58,8 @@ def preprocess_text(text: str, remove_space: bool = True, keep_accents: bool = F
     return out.lower() if do_lower_case else out
 
 
-def split_digit_comma_pieces(pieces: list[str], encode_as_pieces) -> list[str]:
+def split_digit_comma_pieces(pieces: list[str], encode_as_pieces: Callable[[str], list[str]]
+                             ) -> list[str]:
     """XLNet's rule: a piece such as "▁1,000," is re-encoded without its trailing comma, and the
     comma becomes a piece of its own (so numbers keep the same pieces with or without a comma)."""
     out: list[str] = []
@@ -87,7 +89,7 @@ _LOCAL_ONLY = contextvars.ContextVar("koemo_hub_local_only", default=False)
 
 
 @contextlib.contextmanager
-def hub_local_only():
+def hub_local_only() -> Iterator[None]:
     """Inside: every hub lookup of koemo's loaders is answered from this machine alone (local
     directories and the hub cache), as when offline: nothing is downloaded, nothing waits on
     the network (koemo.inference.pretrained finds a run's models this way before it starts)."""
@@ -226,7 +228,7 @@ class KoBERTTokenizer:
     # -- loading and saving
 
     @classmethod
-    def from_pretrained(cls, hub_id_or_dir: str | Path, **kwargs) -> "KoBERTTokenizer":
+    def from_pretrained(cls, hub_id_or_dir: str | Path, **kwargs: Any) -> "KoBERTTokenizer":
         """A directory with `spiece.model` (+ optional vocab.txt and koemo_tokenizer.json), or a
         hub id such as `skt/kobert-base-v1` (needs a reachable hub or a filled local hub cache)."""
         folder = kobert_tokenizer_folder(hub_id_or_dir)
@@ -350,7 +352,7 @@ class KoBERTTokenizer:
         return single_sequence(body, self.cls_token_id, self.sep_token_id, self.pad_token_id,
                                max_length)
 
-    def attention_mask_for(self, input_ids) -> np.ndarray:
+    def attention_mask_for(self, input_ids: ArrayLike) -> np.ndarray:
         """The mask `encode` gives with `input_ids` [..., L]: 1 up to the last non-[PAD] id
         (encode's closing [SEP]), 0 on the trailing [PAD] run after it."""
         return mask_before_trailing_pad(input_ids, self.pad_token_id)
@@ -383,7 +385,7 @@ def single_sequence(body: Sequence[int], cls_id: int, sep_id: int, pad_id: int,
             "token_type_ids": np.zeros(max_length, dtype=np.int64)}
 
 
-def mask_before_trailing_pad(input_ids, pad_id: int) -> np.ndarray:
+def mask_before_trailing_pad(input_ids: ArrayLike, pad_id: int) -> np.ndarray:
     """1 up to the last non-pad id, 0 on the trailing pad run ([..., L] ids)."""
     real = np.asarray(input_ids) != pad_id
     # A position is padding iff no real token follows it (reverse cumulative "any").
