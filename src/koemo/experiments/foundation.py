@@ -14,17 +14,26 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import pandas as pd
 
 from koemo.config.fingerprints import fingerprint
+from koemo.config.foundation import ZeroShotModel
 from koemo.config.schema import Config
+from koemo.dataset.labels import data_classes
+from koemo.dataset.splits import SPLITS
+from koemo.errors import KoemoInputError
 from koemo.experiments.foundation_plan import (METRICS, RUN_COLUMNS, Context, check_names,
                                                contexts, left_out, resolve_name, run_config, run_directory,
                                                slug, study_of, study_seeds)
 
-SPLITS = ("train", "valid", "test")
+if TYPE_CHECKING:
+    from koemo.upstreams.pooled import PooledStore
+    from koemo.upstreams.protocol import AudioUpstream
+    from koemo.upstreams.text import TextUpstream
+
 OUTSIDE = "outside the classes"     # the extra class of a zero-shot prediction scored as an error
 SCORINGS = ("excluded", "errors")
 MAJORITY = "majority class"
@@ -62,14 +71,14 @@ class Stores:
                  progress: bool):
         self.cfg, self.workdir, self.names_workdir = cfg, workdir, names_workdir
         self.device, self.progress = device, progress
-        self._stores: dict = {}
+        self._stores: dict[tuple[str, str], PooledStore] = {}
 
-    def __call__(self, modality: str, name: str):
+    def __call__(self, modality: str, name: str) -> PooledStore:
         if (modality, name) not in self._stores:
             self._stores[modality, name] = self._ensure(modality, name)
         return self._stores[modality, name]
 
-    def _ensure(self, modality: str, name: str):
+    def _ensure(self, modality: str, name: str) -> PooledStore:
         from koemo.config.workdir import load_utterances
         from koemo.upstreams.pooled import ensure_pooled, pooled_key
 
@@ -78,7 +87,8 @@ class Stores:
         if modality == "audio":
             from koemo.upstreams.audio import SAMPLE_RATE, load_audio_upstream
             key = pooled_key(name, modality, folder, sample_rate=SAMPLE_RATE)
-            load = lambda: load_audio_upstream(folder, self.device)  # noqa: E731
+            load: Callable[[], AudioUpstream | TextUpstream] = (
+                lambda: load_audio_upstream(folder, self.device))
         else:
             from koemo.upstreams.text import load_text_upstream
             key = pooled_key(name, modality, folder, max_length=study.text_max_length)
@@ -125,10 +135,10 @@ def _row(context: Context, system: str, kind: str, run_cfg: Config, seed: int,
             "outside": metrics.get("outside", np.nan)}
 
 
-def _identity(run_cfg: Config, workdir: Path, **parts) -> str:
+def _identity(run_cfg: Config, workdir: Path, **parts: Any) -> str:
     from koemo.config.workdir import data_fingerprint
 
-    return fingerprint({"data": run_cfg.data.model_dump(), "classes": list(run_cfg.data.classes),
+    return fingerprint({"data": run_cfg.data.model_dump(), "classes": list(data_classes(run_cfg.data)),
                         "source": data_fingerprint(workdir), **parts}, length=16)
 
 
@@ -147,7 +157,7 @@ def probe_run(context: Context, system: ProbeSystem, stores: Stores, parts: dict
             arrays={p: [s.rows(parts[p]["segment_id"]) for s in chosen] for p in SPLITS},
             labels={p: parts[p]["label_id"].to_numpy() for p in SPLITS},
             test_ids=parts["test"]["segment_id"].astype(str).tolist(),
-            classes=list(run_cfg.data.classes))
+            classes=list(data_classes(run_cfg.data)))
         train_probe(run_dir, data, study.probe, seed, run_cfg, device,
                     record={"identity": identity, "system": system.name, "table": context.table,
                             "upstreams": [name for _, name in system.inputs],
@@ -159,7 +169,8 @@ def _majority_id(parts: dict, classes: list[str]) -> int:
     return int(np.bincount(parts["train"]["label_id"].to_numpy(), minlength=len(classes)).argmax())
 
 
-def _scored_run(run_dir: Path, identity: str, run_cfg: Config, record: dict, write) -> None:
+def _scored_run(run_dir: Path, identity: str, run_cfg: Config, record: dict[str, Any],
+                write: Callable[[], object]) -> None:
     """(Re)write a run that trains nothing, unless it is scored with the same identity."""
     from koemo.modeling.probe import run_identity
 
@@ -178,7 +189,7 @@ def majority_run(context: Context, parts: dict, run_cfg: Config) -> dict:
     """The training rows' most frequent class predicted for every test row."""
     from koemo.modeling.probe import write_test_outputs
 
-    classes = list(run_cfg.data.classes)
+    classes = list(data_classes(run_cfg.data))
     majority, test = _majority_id(parts, classes), parts["test"]
     run_dir = run_directory(context.workdir, run_cfg, "majority-class", 0)
     identity = _identity(run_cfg, context.workdir, system=MAJORITY)
@@ -190,7 +201,7 @@ def majority_run(context: Context, parts: dict, run_cfg: Config) -> dict:
 
 
 # ---------------------------------------------------------------- zero-shot
-def zero_shot_predictions(cfg: Config, entry, table: pd.DataFrame, workdir: Path,
+def zero_shot_predictions(cfg: Config, entry: ZeroShotModel, table: pd.DataFrame, workdir: Path,
                           names_workdir: Path, device: str) -> pd.DataFrame:
     """segment_id, native, label of every row of `table` for one zero-shot model, predicted
     once per workdir and model (W/zeroshot/<fingerprint>/predictions.parquet)."""
@@ -202,7 +213,7 @@ def zero_shot_predictions(cfg: Config, entry, table: pd.DataFrame, workdir: Path
     from koemo.upstreams.pooled import reference_fingerprint
 
     folder = resolve_name(entry.model, names_workdir, cfg)
-    classes = list(cfg.data.classes)
+    classes = list(data_classes(cfg.data))
     key = {"kind": entry.kind, "model": entry.model, "files": reference_fingerprint(folder),
            "classes": classes, "source": data_fingerprint(workdir)}
     directory = workdir / "zeroshot" / fingerprint(key, length=16)
@@ -223,12 +234,12 @@ def zero_shot_predictions(cfg: Config, entry, table: pd.DataFrame, workdir: Path
     return found
 
 
-def zero_shot_runs(context: Context, entry, predictions: pd.DataFrame, parts: dict,
+def zero_shot_runs(context: Context, entry: ZeroShotModel, predictions: pd.DataFrame, parts: dict,
                    run_cfg: Config) -> list[dict]:
     """The model's test predictions scored `excluded` and as `errors` (module doc)."""
     from koemo.modeling.probe import write_test_outputs
 
-    classes = list(run_cfg.data.classes)
+    classes = list(data_classes(run_cfg.data))
     test = parts["test"].merge(predictions, on="segment_id", how="left",
                                suffixes=("", "_zero_shot"))
     outside = test["label_zero_shot"].isna().to_numpy()
@@ -268,8 +279,12 @@ def run_study(cfg: Config, main_root: str | Path | None, second_root: str | Path
         return None
     check_names(cfg)
     workdir = Path(workdir)
-    combined = (prepare_cross(main_root, second_root, workdir, cfg, progress)
-                if second_root is not None else None)
+    combined = None
+    if second_root is not None:
+        if main_root is None:
+            raise KoemoInputError(f"the foundation study's cross-corpus tables need the main "
+                                  f"corpus' folder beside the second one ({second_root})")
+        combined = prepare_cross(main_root, second_root, workdir, cfg, progress)
     frames = [context_runs(cfg, context, workdir, progress)
               for context in contexts(cfg, workdir, combined)]
     frames = [f for f in frames if len(f)]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any, Iterable
 
 from koemo.config.schema import Config
 
@@ -84,7 +85,7 @@ def _layers(width: int, ffn: int, layers: int, frames: float) -> float:
     return layers * frames * (2 * (4 * width * width + 2 * width * ffn) + 4 * frames * width)
 
 
-def _conv_flops(layers, seconds: float) -> float:
+def _conv_flops(layers: Iterable[tuple[int, int, int]], seconds: float) -> float:
     """A wav2vec2-style convolution stack ((out, kernel, stride) per layer) over 16 kHz audio."""
     rate, channels, convs = float(SAMPLE_RATE), 1, 0.0
     for out, kernel, stride in layers:
@@ -99,7 +100,7 @@ def conv_spec(spec: str) -> list[tuple[int, int, int]]:
     without eval: only lists, tuples, whole numbers, + and *."""
     import ast
 
-    def value(node):
+    def value(node: ast.AST) -> Any:
         if isinstance(node, ast.Constant) and isinstance(node.value, int):
             return node.value
         if isinstance(node, (ast.List, ast.Tuple)):

@@ -27,7 +27,7 @@ saying how to use a local directory instead (as the KoBERT loader does).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -107,6 +107,15 @@ def _resolve_device(device: str | None, fallback: str) -> str:
     return str(device)
 
 
+class SpeechToText(Protocol):
+    """What prediction needs of a speech recogniser: `transcribe(waves) -> texts` and the model
+    it came from (`source`). Whisper's Transcriber and SenseVoice's both are one."""
+
+    source: str
+
+    def transcribe(self, waves: Sequence[np.ndarray]) -> list[str]: ...
+
+
 class Transcriber:
     """Whisper (processor + WhisperForConditionalGeneration) that turns 16 kHz waves into text,
     in batches. Greedy decoding by default: the same audio gives the same text."""
@@ -119,7 +128,7 @@ class Transcriber:
         self.source = str(settings.model)
 
     @classmethod
-    def load(cls, settings: Asr, device: str = "cpu") -> "Transcriber":
+    def load(cls, settings: Asr, device: str = "cpu") -> SpeechToText:
         from koemo.upstreams.funasr_loader import is_kind
 
         if is_kind("sensevoice", str(settings.model)):

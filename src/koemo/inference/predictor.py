@@ -73,7 +73,7 @@ if TYPE_CHECKING:
     import torch
 
     from koemo.audio.speech_encoder import SpeechEncoder
-    from koemo.inference.asr import Transcriber
+    from koemo.inference.asr import SpeechToText
     from koemo.inference.passes import WindowScores
     from koemo.modeling.models import AudioRegressor, FrozenRegressors, TextRegressor
     from koemo.text.encoder import TextTokenizer
@@ -157,7 +157,7 @@ class Predictor:
         self.random_in_eval = not cfg.fixes.eval_attention_dropout_off
         self.mismatched = list(mismatched)  # stages whose weights differ from the classifier's copy
         self.asr = asr                      # speech recognition settings (koemo.inference.asr); None: off
-        self._transcriber: Transcriber | None = None     # loaded on first use
+        self._transcriber: SpeechToText | None = None     # loaded on first use
         self.config_notes: list[str] = []   # keys of the saved config this koemo did not know
 
     # -- construction
@@ -335,8 +335,8 @@ class Predictor:
         return item
 
     @property
-    def transcriber(self) -> Transcriber:
-        """The Whisper transcriber (koemo.inference.asr.Transcriber), loaded on first use."""
+    def transcriber(self) -> SpeechToText:
+        """The `asr:` section's speech recogniser (Whisper or SenseVoice), loaded on first use."""
         if self._transcriber is None:
             from koemo.inference.asr import Transcriber
 

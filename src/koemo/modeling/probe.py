@@ -28,7 +28,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,8 @@ from torch import nn
 
 from koemo.errors import KoemoInputError
 from koemo.modeling.metrics import classification_report
+from koemo.config.foundation import FoundationProbe
+from koemo.config.schema import Config
 from koemo.modeling.runs import RunDir, SplitMetrics, write_json
 
 WEIGHTS = "model.safetensors"
@@ -88,14 +90,17 @@ def lr_factor(epoch: int, epochs: int, warmup: int) -> float:
     return max(0.0, (epochs - epoch) / max(1, epochs - warmup))
 
 
-def _logits(model: Probe, inputs: list[torch.Tensor], rows=None, batch: int = 4096) -> torch.Tensor:
+def _logits(model: Probe, inputs: list[torch.Tensor], rows: torch.Tensor | None = None,
+            batch: int = 4096) -> torch.Tensor:
     n = len(inputs[0]) if rows is None else len(rows)
     picks = torch.arange(n) if rows is None else rows
     out = [model(*(x[picks[i:i + batch]].float() for x in inputs)) for i in range(0, n, batch)]
     return torch.cat(out) if out else torch.zeros(0)
 
 
-def fit(model: Probe, data: dict, settings, seed: int, device: torch.device) -> tuple[list, dict]:
+def fit(model: Probe, data: dict[str, tuple[list[torch.Tensor], torch.Tensor]],
+        settings: FoundationProbe, seed: int,
+        device: torch.device) -> tuple[list[dict[str, Any]], dict[str, torch.Tensor]]:
     """Train on data["train"], stop on data["valid"]; (log rows, best state dict)."""
     from koemo.modeling.train import epoch_seed, seed_everything
 
@@ -145,8 +150,8 @@ class ProbeData:
     classes: list[str]
 
 
-def train_probe(run_dir: str | Path, data: ProbeData, settings, seed: int, cfg,
-                device: str = "cpu", record: dict | None = None) -> dict:
+def train_probe(run_dir: str | Path, data: ProbeData, settings: FoundationProbe, seed: int,
+                cfg: Config, device: str = "cpu", record: dict | None = None) -> dict:
     """Train one probe run and score its test rows; writes the run directory (module doc;
     `record` goes into run.json and test_metrics.json) and returns its test metrics."""
     run_dir, torch_device = Path(run_dir), torch.device(device)
@@ -207,8 +212,9 @@ def write_test_outputs(run_dir: str | Path, segment_ids: Sequence[str], true_ids
     table = pd.DataFrame({"segment_id": [str(s) for s in segment_ids],
                           "true": [classes[int(i)] for i in true_ids],
                           "pred": [classes[int(i)] for i in pred_ids]})
-    for k, name in enumerate(classes if probs is not None else []):
-        table[f"prob_{name}"] = probs[:, k]
+    if probs is not None:
+        for k, name in enumerate(classes):
+            table[f"prob_{name}"] = probs[:, k]
     for name, values in (columns or {}).items():
         table[name] = list(values)
     run.path.mkdir(parents=True, exist_ok=True)

@@ -121,7 +121,7 @@ def _electra_tokenizer(texts: list[str]) -> Any:
                                 strip_accents=False, tokenize_chinese_chars=False)
 
 
-_TINY_WHISPER = dict(d_model=32, encoder_layers=2, decoder_layers=1, encoder_attention_heads=2,
+_TINY_WHISPER: dict[str, Any] = dict(d_model=32, encoder_layers=2, decoder_layers=1, encoder_attention_heads=2,
                      decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
                      num_mel_bins=80, max_source_positions=1500, max_target_positions=32,
                      vocab_size=64)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 EMOTION2VEC_TOKENS = ("生气/angry", "厌恶/disgusted", "恐惧/fearful", "开心/happy", "中立/neutral",
                       "其他/other", "难过/sad", "吃惊/surprised", "<unk>")
@@ -75,7 +76,7 @@ SENSEVOICE_ENCODER = {
 # The released SenseVoice-Small's encoder_conf (its config.yaml): for timing at the real shape
 SENSEVOICE_SMALL_ENCODER = {**SENSEVOICE_ENCODER, "output_size": 512, "attention_heads": 4,
                             "linear_units": 2048, "num_blocks": 50, "tp_blocks": 20}
-SENSEVOICE_CONFIG = {
+SENSEVOICE_CONFIG: dict[str, Any] = {
     "encoder": "SenseVoiceEncoderSmall", "encoder_conf": SENSEVOICE_ENCODER,
     "model": "SenseVoiceSmall",
     "model_conf": {"length_normalized_loss": True, "sos": 1, "eos": 2, "ignore_id": -1},

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,6 +34,7 @@ from koemo.audio.speech_encoder import (SpeechEncoder, check_encodable, encoder_
 from koemo.config.fingerprints import fingerprint
 from koemo.errors import KoemoInputError
 from koemo.text.encoder import encoder_directory, weights_fingerprint
+from koemo.upstreams.protocol import AudioUpstream
 
 SAMPLE_RATE = 16000
 SETTING = "reproduce.foundation.audio"     # where a study names its audio upstreams
@@ -55,7 +57,7 @@ class SpeechUpstream:
 class WhisperUpstream:
     """The encoder of a frozen Whisper checkpoint giving every layer over the utterance only."""
 
-    def __init__(self, encoder, extractor, name: str, fingerprint: str):
+    def __init__(self, encoder: Any, extractor: Any, name: str, fingerprint: str):
         self.model, self.extractor = encoder, extractor
         self.name, self.fingerprint = str(name), fingerprint
         config = encoder.config
@@ -121,7 +123,7 @@ def load_whisper_upstream(folder: Path, name: str, device: str = "cpu") -> Whisp
     return WhisperUpstream(encoder, extractor, name, files)
 
 
-def load_audio_upstream(name: str, device: str = "cpu"):
+def load_audio_upstream(name: str, device: str = "cpu") -> AudioUpstream:
     """An `AudioUpstream` (koemo.upstreams.protocol) from a hub id or local directory."""
     if is_emotion2vec(name):
         from koemo.upstreams.emotion2vec import load_emotion2vec_upstream

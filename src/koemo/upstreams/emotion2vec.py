@@ -17,6 +17,8 @@
 """
 from __future__ import annotations
 
+from typing import Any, Sequence
+
 import numpy as np
 import torch
 
@@ -36,7 +38,7 @@ def native_name(token: str) -> str:
 class Emotion2vecUpstream:
     """A frozen emotion2vec / emotion2vec+ checkpoint loaded by FunASR."""
 
-    def __init__(self, automodel, name: str, fingerprint: str):
+    def __init__(self, automodel: Any, name: str, fingerprint: str):
         self.automodel, self.model = automodel, automodel.model
         self.name, self.fingerprint = str(name), fingerprint
         self.dim = int(self.model.cfg.get("embed_dim"))
@@ -77,7 +79,7 @@ class Emotion2vecUpstream:
         stack = torch.stack([s[0, self.extra_tokens:] for s in states], dim=0)
         return stack.float().cpu()
 
-    def classify(self, waves, batch_size: int = 1) -> list[tuple[str, dict[str, float]]]:
+    def classify(self, waves: Sequence[np.ndarray], batch_size: int = 1) -> list[tuple[str, dict[str, float]]]:
         """The checkpoint's own head: (native label with the highest score, {native label:
         score}) per wave. A checkpoint without a head (emotion2vec_base) -> KoemoInputError."""
         if not self.has_head or not self.tokens:
@@ -92,7 +94,7 @@ class Emotion2vecUpstream:
         out = []
         for result in results:
             scores = {native_name(t): float(s) for t, s in zip(result["labels"], result["scores"])}
-            out.append((max(scores, key=scores.get), scores))
+            out.append((max(scores, key=lambda label: scores[label]), scores))
         return out
 
 

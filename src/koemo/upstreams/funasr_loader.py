@@ -25,6 +25,7 @@ import contextlib
 import hashlib
 import logging
 from pathlib import Path
+from typing import Any, Iterator
 
 from koemo.errors import KoemoInputError
 
@@ -133,7 +134,7 @@ def fingerprint(folder: Path, kind: str) -> str:
 
 
 @contextlib.contextmanager
-def quiet_funasr():
+def quiet_funasr() -> Iterator[None]:
     """FunASR's import and AutoModel configure the root logger (a handler at INFO), print an
     ffmpeg notice and warn about pydub: silence them and leave the root logger, torch's thread
     count (AutoModel's `ncpu`) and the warning filters as they were."""
@@ -154,7 +155,7 @@ def quiet_funasr():
         torch.set_num_threads(threads)
 
 
-def import_funasr():
+def import_funasr() -> Any:
     """`funasr.AutoModel`, or a KoemoInputError saying how to install the extra."""
     try:
         with quiet_funasr():
@@ -165,7 +166,7 @@ def import_funasr():
     return AutoModel
 
 
-def load_funasr(kind: str, reference: str | Path, device: str = "cpu"):
+def load_funasr(kind: str, reference: str | Path, device: str = "cpu") -> tuple[Any, Path]:
     """(FunASR AutoModel of the `kind` model, its local directory), frozen, in eval mode
     (quiet_funasr: the process's logging and thread count are left as they were)."""
     folder = model_directory(kind, reference)          # before importing FunASR: fast errors

@@ -32,7 +32,7 @@ import functools
 import hashlib
 import os
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -40,6 +40,14 @@ import koemo.audio.feature_store as F
 from koemo.config.fingerprints import fingerprint
 from koemo.errors import KoemoInputError
 from koemo.text.tokenizer import file_sha1
+from koemo.upstreams.protocol import AudioUpstream
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from koemo.upstreams.text import TextUpstream
+
+_Row = tuple[int, np.ndarray, int]          # (row index, float32 [L, D] mean, frames or tokens)
 
 POOLED_SUBDIR = "pooled"
 ARRAY_FILE = "pooled.npy"
@@ -63,7 +71,7 @@ class PooledStore(F.RowStore):
     def dim(self) -> int:
         return int(self.meta["shape"][2])
 
-    def rows(self, segment_ids) -> np.ndarray:
+    def rows(self, segment_ids: Iterable[str]) -> np.ndarray:
         """float16 [n, L, D] of these segments, in their order."""
         index = np.fromiter((self.index_of(str(s)) for s in segment_ids), dtype=np.int64)
         return np.asarray(self.array[index])
@@ -83,7 +91,8 @@ def reference_fingerprint(name: str | Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def pooled_key(name: str, modality: str, folder: str | Path | None = None, **settings) -> dict:
+def pooled_key(name: str, modality: str, folder: str | Path | None = None,
+               **settings: object) -> dict[str, Any]:
     """What a pooled store's contents depend on: the upstream's name as configured, the files
     it loads from (`folder`, default the name itself), the modality, the pooling and
     `settings` (e.g. the text token limit)."""
@@ -93,12 +102,12 @@ def pooled_key(name: str, modality: str, folder: str | Path | None = None, **set
             "modality": modality, "pooling": POOLING, "dtype": "float16", **settings}
 
 
-def pooled_directory(workdir: str | Path, key: dict) -> Path:
+def pooled_directory(workdir: str | Path, key: dict[str, Any]) -> Path:
     return Path(workdir) / POOLED_SUBDIR / fingerprint(key, length=16)
 
 
-def ensure_pooled(table, workdir: str | Path, key: dict, load: Callable[[], object],
-                  batch_size: int = 16, progress: bool = True) -> PooledStore:
+def ensure_pooled(table: pd.DataFrame, workdir: str | Path, key: dict[str, Any],
+                  load: Callable[[], Any], batch_size: int = 16, progress: bool = True) -> PooledStore:
     """The pooled store of every row of `table` (segment_id, wav_path, text) for the upstream
     `load()` returns (called only when the store must be built); a complete store with the
     same key, segment ids and prepared data is reused."""
@@ -131,14 +140,14 @@ def ensure_pooled(table, workdir: str | Path, key: dict, load: Callable[[], obje
     return PooledStore(directory)
 
 
-def _audio_rows(upstream, paths: list[str]):
+def _audio_rows(upstream: AudioUpstream, paths: list[str]) -> Iterator[_Row]:
     """(row index, float32 [L, D] mean over the frames, frames) per utterance."""
     for row, path in enumerate(paths):
         states = upstream.layer_states(F.read_wave(path, SAMPLE_RATE))
         yield row, states.float().mean(dim=1).numpy(), int(states.shape[1])
 
 
-def _text_rows(upstream, texts: list[str], batch_size: int):
+def _text_rows(upstream: TextUpstream, texts: list[str], batch_size: int) -> Iterator[_Row]:
     """(row index, float32 [L, D] mean over the unpadded tokens, tokens) per transcript."""
     for start in range(0, len(texts), batch_size):
         states, mask = upstream.layer_states(texts[start:start + batch_size])
@@ -148,8 +157,9 @@ def _text_rows(upstream, texts: list[str], batch_size: int):
             yield start + offset, means[offset].numpy(), int(mask[offset].sum())
 
 
-def _write_store(directory: Path, segment_ids: list[str], upstream, rows, key: dict,
-                 source, progress: bool) -> None:
+def _write_store(directory: Path, segment_ids: list[str], upstream: AudioUpstream | TextUpstream,
+                 rows: Iterable[_Row], key: dict[str, Any], source: object,
+                 progress: bool) -> None:
     import pandas as pd
     from tqdm.auto import tqdm
 

@@ -15,12 +15,15 @@ normalisation (`use_itn=True`, punctuation and digits, as SenseVoice's README ru
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from koemo.errors import KoemoInputError
 from koemo.upstreams.funasr_loader import load_funasr
+
+if TYPE_CHECKING:
+    from koemo.config.schema import Asr
 
 KIND = "sensevoice"
 EMOTION_TAGS = ("HAPPY", "SAD", "ANGRY", "NEUTRAL", "FEARFUL", "DISGUSTED", "SURPRISED",
@@ -57,7 +60,7 @@ def plain_text(rich_text: str) -> str:
 class SenseVoice:
     """A SenseVoice-Small checkpoint loaded by FunASR, frozen."""
 
-    def __init__(self, automodel, name: str, language: str = "ko"):
+    def __init__(self, automodel: Any, name: str, language: str = "ko"):
         self.automodel, self.name, self.language = automodel, str(name), language_id(language)
 
     @classmethod
@@ -95,7 +98,7 @@ class SenseVoiceTranscriber:
         self.source = model.name
 
     @classmethod
-    def load(cls, settings, device: str = "cpu") -> "SenseVoiceTranscriber":
+    def load(cls, settings: Asr, device: str = "cpu") -> "SenseVoiceTranscriber":
         """From the `asr:` section (koemo.config.schema.Asr): model, language, batch_size; its
         Whisper-only settings (task, max_new_tokens, num_beams) do not apply."""
         model = SenseVoice.load(str(settings.model), device, settings.language)

@@ -10,19 +10,21 @@ layer. A transcript is encoded as `<cls> tokens <sep>`, cut to `max_length` toke
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 from koemo.config.fingerprints import fingerprint
-from koemo.text.encoder import encoder_fingerprint, load_text_encoder, load_text_tokenizer
+from koemo.config.schema import TokenizerKind
+from koemo.text.encoder import (TextTokenizer, encoder_fingerprint, load_text_encoder,
+                                load_text_tokenizer)
 
 
 class TextUpstream:
     """A frozen text encoder with its tokenizer: `name`, `num_layers`, `dim`, `fingerprint`."""
 
-    def __init__(self, tokenizer, encoder, name: str, max_length: int):
+    def __init__(self, tokenizer: TextTokenizer, encoder: Any, name: str, max_length: int):
         self.tokenizer, self.model, self.name = tokenizer, encoder, str(name)
         self.max_length = int(max_length)
         config = encoder.config
@@ -52,7 +54,7 @@ class TextUpstream:
 
 
 def load_text_upstream(name: str | Path, device: str = "cpu", max_length: int = 128,
-                       kind: str | None = None) -> TextUpstream:
+                       kind: TokenizerKind | None = None) -> TextUpstream:
     """A `TextUpstream` from a hub id or local directory (`kind`: kobert | auto, as
     text.tokenizer_kind; None: guessed from the name or the directory's files)."""
     tokenizer = load_text_tokenizer(name, kind)
