@@ -221,3 +221,15 @@ def test_every_bad_name_is_reported_before_anything_runs(tiny_config, tmp_path):
                  "standin: the KoBERT stand-in is a text upstream, not audio"):
         assert part in str(found.value)
     assert not list(tmp_path.iterdir())                 # nothing built or written
+
+
+def test_plan_summary_says_when_no_upstream_can_be_sized(tiny_config):
+    """Offline (tests: HF_HUB_OFFLINE=1) the default hub upstreams' config files are not at
+    hand: the summary says the GPU time is unknown instead of estimating 0.0 minutes."""
+    from koemo.reporting.plan_summary import render, summarize
+
+    cfg = with_changes(tiny_config, {"reproduce": {"foundation": {}}})
+    summary = summarize(cfg)["foundation"]
+    assert summary["upstreams sized"] == 0 and summary["GPU-min (estimate)"] is None
+    text = render(summarize(cfg))
+    assert "GPU-minutes unknown" in text and "0.0 GPU-minutes" not in text

@@ -206,7 +206,8 @@ def study_cost(cfg: Config, workdir: str | Path | None = None) -> dict:
     known = [row["GPU-min (estimate)"] for row in upstreams if row["GPU-min (estimate)"] is not None]
     return {"tables": tables, "splits": len(splits), "probe runs": probes,
             "zero-shot runs": 2 * len(study.zero_shot) * len(splits), "majority runs": len(splits),
-            "upstreams": upstreams, "GPU-min (estimate)": round(sum(known), 1),
+            "upstreams": upstreams, "GPU-min (estimate)": round(sum(known), 1) if known else None,
+            "upstreams sized": len(known),
             "notes": [f"upstreams read {utterances:,} utterances ({seconds / 3600:.1f} h of audio; "
                       f"{source}) once each; a probe over pooled states trains in seconds."
                       + (" With a KEMDy19 copy (--kemdy19) the study adds KEMDy19's folds and "

@@ -173,13 +173,22 @@ def render(summary: dict, fmt: str = "txt") -> str:
     return "\n".join(lines) + "\n"
 
 
+def _gpu_minutes(study: dict[str, Any]) -> str:
+    """How much GPU time the upstreams' passes take, as far as their shapes are known."""
+    sized, total = study["upstreams sized"], len(study["upstreams"])
+    if not sized:
+        return ("GPU-minutes unknown: no upstream's config file is at hand (they are read from "
+                "the hub, or from local copies after `koemo fetch`)")
+    return (f"{study['GPU-min (estimate)']:,.1f} GPU-minutes estimated for the "
+            f"{'' if sized == total else f'{sized} of {total} '}upstreams whose shape is known")
+
+
 def _foundation_lines(study: dict[str, Any]) -> list[str]:
     """The foundation study (notebook 5-4): its runs, then each upstream's pass over the corpus."""
     lines = [f"Foundation study (notebook 5-4): tables {', '.join(study['tables'])}; "
              f"{study['splits']} splits: {study['probe runs']:,} probe runs, "
              f"{study['zero-shot runs']:,} zero-shot and {study['majority runs']:,} majority-class "
-             f"runs; {study['GPU-min (estimate)']:,.1f} GPU-minutes estimated for the upstreams "
-             "(the known ones):", ""]
+             f"runs; {_gpu_minutes(study)}:", ""]
     keys = list(study["upstreams"][0]) if study["upstreams"] else []
     lines += ["| " + " | ".join(keys) + " |", "|---|---|" + "|".join("---:" for _ in keys[2:]) + "|"]
     for row in study["upstreams"]:
