@@ -62,10 +62,11 @@ NOTEBOOK_ORDER = (
 
 
 # What the runs of each notebook load (koemo.inference.pretrained.USES); 5-2 also trains the
-# configs of reproduce.frontends.
+# configs of reproduce.frontends; 5-4 loads the foundation study's models.
 NOTEBOOK_USES = {"2-1_audio_arousal": ("audio",), "3-1_text_valence": ("text",),
                  "4-1_multimodal_classifier": ("audio", "text"),
-                 "5-2_fusion_study": ("audio", "text"), "5-3_cross_corpus": ("audio", "text")}
+                 "5-2_fusion_study": ("audio", "text"), "5-3_cross_corpus": ("audio", "text"),
+                 "5-4_foundation_models": ("foundation",)}
 FRONTENDS_NOTEBOOK = "5-2_fusion_study"
 
 
