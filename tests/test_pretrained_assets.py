@@ -203,7 +203,7 @@ def test_reproduce_stops_before_any_notebook_when_a_foundation_model_is_missing(
     with pytest.raises(P.KoemoInputError) as err:
         R.reproduce("tiny", tmp_path / "w", tmp_path / "paper", data_root=tmp_path,
                     overrides=study, only=["1-1", "5-4"])
-    assert started == []
+    assert started == [] and not (tmp_path / "w").exists()
     message = str(err.value)
     assert len(message.splitlines()) == 1 and "2 pretrained model(s)" in message, message
     for expected in ("reproduce.foundation.audio 'microsoft/wavlm-large' (not a local directory, "
