@@ -198,16 +198,6 @@ def test_without_funasr_its_models_are_left_out_and_named(monkeypatch):
     assert plan.left_out(cfg) == {}
 
 
-def test_hub_assets_are_the_studys_hub_ids_only(tiny_config):
-    cfg = with_changes(tiny_config, {"reproduce": {"foundation": {
-        "audio": ["tiny:wavlm", "microsoft/wavlm-large"], "text": ["standin", "klue/roberta-large"],
-        "fused": [{"audio": "microsoft/wavlm-large", "text": "klue/roberta-large"}],
-        "zero_shot": [{"kind": "sensevoice", "model": "FunAudioLLM/SenseVoiceSmall"}]}}})
-    assert plan.hub_assets(cfg) == ["microsoft/wavlm-large", "klue/roberta-large",
-                                    "FunAudioLLM/SenseVoiceSmall"]
-    assert plan.hub_assets(with_changes(tiny_config, {"reproduce": {"foundation": None}})) == []
-
-
 def test_every_bad_name_is_reported_before_anything_runs(tiny_config, tmp_path):
     from koemo.errors import KoemoInputError
 

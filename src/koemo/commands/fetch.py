@@ -1,6 +1,6 @@
 """`koemo fetch --config C --to DIR`: download every pretrained model the config needs (text
-tokenizer and encoder, speech encoder, Whisper; also those of the configs in its
-reproduce.frontends) into DIR, on a machine with the hub (a cluster's login node), and write
+tokenizer and encoder, speech encoder, Whisper, the foundation study's upstreams and
+zero-shot models; also those of the configs in its reproduce.frontends) into DIR, on a machine with the hub (a cluster's login node), and write
 DIR/<name>.yaml: the config with its models in DIR. Run on a machine without the hub with
 `--config DIR/<name>.yaml`, or with the `--set` options printed for the config itself."""
 from __future__ import annotations

@@ -14,6 +14,8 @@ from pydantic import StrictInt
 
 from koemo.config.section import Count, Name, Positive, Section, Seed, Whole, setting
 
+# `tiny:<family>` names a tiny random upstream built in the workdir (the demo and the tests).
+TINY = "tiny:"
 ZeroShotKind = Literal["emotion2vec", "sensevoice"]
 ProbeLayer = Union[Literal["weighted"], StrictInt]
 

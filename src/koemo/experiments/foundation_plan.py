@@ -31,13 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from koemo.config.fingerprints import fingerprint
-from koemo.config.foundation import FoundationStudy
+from koemo.config.foundation import TINY, FoundationStudy
 from koemo.config.schema import CROSS_PROTOCOLS, Config
 from koemo.experiments.plan import split_config, splits_for, usable, variant_config
+from koemo.text.standin import STANDIN_KEYWORD as STANDIN
+from koemo.upstreams.funasr_loader import funasr_installed
 
-TINY = "tiny:"
 TINY_DIR = "tiny-upstreams"
-STANDIN = "standin"
 METRICS = ["accuracy", "uar", "macro_f1", "weighted_f1"]
 RUN_COLUMNS = ["table", "system", "kind", "split", "seed", "run_dir", *METRICS, "outside"]
 
@@ -49,17 +49,6 @@ def study_of(cfg: Config) -> FoundationStudy:
     if cfg.reproduce.foundation is None:
         raise KoemoInputError("reproduce.foundation is null: this config has no foundation study")
     return cfg.reproduce.foundation
-
-
-def hub_assets(cfg: Config) -> list[str]:
-    """Every hub id the study downloads (not local directories, tiny: or standin names), in
-    config order: for an asset pre-flight. [] without a study."""
-    study = cfg.reproduce.foundation
-    if study is None:
-        return []
-    names = [*study.audio, *study.text, *(n for pair in study.fused for n in (pair.audio, pair.text)),
-             *(entry.model for entry in study.zero_shot)]
-    return [n for n in dict.fromkeys(names) if is_hub_id(n)]
 
 
 def is_hub_id(name: str) -> bool:
@@ -141,12 +130,6 @@ def _build_tiny(family: str, target: Path, workdir: Path) -> None:
     from koemo.synth.encoders import build_tiny_upstream
 
     build_tiny_upstream(family, target, load_utterances(workdir)["text"].astype(str))
-
-
-def funasr_installed() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("funasr") is not None
 
 
 def left_out(cfg: Config) -> dict[str, str]:

@@ -5,13 +5,16 @@ Cluster compute nodes often have no internet. On a login node that has it,
     koemo fetch --config paper --to /shared/koemo-models
 
 downloads each hub model that the config (and every config of its `reproduce.frontends`)
-names, from the list of kinds in koemo.inference.pretrained, into `<DIR>/<org>--<name>/` with
+names, from the list of kinds in koemo.inference.pretrained (the foundation study's upstreams
+and zero-shot models among them), into `<DIR>/<org>--<name>/` with
 `huggingface_hub.snapshot_download` (only the files koemo reads: one weights file,
 safetensors where the hub has it), writes `<DIR>/<config name>.yaml` for each config (the
 config as loaded, with --set applied, its models pointing at those folders; the first config's
 `reproduce.frontends` pointing at the others' files), checks that each written config finds
 all its models from this machine alone (as `koemo reproduce` will, offline), and prints the
-`--config` to run with and, for the first config, the `--set` options that do the same.
+`--config` to run with and, for the first config, the `--set` options that do the same (a list
+setting, such as reproduce.foundation.audio, as YAML's flow form: the whole list, each fetched
+hub id replaced by its folder, which --set parses back).
 
 A hub repository with PyTorch pickle weights only (`pytorch_model.bin`, as KoBERT's) is
 converted to `model.safetensors` (read with `torch.load(weights_only=True)`, no code runs) and
@@ -30,7 +33,8 @@ from koemo.config.schema import Config
 from koemo.errors import KoemoInputError
 from koemo.inference import asr as A
 from koemo.inference.pretrained import (USES, config_assets, first_line, is_hub_reference,
-                                        missing_assets)
+                                        missing_assets, repointed, set_option, setting_value)
+from koemo.text.auto import text_model_kind
 from koemo.text.encoder import WEIGHT_FILES
 from koemo.text.tokenizer import hub_is_offline, hub_reachable
 
@@ -100,7 +104,21 @@ def download(item: Download) -> Path:
             "hub: run it where the hub is reachable, without HF_HUB_OFFLINE=1") from err
     if weights == PICKLE:
         pickle_to_safetensors(item.folder / PICKLE, item.folder / SAFETENSORS)
+    mark_kobert(item)
     return item.folder
+
+
+def mark_kobert(item: Download) -> None:
+    """A KoBERT copy reads as KoBERT as its hub id did, also where no text.tokenizer_kind pins
+    it (the foundation study's text upstreams guess the kind, koemo.text.auto): the hub's
+    tokenizer_config.json beside spiece.model would read as an Auto tokenizer, KoBERT's own
+    settings file (koemo_tokenizer.json, as KoBERTTokenizer.save_pretrained writes it) does not."""
+    from koemo.text.tokenizer import CONFIG_FILE, MODEL_FILE, KoBERTTokenizer
+
+    folder = item.folder
+    if (text_model_kind(item.repo_id) == "kobert" and (folder / MODEL_FILE).is_file()
+            and not (folder / CONFIG_FILE).is_file()):
+        KoBERTTokenizer.from_pretrained(folder).save_pretrained(folder)
 
 
 def pickle_to_safetensors(source: Path, target: Path) -> None:
@@ -119,11 +137,15 @@ def pickle_to_safetensors(source: Path, target: Path) -> None:
 
 
 def local_settings(cfg: Config, folders: dict[str, Path], uses: Iterable[str] = USES) -> dict:
-    """Dotted setting -> value that point `cfg` at the fetched folders (plus their pins)."""
+    """Dotted setting -> value that point `cfg` at the fetched folders (plus their pins): a
+    setting naming one model becomes its folder, a list (the foundation study's) the same list
+    with each fetched hub id replaced by its folder."""
     changes: dict = {}
     for asset in config_assets(cfg, uses):
         if asset.reference in folders:
-            changes[asset.kind.setting] = str(folders[asset.reference])
+            setting = asset.kind.setting
+            value = changes[setting] if setting in changes else setting_value(cfg, setting)
+            changes[setting] = repointed(value, asset.reference, str(folders[asset.reference]))
             changes.update(asset.kind.pins(asset.reference, cfg))
     return changes
 
@@ -190,6 +212,6 @@ def fetch(configs: Sequence[Config], to: str | Path, uses: Iterable[str] = USES,
 
 
 def set_options(changes: dict) -> str:
-    """`--set KEY=VALUE ...`, quoted for a shell."""
+    """`--set KEY=VALUE ...`, quoted for a shell (a list as YAML's flow form)."""
     return shlex.join([word for key, value in changes.items()
-                       for word in ("--set", f"{key}={value}")])
+                       for word in ("--set", set_option(key, value))])

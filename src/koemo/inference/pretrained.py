@@ -10,21 +10,34 @@ or `--set KEY=DIR`. Stand-ins (`standin`) are built locally and count as present
 reachable, a model that is not cached only has to exist there (one metadata request): its
 loader downloads it when the run reaches it.
 
-`ASSET_KINDS` is the one list of kinds of assets: the setting that names one, which work needs
-it (`audio` and `text` training stages, `asr`: speech recognition in predict), how its loader
-finds its folder, the files that make it (what `koemo fetch` downloads) and the settings a
-local copy needs. A new kind of model adds one entry there.
+`ASSET_KINDS` is the one list of kinds of assets: the setting that names them (one model, or a
+list: the foundation study's), which work needs them (`audio` and `text` training stages,
+`asr`: speech recognition in predict, `foundation`: the foundation-model study of notebook 5-4),
+how their loader finds a folder, the files that make one (what `koemo fetch` downloads) and the
+settings a local copy needs. A new kind of model adds one entry there.
+
+The foundation study (reproduce.foundation) loads each name as its own loader does: an audio
+upstream as koemo.upstreams.audio (a transformers model: config.json, preprocessor_config.json
+and weights; emotion2vec+ through FunASR: koemo.upstreams.funasr_loader's files, config.yaml,
+model.pt, tokens.txt), a text upstream as koemo.upstreams.text (its tokenizer's files and
+config.json + weights, KoBERT or Auto guessed from the name or the folder), a fused pair's
+members likewise, a zero-shot model as FunASR's directory of its kind (SenseVoice: config.yaml,
+model.pt, its sentencepiece model and am.mvn). `tiny:` names and `standin` are built in the
+workdir and count as present; without FunASR installed the study leaves the FunASR models out,
+and so does the pre-flight (`koemo fetch` still downloads them).
 """
 from __future__ import annotations
 
 import functools
+import json
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Sequence, get_args
 
 from koemo.audio.speech_encoder import (PREPROCESSOR_FILE, encoder_folder, encoder_settings,
                                         uses_speech_encoder)
+from koemo.config.foundation import TINY, FoundationStudy, ZeroShotKind
 from koemo.config.schema import Config
 from koemo.errors import KoemoInputError
 from koemo.inference import asr as A
@@ -35,31 +48,47 @@ from koemo.text.standin import STANDIN_KEYWORD
 from koemo.text.tokenizer import (CONFIG_FILE as KOBERT_CONFIG_FILE, MODEL_FILE, VOCAB_FILE,
                                   hub_is_offline, hub_local_only, hub_reachable,
                                   looks_like_hub_id)
+from koemo.upstreams import funasr_loader as F
+from koemo.upstreams.audio import audio_upstream_folder, is_emotion2vec
 
-USES = ("audio", "text", "asr")
-# Which work needs which uses: a training stage (or `koemo encode-text`).
+USES = ("audio", "text", "asr", "foundation")
+# Which work needs which uses: a training stage (or `koemo encode-text`); `foundation`: the
+# foundation-model study of notebook 5-4 (reproduce.foundation).
 STAGE_USES = {"audio": ("audio",), "text": ("text",), "multimodal": ("audio", "text")}
 
 Files = tuple[tuple[tuple[str, ...], ...], tuple[str, ...]]   # (required groups, optional)
 
 
+def _always(reference: str) -> bool:
+    return True
+
+
 @dataclass(frozen=True)
 class AssetKind:
-    setting: str                                 # the config key naming it (--set KEY=DIR)
+    setting: str                                 # the config key naming them (--set KEY=...)
     use: str                                     # one of USES
-    reference: Callable[[Config], str | None]    # hub id or directory; None: unused or built here
+    # The hub ids or directories the setting names (a list setting names several); those
+    # built here (stand-ins, tiny: upstreams) and unused ones are left out.
+    references: Callable[[Config], list[str]]
     folder: Callable[[str, Config], Path]        # its loader's own lookup
     # The files that make it: groups of which one file each must be there, and optional ones.
     files: Callable[[str, Config], Files]
     # Settings a local copy needs besides its path (e.g. KoBERT's tokenizer kind).
     pins: Callable[[str, Config], dict] = field(default=lambda reference, cfg: {})
+    # False where the run leaves the model out on this machine (its optional extra is not
+    # installed): the pre-flight does not ask for it; `koemo fetch` still downloads it.
+    runs_here: Callable[[str], bool] = _always
 
 
-def _text_reference(part: str) -> Callable[[Config], str | None]:
+def _one(reference: Callable[[Config], str | None]) -> Callable[[Config], list[str]]:
+    return lambda cfg: [name for name in (reference(cfg),) if name]
+
+
+def _text_reference(part: str) -> Callable[[Config], list[str]]:
     def reference(cfg: Config) -> str | None:
         value = str(getattr(cfg.text, part))
         return None if value == STANDIN_KEYWORD else value
-    return reference
+    return _one(reference)
 
 
 def _text_kind(reference: str, cfg: Config) -> str:
@@ -67,9 +96,17 @@ def _text_kind(reference: str, cfg: Config) -> str:
 
 
 def _tokenizer_files(reference: str, cfg: Config) -> Files:
-    if _text_kind(reference, cfg) == "kobert":
+    return _tokenizer_files_of(_text_kind(reference, cfg))
+
+
+def _tokenizer_files_of(kind: str) -> Files:
+    if kind == "kobert":
         return ((MODEL_FILE,),), (VOCAB_FILE, KOBERT_CONFIG_FILE)
     return (TOKENIZER_FILES,), (*TOKENIZER_FILES, CONFIG_NAME)
+
+
+ENCODER_FILES: Files = (((CONFIG_NAME,), WEIGHT_FILES), ())
+SPEECH_ENCODER_FILES: Files = (((CONFIG_NAME,), (PREPROCESSOR_FILE,), WEIGHT_FILES), ())
 
 
 def _speech_reference(cfg: Config) -> str | None:
@@ -87,19 +124,87 @@ def _text_pins(reference: str, cfg: Config) -> dict:
     return {"text.tokenizer_kind": _text_kind(reference, cfg)}
 
 
+Pick = Callable[[FoundationStudy], Iterable[str]]      # the names of a part of the study
+
+
+def _study_names(pick: Pick) -> Callable[[Config], list[str]]:
+    """The names of a part of reproduce.foundation, but those built here (tiny:, standin)."""
+    def references(cfg: Config) -> list[str]:
+        study = cfg.reproduce.foundation
+        names = pick(study) if study is not None else ()
+        return [name for name in dict.fromkeys(names)
+                if not name.startswith(TINY) and name != STANDIN_KEYWORD]
+    return references
+
+
+def _funasr_files(kind: str) -> Files:
+    return tuple((name,) for name in F.required_files(kind)), F.OPTIONAL_FILES
+
+
+def _upstream_audio_files(reference: str, cfg: Config) -> Files:
+    return _funasr_files("emotion2vec") if is_emotion2vec(reference) else SPEECH_ENCODER_FILES
+
+
+def _upstream_audio_runs(reference: str) -> bool:
+    # emotion2vec+ loads through FunASR: without the extra the study leaves it out
+    return not is_emotion2vec(reference) or F.funasr_installed()
+
+
+def _upstream_text_folder(reference: str, cfg: Config) -> Path:
+    # as koemo.upstreams.text loads it: the kind guessed from the name or the folder's files
+    text_tokenizer_folder(reference)
+    return text_encoder_folder(reference)
+
+
+def _upstream_text_files(reference: str, cfg: Config) -> Files:
+    tokenizer, optional = _tokenizer_files_of(text_model_kind(reference))
+    return tokenizer + ENCODER_FILES[0], optional
+
+
+def _audio_upstreams(setting: str, pick: Pick) -> AssetKind:
+    return AssetKind(setting, "foundation", _study_names(pick),
+                     lambda ref, cfg: audio_upstream_folder(ref), _upstream_audio_files,
+                     runs_here=_upstream_audio_runs)
+
+
+def _text_upstreams(setting: str, pick: Pick) -> AssetKind:
+    return AssetKind(setting, "foundation", _study_names(pick), _upstream_text_folder,
+                     _upstream_text_files)
+
+
+def _zero_shot_kind(kind: str) -> AssetKind:
+    return AssetKind("reproduce.foundation.zero_shot", "foundation",
+                     _study_names(lambda study: [e.model for e in study.zero_shot
+                                                 if e.kind == kind]),
+                     lambda ref, cfg: F.model_directory(kind, ref),
+                     lambda ref, cfg: _funasr_files(kind),
+                     runs_here=lambda ref: F.funasr_installed())
+
+
+# Notebook 5-4's models (koemo.experiments.foundation): its audio and text upstreams, the
+# members of its fused pairs (each checked as its loader reads it) and its zero-shot models.
+FOUNDATION_KINDS: tuple[AssetKind, ...] = (
+    _audio_upstreams("reproduce.foundation.audio", lambda study: study.audio),
+    _text_upstreams("reproduce.foundation.text", lambda study: study.text),
+    _audio_upstreams("reproduce.foundation.fused", lambda study: [p.audio for p in study.fused]),
+    _text_upstreams("reproduce.foundation.fused", lambda study: [p.text for p in study.fused]),
+    *(_zero_shot_kind(kind) for kind in get_args(ZeroShotKind)),
+)
+
+
 ASSET_KINDS: tuple[AssetKind, ...] = (
     AssetKind("text.tokenizer", "text", _text_reference("tokenizer"),
               lambda ref, cfg: text_tokenizer_folder(ref, cfg.text.tokenizer_kind),
               _tokenizer_files, _text_pins),
     AssetKind("text.encoder", "text", _text_reference("encoder"),
               lambda ref, cfg: text_encoder_folder(ref, cfg.text.tokenizer_kind),
-              lambda ref, cfg: (((CONFIG_NAME,), WEIGHT_FILES), ()), _text_pins),
-    AssetKind("models.audio.encoder.name", "audio", _speech_reference,
-              lambda ref, cfg: encoder_folder(ref),
-              lambda ref, cfg: (((CONFIG_NAME,), (PREPROCESSOR_FILE,), WEIGHT_FILES), ())),
-    AssetKind("asr.model", "asr", _asr_reference, lambda ref, cfg: A.whisper_directory(ref),
+              lambda ref, cfg: ENCODER_FILES, _text_pins),
+    AssetKind("models.audio.encoder.name", "audio", _one(_speech_reference),
+              lambda ref, cfg: encoder_folder(ref), lambda ref, cfg: SPEECH_ENCODER_FILES),
+    AssetKind("asr.model", "asr", _one(_asr_reference), lambda ref, cfg: A.whisper_directory(ref),
               lambda ref, cfg: (tuple((name,) for name in A.REQUIRED_FILES)
                                 + (A.PROCESSOR_FILES, A.WEIGHT_FILES), A.OPTIONAL_FILES)),
+    *FOUNDATION_KINDS,
 )
 
 
@@ -120,12 +225,34 @@ def config_assets(cfg: Config, uses: Iterable[str] = USES) -> list[Asset]:
     unknown = wanted - set(USES)
     if unknown:
         raise ValueError(f"uses must be among {USES}, not {sorted(unknown)}")
-    found = []
-    for kind in ASSET_KINDS:
-        reference = kind.reference(cfg) if kind.use in wanted else None
-        if reference:
-            found.append(Asset(kind, reference, cfg))
-    return found
+    return [Asset(kind, reference, cfg) for kind in ASSET_KINDS if kind.use in wanted
+            for reference in kind.references(cfg)]
+
+
+def setting_value(cfg: Config, setting: str) -> object:
+    """The value of a dotted setting as written (`reproduce.foundation.audio` -> its list)."""
+    node: object = cfg.as_dict()
+    for part in setting.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise KeyError(f"config {cfg.name} has no setting {setting}")
+        node = node[part]
+    return node
+
+
+def repointed(value: object, reference: str, replacement: str) -> object:
+    """`value` (a setting's, as written) with each `reference` in it replaced: the name itself,
+    or an item of a list, or a field of a list's sections (reproduce.foundation.fused)."""
+    if isinstance(value, list):
+        return [repointed(item, reference, replacement) for item in value]
+    if isinstance(value, dict):
+        return {key: repointed(item, reference, replacement) for key, item in value.items()}
+    return replacement if value == reference else value
+
+
+def set_option(setting: str, value: object) -> str:
+    """`KEY=VALUE` for --set: a list as YAML's flow form (JSON), which --set parses back."""
+    written = json.dumps(value, ensure_ascii=False) if isinstance(value, (list, dict)) else value
+    return f"{setting}={written}"
 
 
 def is_hub_reference(reference: str) -> bool:
@@ -190,8 +317,9 @@ def missing_assets(configs: Sequence[Config], uses: Iterable[str]) -> list[tuple
     seen, problems = set(), []
     for cfg in configs:
         for asset in config_assets(cfg, uses):
-            key = (asset.kind.setting, asset.reference, cfg.text.tokenizer_kind)
-            if key in seen:
+            pins = asset.kind.pins(asset.reference, cfg)
+            key = (asset.kind.setting, asset.reference, tuple(sorted(pins.items())))
+            if key in seen or not asset.kind.runs_here(asset.reference):
                 continue
             seen.add(key)
             reason = asset_problem(asset, online)
@@ -227,9 +355,11 @@ def require_assets(configs: Sequence[Config], uses: Iterable[str], config: str,
         grouped.setdefault(key, []).append(asset.kind.setting)
     listed = "; ".join(f"{where}{' and '.join(settings)} {reference!r} ({reason})"
                        for (where, reference, reason), settings in grouped.items())
-    setting = problems[0][0].kind.setting
+    first = problems[0][0]
+    example = set_option(first.kind.setting, repointed(
+        setting_value(first.cfg, first.kind.setting), first.reference, "DIR"))
     raise KoemoInputError(
         f"{len(grouped)} pretrained model(s) this work needs are missing or unusable here"
         f"{where}: {listed}. Where the hub is reachable (a login node), `{fetch_command(config, overrides)}` "
         f"downloads them into DIR and prints the --config (or --set options) that use them; "
-        f"or point a setting at a folder you have, e.g. --set {setting}=DIR")
+        f"or point a setting at a folder you have, e.g. --set {shlex.quote(example)}")

@@ -62,10 +62,11 @@ NOTEBOOK_ORDER = (
 
 
 # What the runs of each notebook load (koemo.inference.pretrained.USES); 5-2 also trains the
-# configs of reproduce.frontends.
+# configs of reproduce.frontends; 5-4 loads the foundation study's models.
 NOTEBOOK_USES = {"2-1_audio_arousal": ("audio",), "3-1_text_valence": ("text",),
                  "4-1_multimodal_classifier": ("audio", "text"),
-                 "5-2_fusion_study": ("audio", "text"), "5-3_cross_corpus": ("audio", "text")}
+                 "5-2_fusion_study": ("audio", "text"), "5-3_cross_corpus": ("audio", "text"),
+                 "5-4_foundation_models": ("foundation",)}
 FRONTENDS_NOTEBOOK = "5-2_fusion_study"
 
 
@@ -101,7 +102,6 @@ def reproduce(config: str, workdir: str | Path, out: str | Path, data_root: str 
     workdir, out = resolve_path(workdir), resolve_path(out)
     print(f"[koemo reproduce] workdir {workdir}, out {out}", flush=True)
     executed = workdir / "notebooks"
-    executed.mkdir(parents=True, exist_ok=True)
     params = {"CONFIG": str(config), "DATA_ROOT": str(resolve_path(data_root)) if data_root else "",
               "WORKDIR": str(workdir), "OUT": str(out), "SYNTHETIC": bool(synthetic),
               "OVERRIDES": list(overrides), "PROGRESS": bool(progress), "MOUNT_DRIVE": False,
@@ -109,6 +109,7 @@ def reproduce(config: str, workdir: str | Path, out: str | Path, data_root: str 
     names = [name for name in NOTEBOOK_ORDER
              if not only or any(name.startswith(prefix) for prefix in only)]
     require_models(config, overrides, names)
+    executed.mkdir(parents=True, exist_ok=True)          # after the pre-flight: nothing left
     running: dict = {}
     with stop_children_on_signal(running), private_tempdir():
         timings = [_run_one(name, executed, params, workdir, running) for name in names]

@@ -123,16 +123,25 @@ def load_whisper_upstream(folder: Path, name: str, device: str = "cpu") -> Whisp
     return WhisperUpstream(encoder, extractor, name, files)
 
 
+def audio_upstream_folder(name: str) -> Path:
+    """The folder `load_audio_upstream` reads `name` from, its files checked (a hub id: from
+    the hub cache, or fetched into it; `hub_local_only` keeps it from downloading)."""
+    if is_emotion2vec(name):
+        from koemo.upstreams.funasr_loader import model_directory
+        return model_directory("emotion2vec", name)
+    path = Path(str(name)).expanduser()
+    if path.is_dir() and model_type(path) == "whisper":
+        # a local Whisper may keep its feature extractor in processor_config.json
+        return encoder_directory(path, "Whisper encoder")
+    return encoder_folder(str(name), setting=SETTING)
+
+
 def load_audio_upstream(name: str, device: str = "cpu") -> AudioUpstream:
     """An `AudioUpstream` (koemo.upstreams.protocol) from a hub id or local directory."""
     if is_emotion2vec(name):
         from koemo.upstreams.emotion2vec import load_emotion2vec_upstream
         return load_emotion2vec_upstream(name, device)
-    path = Path(str(name)).expanduser()
-    if path.is_dir() and model_type(path) == "whisper":
-        # a local Whisper may keep its feature extractor in processor_config.json
-        return load_whisper_upstream(encoder_directory(path, "Whisper encoder"), name, device)
-    folder = encoder_folder(str(name), setting=SETTING)
+    folder = audio_upstream_folder(name)
     if model_type(folder) == "whisper":
         return load_whisper_upstream(folder, name, device)
     return SpeechUpstream(load_speech_encoder(str(folder), None, device), name)

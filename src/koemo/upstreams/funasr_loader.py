@@ -44,6 +44,13 @@ HUB_IDS = {
 }
 
 
+def funasr_installed() -> bool:
+    """Whether the optional extra is installed (without importing it: its import is slow)."""
+    import importlib.util
+
+    return importlib.util.find_spec("funasr") is not None
+
+
 def required_files(kind: str) -> tuple[str, ...]:
     """The files a `kind` model directory must hold (for the asset pre-flight too)."""
     if kind not in MODEL_FILES:
