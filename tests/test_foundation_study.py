@@ -93,6 +93,21 @@ def test_tables_hold_every_row_in_order_with_intervals_and_the_paired_test(study
 
 
 @pytest.mark.slow
+def test_reproduce_is_told_of_every_pass_and_probe(study, cross_study_config):
+    """Each upstream's pass and each probe trained reach the progress files koemo reproduce
+    follows (W/progress.jsonl and W/cross/progress.jsonl), as the paper method's runs do."""
+    from koemo.modeling.progress import progress_files
+
+    workdir, runs, _, _ = study
+    events = [json.loads(line) for path in progress_files(workdir)
+              for line in path.read_text(encoding="utf-8").splitlines()]
+    probes = {e["run"] for e in events if e.get("stage") == "probe" and e["event"] == "done"}
+    assert probes == set(runs.loc[runs["kind"] == "probe", "run_dir"])
+    passes = {e["what"] for e in events if e["event"] == "pass" and e["done"] == e["total"]}
+    foundation = cross_study_config.reproduce.foundation
+    assert {f"{n} (audio)" for n in foundation.audio} | {f"{n} (text)" for n in foundation.text} <= passes
+
+
 def test_majority_row_is_sklearns_most_frequent_training_class(study):
     workdir, runs, tables, _ = study
     table = pd.read_parquet(workdir / "cross" / "utterances.parquet")

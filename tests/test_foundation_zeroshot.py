@@ -147,6 +147,19 @@ def test_zero_shot_predictions_name_each_row_its_native_label_and_class(kind, ro
     pd.testing.assert_frame_equal(again, out)
 
 
+def test_zero_shot_reads_the_corpus_a_chunk_at_a_time_and_reports_it(rows, e2v_dir, monkeypatch):
+    import koemo.upstreams.zeroshot as Z
+
+    whole = zero_shot_predict("emotion2vec", str(e2v_dir), rows, classes=PAPER_CLASSES)
+    monkeypatch.setattr(Z, "CHUNK", 2)
+    told: list[tuple[int, int]] = []
+    chunked = zero_shot_predict("emotion2vec", str(e2v_dir), rows, classes=PAPER_CLASSES,
+                                report=lambda done, total: told.append((done, total)))
+    pd.testing.assert_frame_equal(chunked, whole)
+    n = len(rows)
+    assert told == [(0, n), *((min(k, n), n) for k in range(2, n + 2, 2))]
+
+
 def test_rows_and_directories_with_problems_are_named_before_any_model_loads(rows, e2v_dir, tmp_path):
     broken = rows.assign(wav_path=[str(tmp_path / f"gone{i}.wav") for i in range(len(rows))])
     with pytest.raises(KoemoInputError, match=rf"{len(rows)} wav file\(s\) not found"):

@@ -39,6 +39,26 @@ def test_watcher_prints_one_line_per_run_update(tmp_path):
     assert watcher.poll() == []                                 # nothing new
 
 
+def test_a_frozen_models_pass_and_a_probe_show_as_lines(tmp_path):
+    """The foundation study (5-4): an upstream's pass over the utterances is one line per
+    report, never a numbered run; a probe is a run named by its system."""
+    from koemo.modeling.progress import PassReporter
+
+    out = io.StringIO()
+    watcher = ProgressWatcher(progress_path(tmp_path), stream=out, tty=False, prefix="[r] 5-4")
+    report = PassReporter(tmp_path, "tiny:wavlm (audio)", every=3600)
+    for done in range(0, 41):
+        report(done, 40)                         # the start and the end only, at this `every`
+    emit(tmp_path, "pass", what="m (zero-shot)", done=10, total=40, seconds=5.0)
+    emit(tmp_path, "start", **{**_epoch("runs/p", 0), "stage": "probe", "system": "probe: x (audio)"})
+    lines = watcher.poll()
+    assert lines[0] == "[r] 5-4 pass tiny:wavlm (audio): 40 utterances, starting"
+    assert lines[1].startswith("[r] 5-4 pass tiny:wavlm (audio): 40 utterances done in ")
+    assert lines[2] == "[r] 5-4 pass m (zero-shot): 10/40 utterances, 5s, ETA 15s"
+    assert lines[3] == "[r] 5-4 run 1/1 probe probe: x (audio) paper/tiny seed1 starting, 3 epochs, fp32"
+    assert len(lines) == 4
+
+
 def test_watcher_waits_for_complete_lines_and_rewrites_on_a_tty(tmp_path):
     path = progress_path(tmp_path)
     out = io.StringIO()

@@ -25,6 +25,7 @@ from koemo.config.schema import Config
 from koemo.dataset.labels import data_classes
 from koemo.dataset.splits import SPLITS
 from koemo.errors import KoemoInputError
+from koemo.modeling.progress import PassReporter, emit
 from koemo.experiments.foundation_plan import (METRICS, RUN_COLUMNS, Context, check_names,
                                                contexts, left_out, resolve_name, run_config, run_directory,
                                                slug, study_of, study_seeds)
@@ -94,7 +95,8 @@ class Stores:
             key = pooled_key(name, modality, folder, max_length=study.text_max_length)
             load = lambda: load_text_upstream(folder, self.device, study.text_max_length)  # noqa: E731
         return ensure_pooled(load_utterances(self.workdir), self.workdir, key, load,
-                             batch_size=study.batch_size, progress=self.progress)
+                             batch_size=study.batch_size, progress=self.progress,
+                             report=PassReporter(self.workdir, f"{name} ({modality})"))
 
 
 # ---------------------------------------------------------------- one table
@@ -103,6 +105,7 @@ def context_runs(cfg: Config, context: Context, main_workdir: Path, progress: bo
     from koemo.config.workdir import load_utterances
     from koemo.modeling.data import split_rows
     from koemo.modeling.precision import resolve_device
+    from koemo.modeling.probe import run_identity
 
     study, skipped = study_of(cfg), left_out(cfg)
     device = str(resolve_device(cfg.train.device))        # where training runs
@@ -112,6 +115,11 @@ def context_runs(cfg: Config, context: Context, main_workdir: Path, progress: bo
                                                 device)
                    for entry in study.zero_shot if entry.model not in skipped}
     systems = [s for s in probe_systems(cfg) if not skipped.keys() & {n for _, n in s.inputs}]
+    jobs = [(run_config(cfg, split), system, seed) for split in context.splits
+            for system in systems for seed in study_seeds(cfg, split)]
+    pending = [run_identity(run_dir) != identity          # the probes still to train
+               for run_dir, identity, _ in (probe_job(context, *job, stores) for job in jobs)]
+    emit(context.workdir, "plan", runs=sum(pending))
     rows = []
     for split in context.splits:
         run_cfg = run_config(cfg, split)
@@ -142,16 +150,24 @@ def _identity(run_cfg: Config, workdir: Path, **parts: Any) -> str:
                         "source": data_fingerprint(workdir), **parts}, length=16)
 
 
-def probe_run(context: Context, system: ProbeSystem, stores: Stores, parts: dict,
-              run_cfg: Config, seed: int, device: str) -> dict:
-    from koemo.modeling.probe import ProbeData, run_identity, train_probe
-
+def probe_job(context: Context, run_cfg: Config, system: ProbeSystem, seed: int,
+              stores: Stores) -> tuple[Path, str, list[PooledStore]]:
+    """A probe run's directory, identity and input stores (built here when missing)."""
     study = study_of(run_cfg)
     chosen = [stores(modality, name) for modality, name in system.inputs]
     run_dir = run_directory(context.workdir, run_cfg, system.leaf, seed)
     # each store's key and shape (its `source` is the data fingerprint _identity holds)
     identity = _identity(run_cfg, context.workdir, probe=study.probe.model_dump(), seed=seed,
                          inputs=[{k: v for k, v in s.meta.items() if k != "source"} for s in chosen])
+    return run_dir, identity, chosen
+
+
+def probe_run(context: Context, system: ProbeSystem, stores: Stores, parts: dict,
+              run_cfg: Config, seed: int, device: str) -> dict:
+    from koemo.modeling.probe import ProbeData, run_identity, train_probe
+
+    study = study_of(run_cfg)
+    run_dir, identity, chosen = probe_job(context, run_cfg, system, seed, stores)
     if run_identity(run_dir) != identity:
         data = ProbeData(
             arrays={p: [s.rows(parts[p]["segment_id"]) for s in chosen] for p in SPLITS},
@@ -161,7 +177,8 @@ def probe_run(context: Context, system: ProbeSystem, stores: Stores, parts: dict
         train_probe(run_dir, data, study.probe, seed, run_cfg, device,
                     record={"identity": identity, "system": system.name, "table": context.table,
                             "upstreams": [name for _, name in system.inputs],
-                            "layer": study.probe.layer})
+                            "layer": study.probe.layer},
+                    progress_workdir=context.workdir)
     return _row(context, system.name, "probe", run_cfg, seed, run_dir)
 
 
@@ -226,7 +243,8 @@ def zero_shot_predictions(cfg: Config, entry: ZeroShotModel, table: pd.DataFrame
         from koemo.upstreams.zeroshot import zero_shot_predict
 
         found = zero_shot_predict(entry.kind, folder, table, classes=classes, device=device,
-                                  batch_size=study_of(cfg).batch_size)
+                                  batch_size=study_of(cfg).batch_size,
+                                  report=PassReporter(workdir, f"{entry.model} (zero-shot)"))
         tmp = directory / "predictions.parquet.partial"
         found.to_parquet(tmp, index=False)
         os.replace(tmp, path)

@@ -26,9 +26,10 @@ from __future__ import annotations
 import copy
 import math
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -99,9 +100,11 @@ def _logits(model: Probe, inputs: list[torch.Tensor], rows: torch.Tensor | None 
 
 
 def fit(model: Probe, data: dict[str, tuple[list[torch.Tensor], torch.Tensor]],
-        settings: FoundationProbe, seed: int,
-        device: torch.device) -> tuple[list[dict[str, Any]], dict[str, torch.Tensor]]:
-    """Train on data["train"], stop on data["valid"]; (log rows, best state dict)."""
+        settings: FoundationProbe, seed: int, device: torch.device,
+        on_epoch: Callable[[dict[str, Any]], None] = lambda row: None
+        ) -> tuple[list[dict[str, Any]], dict[str, torch.Tensor]]:
+    """Train on data["train"], stop on data["valid"]; (log rows, best state dict).
+    `on_epoch(row)` is told each epoch's log row."""
     from koemo.modeling.train import epoch_seed, seed_everything
 
     loss_fn = nn.CrossEntropyLoss()
@@ -118,7 +121,7 @@ def fit(model: Probe, data: dict[str, tuple[list[torch.Tensor], torch.Tensor]],
         order = torch.randperm(len(y_train), generator=torch.Generator().manual_seed(
             epoch_seed(seed, epoch)))
         model.train()
-        total, lr = 0.0, optimizer.param_groups[0]["lr"]
+        total, lr, started = 0.0, optimizer.param_groups[0]["lr"], time.perf_counter()
         for start in range(0, len(order), settings.batch_size):
             rows = order[start:start + settings.batch_size]
             loss = loss_fn(model(*(x[rows].float() for x in x_train)), y_train[rows])
@@ -136,7 +139,9 @@ def fit(model: Probe, data: dict[str, tuple[list[torch.Tensor], torch.Tensor]],
         else:
             bad += 1
         log.append({"epoch": epoch + 1, "lr": lr, "train_loss": total / len(order),
-                    "valid_loss": valid, "best": improved})
+                    "valid_loss": valid, "best": improved,
+                    "seconds": round(time.perf_counter() - started, 3)})
+        on_epoch(log[-1])
     return log, best_state
 
 
@@ -151,9 +156,12 @@ class ProbeData:
 
 
 def train_probe(run_dir: str | Path, data: ProbeData, settings: FoundationProbe, seed: int,
-                cfg: Config, device: str = "cpu", record: dict | None = None) -> dict:
+                cfg: Config, device: str = "cpu", record: dict | None = None,
+                progress_workdir: Path | None = None) -> dict:
     """Train one probe run and score its test rows; writes the run directory (module doc;
-    `record` goes into run.json and test_metrics.json) and returns its test metrics."""
+    `record` goes into run.json and test_metrics.json) and returns its test metrics. With
+    `progress_workdir`, its start, epochs and end go to that workdir's progress file
+    (koemo.modeling.progress), as every training run's do."""
     run_dir, torch_device = Path(run_dir), torch.device(device)
     tensors = {split: ([torch.as_tensor(a, device=torch_device) for a in data.arrays[split]],
                        torch.as_tensor(np.array(data.labels[split]), dtype=torch.long,
@@ -168,7 +176,11 @@ def train_probe(run_dir: str | Path, data: ProbeData, settings: FoundationProbe,
     run_dir.mkdir(parents=True, exist_ok=True)
     run.clear()                                         # unfinished until scored
     run.write_record(cfg, seed, stage="probe", device=str(torch_device), **(record or {}))
-    log, best_state = fit(model, tensors, settings, seed, torch_device)
+    tell = _progress(progress_workdir, run_dir, cfg, settings, seed, record or {})
+    tell("start", epoch=0)
+    log, best_state = fit(model, tensors, settings, seed, torch_device, lambda row: tell(
+        "epoch", **{k: row[k] for k in ("epoch", "train_loss", "valid_loss", "seconds")}))
+    tell("done", epoch=len(log), stopped_early=len(log) < settings.epochs)
     model.load_state_dict(best_state)
     model.eval()
     with torch.no_grad():
@@ -182,6 +194,20 @@ def train_probe(run_dir: str | Path, data: ProbeData, settings: FoundationProbe,
                               probs.argmax(axis=1), data.classes, majority, probs=probs,
                               extra={"epochs_trained": len(log), "checkpoint": "best",
                                      "seed": seed, **(record or {})})
+
+
+def _progress(workdir: Path | None, run_dir: Path, cfg: Config, settings: FoundationProbe,
+              seed: int, record: dict) -> Callable[..., None]:
+    """(event, **fields) -> one line in `workdir`'s progress file (nothing without one)."""
+    from koemo.modeling import progress
+    from koemo.modeling.runs import split_name
+
+    if workdir is None:
+        return lambda event, **fields: None
+    head = {"run": str(run_dir), "stage": "probe", "system": record.get("system"),
+            "split": split_name(cfg), "config": cfg.name, "seed": seed,
+            "epochs": settings.epochs, "precision": "fp32"}
+    return lambda event, **fields: progress.emit(workdir, event, **head, **fields)
 
 
 def _best_epoch(log: list[dict]) -> int:

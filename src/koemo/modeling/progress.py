@@ -8,6 +8,9 @@ papermill runs each notebook in a kernel and hides its progress bars, so the tra
   {"event": "start", "run": "<run dir>", "stage", "seed", "split", "config", "epochs", ...}
   {"event": "epoch", "run": ..., "epoch", "epochs", "train_loss", "valid_loss", "seconds", ...}
   {"event": "done",  "run": ..., "epoch", "stopped_early", ...}
+  {"event": "pass",  "what": "<model> (<modality>)", "done", "total", "seconds"}
+                                                    a frozen model's pass over the utterances
+                                                    (the foundation study), not a numbered run
 
 Every line is written with one `write` on a file opened for appending, so runs training in
 parallel worker processes never interleave within a line. Nothing here imports torch.
@@ -130,6 +133,8 @@ class ProgressWatcher:
         if kind == "plan":
             self.planned += int(event.get("runs", 0))
             return None
+        if kind == "pass":
+            return format_pass(event, self.prefix)
         run = event.get("run")
         if run is None or kind not in ("start", "epoch", "done"):
             return None
@@ -175,7 +180,8 @@ class ProgressWatcher:
 
 def format_event(event: dict, index: int, total: int, prefix: str = "") -> str:
     """`run 3/12 audio paper/tiny seed1 epoch 4/12 loss 0.412/0.455 3.1 s/epoch ETA 25s`"""
-    name = event.get("classifier_kind") if event.get("stage") == "multimodal" else None
+    name = {"multimodal": event.get("classifier_kind"),
+            "probe": event.get("system")}.get(str(event.get("stage")))
     what = " ".join(str(part) for part in (
         event.get("stage"), name, f"{event.get('split')}/{event.get('config')}",
         f"seed{event.get('seed')}") if part)
@@ -192,3 +198,33 @@ def format_event(event: dict, index: int, total: int, prefix: str = "") -> str:
     return (f"{head} epoch {event['epoch']}/{epochs} loss {event['train_loss']:.4f}/"
             f"{event['valid_loss']:.4f} (train/valid) {per_epoch:.1f} s/epoch "
             f"ETA {format_seconds(remaining * per_epoch)}")
+
+
+def format_pass(event: dict, prefix: str = "") -> str:
+    """`pass tiny:wavlm (audio): 300/1,200 utterances, 12s, ETA 36s` (`... starting` before
+    the first, `... done in 48s` after the last)."""
+    done, total, seconds = int(event["done"]), int(event["total"]), float(event["seconds"])
+    head = f"{prefix} pass {event.get('what')}:".lstrip()
+    if done >= total:
+        return f"{head} {total:,} utterances done in {format_seconds(seconds)}"
+    if not done:
+        return f"{head} {total:,} utterances, starting"
+    eta = seconds / done * (total - done)
+    return f"{head} {done:,}/{total:,} utterances, {format_seconds(seconds)}, ETA {format_seconds(eta)}"
+
+
+class PassReporter:
+    """A frozen model's pass over `total` utterances, reported to the workdir's progress file:
+    called with how many are done, it emits at the start, at most every `every` seconds, and
+    at the end (koemo reproduce shows each as one line)."""
+
+    def __init__(self, workdir: str | Path, what: str, every: float = 10.0):
+        self.workdir, self.what, self.every = workdir, what, every
+        self.started = self.last = time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done in (0, total) or now - self.last >= self.every:
+            self.last = now
+            emit(self.workdir, "pass", what=self.what, done=done, total=total,
+                 seconds=round(now - self.started, 1))

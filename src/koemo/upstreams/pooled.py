@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
     from koemo.upstreams.text import TextUpstream
 
+Report = Callable[[int, int], None]     # (utterances done, total)
 _Row = tuple[int, np.ndarray, int]          # (row index, float32 [L, D] mean, frames or tokens)
 
 POOLED_SUBDIR = "pooled"
@@ -107,10 +108,12 @@ def pooled_directory(workdir: str | Path, key: dict[str, Any]) -> Path:
 
 
 def ensure_pooled(table: pd.DataFrame, workdir: str | Path, key: dict[str, Any],
-                  load: Callable[[], Any], batch_size: int = 16, progress: bool = True) -> PooledStore:
+                  load: Callable[[], Any], batch_size: int = 16, progress: bool = True,
+                  report: Report | None = None) -> PooledStore:
     """The pooled store of every row of `table` (segment_id, wav_path, text) for the upstream
     `load()` returns (called only when the store must be built); a complete store with the
-    same key, segment ids and prepared data is reused."""
+    same key, segment ids and prepared data is reused. `report(done, total)` is told how many
+    utterances are pooled, as the pass goes (koemo.modeling.progress.PassReporter)."""
     from koemo.config.workdir import data_fingerprint
 
     segment_ids = F.table_segment_ids(table)
@@ -134,7 +137,7 @@ def ensure_pooled(table: pd.DataFrame, workdir: str | Path, key: dict[str, Any],
         upstream = load()
         rows = (_audio_rows(upstream, paths) if texts is None
                 else _text_rows(upstream, texts, batch_size))
-        _write_store(directory, segment_ids, upstream, rows, key, source, progress)
+        _write_store(directory, segment_ids, upstream, rows, key, source, progress, report)
 
     F.build_locked(directory, reusable, build)
     return PooledStore(directory)
@@ -159,7 +162,7 @@ def _text_rows(upstream: TextUpstream, texts: list[str], batch_size: int) -> Ite
 
 def _write_store(directory: Path, segment_ids: list[str], upstream: AudioUpstream | TextUpstream,
                  rows: Iterable[_Row], key: dict[str, Any], source: object,
-                 progress: bool) -> None:
+                 progress: bool, report: Report | None = None) -> None:
     import pandas as pd
     from tqdm.auto import tqdm
 
@@ -170,9 +173,12 @@ def _write_store(directory: Path, segment_ids: list[str], upstream: AudioUpstrea
     row_bytes = shape[1] * shape[2] * 2
     n_frames = np.zeros(len(segment_ids), dtype=np.int32)
     fd = os.open(partial, os.O_WRONLY)
+    report = report or (lambda done, total: None)
+    report(0, len(segment_ids))
     try:
-        for row, mean, frames in tqdm(rows, total=len(segment_ids), disable=not progress,
-                                      desc=f"pooled {key['modality']} states", unit="utt"):
+        bar = tqdm(rows, total=len(segment_ids), disable=not progress,
+                   desc=f"pooled {key['modality']} states", unit="utt")
+        for done, (row, mean, frames) in enumerate(bar):
             half = np.asarray(mean, dtype=np.float16)
             if half.shape != shape[1:] or not np.isfinite(half).all():
                 raise KoemoInputError(f"{upstream.name}: segment {segment_ids[row]} gave pooled "
@@ -180,6 +186,7 @@ def _write_store(directory: Path, segment_ids: list[str], upstream: AudioUpstrea
                                       "values beyond float16")
             os.pwrite(fd, half.tobytes(), offset + row * row_bytes)
             n_frames[row] = frames
+            report(done + 1, len(segment_ids))
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -17,8 +17,9 @@ table counts those, and scores them both ways (excluded, and as errors).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from koemo.errors import KoemoInputError
@@ -35,6 +36,7 @@ NATIVE_TO_EMOTION: dict[str, dict[str, str | None]] = {
 }
 MODEL_NAMES = {"emotion2vec": "emotion2vec+ (base, large)", "sensevoice": "SenseVoice-Small"}
 COLUMNS = ("segment_id", "native", "label")
+CHUNK = 256          # utterances read into memory at a time
 
 
 def map_label(kind: str, native: str, classes: Sequence[str]) -> str | None:
@@ -65,32 +67,41 @@ def wav_paths(rows: pd.DataFrame, root: str | Path | None) -> list[Path]:
     return paths
 
 
-def _natives(kind: str, model: str, waves: list, device: str, batch_size: int) -> list[str]:
+def _predictor(kind: str, model: str, device: str) -> Callable[[list[np.ndarray], int], list[str]]:
+    """The loaded model as (waves, batch size) -> native labels."""
     if kind == "emotion2vec":
         from koemo.upstreams.emotion2vec import load_emotion2vec_upstream
 
-        return [label for label, _ in
-                load_emotion2vec_upstream(model, device).classify(waves, batch_size)]
+        upstream = load_emotion2vec_upstream(model, device)
+        return lambda waves, size: [label for label, _ in upstream.classify(waves, size)]
     from koemo.upstreams.sensevoice import SenseVoice
 
-    return SenseVoice.load(model, device, language="ko").emotions(waves, batch_size)
+    return SenseVoice.load(model, device, language="ko").emotions
 
 
 def zero_shot_predict(kind: str, model: str, rows: pd.DataFrame, *, classes: Sequence[str],
-                      root: str | Path | None = None, device: str = "cpu",
-                      batch_size: int = 8) -> pd.DataFrame:
+                      root: str | Path | None = None, device: str = "cpu", batch_size: int = 8,
+                      report: Callable[[int, int], None] | None = None) -> pd.DataFrame:
     """Each row's native prediction and koemo label (None: outside `classes`); one row per
     input row, in order. `rows` needs segment_id and wav_path (utterances.parquet's columns,
     koemo.config.workdir.load_utterances); the audio is read as koemo reads it (16 kHz mono,
-    koemo.audio.io.load_audio)."""
+    koemo.audio.io.load_audio), CHUNK utterances at a time (memory stays bounded on a whole
+    corpus); `report(done, total)` is told how many are predicted as the pass goes."""
     from koemo.audio.io import load_audio
 
     if kind not in NATIVE_TO_EMOTION:
         raise KoemoInputError(f"unknown zero-shot model kind {kind!r}; choose one of "
                               f"{', '.join(NATIVE_TO_EMOTION)}")
     paths = wav_paths(rows, root)
-    waves = [load_audio(p, allow_silence=True)[0] for p in paths]
-    natives = _natives(kind, model, waves, device, batch_size) if waves else []
+    report = report or (lambda done, total: None)
+    natives: list[str] = []
+    if paths:
+        predict = _predictor(kind, model, device)
+        report(0, len(paths))
+        for start in range(0, len(paths), CHUNK):
+            waves = [load_audio(p, allow_silence=True)[0] for p in paths[start:start + CHUNK]]
+            natives += predict(waves, batch_size)
+            report(len(natives), len(paths))
     return pd.DataFrame({"segment_id": rows["segment_id"].tolist(), "native": natives,
                          "label": [map_label(kind, n, classes) for n in natives]},
                         columns=list(COLUMNS))
