@@ -7,6 +7,12 @@ import os
 # Before transformers is imported anywhere: never wait on an unreachable model hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# One intra-op thread in every process a test starts too (notebook kernels of `reproduce`,
+# subprocess scripts, benchmarks' children), as single_torch_thread below gives the tests' own:
+# tiny models gain nothing from threads, and on shared, oversubscribed cores a second thread
+# spins (notebook 5-4 of the tiny reproduce: 85 s with torch's default two threads, 20 s with one,
+# on the 2-core machine under load). Training workers set their own share (koemo.experiments.workers).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 
