@@ -203,9 +203,11 @@ def test_reproduce_runs_every_notebook_on_the_partial_corpus(partial, trained, t
 
     work, out = tmp_path / "work", tmp_path / "paper"
     shutil.copytree(partial[1], work)
-    # one variant, one epoch a stage (as `cfg` above): the partial-corpus rules depend on neither
-    overrides = ["reproduce.variants=[corrected]"] + [f"train.{stage}.epochs=1" for stage in
-                                                      ("audio", "text", "multimodal")]
+    # one variant, one epoch a stage (as `cfg` above): the partial-corpus rules depend on neither;
+    # nor on worker processes, which would cost more to start than these runs take to train
+    # (the notebooks' workers: tests/test_notebooks.py and tests/test_interrupted.py)
+    overrides = ["reproduce.variants=[corrected]", "reproduce.parallel_runs=1"] + [
+        f"train.{stage}.epochs=1" for stage in ("audio", "text", "multimodal")]
     timings = reproduce("tiny", work, out, data_root=partial[0], overrides=overrides)
     assert [row["notebook"] for row in timings] == list(NOTEBOOK_ORDER)
     page = (out / "README.md").read_text(encoding="utf-8")
