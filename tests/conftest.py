@@ -139,9 +139,11 @@ def cross_study_corpus19(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def cross_study_config(tiny_config):
-    """One fold, one epoch a stage: what is trained where does not depend on more."""
+    """One fold, one epoch a stage: what is trained where does not depend on more. Its runs
+    train in this process (parallel_runs 1): two spawned workers per plan cost more than these
+    runs take to train (plans in workers: tests/test_experiments.py, tests/test_scaleout.py)."""
     from koemo.config.load import with_changes
-    return with_changes(tiny_config, {"reproduce": {"folds": [0]}, "train": {
+    return with_changes(tiny_config, {"reproduce": {"folds": [0], "parallel_runs": 1}, "train": {
         stage: {"epochs": 1} for stage in ("audio", "text", "multimodal")}})
 
 
