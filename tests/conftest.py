@@ -7,6 +7,12 @@ import os
 # Before transformers is imported anywhere: never wait on an unreachable model hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# One intra-op thread in every process a test starts too (notebook kernels of `reproduce`,
+# subprocess scripts, benchmarks' children), as single_torch_thread below gives the tests' own:
+# tiny models gain nothing from threads, and on shared, oversubscribed cores a second thread
+# spins (notebook 5-4 of the tiny reproduce: 85 s with torch's default two threads, 20 s with one,
+# on the 2-core machine under load). Training workers set their own share (koemo.experiments.workers).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 
@@ -133,9 +139,11 @@ def cross_study_corpus19(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def cross_study_config(tiny_config):
-    """One fold, one epoch a stage: what is trained where does not depend on more."""
+    """One fold, one epoch a stage: what is trained where does not depend on more. Its runs
+    train in this process (parallel_runs 1): two spawned workers per plan cost more than these
+    runs take to train (plans in workers: tests/test_experiments.py, tests/test_scaleout.py)."""
     from koemo.config.load import with_changes
-    return with_changes(tiny_config, {"reproduce": {"folds": [0]}, "train": {
+    return with_changes(tiny_config, {"reproduce": {"folds": [0], "parallel_runs": 1}, "train": {
         stage: {"epochs": 1} for stage in ("audio", "text", "multimodal")}})
 
 

@@ -195,7 +195,8 @@ def trained_ssl(encoders, tiny_workdir):
 
     cfg = ssl_config(encoders, **{"reproduce.folds": "[0]",
                                   "reproduce.fusion.kinds": "[text_only, early, attention_lstm]"})
-    runs = run_frontend_study([cfg], tiny_workdir)
+    # in this process: two spawned workers cost more than these one-epoch runs take to train
+    runs = run_frontend_study([cfg], tiny_workdir, parallel_runs=1)
     return cfg, runs
 
 

@@ -33,7 +33,13 @@ def test_reproduce_runs_every_notebook_on_the_tiny_config(tmp_path):
     from koemo.reporting.reproduce import reproduce
 
     out = tmp_path / "paper"
-    timings = reproduce("tiny", tmp_path / "work", out, synthetic=True)
+    # The notebooks train in their own process: spawning two workers per plan costs more than
+    # these tiny runs take to train (notebooks training in workers: tests/test_interrupted.py).
+    # One epoch a stage: nothing below depends on more (several epochs, early stopping and the
+    # best checkpoint: tests/test_train.py, tests/test_fix_reads.py).
+    overrides = ["reproduce.parallel_runs=1"] + [f"train.{stage}.epochs=1" for stage in
+                                                 ("audio", "text", "multimodal")]
+    timings = reproduce("tiny", tmp_path / "work", out, synthetic=True, overrides=overrides)
     assert [row["notebook"] for row in timings] == list(NOTEBOOK_ORDER)
     page = (out / "README.md").read_text(encoding="utf-8")
     for section in ("Final multimodal test", "Audio regressor (arousal)", "Text regressor (valence)",

@@ -192,15 +192,28 @@ def test_the_results_page_carries_the_notes(partial, trained, cfg, tmp_path):
 
 
 @pytest.mark.slow
-def test_reproduce_runs_every_notebook_on_the_partial_corpus(partial, tmp_path):
-    """`koemo reproduce` end to end on the three sessions."""
+def test_reproduce_runs_every_notebook_on_the_partial_corpus(partial, trained, tmp_path):
+    """`koemo reproduce` end to end on the three sessions, in a copy of the module's workdir:
+    its prepare is reused and the main plan's runs (`trained`, trained by the same
+    koemo.experiments.plan.run_plan call as notebook 4-1's) are not trained again; the
+    ablations, the fusion and foundation studies are trained by the notebooks."""
+    import shutil
+
     from koemo.reporting.reproduce import NOTEBOOK_ORDER, reproduce
 
-    out = tmp_path / "paper"
-    # one variant, one epoch a stage (as `cfg` above): the partial-corpus rules depend on neither
-    overrides = ["reproduce.variants=[corrected]"] + [f"train.{stage}.epochs=1" for stage in
-                                                      ("audio", "text", "multimodal")]
-    timings = reproduce("tiny", tmp_path / "work", out, data_root=partial[0], overrides=overrides)
+    work, out = tmp_path / "work", tmp_path / "paper"
+    shutil.copytree(partial[1], work)
+    # one variant, one epoch a stage (as `cfg` above): the partial-corpus rules depend on neither;
+    # nor on worker processes, which would cost more to start than these runs take to train
+    # (the notebooks' workers: tests/test_notebooks.py and tests/test_interrupted.py)
+    # Notebook 5-4 with one audio and one text upstream: skipping the folds without a test
+    # session does not depend on the system (every tiny upstream and zero-shot model:
+    # tests/test_notebooks.py's reproduce and tests/test_foundation_study.py)
+    overrides = ["reproduce.variants=[corrected]", "reproduce.parallel_runs=1",
+                 "reproduce.foundation.audio=[tiny:wavlm]", "reproduce.foundation.fused=[]",
+                 "reproduce.foundation.zero_shot=[]"] + [
+        f"train.{stage}.epochs=1" for stage in ("audio", "text", "multimodal")]
+    timings = reproduce("tiny", work, out, data_root=partial[0], overrides=overrides)
     assert [row["notebook"] for row in timings] == list(NOTEBOOK_ORDER)
     page = (out / "README.md").read_text(encoding="utf-8")
     assert "left out: group 'sad' has 1 row (needs >= 2)" in page

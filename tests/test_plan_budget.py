@@ -84,7 +84,7 @@ def test_a_combination_trains_no_regressor_of_its_own(tiny_workdir, tmp_path):
     shutil.copytree(tiny_workdir, workdir)
     cfg = load_config("tiny", ["reproduce.ablation.combos=[[2,1]]", "train.audio.epochs=1",
                                "train.text.epochs=1", "train.multimodal.epochs=1"])
-    runs = ex.run_plan(ex.combination_plan(cfg), workdir, progress=False)
+    runs = ex.run_plan(ex.combination_plan(cfg), workdir, progress=False, parallel_runs=1)
     assert (workdir / "runs/paper/tiny-audioL2/audio/seed1/test_metrics.json").is_file()
     assert (workdir / "runs/paper/tiny/text/seed1/test_metrics.json").is_file()
     assert not (workdir / "runs/paper/tiny-combo-a2t1/audio").exists()
