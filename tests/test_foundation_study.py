@@ -238,3 +238,14 @@ def test_plan_summary_says_when_no_upstream_can_be_sized(tiny_config):
     assert summary["upstreams sized"] == 0 and summary["GPU-min (estimate)"] is None
     text = render(summarize(cfg))
     assert "GPU-minutes unknown" in text and "0.0 GPU-minutes" not in text
+
+
+def test_rows_keep_the_study_order_when_a_zero_shot_row_is_missing_from_early_folds():
+    """The demo's SenseVoice stand-in predicted only outside the classes on the first folds,
+    so its `excluded` row first appeared after the majority class of fold 0."""
+    sv, e2v = "zero-shot: tiny:sensevoice", "zero-shot: tiny:emotion2vec"
+    fold0 = [fr.PAPER, "probe: a (audio)", e2v + fd.EXCLUDED, e2v + fd.ERRORS, sv + fd.ERRORS,
+             fd.MAJORITY]
+    fold1 = [fr.PAPER, "probe: a (audio)", e2v + fd.EXCLUDED, e2v + fd.ERRORS,
+             sv + fd.EXCLUDED, sv + fd.ERRORS, fd.MAJORITY]
+    assert fr.system_order(pd.Series(fold0 + fold1)) == fold1

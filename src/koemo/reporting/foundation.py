@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from koemo.experiments.foundation import ERRORS, EXCLUDED
+from koemo.experiments.foundation import ERRORS, EXCLUDED, MAJORITY
 from koemo.experiments.plan import protocol_of
 from koemo.reporting import claims as C
 from koemo.reporting import uncertainty as U
@@ -105,6 +105,20 @@ def nothing_inside(runs: pd.DataFrame) -> list[str]:
             if name.endswith(ERRORS) and name.replace(ERRORS, EXCLUDED) not in names]
 
 
+def system_order(systems: pd.Series) -> list[str]:
+    """The table's row order (module doc): systems as they first appear, each zero-shot model's
+    `excluded` row just before its `errors` row (a fold where every prediction falls outside
+    the classes has no `excluded` run, so that row may first appear in a later fold), and the
+    majority class last."""
+    names = [n for n in dict.fromkeys(systems) if n != MAJORITY]
+    base = {n: n.removesuffix(EXCLUDED).removesuffix(ERRORS) for n in names}
+    first: dict[str, int] = {}
+    for position, n in enumerate(names):
+        first.setdefault(base[n], position)
+    ordered = sorted(names, key=lambda n: (first[base[n]], n.endswith(ERRORS)))
+    return ordered + ([MAJORITY] if MAJORITY in set(systems) else [])
+
+
 def one_table(name: str, runs: pd.DataFrame, paper: pd.DataFrame, leakage_free: bool,
               cache: U.PredictionCache) -> tuple[pd.DataFrame, list[dict]]:
     """The table of `name` and its claim rows (each row against the paper's method)."""
@@ -112,6 +126,7 @@ def one_table(name: str, runs: pd.DataFrame, paper: pd.DataFrame, leakage_free: 
     reference = _paper_rows(paper, name) if len(paper) else pd.DataFrame()
     rows = pd.concat([reference, own], ignore_index=True) if len(reference) else own
     table = summarise(rows, ["system"], METRICS)
+    table = table.set_index("system").loc[system_order(rows["system"])].reset_index()
     if leakage_free:
         table = table.merge(unseen_columns(rows, ["system"]), on="system", how="left")
     table = table.merge(_outside(own), on="system", how="left")
