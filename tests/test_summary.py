@@ -102,3 +102,18 @@ def test_the_committed_paper_readme_is_what_the_committed_demo_gives(tmp_path):
     assert main(["summary", str(ROOT / "paper" / "demo"), "--readme", str(written)]) == 0
     assert (ROOT / "paper" / "README.md").read_text(encoding="utf-8") == \
         written.read_text(encoding="utf-8")
+
+
+def test_the_page_counts_the_probes_at_the_majority_class(two_runs):
+    """The foundation paragraph is read from tables/foundation_kemdy20.csv of the run."""
+    committed, _ = two_runs
+    assert "Foundation models" not in paper_readme(committed)      # a run without 5-4's table
+    pd.DataFrame({"system": ["attention + LSTM (the paper's method)", "probe: a (audio)",
+                             "probe: b (text)", "zero-shot: c (outside predictions as errors)",
+                             "majority class"],
+                  "macro F1": ["0.40 ± 0.01", "0.157 ± 0.001", "0.20 ± 0.02", "0.05 ± 0.01",
+                               "0.157 ± 0.001"]}).to_csv(committed / "tables" / "foundation_kemdy20.csv",
+                                                         index=False)
+    page = " ".join(paper_readme(committed).split())
+    assert "2 probes and 1 zero-shot rows" in page
+    assert "1 of the 2 probes score the majority class's macro F1 (0.157 ± 0.001)" in page

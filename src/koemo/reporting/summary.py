@@ -227,11 +227,32 @@ def _fusion_section(h: Headline) -> list[str]:
         "machines the per-fold counts move (docs/reproducibility.md)."), ""]
 
 
+def _foundation_section(results: Path) -> list[str]:
+    """What the KEMDy20 foundation table (notebook 5-4) of the run shows, read from it."""
+    from koemo.experiments.foundation import MAJORITY
+
+    table = _csv(results / "tables", "foundation_kemdy20.csv")
+    if table is None or "system" not in table:
+        return []
+    majority = table.loc[table["system"] == MAJORITY, "macro F1"]
+    probes = table[table["system"].str.startswith("probe:")]
+    zero_shot = table[table["system"].str.startswith("zero-shot:")]
+    at_majority = int((probes["macro F1"] == majority.iloc[0]).sum()) if len(majority) else 0
+    return [_wrap(
+        f"Foundation models (`tables/foundation_kemdy20.md`, notebook 5-4): {len(probes)} probes "
+        f"and {len(zero_shot)} zero-shot rows over tiny random upstreams built in the workdir "
+        f"(`tiny:<family>`), the same loaders, pooled stores, probes and paired tests as the real "
+        f"models. {at_majority} of the {len(probes)} probes score the majority class's macro F1 "
+        f"({majority.iloc[0] if len(majority) else 'n/a'}): random weights carry no emotion, so "
+        "these rows show the study's mechanics, never how the real models compare."), ""]
+
+
 def paper_readme(results: str | Path) -> str:
     """paper/README.md, its figures read from the tables of `results` (the committed demo run,
     which the page names `paper/demo/`)."""
     h = read_headline(results)
-    lines = [INTRO, *_corpus_section(h), *_training_section(h), *_fusion_section(h)]
+    lines = [INTRO, *_corpus_section(h), *_training_section(h), *_fusion_section(h),
+             *_foundation_section(Path(results))]
     return "\n".join(lines) + "\n" + WHY
 
 
