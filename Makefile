@@ -52,7 +52,7 @@ setup-browser:
 	fi
 
 test: setup setup-browser
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not mutation"
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not mutation" --durations=25
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow"
