@@ -14,7 +14,25 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # on the 2-core machine under load). Training workers set their own share (koemo.experiments.workers).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import signal  # noqa: E402
+
 import pytest  # noqa: E402
+
+# A suite started in the background by a non-interactive shell (`bash -c 'make test' &`, some CI
+# runners) inherits SIGINT ignored, and so would every process a test starts: the tests that
+# press Ctrl-C on `koemo train` or a feature build would see it do nothing. A handler here is
+# reset to the default in every child (exec keeps only ignored dispositions).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Start the type check (tests/test_types.py) beside the other tests when it is selected:
+    most tests use one core (OMP_NUM_THREADS=1 above), and a cold mypy run takes ~40 s."""
+    if any(item.nodeid.startswith("tests/test_types.py::test_src_type_checks") for item in items):
+        from tests.test_types import start_type_check
+
+        start_type_check()
 
 TINY_SESSIONS = 5
 TINY_UTTERANCES = 24
