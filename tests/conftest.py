@@ -15,6 +15,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -26,13 +29,37 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+_type_check: list[subprocess.Popen] = []     # mypy over src/koemo, started once
+
+
+def _start_type_check() -> subprocess.Popen:
+    """mypy as `make test` runs it (pyproject's [tool.mypy], from the checkout's root)."""
+    if not _type_check:
+        _type_check.append(subprocess.Popen(
+            [sys.executable, "-m", "mypy"], cwd=Path(__file__).resolve().parents[1], text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+    return _type_check[0]
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Start the type check (tests/test_types.py) beside the other tests when it is selected:
     most tests use one core (OMP_NUM_THREADS=1 above), and a cold mypy run takes ~40 s."""
     if any(item.nodeid.startswith("tests/test_types.py::test_src_type_checks") for item in items):
-        from tests.test_types import start_type_check
+        _start_type_check()
 
-        start_type_check()
+
+def pytest_sessionfinish() -> None:
+    """A run stopped early (-x, a failure) leaves no type check running behind it."""
+    for process in _type_check:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+@pytest.fixture(scope="session")
+def type_check() -> subprocess.Popen:
+    """The whole-tree mypy run: already going when collection selected its test."""
+    return _start_type_check()
 
 TINY_SESSIONS = 5
 TINY_UTTERANCES = 24

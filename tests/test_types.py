@@ -19,21 +19,9 @@ def mypy(*targets: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True)
 
 
-_started: list[subprocess.Popen] = []      # the whole-tree check, started by conftest.py
-
-
-def start_type_check() -> None:
-    """Run mypy over src/koemo in the background while the other tests run (its result is
-    read by the test below)."""
-    if not _started:
-        _started.append(subprocess.Popen([sys.executable, "-m", "mypy"], cwd=REPO, text=True,
-                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
-
-
-def test_src_type_checks_without_an_error():
-    start_type_check()                         # already running when conftest started it
-    output, _ = _started[0].communicate()
-    assert _started[0].returncode == 0, f"mypy found errors in src/koemo:\n{output}"
+def test_src_type_checks_without_an_error(type_check):
+    output, _ = type_check.communicate()       # started by conftest.py beside the other tests
+    assert type_check.returncode == 0, f"mypy found errors in src/koemo:\n{output}"
 
 
 def refused_lines(path: Path) -> dict[int, str]:
