@@ -41,6 +41,8 @@ MODULES = {
     "kemdy20": ("src/koemo/dataset/kemdy20.py", ["tests/test_dataset.py"]),
     "prepare": ("src/koemo/dataset/prepare.py",
                 ["tests/test_prepare.py", "tests/test_prepare_reported_drops.py"]),
+    "collector": ("src/koemo/dataset/collector.py",
+                  ["tests/test_prepare.py", "tests/test_prepare_reported_drops.py"]),
     # Of tests/test_fix_reads.py only the tests of this module's reads: its other tests build a
     # tiny workdir and train a predictor (minutes per mutant on two cores).
     "models": ("src/koemo/modeling/models.py",

@@ -161,7 +161,7 @@ def test_bad_file_of_a_row_is_reported_or_raised(reason, prepared, corpus_copy, 
     assert sid not in set(result.table["segment_id"])
     entry = [e for e in result.report["dropped_rows"] if e["input_problem"]]
     assert len(entry) == 1 and entry[0]["segment_id"] == sid and entry[0]["reason"] == reason
-    # _Collector.drop_row 7/8: the entry's `session` key renamed.
+    # Collector.drop_row: a mutant renaming the entry's `session` key.
     assert entry[0]["session"] == prepared.table.set_index("segment_id").loc[sid, "session"]
     bad_file = txt if reason.endswith("txt") else wav
     assert entry[0]["file"] == str(bad_file) and str(bad_file) in entry[0]["message"]
@@ -216,7 +216,8 @@ def test_misnamed_annotation_file_stops_unless_skipped(prepared, corpus_copy, ti
         "file": str(extra), "reason": "bad_file_name",
         "message": f"{problem} (skipped: --skip-unreadable)"}]
     assert result.report["skipped_unreadable"] == [str(extra)]
-    # --strict stops on it, saying which file and why (_Collector.problem_file 1: no message).
+    # --strict stops on it, saying which file and why (Collector.problem_file: a mutant
+    # dropping the message).
     with pytest.raises(KoemoInputError, match=r"Sess2_eval.csv: annotation file name not "
                                               r"recognised.*\(--strict: stopping at the first"):
         prepare(corpus_copy, tmp_path / "strict", tiny_config, strict=True, progress=False,
@@ -307,7 +308,7 @@ def test_utf8_transcript_is_kept_with_a_note(prepared, corpus_copy, tiny_config,
     assert result.table.set_index("segment_id").loc[sid, "text_encoding"] == "utf-8"
     assert (result.table["text_encoding"].drop(result.table.index[result.table["segment_id"] == sid]) == "cp949").all()
     assert result.report["notes"][0]["segment_id"] == sid
-    # The note names its file (_Collector.note 4/5/6: key renamed or the path lost).
+    # The note names its file (Collector.note: mutants renaming a key or losing the path).
     assert result.report["notes"][0]["file"] == str(txt)
 
 
@@ -372,8 +373,8 @@ def test_cli_prepare_and_strict_error(prepared, corpus_copy, tmp_path, capsys):
 
 def test_recordings_without_signal_are_listed_by_session_and_stop_strict(prepared, tiny_corpus,
                                                                          tiny_config, tmp_path):
-    """_Collector.no_signal_row 5/6 (the `session` key renamed) and 1 (--strict's error without
-    a message): the tiny corpus' planted silent recordings are its only input problems."""
+    """Collector.no_signal_row: mutants renaming the `session` key or dropping --strict's
+    message; the tiny corpus' planted silent recordings are its only input problems."""
     table = prepared.table.set_index("segment_id")
     rows = prepared.report["no_signal_rows"]
     assert rows and prepared.report["input_problems"] == 0

@@ -33,7 +33,7 @@ from koemo.dataset.kemdy20 import ANNOTATION_COLUMNS, NUMERIC_COLUMNS, RATER_COL
 from koemo.errors import KoemoInputError
 
 if TYPE_CHECKING:
-    from koemo.dataset.prepare import _Collector
+    from koemo.dataset.collector import Collector
 
 N_COLUMNS = 43
 SEGMENT_ID_RE = re.compile(r"^Sess(\d{2})_(impro0[1-4]|script0[1-6])_([FM])(\d{3})$")
@@ -161,7 +161,7 @@ def read_annotations(csv_path: str | Path) -> pd.DataFrame:
     return frame
 
 
-def _usable_rows(frame: pd.DataFrame, path: Path, session: int, out: _Collector
+def _usable_rows(frame: pd.DataFrame, path: Path, session: int, out: Collector
                  ) -> dict[str, pd.Series]:
     """Segment ID -> its row, after the one rule for repeated ids (koemo.dataset.duplicates:
     copies keep one row, conflicting rows none), each row left out reported."""
@@ -179,7 +179,7 @@ def _label_file(sid: str, label_source: Kemdy19Labels) -> str | None:
 
 
 def session_frames(session: int, files: dict[str, Path], label_source: Kemdy19Labels,
-                   out: _Collector,
+                   out: Collector,
                    stats: dict, unreadable: list) -> list[tuple[int, Path, pd.DataFrame]]:
     """The label row of every utterance of one session (see module docstring), as
     (session, source file, frame) runs in the order the F file lists them. A file that cannot
@@ -231,7 +231,7 @@ def _runs(session: int, files: dict[str, Path], chosen: list[tuple[str, pd.Serie
     return runs
 
 
-def annotation_frames(data_root: Path, label_source: Kemdy19Labels, out: _Collector
+def annotation_frames(data_root: Path, label_source: Kemdy19Labels, out: Collector
                       ) -> tuple[list, dict, set[str], list[CorpusFileError]]:
     """Every session's label rows (session_frames), counts for the prepare report, every
     Segment ID the annotation files list, and the annotation files that cannot be used (not
@@ -272,7 +272,7 @@ class DialogueFolders:
     `..._M016.wav`) is read for its utterance, with a note, when no utterance of that other
     number exists."""
 
-    def __init__(self, data_root: Path, listed_ids: set[str], out: _Collector):
+    def __init__(self, data_root: Path, listed_ids: set[str], out: Collector):
         self.root = data_root / "wav"
         if not self.root.is_dir():
             raise KoemoInputError(f"{self.root}: no wav folder; --data must be the KEMDy19 root")

@@ -57,6 +57,7 @@ from koemo.dataset.prepare_report import (NO_SIGNAL_POLICY_NOTE, input_problem_c
 from koemo.dataset.prepare_output import (unreadable_inputs_error, workdir_lock,
                                           write_outputs, writing)
 from koemo.dataset.leakage import repeated_transcripts
+from koemo.dataset.collector import Collector
 from koemo.dataset.sessions import account_sessions
 from koemo.dataset.sources import Corpus, open_corpus
 from koemo.dataset.splits import SPLIT_COLUMNS, add_splits, resolve_folds_path
@@ -117,48 +118,6 @@ def input_fingerprint(data_root: Path, cfg: Config) -> str:
                         "wav_rules": wav_rules(cfg), "folds": folds_text}, length=20)
 
 
-class _Collector:
-    """Dropped rows, problem files and notes; raises at the first input problem when strict."""
-
-    def __init__(self, strict: bool):
-        self.strict = strict
-        self.dropped: list[dict] = []
-        self.files: list[dict] = []
-        self.notes: list[dict] = []
-        self.no_signal: list[dict] = []
-        self.sessions: list[dict] = []
-
-    def drop_row(self, segment_id: str, session: int, file: str | Path, reason: str, message: str,
-                 input_problem: bool = True) -> None:
-        if input_problem and self.strict:
-            raise KoemoInputError(f"{message} (--strict: stopping at the first input problem)")
-        self.dropped.append({"segment_id": segment_id, "session": session, "file": str(file),
-                             "reason": reason, "message": message, "input_problem": input_problem})
-
-    def problem_file(self, file: str | Path, reason: str, message: str) -> None:
-        if self.strict:
-            raise KoemoInputError(f"{message} (--strict: stopping at the first input problem)")
-        self.files.append({"file": str(file), "reason": reason, "message": message})
-
-    def session_problem(self, folder: str | Path, reason: str, message: str, **counts: int) -> None:
-        """A session folder holding recordings without any annotation row (dataset.sessions)."""
-        if self.strict:
-            raise KoemoInputError(f"{message} (--strict: stopping at the first input problem)")
-        self.sessions.append({"folder": str(folder), "reason": reason, "message": message,
-                              **counts})
-
-    def no_signal_row(self, segment_id: str, session: int, label: str, err: CorpusFileError) -> None:
-        """A kept row whose recording holds no signal (see module docstring)."""
-        if self.strict:
-            raise KoemoInputError(f"{err} (--strict: stopping at the first input problem)")
-        self.no_signal.append({"segment_id": segment_id, "session": session, "label": label,
-                               "file": str(err.path), "reason": err.reason, "message": str(err)})
-
-    def note(self, segment_id: str | None, file: str | Path, reason: str, message: str) -> None:
-        self.notes.append({"segment_id": segment_id, "file": str(file), "reason": reason,
-                           "message": message})
-
-
 def _label_reason(why: str) -> str:
     """Short code for koemo.dataset.labels.resolve_label's reason text."""
     if why.startswith("tie"):
@@ -168,7 +127,7 @@ def _label_reason(why: str) -> str:
     return "label_not_in_classes"
 
 
-def _check_row(row: Any, csv_path: Path, session: int, out: _Collector,
+def _check_row(row: Any, csv_path: Path, session: int, out: Collector,
                parse: Callable = parse_segment_id) -> Any:
     """Validate the annotation fields of one row; returns its SegmentId or None if dropped.
     (Repeated Segment IDs are left out before: koemo.dataset.duplicates.)"""
@@ -197,7 +156,7 @@ def _check_row(row: Any, csv_path: Path, session: int, out: _Collector,
 
 
 def _read_files(row: Any, folders: WavFolders, session: int, rules: dict, encoding: TranscriptEncoding,
-                out: _Collector, clean: Callable = clean_transcript) -> tuple | None:
+                out: Collector, clean: Callable = clean_transcript) -> tuple | None:
     """Check the wav and read the transcript of one row; None when either is unusable."""
     sid = row.segment_id
     wav = folders.locate(session, sid, ".wav")
@@ -240,7 +199,7 @@ def _read_files(row: Any, folders: WavFolders, session: int, rules: dict, encodi
     return wav, txt, text_raw, duration, content, used
 
 
-def _read_annotation_files(files: list[tuple[int, Path]], folders: WavFolders, out: _Collector
+def _read_annotation_files(files: list[tuple[int, Path]], folders: WavFolders, out: Collector
                            ) -> tuple[list, list[CorpusFileError]]:
     """(session, path, frame) of every readable annotation file, and the unreadable ones. The
     rows a readable file could not parse are dropped here, with their line numbers (their
@@ -263,7 +222,7 @@ def _read_annotation_files(files: list[tuple[int, Path]], folders: WavFolders, o
     return frames, unreadable
 
 
-def _skip_or_stop(unreadable: list[CorpusFileError], skip: bool, out: _Collector) -> None:
+def _skip_or_stop(unreadable: list[CorpusFileError], skip: bool, out: Collector) -> None:
     """A corpus file or folder that cannot be read stops prepare, before any heavy work and
     naming all of them, unless the user chose to go on without them (--skip-unreadable)."""
     if unreadable and not skip:
@@ -273,7 +232,7 @@ def _skip_or_stop(unreadable: list[CorpusFileError], skip: bool, out: _Collector
 
 
 def _annotation_rows(data_root: Path, corpus: Corpus,
-                     out: _Collector) -> tuple[list, Any, list[CorpusFileError], int]:
+                     out: Collector) -> tuple[list, Any, list[CorpusFileError], int]:
     """(frames, wav folders, unusable annotation files and folders, rows read) of the corpus."""
     if corpus.frames is not None:
         # Rows the corpus reader already left out (KEMDy19's repeated ids) were read too.
@@ -307,7 +266,7 @@ def _record(row: Any, session: int, parsed: Any, found: tuple, label: str, class
 
 
 def scan_corpus(data_root: Path, cfg: Config, strict: bool = False, progress: bool = True,
-                skip_unreadable: bool = False) -> tuple[list[dict], _Collector, dict]:
+                skip_unreadable: bool = False) -> tuple[list[dict], Collector, dict]:
     """Read every annotation row and its files -> (records of kept rows, collector, counts)."""
     from tqdm.auto import tqdm
 
@@ -317,7 +276,7 @@ def scan_corpus(data_root: Path, cfg: Config, strict: bool = False, progress: bo
         classes = classes_for(policy, data.classes)
     except ValueError as err:
         raise KoemoInputError(f"data.label_policy: {err}") from err
-    out = _Collector(strict)
+    out = Collector(strict)
     corpus = open_corpus(data_root, data, out)
     frames, folders, unreadable, total = _annotation_rows(data_root, corpus, out)
     _skip_or_stop(unreadable, skip_unreadable, out)
@@ -370,7 +329,7 @@ def build_table(records: list[dict], cfg: Config) -> pd.DataFrame:
 
 
 def make_report(data_root: Path, workdir: Path, cfg: Config, fp: str, table: pd.DataFrame,
-                out: _Collector, counts: dict) -> dict:
+                out: Collector, counts: dict) -> dict:
     reasons = (Counter(d["reason"] for d in out.dropped) + Counter(f["reason"] for f in out.files)
                + Counter(s["reason"] for s in out.sessions))
     return {

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from koemo.dataset.prepare import _Collector
+    from koemo.dataset.collector import Collector
     from koemo.dataset.sources import Corpus
 
 SESSION_FOLDER_RE = re.compile(r"^Session(\d+)$")
@@ -58,7 +58,7 @@ def _why_no_rows(folder: str, annotation_root: Path, corpus: Corpus, skipped: li
     return "; ".join(parts)
 
 
-def account_sessions(folders: Any, out: _Collector, records: list[dict], corpus: Corpus,
+def account_sessions(folders: Any, out: Collector, records: list[dict], corpus: Corpus,
                      annotation_root: Path,
                      skipped: list[str]) -> dict[str, dict]:
     """Counts per session folder (module docstring); reports to `out` each session folder

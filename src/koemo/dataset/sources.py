@@ -16,7 +16,7 @@ from koemo.dataset import kemdy19, kemdy20
 from koemo.dataset.corpora import corpus_of
 
 if TYPE_CHECKING:
-    from koemo.dataset.prepare import _Collector
+    from koemo.dataset.collector import Collector
 
 
 class Corpus(NamedTuple):
@@ -35,7 +35,7 @@ class Corpus(NamedTuple):
     name_pattern: str           # how annotation files must be named
 
 
-def open_corpus(data_root: Path, data: Data, out: _Collector) -> Corpus:
+def open_corpus(data_root: Path, data: Data, out: Collector) -> Corpus:
     """The readers of the corpus under `data_root` (data.corpus, or detected from its files)."""
     name = corpus_of(data_root, data)
     if name == "kemdy19":
